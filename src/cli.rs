@@ -1,0 +1,398 @@
+//! The `parley` command line: the binary's edge, where errors get context.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::command::{Command, MAX_COMMAND_BYTES};
+use crate::export::{export, import, ImportError};
+use crate::ledger::{Ledger, OpenReport, Options, Ticket};
+use crate::record::to_hex;
+use crate::sequencer::AppendError;
+use crate::verify::verify_dir;
+
+/// Commands waiting for their acknowledgement in `parley run`.
+const RUN_IN_FLIGHT: usize = 4096;
+
+#[derive(Parser)]
+#[command(name = "parley", version, about = "A coordination ledger for the AI agents that run an online store", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the demo: a scripted store written into a fresh ledger, then verified.
+    Demo {
+        /// Where to write the ledger (default: a new directory under the system temp dir).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Print a JSON summary instead of the timeline.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append commands from a JSON Lines file (or `-` for stdin); print one JSON result per line.
+    Run {
+        #[arg(long)]
+        data: PathBuf,
+        /// File of commands, one JSON object per line; `-` reads stdin.
+        file: PathBuf,
+    },
+    /// Recompute the whole hash chain (read-only). Exit 1 on any damage.
+    Verify {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Also check that the derived store (sled) agrees with the log.
+        #[arg(long)]
+        derived: bool,
+    },
+    /// Write the log as JSON Lines (one record per line, with hashes).
+    Export {
+        #[arg(long)]
+        data: PathBuf,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Rebuild a ledger in a new directory from an export, only if every hash verifies.
+    Import {
+        #[arg(long)]
+        data: PathBuf,
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the derived store (sled) and rebuild it from the log.
+    Rebuild {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Print the JSON Schemas of the public formats, or write them into a directory.
+    Schema {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let level = match std::env::var("PARLEY_LOG").as_deref() {
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("info") => tracing::Level::INFO,
+        Ok("warn") => tracing::Level::WARN,
+        _ => tracing::Level::ERROR,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("parley: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cmd: Cmd) -> Result<ExitCode> {
+    match cmd {
+        Cmd::Demo { data, json } => crate::demo::run_cli(data, json),
+        Cmd::Run { data, file } => run(&data, &file),
+        Cmd::Verify {
+            data,
+            json,
+            derived,
+        } => verify(&data, json, derived),
+        Cmd::Export { data, out } => {
+            let ledger = open(&data)?;
+            let count = match &out {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("create {}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    let n = export(&ledger, &mut w)?;
+                    w.into_inner()
+                        .map_err(|e| e.into_error())
+                        .and_then(|f| f.sync_all())
+                        .with_context(|| format!("write {}", path.display()))?;
+                    n
+                }
+                None => export(&ledger, &mut std::io::stdout().lock())?,
+            };
+            ledger.close()?;
+            let to = out.map_or("stdout".into(), |p| p.display().to_string());
+            eprintln!("exported {count} records to {to}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Import { data, file, json } => match import(&data, &file, Options::default()) {
+            Ok((ledger, count)) => {
+                let head = ledger.head().map(|h| (h.seq, to_hex(&h.hash)));
+                ledger.close()?;
+                let (seq, hash) = head.unwrap_or_default();
+                if json {
+                    let out = serde_json::json!({"ok": true, "records": count, "head_seq": seq, "head_hash": hash});
+                    println!("{out}");
+                } else {
+                    println!("imported {count} records into {}; head seq {seq}, head hash {hash}", data.display());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(ImportError::BadRecord { seq, reason }) => {
+                if json {
+                    let out = serde_json::json!({"ok": false, "first_bad_seq": seq, "reason": reason});
+                    println!("{out}");
+                } else {
+                    eprintln!("parley: import refused: record seq {seq} does not verify: {reason}");
+                }
+                Ok(ExitCode::FAILURE)
+            }
+            Err(e) => Err(e).context("import"),
+        },
+        Cmd::Rebuild { data } => {
+            ensure_ledger(&data)?;
+            let (ledger, _) = Ledger::open_rebuilding(&data, Options::default())
+                .with_context(|| format!("open {}", data.display()))?;
+            let head = ledger.head().map_or(0, |h| h.seq);
+            let diff = ledger.derived_differences()?;
+            ledger.close()?;
+            if let Some(d) = diff {
+                bail!("rebuilt store disagrees with the log: {d}");
+            }
+            println!("rebuilt the derived store of {} from {head} records", data.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Schema { out } => {
+            for (name, text) in crate::schema::all() {
+                match &out {
+                    Some(dir) => {
+                        let path = dir.join(name);
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("write {}", path.display()))?;
+                        eprintln!("wrote {}", path.display());
+                    }
+                    None => print!("{text}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn ensure_ledger(data: &Path) -> Result<()> {
+    if !data.join("log").is_dir() {
+        bail!("{} holds no ledger (no log/ directory)", data.display());
+    }
+    Ok(())
+}
+
+/// Opens an existing ledger and tells the operator what recovery did.
+fn open(data: &Path) -> Result<Ledger> {
+    ensure_ledger(data)?;
+    let (ledger, report) =
+        Ledger::open(data, Options::default()).with_context(|| format!("open {}", data.display()))?;
+    tell_recovery(&report);
+    Ok(ledger)
+}
+
+fn tell_recovery(report: &OpenReport) {
+    if let Some(t) = &report.recovery.torn_tail {
+        eprintln!(
+            "parley: recovered: cut off a torn final batch at seq {} ({} bytes at offset {} of {}; it was never acknowledged)",
+            t.seq,
+            t.bytes,
+            t.offset,
+            t.segment.display()
+        );
+    }
+    if let Some(why) = &report.derived.rebuilt_because {
+        eprintln!("parley: rebuilt the derived store from the log: {why}");
+    }
+}
+
+fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
+    let mut report = match verify_dir(data) {
+        Ok(r) => r,
+        Err(e) if json => {
+            println!("{}", serde_json::json!({"ok": false, "reason": e.to_string()}));
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e).context("verify"),
+    };
+    if report.ok && derived {
+        let ledger = open(data)?;
+        if let Some(d) = ledger.derived_differences()? {
+            report.ok = false;
+            report.reason = Some(format!("derived store disagrees with the log: {d}"));
+        }
+        ledger.close()?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if report.ok {
+        println!(
+            "ok: {} records, head seq {}, head hash {}",
+            report.records.unwrap_or(0),
+            report.head_seq.unwrap_or(0),
+            report.head_hash.as_deref().unwrap_or("")
+        );
+    } else {
+        println!(
+            "DAMAGED at seq {}: {}",
+            report.first_bad_seq.map_or("-".into(), |s| s.to_string()),
+            report.reason.as_deref().unwrap_or("")
+        );
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One line of `parley run` output.
+#[derive(Serialize)]
+struct RunResult {
+    line: u64,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+enum Pending {
+    Ticket(u64, Ticket),
+    Failed(u64, String),
+}
+
+fn result_of(pending: Pending) -> RunResult {
+    let (line, outcome) = match pending {
+        Pending::Ticket(line, t) => (line, t.wait().map_err(|e: AppendError| e.to_string())),
+        Pending::Failed(line, e) => (line, Err(e)),
+    };
+    match outcome {
+        Ok(ack) => RunResult {
+            line,
+            ok: true,
+            seq: Some(ack.seq),
+            hash: Some(to_hex(&ack.hash)),
+            recorded_at_ms: Some(ack.recorded_at_ms),
+            duplicate: ack.duplicate,
+            error: None,
+        },
+        Err(error) => RunResult {
+            line,
+            ok: false,
+            seq: None,
+            hash: None,
+            recorded_at_ms: None,
+            duplicate: false,
+            error: Some(error),
+        },
+    }
+}
+
+/// Reads one line of at most `MAX_COMMAND_BYTES`; `Ok(None)` at end of input.
+fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> Result<Option<std::result::Result<(), String>>> {
+    buf.clear();
+    let limit = MAX_COMMAND_BYTES as u64 + 1;
+    let n = (&mut *input).take(limit).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') && buf.len() as u64 == limit {
+        // Skip the rest of the oversized line.
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let m = (&mut *input).take(1 << 16).read_until(b'\n', &mut rest)?;
+            if m == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        return Ok(Some(Err(format!(
+            "line is longer than {MAX_COMMAND_BYTES} bytes"
+        ))));
+    }
+    Ok(Some(Ok(())))
+}
+
+fn run(data: &Path, file: &Path) -> Result<ExitCode> {
+    let (ledger, report) =
+        Ledger::open(data, Options::default()).with_context(|| format!("open {}", data.display()))?;
+    tell_recovery(&report);
+    let mut input: Box<dyn BufRead> = if file == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?;
+        Box::new(BufReader::with_capacity(1 << 20, f))
+    };
+    let (tx, rx) = crossbeam_channel::bounded::<Pending>(RUN_IN_FLIGHT);
+    let printer = std::thread::spawn(move || -> Result<u64> {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut failures = 0;
+        while let Ok(p) = rx.recv() {
+            let r = result_of(p);
+            failures += u64::from(!r.ok);
+            serde_json::to_writer(&mut out, &r)?;
+            out.write_all(b"\n")?;
+            if rx.is_empty() {
+                out.flush()?;
+            }
+        }
+        out.flush()?;
+        Ok(failures)
+    });
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    while let Some(read) = read_line(&mut *input, &mut buf)? {
+        line_no += 1;
+        let pending = match read {
+            Err(e) => Pending::Failed(line_no, e),
+            Ok(()) => {
+                let text = String::from_utf8_lossy(&buf);
+                let text = text.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                match Command::parse(text).map_err(|e| e.to_string()) {
+                    Ok(cmd) => match ledger.submit(cmd) {
+                        Ok(t) => Pending::Ticket(line_no, t),
+                        Err(e) => Pending::Failed(line_no, e.to_string()),
+                    },
+                    Err(e) => Pending::Failed(line_no, e),
+                }
+            }
+        };
+        if tx.send(pending).is_err() {
+            break; // the printer stopped (stdout closed)
+        }
+    }
+    drop(tx);
+    let failures = printer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the output thread panicked"))??;
+    ledger.close()?;
+    if failures > 0 {
+        eprintln!("parley: {failures} of {line_no} lines were not appended");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,235 @@
+//! Export and import: the log as JSON Lines, one record per line, with its hashes.
+//! Import re-encodes every record, recomputes every hash and refuses the file at
+//! the first record that does not verify, so it is also the tamper check.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{Ledger, LedgerError, Options};
+use crate::log::segment::SegmentLog;
+use crate::log::{EncodedRecord, LogEngine, LogError};
+use crate::record::{chain_hash, hash_from_hex, to_hex, Body, Envelope, Record, StoredRecord, ZERO_HASH};
+
+/// Records written per batch during import.
+const IMPORT_BATCH: usize = 1024;
+
+/// One line of an export: a record, its hashes in hex, its envelope and body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedRecord {
+    pub seq: u64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub format: u16,
+    pub recorded_at_ms: u64,
+    pub producer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
+    pub body: Body,
+}
+
+impl From<&StoredRecord> for ExportedRecord {
+    fn from(r: &StoredRecord) -> ExportedRecord {
+        let env = &r.record.envelope;
+        ExportedRecord {
+            seq: env.seq,
+            prev_hash: to_hex(&r.prev_hash),
+            hash: to_hex(&r.hash),
+            format: env.format,
+            recorded_at_ms: env.recorded_at_ms,
+            producer: env.producer.clone(),
+            idempotency_key: env.idempotency_key.clone(),
+            causation: env.causation,
+            correlation: env.correlation.clone(),
+            body: r.record.body.clone(),
+        }
+    }
+}
+
+/// Why an import was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("record seq {seq} does not verify: {reason}")]
+    BadRecord { seq: u64, reason: String },
+    #[error("{} already holds a ledger; import into a new directory", .0.display())]
+    NotEmpty(PathBuf),
+    #[error("the export holds no records")]
+    Empty,
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Writes every durable record of `ledger` as JSON Lines; returns the count.
+pub fn export(ledger: &Ledger, out: &mut dyn Write) -> Result<u64, LedgerError> {
+    let mut count = 0;
+    let mut io_error = None;
+    ledger.scan(1, u64::MAX, &mut |r| {
+        let line = serde_json::to_string(&ExportedRecord::from(&r))
+            .map_err(|e| LogError::Layout(format!("cannot encode record as JSON: {e}")))?;
+        if let Err(e) = writeln!(out, "{line}") {
+            io_error = Some(e);
+            return Err(LogError::Layout("export output failed".into()));
+        }
+        count += 1;
+        Ok(())
+    })
+    .map_err(|e| match io_error.take() {
+        Some(source) => LedgerError::Io {
+            op: "write",
+            path: PathBuf::from("export output"),
+            source,
+        },
+        None => LedgerError::Log(e),
+    })?;
+    out.flush().map_err(|source| LedgerError::Io {
+        op: "flush",
+        path: PathBuf::from("export output"),
+        source,
+    })?;
+    Ok(count)
+}
+
+/// Checks one exported line against the chain so far and re-encodes it.
+fn check_line(
+    line: &str,
+    expected_seq: u64,
+    prev: &[u8; 32],
+    last_at: u64,
+) -> Result<(EncodedRecord, u64), String> {
+    let ex: ExportedRecord = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if ex.seq != expected_seq {
+        return Err(format!("line holds seq {}, expected seq {expected_seq}", ex.seq));
+    }
+    let prev_hash = hash_from_hex(&ex.prev_hash).ok_or("prev_hash is not 64 hex digits")?;
+    let hash = hash_from_hex(&ex.hash).ok_or("hash is not 64 hex digits")?;
+    if prev_hash != *prev {
+        return Err("prev_hash does not link to the previous record".into());
+    }
+    match (&ex.body, ex.seq) {
+        (Body::Genesis { .. }, 1) => {}
+        (Body::Genesis { .. }, _) => return Err("a genesis record after seq 1".into()),
+        (_, 1) => return Err("seq 1 is not a genesis record".into()),
+        _ => {}
+    }
+    if ex.recorded_at_ms < last_at {
+        return Err("recorded_at_ms goes backwards".into());
+    }
+    let record = Record {
+        envelope: Envelope {
+            format: ex.format,
+            seq: ex.seq,
+            recorded_at_ms: ex.recorded_at_ms,
+            producer: ex.producer,
+            idempotency_key: ex.idempotency_key,
+            causation: ex.causation,
+            correlation: ex.correlation,
+        },
+        body: ex.body,
+    };
+    if record.envelope.format != crate::record::FORMAT_VERSION {
+        return Err(format!("unknown format version {}", record.envelope.format));
+    }
+    let payload = record.canonical_bytes().map_err(|e| e.to_string())?;
+    if chain_hash(&prev_hash, &payload) != hash {
+        return Err("hash does not match the record's content (was it changed?)".into());
+    }
+    let at = record.envelope.recorded_at_ms;
+    let enc = EncodedRecord {
+        seq: ex.seq,
+        recorded_at_ms: at,
+        prev_hash,
+        hash,
+        payload,
+    };
+    Ok((enc, at))
+}
+
+/// Rebuilds a ledger in `dir` (which must hold none) from an export, only if
+/// every record verifies. The log is written beside its final place and moved
+/// there once complete, so a refused import leaves no ledger behind.
+pub fn import(dir: &Path, file: &Path, opts: Options) -> Result<(Ledger, u64), ImportError> {
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ImportError::Io { op, path, source }
+    };
+    let log_dir = dir.join("log");
+    if log_dir.exists() {
+        return Err(ImportError::NotEmpty(dir.to_path_buf()));
+    }
+    std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+    let staging = dir.join("log.importing");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io("remove", &staging))?;
+    }
+    let result = import_into(&staging, file, opts.segment_bytes);
+    match result {
+        Ok(count) => {
+            std::fs::rename(&staging, &log_dir).map_err(io("rename", &staging))?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("fsync directory", dir))?;
+            let (ledger, _) = Ledger::open(dir, opts)?;
+            Ok((ledger, count))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
+}
+
+fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, ImportError> {
+    let input = File::open(file).map_err(|source| ImportError::Io {
+        op: "open",
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let (mut engine, _) = SegmentLog::open(staging, segment_bytes)?;
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let (mut prev, mut last_at, mut seq) = (ZERO_HASH, 0u64, 0u64);
+    for (index, line) in BufReader::new(input).lines().enumerate() {
+        let line = line.map_err(|source| ImportError::Io {
+            op: "read",
+            path: file.to_path_buf(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (enc, at) = check_line(&line, seq + 1, &prev, last_at).map_err(|reason| {
+            ImportError::BadRecord {
+                seq: seq + 1,
+                reason: format!("line {}: {reason}", index + 1),
+            }
+        })?;
+        seq += 1;
+        prev = enc.hash;
+        last_at = at;
+        batch.push(enc);
+        if batch.len() == IMPORT_BATCH {
+            engine.append(&batch)?;
+            batch.clear();
+        }
+    }
+    engine.append(&batch)?;
+    if seq == 0 {
+        return Err(ImportError::Empty);
+    }
+    Ok(seq)
+}

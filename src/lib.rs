@@ -1,0 +1,21 @@
+//! parley: a coordination ledger for the AI agents that run an online store.
+//!
+//! The pure core (`record`, `value`, `command`, `derived::entries_of`) does no I/O and
+//! reads no clock; the shell (`log` engines, `sequencer`, `ledger`, `cli`) does.
+//! See ARCHITECTURE.md for the map and the invariants.
+
+pub mod cli;
+pub mod command;
+pub mod demo;
+pub mod derived;
+pub mod export;
+pub mod ledger;
+pub mod log;
+pub mod record;
+pub mod schema;
+pub mod sequencer;
+pub mod value;
+pub mod verify;
+
+pub use command::Command;
+pub use ledger::{Ledger, Options};

@@ -1,0 +1,329 @@
+//! The segment-file engine: `DIR/log/<first_seq:020>.seg`, each a 64-byte header
+//! then frames, preallocated so that a batch's fdatasync writes data, not size.
+//!
+//! Recovery on open scans only the last segment. A bad frame there is a torn
+//! tail when no self-valid frame of a later write batch follows it (the batch was
+//! never fsynced, so never acknowledged): it is truncated and reported. Otherwise
+//! acknowledged data is damaged and open refuses with `Corrupt`, naming the seq.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::frame::{later_batch_exists, parse_frame, write_frame, Parsed};
+use super::scan::{
+    check_segment_header, list_segments, scan_dir, segment_header, segment_name,
+    SEGMENT_HEADER_BYTES,
+};
+use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Visit};
+use crate::record::Record;
+
+/// Default preallocated size of a segment.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// What recovery found and did on open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// A torn final batch (never acknowledged) that was cut off: the seq its first
+    /// damaged frame would have had, where it started, and how many bytes it had.
+    pub torn_tail: Option<TornTail>,
+    /// Leftover temporary files of an interrupted segment creation, removed.
+    pub removed_temp_files: u32,
+}
+
+/// A torn final batch that recovery truncated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    pub seq: u64,
+    pub segment: PathBuf,
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+struct Active {
+    file: File,
+    path: PathBuf,
+    write_offset: u64,
+    capacity: u64,
+}
+
+/// The durable engine.
+pub struct SegmentLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    active: Option<Active>,
+    head: Option<Head>,
+    buf: Vec<u8>,
+}
+
+/// Makes a file `len` bytes long with its blocks allocated.
+fn preallocate(file: &File, len: u64, path: &Path) -> Result<(), LogError> {
+    use std::os::fd::AsRawFd;
+    let off = libc::off_t::try_from(len)
+        .map_err(|_| LogError::Layout(format!("segment size {len} is too large")))?;
+    // SAFETY: the fd is open and owned by `file` for the duration of the call.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off) };
+    match rc {
+        0 => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => file
+            .set_len(len)
+            .map_err(|e| LogError::io("extend", path, e)),
+        errno => Err(LogError::io(
+            "preallocate",
+            path,
+            std::io::Error::from_raw_os_error(errno),
+        )),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io("fsync directory", dir, e))
+}
+
+impl SegmentLog {
+    /// Opens (or creates) the log in `dir`, recovering its tail.
+    pub fn open(dir: &Path, segment_bytes: u64) -> Result<(SegmentLog, Recovery), LogError> {
+        assert!(segment_bytes >= 4096, "segment size must be at least 4 KiB");
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io("create directory", dir, e))?;
+        let mut recovery = Recovery::default();
+        for entry in std::fs::read_dir(dir).map_err(|e| LogError::io("read directory", dir, e))? {
+            let entry = entry.map_err(|e| LogError::io("read directory", dir, e))?;
+            if entry.file_name().to_string_lossy().ends_with(".seg.tmp") {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+                recovery.removed_temp_files += 1;
+            }
+        }
+        let segments = list_segments(dir)?;
+        let mut log = SegmentLog {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            active: None,
+            head: None,
+            buf: Vec::new(),
+        };
+        let Some((last_first, last_path)) = segments.last().cloned() else {
+            return Ok((log, recovery));
+        };
+        let (end, tail_head, torn) = recover_segment(&last_path, last_first)?;
+        recovery.torn_tail = torn;
+        log.head = match tail_head {
+            Some(h) => Some(h),
+            None if segments.len() >= 2 => {
+                // The last segment is empty: the head is the end of the one before.
+                let (prev_first, _) = segments[segments.len() - 2];
+                let mut ignore = |_| Ok(());
+                let head = scan_dir(dir, prev_first, last_first - 1, &mut ignore)?;
+                if head.map(|h| h.seq) != Some(last_first - 1) {
+                    return Err(LogError::Corrupt {
+                        seq: head.map_or(prev_first, |h| h.seq + 1),
+                        reason: format!(
+                            "segment {} is empty and the one before does not end at seq {}",
+                            last_path.display(),
+                            last_first - 1
+                        ),
+                    });
+                }
+                head
+            }
+            None if last_first == 1 => None,
+            None => {
+                return Err(LogError::Corrupt {
+                    seq: 1,
+                    reason: format!("the only segment starts at seq {last_first}"),
+                })
+            }
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&last_path)
+            .map_err(|e| LogError::io("open", &last_path, e))?;
+        let capacity = file
+            .metadata()
+            .map_err(|e| LogError::io("stat", &last_path, e))?
+            .len();
+        log.active = Some(Active {
+            file,
+            path: last_path,
+            write_offset: end,
+            capacity,
+        });
+        Ok((log, recovery))
+    }
+
+    fn create_segment(&self, first_seq: u64, capacity: u64) -> Result<Active, LogError> {
+        let path = self.dir.join(segment_name(first_seq));
+        let tmp = self.dir.join(format!("{}.tmp", segment_name(first_seq)));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| LogError::io("create", &tmp, e))?;
+        preallocate(&file, capacity, &tmp)?;
+        file.write_all_at(&segment_header(first_seq), 0)
+            .map_err(|e| LogError::io("write", &tmp, e))?;
+        file.sync_all().map_err(|e| LogError::io("fsync", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LogError::io("rename", &tmp, e))?;
+        sync_dir(&self.dir)?;
+        Ok(Active {
+            file,
+            path,
+            write_offset: SEGMENT_HEADER_BYTES as u64,
+            capacity,
+        })
+    }
+}
+
+/// Scans the last segment. Returns the end of its valid data, its last record,
+/// and the torn tail it truncated, if any.
+fn recover_segment(
+    path: &Path,
+    first_seq: u64,
+) -> Result<(u64, Option<Head>, Option<TornTail>), LogError> {
+    let data = std::fs::read(path).map_err(|e| LogError::io("read", path, e))?;
+    check_segment_header(&data, first_seq).map_err(|reason| LogError::Corrupt {
+        seq: first_seq,
+        reason: format!("{}: {reason}", path.display()),
+    })?;
+    let mut at = SEGMENT_HEADER_BYTES;
+    let mut seq = first_seq;
+    let mut prev: Option<[u8; 32]> = None;
+    let mut head = None;
+    loop {
+        let problem = match parse_frame(&data[at..]) {
+            Parsed::End => return Ok((at as u64, head, None)),
+            Parsed::Bad(reason) => reason,
+            Parsed::Frame(f) => match Record::decode(f.payload) {
+                _ if !f.self_valid() => "record hash does not match its bytes".to_owned(),
+                _ if prev.is_some_and(|p| p != f.prev_hash) => {
+                    "prev_hash does not link to the previous record".to_owned()
+                }
+                Err(e) => e.to_string(),
+                Ok(r) if r.envelope.seq != seq => {
+                    format!("record says seq {}, its position is {seq}", r.envelope.seq)
+                }
+                Ok(r) => {
+                    head = Some(Head {
+                        seq,
+                        hash: f.hash,
+                        recorded_at_ms: r.envelope.recorded_at_ms,
+                    });
+                    prev = Some(f.hash);
+                    at += f.len;
+                    seq += 1;
+                    continue;
+                }
+            },
+        };
+        if later_batch_exists(&data, at, seq) {
+            return Err(LogError::Corrupt {
+                seq,
+                reason: format!(
+                    "{} offset {at}: {problem} (later batches follow, so this was acknowledged)",
+                    path.display()
+                ),
+            });
+        }
+        // A torn final batch: cut it off, keep the preallocation.
+        let bytes = data[at..]
+            .iter()
+            .rposition(|b| *b != 0)
+            .map_or(0, |p| p as u64 + 1);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| LogError::io("open", path, e))?;
+        let len = data.len() as u64;
+        file.set_len(at as u64)
+            .map_err(|e| LogError::io("truncate", path, e))?;
+        preallocate(&file, len, path)?;
+        file.sync_all().map_err(|e| LogError::io("fsync", path, e))?;
+        tracing::warn!(
+            seq,
+            offset = at,
+            bytes,
+            "truncated a torn final batch (never acknowledged): {problem}"
+        );
+        let torn = TornTail {
+            seq,
+            segment: path.to_path_buf(),
+            offset: at as u64,
+            bytes,
+        };
+        return Ok((at as u64, head, Some(torn)));
+    }
+}
+
+impl LogEngine for SegmentLog {
+    fn head(&self) -> Option<Head> {
+        self.head
+    }
+
+    fn append(&mut self, batch: &[EncodedRecord]) -> Result<(), LogError> {
+        let Some(first) = batch.first() else {
+            return Ok(());
+        };
+        check_continues(self.head, batch)?;
+        self.buf.clear();
+        for record in batch {
+            write_frame(&mut self.buf, first.seq, record);
+        }
+        let len = self.buf.len() as u64;
+        let fits = self.active.as_ref().is_some_and(|a| {
+            a.write_offset + len <= a.capacity || a.write_offset == SEGMENT_HEADER_BYTES as u64
+        });
+        if !fits {
+            let capacity = self
+                .segment_bytes
+                .max(SEGMENT_HEADER_BYTES as u64 + len);
+            self.active = Some(self.create_segment(first.seq, capacity)?);
+        }
+        let active = self
+            .active
+            .as_mut()
+            .ok_or_else(|| LogError::Layout("no active segment".into()))?;
+        if active.write_offset + len > active.capacity {
+            // An empty segment and a batch larger than the segment size.
+            active.capacity = active.write_offset + len;
+            preallocate(&active.file, active.capacity, &active.path)?;
+        }
+        active
+            .file
+            .write_all_at(&self.buf, active.write_offset)
+            .map_err(|e| LogError::io("write", &active.path, e))?;
+        active
+            .file
+            .sync_data()
+            .map_err(|e| LogError::io("fdatasync", &active.path, e))?;
+        active.write_offset += len;
+        let last = &batch[batch.len() - 1];
+        self.head = Some(Head {
+            seq: last.seq,
+            hash: last.hash,
+            recorded_at_ms: last.recorded_at_ms,
+        });
+        Ok(())
+    }
+
+    fn reader(&self) -> Arc<dyn LogReader> {
+        Arc::new(SegmentReader {
+            dir: self.dir.clone(),
+        })
+    }
+}
+
+/// Reads segment files from any thread, independently of the writer.
+pub struct SegmentReader {
+    pub dir: PathBuf,
+}
+
+impl LogReader for SegmentReader {
+    fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError> {
+        scan_dir(&self.dir, from, to, visit).map(|_| ())
+    }
+}

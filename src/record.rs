@@ -1,0 +1,272 @@
+//! Records: the envelope and typed body of every entry in the log, their canonical
+//! encoding and their chain hash.
+//!
+//! Architecture invariant: this module is pure. It does no I/O, reads no clock and
+//! uses no floats. The canonical bytes of a record are `bincode 2.0.1` with
+//! [`codec_config`] (fixed-width little-endian integers, 1 MiB limit); they never
+//! change for a given `FORMAT_VERSION`, and `tests/golden/` holds the byte vectors
+//! that prove it.
+
+use std::collections::BTreeMap;
+
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+use crate::value::Value;
+
+/// Version of the record schema (envelope + body). Stored in every envelope.
+pub const FORMAT_VERSION: u16 = 1;
+/// Largest canonical encoding of one record, in bytes.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Longest identifier (producer, entity, attribute, topic, key), in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// A blake3 digest.
+pub type Hash = [u8; 32];
+/// The `prev_hash` of the genesis record.
+pub const ZERO_HASH: Hash = [0; 32];
+
+/// The one bincode configuration of format version 1.
+pub type CodecConfig = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Fixint,
+    bincode::config::Limit<MAX_RECORD_BYTES>,
+>;
+
+/// The one bincode configuration of format version 1.
+pub fn codec_config() -> CodecConfig {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<MAX_RECORD_BYTES>()
+}
+
+/// Metadata every record carries, assigned by the sequencer (seq, time) or taken
+/// from the command (producer, keys).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Record schema version ([`FORMAT_VERSION`]).
+    pub format: u16,
+    /// Gapless position in the log, from 1.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch; never decreases along the log.
+    pub recorded_at_ms: u64,
+    /// The agent or human (or `parley` itself) that produced the record.
+    pub producer: String,
+    /// Producer-chosen key that makes a retried command append nothing.
+    pub idempotency_key: Option<String>,
+    /// The seq of the record that caused this one.
+    pub causation: Option<u64>,
+    /// A grouping id, e.g. a workflow run.
+    pub correlation: Option<String>,
+}
+
+/// The typed content of a record.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Body {
+    /// Always seq 1: names the ledger and its format.
+    Genesis { ledger_id: String, format: u16 },
+    /// A fact about an entity: `entity.attribute = value`.
+    Fact {
+        entity: String,
+        attribute: String,
+        value: Value,
+    },
+    /// An event announced to every agent.
+    Broadcast {
+        topic: String,
+        entity: Option<String>,
+        #[serde(default)]
+        detail: BTreeMap<String, Value>,
+    },
+}
+
+impl Body {
+    /// The record kind's name, as used in JSON (`kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Genesis { .. } => "genesis",
+            Body::Fact { .. } => "fact",
+            Body::Broadcast { .. } => "broadcast",
+        }
+    }
+
+    /// The entities this record is about (for the entity index), in a fixed order.
+    pub fn entities(&self) -> Vec<&str> {
+        match self {
+            Body::Genesis { .. } => Vec::new(),
+            Body::Fact { entity, .. } => vec![entity.as_str()],
+            Body::Broadcast { entity, .. } => entity.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// One record as it stands in the log, without its hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Record {
+    pub envelope: Envelope,
+    pub body: Body,
+}
+
+/// A record with the hashes that chain it into the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub prev_hash: Hash,
+    pub hash: Hash,
+    pub record: Record,
+}
+
+/// Why bytes are not a record.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record is {0} bytes encoded; the limit is {MAX_RECORD_BYTES}")]
+    TooLarge(usize),
+    #[error("record does not encode: {0}")]
+    Encode(String),
+    #[error("record does not decode: {0}")]
+    Decode(String),
+    #[error("record decodes from {used} of its {len} bytes")]
+    TrailingBytes { used: usize, len: usize },
+    #[error("record has format version {0}; this build reads version {FORMAT_VERSION}")]
+    UnknownFormat(u16),
+}
+
+impl Record {
+    /// The canonical bytes that are hashed and stored.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, RecordError> {
+        // bincode applies its limit when decoding only; the encoder is checked here.
+        let bytes = bincode::encode_to_vec(self, codec_config())
+            .map_err(|e| RecordError::Encode(e.to_string()))?;
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(RecordError::TooLarge(bytes.len()));
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes canonical bytes; every byte must be used.
+    pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+        let (record, used): (Record, usize) =
+            bincode::decode_from_slice(bytes, codec_config())
+                .map_err(|e| RecordError::Decode(e.to_string()))?;
+        if used != bytes.len() {
+            return Err(RecordError::TrailingBytes {
+                used,
+                len: bytes.len(),
+            });
+        }
+        if record.envelope.format != FORMAT_VERSION {
+            return Err(RecordError::UnknownFormat(record.envelope.format));
+        }
+        Ok(record)
+    }
+}
+
+/// `blake3(prev_hash ‖ canonical_bytes)`: the hash that links a record to the log.
+pub fn chain_hash(prev_hash: &Hash, canonical: &[u8]) -> Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(prev_hash);
+    hasher.update(canonical);
+    *hasher.finalize().as_bytes()
+}
+
+/// Lower-case hex of a hash.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Parses 64 hex digits into a hash.
+pub fn hash_from_hex(text: &str) -> Option<Hash> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        out[i] = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+/// Checks an identifier: non-empty, at most [`MAX_ID_BYTES`], no control characters
+/// (NUL separates key parts in the derived store).
+pub fn check_id(field: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("`{field}` must not be empty"));
+    }
+    if value.len() > MAX_ID_BYTES {
+        return Err(format!(
+            "`{field}` is {} bytes; the limit is {MAX_ID_BYTES}",
+            value.len()
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("`{field}` must not contain control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            envelope: Envelope {
+                format: FORMAT_VERSION,
+                seq: 2,
+                recorded_at_ms: 1_700_000_000_000,
+                producer: "inventory".into(),
+                idempotency_key: Some("k1".into()),
+                causation: None,
+                correlation: None,
+            },
+            body: Body::Fact {
+                entity: "sku:SKU-1".into(),
+                attribute: "stock".into(),
+                value: Value::Int(50),
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_and_trailing_bytes() {
+        let record = sample();
+        let mut bytes = record.canonical_bytes().unwrap();
+        assert_eq!(Record::decode(&bytes).unwrap(), record);
+        bytes.push(0);
+        assert!(matches!(
+            Record::decode(&bytes),
+            Err(RecordError::TrailingBytes { .. })
+        ));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let h = chain_hash(&ZERO_HASH, b"x");
+        assert_eq!(hash_from_hex(&to_hex(&h)), Some(h));
+        assert_eq!(hash_from_hex("zz"), None);
+    }
+
+    #[test]
+    fn oversized_record_is_refused() {
+        let mut record = sample();
+        record.body = Body::Fact {
+            entity: "e".into(),
+            attribute: "a".into(),
+            value: Value::Text("x".repeat(MAX_RECORD_BYTES)),
+        };
+        assert!(matches!(
+            record.canonical_bytes(),
+            Err(RecordError::TooLarge(_))
+        ));
+    }
+}

@@ -1,0 +1,25 @@
+//! The public JSON formats as JSON Schema, generated from the Rust types.
+//! `schemas/` holds the committed copies; `tests/schemas.rs` fails on drift.
+
+use crate::command::CommandLine;
+use crate::export::ExportedRecord;
+
+/// (file name, schema text) for every published format.
+pub fn all() -> Vec<(&'static str, String)> {
+    let pretty = |s: schemars::Schema| {
+        // A Schema is a JSON value; pretty-printing it cannot fail.
+        let mut text = serde_json::to_string_pretty(&s).unwrap_or_default();
+        text.push('\n');
+        text
+    };
+    vec![
+        (
+            "command.schema.json",
+            pretty(schemars::schema_for!(CommandLine)),
+        ),
+        (
+            "export-record.schema.json",
+            pretty(schemars::schema_for!(ExportedRecord)),
+        ),
+    ]
+}

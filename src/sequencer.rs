@@ -1,0 +1,344 @@
+//! The sequencer: the single writer. Producers hand it commands over a bounded
+//! crossbeam channel; it takes whatever is waiting (at most `max_batch`), assigns
+//! seq, time and hashes, appends the batch with one write and one fdatasync, then
+//! acknowledges every command in it and hands the batch to the projector.
+//!
+//! Architecture invariant: an `Ack` is sent only after the engine's `append`
+//! returned, i.e. after the batch is durable. A full channel blocks the producer
+//! (backpressure); nothing is dropped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::command::Command;
+use crate::derived::{Derived, DerivedError, KeyedRecord};
+use crate::log::{encode_record, Head, LogEngine};
+use crate::record::{Envelope, Hash, Record, RecordError, StoredRecord, FORMAT_VERSION};
+
+/// What the ledger answers when a command is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub seq: u64,
+    pub hash: Hash,
+    pub recorded_at_ms: u64,
+    /// True when the idempotency key had been seen: nothing was appended and
+    /// `seq` is the original record's.
+    pub duplicate: bool,
+}
+
+/// Why a command was not appended.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum AppendError {
+    #[error("invalid command: {0}")]
+    Invalid(String),
+    #[error("time goes backwards: at_ms {at_ms} is before the last record's recorded_at_ms {last_ms}")]
+    TimeBackwards { at_ms: u64, last_ms: u64 },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("the ledger stopped accepting appends after a failure ({0}); reopen it")]
+    Failed(String),
+    #[error("the ledger is closed")]
+    Closed,
+}
+
+/// A source of wall-clock time in ms. The sequencer (shell) reads it; the pure
+/// core only ever sees `recorded_at_ms` in envelopes.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+/// The system's wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A monotone value others can wait on (durable head, applied seq).
+#[derive(Default)]
+pub struct Progress {
+    value: Mutex<u64>,
+    changed: Condvar,
+    failure: Mutex<Option<String>>,
+}
+
+impl Progress {
+    pub fn get(&self) -> u64 {
+        self.value.lock().map_or(0, |v| *v)
+    }
+
+    pub fn publish(&self, value: u64) {
+        if let Ok(mut v) = self.value.lock() {
+            debug_assert!(value >= *v, "progress never goes back");
+            *v = value;
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn fail(&self, reason: String) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(reason);
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Blocks until the value reaches `target` or a failure is reported.
+    pub fn wait_for(&self, target: u64) -> Result<(), String> {
+        let mut v = self.value.lock().map_err(|_| "progress lock poisoned")?;
+        while *v < target {
+            if let Some(f) = self.failure() {
+                return Err(f);
+            }
+            v = self
+                .changed
+                .wait_timeout(v, std::time::Duration::from_millis(100))
+                .map_err(|_| "progress lock poisoned")?
+                .0;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Submission {
+    pub command: Command,
+    pub reply: Sender<Result<Ack, AppendError>>,
+}
+
+/// Idempotency keys of records not yet in sled: bounded by the projector's queue.
+#[derive(Default)]
+struct RecentKeys {
+    by_key: BTreeMap<(String, String), KeyedRecord>,
+    order: VecDeque<(u64, (String, String))>,
+}
+
+impl RecentKeys {
+    fn prune(&mut self, applied: u64) {
+        while self.order.front().is_some_and(|(seq, _)| *seq <= applied) {
+            if let Some((seq, k)) = self.order.pop_front() {
+                if self.by_key.get(&k).is_some_and(|r| r.seq == seq) {
+                    self.by_key.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    pub engine: Box<dyn LogEngine>,
+    pub clock: Arc<dyn Clock>,
+    pub derived: Arc<Derived>,
+    pub durable: Arc<Progress>,
+    pub head: Arc<Mutex<Option<Head>>>,
+    pub applied: Arc<Progress>,
+    pub to_projector: Sender<Vec<StoredRecord>>,
+    pub max_batch: usize,
+    recent: RecentKeys,
+    failed: Option<String>,
+}
+
+type Reply = (Sender<Result<Ack, AppendError>>, Result<Ack, AppendError>);
+
+impl Writer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Box<dyn LogEngine>,
+        clock: Arc<dyn Clock>,
+        derived: Arc<Derived>,
+        durable: Arc<Progress>,
+        head: Arc<Mutex<Option<Head>>>,
+        applied: Arc<Progress>,
+        to_projector: Sender<Vec<StoredRecord>>,
+        max_batch: usize,
+    ) -> Writer {
+        assert!(max_batch >= 1, "a batch holds at least one command");
+        Writer {
+            engine,
+            clock,
+            derived,
+            durable,
+            head,
+            applied,
+            to_projector,
+            max_batch,
+            recent: RecentKeys::default(),
+            failed: None,
+        }
+    }
+
+    /// Runs until every sender is gone.
+    pub fn run(mut self, rx: Receiver<Submission>) {
+        let mut pending = Vec::with_capacity(self.max_batch);
+        while let Ok(first) = rx.recv() {
+            pending.push(first);
+            while pending.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(s) => pending.push(s),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut pending);
+            debug_assert!(pending.is_empty());
+        }
+    }
+
+    fn lookup(&self, producer: &str, key: &str) -> Result<Option<KeyedRecord>, DerivedError> {
+        let k = (producer.to_owned(), key.to_owned());
+        match self.recent.by_key.get(&k) {
+            Some(r) => Ok(Some(*r)),
+            None => self.derived.keyed(producer, key),
+        }
+    }
+
+    fn commit(&mut self, pending: &mut Vec<Submission>) {
+        if self.failed.is_none() {
+            self.failed = self.applied.failure();
+        }
+        if let Some(reason) = &self.failed {
+            for s in pending.drain(..) {
+                let _ = s.reply.send(Err(AppendError::Failed(reason.clone())));
+            }
+            return;
+        }
+        self.recent.prune(self.applied.get());
+        let head = self.engine.head();
+        let (mut seq, mut hash, mut at) =
+            head.map_or((0, crate::record::ZERO_HASH, 0), |h| (h.seq, h.hash, h.recorded_at_ms));
+        let now = self.clock.now_ms();
+        let mut encoded = Vec::with_capacity(pending.len());
+        let mut stored = Vec::with_capacity(pending.len());
+        let mut replies: Vec<Reply> = Vec::with_capacity(pending.len());
+        for Submission { command, reply } in pending.drain(..) {
+            let env = &command.envelope;
+            if let Some(key) = &env.idempotency_key {
+                match self.lookup(&env.producer, key) {
+                    Ok(Some(orig)) => {
+                        let ack = Ack {
+                            seq: orig.seq,
+                            hash: orig.hash,
+                            recorded_at_ms: orig.recorded_at_ms,
+                            duplicate: true,
+                        };
+                        replies.push((reply, Ok(ack)));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        replies.push((reply, Err(AppendError::Failed(e.to_string()))));
+                        continue;
+                    }
+                }
+            }
+            let recorded_at_ms = match env.at_ms {
+                Some(t) if t < at => {
+                    let e = AppendError::TimeBackwards {
+                        at_ms: t,
+                        last_ms: at,
+                    };
+                    replies.push((reply, Err(e)));
+                    continue;
+                }
+                Some(t) => t,
+                None => now.max(at),
+            };
+            let record = Record {
+                envelope: Envelope {
+                    format: FORMAT_VERSION,
+                    seq: seq + 1,
+                    recorded_at_ms,
+                    producer: env.producer.clone(),
+                    idempotency_key: env.idempotency_key.clone(),
+                    causation: env.causation,
+                    correlation: env.correlation.clone(),
+                },
+                body: command.record_body(),
+            };
+            let enc = match encode_record(&record, &hash) {
+                Ok(enc) => enc,
+                Err(e) => {
+                    replies.push((reply, Err(e.into())));
+                    continue;
+                }
+            };
+            seq += 1;
+            hash = enc.hash;
+            at = recorded_at_ms;
+            let ack = Ack {
+                seq,
+                hash,
+                recorded_at_ms,
+                duplicate: false,
+            };
+            if let Some(key) = &env.idempotency_key {
+                let k = (env.producer.clone(), key.clone());
+                let keyed = KeyedRecord {
+                    seq,
+                    hash,
+                    recorded_at_ms,
+                };
+                self.recent.by_key.insert(k.clone(), keyed);
+                self.recent.order.push_back((seq, k));
+            }
+            stored.push(StoredRecord {
+                prev_hash: enc.prev_hash,
+                hash: enc.hash,
+                record,
+            });
+            encoded.push(enc);
+            replies.push((reply, Ok(ack)));
+        }
+        if !encoded.is_empty() {
+            if let Err(e) = self.engine.append(&encoded) {
+                let reason = e.to_string();
+                tracing::error!(%reason, "append failed; the writer stops accepting commands");
+                self.failed = Some(reason.clone());
+                for (tx, _) in replies {
+                    let _ = tx.send(Err(AppendError::Failed(reason.clone())));
+                }
+                return;
+            }
+            debug_assert_eq!(self.engine.head().map(|h| h.seq), Some(seq));
+            if let Ok(mut h) = self.head.lock() {
+                *h = self.engine.head();
+            }
+            self.durable.publish(seq);
+        }
+        for (tx, result) in replies {
+            // A producer that stopped waiting is not an error for the ledger.
+            let _ = tx.send(result);
+        }
+        if !stored.is_empty() && self.to_projector.send(stored).is_err() {
+            self.failed = Some("the projector stopped".into());
+        }
+    }
+}
+
+/// Applies committed batches to the derived store, in order.
+pub(crate) fn run_projector(
+    rx: Receiver<Vec<StoredRecord>>,
+    derived: Arc<Derived>,
+    applied: Arc<Progress>,
+) {
+    for batch in rx {
+        let Some(last) = batch.last().map(|r| r.record.envelope.seq) else {
+            continue;
+        };
+        match derived.apply(&batch) {
+            Ok(()) => applied.publish(last),
+            Err(e) => {
+                tracing::error!(error = %e, "derived store failed; reopen the ledger to rebuild it");
+                applied.fail(format!("derived store failed: {e}"));
+                return;
+            }
+        }
+    }
+}
