@@ -23,6 +23,8 @@ pub enum DerivedError {
     Sled { path: String, reason: String },
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("the derived store reflects seq {applied} but the log ends at seq {head}: records are missing from the log (inspect with `parley verify`; `parley rebuild` accepts the log as it is)")]
+    AheadOfLog { applied: u64, head: u64 },
 }
 
 /// How the derived store was opened.
@@ -237,6 +239,14 @@ impl Derived {
         let head_seq = head.map_or(0, |h| h.seq);
         let mut from = 1;
         if let Some((seq, hash)) = self.applied()? {
+            if seq > head_seq {
+                // sled is written only after the log is durable, so it can lag the
+                // log but never lead it: the log lost records.
+                return Err(DerivedError::AheadOfLog {
+                    applied: seq,
+                    head: head_seq,
+                });
+            }
             let mut log_hash = None;
             if seq <= head_seq {
                 reader.scan(seq, seq, &mut |r| {

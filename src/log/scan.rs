@@ -20,31 +20,47 @@ pub fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}{SEGMENT_SUFFIX}")
 }
 
-/// The header of a new segment.
-pub fn segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+/// The header of a new segment:
+/// magic (8) | version u32 | reserved u32 | first_seq u64 | capacity u64 |
+/// check u32 (first 4 bytes of blake3 of bytes 0..32) | zeroes to 64.
+/// `capacity` is the preallocated length: a file shorter than that was truncated.
+pub fn segment_header(first_seq: u64, capacity: u64) -> [u8; SEGMENT_HEADER_BYTES] {
     let mut h = [0u8; SEGMENT_HEADER_BYTES];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
     h[16..24].copy_from_slice(&first_seq.to_le_bytes());
-    let check = blake3::hash(&h[..24]);
-    h[24..28].copy_from_slice(&check.as_bytes()[..4]);
+    h[24..32].copy_from_slice(&capacity.to_le_bytes());
+    let check = blake3::hash(&h[..32]);
+    h[32..36].copy_from_slice(&check.as_bytes()[..4]);
     h
 }
 
-/// Checks a segment header against the seq its file name promises.
-pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<(), String> {
+/// Checks a segment header against the seq its file name promises; returns the
+/// capacity it was created with.
+pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<u64, String> {
     if bytes.len() < SEGMENT_HEADER_BYTES {
         return Err(format!(
             "segment header cut short: {} of {SEGMENT_HEADER_BYTES} bytes",
             bytes.len()
         ));
     }
-    if bytes[..SEGMENT_HEADER_BYTES] != segment_header(first_seq) {
+    let mut capacity = [0u8; 8];
+    capacity.copy_from_slice(&bytes[24..32]);
+    let capacity = u64::from_le_bytes(capacity);
+    if bytes[..SEGMENT_HEADER_BYTES] != segment_header(first_seq, capacity) {
         return Err(format!(
             "segment header is not that of a version-{SEGMENT_VERSION} segment starting at seq {first_seq}"
         ));
     }
-    Ok(())
+    Ok(capacity)
+}
+
+/// The error for a segment file shorter than it was created.
+pub fn truncated(path: &Path, len: u64, capacity: u64) -> String {
+    format!(
+        "{} is {len} bytes but was created with {capacity}: the file was truncated and records are missing",
+        path.display()
+    )
 }
 
 /// The segment files of a log directory, by first seq. Leftover `.tmp` files
@@ -146,12 +162,18 @@ fn scan_segment(
 ) -> Result<(), LogError> {
     let file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
+    let file_len = reader
+        .get_ref()
+        .metadata()
+        .map_err(|e| LogError::io("stat", path, e))?
+        .len();
     let mut header = [0u8; SEGMENT_HEADER_BYTES];
     let n = read_full(&mut reader, &mut header, path)?;
-    check_segment_header(&header[..n], first_seq).map_err(|reason| LogError::Corrupt {
-        seq: first_seq,
-        reason: format!("{}: {reason}", path.display()),
-    })?;
+    let capacity =
+        check_segment_header(&header[..n], first_seq).map_err(|reason| LogError::Corrupt {
+            seq: first_seq,
+            reason: format!("{}: {reason}", path.display()),
+        })?;
     let mut frame_head = [0u8; HEADER_BYTES];
     let mut body = Vec::new();
     while cursor.next_seq <= to {
@@ -161,6 +183,12 @@ fn scan_segment(
             reason: format!("{}: {reason}", path.display()),
         };
         let n = read_full(&mut reader, &mut frame_head, path)?;
+        if n == 0 && file_len < capacity {
+            return Err(LogError::Corrupt {
+                seq,
+                reason: truncated(path, file_len, capacity),
+            });
+        }
         let header = match parse_header(&frame_head[..n]) {
             Ok(Some(h)) => h,
             Ok(None) => return Ok(()),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::frame::{later_batch_exists, parse_frame, write_frame, Parsed};
 use super::scan::{
-    check_segment_header, list_segments, scan_dir, segment_header, segment_name,
+    check_segment_header, list_segments, scan_dir, segment_header, segment_name, truncated,
     SEGMENT_HEADER_BYTES,
 };
 use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Visit};
@@ -165,7 +165,7 @@ impl SegmentLog {
             .open(&tmp)
             .map_err(|e| LogError::io("create", &tmp, e))?;
         preallocate(&file, capacity, &tmp)?;
-        file.write_all_at(&segment_header(first_seq), 0)
+        file.write_all_at(&segment_header(first_seq, capacity), 0)
             .map_err(|e| LogError::io("write", &tmp, e))?;
         file.sync_all().map_err(|e| LogError::io("fsync", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| LogError::io("rename", &tmp, e))?;
@@ -186,10 +186,23 @@ fn recover_segment(
     first_seq: u64,
 ) -> Result<(u64, Option<Head>, Option<TornTail>), LogError> {
     let data = std::fs::read(path).map_err(|e| LogError::io("read", path, e))?;
-    check_segment_header(&data, first_seq).map_err(|reason| LogError::Corrupt {
+    let capacity = check_segment_header(&data, first_seq).map_err(|reason| LogError::Corrupt {
         seq: first_seq,
         reason: format!("{}: {reason}", path.display()),
     })?;
+    if (data.len() as u64) < capacity {
+        // A torn write never shrinks a preallocated file; something cut it.
+        let mut seq = first_seq;
+        let mut at = SEGMENT_HEADER_BYTES;
+        while let Parsed::Frame(f) = parse_frame(&data[at..]) {
+            at += f.len;
+            seq += 1;
+        }
+        return Err(LogError::Corrupt {
+            seq,
+            reason: truncated(path, data.len() as u64, capacity),
+        });
+    }
     let mut at = SEGMENT_HEADER_BYTES;
     let mut seq = first_seq;
     let mut prev: Option<[u8; 32]> = None;
@@ -229,7 +242,8 @@ fn recover_segment(
                 ),
             });
         }
-        // A torn final batch: cut it off, keep the preallocation.
+        // A torn final batch: zero it (the file keeps its preallocated length, so
+        // a crash during this repair cannot look like a truncated file).
         let bytes = data[at..]
             .iter()
             .rposition(|b| *b != 0)
@@ -238,11 +252,10 @@ fn recover_segment(
             .write(true)
             .open(path)
             .map_err(|e| LogError::io("open", path, e))?;
-        let len = data.len() as u64;
-        file.set_len(at as u64)
-            .map_err(|e| LogError::io("truncate", path, e))?;
-        preallocate(&file, len, path)?;
-        file.sync_all().map_err(|e| LogError::io("fsync", path, e))?;
+        let zeroes = vec![0u8; usize::try_from(bytes).unwrap_or(usize::MAX)];
+        file.write_all_at(&zeroes, at as u64)
+            .map_err(|e| LogError::io("write", path, e))?;
+        file.sync_data().map_err(|e| LogError::io("fdatasync", path, e))?;
         tracing::warn!(
             seq,
             offset = at,
