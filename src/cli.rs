@@ -334,15 +334,29 @@ fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> Result<Option<std::r
 }
 
 fn run(data: &Path, file: &Path) -> Result<ExitCode> {
-    let (ledger, report) =
-        Ledger::open(data, Options::default()).with_context(|| format!("open {}", data.display()))?;
-    tell_recovery(&report);
     let mut input: Box<dyn BufRead> = if file == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
         let f = std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?;
         Box::new(BufReader::with_capacity(1 << 20, f))
     };
+    // A scripted run that creates the ledger starts its time line at the script's
+    // first command (if it gives one), so the script's own times are never "backwards".
+    let mut first = Vec::new();
+    let mut first_read = None;
+    let mut opts = Options::default();
+    if !data.join("log").exists() {
+        first_read = read_line(&mut *input, &mut first)?;
+        if let Some(Ok(())) = first_read {
+            let text = String::from_utf8_lossy(&first);
+            if let Ok(cmd) = Command::parse(text.trim()) {
+                opts.genesis_at_ms = cmd.envelope.at_ms;
+            }
+        }
+    }
+    let (ledger, report) =
+        Ledger::open(data, opts).with_context(|| format!("open {}", data.display()))?;
+    tell_recovery(&report);
     let (tx, rx) = crossbeam_channel::bounded::<Pending>(RUN_IN_FLIGHT);
     let printer = std::thread::spawn(move || -> Result<u64> {
         let stdout = std::io::stdout();
@@ -360,9 +374,18 @@ fn run(data: &Path, file: &Path) -> Result<ExitCode> {
         out.flush()?;
         Ok(failures)
     });
-    let mut buf = Vec::new();
+    let mut buf = first;
+    let mut pending_first = first_read;
     let mut line_no = 0u64;
-    while let Some(read) = read_line(&mut *input, &mut buf)? {
+    let mut commands = 0u64;
+    loop {
+        let read = match pending_first.take() {
+            Some(r) => r,
+            None => match read_line(&mut *input, &mut buf)? {
+                Some(r) => r,
+                None => break,
+            },
+        };
         line_no += 1;
         let pending = match read {
             Err(e) => Pending::Failed(line_no, e),
@@ -381,6 +404,7 @@ fn run(data: &Path, file: &Path) -> Result<ExitCode> {
                 }
             }
         };
+        commands += 1;
         if tx.send(pending).is_err() {
             break; // the printer stopped (stdout closed)
         }
@@ -391,7 +415,7 @@ fn run(data: &Path, file: &Path) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("the output thread panicked"))??;
     ledger.close()?;
     if failures > 0 {
-        eprintln!("parley: {failures} of {line_no} lines were not appended");
+        eprintln!("parley: {failures} of {commands} commands were not appended");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

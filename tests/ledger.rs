@@ -290,3 +290,21 @@ fn a_second_process_cannot_open_the_same_ledger() {
     ledger.close().unwrap();
     Ledger::open(dir.path(), small()).unwrap().0.close().unwrap();
 }
+
+#[test]
+fn a_zeroed_frame_header_cannot_hide_the_records_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
+    fill(&ledger, 12, 10);
+    ledger.close().unwrap();
+    let frames = frame_map(&dir.path().join("log"));
+    let last_path = frames.last().unwrap().1.clone();
+    let (seq, path, at, _) = frames.iter().find(|f| f.1 == last_path).unwrap().clone();
+    let mut data = std::fs::read(&path).unwrap();
+    data[at..at + 20].fill(0);
+    std::fs::write(&path, &data).unwrap();
+    let report = verify_dir(dir.path()).unwrap();
+    assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
+    let err = Ledger::open(dir.path(), small()).err().expect("refused");
+    assert!(matches!(err, LedgerError::Log(LogError::Corrupt { seq: s, .. }) if s == seq), "{err}");
+}

@@ -100,6 +100,30 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<usiz
     Ok(filled)
 }
 
+/// After the end-of-data marker only preallocated zeroes may follow; anything
+/// else is data a zeroed frame header hides.
+fn expect_zeroes(reader: &mut impl Read, path: &Path, seq: u64) -> Result<(), LogError> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut skipped = 0u64;
+    loop {
+        let n = read_full(reader, &mut buf, path)?;
+        if let Some(p) = buf[..n].iter().position(|b| *b != 0) {
+            return Err(LogError::Corrupt {
+                seq,
+                reason: format!(
+                    "{}: data {} bytes past the end-of-data marker (a zeroed or torn frame hides it)",
+                    path.display(),
+                    skipped + p as u64
+                ),
+            });
+        }
+        if n < buf.len() {
+            return Ok(());
+        }
+        skipped += n as u64;
+    }
+}
+
 /// Position of a scan: the seq expected next and the hash it must link to.
 struct Cursor {
     next_seq: u64,
@@ -191,7 +215,7 @@ fn scan_segment(
         }
         let header = match parse_header(&frame_head[..n]) {
             Ok(Some(h)) => h,
-            Ok(None) => return Ok(()),
+            Ok(None) => return expect_zeroes(&mut reader, path, seq),
             Err(reason) => return Err(corrupt(reason)),
         };
         body.resize(header.payload_len + 64, 0);

@@ -209,7 +209,10 @@ fn recover_segment(
     let mut head = None;
     loop {
         let problem = match parse_frame(&data[at..]) {
-            Parsed::End => return Ok((at as u64, head, None)),
+            Parsed::End if data[at..].iter().all(|b| *b == 0) => {
+                return Ok((at as u64, head, None))
+            }
+            Parsed::End => "a zeroed frame header with data after it".to_owned(),
             Parsed::Bad(reason) => reason,
             Parsed::Frame(f) => match Record::decode(f.payload) {
                 _ if !f.self_valid() => "record hash does not match its bytes".to_owned(),

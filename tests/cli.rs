@@ -1,0 +1,171 @@
+//! The `parley` binary end to end: run → verify → export → tamper → import.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::parley_bin;
+
+fn parley(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(parley_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const SCRIPT: &str = r#"{"producer":"merchandising","at_ms":1000,"kind":"fact","entity":"sku:SKU-1","attribute":"price_minor","value":7999}
+{"producer":"inventory","at_ms":1001,"idempotency_key":"stock-1","kind":"fact","entity":"sku:SKU-1","attribute":"stock","value":50}
+{"producer":"inventory","at_ms":1002,"idempotency_key":"stock-1","kind":"fact","entity":"sku:SKU-1","attribute":"stock","value":50}
+
+{"producer":"competitor-tracking","at_ms":1003,"kind":"broadcast","topic":"competitor_price_drop","entity":"sku:SKU-1","detail":{"drop_bp":1000}}
+"#;
+
+#[test]
+fn run_verify_export_tamper_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ledger");
+    let data_s = data.to_str().unwrap();
+    let out = parley(&["run", "--data", data_s, "-"], Some(SCRIPT));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results = json_lines(&out);
+    let seqs: Vec<_> = results.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![2, 3, 3, 4], "the retried key returns the original seq");
+    assert_eq!(results[2]["duplicate"], true);
+    assert_eq!(results[3]["line"], 5, "results name their input line");
+
+    let out = parley(&["verify", "--data", data_s, "--json"], None);
+    assert!(out.status.success());
+    let v = &json_lines(&out)[0];
+    assert_eq!((v["ok"].as_bool(), v["records"].as_u64(), v["head_seq"].as_u64()), (Some(true), Some(4), Some(4)));
+    let head_hash = v["head_hash"].as_str().unwrap().to_owned();
+
+    let export = dir.path().join("export.jsonl");
+    let out = parley(&["export", "--data", data_s, "--out", export.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(text.lines().count(), 4);
+
+    // One byte of one record's body changed: 50 → 51 in seq 3.
+    let tampered = text.replacen("\"value\":50", "\"value\":51", 1);
+    assert_ne!(tampered, text);
+    let bad = dir.path().join("tampered.jsonl");
+    std::fs::write(&bad, tampered).unwrap();
+    let target = dir.path().join("from-tampered");
+    let out = parley(&["import", "--data", target.to_str().unwrap(), bad.to_str().unwrap(), "--json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let r = &json_lines(&out)[0];
+    assert_eq!((r["ok"].as_bool(), r["first_bad_seq"].as_u64()), (Some(false), Some(3)));
+    assert!(!target.join("log").exists(), "a refused import leaves no ledger");
+
+    let restored = dir.path().join("restored");
+    let out = parley(&["import", "--data", restored.to_str().unwrap(), export.to_str().unwrap(), "--json"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = parley(&["verify", "--data", restored.to_str().unwrap(), "--json", "--derived"], None);
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["head_hash"].as_str(), Some(head_hash.as_str()));
+
+    // Importing over an existing ledger is refused.
+    let out = parley(&["import", "--data", restored.to_str().unwrap(), export.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a ledger"));
+}
+
+#[test]
+fn bad_lines_are_reported_by_line_and_good_ones_still_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ledger");
+    let script = "{\"producer\":\"a\",\"at_ms\":5,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"value\":1}\n\
+                  {not json\n\
+                  {\"producer\":\"a\",\"at_ms\":6,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"valeu\":1}\n\
+                  {\"producer\":\"a\",\"at_ms\":4,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"value\":1}\n\
+                  {\"producer\":\"a\",\"at_ms\":7,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"value\":2}\n";
+    let out = parley(&["run", "--data", data.to_str().unwrap(), "-"], Some(script));
+    assert_eq!(out.status.code(), Some(1));
+    let r = json_lines(&out);
+    assert_eq!(r.len(), 5);
+    assert_eq!(r[0]["seq"], 2);
+    assert!(r[1]["error"].as_str().unwrap().contains("not a JSON object"));
+    assert!(r[2]["error"].as_str().unwrap().contains("valeu"));
+    assert!(r[3]["error"].as_str().unwrap().contains("time goes backwards"));
+    assert_eq!(r[4]["seq"], 3);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 of 5 commands were not appended"));
+}
+
+#[test]
+fn an_oversized_line_is_refused_without_reading_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ledger");
+    let huge = format!("{{\"producer\":\"a\",\"kind\":\"fact\",\"entity\":\"e\",\"attribute\":\"x\",\"value\":\"{}\"}}\n", "x".repeat(3 << 20));
+    let script = format!("{huge}{{\"producer\":\"a\",\"kind\":\"fact\",\"entity\":\"e\",\"attribute\":\"x\",\"value\":1}}\n");
+    let out = parley(&["run", "--data", data.to_str().unwrap(), "-"], Some(&script));
+    let r = json_lines(&out);
+    assert!(r[0]["error"].as_str().unwrap().contains("longer than"));
+    assert_eq!((r[1]["line"].as_u64(), r[1]["seq"].as_u64()), (Some(2), Some(2)));
+}
+
+#[test]
+fn commands_on_something_that_is_not_a_ledger_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = parley(&["verify", "--data", d, "--json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("holds no ledger"));
+    for args in [vec!["export", "--data", d], vec!["rebuild", "--data", d]] {
+        let out = parley(&args, None);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("holds no ledger"), "{args:?}");
+    }
+    // A garbage segment file gets a clear error, not a panic.
+    std::fs::create_dir_all(dir.path().join("log")).unwrap();
+    std::fs::write(dir.path().join("log/00000000000000000001.seg"), b"garbage").unwrap();
+    let out = parley(&["verify", "--data", d, "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["ok"].as_bool(), v["first_bad_seq"].as_u64()), (Some(false), Some(1)));
+    let out = parley(&["export", "--data", d], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged at seq 1"));
+}
+
+#[test]
+fn rebuild_restores_the_derived_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ledger");
+    let d = data.to_str().unwrap();
+    assert!(parley(&["run", "--data", d, "-"], Some(SCRIPT)).status.success());
+    let out = parley(&["rebuild", "--data", d], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from 4 records"));
+    let out = parley(&["verify", "--data", d, "--derived", "--json"], None);
+    assert!(out.status.success());
+}
+
+#[test]
+fn demo_writes_a_ledger_that_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = parley(&["demo", "--data", data.to_str().unwrap(), "--json"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["verify"]["ok"], true);
+    assert_eq!(v["duplicates_absorbed"], 1);
+    let out = parley(&["verify", "--data", data.to_str().unwrap(), "--derived"], None);
+    assert!(out.status.success());
+}
