@@ -87,7 +87,7 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<usize, LogError> {
+pub fn read_full(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<usize, LogError> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -7,17 +7,18 @@
 //! acknowledged data is damaged and open refuses with `Corrupt`, naming the seq.
 
 use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::frame::{later_batch_exists, parse_frame, write_frame, Parsed};
+use super::frame::{self, later_batch_exists, parse_frame, write_frame, Parsed};
 use super::scan::{
-    check_segment_header, list_segments, scan_dir, segment_header, segment_name, truncated,
-    SEGMENT_HEADER_BYTES,
+    check_segment_header, list_segments, read_full, scan_dir, segment_header, segment_name,
+    truncated, SEGMENT_HEADER_BYTES,
 };
 use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Visit};
-use crate::record::Record;
+use crate::record::{Record, MAX_RECORD_BYTES};
 
 /// Default preallocated size of a segment.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
@@ -179,132 +180,158 @@ impl SegmentLog {
     }
 }
 
+/// Most bytes one write (and its fdatasync) carries. A crash can tear at most the
+/// unit in flight, so recovery looks at most this far (plus one frame) past the
+/// end of the valid data.
+pub const WRITE_UNIT_BYTES: usize = 8 << 20;
+const TAIL_WINDOW_BYTES: usize = WRITE_UNIT_BYTES + MAX_RECORD_BYTES + frame::OVERHEAD_BYTES;
+
+fn read_at(file: &File, offset: u64, len: usize, path: &Path) -> Result<Vec<u8>, LogError> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(LogError::io("read", path, e)),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
 /// Scans the last segment. Returns the end of its valid data, its last record,
-/// and the torn tail it truncated, if any.
+/// and the torn tail it zeroed, if any.
 fn recover_segment(
     path: &Path,
     first_seq: u64,
 ) -> Result<(u64, Option<Head>, Option<TornTail>), LogError> {
-    let data = std::fs::read(path).map_err(|e| LogError::io("read", path, e))?;
-    let capacity = check_segment_header(&data, first_seq).map_err(|reason| LogError::Corrupt {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| LogError::io("open", path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| LogError::io("stat", path, e))?
+        .len();
+    let header = read_at(&file, 0, SEGMENT_HEADER_BYTES, path)?;
+    let capacity = check_segment_header(&header, first_seq).map_err(|reason| LogError::Corrupt {
         seq: first_seq,
         reason: format!("{}: {reason}", path.display()),
     })?;
-    if (data.len() as u64) < capacity {
-        // A torn write never shrinks a preallocated file; something cut it.
-        let mut seq = first_seq;
-        let mut at = SEGMENT_HEADER_BYTES;
-        while let Parsed::Frame(f) = parse_frame(&data[at..]) {
-            at += f.len;
-            seq += 1;
-        }
-        return Err(LogError::Corrupt {
-            seq,
-            reason: truncated(path, data.len() as u64, capacity),
-        });
-    }
-    let mut at = SEGMENT_HEADER_BYTES;
+    let mut reader = BufReader::with_capacity(1 << 20, &file);
+    reader
+        .seek(SeekFrom::Start(SEGMENT_HEADER_BYTES as u64))
+        .map_err(|e| LogError::io("seek", path, e))?;
+    let mut at = SEGMENT_HEADER_BYTES as u64;
     let mut seq = first_seq;
     let mut prev: Option<[u8; 32]> = None;
     let mut head = None;
-    loop {
-        let problem = match parse_frame(&data[at..]) {
-            Parsed::End if data[at..].iter().all(|b| *b == 0) => {
-                return Ok((at as u64, head, None))
-            }
-            Parsed::End => "a zeroed frame header with data after it".to_owned(),
-            Parsed::Bad(reason) => reason,
-            Parsed::Frame(f) => match Record::decode(f.payload) {
-                _ if !f.self_valid() => "record hash does not match its bytes".to_owned(),
-                _ if prev.is_some_and(|p| p != f.prev_hash) => {
-                    "prev_hash does not link to the previous record".to_owned()
-                }
-                Err(e) => e.to_string(),
-                Ok(r) if r.envelope.seq != seq => {
-                    format!("record says seq {}, its position is {seq}", r.envelope.seq)
-                }
-                Ok(r) => {
-                    head = Some(Head {
-                        seq,
-                        hash: f.hash,
-                        recorded_at_ms: r.envelope.recorded_at_ms,
-                    });
-                    prev = Some(f.hash);
-                    at += f.len;
-                    seq += 1;
-                    continue;
-                }
-            },
+    let mut frame_buf = Vec::new();
+    let problem = loop {
+        frame_buf.resize(frame::HEADER_BYTES, 0);
+        let n = read_full(&mut reader, &mut frame_buf, path)?;
+        let header = match frame::parse_header(&frame_buf[..n]) {
+            Ok(Some(h)) => h,
+            Ok(None) => break None,
+            Err(reason) => break Some(reason),
         };
-        if later_batch_exists(&data, at, seq) {
-            return Err(LogError::Corrupt {
-                seq,
-                reason: format!(
-                    "{} offset {at}: {problem} (later batches follow, so this was acknowledged)",
-                    path.display()
-                ),
-            });
+        frame_buf.resize(frame::OVERHEAD_BYTES + header.payload_len, 0);
+        let got = read_full(&mut reader, &mut frame_buf[frame::HEADER_BYTES..], path)?;
+        if got < frame_buf.len() - frame::HEADER_BYTES {
+            break Some("frame cut short".to_owned());
         }
-        // A torn final batch: zero it (the file keeps its preallocated length, so
-        // a crash during this repair cannot look like a truncated file).
-        let bytes = data[at..]
-            .iter()
-            .rposition(|b| *b != 0)
-            .map_or(0, |p| p as u64 + 1);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| LogError::io("open", path, e))?;
-        let zeroes = vec![0u8; usize::try_from(bytes).unwrap_or(usize::MAX)];
-        file.write_all_at(&zeroes, at as u64)
-            .map_err(|e| LogError::io("write", path, e))?;
-        file.sync_data().map_err(|e| LogError::io("fdatasync", path, e))?;
-        tracing::warn!(
-            seq,
-            offset = at,
-            bytes,
-            "truncated a torn final batch (never acknowledged): {problem}"
-        );
-        let torn = TornTail {
-            seq,
-            segment: path.to_path_buf(),
-            offset: at as u64,
-            bytes,
+        let f = match parse_frame(&frame_buf) {
+            Parsed::Frame(f) => f,
+            Parsed::End => break None,
+            Parsed::Bad(reason) => break Some(reason),
         };
-        return Ok((at as u64, head, Some(torn)));
+        let record = match Record::decode(f.payload) {
+            _ if !f.self_valid() => break Some("record hash does not match its bytes".into()),
+            _ if prev.is_some_and(|p| p != f.prev_hash) => {
+                break Some("prev_hash does not link to the previous record".into())
+            }
+            Err(e) => break Some(e.to_string()),
+            Ok(r) if r.envelope.seq != seq => {
+                break Some(format!("record says seq {}, its position is {seq}", r.envelope.seq))
+            }
+            Ok(r) => r,
+        };
+        head = Some(Head {
+            seq,
+            hash: f.hash,
+            recorded_at_ms: record.envelope.recorded_at_ms,
+        });
+        prev = Some(f.hash);
+        at += f.len as u64;
+        seq += 1;
+    };
+    drop(reader);
+    if file_len < capacity {
+        // A torn write never shrinks a preallocated file; something cut it.
+        return Err(LogError::Corrupt {
+            seq,
+            reason: truncated(path, file_len, capacity),
+        });
     }
+    let window_len = usize::try_from(file_len - at).map_or(TAIL_WINDOW_BYTES, |l| l.min(TAIL_WINDOW_BYTES));
+    let window = read_at(&file, at, window_len, path)?;
+    let problem = match problem {
+        None if window.iter().all(|b| *b == 0) => return Ok((at, head, None)),
+        None => "a zeroed frame header with data after it".to_owned(),
+        Some(p) => p,
+    };
+    if later_batch_exists(&window, 0, seq) {
+        return Err(LogError::Corrupt {
+            seq,
+            reason: format!(
+                "{} offset {at}: {problem} (later batches follow, so this was acknowledged)",
+                path.display()
+            ),
+        });
+    }
+    // A torn final write: zero it (the file keeps its preallocated length, so a
+    // crash during this repair cannot look like a truncated file).
+    let bytes = window.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+    file.write_all_at(&vec![0u8; bytes], at)
+        .map_err(|e| LogError::io("write", path, e))?;
+    file.sync_data()
+        .map_err(|e| LogError::io("fdatasync", path, e))?;
+    tracing::warn!(seq, offset = at, bytes, "zeroed a torn final write (never acknowledged): {problem}");
+    let torn = TornTail {
+        seq,
+        segment: path.to_path_buf(),
+        offset: at,
+        bytes: bytes as u64,
+    };
+    Ok((at, head, Some(torn)))
 }
 
-impl LogEngine for SegmentLog {
-    fn head(&self) -> Option<Head> {
-        self.head
-    }
-
-    fn append(&mut self, batch: &[EncodedRecord]) -> Result<(), LogError> {
-        let Some(first) = batch.first() else {
-            return Ok(());
-        };
-        check_continues(self.head, batch)?;
+impl SegmentLog {
+    /// One write and one fdatasync for `unit`, rolling to a new segment first
+    /// when it does not fit the current one.
+    fn write_unit(&mut self, unit: &[EncodedRecord]) -> Result<(), LogError> {
+        let first_seq = unit[0].seq;
         self.buf.clear();
-        for record in batch {
-            write_frame(&mut self.buf, first.seq, record);
+        for record in unit {
+            write_frame(&mut self.buf, first_seq, record);
         }
         let len = self.buf.len() as u64;
         let fits = self.active.as_ref().is_some_and(|a| {
             a.write_offset + len <= a.capacity || a.write_offset == SEGMENT_HEADER_BYTES as u64
         });
         if !fits {
-            let capacity = self
-                .segment_bytes
-                .max(SEGMENT_HEADER_BYTES as u64 + len);
-            self.active = Some(self.create_segment(first.seq, capacity)?);
+            let capacity = self.segment_bytes.max(SEGMENT_HEADER_BYTES as u64 + len);
+            self.active = Some(self.create_segment(first_seq, capacity)?);
         }
         let active = self
             .active
             .as_mut()
             .ok_or_else(|| LogError::Layout("no active segment".into()))?;
         if active.write_offset + len > active.capacity {
-            // An empty segment and a batch larger than the segment size.
+            // An empty segment and a unit larger than the segment size.
             active.capacity = active.write_offset + len;
             preallocate(&active.file, active.capacity, &active.path)?;
         }
@@ -317,12 +344,39 @@ impl LogEngine for SegmentLog {
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &active.path, e))?;
         active.write_offset += len;
-        let last = &batch[batch.len() - 1];
+        let last = &unit[unit.len() - 1];
         self.head = Some(Head {
             seq: last.seq,
             hash: last.hash,
             recorded_at_ms: last.recorded_at_ms,
         });
+        Ok(())
+    }
+}
+
+impl LogEngine for SegmentLog {
+    fn head(&self) -> Option<Head> {
+        self.head
+    }
+
+    fn append(&mut self, batch: &[EncodedRecord]) -> Result<(), LogError> {
+        check_continues(self.head, batch)?;
+        let mut rest = batch;
+        while !rest.is_empty() {
+            // A write unit: at least one record, at most WRITE_UNIT_BYTES otherwise.
+            let mut bytes = 0;
+            let count = rest
+                .iter()
+                .take_while(|r| {
+                    bytes += r.frame_len();
+                    bytes <= WRITE_UNIT_BYTES
+                })
+                .count()
+                .max(1);
+            let (unit, tail) = rest.split_at(count);
+            self.write_unit(unit)?;
+            rest = tail;
+        }
         Ok(())
     }
 
