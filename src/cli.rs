@@ -143,13 +143,17 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                     let out = serde_json::json!({"ok": true, "records": count, "head_seq": seq, "head_hash": hash});
                     println!("{out}");
                 } else {
-                    println!("imported {count} records into {}; head seq {seq}, head hash {hash}", data.display());
+                    println!(
+                        "imported {count} records into {}; head seq {seq}, head hash {hash}",
+                        data.display()
+                    );
                 }
                 Ok(ExitCode::SUCCESS)
             }
             Err(ImportError::BadRecord { seq, reason }) => {
                 if json {
-                    let out = serde_json::json!({"ok": false, "first_bad_seq": seq, "reason": reason});
+                    let out =
+                        serde_json::json!({"ok": false, "first_bad_seq": seq, "reason": reason});
                     println!("{out}");
                 } else {
                     eprintln!("parley: import refused: record seq {seq} does not verify: {reason}");
@@ -168,7 +172,10 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             if let Some(d) = diff {
                 bail!("rebuilt store disagrees with the log: {d}");
             }
-            println!("rebuilt the derived store of {} from {head} records", data.display());
+            println!(
+                "rebuilt the derived store of {} from {head} records",
+                data.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Schema { out } => {
@@ -198,8 +205,8 @@ fn ensure_ledger(data: &Path) -> Result<()> {
 /// Opens an existing ledger and tells the operator what recovery did.
 fn open(data: &Path) -> Result<Ledger> {
     ensure_ledger(data)?;
-    let (ledger, report) =
-        Ledger::open(data, Options::default()).with_context(|| format!("open {}", data.display()))?;
+    let (ledger, report) = Ledger::open(data, Options::default())
+        .with_context(|| format!("open {}", data.display()))?;
     tell_recovery(&report);
     Ok(ledger)
 }
@@ -223,7 +230,10 @@ fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
     let mut report = match verify_dir(data) {
         Ok(r) => r,
         Err(e) if json => {
-            println!("{}", serde_json::json!({"ok": false, "reason": e.to_string()}));
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "reason": e.to_string()})
+            );
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e).context("verify"),
@@ -309,7 +319,10 @@ fn result_of(pending: Pending) -> RunResult {
 }
 
 /// Reads one line of at most `MAX_COMMAND_BYTES`; `Ok(None)` at end of input.
-fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> Result<Option<std::result::Result<(), String>>> {
+fn read_line(
+    input: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+) -> Result<Option<std::result::Result<(), String>>> {
     buf.clear();
     let limit = MAX_COMMAND_BYTES as u64 + 1;
     let n = (&mut *input).take(limit).read_until(b'\n', buf)?;

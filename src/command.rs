@@ -139,7 +139,9 @@ impl Command {
         let env = &self.envelope;
         check_id("producer", &env.producer)?;
         if env.producer == SYSTEM_PRODUCER {
-            return Err(format!("producer `{SYSTEM_PRODUCER}` is reserved for parley itself"));
+            return Err(format!(
+                "producer `{SYSTEM_PRODUCER}` is reserved for parley itself"
+            ));
         }
         if let Some(key) = &env.idempotency_key {
             check_id("idempotency_key", key)?;
@@ -211,15 +213,33 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         let cases = [
-            (r#"{"producer":"a","kind":"fact","entity":"e","attribute":"x","valu":1}"#, "valu"),
+            (
+                r#"{"producer":"a","kind":"fact","entity":"e","attribute":"x","valu":1}"#,
+                "valu",
+            ),
             (r#"{"producer":"a","kind":"fax"}"#, "fax"),
             (r#"{"producer":"a","entity":"e"}"#, "kind"),
-            (r#"{"kind":"fact","entity":"e","attribute":"x","value":1}"#, "producer"),
-            (r#"{"producer":"","kind":"fact","entity":"e","attribute":"x","value":1}"#, "producer"),
-            (r#"{"producer":"parley","kind":"fact","entity":"e","attribute":"x","value":1}"#, "reserved"),
-            (r#"{"producer":"a","kind":"fact","entity":"e","attribute":"x","value":1.5}"#, "minor units"),
+            (
+                r#"{"kind":"fact","entity":"e","attribute":"x","value":1}"#,
+                "producer",
+            ),
+            (
+                r#"{"producer":"","kind":"fact","entity":"e","attribute":"x","value":1}"#,
+                "producer",
+            ),
+            (
+                r#"{"producer":"parley","kind":"fact","entity":"e","attribute":"x","value":1}"#,
+                "reserved",
+            ),
+            (
+                r#"{"producer":"a","kind":"fact","entity":"e","attribute":"x","value":1.5}"#,
+                "minor units",
+            ),
             (r#"[1,2]"#, "JSON object"),
-            (r#"{"producer":"a","at_ms":-1,"kind":"fact","entity":"e","attribute":"x","value":1}"#, "-1"),
+            (
+                r#"{"producer":"a","at_ms":-1,"kind":"fact","entity":"e","attribute":"x","value":1}"#,
+                "-1",
+            ),
         ];
         for (text, needle) in cases {
             let err = Command::parse(text).unwrap_err().to_string();

@@ -191,7 +191,11 @@ impl Derived {
     }
 
     /// The record a (producer, idempotency key) first appended.
-    pub fn keyed(&self, producer: &str, key_text: &str) -> Result<Option<KeyedRecord>, DerivedError> {
+    pub fn keyed(
+        &self,
+        producer: &str,
+        key_text: &str,
+    ) -> Result<Option<KeyedRecord>, DerivedError> {
         let k = key(b'k', &[producer.as_bytes(), key_text.as_bytes()]);
         let Some(v) = self.tree.get(k).map_err(|e| self.err(e))? else {
             return Ok(None);
@@ -199,13 +203,20 @@ impl Derived {
         let bad = || self.err("idempotency entry is malformed");
         Ok(Some(KeyedRecord {
             seq: be_u64(&v).ok_or_else(bad)?,
-            hash: v.get(8..40).and_then(|h| h.try_into().ok()).ok_or_else(bad)?,
+            hash: v
+                .get(8..40)
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(bad)?,
             recorded_at_ms: v.get(40..).and_then(be_u64).ok_or_else(bad)?,
         }))
     }
 
     /// The current value of `entity.attribute` and the seq that wrote it.
-    pub fn fact(&self, entity: &str, attribute: &str) -> Result<Option<(Value, u64)>, DerivedError> {
+    pub fn fact(
+        &self,
+        entity: &str,
+        attribute: &str,
+    ) -> Result<Option<(Value, u64)>, DerivedError> {
         let k = key(b'f', &[entity.as_bytes(), attribute.as_bytes()]);
         let Some(v) = self.tree.get(k).map_err(|e| self.err(e))? else {
             return Ok(None);
@@ -222,7 +233,8 @@ impl Derived {
         let mut out = Vec::new();
         for item in self.tree.scan_prefix(&prefix) {
             let (k, _) = item.map_err(|e| self.err(e))?;
-            let seq = be_u64(&k[prefix.len()..]).ok_or_else(|| self.err("index entry is malformed"))?;
+            let seq =
+                be_u64(&k[prefix.len()..]).ok_or_else(|| self.err("index entry is malformed"))?;
             out.push(seq);
         }
         Ok(out)
@@ -268,18 +280,19 @@ impl Derived {
         }
         let mut chunk = Vec::with_capacity(CATCH_UP_CHUNK);
         let mut failure = None;
-        reader.scan(from, head_seq, &mut |r| {
-            chunk.push(r);
-            if chunk.len() == CATCH_UP_CHUNK {
-                if let Err(e) = self.apply(&chunk) {
-                    failure = Some(e);
-                    return Err(LogError::Layout("derived store failed".into()));
+        reader
+            .scan(from, head_seq, &mut |r| {
+                chunk.push(r);
+                if chunk.len() == CATCH_UP_CHUNK {
+                    if let Err(e) = self.apply(&chunk) {
+                        failure = Some(e);
+                        return Err(LogError::Layout("derived store failed".into()));
+                    }
+                    chunk.clear();
                 }
-                chunk.clear();
-            }
-            Ok(())
-        })
-        .map_err(|e| failure.take().unwrap_or(DerivedError::Log(e)))?;
+                Ok(())
+            })
+            .map_err(|e| failure.take().unwrap_or(DerivedError::Log(e)))?;
         self.apply(&chunk)?;
         report.caught_up = head_seq + 1 - from;
         Ok(report)

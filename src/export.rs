@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::{Ledger, LedgerError, Options};
 use crate::log::segment::SegmentLog;
 use crate::log::{EncodedRecord, LogEngine, LogError};
-use crate::record::{chain_hash, hash_from_hex, to_hex, Body, Envelope, Record, StoredRecord, ZERO_HASH};
+use crate::record::{
+    chain_hash, hash_from_hex, to_hex, Body, Envelope, Record, StoredRecord, ZERO_HASH,
+};
 
 /// Records written per batch during import.
 const IMPORT_BATCH: usize = 1024;
@@ -79,24 +81,25 @@ pub enum ImportError {
 pub fn export(ledger: &Ledger, out: &mut dyn Write) -> Result<u64, LedgerError> {
     let mut count = 0;
     let mut io_error = None;
-    ledger.scan(1, u64::MAX, &mut |r| {
-        let line = serde_json::to_string(&ExportedRecord::from(&r))
-            .map_err(|e| LogError::Layout(format!("cannot encode record as JSON: {e}")))?;
-        if let Err(e) = writeln!(out, "{line}") {
-            io_error = Some(e);
-            return Err(LogError::Layout("export output failed".into()));
-        }
-        count += 1;
-        Ok(())
-    })
-    .map_err(|e| match io_error.take() {
-        Some(source) => LedgerError::Io {
-            op: "write",
-            path: PathBuf::from("export output"),
-            source,
-        },
-        None => LedgerError::Log(e),
-    })?;
+    ledger
+        .scan(1, u64::MAX, &mut |r| {
+            let line = serde_json::to_string(&ExportedRecord::from(&r))
+                .map_err(|e| LogError::Layout(format!("cannot encode record as JSON: {e}")))?;
+            if let Err(e) = writeln!(out, "{line}") {
+                io_error = Some(e);
+                return Err(LogError::Layout("export output failed".into()));
+            }
+            count += 1;
+            Ok(())
+        })
+        .map_err(|e| match io_error.take() {
+            Some(source) => LedgerError::Io {
+                op: "write",
+                path: PathBuf::from("export output"),
+                source,
+            },
+            None => LedgerError::Log(e),
+        })?;
     out.flush().map_err(|source| LedgerError::Io {
         op: "flush",
         path: PathBuf::from("export output"),
@@ -114,7 +117,10 @@ fn check_line(
 ) -> Result<(EncodedRecord, u64), String> {
     let ex: ExportedRecord = serde_json::from_str(line).map_err(|e| e.to_string())?;
     if ex.seq != expected_seq {
-        return Err(format!("line holds seq {}, expected seq {expected_seq}", ex.seq));
+        return Err(format!(
+            "line holds seq {}, expected seq {expected_seq}",
+            ex.seq
+        ));
     }
     let prev_hash = hash_from_hex(&ex.prev_hash).ok_or("prev_hash is not 64 hex digits")?;
     let hash = hash_from_hex(&ex.hash).ok_or("hash is not 64 hex digits")?;

@@ -16,7 +16,7 @@ use crate::derived::{Derived, DerivedError, DerivedOpen};
 use crate::log::memory::MemoryLog;
 use crate::log::segment::{Recovery, SegmentLog, DEFAULT_SEGMENT_BYTES};
 use crate::log::{encode_record, Head, LogEngine, LogError, LogReader, Visit};
-use crate::record::{to_hex, Body, Envelope, Record, ZERO_HASH, FORMAT_VERSION};
+use crate::record::{to_hex, Body, Envelope, Record, FORMAT_VERSION, ZERO_HASH};
 use crate::sequencer::{
     run_projector, Ack, AppendError, Clock, Progress, Submission, SystemClock, Writer,
 };

@@ -9,6 +9,7 @@ pub mod command;
 pub mod demo;
 pub mod derived;
 pub mod export;
+pub mod fuzzing;
 pub mod ledger;
 pub mod log;
 pub mod record;

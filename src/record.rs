@@ -62,7 +62,9 @@ pub struct Envelope {
 }
 
 /// The typed content of a record.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Body {
     /// Always seq 1: names the ledger and its format.
@@ -146,9 +148,8 @@ impl Record {
 
     /// Decodes canonical bytes; every byte must be used.
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
-        let (record, used): (Record, usize) =
-            bincode::decode_from_slice(bytes, codec_config())
-                .map_err(|e| RecordError::Decode(e.to_string()))?;
+        let (record, used): (Record, usize) = bincode::decode_from_slice(bytes, codec_config())
+            .map_err(|e| RecordError::Decode(e.to_string()))?;
         if used != bytes.len() {
             return Err(RecordError::TrailingBytes {
                 used,

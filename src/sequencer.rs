@@ -33,7 +33,9 @@ pub struct Ack {
 pub enum AppendError {
     #[error("invalid command: {0}")]
     Invalid(String),
-    #[error("time goes backwards: at_ms {at_ms} is before the last record's recorded_at_ms {last_ms}")]
+    #[error(
+        "time goes backwards: at_ms {at_ms} is before the last record's recorded_at_ms {last_ms}"
+    )]
     TimeBackwards { at_ms: u64, last_ms: u64 },
     #[error(transparent)]
     Record(#[from] RecordError),
@@ -211,8 +213,9 @@ impl Writer {
         }
         self.recent.prune(self.applied.get());
         let head = self.engine.head();
-        let (mut seq, mut hash, mut at) =
-            head.map_or((0, crate::record::ZERO_HASH, 0), |h| (h.seq, h.hash, h.recorded_at_ms));
+        let (mut seq, mut hash, mut at) = head.map_or((0, crate::record::ZERO_HASH, 0), |h| {
+            (h.seq, h.hash, h.recorded_at_ms)
+        });
         let now = self.clock.now_ms();
         let mut encoded = Vec::with_capacity(pending.len());
         let mut stored = Vec::with_capacity(pending.len());

@@ -112,7 +112,9 @@ mod tests {
 
     #[test]
     fn floats_and_containers_are_refused_with_a_reason() {
-        let err = serde_json::from_str::<Value>("1.5").unwrap_err().to_string();
+        let err = serde_json::from_str::<Value>("1.5")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("minor units"), "{err}");
         assert!(serde_json::from_str::<Value>("[1]").is_err());
         assert!(serde_json::from_str::<Value>("18446744073709551615").is_err());

@@ -43,22 +43,50 @@ fn run_verify_export_tamper_import() {
     let data = dir.path().join("ledger");
     let data_s = data.to_str().unwrap();
     let out = parley(&["run", "--data", data_s, "-"], Some(SCRIPT));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let results = json_lines(&out);
     let seqs: Vec<_> = results.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, vec![2, 3, 3, 4], "the retried key returns the original seq");
+    assert_eq!(
+        seqs,
+        vec![2, 3, 3, 4],
+        "the retried key returns the original seq"
+    );
     assert_eq!(results[2]["duplicate"], true);
     assert_eq!(results[3]["line"], 5, "results name their input line");
 
     let out = parley(&["verify", "--data", data_s, "--json"], None);
     assert!(out.status.success());
     let v = &json_lines(&out)[0];
-    assert_eq!((v["ok"].as_bool(), v["records"].as_u64(), v["head_seq"].as_u64()), (Some(true), Some(4), Some(4)));
+    assert_eq!(
+        (
+            v["ok"].as_bool(),
+            v["records"].as_u64(),
+            v["head_seq"].as_u64()
+        ),
+        (Some(true), Some(4), Some(4))
+    );
     let head_hash = v["head_hash"].as_str().unwrap().to_owned();
 
     let export = dir.path().join("export.jsonl");
-    let out = parley(&["export", "--data", data_s, "--out", export.to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = parley(
+        &[
+            "export",
+            "--data",
+            data_s,
+            "--out",
+            export.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&export).unwrap();
     assert_eq!(text.lines().count(), 4);
 
@@ -68,22 +96,67 @@ fn run_verify_export_tamper_import() {
     let bad = dir.path().join("tampered.jsonl");
     std::fs::write(&bad, tampered).unwrap();
     let target = dir.path().join("from-tampered");
-    let out = parley(&["import", "--data", target.to_str().unwrap(), bad.to_str().unwrap(), "--json"], None);
+    let out = parley(
+        &[
+            "import",
+            "--data",
+            target.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let r = &json_lines(&out)[0];
-    assert_eq!((r["ok"].as_bool(), r["first_bad_seq"].as_u64()), (Some(false), Some(3)));
-    assert!(!target.join("log").exists(), "a refused import leaves no ledger");
+    assert_eq!(
+        (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
+        (Some(false), Some(3))
+    );
+    assert!(
+        !target.join("log").exists(),
+        "a refused import leaves no ledger"
+    );
 
     let restored = dir.path().join("restored");
-    let out = parley(&["import", "--data", restored.to_str().unwrap(), export.to_str().unwrap(), "--json"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = parley(&["verify", "--data", restored.to_str().unwrap(), "--json", "--derived"], None);
+    let out = parley(
+        &[
+            "import",
+            "--data",
+            restored.to_str().unwrap(),
+            export.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = parley(
+        &[
+            "verify",
+            "--data",
+            restored.to_str().unwrap(),
+            "--json",
+            "--derived",
+        ],
+        None,
+    );
     let v = &json_lines(&out)[0];
     assert_eq!(v["ok"], true);
     assert_eq!(v["head_hash"].as_str(), Some(head_hash.as_str()));
 
     // Importing over an existing ledger is refused.
-    let out = parley(&["import", "--data", restored.to_str().unwrap(), export.to_str().unwrap()], None);
+    let out = parley(
+        &[
+            "import",
+            "--data",
+            restored.to_str().unwrap(),
+            export.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a ledger"));
 }
@@ -97,14 +170,23 @@ fn bad_lines_are_reported_by_line_and_good_ones_still_land() {
                   {\"producer\":\"a\",\"at_ms\":6,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"valeu\":1}\n\
                   {\"producer\":\"a\",\"at_ms\":4,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"value\":1}\n\
                   {\"producer\":\"a\",\"at_ms\":7,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"value\":2}\n";
-    let out = parley(&["run", "--data", data.to_str().unwrap(), "-"], Some(script));
+    let out = parley(
+        &["run", "--data", data.to_str().unwrap(), "-"],
+        Some(script),
+    );
     assert_eq!(out.status.code(), Some(1));
     let r = json_lines(&out);
     assert_eq!(r.len(), 5);
     assert_eq!(r[0]["seq"], 2);
-    assert!(r[1]["error"].as_str().unwrap().contains("not a JSON object"));
+    assert!(r[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a JSON object"));
     assert!(r[2]["error"].as_str().unwrap().contains("valeu"));
-    assert!(r[3]["error"].as_str().unwrap().contains("time goes backwards"));
+    assert!(r[3]["error"]
+        .as_str()
+        .unwrap()
+        .contains("time goes backwards"));
     assert_eq!(r[4]["seq"], 3);
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 of 5 commands were not appended"));
 }
@@ -115,10 +197,16 @@ fn an_oversized_line_is_refused_without_reading_it_whole() {
     let data = dir.path().join("ledger");
     let huge = format!("{{\"producer\":\"a\",\"kind\":\"fact\",\"entity\":\"e\",\"attribute\":\"x\",\"value\":\"{}\"}}\n", "x".repeat(3 << 20));
     let script = format!("{huge}{{\"producer\":\"a\",\"kind\":\"fact\",\"entity\":\"e\",\"attribute\":\"x\",\"value\":1}}\n");
-    let out = parley(&["run", "--data", data.to_str().unwrap(), "-"], Some(&script));
+    let out = parley(
+        &["run", "--data", data.to_str().unwrap(), "-"],
+        Some(&script),
+    );
     let r = json_lines(&out);
     assert!(r[0]["error"].as_str().unwrap().contains("longer than"));
-    assert_eq!((r[1]["line"].as_u64(), r[1]["seq"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (r[1]["line"].as_u64(), r[1]["seq"].as_u64()),
+        (Some(2), Some(2))
+    );
 }
 
 #[test]
@@ -131,14 +219,20 @@ fn commands_on_something_that_is_not_a_ledger_say_so() {
     for args in [vec!["export", "--data", d], vec!["rebuild", "--data", d]] {
         let out = parley(&args, None);
         assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("holds no ledger"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("holds no ledger"),
+            "{args:?}"
+        );
     }
     // A garbage segment file gets a clear error, not a panic.
     std::fs::create_dir_all(dir.path().join("log")).unwrap();
     std::fs::write(dir.path().join("log/00000000000000000001.seg"), b"garbage").unwrap();
     let out = parley(&["verify", "--data", d, "--json"], None);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((v["ok"].as_bool(), v["first_bad_seq"].as_u64()), (Some(false), Some(1)));
+    assert_eq!(
+        (v["ok"].as_bool(), v["first_bad_seq"].as_u64()),
+        (Some(false), Some(1))
+    );
     let out = parley(&["export", "--data", d], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("damaged at seq 1"));
@@ -149,9 +243,15 @@ fn rebuild_restores_the_derived_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ledger");
     let d = data.to_str().unwrap();
-    assert!(parley(&["run", "--data", d, "-"], Some(SCRIPT)).status.success());
+    assert!(parley(&["run", "--data", d, "-"], Some(SCRIPT))
+        .status
+        .success());
     let out = parley(&["rebuild", "--data", d], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("from 4 records"));
     let out = parley(&["verify", "--data", d, "--derived", "--json"], None);
     assert!(out.status.success());
@@ -162,10 +262,17 @@ fn demo_writes_a_ledger_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
     let out = parley(&["demo", "--data", data.to_str().unwrap(), "--json"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = &json_lines(&out)[0];
     assert_eq!(v["verify"]["ok"], true);
     assert_eq!(v["duplicates_absorbed"], 1);
-    let out = parley(&["verify", "--data", data.to_str().unwrap(), "--derived"], None);
+    let out = parley(
+        &["verify", "--data", data.to_str().unwrap(), "--derived"],
+        None,
+    );
     assert!(out.status.success());
 }

@@ -94,10 +94,20 @@ fn run_child(data: &std::path::Path, from: u64, kill_after: Duration) -> Vec<(u6
 
 #[test]
 fn acknowledged_records_survive_sigkill() {
-    let cycles: u32 = std::env::var("PARLEY_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let seed: u64 = std::env::var("PARLEY_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
+    let cycles: u32 = std::env::var("PARLEY_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("PARLEY_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     eprintln!("crash test: {cycles} cycles, PARLEY_CRASH_SEED={seed}");
     let mut rng = XorShift(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -129,25 +139,48 @@ fn acknowledged_records_survive_sigkill() {
         }
 
         // Restart: recovery, then every check.
-        let (ledger, report) = Ledger::open(&data, Options::default()).expect("reopen after SIGKILL");
+        let (ledger, report) =
+            Ledger::open(&data, Options::default()).expect("reopen after SIGKILL");
         torn_tails += u32::from(report.recovery.torn_tail.is_some());
         let mut by_key: BTreeMap<u64, u64> = BTreeMap::new();
         let mut records = 0u64;
         ledger
             .scan(1, u64::MAX, &mut |r| {
                 records += 1;
-                if let (Some(key), Body::Fact { value: Value::Int(v), .. }) = (&r.record.envelope.idempotency_key, &r.record.body) {
+                if let (
+                    Some(key),
+                    Body::Fact {
+                        value: Value::Int(v),
+                        ..
+                    },
+                ) = (&r.record.envelope.idempotency_key, &r.record.body)
+                {
                     let idx: u64 = key[1..].parse().unwrap();
-                    assert_eq!(*v as u64, idx, "record {} holds another command's value", r.record.envelope.seq);
-                    assert!(by_key.insert(idx, r.record.envelope.seq).is_none(), "key {key} appended twice");
+                    assert_eq!(
+                        *v as u64, idx,
+                        "record {} holds another command's value",
+                        r.record.envelope.seq
+                    );
+                    assert!(
+                        by_key.insert(idx, r.record.envelope.seq).is_none(),
+                        "key {key} appended twice"
+                    );
                 }
                 Ok(())
             })
             .unwrap();
         for (idx, seq) in &acked {
-            assert_eq!(by_key.get(idx), Some(seq), "cycle {cycle}: acknowledged command {idx} (seq {seq}) is missing");
+            assert_eq!(
+                by_key.get(idx),
+                Some(seq),
+                "cycle {cycle}: acknowledged command {idx} (seq {seq}) is missing"
+            );
         }
-        assert_eq!(ledger.derived_differences().unwrap(), None, "cycle {cycle}: derived store disagrees");
+        assert_eq!(
+            ledger.derived_differences().unwrap(),
+            None,
+            "cycle {cycle}: derived store disagrees"
+        );
         ledger.close().unwrap();
         let v = verify_dir(&data).unwrap();
         assert!(v.ok, "cycle {cycle}: {v:?}");
@@ -162,8 +195,14 @@ fn acknowledged_records_survive_sigkill() {
         );
     }
     eprintln!("crash test passed: {cycles} cycles, {} acknowledged commands all present, {restarts_that_appended} restarts appended more, {torn_tails} torn tails recovered", acked.len());
-    assert!(!acked.is_empty(), "no command was ever acknowledged: the test exercised nothing");
+    assert!(
+        !acked.is_empty(),
+        "no command was ever acknowledged: the test exercised nothing"
+    );
     if cycles >= 4 {
-        assert!(restarts_that_appended > 0, "no restarted child ever appended: the test exercised no restart");
+        assert!(
+            restarts_that_appended > 0,
+            "no restarted child ever appended: the test exercised no restart"
+        );
     }
 }

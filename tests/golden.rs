@@ -52,17 +52,28 @@ fn the_golden_log_is_written_read_and_verified_identically() {
         }
         std::fs::write(golden().join("export.jsonl"), &export).unwrap();
         let report = verify_dir(&golden()).unwrap();
-        std::fs::write(golden().join("head_hash.txt"), report.head_hash.unwrap() + "\n").unwrap();
+        std::fs::write(
+            golden().join("head_hash.txt"),
+            report.head_hash.unwrap() + "\n",
+        )
+        .unwrap();
         return;
     }
     let stored = list_segments(&golden_log).unwrap();
     assert_eq!(stored.len(), built.len());
     for ((_, a), (_, b)) in built.iter().zip(&stored) {
         assert_eq!(a.file_name(), b.file_name());
-        assert!(std::fs::read(a).unwrap() == std::fs::read(b).unwrap(), "{} differs from the golden bytes", a.display());
+        assert!(
+            std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+            "{} differs from the golden bytes",
+            a.display()
+        );
     }
     let golden_export = std::fs::read(golden().join("export.jsonl")).unwrap();
-    assert!(export == golden_export, "export differs from tests/golden/export.jsonl");
+    assert!(
+        export == golden_export,
+        "export differs from tests/golden/export.jsonl"
+    );
 
     // The committed bytes themselves verify to the committed head hash.
     let report = verify_dir(&golden()).unwrap();

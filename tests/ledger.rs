@@ -9,8 +9,8 @@ use common::{fact, flip_byte, frame_map};
 use parley::ledger::{Ledger, LedgerError, Options};
 use parley::log::LogError;
 use parley::sequencer::AppendError;
-use parley::verify::verify_dir;
 use parley::value::Value;
+use parley::verify::verify_dir;
 
 fn small() -> Options {
     Options {
@@ -25,7 +25,14 @@ fn fill(ledger: &Ledger, n: u64, start_ms: u64) {
     for i in 0..n {
         let sku = format!("sku:S{}", i % 7);
         ledger
-            .append(fact("inventory", start_ms + i, Some(&format!("k{start_ms}-{i}")), &sku, "stock", i as i64))
+            .append(fact(
+                "inventory",
+                start_ms + i,
+                Some(&format!("k{start_ms}-{i}")),
+                &sku,
+                "stock",
+                i as i64,
+            ))
             .unwrap();
     }
 }
@@ -35,7 +42,9 @@ fn appends_survive_a_restart_and_keys_stay_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
     assert!(report.created);
-    let first = ledger.append(fact("inventory", 10, Some("once"), "sku:A", "stock", 5)).unwrap();
+    let first = ledger
+        .append(fact("inventory", 10, Some("once"), "sku:A", "stock", 5))
+        .unwrap();
     assert_eq!(first.seq, 2, "seq 1 is the genesis record");
     assert!(!first.duplicate);
     fill(&ledger, 50, 20);
@@ -45,15 +54,22 @@ fn appends_survive_a_restart_and_keys_stay_idempotent() {
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
     assert!(!report.created);
     assert_eq!(ledger.head(), Some(head));
-    let again = ledger.append(fact("inventory", 99, Some("once"), "sku:A", "stock", 6)).unwrap();
+    let again = ledger
+        .append(fact("inventory", 99, Some("once"), "sku:A", "stock", 6))
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!((again.seq, again.hash), (first.seq, first.hash));
     assert_eq!(ledger.head(), Some(head), "a duplicate appends nothing");
     // The same key from another producer is another command.
-    let other = ledger.append(fact("pricing", 100, Some("once"), "sku:A", "price", 6)).unwrap();
+    let other = ledger
+        .append(fact("pricing", 100, Some("once"), "sku:A", "price", 6))
+        .unwrap();
     assert!(!other.duplicate);
     let derived = ledger.derived().unwrap();
-    assert_eq!(derived.fact("sku:A", "stock").unwrap(), Some((Value::Int(5), 2)));
+    assert_eq!(
+        derived.fact("sku:A", "stock").unwrap(),
+        Some((Value::Int(5), 2))
+    );
     assert_eq!(derived.entity_seqs("sku:A").unwrap(), vec![2, other.seq]);
     assert_eq!(ledger.derived_differences().unwrap(), None);
     ledger.close().unwrap();
@@ -63,9 +79,19 @@ fn appends_survive_a_restart_and_keys_stay_idempotent() {
 #[test]
 fn time_never_goes_backwards() {
     let ledger = Ledger::in_memory(small()).unwrap();
-    ledger.append(fact("a", 5_000, None, "sku:A", "stock", 1)).unwrap();
-    let err = ledger.append(fact("a", 4_999, None, "sku:A", "stock", 2)).unwrap_err();
-    assert_eq!(err, AppendError::TimeBackwards { at_ms: 4_999, last_ms: 5_000 });
+    ledger
+        .append(fact("a", 5_000, None, "sku:A", "stock", 1))
+        .unwrap();
+    let err = ledger
+        .append(fact("a", 4_999, None, "sku:A", "stock", 2))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AppendError::TimeBackwards {
+            at_ms: 4_999,
+            last_ms: 5_000
+        }
+    );
     assert!(err.to_string().contains("before the last record"));
     // Without a time of its own a command takes the wall clock, never less than the last.
     let mut cmd = fact("a", 0, None, "sku:A", "stock", 3);
@@ -76,7 +102,14 @@ fn time_never_goes_backwards() {
 #[test]
 fn concurrent_producers_get_a_gapless_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, _) = Ledger::open(dir.path(), Options { max_batch: 64, ..small() }).unwrap();
+    let (ledger, _) = Ledger::open(
+        dir.path(),
+        Options {
+            max_batch: 64,
+            ..small()
+        },
+    )
+    .unwrap();
     let ledger = Arc::new(ledger);
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -84,7 +117,14 @@ fn concurrent_producers_get_a_gapless_order() {
             std::thread::spawn(move || {
                 (0..300)
                     .map(|i| {
-                        let mut c = fact(&format!("agent-{t}"), 0, Some(&format!("{i}")), "sku:X", "n", i);
+                        let mut c = fact(
+                            &format!("agent-{t}"),
+                            0,
+                            Some(&format!("{i}")),
+                            "sku:X",
+                            "n",
+                            i,
+                        );
                         c.envelope.at_ms = None;
                         ledger.append(c).unwrap().seq
                     })
@@ -92,7 +132,10 @@ fn concurrent_producers_get_a_gapless_order() {
             })
         })
         .collect();
-    let mut seqs: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (2..=1201).collect::<Vec<_>>());
     assert_eq!(ledger.derived_differences().unwrap(), None);
@@ -105,7 +148,9 @@ fn concurrent_producers_get_a_gapless_order() {
 fn invalid_and_oversized_commands_are_refused_whole() {
     let ledger = Ledger::in_memory(small()).unwrap();
     let mut c = fact("", 1, None, "sku:A", "stock", 1);
-    assert!(matches!(ledger.append(c.clone()), Err(AppendError::Invalid(m)) if m.contains("producer")));
+    assert!(
+        matches!(ledger.append(c.clone()), Err(AppendError::Invalid(m)) if m.contains("producer"))
+    );
     c.envelope.producer = "a".into();
     c.body = parley::command::CommandBody::Fact {
         entity: "sku:A".into(),
@@ -140,7 +185,11 @@ fn write_torn_batch(dir: &std::path::Path) -> (u64, usize) {
                 causation: None,
                 correlation: None,
             },
-            body: Body::Fact { entity: "sku:T".into(), attribute: "n".into(), value: Value::Int(1) },
+            body: Body::Fact {
+                entity: "sku:T".into(),
+                attribute: "n".into(),
+                value: Value::Int(1),
+            },
         };
         let enc = encode_record(&record, &prev).unwrap();
         prev = enc.hash;
@@ -168,9 +217,18 @@ fn a_torn_final_batch_is_cut_off_and_reported() {
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
     let torn = report.recovery.torn_tail.expect("torn tail reported");
     assert_eq!((torn.seq, torn.offset), (torn_seq, torn_at as u64));
-    assert_eq!(ledger.head(), Some(head), "every acknowledged record is kept");
-    let ack = ledger.append(fact("a", 6_000, None, "sku:B", "stock", 1)).unwrap();
-    assert_eq!(ack.seq, torn_seq, "appending continues where the valid log ends");
+    assert_eq!(
+        ledger.head(),
+        Some(head),
+        "every acknowledged record is kept"
+    );
+    let ack = ledger
+        .append(fact("a", 6_000, None, "sku:B", "stock", 1))
+        .unwrap();
+    assert_eq!(
+        ack.seq, torn_seq,
+        "appending continues where the valid log ends"
+    );
     assert_eq!(ledger.derived_differences().unwrap(), None);
     ledger.close().unwrap();
     assert!(verify_dir(dir.path()).unwrap().ok);
@@ -190,7 +248,11 @@ fn a_log_missing_acknowledged_records_is_refused() {
     data[at..at + len].fill(0);
     std::fs::write(&path, &data).unwrap();
     let err = Ledger::open(dir.path(), small()).err().expect("refused");
-    assert!(err.to_string().contains(&format!("ends at seq {}", seq - 1)), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("ends at seq {}", seq - 1)),
+        "{err}"
+    );
     // `rebuild` is the deliberate way to accept the log as it is.
     let (ledger, _) = Ledger::open_rebuilding(dir.path(), small()).unwrap();
     assert_eq!(ledger.head().unwrap().seq, seq - 1);
@@ -227,7 +289,12 @@ fn a_flipped_byte_in_a_middle_segment_is_named_by_verify() {
     let segments: std::collections::BTreeSet<_> = frames.iter().map(|f| f.1.clone()).collect();
     assert!(segments.len() >= 3, "the test needs several segments");
     let middle = segments.iter().nth(1).unwrap();
-    let (seq, path, at, len) = frames.iter().filter(|f| &f.1 == middle).nth(2).unwrap().clone();
+    let (seq, path, at, len) = frames
+        .iter()
+        .filter(|f| &f.1 == middle)
+        .nth(2)
+        .unwrap()
+        .clone();
     flip_byte(&path, at + len - 40);
     let report = verify_dir(dir.path()).unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
@@ -243,11 +310,18 @@ fn a_truncated_segment_is_reported_not_taken_as_the_end() {
     let frames = frame_map(&dir.path().join("log"));
     let (seq, path, at, _) = frames[frames.len() - 3].clone();
     // Cut the file at a frame boundary: the records from `seq` on are gone.
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(at as u64).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(at as u64)
+        .unwrap();
     let report = verify_dir(dir.path()).unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
     assert!(report.reason.unwrap().contains("truncated"));
-    let err = Ledger::open(dir.path(), small()).err().expect("open refuses");
+    let err = Ledger::open(dir.path(), small())
+        .err()
+        .expect("open refuses");
     assert!(err.to_string().contains("truncated"), "{err}");
 }
 
@@ -263,7 +337,16 @@ fn a_lost_or_damaged_derived_store_is_rebuilt_from_the_log() {
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
     assert_eq!(report.derived.caught_up, head.seq);
     assert_eq!(ledger.derived_differences().unwrap(), None);
-    let dup = ledger.append(fact("inventory", 10_000, Some("k10-3"), "sku:S3", "stock", 3)).unwrap();
+    let dup = ledger
+        .append(fact(
+            "inventory",
+            10_000,
+            Some("k10-3"),
+            "sku:S3",
+            "stock",
+            3,
+        ))
+        .unwrap();
     assert!(dup.duplicate, "idempotency keys come back with the rebuild");
     ledger.close().unwrap();
 
@@ -288,7 +371,11 @@ fn a_second_process_cannot_open_the_same_ledger() {
     let err = Ledger::open(dir.path(), small()).err().expect("locked");
     assert!(matches!(err, LedgerError::Locked(_)), "{err}");
     ledger.close().unwrap();
-    Ledger::open(dir.path(), small()).unwrap().0.close().unwrap();
+    Ledger::open(dir.path(), small())
+        .unwrap()
+        .0
+        .close()
+        .unwrap();
 }
 
 #[test]
@@ -306,5 +393,8 @@ fn a_zeroed_frame_header_cannot_hide_the_records_after_it() {
     let report = verify_dir(dir.path()).unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
     let err = Ledger::open(dir.path(), small()).err().expect("refused");
-    assert!(matches!(err, LedgerError::Log(LogError::Corrupt { seq: s, .. }) if s == seq), "{err}");
+    assert!(
+        matches!(err, LedgerError::Log(LogError::Corrupt { seq: s, .. }) if s == seq),
+        "{err}"
+    );
 }

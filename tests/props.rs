@@ -31,9 +31,21 @@ fn value() -> impl Strategy<Value = Value> {
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
         (id(), any::<u16>()).prop_map(|(ledger_id, format)| Body::Genesis { ledger_id, format }),
-        (id(), id(), value()).prop_map(|(entity, attribute, value)| Body::Fact { entity, attribute, value }),
-        (id(), proptest::option::of(id()), proptest::collection::btree_map(id(), value(), 0..4))
-            .prop_map(|(topic, entity, detail)| Body::Broadcast { topic, entity, detail }),
+        (id(), id(), value()).prop_map(|(entity, attribute, value)| Body::Fact {
+            entity,
+            attribute,
+            value
+        }),
+        (
+            id(),
+            proptest::option::of(id()),
+            proptest::collection::btree_map(id(), value(), 0..4)
+        )
+            .prop_map(|(topic, entity, detail)| Body::Broadcast {
+                topic,
+                entity,
+                detail
+            }),
     ]
 }
 
@@ -46,15 +58,17 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         proptest::option::of(1u64..1_000_000),
         proptest::option::of(id()),
     )
-        .prop_map(|(seq, recorded_at_ms, producer, idempotency_key, causation, correlation)| Envelope {
-            format: FORMAT_VERSION,
-            seq,
-            recorded_at_ms,
-            producer,
-            idempotency_key,
-            causation,
-            correlation,
-        })
+        .prop_map(
+            |(seq, recorded_at_ms, producer, idempotency_key, causation, correlation)| Envelope {
+                format: FORMAT_VERSION,
+                seq,
+                recorded_at_ms,
+                producer,
+                idempotency_key,
+                causation,
+                correlation,
+            },
+        )
 }
 
 proptest! {
@@ -83,7 +97,10 @@ proptest! {
 fn write_log(dir: &std::path::Path, bodies: &[Body]) {
     let (mut log, _) = SegmentLog::open(&dir.join("log"), 4096).unwrap();
     let mut prev = ZERO_HASH;
-    let mut all = vec![Body::Genesis { ledger_id: "ldg-prop".into(), format: FORMAT_VERSION }];
+    let mut all = vec![Body::Genesis {
+        ledger_id: "ldg-prop".into(),
+        format: FORMAT_VERSION,
+    }];
     all.extend_from_slice(bodies);
     let mut batch = Vec::new();
     for (i, body) in all.into_iter().enumerate() {
@@ -142,7 +159,11 @@ proptest! {
 fn a_changed_segment_header_is_reported_at_its_first_seq() {
     let dir = tempfile::tempdir().unwrap();
     let bodies: Vec<Body> = (0..40)
-        .map(|i| Body::Broadcast { topic: format!("t{i}"), entity: None, detail: BTreeMap::new() })
+        .map(|i| Body::Broadcast {
+            topic: format!("t{i}"),
+            entity: None,
+            detail: BTreeMap::new(),
+        })
         .collect();
     write_log(dir.path(), &bodies);
     let segments = parley::log::scan::list_segments(&dir.path().join("log")).unwrap();

@@ -33,7 +33,10 @@ fn summary(body: &Body) -> String {
             entity,
             attribute,
             value,
-        } => format!("{entity}.{attribute} = {}", serde_json::to_string(value).unwrap_or_default()),
+        } => format!(
+            "{entity}.{attribute} = {}",
+            serde_json::to_string(value).unwrap_or_default()
+        ),
         Body::Broadcast {
             topic,
             entity,
@@ -50,18 +53,24 @@ fn summary(body: &Body) -> String {
 pub fn run_cli(data: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     let dir = data.unwrap_or_else(fresh_dir);
     if dir.join("log").exists() {
-        anyhow::bail!("{} already holds a ledger; give --data a new directory", dir.display());
+        anyhow::bail!(
+            "{} already holds a ledger; give --data a new directory",
+            dir.display()
+        );
     }
     let opts = Options {
         genesis_at_ms: Some(1_764_147_000_000),
         ..Options::default()
     };
-    let (ledger, _) = Ledger::open(&dir, opts).with_context(|| format!("create {}", dir.display()))?;
+    let (ledger, _) =
+        Ledger::open(&dir, opts).with_context(|| format!("create {}", dir.display()))?;
     let mut appended = 0u64;
     let mut duplicates = 0u64;
     for (i, line) in STORE_SCRIPT.lines().enumerate() {
         let cmd = Command::parse(line).with_context(|| format!("demo script line {}", i + 1))?;
-        let ack = ledger.append(cmd).with_context(|| format!("demo script line {}", i + 1))?;
+        let ack = ledger
+            .append(cmd)
+            .with_context(|| format!("demo script line {}", i + 1))?;
         if ack.duplicate {
             duplicates += 1;
         } else {
@@ -84,7 +93,10 @@ pub fn run_cli(data: Option<PathBuf>, json: bool) -> Result<ExitCode> {
         });
         println!("{out}");
     } else {
-        println!("parley demo: a store's agents writing into one ledger at {}\n", dir.display());
+        println!(
+            "parley demo: a store's agents writing into one ledger at {}\n",
+            dir.display()
+        );
         println!("{:>4}  {:<20}  {:<9}  what", "seq", "producer", "kind");
         for r in &timeline {
             let env = &r.record.envelope;
@@ -100,12 +112,19 @@ pub fn run_cli(data: Option<PathBuf>, json: bool) -> Result<ExitCode> {
             "\n{appended} commands appended, {duplicates} retried command absorbed by its idempotency key."
         );
         match (&report.ok, &report.head_hash) {
-            (true, Some(h)) => println!("chain verified: {} records, head hash {h}", report.records.unwrap_or(0)),
+            (true, Some(h)) => println!(
+                "chain verified: {} records, head hash {h}",
+                report.records.unwrap_or(0)
+            ),
             _ => println!("chain verification FAILED: {:?}", report.reason),
         }
         println!("\nExplore the ledger it wrote:");
         println!("  parley verify --data {} --json", dir.display());
         println!("  parley export --data {}", dir.display());
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

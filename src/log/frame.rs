@@ -120,7 +120,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<Option<Header>, String> {
         return Err("reserved frame header bytes are not zero".into());
     }
     if payload_len == 0 || payload_len > MAX_RECORD_BYTES {
-        return Err(format!("frame payload length {payload_len} is out of range"));
+        return Err(format!(
+            "frame payload length {payload_len} is out of range"
+        ));
     }
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&bytes[8..16]);

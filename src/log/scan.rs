@@ -236,7 +236,9 @@ fn scan_segment(
         }
         if let Some(expected) = cursor.prev_hash {
             if prev_hash != expected {
-                return Err(corrupt("prev_hash does not link to the previous record".into()));
+                return Err(corrupt(
+                    "prev_hash does not link to the previous record".into(),
+                ));
             }
         }
         if header.batch_first_seq > seq {

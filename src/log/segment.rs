@@ -168,7 +168,8 @@ impl SegmentLog {
         preallocate(&file, capacity, &tmp)?;
         file.write_all_at(&segment_header(first_seq, capacity), 0)
             .map_err(|e| LogError::io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| LogError::io("fsync", &tmp, e))?;
+        file.sync_all()
+            .map_err(|e| LogError::io("fsync", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| LogError::io("rename", &tmp, e))?;
         sync_dir(&self.dir)?;
         Ok(Active {
@@ -217,10 +218,11 @@ fn recover_segment(
         .map_err(|e| LogError::io("stat", path, e))?
         .len();
     let header = read_at(&file, 0, SEGMENT_HEADER_BYTES, path)?;
-    let capacity = check_segment_header(&header, first_seq).map_err(|reason| LogError::Corrupt {
-        seq: first_seq,
-        reason: format!("{}: {reason}", path.display()),
-    })?;
+    let capacity =
+        check_segment_header(&header, first_seq).map_err(|reason| LogError::Corrupt {
+            seq: first_seq,
+            reason: format!("{}: {reason}", path.display()),
+        })?;
     let mut reader = BufReader::with_capacity(1 << 20, &file);
     reader
         .seek(SeekFrom::Start(SEGMENT_HEADER_BYTES as u64))
@@ -255,7 +257,10 @@ fn recover_segment(
             }
             Err(e) => break Some(e.to_string()),
             Ok(r) if r.envelope.seq != seq => {
-                break Some(format!("record says seq {}, its position is {seq}", r.envelope.seq))
+                break Some(format!(
+                    "record says seq {}, its position is {seq}",
+                    r.envelope.seq
+                ))
             }
             Ok(r) => r,
         };
@@ -276,7 +281,8 @@ fn recover_segment(
             reason: truncated(path, file_len, capacity),
         });
     }
-    let window_len = usize::try_from(file_len - at).map_or(TAIL_WINDOW_BYTES, |l| l.min(TAIL_WINDOW_BYTES));
+    let window_len =
+        usize::try_from(file_len - at).map_or(TAIL_WINDOW_BYTES, |l| l.min(TAIL_WINDOW_BYTES));
     let window = read_at(&file, at, window_len, path)?;
     let problem = match problem {
         None if window.iter().all(|b| *b == 0) => return Ok((at, head, None)),
@@ -299,7 +305,12 @@ fn recover_segment(
         .map_err(|e| LogError::io("write", path, e))?;
     file.sync_data()
         .map_err(|e| LogError::io("fdatasync", path, e))?;
-    tracing::warn!(seq, offset = at, bytes, "zeroed a torn final write (never acknowledged): {problem}");
+    tracing::warn!(
+        seq,
+        offset = at,
+        bytes,
+        "zeroed a torn final write (never acknowledged): {problem}"
+    );
     let torn = TornTail {
         seq,
         segment: path.to_path_buf(),

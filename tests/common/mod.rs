@@ -9,7 +9,14 @@ use parley::log::scan::{list_segments, SEGMENT_HEADER_BYTES};
 use parley::value::Value;
 
 /// A fact command with an explicit time and optional idempotency key.
-pub fn fact(producer: &str, at_ms: u64, key: Option<&str>, entity: &str, attr: &str, value: i64) -> Command {
+pub fn fact(
+    producer: &str,
+    at_ms: u64,
+    key: Option<&str>,
+    entity: &str,
+    attr: &str,
+    value: i64,
+) -> Command {
     Command {
         envelope: CommandEnvelope {
             producer: producer.into(),
