@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion};
-use parley::command::{Command, CommandBody, CommandEnvelope};
+use parley::command::{Command, CommandEnvelope};
 use parley::ledger::{Ledger, Options};
 use parley::log::encode_record;
 use parley::record::{Body, Envelope, Record, FORMAT_VERSION, ZERO_HASH};
@@ -66,7 +66,7 @@ fn command(i: u64, text: &str) -> Command {
             causation: None,
             correlation: None,
         },
-        body: CommandBody::Fact {
+        body: Body::Fact {
             entity: format!("sku:SKU-{}", i % 1000),
             attribute: "note".into(),
             value: Value::Text(text.into()),

@@ -283,6 +283,8 @@ struct RunResult {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     duplicate: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
@@ -304,6 +306,13 @@ fn result_of(pending: Pending) -> RunResult {
             hash: Some(to_hex(&ack.hash)),
             recorded_at_ms: Some(ack.recorded_at_ms),
             duplicate: ack.duplicate,
+            decision: ack.decision.map(|(seq, d)| {
+                let mut v = serde_json::to_value(&d).unwrap_or_default();
+                if let Some(map) = v.as_object_mut() {
+                    map.insert("seq".into(), seq.into());
+                }
+                v
+            }),
             error: None,
         },
         Err(error) => RunResult {
@@ -313,6 +322,7 @@ fn result_of(pending: Pending) -> RunResult {
             hash: None,
             recorded_at_ms: None,
             duplicate: false,
+            decision: None,
             error: Some(error),
         },
     }
@@ -365,6 +375,17 @@ fn run(data: &Path, file: &Path) -> Result<ExitCode> {
             if let Ok(cmd) = Command::parse(text.trim()) {
                 opts.genesis_at_ms = cmd.envelope.at_ms;
             }
+        }
+    }
+    if first_read.is_none() {
+        first_read = read_line(&mut *input, &mut first)?;
+    }
+    // Scripted time (the first command carries `at_ms`): clock records would
+    // inject the wall clock into a script's time line, so they stay off.
+    if let Some(Ok(())) = &first_read {
+        let text = String::from_utf8_lossy(&first);
+        if Command::parse(text.trim()).is_ok_and(|c| c.envelope.at_ms.is_some()) {
+            opts.auto_clock = false;
         }
     }
     let (ledger, report) =

@@ -5,13 +5,10 @@
 //! `schemas/command.schema.json` is generated from these types (`parley schema`),
 //! and a test fails when the committed file drifts from the code.
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{check_id, Body};
-use crate::value::Value;
 
 /// Longest command line `parley run` accepts, in bytes.
 pub const MAX_COMMAND_BYTES: usize = 2 << 20;
@@ -48,31 +45,12 @@ const ENVELOPE_KEYS: [&str; 5] = [
     "correlation",
 ];
 
-/// What a command asks to record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CommandBody {
-    /// A fact about an entity (`sku:SKU-1`, `order:O-9`, …): entity.attribute = value.
-    Fact {
-        entity: String,
-        attribute: String,
-        value: Value,
-    },
-    /// An event announced to every agent.
-    Broadcast {
-        topic: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        entity: Option<String>,
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        detail: BTreeMap<String, Value>,
-    },
-}
-
 /// A parsed, validated command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
     pub envelope: CommandEnvelope,
-    pub body: CommandBody,
+    /// Any record kind except those parley writes itself (genesis, decision, clock).
+    pub body: Body,
 }
 
 /// The shape of one command line, for the JSON Schema only.
@@ -81,7 +59,7 @@ pub struct CommandLine {
     #[serde(flatten)]
     pub envelope: CommandEnvelope,
     #[serde(flatten)]
-    pub body: CommandBody,
+    pub body: Body,
 }
 
 /// Why a line is not a command.
@@ -111,13 +89,13 @@ impl Command {
         }
         if !fields.contains_key("kind") {
             return Err(CommandError::Invalid(
-                "missing field `kind` (one of `fact`, `broadcast`)".into(),
+                "missing field `kind` (e.g. `fact`, `broadcast`, `catalog`, `intend`; see schemas/command.schema.json)".into(),
             ));
         }
         let envelope: CommandEnvelope =
             serde_json::from_value(serde_json::Value::Object(envelope_fields))
                 .map_err(|e| CommandError::Invalid(e.to_string()))?;
-        let body: CommandBody = serde_json::from_value(serde_json::Value::Object(fields))
+        let body: Body = serde_json::from_value(serde_json::Value::Object(fields))
             .map_err(|e| CommandError::Invalid(e.to_string()))?;
         let command = Command { envelope, body };
         command.validate().map_err(CommandError::Invalid)?;
@@ -152,49 +130,21 @@ impl Command {
         if env.causation == Some(0) {
             return Err("`causation` is a seq and seqs start at 1".into());
         }
-        match &self.body {
-            CommandBody::Fact {
-                entity, attribute, ..
-            } => {
-                check_id("entity", entity)?;
-                check_id("attribute", attribute)
-            }
-            CommandBody::Broadcast {
-                topic,
-                entity,
-                detail,
-            } => {
-                check_id("topic", topic)?;
-                if let Some(e) = entity {
-                    check_id("entity", e)?;
-                }
-                detail.keys().try_for_each(|k| check_id("detail key", k))
-            }
+        if self.body.is_system() {
+            return Err(format!(
+                "kind `{}` is written by parley itself, not by producers",
+                self.body.kind()
+            ));
         }
+        self.body
+            .ids()
+            .into_iter()
+            .try_for_each(|(field, value)| check_id(field, value))
     }
 
     /// The record body this command appends.
     pub fn record_body(&self) -> Body {
-        match &self.body {
-            CommandBody::Fact {
-                entity,
-                attribute,
-                value,
-            } => Body::Fact {
-                entity: entity.clone(),
-                attribute: attribute.clone(),
-                value: value.clone(),
-            },
-            CommandBody::Broadcast {
-                topic,
-                entity,
-                detail,
-            } => Body::Broadcast {
-                topic: topic.clone(),
-                entity: entity.clone(),
-                detail: detail.clone(),
-            },
-        }
+        self.body.clone()
     }
 }
 

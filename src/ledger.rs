@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::command::{Command, SYSTEM_PRODUCER};
+use crate::context::Context;
 use crate::derived::{Derived, DerivedError, DerivedOpen};
 use crate::log::memory::MemoryLog;
 use crate::log::segment::{Recovery, SegmentLog, DEFAULT_SEGMENT_BYTES};
@@ -36,6 +37,12 @@ pub struct Options {
     pub genesis_at_ms: Option<u64>,
     /// Where time comes from for commands that do not carry their own.
     pub clock: Arc<dyn Clock>,
+    /// Rule text installed right after the genesis record of a new ledger
+    /// (`None`: none; decisions are then rejected until rules are installed).
+    pub initial_rules: Option<String>,
+    /// Append clock records when a deferral or expiry comes due with nothing else
+    /// arriving. Off for scripted runs, whose time comes from their commands.
+    pub auto_clock: bool,
 }
 
 impl Default for Options {
@@ -47,6 +54,8 @@ impl Default for Options {
             ledger_id: None,
             genesis_at_ms: None,
             clock: Arc::new(SystemClock),
+            initial_rules: Some(crate::rules::DEFAULT_RULES.to_owned()),
+            auto_clock: true,
         }
     }
 }
@@ -156,8 +165,27 @@ fn write_genesis(
             format: FORMAT_VERSION,
         },
     };
+    let at = record.envelope.recorded_at_ms;
     let enc = encode_record(&record, &ZERO_HASH).map_err(LogError::from)?;
-    engine.append(&[enc])?;
+    let mut batch = vec![enc];
+    if let Some(text) = &opts.initial_rules {
+        let rules = Record {
+            envelope: Envelope {
+                format: FORMAT_VERSION,
+                seq: 2,
+                recorded_at_ms: at,
+                producer: SYSTEM_PRODUCER.into(),
+                idempotency_key: None,
+                causation: Some(1),
+                correlation: None,
+            },
+            body: Body::RulesInstalled { text: text.clone() },
+        };
+        crate::rules::RuleSet::parse(text)
+            .map_err(|e| LedgerError::DerivedFailed(format!("initial rules: {e}")))?;
+        batch.push(encode_record(&rules, &batch[0].hash).map_err(LogError::from)?);
+    }
+    engine.append(&batch)?;
     Ok(())
 }
 
@@ -225,6 +253,11 @@ impl Ledger {
         let head = engine.head();
         report.derived = derived.catch_up(reader.as_ref(), head)?;
         let head_seq = head.map_or(0, |h| h.seq);
+        let mut ctx = Context::default();
+        reader.scan(1, head_seq, &mut |r| {
+            ctx.apply(&r);
+            Ok(())
+        })?;
         let derived = Arc::new(derived);
         let durable = Arc::new(Progress::default());
         durable.publish(head_seq);
@@ -243,6 +276,8 @@ impl Ledger {
             Arc::clone(&applied),
             ptx,
             opts.max_batch,
+            ctx,
+            opts.auto_clock,
         );
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -302,6 +337,16 @@ impl Ledger {
             return Ok(());
         }
         self.reader.scan(from, to, visit)
+    }
+
+    /// The shared context as of `seq` (clamped to the head): a fold of the log.
+    pub fn context_at(&self, seq: u64) -> Result<Context, LogError> {
+        let mut ctx = Context::default();
+        self.scan(1, seq, &mut |r| {
+            ctx.apply(&r);
+            Ok(())
+        })?;
+        Ok(ctx)
     }
 
     /// The derived store, once it reflects every durable record.

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod command;
+pub mod context;
 pub mod demo;
 pub mod derived;
 pub mod export;
@@ -13,10 +14,13 @@ pub mod fuzzing;
 pub mod ledger;
 pub mod log;
 pub mod record;
+pub mod resolver;
+pub mod rules;
 pub mod schema;
 pub mod sequencer;
 pub mod value;
 pub mod verify;
+pub mod vocab;
 
 pub use command::Command;
 pub use ledger::{Ledger, Options};

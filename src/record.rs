@@ -13,6 +13,7 @@ use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use crate::value::Value;
+use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle};
 
 /// Version of the record schema (envelope + body). Stored in every envelope.
 pub const FORMAT_VERSION: u16 = 1;
@@ -68,7 +69,10 @@ pub struct Envelope {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Body {
     /// Always seq 1: names the ledger and its format.
-    Genesis { ledger_id: String, format: u16 },
+    Genesis {
+        ledger_id: String,
+        format: u16,
+    },
     /// A fact about an entity: `entity.attribute = value`.
     Fact {
         entity: String,
@@ -82,6 +86,83 @@ pub enum Body {
         #[serde(default)]
         detail: BTreeMap<String, Value>,
     },
+    /// A catalog entry: the sku's full state.
+    Catalog {
+        sku: String,
+        category: String,
+        cost_minor: i64,
+        price_minor: i64,
+        stock: i64,
+        lifecycle: Lifecycle,
+    },
+    /// A sku's stock level changed.
+    StockChanged {
+        sku: String,
+        stock: i64,
+    },
+    /// A competitor's price was observed.
+    CompetitorPrice {
+        sku: String,
+        competitor: String,
+        price_minor: i64,
+    },
+    /// A supplier announced a delay on skus.
+    SupplierDelay {
+        supplier: String,
+        skus: Vec<String>,
+        days: u32,
+    },
+    /// Traffic to a sku rose by `increase_bp`.
+    TrafficSpike {
+        sku: String,
+        increase_bp: u32,
+    },
+    OrderPlaced {
+        order: String,
+        customer: String,
+        total_minor: i64,
+    },
+    OrderDelayed {
+        order: String,
+        days: u32,
+    },
+    OrderFlagged {
+        order: String,
+        reason: String,
+    },
+    /// A customer was contacted (outside an intention).
+    CustomerContacted {
+        customer: String,
+        order: String,
+        topic: String,
+    },
+    AgentRegistered {
+        profile: AgentProfile,
+    },
+    /// An identity allowed to resolve escalations.
+    HumanRegistered {
+        human: String,
+    },
+    /// An agent announces what it intends to do; the resolver answers with a decision.
+    Intend {
+        intention: Intention,
+    },
+    /// Written by parley: the resolver's answer to an intention.
+    Decision {
+        decision: Decision,
+    },
+    /// A rule set (TOML text) in force from this record on.
+    RulesInstalled {
+        text: String,
+    },
+    /// A human settles an escalated intention by choosing one of its options.
+    HumanResolution {
+        intention: u64,
+        option: u32,
+        rationale: String,
+    },
+    /// Written by parley when time passes with nothing else arriving.
+    Clock,
 }
 
 impl Body {
@@ -91,15 +172,110 @@ impl Body {
             Body::Genesis { .. } => "genesis",
             Body::Fact { .. } => "fact",
             Body::Broadcast { .. } => "broadcast",
+            Body::Catalog { .. } => "catalog",
+            Body::StockChanged { .. } => "stock_changed",
+            Body::CompetitorPrice { .. } => "competitor_price",
+            Body::SupplierDelay { .. } => "supplier_delay",
+            Body::TrafficSpike { .. } => "traffic_spike",
+            Body::OrderPlaced { .. } => "order_placed",
+            Body::OrderDelayed { .. } => "order_delayed",
+            Body::OrderFlagged { .. } => "order_flagged",
+            Body::CustomerContacted { .. } => "customer_contacted",
+            Body::AgentRegistered { .. } => "agent_registered",
+            Body::HumanRegistered { .. } => "human_registered",
+            Body::Intend { .. } => "intend",
+            Body::Decision { .. } => "decision",
+            Body::RulesInstalled { .. } => "rules_installed",
+            Body::HumanResolution { .. } => "human_resolution",
+            Body::Clock => "clock",
         }
     }
 
+    /// True for kinds only parley itself writes.
+    pub fn is_system(&self) -> bool {
+        matches!(self, Body::Genesis { .. } | Body::Decision { .. })
+    }
+
     /// The entities this record is about (for the entity index), in a fixed order.
-    pub fn entities(&self) -> Vec<&str> {
+    pub fn entities(&self) -> Vec<String> {
+        let sku = |s: &str| format!("sku:{s}");
+        let order = |o: &str| format!("order:{o}");
+        let customer = |c: &str| format!("customer:{c}");
         match self {
-            Body::Genesis { .. } => Vec::new(),
-            Body::Fact { entity, .. } => vec![entity.as_str()],
-            Body::Broadcast { entity, .. } => entity.iter().map(String::as_str).collect(),
+            Body::Genesis { .. } | Body::RulesInstalled { .. } | Body::Clock => Vec::new(),
+            Body::HumanResolution { .. } => Vec::new(),
+            Body::Fact { entity, .. } => vec![entity.clone()],
+            Body::Broadcast { entity, .. } => entity.iter().cloned().collect(),
+            Body::Catalog {
+                sku: s, category, ..
+            } => vec![sku(s), format!("category:{category}")],
+            Body::StockChanged { sku: s, .. }
+            | Body::CompetitorPrice { sku: s, .. }
+            | Body::TrafficSpike { sku: s, .. } => vec![sku(s)],
+            Body::SupplierDelay { skus, .. } => skus.iter().map(|s| sku(s)).collect(),
+            Body::OrderPlaced {
+                order: o,
+                customer: c,
+                ..
+            } => vec![order(o), customer(c)],
+            Body::OrderDelayed { order: o, .. } | Body::OrderFlagged { order: o, .. } => {
+                vec![order(o)]
+            }
+            Body::CustomerContacted {
+                customer: c,
+                order: o,
+                ..
+            } => vec![customer(c), order(o)],
+            Body::AgentRegistered { profile } => vec![format!("agent:{}", profile.agent)],
+            Body::HumanRegistered { human } => vec![format!("human:{human}")],
+            Body::Intend { intention } => vec![intention.action.entity()],
+            Body::Decision { decision } => vec![decision.entity.clone()],
+        }
+    }
+
+    /// Identifiers a producer wrote, for validation of commands.
+    pub fn ids(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Body::Genesis { .. } | Body::Decision { .. } | Body::Clock => Vec::new(),
+            Body::RulesInstalled { .. } | Body::HumanResolution { .. } => Vec::new(),
+            Body::Fact {
+                entity, attribute, ..
+            } => vec![("entity", entity), ("attribute", attribute)],
+            Body::Broadcast {
+                topic,
+                entity,
+                detail,
+            } => {
+                let mut v = vec![("topic", topic.as_str())];
+                v.extend(entity.iter().map(|e| ("entity", e.as_str())));
+                v.extend(detail.keys().map(|k| ("detail key", k.as_str())));
+                v
+            }
+            Body::Catalog { sku, category, .. } => vec![("sku", sku), ("category", category)],
+            Body::StockChanged { sku, .. } | Body::TrafficSpike { sku, .. } => vec![("sku", sku)],
+            Body::CompetitorPrice {
+                sku, competitor, ..
+            } => vec![("sku", sku), ("competitor", competitor)],
+            Body::SupplierDelay { supplier, skus, .. } => {
+                let mut v = vec![("supplier", supplier.as_str())];
+                v.extend(skus.iter().map(|s| ("sku", s.as_str())));
+                v
+            }
+            Body::OrderPlaced {
+                order, customer, ..
+            } => vec![("order", order), ("customer", customer)],
+            Body::OrderDelayed { order, .. } => vec![("order", order)],
+            Body::OrderFlagged { order, reason } => vec![("order", order), ("reason", reason)],
+            Body::CustomerContacted {
+                customer,
+                order,
+                topic,
+            } => {
+                vec![("customer", customer), ("order", order), ("topic", topic)]
+            }
+            Body::AgentRegistered { profile } => vec![("agent", profile.agent.as_str())],
+            Body::HumanRegistered { human } => vec![("human", human)],
+            Body::Intend { intention } => intention.action.ids(),
         }
     }
 }

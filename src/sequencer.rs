@@ -12,13 +12,16 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::command::Command;
+use crate::command::{Command, SYSTEM_PRODUCER};
+use crate::context::Context;
 use crate::derived::{Derived, DerivedError, KeyedRecord};
 use crate::log::{encode_record, Head, LogEngine};
-use crate::record::{Envelope, Hash, Record, RecordError, StoredRecord, FORMAT_VERSION};
+use crate::record::{Body, Envelope, Hash, Record, RecordError, StoredRecord, FORMAT_VERSION};
+use crate::resolver::{check_command, next_follow_up};
+use crate::vocab::Decision;
 
 /// What the ledger answers when a command is durable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
     pub seq: u64,
     pub hash: Hash,
@@ -26,13 +29,21 @@ pub struct Ack {
     /// True when the idempotency key had been seen: nothing was appended and
     /// `seq` is the original record's.
     pub duplicate: bool,
+    /// For an intention: the decision that answered it, with its seq.
+    pub decision: Option<(u64, Decision)>,
 }
+
+/// Most follow-up records one record may cause (a bound, not an expectation:
+/// each follow-up settles one pending intention).
+const MAX_FOLLOW_UPS: usize = 100_000;
 
 /// Why a command was not appended.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AppendError {
     #[error("invalid command: {0}")]
     Invalid(String),
+    #[error("refused: {0}")]
+    Refused(String),
     #[error(
         "time goes backwards: at_ms {at_ms} is before the last record's recorded_at_ms {last_ms}"
     )]
@@ -144,6 +155,10 @@ pub(crate) struct Writer {
     pub applied: Arc<Progress>,
     pub to_projector: Sender<Vec<StoredRecord>>,
     pub max_batch: usize,
+    /// The shared context at the head: the resolver's input.
+    pub ctx: Context,
+    /// Append clock records when a deadline passes with nothing else arriving.
+    pub auto_clock: bool,
     recent: RecentKeys,
     failed: Option<String>,
 }
@@ -161,6 +176,8 @@ impl Writer {
         applied: Arc<Progress>,
         to_projector: Sender<Vec<StoredRecord>>,
         max_batch: usize,
+        ctx: Context,
+        auto_clock: bool,
     ) -> Writer {
         assert!(max_batch >= 1, "a batch holds at least one command");
         Writer {
@@ -172,6 +189,8 @@ impl Writer {
             applied,
             to_projector,
             max_batch,
+            ctx,
+            auto_clock,
             recent: RecentKeys::default(),
             failed: None,
         }
@@ -180,7 +199,31 @@ impl Writer {
     /// Runs until every sender is gone.
     pub fn run(mut self, rx: Receiver<Submission>) {
         let mut pending = Vec::with_capacity(self.max_batch);
-        while let Ok(first) = rx.recv() {
+        loop {
+            let deadline = if self.auto_clock && self.failed.is_none() {
+                self.ctx.next_deadline_ms()
+            } else {
+                None
+            };
+            let first = match deadline {
+                None => match rx.recv() {
+                    Ok(s) => s,
+                    Err(_) => return,
+                },
+                Some(at) => {
+                    let wait = at.saturating_sub(self.clock.now_ms());
+                    match rx.recv_timeout(std::time::Duration::from_millis(wait)) {
+                        Ok(s) => s,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            // Time passed with nothing arriving: a clock record
+                            // lets deferrals and expiries be decided, in the log.
+                            self.commit(&mut pending, true);
+                            continue;
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            };
             pending.push(first);
             while pending.len() < self.max_batch {
                 match rx.try_recv() {
@@ -188,7 +231,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(&mut pending);
+            self.commit(&mut pending, false);
             debug_assert!(pending.is_empty());
         }
     }
@@ -201,7 +244,70 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, pending: &mut Vec<Submission>) {
+    /// Encodes `record`, folds it into the context, then does the same for every
+    /// follow-up it causes. Returns the decision that answers it, if any.
+    fn append_with_follow_ups(
+        &mut self,
+        record: Record,
+        tail: &mut (u64, Hash, u64),
+        encoded: &mut Vec<crate::log::EncodedRecord>,
+        stored: &mut Vec<StoredRecord>,
+    ) -> Result<Option<(u64, Decision)>, AppendError> {
+        let cause = record.envelope.seq;
+        let at_ms = record.envelope.recorded_at_ms;
+        let correlation = record.envelope.correlation.clone();
+        let enc = encode_record(&record, &tail.1)?;
+        let first = StoredRecord {
+            prev_hash: enc.prev_hash,
+            hash: enc.hash,
+            record,
+        };
+        *tail = (cause, enc.hash, at_ms);
+        self.ctx.apply(&first);
+        encoded.push(enc);
+        stored.push(first);
+        let mut answer = None;
+        for _ in 0..MAX_FOLLOW_UPS {
+            let Some(body) = next_follow_up(&self.ctx) else {
+                return Ok(answer);
+            };
+            let record = Record {
+                envelope: Envelope {
+                    format: FORMAT_VERSION,
+                    seq: tail.0 + 1,
+                    recorded_at_ms: at_ms,
+                    producer: SYSTEM_PRODUCER.into(),
+                    idempotency_key: None,
+                    causation: Some(cause),
+                    correlation: correlation.clone(),
+                },
+                body,
+            };
+            // A follow-up that does not encode would leave the context ahead of
+            // the log: the writer stops rather than diverge.
+            let enc = encode_record(&record, &tail.1)
+                .map_err(|e| AppendError::Failed(format!("follow-up of seq {cause}: {e}")))?;
+            if let Body::Decision { decision } = &record.body {
+                if decision.intention == cause && answer.is_none() {
+                    answer = Some((record.envelope.seq, decision.clone()));
+                }
+            }
+            let s = StoredRecord {
+                prev_hash: enc.prev_hash,
+                hash: enc.hash,
+                record,
+            };
+            *tail = (s.record.envelope.seq, enc.hash, at_ms);
+            self.ctx.apply(&s);
+            encoded.push(enc);
+            stored.push(s);
+        }
+        Err(AppendError::Failed(format!(
+            "seq {cause} caused more than {MAX_FOLLOW_UPS} follow-ups"
+        )))
+    }
+
+    fn commit(&mut self, pending: &mut Vec<Submission>, clock_tick: bool) {
         if self.failed.is_none() {
             self.failed = self.applied.failure();
         }
@@ -213,14 +319,38 @@ impl Writer {
         }
         self.recent.prune(self.applied.get());
         let head = self.engine.head();
-        let (mut seq, mut hash, mut at) = head.map_or((0, crate::record::ZERO_HASH, 0), |h| {
+        let mut tail = head.map_or((0, crate::record::ZERO_HASH, 0), |h| {
             (h.seq, h.hash, h.recorded_at_ms)
         });
         let now = self.clock.now_ms();
         let mut encoded = Vec::with_capacity(pending.len());
         let mut stored = Vec::with_capacity(pending.len());
         let mut replies: Vec<Reply> = Vec::with_capacity(pending.len());
+        let mut fatal = None;
+        if clock_tick {
+            let record = Record {
+                envelope: Envelope {
+                    format: FORMAT_VERSION,
+                    seq: tail.0 + 1,
+                    recorded_at_ms: now.max(tail.2),
+                    producer: SYSTEM_PRODUCER.into(),
+                    idempotency_key: None,
+                    causation: None,
+                    correlation: None,
+                },
+                body: Body::Clock,
+            };
+            if let Err(e) =
+                self.append_with_follow_ups(record, &mut tail, &mut encoded, &mut stored)
+            {
+                fatal = Some(e.to_string());
+            }
+        }
         for Submission { command, reply } in pending.drain(..) {
+            if fatal.is_some() {
+                replies.push((reply, Err(AppendError::Failed("the batch failed".into()))));
+                continue;
+            }
             let env = &command.envelope;
             if let Some(key) = &env.idempotency_key {
                 match self.lookup(&env.producer, key) {
@@ -230,6 +360,7 @@ impl Writer {
                             hash: orig.hash,
                             recorded_at_ms: orig.recorded_at_ms,
                             duplicate: true,
+                            decision: None,
                         };
                         replies.push((reply, Ok(ack)));
                         continue;
@@ -242,21 +373,25 @@ impl Writer {
                 }
             }
             let recorded_at_ms = match env.at_ms {
-                Some(t) if t < at => {
+                Some(t) if t < tail.2 => {
                     let e = AppendError::TimeBackwards {
                         at_ms: t,
-                        last_ms: at,
+                        last_ms: tail.2,
                     };
                     replies.push((reply, Err(e)));
                     continue;
                 }
                 Some(t) => t,
-                None => now.max(at),
+                None => now.max(tail.2),
             };
+            if let Err(why) = check_command(&self.ctx, &env.producer, &command.body) {
+                replies.push((reply, Err(AppendError::Refused(why))));
+                continue;
+            }
             let record = Record {
                 envelope: Envelope {
                     format: FORMAT_VERSION,
-                    seq: seq + 1,
+                    seq: tail.0 + 1,
                     recorded_at_ms,
                     producer: env.producer.clone(),
                     idempotency_key: env.idempotency_key.clone(),
@@ -265,39 +400,50 @@ impl Writer {
                 },
                 body: command.record_body(),
             };
-            let enc = match encode_record(&record, &hash) {
-                Ok(enc) => enc,
-                Err(e) => {
-                    replies.push((reply, Err(e.into())));
-                    continue;
-                }
-            };
-            seq += 1;
-            hash = enc.hash;
-            at = recorded_at_ms;
-            let ack = Ack {
-                seq,
-                hash,
-                recorded_at_ms,
-                duplicate: false,
-            };
-            if let Some(key) = &env.idempotency_key {
-                let k = (env.producer.clone(), key.clone());
-                let keyed = KeyedRecord {
-                    seq,
-                    hash,
-                    recorded_at_ms,
-                };
-                self.recent.by_key.insert(k.clone(), keyed);
-                self.recent.order.push_back((seq, k));
+            // Size is checked before anything is folded into the context.
+            if let Err(e) = record.canonical_bytes() {
+                replies.push((reply, Err(e.into())));
+                continue;
             }
-            stored.push(StoredRecord {
-                prev_hash: enc.prev_hash,
-                hash: enc.hash,
-                record,
-            });
-            encoded.push(enc);
-            replies.push((reply, Ok(ack)));
+            let seq = tail.0 + 1;
+            match self.append_with_follow_ups(record, &mut tail, &mut encoded, &mut stored) {
+                Ok(decision) => {
+                    let hash = stored
+                        .iter()
+                        .find(|s| s.record.envelope.seq == seq)
+                        .map_or([0; 32], |s| s.hash);
+                    if let Some(key) = &env.idempotency_key {
+                        let k = (env.producer.clone(), key.clone());
+                        let keyed = KeyedRecord {
+                            seq,
+                            hash,
+                            recorded_at_ms,
+                        };
+                        self.recent.by_key.insert(k.clone(), keyed);
+                        self.recent.order.push_back((seq, k));
+                    }
+                    let ack = Ack {
+                        seq,
+                        hash,
+                        recorded_at_ms,
+                        duplicate: false,
+                        decision,
+                    };
+                    replies.push((reply, Ok(ack)));
+                }
+                Err(e) => {
+                    fatal = Some(e.to_string());
+                    replies.push((reply, Err(e)));
+                }
+            }
+        }
+        if let Some(reason) = fatal {
+            tracing::error!(%reason, "the writer stops accepting commands");
+            self.failed = Some(reason.clone());
+            for (tx, _) in replies {
+                let _ = tx.send(Err(AppendError::Failed(reason.clone())));
+            }
+            return;
         }
         if !encoded.is_empty() {
             if let Err(e) = self.engine.append(&encoded) {
@@ -309,11 +455,11 @@ impl Writer {
                 }
                 return;
             }
-            debug_assert_eq!(self.engine.head().map(|h| h.seq), Some(seq));
+            debug_assert_eq!(self.engine.head().map(|h| h.seq), Some(tail.0));
             if let Ok(mut h) = self.head.lock() {
                 *h = self.engine.head();
             }
-            self.durable.publish(seq);
+            self.durable.publish(tail.0);
         }
         for (tx, result) in replies {
             // A producer that stopped waiting is not an error for the ledger.

@@ -21,6 +21,7 @@ fn options() -> Options {
         segment_bytes: 4096,
         ledger_id: Some("ldg-golden".into()),
         genesis_at_ms: Some(1_764_147_600_000),
+        initial_rules: None,
         ..Options::default()
     }
 }

@@ -17,6 +17,7 @@ fn small() -> Options {
         segment_bytes: 4096,
         ledger_id: Some("ldg-test".into()),
         genesis_at_ms: Some(1),
+        initial_rules: None,
         ..Options::default()
     }
 }
@@ -152,7 +153,7 @@ fn invalid_and_oversized_commands_are_refused_whole() {
         matches!(ledger.append(c.clone()), Err(AppendError::Invalid(m)) if m.contains("producer"))
     );
     c.envelope.producer = "a".into();
-    c.body = parley::command::CommandBody::Fact {
+    c.body = parley::record::Body::Fact {
         entity: "sku:A".into(),
         attribute: "blob".into(),
         value: Value::Text("x".repeat(parley::record::MAX_RECORD_BYTES)),

@@ -46,6 +46,7 @@ fn summary(body: &Body) -> String {
             entity.as_deref().unwrap_or("-"),
             serde_json::to_string(detail).unwrap_or_default()
         ),
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use parley::command::{Command, CommandBody, CommandEnvelope};
+use parley::command::{Command, CommandEnvelope};
 use parley::log::frame::{parse_frame, Parsed};
 use parley::log::scan::{list_segments, SEGMENT_HEADER_BYTES};
+use parley::record::Body;
 use parley::value::Value;
 
 /// A fact command with an explicit time and optional idempotency key.
@@ -25,7 +26,7 @@ pub fn fact(
             causation: None,
             correlation: None,
         },
-        body: CommandBody::Fact {
+        body: Body::Fact {
             entity: entity.into(),
             attribute: attr.into(),
             value: Value::Int(value),

@@ -1,0 +1,493 @@
+//! The shared context: one picture of the store, a pure fold over the log. Every
+//! value carries the seq that last wrote it, so a decision's trace can cite it.
+//!
+//! Architecture invariant: `Context::apply` is a pure function of the context and
+//! the record (no I/O, no clock, no hash-map iteration). The same log gives the
+//! same context, whether folded from zero or from a snapshot, and `state_hash`
+//! (blake3 of the canonical encoding) lets two folds be compared.
+
+use std::collections::BTreeMap;
+
+use bincode::{Decode, Encode};
+use serde::Serialize;
+
+use crate::record::{to_hex, Body, StoredRecord};
+use crate::rules::{rules_hash, RuleSet};
+use crate::value::Value;
+use crate::vocab::{
+    Action, AgentProfile, Decision, Intention, Lifecycle, Outcome, Perk, PromotionTarget,
+};
+
+/// A value and the seq that last wrote it (0: never written).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Stamped<T> {
+    pub value: T,
+    pub seq: u64,
+}
+
+fn stamp<T>(value: T, seq: u64) -> Stamped<T> {
+    Stamped { value, seq }
+}
+
+/// Per sku.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct SkuState {
+    pub category: Stamped<String>,
+    pub cost_minor: Stamped<i64>,
+    pub price_minor: Stamped<i64>,
+    pub stock: Stamped<i64>,
+    pub lifecycle: Stamped<Lifecycle>,
+    pub reserved: Stamped<i64>,
+    pub on_order: Stamped<i64>,
+    pub competitor_prices: BTreeMap<String, Stamped<i64>>,
+    pub traffic_increase_bp: Stamped<u32>,
+    pub supplier_delay_days: Stamped<u32>,
+}
+
+impl Default for SkuState {
+    fn default() -> SkuState {
+        SkuState {
+            category: Stamped::default(),
+            cost_minor: Stamped::default(),
+            price_minor: Stamped::default(),
+            stock: Stamped::default(),
+            lifecycle: stamp(Lifecycle::Active, 0),
+            reserved: Stamped::default(),
+            on_order: Stamped::default(),
+            competitor_prices: BTreeMap::new(),
+            traffic_increase_bp: Stamped::default(),
+            supplier_delay_days: Stamped::default(),
+        }
+    }
+}
+
+/// Per order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct OrderState {
+    pub customer: Stamped<String>,
+    pub total_minor: Stamped<i64>,
+    /// Fraud flag reason, if flagged.
+    pub flagged: Option<Stamped<String>>,
+    pub delayed_days: Option<Stamped<u32>>,
+    pub perks: Vec<Stamped<Perk>>,
+}
+
+/// A promotion approved into the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Promotion {
+    pub intention: u64,
+    pub decision: u64,
+    pub target: PromotionTarget,
+    pub discount_bp: u32,
+    pub starts_at_ms: u64,
+    pub ends_at_ms: u64,
+}
+
+/// Where an intention stands.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Announced; its decision is the next record.
+    New,
+    Deferred {
+        until_ms: u64,
+    },
+    Escalated,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+/// A human's settlement waiting to be written as a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Settlement {
+    pub resolution: u64,
+    pub approve: bool,
+}
+
+/// An announced intention and its history.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct IntentionState {
+    pub seq: u64,
+    pub agent: String,
+    pub at_ms: u64,
+    pub intention: Intention,
+    pub status: Status,
+    /// Decision records about it, in order.
+    pub decisions: Vec<u64>,
+    /// The last decision's escalation, while escalated: (rule, option approve-lists).
+    pub escalation: Option<(String, Vec<Vec<u64>>)>,
+    pub settlement: Option<Settlement>,
+}
+
+/// A human resolution reusable for later conflicts of the same signature.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Precedent {
+    pub resolution: u64,
+    pub signature: String,
+    pub at_ms: u64,
+    pub approved: bool,
+}
+
+/// The rule set in force.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct InstalledRules {
+    pub seq: u64,
+    pub hash: String,
+    pub rules: RuleSet,
+}
+
+/// The shared context at one seq.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Context {
+    /// The last record folded in.
+    pub seq: u64,
+    /// Its `recorded_at_ms`: the ledger's "now".
+    pub now_ms: u64,
+    pub skus: BTreeMap<String, SkuState>,
+    pub orders: BTreeMap<String, OrderState>,
+    /// "customer|order|topic" → the last contact.
+    pub contacts: BTreeMap<String, Stamped<u64>>,
+    pub agents: BTreeMap<String, Stamped<AgentProfile>>,
+    pub humans: BTreeMap<String, u64>,
+    pub rules: Option<InstalledRules>,
+    pub intentions: BTreeMap<u64, IntentionState>,
+    /// By intention seq.
+    pub promotions: BTreeMap<u64, Promotion>,
+    pub precedents: Vec<Precedent>,
+    /// Generic facts: "entity|attribute" → value.
+    pub facts: BTreeMap<String, Stamped<Value>>,
+}
+
+/// The key of a (customer, order, topic) contact.
+pub fn contact_key(customer: &str, order: &str, topic: &str) -> String {
+    format!("{customer}|{order}|{topic}")
+}
+
+impl Context {
+    /// Folds one record in. Records must come in log order.
+    pub fn apply(&mut self, stored: &StoredRecord) {
+        let env = &stored.record.envelope;
+        debug_assert!(
+            env.seq == self.seq + 1 || self.seq == 0,
+            "records fold in order"
+        );
+        let seq = env.seq;
+        self.seq = seq;
+        self.now_ms = self.now_ms.max(env.recorded_at_ms);
+        match &stored.record.body {
+            Body::Genesis { .. } | Body::Broadcast { .. } | Body::Clock => {}
+            Body::Fact {
+                entity,
+                attribute,
+                value,
+            } => {
+                self.facts
+                    .insert(format!("{entity}|{attribute}"), stamp(value.clone(), seq));
+            }
+            Body::Catalog {
+                sku,
+                category,
+                cost_minor,
+                price_minor,
+                stock,
+                lifecycle,
+            } => {
+                let s = self.skus.entry(sku.clone()).or_default();
+                s.category = stamp(category.clone(), seq);
+                s.cost_minor = stamp(*cost_minor, seq);
+                s.price_minor = stamp(*price_minor, seq);
+                s.stock = stamp(*stock, seq);
+                s.lifecycle = stamp(*lifecycle, seq);
+            }
+            Body::StockChanged { sku, stock } => {
+                self.skus.entry(sku.clone()).or_default().stock = stamp(*stock, seq);
+            }
+            Body::CompetitorPrice {
+                sku,
+                competitor,
+                price_minor,
+            } => {
+                let s = self.skus.entry(sku.clone()).or_default();
+                s.competitor_prices
+                    .insert(competitor.clone(), stamp(*price_minor, seq));
+            }
+            Body::SupplierDelay { skus, days, .. } => {
+                for sku in skus {
+                    self.skus
+                        .entry(sku.clone())
+                        .or_default()
+                        .supplier_delay_days = stamp(*days, seq);
+                }
+            }
+            Body::TrafficSpike { sku, increase_bp } => {
+                self.skus
+                    .entry(sku.clone())
+                    .or_default()
+                    .traffic_increase_bp = stamp(*increase_bp, seq);
+            }
+            Body::OrderPlaced {
+                order,
+                customer,
+                total_minor,
+            } => {
+                let o = self.orders.entry(order.clone()).or_default();
+                o.customer = stamp(customer.clone(), seq);
+                o.total_minor = stamp(*total_minor, seq);
+            }
+            Body::OrderDelayed { order, days } => {
+                self.orders.entry(order.clone()).or_default().delayed_days =
+                    Some(stamp(*days, seq));
+            }
+            Body::OrderFlagged { order, reason } => {
+                self.orders.entry(order.clone()).or_default().flagged =
+                    Some(stamp(reason.clone(), seq));
+            }
+            Body::CustomerContacted {
+                customer,
+                order,
+                topic,
+            } => {
+                self.contacts.insert(
+                    contact_key(customer, order, topic),
+                    stamp(env.recorded_at_ms, seq),
+                );
+            }
+            Body::AgentRegistered { profile } => {
+                self.agents
+                    .insert(profile.agent.clone(), stamp(profile.clone(), seq));
+            }
+            Body::HumanRegistered { human } => {
+                self.humans.insert(human.clone(), seq);
+            }
+            Body::RulesInstalled { text } => {
+                // The sequencer refuses rule text that does not parse, so a log
+                // only holds valid rule sets; a bad one would leave the old in force.
+                if let Ok(rules) = RuleSet::parse(text) {
+                    self.rules = Some(InstalledRules {
+                        seq,
+                        hash: rules_hash(text),
+                        rules,
+                    });
+                }
+            }
+            Body::Intend { intention } => {
+                self.intentions.insert(
+                    seq,
+                    IntentionState {
+                        seq,
+                        agent: env.producer.clone(),
+                        at_ms: env.recorded_at_ms,
+                        intention: intention.clone(),
+                        status: Status::New,
+                        decisions: Vec::new(),
+                        escalation: None,
+                        settlement: None,
+                    },
+                );
+            }
+            Body::Decision { decision } => self.apply_decision(seq, env.recorded_at_ms, decision),
+            Body::HumanResolution {
+                intention, option, ..
+            } => self.apply_resolution(seq, *intention, *option),
+        }
+    }
+
+    fn apply_decision(&mut self, seq: u64, at_ms: u64, decision: &Decision) {
+        let Some(state) = self.intentions.get_mut(&decision.intention) else {
+            return;
+        };
+        state.decisions.push(seq);
+        state.settlement = None;
+        state.escalation = None;
+        state.status = match &decision.outcome {
+            Outcome::Approved => Status::Approved,
+            Outcome::Deferred { until } => match until {
+                crate::vocab::DeferUntil::Time(t) => Status::Deferred { until_ms: *t },
+            },
+            Outcome::Rejected => Status::Rejected,
+            Outcome::Escalated { escalation } => {
+                let options = escalation
+                    .options
+                    .iter()
+                    .map(|o| o.approve.clone())
+                    .collect();
+                state.escalation = Some((decision.rule.clone(), options));
+                Status::Escalated
+            }
+            Outcome::Expired => Status::Expired,
+        };
+        if decision.outcome == Outcome::Approved {
+            let action = state.intention.action.clone();
+            self.execute(decision.intention, seq, at_ms, &action);
+        }
+    }
+
+    /// The approved action takes effect in the context.
+    fn execute(&mut self, intention: u64, seq: u64, at_ms: u64, action: &Action) {
+        match action {
+            Action::SetPrice { sku, price_minor } => {
+                self.skus.entry(sku.clone()).or_default().price_minor = stamp(*price_minor, seq);
+            }
+            Action::LaunchPromotion {
+                target,
+                discount_bp,
+                starts_at_ms,
+                ends_at_ms,
+            } => {
+                self.promotions.insert(
+                    intention,
+                    Promotion {
+                        intention,
+                        decision: seq,
+                        target: target.clone(),
+                        discount_bp: *discount_bp,
+                        starts_at_ms: *starts_at_ms,
+                        ends_at_ms: *ends_at_ms,
+                    },
+                );
+            }
+            Action::Reorder { sku, quantity } => {
+                let s = self.skus.entry(sku.clone()).or_default();
+                s.on_order = stamp(s.on_order.value + i64::from(*quantity), seq);
+            }
+            Action::Discontinue { sku } => {
+                self.skus.entry(sku.clone()).or_default().lifecycle =
+                    stamp(Lifecycle::Discontinuing, seq);
+            }
+            Action::NotifyCustomer {
+                customer,
+                order,
+                topic,
+            } => {
+                self.contacts
+                    .insert(contact_key(customer, order, topic), stamp(at_ms, seq));
+            }
+            Action::OfferPerk { order, perk } => {
+                self.orders
+                    .entry(order.clone())
+                    .or_default()
+                    .perks
+                    .push(stamp(perk.clone(), seq));
+            }
+            Action::ChangeAdBudget {
+                campaign,
+                budget_minor,
+            } => {
+                let key = format!("campaign:{campaign}|budget_minor");
+                self.facts
+                    .insert(key, stamp(Value::Int(*budget_minor), seq));
+            }
+            Action::ReserveStock { sku, quantity } => {
+                let s = self.skus.entry(sku.clone()).or_default();
+                s.reserved = stamp(s.reserved.value + i64::from(*quantity), seq);
+            }
+            Action::Generic {
+                entity,
+                attribute,
+                value,
+            } => {
+                self.facts
+                    .insert(format!("{entity}|{attribute}"), stamp(value.clone(), seq));
+            }
+        }
+    }
+
+    fn apply_resolution(&mut self, seq: u64, intention: u64, option: u32) {
+        let Some(state) = self.intentions.get(&intention) else {
+            return;
+        };
+        let Some((rule, options)) = state.escalation.clone() else {
+            return;
+        };
+        let Some(approve) = options.get(option as usize).cloned() else {
+            return;
+        };
+        let involved: Vec<u64> = options
+            .iter()
+            .flatten()
+            .copied()
+            .chain([intention])
+            .collect();
+        let signature = self.signature(&rule, intention);
+        self.precedents.push(Precedent {
+            resolution: seq,
+            signature,
+            at_ms: self.now_ms,
+            approved: approve.contains(&intention),
+        });
+        for i in involved {
+            if let Some(s) = self.intentions.get_mut(&i) {
+                if matches!(
+                    s.status,
+                    Status::Escalated | Status::Deferred { .. } | Status::New
+                ) {
+                    s.settlement = Some(Settlement {
+                        resolution: seq,
+                        approve: approve.contains(&i),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A conflict's signature for precedents: rule, action kind, entity class
+    /// (a sku's category, otherwise the entity's type).
+    pub fn signature(&self, rule: &str, intention: u64) -> String {
+        let Some(state) = self.intentions.get(&intention) else {
+            return format!("{rule}|?");
+        };
+        let action = &state.intention.action;
+        let class = match action {
+            Action::SetPrice { sku, .. }
+            | Action::Reorder { sku, .. }
+            | Action::ReserveStock { sku, .. }
+            | Action::Discontinue { sku } => self.skus.get(sku).map_or_else(
+                || "sku".to_owned(),
+                |s| format!("category:{}", s.category.value),
+            ),
+            other => other.entity().split(':').next().unwrap_or("").to_owned(),
+        };
+        format!("{rule}|{:?}|{class}", action.kind())
+    }
+
+    /// The skus a promotion target covers, in order.
+    pub fn skus_of(&self, target: &PromotionTarget) -> Vec<String> {
+        match target {
+            PromotionTarget::Skus(s) => s.clone(),
+            PromotionTarget::Category(c) => self
+                .skus
+                .iter()
+                .filter(|(_, s)| s.category.value == *c)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    /// The earliest time at which something pending becomes decidable (a
+    /// deferral ends or an expiry passes), for the sequencer's clock records.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.intentions
+            .values()
+            .filter_map(|s| {
+                let expiry = s
+                    .intention
+                    .expires_at_ms
+                    .filter(|_| matches!(s.status, Status::Deferred { .. } | Status::Escalated));
+                let until = match s.status {
+                    Status::Deferred { until_ms } => Some(until_ms),
+                    _ => None,
+                };
+                until.into_iter().chain(expiry).min()
+            })
+            .min()
+    }
+
+    /// blake3 of the canonical encoding: equal contexts, equal hashes.
+    pub fn state_hash(&self) -> String {
+        // Contexts are not records: no 1 MiB limit applies to their encoding.
+        let config = bincode::config::standard().with_fixed_int_encoding();
+        let bytes = bincode::encode_to_vec(self, config).unwrap_or_default();
+        to_hex(blake3::hash(&bytes).as_bytes())
+    }
+}

@@ -1,0 +1,718 @@
+//! The resolver: the referee. A decision is a pure function of the context (the
+//! fold of the log before it) and the rule set in force (itself a record).
+//!
+//! Architecture invariant: no I/O, no clock (the ledger's "now" is the last
+//! record's `recorded_at_ms`), no floats, no hash-map iteration. The sequencer
+//! calls [`next_follow_up`] after every record until it returns `None`; replay
+//! does the same, so the same log yields the same decisions bit for bit.
+//!
+//! Evaluation order for one intention (the first rule that settles it decides):
+//! 1. `rules`: no rule set installed → rejected.
+//! 2. `expiry`: past its `expires_at_ms` → expired.
+//! 3. `autonomy`: unregistered agent or manual kind → rejected; propose-and-approve → escalated.
+//! 4. `dedup.notification`: a notification with the same (customer, order, topic) within the window → rejected.
+//! 5. `guard.lifecycle`: a reorder of a sku in a `no_reorder` lifecycle → rejected.
+//! 6. `guard.fraud_perk`: a perk on an order flagged for fraud → rejected.
+//! 7. `temporal.promotion_window`: a price change while a promotion on the sku is active or starts within the lead → deferred until the last such promotion ends.
+//! 8. `guard.margin`: a price or promotion that leaves any covered sku's margin after every active and planned discount below the minimum → rejected.
+//! 9. `priority`: a live intention of the same kind on the same entity that ranks higher (objective rank, then agent priority, then earlier seq) → rejected, citing it.
+//! 10. `threshold`: |revenue impact| above the limit → a precedent of the same signature within its window decides (`precedent`); otherwise escalated.
+//! 11. `approve`.
+//!
+//! Follow-ups, in this order, lowest intention seq first: a new intention's
+//! decision; a human settlement's decisions; re-decisions of deferrals whose time
+//! has come; expiries of pending intentions.
+
+use crate::context::{contact_key, Context, InstalledRules, IntentionState, Status};
+use crate::record::Body;
+use crate::value::Value;
+use crate::vocab::{
+    Action, Autonomy, Decision, DeferUntil, Escalation, EscalationOption, Involved, Outcome, Read,
+    TraceStep, BP_PER_UNIT,
+};
+
+/// The record that must follow the current context, if any.
+pub fn next_follow_up(ctx: &Context) -> Option<Body> {
+    let open = || {
+        ctx.intentions.values().filter(|s| {
+            !matches!(
+                s.status,
+                Status::Approved | Status::Rejected | Status::Expired
+            ) || s.settlement.is_some()
+        })
+    };
+    if let Some(s) = open().find(|s| s.status == Status::New) {
+        return Some(decision_body(decide(ctx, s)));
+    }
+    if let Some(s) = open().find(|s| s.settlement.is_some()) {
+        return Some(decision_body(settle(ctx, s)));
+    }
+    if let Some(s) =
+        open().find(|s| matches!(s.status, Status::Deferred { until_ms } if until_ms <= ctx.now_ms))
+    {
+        return Some(decision_body(decide(ctx, s)));
+    }
+    if let Some(s) = open().find(|s| {
+        matches!(s.status, Status::Deferred { .. } | Status::Escalated)
+            && s.intention.expires_at_ms.is_some_and(|e| e <= ctx.now_ms)
+    }) {
+        let mut d = base(ctx, s);
+        d.rule = "expiry".into();
+        d.outcome = Outcome::Expired;
+        d.trace.push(step(
+            "expiry",
+            "expire",
+            "passed its expiry while pending",
+            vec![
+                read(
+                    "expires_at_ms",
+                    Value::Int(as_i64(s.intention.expires_at_ms.unwrap_or(0))),
+                    s.seq,
+                ),
+                read("now_ms", Value::Int(as_i64(ctx.now_ms)), ctx.seq),
+            ],
+        ));
+        return Some(decision_body(d));
+    }
+    None
+}
+
+fn decision_body(decision: Decision) -> Body {
+    Body::Decision { decision }
+}
+
+fn as_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn read(name: &str, value: Value, seq: u64) -> Read {
+    Read {
+        name: name.into(),
+        value,
+        seq,
+    }
+}
+
+fn step(rule: &str, verdict: &str, note: &str, reads: Vec<Read>) -> TraceStep {
+    TraceStep {
+        rule: rule.into(),
+        verdict: verdict.into(),
+        note: note.into(),
+        reads,
+    }
+}
+
+fn base(ctx: &Context, s: &IntentionState) -> Decision {
+    Decision {
+        intention: s.seq,
+        entity: s.intention.action.entity(),
+        outcome: Outcome::Rejected,
+        rule: String::new(),
+        rules_hash: ctx
+            .rules
+            .as_ref()
+            .map_or_else(String::new, |r| r.hash.clone()),
+        context_seq: ctx.seq,
+        trace: Vec::new(),
+        competing: Vec::new(),
+        follows: s.decisions.last().copied(),
+    }
+}
+
+fn settle(ctx: &Context, s: &IntentionState) -> Decision {
+    let mut d = base(ctx, s);
+    let Some(settlement) = &s.settlement else {
+        return d;
+    };
+    d.rule = "human_resolution".into();
+    d.outcome = if settlement.approve {
+        Outcome::Approved
+    } else {
+        Outcome::Rejected
+    };
+    d.competing = vec![settlement.resolution];
+    let verdict = if settlement.approve {
+        "approve"
+    } else {
+        "reject"
+    };
+    d.trace.push(step(
+        "human_resolution",
+        verdict,
+        "settled by a human resolution",
+        vec![read(
+            "resolution",
+            Value::Int(as_i64(settlement.resolution)),
+            settlement.resolution,
+        )],
+    ));
+    d
+}
+
+/// Decides one intention against the context.
+pub fn decide(ctx: &Context, s: &IntentionState) -> Decision {
+    let mut d = base(ctx, s);
+    let Some(rules) = &ctx.rules else {
+        d.rule = "rules".into();
+        d.trace
+            .push(step("rules", "reject", "no rule set is installed", vec![]));
+        return d;
+    };
+    let mut eval = Eval { ctx, rules, s, d };
+    let outcome = eval.run();
+    let mut d = eval.d;
+    d.outcome = outcome;
+    d.rule = d.trace.last().map_or_else(String::new, |t| t.rule.clone());
+    d
+}
+
+struct Eval<'a> {
+    ctx: &'a Context,
+    rules: &'a InstalledRules,
+    s: &'a IntentionState,
+    d: Decision,
+}
+
+type Step = Option<Outcome>;
+
+impl Eval<'_> {
+    fn rule_read(&self, name: &str, value: i64) -> Read {
+        read(name, Value::Int(value), self.rules.seq)
+    }
+
+    fn push(&mut self, rule: &str, verdict: &str, note: String, reads: Vec<Read>) {
+        self.d.trace.push(step(rule, verdict, &note, reads));
+    }
+
+    fn run(&mut self) -> Outcome {
+        let steps: [fn(&mut Self) -> Step; 9] = [
+            Self::expiry,
+            Self::autonomy,
+            Self::dedup,
+            Self::lifecycle,
+            Self::fraud_perk,
+            Self::temporal,
+            Self::margin,
+            Self::priority,
+            Self::threshold,
+        ];
+        for f in steps {
+            if let Some(outcome) = f(self) {
+                return outcome;
+            }
+        }
+        self.push("approve", "approve", "every rule passed".into(), vec![]);
+        Outcome::Approved
+    }
+
+    fn expiry(&mut self) -> Step {
+        let exp = self.s.intention.expires_at_ms?;
+        let reads = vec![
+            read("expires_at_ms", Value::Int(as_i64(exp)), self.s.seq),
+            read("now_ms", Value::Int(as_i64(self.ctx.now_ms)), self.ctx.seq),
+        ];
+        if exp <= self.ctx.now_ms {
+            self.push(
+                "expiry",
+                "expire",
+                "the intention expired before it was decided".into(),
+                reads,
+            );
+            return Some(Outcome::Expired);
+        }
+        self.push("expiry", "pass", "not expired".into(), reads);
+        None
+    }
+
+    fn autonomy(&mut self) -> Step {
+        let kind = self.s.intention.action.kind();
+        let Some(agent) = self.ctx.agents.get(&self.s.agent) else {
+            let note = format!("agent `{}` is not registered", self.s.agent);
+            self.push("autonomy", "reject", note, vec![]);
+            return Some(Outcome::Rejected);
+        };
+        let level = agent
+            .value
+            .autonomy
+            .get(&kind)
+            .copied()
+            .unwrap_or(Autonomy::Autonomous);
+        let reads = vec![read(
+            &format!("autonomy.{kind:?}"),
+            Value::Text(format!("{level:?}")),
+            agent.seq,
+        )];
+        match level {
+            Autonomy::Autonomous => {
+                self.push("autonomy", "pass", "autonomous for this kind".into(), reads);
+                None
+            }
+            Autonomy::Manual => {
+                self.push(
+                    "autonomy",
+                    "reject",
+                    format!(
+                        "{kind:?} is manual for `{}`: a human acts, not the agent",
+                        self.s.agent
+                    ),
+                    reads,
+                );
+                Some(Outcome::Rejected)
+            }
+            Autonomy::ProposeAndApprove => {
+                self.push(
+                    "autonomy",
+                    "escalate",
+                    format!("{kind:?} is propose-and-approve for `{}`", self.s.agent),
+                    reads,
+                );
+                Some(self.escalate(format!(
+                    "`{}` proposes {kind:?} on {}; its autonomy requires a human's approval",
+                    self.s.agent, self.d.entity
+                )))
+            }
+        }
+    }
+
+    fn dedup(&mut self) -> Step {
+        let Action::NotifyCustomer {
+            customer,
+            order,
+            topic,
+        } = &self.s.intention.action
+        else {
+            return None;
+        };
+        let window = self.rules.rules.notification_window_ms();
+        let mut reads = vec![self.rule_read(
+            "dedup.notification_window_h",
+            as_i64(self.rules.rules.dedup.notification_window_h),
+        )];
+        if let Some(c) = self.ctx.contacts.get(&contact_key(customer, order, topic)) {
+            reads.push(read("last_contact_ms", Value::Int(as_i64(c.value)), c.seq));
+            if self.ctx.now_ms.saturating_sub(c.value) < window {
+                self.d.competing.push(c.seq);
+                let note = format!("customer {customer} was already notified about {topic} on order {order} (seq {})", c.seq);
+                self.push("dedup.notification", "reject", note, reads);
+                return Some(Outcome::Rejected);
+            }
+        }
+        self.push(
+            "dedup.notification",
+            "pass",
+            "no notification within the window".into(),
+            reads,
+        );
+        None
+    }
+
+    fn lifecycle(&mut self) -> Step {
+        let Action::Reorder { sku, .. } = &self.s.intention.action else {
+            return None;
+        };
+        let lc = self.ctx.skus.get(sku).map(|s| s.lifecycle.clone());
+        let reads: Vec<Read> = lc
+            .iter()
+            .map(|l| read("lifecycle", Value::Text(format!("{:?}", l.value)), l.seq))
+            .collect();
+        if let Some(l) = lc.filter(|l| self.rules.rules.guard.no_reorder.contains(&l.value)) {
+            self.push(
+                "guard.lifecycle",
+                "reject",
+                format!("sku {sku} is {:?}: no reorder", l.value),
+                reads,
+            );
+            return Some(Outcome::Rejected);
+        }
+        self.push(
+            "guard.lifecycle",
+            "pass",
+            "lifecycle allows a reorder".into(),
+            reads,
+        );
+        None
+    }
+
+    fn fraud_perk(&mut self) -> Step {
+        let Action::OfferPerk { order, .. } = &self.s.intention.action else {
+            return None;
+        };
+        let flag = self.ctx.orders.get(order).and_then(|o| o.flagged.clone());
+        match flag {
+            Some(f) if self.rules.rules.guard.no_perk_on_fraud_flag => {
+                let reads = vec![read("fraud_flag", Value::Text(f.value.clone()), f.seq)];
+                self.d.competing.push(f.seq);
+                self.push(
+                    "guard.fraud_perk",
+                    "reject",
+                    format!("order {order} is flagged for fraud ({})", f.value),
+                    reads,
+                );
+                Some(Outcome::Rejected)
+            }
+            _ => {
+                self.push(
+                    "guard.fraud_perk",
+                    "pass",
+                    "order not flagged".into(),
+                    vec![],
+                );
+                None
+            }
+        }
+    }
+
+    /// Promotions covering `sku` that have not ended.
+    fn promotions_on(&self, sku: &str) -> Vec<&crate::context::Promotion> {
+        self.ctx
+            .promotions
+            .values()
+            .filter(|p| {
+                p.ends_at_ms > self.ctx.now_ms
+                    && self.ctx.skus_of(&p.target).iter().any(|s| s == sku)
+            })
+            .collect()
+    }
+
+    fn temporal(&mut self) -> Step {
+        let Action::SetPrice { sku, .. } = &self.s.intention.action else {
+            return None;
+        };
+        let lead = self.rules.rules.promotion_lead_ms();
+        let now = self.ctx.now_ms;
+        let blocking: Vec<_> = self
+            .promotions_on(sku)
+            .into_iter()
+            .filter(|p| p.starts_at_ms <= now.saturating_add(lead))
+            .map(|p| (p.intention, p.decision, p.starts_at_ms, p.ends_at_ms))
+            .collect();
+        let mut reads = vec![self.rule_read(
+            "temporal.promotion_lead_h",
+            as_i64(self.rules.rules.temporal.promotion_lead_h),
+        )];
+        reads.extend(blocking.iter().map(|(i, dec, s, _)| {
+            read(
+                &format!("promotion[{i}].starts_at_ms"),
+                Value::Int(as_i64(*s)),
+                *dec,
+            )
+        }));
+        let Some(until) = blocking.iter().map(|b| b.3).max() else {
+            self.push(
+                "temporal.promotion_window",
+                "pass",
+                "no promotion active or starting soon".into(),
+                reads,
+            );
+            return None;
+        };
+        self.d.competing.extend(blocking.iter().map(|b| b.0));
+        let note = format!("a promotion on sku {sku} is active or starts within the lead; the plan made first holds until {until}");
+        self.push("temporal.promotion_window", "defer", note, reads);
+        Some(Outcome::Deferred {
+            until: DeferUntil::Time(until),
+        })
+    }
+
+    fn margin(&mut self) -> Step {
+        let min_bp = self.rules.rules.guard.min_margin_bp;
+        let checks: Vec<(String, i64, u64, u32)> = match &self.s.intention.action {
+            Action::SetPrice { sku, price_minor } => {
+                let d = self
+                    .promotions_on(sku)
+                    .iter()
+                    .map(|p| p.discount_bp)
+                    .max()
+                    .unwrap_or(0);
+                vec![(sku.clone(), *price_minor, self.s.seq, d)]
+            }
+            Action::LaunchPromotion {
+                target,
+                discount_bp,
+                ..
+            } => self
+                .ctx
+                .skus_of(target)
+                .into_iter()
+                .filter_map(|sku| {
+                    let st = self.ctx.skus.get(&sku)?;
+                    let others = self
+                        .promotions_on(&sku)
+                        .iter()
+                        .map(|p| p.discount_bp)
+                        .max()
+                        .unwrap_or(0);
+                    Some((
+                        sku,
+                        st.price_minor.value,
+                        st.price_minor.seq,
+                        (*discount_bp).max(others),
+                    ))
+                })
+                .collect(),
+            _ => return None,
+        };
+        let mut reads = vec![self.rule_read("guard.min_margin_bp", min_bp)];
+        for (sku, price, price_seq, discount_bp) in checks {
+            let cost = self
+                .ctx
+                .skus
+                .get(&sku)
+                .map(|s| s.cost_minor.clone())
+                .unwrap_or_default();
+            let effective = price * (BP_PER_UNIT - i64::from(discount_bp)) / BP_PER_UNIT;
+            reads.push(read(
+                &format!("{sku}.price_minor"),
+                Value::Int(price),
+                price_seq,
+            ));
+            reads.push(read(
+                &format!("{sku}.cost_minor"),
+                Value::Int(cost.value),
+                cost.seq,
+            ));
+            reads.push(read(
+                &format!("{sku}.discount_bp"),
+                Value::Int(i64::from(discount_bp)),
+                self.s.seq,
+            ));
+            let margin_bp = if effective > 0 {
+                (effective - cost.value) * BP_PER_UNIT / effective
+            } else {
+                i64::MIN
+            };
+            if margin_bp < min_bp {
+                if let Some(winner) = self.intention_that_wrote(price_seq) {
+                    self.d.competing.push(winner);
+                }
+                let note = format!(
+                    "sku {sku}: price {price} less {discount_bp} bp = {effective} against cost {}: margin {} bp is below {min_bp} bp",
+                    cost.value,
+                    if margin_bp == i64::MIN { "-inf".to_owned() } else { margin_bp.to_string() }
+                );
+                self.push("guard.margin", "reject", note, reads);
+                return Some(Outcome::Rejected);
+            }
+        }
+        self.push(
+            "guard.margin",
+            "pass",
+            "margin holds after every active and planned discount".into(),
+            reads,
+        );
+        None
+    }
+
+    /// The intention whose approval wrote the value stamped `seq`, if any.
+    fn intention_that_wrote(&self, seq: u64) -> Option<u64> {
+        self.ctx
+            .intentions
+            .values()
+            .find(|i| i.decisions.contains(&seq))
+            .map(|i| i.seq)
+    }
+
+    /// Live intentions of the same kind on the same entity, by other seqs.
+    fn live_rivals(&self) -> Vec<&IntentionState> {
+        let kind = self.s.intention.action.kind();
+        let entity = self.s.intention.action.entity();
+        let window = self.rules.rules.live_window_ms();
+        self.ctx
+            .intentions
+            .values()
+            .filter(|o| {
+                o.seq != self.s.seq
+                    && o.intention.action.kind() == kind
+                    && o.intention.action.entity() == entity
+            })
+            .filter(|o| match o.status {
+                Status::Approved => o.at_ms.saturating_add(window) > self.ctx.now_ms,
+                Status::Deferred { .. } | Status::Escalated => true,
+                _ => false,
+            })
+            .collect()
+    }
+
+    fn rank_key(&self, s: &IntentionState) -> (usize, std::cmp::Reverse<u32>, u64) {
+        let priority = self
+            .ctx
+            .agents
+            .get(&s.agent)
+            .map_or(0, |a| a.value.priority);
+        (
+            self.rules.rules.rank(s.intention.objective),
+            std::cmp::Reverse(priority),
+            s.seq,
+        )
+    }
+
+    fn priority(&mut self) -> Step {
+        let me = self.rank_key(self.s);
+        let rivals = self.live_rivals();
+        let mut reads: Vec<Read> = rivals
+            .iter()
+            .map(|r| {
+                read(
+                    &format!("intention[{}].objective", r.seq),
+                    Value::Text(format!("{:?}", r.intention.objective)),
+                    r.seq,
+                )
+            })
+            .collect();
+        reads.push(read(
+            "objective",
+            Value::Text(format!("{:?}", self.s.intention.objective)),
+            self.s.seq,
+        ));
+        let winner = rivals
+            .iter()
+            .filter(|r| self.rank_key(r) < me)
+            .min_by_key(|r| self.rank_key(r))
+            .map(|r| (r.seq, r.agent.clone(), r.intention.objective));
+        if let Some((seq, agent, objective)) = winner {
+            self.d.competing.push(seq);
+            let note =
+                format!("live intention {seq} by `{agent}` ({objective:?}) outranks this one");
+            self.push("priority", "reject", note, reads);
+            return Some(Outcome::Rejected);
+        }
+        let outranked: Vec<u64> = rivals.iter().map(|r| r.seq).collect();
+        self.d.competing.extend(&outranked);
+        let note = if outranked.is_empty() {
+            "no live rival".to_owned()
+        } else {
+            format!("outranks live intentions {outranked:?}")
+        };
+        self.push("priority", "pass", note, reads);
+        None
+    }
+
+    fn threshold(&mut self) -> Step {
+        let limit = self.rules.rules.threshold.escalate_above_minor;
+        let revenue = self.s.intention.impact.revenue_minor;
+        let reads = vec![
+            self.rule_read("threshold.escalate_above_minor", limit),
+            read("impact.revenue_minor", Value::Int(revenue), self.s.seq),
+        ];
+        if revenue.unsigned_abs() <= limit.unsigned_abs() {
+            self.push(
+                "threshold",
+                "pass",
+                "within the auto-resolve limit".into(),
+                reads,
+            );
+            return None;
+        }
+        let signature = self.ctx.signature("threshold", self.s.seq);
+        let window = self.rules.rules.precedent_window_ms();
+        let precedent = self.ctx.precedents.iter().rev().find(|p| {
+            p.signature == signature && p.at_ms.saturating_add(window) >= self.ctx.now_ms
+        });
+        if let Some(p) = precedent {
+            let (resolution, approved) = (p.resolution, p.approved);
+            self.push(
+                "threshold",
+                "escalate",
+                format!("|{revenue}| exceeds {limit}"),
+                reads,
+            );
+            self.d.competing.push(resolution);
+            let verdict = if approved { "approve" } else { "reject" };
+            let note = format!("a human resolved a conflict of signature `{signature}` at seq {resolution}; resolved the same way");
+            self.push(
+                "precedent",
+                verdict,
+                note,
+                vec![read(
+                    "precedent",
+                    Value::Text(signature.clone()),
+                    resolution,
+                )],
+            );
+            return Some(if approved {
+                Outcome::Approved
+            } else {
+                Outcome::Rejected
+            });
+        }
+        self.push(
+            "threshold",
+            "escalate",
+            format!("|{revenue}| exceeds {limit}: a human decides"),
+            reads,
+        );
+        Some(self.escalate(format!(
+            "`{}` intends {:?} on {} with projected revenue impact {revenue}, above the {limit} limit",
+            self.s.agent,
+            self.s.intention.action.kind(),
+            self.d.entity
+        )))
+    }
+
+    fn escalate(&mut self, summary: String) -> Outcome {
+        let me = self.s.seq;
+        let mut involved = vec![involved_of(self.s)];
+        involved.extend(self.live_rivals().into_iter().map(involved_of));
+        let options = vec![
+            EscalationOption {
+                label: format!("approve intention {me}"),
+                approve: vec![me],
+            },
+            EscalationOption {
+                label: format!("reject intention {me}"),
+                approve: vec![],
+            },
+        ];
+        Outcome::Escalated {
+            escalation: Escalation {
+                summary,
+                options,
+                involved,
+            },
+        }
+    }
+}
+
+fn involved_of(s: &IntentionState) -> Involved {
+    Involved {
+        intention: s.seq,
+        agent: s.agent.clone(),
+        reasoning: s.intention.reasoning.clone(),
+        impact: s.intention.impact,
+    }
+}
+
+/// Checks a command against the context before it is appended: rule text must
+/// parse; a resolution must come from a registered human, for an open
+/// escalation, naming one of its options.
+pub fn check_command(ctx: &Context, producer: &str, body: &Body) -> Result<(), String> {
+    match body {
+        Body::RulesInstalled { text } => crate::rules::RuleSet::parse(text)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Body::HumanResolution {
+            intention, option, ..
+        } => {
+            if !ctx.humans.contains_key(producer) {
+                return Err(format!(
+                    "`{producer}` is not a registered human; only humans resolve escalations"
+                ));
+            }
+            let state = ctx
+                .intentions
+                .get(intention)
+                .ok_or_else(|| format!("no intention at seq {intention}"))?;
+            let Some((_, options)) = &state.escalation else {
+                return Err(format!("intention {intention} has no open escalation"));
+            };
+            if *option as usize >= options.len() {
+                return Err(format!(
+                    "option {option} does not exist; the escalation has options 0..{}",
+                    options.len()
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,284 @@
+//! The rule set: a TOML file, validated with errors that name the line and field,
+//! installed into the log as a record (its full text), hashed with blake3 so every
+//! decision names the exact rules it was made under.
+//!
+//! Architecture invariant: pure. Parsing is a function of the text alone.
+
+use bincode::{Decode, Encode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::record::to_hex;
+use crate::vocab::{Lifecycle, Objective, BP_PER_UNIT};
+
+/// The rule set parley installs into a new ledger unless given another.
+pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
+const MS_PER_HOUR: u64 = 3_600_000;
+
+/// Priority rule: the order of objectives (first wins) and how long an approved
+/// intention stays live for conflicts.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRule {
+    /// Every objective exactly once, highest first.
+    pub objectives: Vec<Objective>,
+    pub live_window_h: u64,
+}
+
+/// Temporal rule: autonomous price changes on a sku wait while a promotion on it
+/// is active or starts within `promotion_lead_h`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemporalRule {
+    pub promotion_lead_h: u64,
+}
+
+/// Guards: invariants on the state after the action.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardRule {
+    /// Price after every active and planned discount keeps at least this margin over cost.
+    pub min_margin_bp: i64,
+    /// No reorder for skus in these lifecycles.
+    pub no_reorder: Vec<Lifecycle>,
+    /// No perk on an order flagged for fraud.
+    pub no_perk_on_fraud_flag: bool,
+}
+
+/// Threshold rule: escalate when |projected revenue impact| exceeds the limit.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdRule {
+    pub escalate_above_minor: i64,
+}
+
+/// Dedup rule: one customer notification per (customer, order, topic) per window.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DedupRule {
+    pub notification_window_h: u64,
+}
+
+/// Precedent rule: a human's resolution settles later conflicts of the same
+/// signature within the window.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrecedentRule {
+    pub window_h: u64,
+}
+
+/// A whole rule set. Every section is required: a rule set says what it means.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSet {
+    pub priority: PriorityRule,
+    pub temporal: TemporalRule,
+    pub guard: GuardRule,
+    pub threshold: ThresholdRule,
+    pub dedup: DedupRule,
+    pub precedent: PrecedentRule,
+}
+
+/// A rule set that does not parse or does not make sense.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("rules line {line}, field `{field}`: {message}")]
+pub struct RulesError {
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The section and key standing at a 1-based line.
+fn field_at(text: &str, line: usize) -> (Option<String>, Option<String>) {
+    let mut section = None;
+    for raw in text.lines().take(line.saturating_sub(1)) {
+        let l = raw.trim();
+        if l.starts_with('[') {
+            section = Some(l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+        }
+    }
+    let here = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .trim();
+    if here.starts_with('[') {
+        let s = here
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_owned();
+        return (Some(s), None);
+    }
+    let key = here
+        .split_once('=')
+        .map(|(k, _)| k.trim().to_owned())
+        .filter(|k| !k.is_empty());
+    (section, key)
+}
+
+/// The line where `key = …` stands inside `[section]`, for semantic errors.
+fn key_line(text: &str, section: &str, key: &str) -> usize {
+    let mut in_section = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            in_section = line.trim_matches(|c| c == '[' || c == ']').trim() == section;
+        } else if in_section && line.split('=').next().is_some_and(|k| k.trim() == key) {
+            return i + 1;
+        }
+    }
+    1
+}
+
+impl RuleSet {
+    /// Parses and validates rule text.
+    pub fn parse(text: &str) -> Result<RuleSet, RulesError> {
+        let rules: RuleSet = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_of(text, s.start));
+            let message = e.message().trim().to_owned();
+            let named = message.split('`').nth(1).map(str::to_owned);
+            let (section, key) = field_at(text, line);
+            let field = match (named, section, key) {
+                (Some(n), Some(s), _) if n != s => format!("{s}.{n}"),
+                (Some(n), _, _) => n,
+                (None, Some(s), Some(k)) => format!("{s}.{k}"),
+                (None, Some(s), None) => s,
+                (None, None, k) => k.unwrap_or_else(|| "-".into()),
+            };
+            RulesError {
+                line,
+                field,
+                message,
+            }
+        })?;
+        rules.validate(text)?;
+        Ok(rules)
+    }
+
+    fn validate(&self, text: &str) -> Result<(), RulesError> {
+        let err = |section: &str, key: &str, message: String| RulesError {
+            line: key_line(text, section, key),
+            field: format!("{section}.{key}"),
+            message,
+        };
+        let mut seen = self.priority.objectives.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != self.priority.objectives.len() || seen.len() != 5 {
+            return Err(err(
+                "priority",
+                "objectives",
+                "list each of the 5 objectives exactly once, highest first".into(),
+            ));
+        }
+        if !(0..BP_PER_UNIT).contains(&self.guard.min_margin_bp) {
+            return Err(err(
+                "guard",
+                "min_margin_bp",
+                format!("must be from 0 to {} basis points", BP_PER_UNIT - 1),
+            ));
+        }
+        if self.threshold.escalate_above_minor < 0 {
+            return Err(err(
+                "threshold",
+                "escalate_above_minor",
+                "must not be negative".into(),
+            ));
+        }
+        for (section, key, hours) in [
+            ("priority", "live_window_h", self.priority.live_window_h),
+            (
+                "temporal",
+                "promotion_lead_h",
+                self.temporal.promotion_lead_h,
+            ),
+            (
+                "dedup",
+                "notification_window_h",
+                self.dedup.notification_window_h,
+            ),
+            ("precedent", "window_h", self.precedent.window_h),
+        ] {
+            if hours > 24 * 366 * 10 {
+                return Err(err(section, key, "more than ten years; use hours".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rank of an objective: 0 is the highest.
+    pub fn rank(&self, objective: Objective) -> usize {
+        self.priority
+            .objectives
+            .iter()
+            .position(|o| *o == objective)
+            .unwrap_or(usize::MAX)
+    }
+
+    pub fn live_window_ms(&self) -> u64 {
+        self.priority.live_window_h * MS_PER_HOUR
+    }
+    pub fn promotion_lead_ms(&self) -> u64 {
+        self.temporal.promotion_lead_h * MS_PER_HOUR
+    }
+    pub fn notification_window_ms(&self) -> u64 {
+        self.dedup.notification_window_h * MS_PER_HOUR
+    }
+    pub fn precedent_window_ms(&self) -> u64 {
+        self.precedent.window_h * MS_PER_HOUR
+    }
+}
+
+/// blake3 of rule text, in hex.
+pub fn rules_hash(text: &str) -> String {
+    to_hex(blake3::hash(text.as_bytes()).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_rules_parse() {
+        let rules = RuleSet::parse(DEFAULT_RULES).unwrap();
+        assert_eq!(rules.threshold.escalate_above_minor, 500_000);
+        assert_eq!(rules.rank(Objective::Risk), 0);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let cases = [
+            (
+                DEFAULT_RULES.replace("min_margin_bp = 500", "min_margin_bp = 20000"),
+                "guard.min_margin_bp",
+            ),
+            (
+                DEFAULT_RULES.replace("min_margin_bp = 500", "min_margin_bq = 500"),
+                "min_margin_bq",
+            ),
+            (
+                DEFAULT_RULES.replace("\"risk\", ", ""),
+                "priority.objectives",
+            ),
+            (
+                DEFAULT_RULES.replace(
+                    "escalate_above_minor = 500000",
+                    "escalate_above_minor = \"lots\"",
+                ),
+                "escalate_above_minor",
+            ),
+            (DEFAULT_RULES.replace("[dedup]", "[dedupe]"), "dedupe"),
+        ];
+        for (text, field) in cases {
+            let e = RuleSet::parse(&text).unwrap_err();
+            assert!(e.field.contains(field) || e.message.contains(field), "{e}");
+            assert!(e.line > 1, "{e}");
+        }
+        let e = RuleSet::parse("[priority\n").unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+    }
+}
