@@ -128,7 +128,11 @@ fn ledger_round(dir: &std::path::Path, text: &str, batch: usize, batches: usize)
         t.wait().unwrap();
     }
     let elapsed = start.elapsed();
-    assert_eq!(ledger.head().unwrap().seq, n + 1);
+    assert_eq!(
+        ledger.head().unwrap().seq,
+        n + 2,
+        "genesis, default rules, then the commands"
+    );
     ledger.close().unwrap();
     elapsed
 }

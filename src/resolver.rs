@@ -15,7 +15,7 @@
 //! 6. `guard.fraud_perk`: a perk on an order flagged for fraud → rejected.
 //! 7. `temporal.promotion_window`: a price change while a promotion on the sku is active or starts within the lead → deferred until the last such promotion ends.
 //! 8. `guard.margin`: a price or promotion that leaves any covered sku's margin after every active and planned discount below the minimum → rejected.
-//! 9. `priority`: a live intention of the same kind on the same entity that ranks higher (objective rank, then agent priority, then earlier seq) → rejected, citing it.
+//! 9. `priority`: a live intention with the same conflict key (one price, one promotion per target, one budget, one attribute value) that ranks higher (objective rank, then agent priority, then earlier seq) → rejected, citing it.
 //! 10. `threshold`: |revenue impact| above the limit → a precedent of the same signature within its window decides (`precedent`); otherwise escalated.
 //! 11. `approve`.
 //!
@@ -512,18 +512,18 @@ impl Eval<'_> {
             .map(|i| i.seq)
     }
 
-    /// Live intentions of the same kind on the same entity, by other seqs.
+    /// Live intentions that conflict with this one (same conflict key), by other seqs.
     fn live_rivals(&self) -> Vec<&IntentionState> {
-        let kind = self.s.intention.action.kind();
-        let entity = self.s.intention.action.entity();
+        let Some(key) = self.s.intention.action.conflict_key() else {
+            return Vec::new();
+        };
         let window = self.rules.rules.live_window_ms();
         self.ctx
             .intentions
             .values()
             .filter(|o| {
                 o.seq != self.s.seq
-                    && o.intention.action.kind() == kind
-                    && o.intention.action.entity() == entity
+                    && o.intention.action.conflict_key().as_deref() == Some(key.as_str())
             })
             .filter(|o| match o.status {
                 Status::Approved => o.at_ms.saturating_add(window) > self.ctx.now_ms,

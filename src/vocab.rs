@@ -152,6 +152,26 @@ impl Action {
         }
     }
 
+    /// What two intentions must share to conflict under the priority rule: only
+    /// exclusive actions (one price, one promotion per target, one budget, one
+    /// value of an attribute) conflict; notifications, perks, reorders and
+    /// reservations add up instead.
+    pub fn conflict_key(&self) -> Option<String> {
+        match self {
+            Action::SetPrice { sku, .. } => Some(format!("price|{sku}")),
+            Action::LaunchPromotion { .. } => Some(format!("promotion|{}", self.entity())),
+            Action::Discontinue { sku } => Some(format!("lifecycle|{sku}")),
+            Action::ChangeAdBudget { campaign, .. } => Some(format!("budget|{campaign}")),
+            Action::Generic {
+                entity, attribute, ..
+            } => Some(format!("{entity}|{attribute}")),
+            Action::Reorder { .. }
+            | Action::NotifyCustomer { .. }
+            | Action::OfferPerk { .. }
+            | Action::ReserveStock { .. } => None,
+        }
+    }
+
     /// Identifiers inside the action, for validation.
     pub fn ids(&self) -> Vec<(&'static str, &str)> {
         match self {

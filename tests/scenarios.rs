@@ -1,0 +1,200 @@
+//! Data-driven scenario tests: `tests/scenarios/NAME.jsonl` holds commands (after
+//! the shared store in `_store.jsonl`) with the decisions they must get.
+//!
+//! Per line, besides the command itself:
+//! - `"id": "label"` names the record, so expectations can cite it (`"label+1"`
+//!   is the record after it, e.g. its decision); `"intention": "label"` in a
+//!   human resolution is replaced by that seq;
+//! - `"expect": {"outcome", "rule", "competing"?, "reads"?, "until_ms"?, "involved"?, "options"?}`
+//!   is the decision that must answer this intention;
+//! - `"expect_follow_ups": [{"intention", "outcome", "rule"}]` are the decisions
+//!   this record must cause, in order (an empty list: none);
+//! - `"expect_error": "text"` means the command must be refused with that text;
+//! - `"note"` lines are prose.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use parley::command::Command;
+use parley::ledger::{Ledger, Options};
+use parley::record::Body;
+use parley::vocab::{Decision, DeferUntil, Outcome};
+use serde_json::Value as Json;
+
+fn seq_of(labels: &BTreeMap<String, u64>, text: &str) -> u64 {
+    let (label, offset) = match text.split_once('+') {
+        Some((l, n)) => (l, n.parse::<u64>().unwrap()),
+        None => (text, 0),
+    };
+    labels
+        .get(label)
+        .unwrap_or_else(|| panic!("unknown label {label}"))
+        + offset
+}
+
+fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String, u64>) {
+    assert_eq!(
+        d.outcome.name(),
+        want["outcome"].as_str().unwrap(),
+        "{ctx}: outcome; trace {:#?}",
+        d.trace
+    );
+    assert_eq!(
+        d.rule,
+        want["rule"].as_str().unwrap(),
+        "{ctx}: deciding rule; trace {:#?}",
+        d.trace
+    );
+    if let Some(list) = want.get("competing").and_then(Json::as_array) {
+        for c in list {
+            let seq = seq_of(labels, c.as_str().unwrap());
+            assert!(
+                d.competing.contains(&seq),
+                "{ctx}: competing {:?} lacks {c} (seq {seq})",
+                d.competing
+            );
+        }
+    }
+    if let Some(list) = want.get("reads").and_then(Json::as_array) {
+        let last = d.trace.last().unwrap();
+        for r in list {
+            let name = r.as_str().unwrap();
+            assert!(
+                last.reads.iter().any(|x| x.name == name),
+                "{ctx}: the deciding rule did not read {name}: {:?}",
+                last.reads
+            );
+        }
+    }
+    if let Some(until) = want.get("until_ms").and_then(Json::as_u64) {
+        assert_eq!(
+            d.outcome,
+            Outcome::Deferred {
+                until: DeferUntil::Time(until)
+            },
+            "{ctx}"
+        );
+    }
+    if let Outcome::Escalated { escalation } = &d.outcome {
+        if let Some(n) = want.get("options").and_then(Json::as_u64) {
+            assert_eq!(escalation.options.len() as u64, n, "{ctx}: options");
+        }
+        if let Some(list) = want.get("involved").and_then(Json::as_array) {
+            let got: Vec<u64> = escalation.involved.iter().map(|i| i.intention).collect();
+            let want: Vec<u64> = list
+                .iter()
+                .map(|l| seq_of(labels, l.as_str().unwrap()))
+                .collect();
+            assert_eq!(got, want, "{ctx}: involved");
+            assert!(
+                escalation.involved.iter().all(|i| !i.reasoning.is_empty()),
+                "{ctx}: every agent's reasoning"
+            );
+        }
+        assert!(!escalation.summary.is_empty());
+    }
+    // The trace names each value it read and the seq that wrote it.
+    for step in &d.trace {
+        for r in &step.reads {
+            assert!(
+                r.seq <= d.context_seq,
+                "{ctx}: read {} from seq {} after the context",
+                r.name,
+                r.seq
+            );
+        }
+    }
+}
+
+fn run_scenario(path: &Path) {
+    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let store = std::fs::read_to_string(path.with_file_name("_store.jsonl")).unwrap();
+    let text = std::fs::read_to_string(path).unwrap();
+    let opts = Options {
+        genesis_at_ms: Some(1_764_147_000_000),
+        auto_clock: false,
+        ..Options::default()
+    };
+    let ledger = Ledger::in_memory(opts).unwrap();
+    let mut labels = BTreeMap::new();
+    let mut checked = 0;
+    for (i, line) in store.lines().chain(text.lines()).enumerate() {
+        let ctx = format!("{name} line {}", i + 1);
+        let mut v: Json = serde_json::from_str(line).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let obj = v.as_object_mut().unwrap();
+        if obj.contains_key("note") {
+            continue;
+        }
+        let id = obj.remove("id");
+        let expect = obj.remove("expect");
+        let follow = obj.remove("expect_follow_ups");
+        let error = obj.remove("expect_error");
+        if let Some(Json::String(label)) = obj.get("intention").cloned() {
+            obj.insert("intention".into(), seq_of(&labels, &label).into());
+        }
+        let cmd = Command::parse(&v.to_string()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let result = ledger.append(cmd);
+        if let Some(Json::String(text)) = error {
+            let e = result.expect_err(&ctx).to_string();
+            assert!(e.contains(&text), "{ctx}: error `{e}` lacks `{text}`");
+            checked += 1;
+            continue;
+        }
+        let ack = result.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        if let Some(Json::String(label)) = id {
+            labels.insert(label, ack.seq);
+        }
+        if let Some(want) = expect {
+            let (_, d) = ack
+                .decision
+                .clone()
+                .unwrap_or_else(|| panic!("{ctx}: no decision"));
+            check_decision(&ctx, &d, &want, &labels);
+            checked += 1;
+        }
+        if let Some(Json::Array(wants)) = follow {
+            let mut got = Vec::new();
+            ledger
+                .scan(ack.seq + 1, u64::MAX, &mut |r| {
+                    if let Body::Decision { decision } = r.record.body {
+                        got.push(decision);
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(
+                got.len(),
+                wants.len(),
+                "{ctx}: follow-up decisions {got:#?}"
+            );
+            for (d, want) in got.iter().zip(&wants) {
+                assert_eq!(
+                    d.intention,
+                    seq_of(&labels, want["intention"].as_str().unwrap()),
+                    "{ctx}"
+                );
+                check_decision(&ctx, d, want, &labels);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{name}: no expectation was checked");
+}
+
+#[test]
+fn every_scenario_gets_its_expected_decisions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "jsonl")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('_')
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "the seed's scenarios are all here");
+    for f in files {
+        run_scenario(&f);
+    }
+}
