@@ -6,7 +6,7 @@
 //! same context, whether folded from zero or from a snapshot, and `state_hash`
 //! (blake3 of the canonical encoding) lets two folds be compared.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bincode::{Decode, Encode};
 use serde::Serialize;
@@ -152,11 +152,20 @@ pub struct Context {
     pub humans: BTreeMap<String, u64>,
     pub rules: Option<InstalledRules>,
     pub intentions: BTreeMap<u64, IntentionState>,
+    /// Intentions not yet settled (new, deferred, escalated, or awaiting a
+    /// human's settlement): the resolver's work list.
+    pub open: BTreeSet<u64>,
     /// By intention seq.
     pub promotions: BTreeMap<u64, Promotion>,
     pub precedents: Vec<Precedent>,
     /// Generic facts: "entity|attribute" → value.
     pub facts: BTreeMap<String, Stamped<Value>>,
+}
+
+/// Contexts are not records: no 1 MiB limit applies to their encoding.
+fn snapshot_config(
+) -> bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Fixint> {
+    bincode::config::standard().with_fixed_int_encoding()
 }
 
 /// The key of a (customer, order, topic) contact.
@@ -272,6 +281,7 @@ impl Context {
                 }
             }
             Body::Intend { intention } => {
+                self.open.insert(seq);
                 self.intentions.insert(
                     seq,
                     IntentionState {
@@ -317,6 +327,12 @@ impl Context {
             }
             Outcome::Expired => Status::Expired,
         };
+        if matches!(
+            state.status,
+            Status::Approved | Status::Rejected | Status::Expired
+        ) {
+            self.open.remove(&decision.intention);
+        }
         if decision.outcome == Outcome::Approved {
             let action = state.intention.action.clone();
             self.execute(decision.intention, seq, at_ms, &action);
@@ -422,6 +438,7 @@ impl Context {
                     s.status,
                     Status::Escalated | Status::Deferred { .. } | Status::New
                 ) {
+                    self.open.insert(i);
                     s.settlement = Some(Settlement {
                         resolution: seq,
                         approve: approve.contains(&i),
@@ -467,8 +484,9 @@ impl Context {
     /// The earliest time at which something pending becomes decidable (a
     /// deferral ends or an expiry passes), for the sequencer's clock records.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.intentions
-            .values()
+        self.open
+            .iter()
+            .filter_map(|seq| self.intentions.get(seq))
             .filter_map(|s| {
                 let expiry = s
                     .intention
@@ -483,11 +501,28 @@ impl Context {
             .min()
     }
 
+    /// A snapshot: the canonical encoding of the whole context.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        // Encoding owned maps, strings and integers into a Vec cannot fail.
+        bincode::encode_to_vec(self, snapshot_config()).unwrap_or_default()
+    }
+
+    /// The context a snapshot holds; every byte must be used.
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Context, String> {
+        let (ctx, used): (Context, usize) =
+            bincode::decode_from_slice(bytes, snapshot_config()).map_err(|e| e.to_string())?;
+        if used != bytes.len() {
+            return Err(format!(
+                "snapshot decodes from {used} of its {} bytes",
+                bytes.len()
+            ));
+        }
+        Ok(ctx)
+    }
+
     /// blake3 of the canonical encoding: equal contexts, equal hashes.
     pub fn state_hash(&self) -> String {
-        // Contexts are not records: no 1 MiB limit applies to their encoding.
-        let config = bincode::config::standard().with_fixed_int_encoding();
-        let bytes = bincode::encode_to_vec(self, config).unwrap_or_default();
+        let bytes = self.to_snapshot();
         to_hex(blake3::hash(&bytes).as_bytes())
     }
 }

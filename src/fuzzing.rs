@@ -39,6 +39,22 @@ pub fn command_parser(data: &[u8]) {
     }
 }
 
+/// Rules parser: never panics; whatever parses also validates, and an error
+/// always names a line within the text.
+pub fn rules_parser(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(e) = crate::rules::RuleSet::parse(text) {
+        let lines = text.lines().count().max(1);
+        assert!(
+            e.line >= 1 && e.line <= lines + 1,
+            "error line {} outside 1..={lines}",
+            e.line
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +75,11 @@ mod tests {
             b"{\"producer\":\"a\",\"kind\":\"broadcast\",\"topic\":\"t\",\"detail\":{\"k\":-0}}",
         );
         command_parser(&[0xff, 0xfe]);
+        let rules = crate::rules::DEFAULT_RULES;
+        rules_parser(rules.as_bytes());
+        for cut in (0..rules.len()).step_by(13) {
+            rules_parser(&rules.as_bytes()[..cut]);
+        }
+        rules_parser(b"[priority]\nobjectives = [\"risk\"\n");
     }
 }

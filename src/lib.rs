@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod ledger;
 pub mod log;
 pub mod record;
+pub mod replay;
 pub mod resolver;
 pub mod rules;
 pub mod schema;

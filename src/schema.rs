@@ -21,5 +21,9 @@ pub fn all() -> Vec<(&'static str, String)> {
             "export-record.schema.json",
             pretty(schemars::schema_for!(ExportedRecord)),
         ),
+        (
+            "rules.schema.json",
+            pretty(schemars::schema_for!(crate::rules::RuleSet)),
+        ),
     ]
 }

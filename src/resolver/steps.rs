@@ -1,176 +1,18 @@
-//! The resolver: the referee. A decision is a pure function of the context (the
-//! fold of the log before it) and the rule set in force (itself a record).
-//!
-//! Architecture invariant: no I/O, no clock (the ledger's "now" is the last
-//! record's `recorded_at_ms`), no floats, no hash-map iteration. The sequencer
-//! calls [`next_follow_up`] after every record until it returns `None`; replay
-//! does the same, so the same log yields the same decisions bit for bit.
-//!
-//! Evaluation order for one intention (the first rule that settles it decides):
-//! 1. `rules`: no rule set installed → rejected.
-//! 2. `expiry`: past its `expires_at_ms` → expired.
-//! 3. `autonomy`: unregistered agent or manual kind → rejected; propose-and-approve → escalated.
-//! 4. `dedup.notification`: a notification with the same (customer, order, topic) within the window → rejected.
-//! 5. `guard.lifecycle`: a reorder of a sku in a `no_reorder` lifecycle → rejected.
-//! 6. `guard.fraud_perk`: a perk on an order flagged for fraud → rejected.
-//! 7. `temporal.promotion_window`: a price change while a promotion on the sku is active or starts within the lead → deferred until the last such promotion ends.
-//! 8. `guard.margin`: a price or promotion that leaves any covered sku's margin after every active and planned discount below the minimum → rejected.
-//! 9. `priority`: a live intention with the same conflict key (one price, one promotion per target, one budget, one attribute value) that ranks higher (objective rank, then agent priority, then earlier seq) → rejected, citing it.
-//! 10. `threshold`: |revenue impact| above the limit → a precedent of the same signature within its window decides (`precedent`); otherwise escalated.
-//! 11. `approve`.
-//!
-//! Follow-ups, in this order, lowest intention seq first: a new intention's
-//! decision; a human settlement's decisions; re-decisions of deferrals whose time
-//! has come; expiries of pending intentions.
+//! The rule steps of one decision, in the order the module docs give.
 
+use super::{as_i64, read, step};
 use crate::context::{contact_key, Context, InstalledRules, IntentionState, Status};
-use crate::record::Body;
 use crate::value::Value;
 use crate::vocab::{
     Action, Autonomy, Decision, DeferUntil, Escalation, EscalationOption, Involved, Outcome, Read,
-    TraceStep, BP_PER_UNIT,
+    BP_PER_UNIT,
 };
 
-/// The record that must follow the current context, if any.
-pub fn next_follow_up(ctx: &Context) -> Option<Body> {
-    let open = || {
-        ctx.intentions.values().filter(|s| {
-            !matches!(
-                s.status,
-                Status::Approved | Status::Rejected | Status::Expired
-            ) || s.settlement.is_some()
-        })
-    };
-    if let Some(s) = open().find(|s| s.status == Status::New) {
-        return Some(decision_body(decide(ctx, s)));
-    }
-    if let Some(s) = open().find(|s| s.settlement.is_some()) {
-        return Some(decision_body(settle(ctx, s)));
-    }
-    if let Some(s) =
-        open().find(|s| matches!(s.status, Status::Deferred { until_ms } if until_ms <= ctx.now_ms))
-    {
-        return Some(decision_body(decide(ctx, s)));
-    }
-    if let Some(s) = open().find(|s| {
-        matches!(s.status, Status::Deferred { .. } | Status::Escalated)
-            && s.intention.expires_at_ms.is_some_and(|e| e <= ctx.now_ms)
-    }) {
-        let mut d = base(ctx, s);
-        d.rule = "expiry".into();
-        d.outcome = Outcome::Expired;
-        d.trace.push(step(
-            "expiry",
-            "expire",
-            "passed its expiry while pending",
-            vec![
-                read(
-                    "expires_at_ms",
-                    Value::Int(as_i64(s.intention.expires_at_ms.unwrap_or(0))),
-                    s.seq,
-                ),
-                read("now_ms", Value::Int(as_i64(ctx.now_ms)), ctx.seq),
-            ],
-        ));
-        return Some(decision_body(d));
-    }
-    None
-}
-
-fn decision_body(decision: Decision) -> Body {
-    Body::Decision { decision }
-}
-
-fn as_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn read(name: &str, value: Value, seq: u64) -> Read {
-    Read {
-        name: name.into(),
-        value,
-        seq,
-    }
-}
-
-fn step(rule: &str, verdict: &str, note: &str, reads: Vec<Read>) -> TraceStep {
-    TraceStep {
-        rule: rule.into(),
-        verdict: verdict.into(),
-        note: note.into(),
-        reads,
-    }
-}
-
-fn base(ctx: &Context, s: &IntentionState) -> Decision {
-    Decision {
-        intention: s.seq,
-        entity: s.intention.action.entity(),
-        outcome: Outcome::Rejected,
-        rule: String::new(),
-        rules_hash: ctx
-            .rules
-            .as_ref()
-            .map_or_else(String::new, |r| r.hash.clone()),
-        context_seq: ctx.seq,
-        trace: Vec::new(),
-        competing: Vec::new(),
-        follows: s.decisions.last().copied(),
-    }
-}
-
-fn settle(ctx: &Context, s: &IntentionState) -> Decision {
-    let mut d = base(ctx, s);
-    let Some(settlement) = &s.settlement else {
-        return d;
-    };
-    d.rule = "human_resolution".into();
-    d.outcome = if settlement.approve {
-        Outcome::Approved
-    } else {
-        Outcome::Rejected
-    };
-    d.competing = vec![settlement.resolution];
-    let verdict = if settlement.approve {
-        "approve"
-    } else {
-        "reject"
-    };
-    d.trace.push(step(
-        "human_resolution",
-        verdict,
-        "settled by a human resolution",
-        vec![read(
-            "resolution",
-            Value::Int(as_i64(settlement.resolution)),
-            settlement.resolution,
-        )],
-    ));
-    d
-}
-
-/// Decides one intention against the context.
-pub fn decide(ctx: &Context, s: &IntentionState) -> Decision {
-    let mut d = base(ctx, s);
-    let Some(rules) = &ctx.rules else {
-        d.rule = "rules".into();
-        d.trace
-            .push(step("rules", "reject", "no rule set is installed", vec![]));
-        return d;
-    };
-    let mut eval = Eval { ctx, rules, s, d };
-    let outcome = eval.run();
-    let mut d = eval.d;
-    d.outcome = outcome;
-    d.rule = d.trace.last().map_or_else(String::new, |t| t.rule.clone());
-    d
-}
-
-struct Eval<'a> {
-    ctx: &'a Context,
-    rules: &'a InstalledRules,
-    s: &'a IntentionState,
-    d: Decision,
+pub(super) struct Eval<'a> {
+    pub ctx: &'a Context,
+    pub rules: &'a InstalledRules,
+    pub s: &'a IntentionState,
+    pub d: Decision,
 }
 
 type Step = Option<Outcome>;
@@ -184,7 +26,7 @@ impl Eval<'_> {
         self.d.trace.push(step(rule, verdict, &note, reads));
     }
 
-    fn run(&mut self) -> Outcome {
+    pub fn run(&mut self) -> Outcome {
         let steps: [fn(&mut Self) -> Step; 9] = [
             Self::expiry,
             Self::autonomy,
@@ -679,40 +521,5 @@ fn involved_of(s: &IntentionState) -> Involved {
         agent: s.agent.clone(),
         reasoning: s.intention.reasoning.clone(),
         impact: s.intention.impact,
-    }
-}
-
-/// Checks a command against the context before it is appended: rule text must
-/// parse; a resolution must come from a registered human, for an open
-/// escalation, naming one of its options.
-pub fn check_command(ctx: &Context, producer: &str, body: &Body) -> Result<(), String> {
-    match body {
-        Body::RulesInstalled { text } => crate::rules::RuleSet::parse(text)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Body::HumanResolution {
-            intention, option, ..
-        } => {
-            if !ctx.humans.contains_key(producer) {
-                return Err(format!(
-                    "`{producer}` is not a registered human; only humans resolve escalations"
-                ));
-            }
-            let state = ctx
-                .intentions
-                .get(intention)
-                .ok_or_else(|| format!("no intention at seq {intention}"))?;
-            let Some((_, options)) = &state.escalation else {
-                return Err(format!("intention {intention} has no open escalation"));
-            };
-            if *option as usize >= options.len() {
-                return Err(format!(
-                    "option {option} does not exist; the escalation has options 0..{}",
-                    options.len()
-                ));
-            }
-            Ok(())
-        }
-        _ => Ok(()),
     }
 }
