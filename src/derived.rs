@@ -2,12 +2,21 @@
 //! idempotency keys, each a pure function of the log ([`entries_of`]), tagged with
 //! the seq and hash it reflects, caught up from the log on open.
 //!
+//! Applied records first land in an in-memory pending layer that every read sees;
+//! it is written to sled as one batch every `FLUSH_RECORDS` records, after
+//! `FLUSH_IDLE_MS` without new records, and on close. The entity index is stored
+//! as one key per (entity, flushed chunk) holding that chunk's seqs; facts and
+//! keys are coalesced (last writer wins). sled then takes a few thousand inserts
+//! per chunk instead of one or two per record. A crash loses only the pending
+//! layer, which catch-up rebuilds from the log.
+//!
 //! Architecture invariant: nothing acknowledged depends on sled being durable
 //! (sled's `flush()` calls sync_file_range, not fsync). A lost, stale or damaged
 //! sled directory is rebuilt from the log and loses nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::log::{Head, LogError, LogReader};
 use crate::record::{codec_config, Body, Hash, StoredRecord};
@@ -15,6 +24,10 @@ use crate::value::Value;
 
 const META_APPLIED: &[u8] = b"m\0applied";
 const CATCH_UP_CHUNK: usize = 4096;
+/// Records held in the pending layer before it is written to sled.
+pub const FLUSH_RECORDS: usize = 16_384;
+/// A pending layer older than this with nothing new arriving is written out.
+pub const FLUSH_IDLE_MS: u64 = 50;
 
 /// What went wrong with the derived store.
 #[derive(Debug, thiserror::Error)]
@@ -45,15 +58,30 @@ fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-/// The derived key/value pairs one record adds. Pure: the projector and the
+/// One derived fact about a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// `seq` touched `entity`.
+    Index { entity: String, seq: u64 },
+    /// A projection or idempotency entry (last writer wins).
+    Kv { key: Vec<u8>, value: Vec<u8> },
+}
+
+/// The derived entries one record adds. Pure: the projector and the
 /// consistency check both use it, so they cannot disagree on meaning.
-pub fn entries_of(stored: &StoredRecord) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn entries_of(stored: &StoredRecord) -> Vec<Entry> {
     let env = &stored.record.envelope;
     let seq = env.seq.to_be_bytes();
-    let mut out = Vec::new();
-    for entity in stored.record.body.entities() {
-        out.push((key(b'e', &[entity.as_bytes(), &seq]), Vec::new()));
-    }
+    let mut out: Vec<Entry> = stored
+        .record
+        .body
+        .entities()
+        .into_iter()
+        .map(|entity| Entry::Index {
+            entity,
+            seq: env.seq,
+        })
+        .collect();
     if let Body::Fact {
         entity,
         attribute,
@@ -63,15 +91,43 @@ pub fn entries_of(stored: &StoredRecord) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut v = seq.to_vec();
         // Encoding a small scalar into a Vec cannot fail (no I/O, far below the limit).
         v.extend(bincode::encode_to_vec(value, codec_config()).unwrap_or_default());
-        out.push((key(b'f', &[entity.as_bytes(), attribute.as_bytes()]), v));
+        let key = key(b'f', &[entity.as_bytes(), attribute.as_bytes()]);
+        out.push(Entry::Kv { key, value: v });
     }
     if let Some(k) = &env.idempotency_key {
         let mut v = seq.to_vec();
         v.extend_from_slice(&stored.hash);
         v.extend_from_slice(&env.recorded_at_ms.to_be_bytes());
-        out.push((key(b'k', &[env.producer.as_bytes(), k.as_bytes()]), v));
+        let key = key(b'k', &[env.producer.as_bytes(), k.as_bytes()]);
+        out.push(Entry::Kv { key, value: v });
     }
     out
+}
+
+/// Derived state not yet written to sled (or, for checks, a whole fold).
+#[derive(Default, PartialEq, Eq, Debug)]
+struct Layer {
+    index: BTreeMap<String, Vec<u64>>,
+    kv: BTreeMap<Vec<u8>, Vec<u8>>,
+    last: Option<(u64, Hash)>,
+    records: usize,
+}
+
+impl Layer {
+    fn merge(&mut self, records: &[StoredRecord]) {
+        for r in records {
+            for e in entries_of(r) {
+                match e {
+                    Entry::Index { entity, seq } => self.index.entry(entity).or_default().push(seq),
+                    Entry::Kv { key, value } => {
+                        self.kv.insert(key, value);
+                    }
+                }
+            }
+            self.last = Some((r.record.envelope.seq, r.hash));
+            self.records += 1;
+        }
+    }
 }
 
 fn be_u64(bytes: &[u8]) -> Option<u64> {
@@ -91,6 +147,7 @@ pub struct Derived {
     path: String,
     db: sled::Db,
     tree: sled::Tree,
+    pending: Mutex<Layer>,
 }
 
 impl Derived {
@@ -106,7 +163,12 @@ impl Derived {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        Ok(Derived { path, db, tree })
+        Ok(Derived {
+            path,
+            db,
+            tree,
+            pending: Mutex::new(Layer::default()),
+        })
     }
 
     /// Opens the store at `path`; a store that does not open is wiped and recreated.
@@ -150,7 +212,13 @@ impl Derived {
         Derived::from_db("(temporary)".into(), db)
     }
 
-    /// The seq and hash of the last record applied.
+    fn layer(&self) -> Result<MutexGuard<'_, Layer>, DerivedError> {
+        self.pending
+            .lock()
+            .map_err(|_| self.err("pending layer lock poisoned by a panicked thread"))
+    }
+
+    /// The seq and hash of the last record written to sled.
     pub fn applied(&self) -> Result<Option<(u64, Hash)>, DerivedError> {
         let Some(v) = self.tree.get(META_APPLIED).map_err(|e| self.err(e))? else {
             return Ok(None);
@@ -163,31 +231,62 @@ impl Derived {
         Ok(Some((seq, hash)))
     }
 
-    /// Applies records (in log order, continuing the applied seq) in one atomic batch.
+    /// Applies records (in log order, continuing the applied seq): visible to
+    /// reads at once, written to sled when the pending layer is full.
     pub fn apply(&self, records: &[StoredRecord]) -> Result<(), DerivedError> {
-        let Some(last) = records.last() else {
+        let mut layer = self.layer()?;
+        layer.merge(records);
+        if layer.records >= FLUSH_RECORDS {
+            self.write_layer(&mut layer)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending layer to sled in one atomic batch with the applied marker.
+    pub fn flush_pending(&self) -> Result<(), DerivedError> {
+        let mut layer = self.layer()?;
+        self.write_layer(&mut layer)
+    }
+
+    fn write_layer(&self, layer: &mut Layer) -> Result<(), DerivedError> {
+        let Some((seq, hash)) = layer.last else {
             return Ok(());
         };
         let mut batch = sled::Batch::default();
-        for r in records {
-            for (k, v) in entries_of(r) {
-                batch.insert(k, v);
-            }
+        for (entity, seqs) in &layer.index {
+            let first = seqs.first().copied().unwrap_or(0).to_be_bytes();
+            let value: Vec<u8> = seqs.iter().flat_map(|s| s.to_be_bytes()).collect();
+            batch.insert(key(b'e', &[entity.as_bytes(), &first]), value);
         }
-        let mut marker = last.record.envelope.seq.to_be_bytes().to_vec();
-        marker.extend_from_slice(&last.hash);
+        for (k, v) in &layer.kv {
+            batch.insert(k.as_slice(), v.as_slice());
+        }
+        let mut marker = seq.to_be_bytes().to_vec();
+        marker.extend_from_slice(&hash);
         batch.insert(META_APPLIED, marker);
-        self.tree.apply_batch(batch).map_err(|e| self.err(e))
+        self.tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        *layer = Layer::default();
+        Ok(())
     }
 
     /// Removes everything (before a rebuild).
     pub fn clear(&self) -> Result<(), DerivedError> {
+        *self.layer()? = Layer::default();
         self.tree.clear().map_err(|e| self.err(e))
     }
 
-    /// Writes sled's buffers out (not a durability promise; see module docs).
+    /// Writes the pending layer and sled's buffers out (not a durability
+    /// promise; see module docs).
     pub fn flush(&self) -> Result<(), DerivedError> {
+        self.flush_pending()?;
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, DerivedError> {
+        if let Some(v) = self.layer()?.kv.get(k) {
+            return Ok(Some(v.clone()));
+        }
+        Ok(self.tree.get(k).map_err(|e| self.err(e))?.map(|v| v.to_vec()))
     }
 
     /// The record a (producer, idempotency key) first appended.
@@ -197,7 +296,7 @@ impl Derived {
         key_text: &str,
     ) -> Result<Option<KeyedRecord>, DerivedError> {
         let k = key(b'k', &[producer.as_bytes(), key_text.as_bytes()]);
-        let Some(v) = self.tree.get(k).map_err(|e| self.err(e))? else {
+        let Some(v) = self.get(&k)? else {
             return Ok(None);
         };
         let bad = || self.err("idempotency entry is malformed");
@@ -218,7 +317,7 @@ impl Derived {
         attribute: &str,
     ) -> Result<Option<(Value, u64)>, DerivedError> {
         let k = key(b'f', &[entity.as_bytes(), attribute.as_bytes()]);
-        let Some(v) = self.tree.get(k).map_err(|e| self.err(e))? else {
+        let Some(v) = self.get(&k)? else {
             return Ok(None);
         };
         let seq = be_u64(&v).ok_or_else(|| self.err("fact entry is malformed"))?;
@@ -232,10 +331,11 @@ impl Derived {
         let prefix = key(b'e', &[entity.as_bytes(), b""]);
         let mut out = Vec::new();
         for item in self.tree.scan_prefix(&prefix) {
-            let (k, _) = item.map_err(|e| self.err(e))?;
-            let seq =
-                be_u64(&k[prefix.len()..]).ok_or_else(|| self.err("index entry is malformed"))?;
-            out.push(seq);
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            out.extend(v.chunks_exact(8).filter_map(be_u64));
+        }
+        if let Some(pending) = self.layer()?.index.get(entity) {
+            out.extend(pending);
         }
         Ok(out)
     }
@@ -294,59 +394,76 @@ impl Derived {
             })
             .map_err(|e| failure.take().unwrap_or(DerivedError::Log(e)))?;
         self.apply(&chunk)?;
+        self.flush_pending()?;
         report.caught_up = head_seq + 1 - from;
         Ok(report)
     }
 
-    /// Compares the store with a fresh fold of the log up to `head_seq`. `None`
-    /// when they agree; otherwise the first difference.
+    /// Compares the store (sled plus the pending layer) with a fresh fold of the
+    /// log up to `head_seq`. `None` when they agree; otherwise the first difference.
     pub fn differences(
         &self,
         reader: &dyn LogReader,
         head_seq: u64,
     ) -> Result<Option<String>, DerivedError> {
-        let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        let mut last_hash = None;
+        let mut expected = Layer::default();
         reader.scan(1, head_seq, &mut |r| {
-            expected.extend(entries_of(&r));
-            last_hash = Some(r.hash);
+            expected.merge(std::slice::from_ref(&r));
             Ok(())
         })?;
-        match (self.applied()?, last_hash) {
-            (Some((seq, hash)), Some(h)) if seq == head_seq && hash == h => {}
-            (None, None) => {}
-            (applied, _) => {
-                return Ok(Some(format!(
-                    "derived store reflects seq {:?}, the log's head is seq {head_seq}",
-                    applied.map(|a| a.0)
-                )))
-            }
-        }
-        let mut want = expected.iter();
+        let mut actual = Layer::default();
         for item in self.tree.iter() {
             let (k, v) = item.map_err(|e| self.err(e))?;
             if k.as_ref() == META_APPLIED {
                 continue;
             }
-            match want.next() {
-                Some((wk, wv)) if wk.as_slice() == k.as_ref() && wv.as_slice() == v.as_ref() => {}
-                Some((wk, _)) => {
-                    return Ok(Some(format!(
-                        "derived entry {:?} differs from the log's {:?}",
-                        String::from_utf8_lossy(&k),
-                        String::from_utf8_lossy(wk)
-                    )))
+            if k.first() == Some(&b'e') {
+                // e \0 entity \0 first_seq(8, big-endian: may hold zero bytes)
+                if k.len() < 2 + 1 + 8 {
+                    return Ok(Some(format!("malformed index key {:?}", String::from_utf8_lossy(&k))));
                 }
-                None => {
-                    return Ok(Some(format!(
-                        "derived entry {:?} is not in the log",
-                        String::from_utf8_lossy(&k)
-                    )))
-                }
+                let entity = String::from_utf8_lossy(&k[2..k.len() - 9]).into_owned();
+                let seqs = actual.index.entry(entity).or_default();
+                seqs.extend(v.chunks_exact(8).filter_map(be_u64));
+            } else {
+                actual.kv.insert(k.to_vec(), v.to_vec());
             }
         }
-        Ok(want
-            .next()
-            .map(|(wk, _)| format!("derived store lacks {:?}", String::from_utf8_lossy(wk))))
+        actual.last = self.applied()?;
+        {
+            let pending = self.layer()?;
+            for (entity, seqs) in &pending.index {
+                actual.index.entry(entity.clone()).or_default().extend(seqs);
+            }
+            for (k, v) in &pending.kv {
+                actual.kv.insert(k.clone(), v.clone());
+            }
+            if pending.last.is_some() {
+                actual.last = pending.last;
+            }
+        }
+        if actual.last != expected.last {
+            return Ok(Some(format!(
+                "derived store reflects seq {:?}, the log's head is seq {head_seq}",
+                actual.last.map(|a| a.0)
+            )));
+        }
+        if actual.index != expected.index {
+            let first = expected
+                .index
+                .iter()
+                .find(|(e, s)| actual.index.get(*e) != Some(*s))
+                .map_or_else(|| "an entity the log does not name".to_owned(), |(e, _)| e.clone());
+            return Ok(Some(format!("entity index differs from the log for {first}")));
+        }
+        if actual.kv != expected.kv {
+            let first = expected
+                .kv
+                .iter()
+                .find(|(k, v)| actual.kv.get(*k) != Some(*v))
+                .map_or_else(|| "an entry the log does not hold".to_owned(), |(k, _)| String::from_utf8_lossy(k).into_owned());
+            return Ok(Some(format!("derived entry differs from the log: {first}")));
+        }
+        Ok(None)
     }
 }

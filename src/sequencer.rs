@@ -400,11 +400,6 @@ impl Writer {
                 },
                 body: command.record_body(),
             };
-            // Size is checked before anything is folded into the context.
-            if let Err(e) = record.canonical_bytes() {
-                replies.push((reply, Err(e.into())));
-                continue;
-            }
             let seq = tail.0 + 1;
             match self.append_with_follow_ups(record, &mut tail, &mut encoded, &mut stored) {
                 Ok(decision) => {
@@ -431,6 +426,9 @@ impl Writer {
                     };
                     replies.push((reply, Ok(ack)));
                 }
+                // The command's own record did not encode: nothing was folded
+                // into the context, so only this command is refused.
+                Err(e @ AppendError::Record(_)) => replies.push((reply, Err(e))),
                 Err(e) => {
                     fatal = Some(e.to_string());
                     replies.push((reply, Err(e)));
@@ -477,17 +475,23 @@ pub(crate) fn run_projector(
     derived: Arc<Derived>,
     applied: Arc<Progress>,
 ) {
-    for batch in rx {
-        let Some(last) = batch.last().map(|r| r.record.envelope.seq) else {
-            continue;
-        };
-        match derived.apply(&batch) {
-            Ok(()) => applied.publish(last),
-            Err(e) => {
-                tracing::error!(error = %e, "derived store failed; reopen the ledger to rebuild it");
-                applied.fail(format!("derived store failed: {e}"));
-                return;
+    let idle = std::time::Duration::from_millis(crate::derived::FLUSH_IDLE_MS);
+    loop {
+        let result = match rx.recv_timeout(idle) {
+            Ok(batch) => {
+                let Some(last) = batch.last().map(|r| r.record.envelope.seq) else {
+                    continue;
+                };
+                derived.apply(&batch).map(|()| applied.publish(last))
             }
+            // Quiet: write the pending layer to sled.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => derived.flush_pending(),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "derived store failed; reopen the ledger to rebuild it");
+            applied.fail(format!("derived store failed: {e}"));
+            return;
         }
     }
 }
