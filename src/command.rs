@@ -142,11 +142,6 @@ impl Command {
             .try_for_each(|(field, value)| check_id(field, value))
     }
 
-    /// The record body this command appends.
-    pub fn record_body(&self) -> Body {
-        self.body.clone()
-    }
-}
 
 #[cfg(test)]
 mod tests {

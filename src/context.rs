@@ -264,7 +264,7 @@ impl Context {
             }
             Body::AgentRegistered { profile } => {
                 self.agents
-                    .insert(profile.agent.clone(), stamp(profile.clone(), seq));
+                    .insert(profile.agent.clone(), stamp((**profile).clone(), seq));
             }
             Body::HumanRegistered { human } => {
                 self.humans.insert(human.clone(), seq);
@@ -288,7 +288,7 @@ impl Context {
                         seq,
                         agent: env.producer.clone(),
                         at_ms: env.recorded_at_ms,
-                        intention: intention.clone(),
+                        intention: (**intention).clone(),
                         status: Status::New,
                         decisions: Vec::new(),
                         escalation: None,

@@ -137,7 +137,7 @@ pub enum Body {
         topic: String,
     },
     AgentRegistered {
-        profile: AgentProfile,
+        profile: Box<AgentProfile>,
     },
     /// An identity allowed to resolve escalations.
     HumanRegistered {
@@ -145,11 +145,11 @@ pub enum Body {
     },
     /// An agent announces what it intends to do; the resolver answers with a decision.
     Intend {
-        intention: Intention,
+        intention: Box<Intention>,
     },
     /// Written by parley: the resolver's answer to an intention.
     Decision {
-        decision: Decision,
+        decision: Box<Decision>,
     },
     /// A rule set (TOML text) in force from this record on.
     RulesInstalled {

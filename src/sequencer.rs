@@ -252,11 +252,12 @@ impl Writer {
         tail: &mut (u64, Hash, u64),
         encoded: &mut Vec<crate::log::EncodedRecord>,
         stored: &mut Vec<StoredRecord>,
-    ) -> Result<Option<(u64, Decision)>, AppendError> {
+    ) -> Result<(Hash, Option<(u64, Decision)>), AppendError> {
         let cause = record.envelope.seq;
         let at_ms = record.envelope.recorded_at_ms;
         let correlation = record.envelope.correlation.clone();
         let enc = encode_record(&record, &tail.1)?;
+        let own_hash = enc.hash;
         let first = StoredRecord {
             prev_hash: enc.prev_hash,
             hash: enc.hash,
@@ -269,7 +270,7 @@ impl Writer {
         let mut answer = None;
         for _ in 0..MAX_FOLLOW_UPS {
             let Some(body) = next_follow_up(&self.ctx) else {
-                return Ok(answer);
+                return Ok((own_hash, answer));
             };
             let record = Record {
                 envelope: Envelope {
@@ -289,7 +290,7 @@ impl Writer {
                 .map_err(|e| AppendError::Failed(format!("follow-up of seq {cause}: {e}")))?;
             if let Body::Decision { decision } = &record.body {
                 if decision.intention == cause && answer.is_none() {
-                    answer = Some((record.envelope.seq, decision.clone()));
+                    answer = Some((record.envelope.seq, (**decision).clone()));
                 }
             }
             let s = StoredRecord {
@@ -347,11 +348,14 @@ impl Writer {
             }
         }
         for Submission { command, reply } in pending.drain(..) {
+            let Command {
+                envelope: env,
+                body,
+            } = command;
             if fatal.is_some() {
                 replies.push((reply, Err(AppendError::Failed("the batch failed".into()))));
                 continue;
             }
-            let env = &command.envelope;
             if let Some(key) = &env.idempotency_key {
                 match self.lookup(&env.producer, key) {
                     Ok(Some(orig)) => {
@@ -384,7 +388,7 @@ impl Writer {
                 Some(t) => t,
                 None => now.max(tail.2),
             };
-            if let Err(why) = check_command(&self.ctx, &env.producer, &command.body) {
+            if let Err(why) = check_command(&self.ctx, &env.producer, &body) {
                 replies.push((reply, Err(AppendError::Refused(why))));
                 continue;
             }
@@ -398,15 +402,11 @@ impl Writer {
                     causation: env.causation,
                     correlation: env.correlation.clone(),
                 },
-                body: command.record_body(),
+                body,
             };
             let seq = tail.0 + 1;
             match self.append_with_follow_ups(record, &mut tail, &mut encoded, &mut stored) {
-                Ok(decision) => {
-                    let hash = stored
-                        .iter()
-                        .find(|s| s.record.envelope.seq == seq)
-                        .map_or([0; 32], |s| s.hash);
+                Ok((hash, decision)) => {
                     if let Some(key) = &env.idempotency_key {
                         let k = (env.producer.clone(), key.clone());
                         let keyed = KeyedRecord {

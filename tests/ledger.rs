@@ -406,18 +406,41 @@ fn the_entity_index_spans_flushed_chunks_and_reopens() {
     let n = 2 * parley::derived::FLUSH_RECORDS as u64 + 100;
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     let tickets: Vec<_> = (0..n)
-        .map(|i| ledger.submit(fact("inventory", 10 + i, None, &format!("sku:E{}", i % 3), "stock", i as i64)).unwrap())
+        .map(|i| {
+            ledger
+                .submit(fact(
+                    "inventory",
+                    10 + i,
+                    None,
+                    &format!("sku:E{}", i % 3),
+                    "stock",
+                    i as i64,
+                ))
+                .unwrap()
+        })
         .collect();
     for t in tickets {
         t.wait().unwrap();
     }
     let want: Vec<u64> = (0..n).filter(|i| i % 3 == 1).map(|i| i + 2).collect();
-    assert_eq!(ledger.derived().unwrap().entity_seqs("sku:E1").unwrap(), want);
+    assert_eq!(
+        ledger.derived().unwrap().entity_seqs("sku:E1").unwrap(),
+        want
+    );
     assert_eq!(ledger.derived_differences().unwrap(), None);
     ledger.close().unwrap();
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
-    assert_eq!(report.derived.caught_up, 0, "close wrote the pending layer to sled");
-    assert_eq!(ledger.derived().unwrap().entity_seqs("sku:E1").unwrap(), want);
-    assert_eq!(ledger.derived().unwrap().fact("sku:E2", "stock").unwrap(), Some((Value::Int(n as i64 - 1), n + 1)));
+    assert_eq!(
+        report.derived.caught_up, 0,
+        "close wrote the pending layer to sled"
+    );
+    assert_eq!(
+        ledger.derived().unwrap().entity_seqs("sku:E1").unwrap(),
+        want
+    );
+    assert_eq!(
+        ledger.derived().unwrap().fact("sku:E2", "stock").unwrap(),
+        Some((Value::Int(n as i64 - 1), n + 1))
+    );
     ledger.close().unwrap();
 }

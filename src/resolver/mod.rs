@@ -70,7 +70,9 @@ pub fn next_follow_up(ctx: &Context) -> Option<Body> {
 }
 
 fn decision_body(decision: Decision) -> Body {
-    Body::Decision { decision }
+    Body::Decision {
+        decision: Box::new(decision),
+    }
 }
 
 pub(crate) fn as_i64(v: u64) -> i64 {
