@@ -141,7 +141,7 @@ impl Command {
             .into_iter()
             .try_for_each(|(field, value)| check_id(field, value))
     }
-
+}
 
 #[cfg(test)]
 mod tests {

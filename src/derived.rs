@@ -286,7 +286,11 @@ impl Derived {
         if let Some(v) = self.layer()?.kv.get(k) {
             return Ok(Some(v.clone()));
         }
-        Ok(self.tree.get(k).map_err(|e| self.err(e))?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(k)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.to_vec()))
     }
 
     /// The record a (producer, idempotency key) first appended.
@@ -420,7 +424,10 @@ impl Derived {
             if k.first() == Some(&b'e') {
                 // e \0 entity \0 first_seq(8, big-endian: may hold zero bytes)
                 if k.len() < 2 + 1 + 8 {
-                    return Ok(Some(format!("malformed index key {:?}", String::from_utf8_lossy(&k))));
+                    return Ok(Some(format!(
+                        "malformed index key {:?}",
+                        String::from_utf8_lossy(&k)
+                    )));
                 }
                 let entity = String::from_utf8_lossy(&k[2..k.len() - 9]).into_owned();
                 let seqs = actual.index.entry(entity).or_default();
@@ -453,15 +460,23 @@ impl Derived {
                 .index
                 .iter()
                 .find(|(e, s)| actual.index.get(*e) != Some(*s))
-                .map_or_else(|| "an entity the log does not name".to_owned(), |(e, _)| e.clone());
-            return Ok(Some(format!("entity index differs from the log for {first}")));
+                .map_or_else(
+                    || "an entity the log does not name".to_owned(),
+                    |(e, _)| e.clone(),
+                );
+            return Ok(Some(format!(
+                "entity index differs from the log for {first}"
+            )));
         }
         if actual.kv != expected.kv {
             let first = expected
                 .kv
                 .iter()
                 .find(|(k, v)| actual.kv.get(*k) != Some(*v))
-                .map_or_else(|| "an entry the log does not hold".to_owned(), |(k, _)| String::from_utf8_lossy(k).into_owned());
+                .map_or_else(
+                    || "an entry the log does not hold".to_owned(),
+                    |(k, _)| String::from_utf8_lossy(k).into_owned(),
+                );
             return Ok(Some(format!("derived entry differs from the log: {first}")));
         }
         Ok(None)
