@@ -269,7 +269,11 @@ fn demo_writes_a_ledger_that_verifies() {
     );
     let v = &json_lines(&out)[0];
     assert_eq!(v["verify"]["ok"], true);
-    assert_eq!(v["duplicates_absorbed"], 1);
+    // The seed's failures are each caught: the stacked discount, the duplicate
+    // message, the perk on a flagged order, the reorder of a discontinued sku.
+    assert_eq!(v["decisions"]["rejected"], 4);
+    assert_eq!(v["decisions"]["approved"], 3);
+    assert_eq!(v["decisions"]["escalated"], 2);
     let out = parley(
         &["verify", "--data", data.to_str().unwrap(), "--derived"],
         None,
