@@ -36,6 +36,8 @@ pub struct Ack {
 /// Most follow-up records one record may cause (a bound, not an expectation:
 /// each follow-up settles one pending intention).
 const MAX_FOLLOW_UPS: usize = 100_000;
+/// Longest the writer sleeps before it looks at the clock again.
+const MAX_CLOCK_WAIT_MS: u64 = 1_000;
 
 /// Why a command was not appended.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -211,13 +213,18 @@ impl Writer {
                     Err(_) => return,
                 },
                 Some(at) => {
-                    let wait = at.saturating_sub(self.clock.now_ms());
+                    // Wait at most MAX_CLOCK_WAIT_MS at a time: the clock may jump.
+                    let wait = at
+                        .saturating_sub(self.clock.now_ms())
+                        .min(MAX_CLOCK_WAIT_MS);
                     match rx.recv_timeout(std::time::Duration::from_millis(wait)) {
                         Ok(s) => s,
                         Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                            // Time passed with nothing arriving: a clock record
-                            // lets deferrals and expiries be decided, in the log.
-                            self.commit(&mut pending, true);
+                            if self.clock.now_ms() >= at {
+                                // Time passed with nothing arriving: a clock record
+                                // lets deferrals and expiries be decided, in the log.
+                                self.commit(&mut pending, true);
+                            }
                             continue;
                         }
                         Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,

@@ -280,3 +280,37 @@ fn demo_writes_a_ledger_that_verifies() {
     );
     assert!(out.status.success());
 }
+
+#[test]
+fn run_prints_the_decision_for_each_intention() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ledger");
+    let store = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scenarios/_store.jsonl"
+    ))
+    .unwrap();
+    let script = format!(
+        "{store}{}\n",
+        r#"{"producer":"customer-service","at_ms":1764151200000,"kind":"intend","intention":{"action":{"type":"notify_customer","customer":"C-3","order":"O-9","topic":"delay"},"reasoning":"asked","impact":{"revenue_minor":0,"margin_minor":0},"objective":"customer-experience"}}"#
+    );
+    let out = parley(
+        &["run", "--data", data.to_str().unwrap(), "-"],
+        Some(&script),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = json_lines(&out).pop().unwrap();
+    let d = &last["decision"];
+    assert_eq!(d["outcome"]["kind"], "approved");
+    assert_eq!(d["rule"], "approve");
+    assert_eq!(d["seq"].as_u64(), Some(last["seq"].as_u64().unwrap() + 1));
+    assert!(
+        d["trace"].as_array().unwrap().len() >= 3,
+        "every rule evaluated is traced"
+    );
+    assert_eq!(d["rules_hash"].as_str().unwrap().len(), 64);
+}

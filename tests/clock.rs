@@ -1,0 +1,94 @@
+//! Deferred intentions are re-decided by a clock record the sequencer appends when
+//! their time passes with nothing else arriving; agents never poll.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parley::command::Command;
+use parley::ledger::{Ledger, Options};
+use parley::record::Body;
+use parley::replay::Replayer;
+use parley::sequencer::Clock;
+
+struct TestClock(AtomicU64);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+const T0: u64 = 1_764_147_600_000;
+
+fn cmd(json: serde_json::Value) -> Command {
+    Command::parse(&json.to_string()).unwrap()
+}
+
+#[test]
+fn a_deferral_is_re_decided_by_a_clock_record_when_its_time_comes() {
+    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let opts = Options {
+        clock: clock.clone(),
+        genesis_at_ms: Some(T0),
+        ..Options::default()
+    };
+    let ledger = Ledger::in_memory(opts).unwrap();
+    for c in [
+        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":1}}),
+        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":1}}),
+        serde_json::json!({"producer":"m","kind":"catalog","sku":"S","category":"c","cost_minor":100,"price_minor":500,"stock":1,"lifecycle":"active"}),
+        serde_json::json!({"producer":"marketing","kind":"intend","intention":{"action":{"type":"launch_promotion","target":{"skus":["S"]},"discount_bp":1000,"starts_at_ms":T0,"ends_at_ms":T0 + 60_000},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}}),
+    ] {
+        ledger.append(cmd(c)).unwrap();
+    }
+    let ack = ledger
+        .append(cmd(serde_json::json!({"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S","price_minor":450},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}})))
+        .unwrap();
+    let (_, first) = ack.decision.unwrap();
+    assert_eq!(first.outcome.name(), "deferred");
+    let head = ledger.head().unwrap().seq;
+
+    // Nothing arrives; the wall clock passes the promotion's end.
+    clock.0.store(T0 + 60_001, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ledger.head().unwrap().seq < head + 2 {
+        assert!(Instant::now() < deadline, "no clock record was appended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut tail = Vec::new();
+    ledger
+        .scan(head + 1, u64::MAX, &mut |r| {
+            tail.push(r);
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        matches!(tail[0].record.body, Body::Clock),
+        "{:?}",
+        tail[0].record.body
+    );
+    assert_eq!(tail[0].record.envelope.producer, "parley");
+    let Body::Decision { decision } = &tail[1].record.body else {
+        panic!("{:?}", tail[1].record.body)
+    };
+    assert_eq!(
+        (decision.intention, decision.outcome.name()),
+        (ack.seq, "approved")
+    );
+    assert_eq!(
+        decision.follows,
+        Some(ack.seq + 1),
+        "the re-decision cites the first"
+    );
+
+    // And replay reaches the same decisions from the log alone.
+    let mut replay = Replayer::new();
+    ledger
+        .scan(1, u64::MAX, &mut |r| {
+            replay.feed(&r).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    replay.finish().unwrap();
+}
