@@ -17,7 +17,7 @@ use crate::derived::{Derived, DerivedError, DerivedOpen};
 use crate::log::memory::MemoryLog;
 use crate::log::segment::{Recovery, SegmentLog, DEFAULT_SEGMENT_BYTES};
 use crate::log::{encode_record, Head, LogEngine, LogError, LogReader, Visit};
-use crate::record::{to_hex, Body, Envelope, Record, FORMAT_VERSION, ZERO_HASH};
+use crate::record::{to_hex, Body, Envelope, Record, StoredRecord, FORMAT_VERSION, ZERO_HASH};
 use crate::sequencer::{
     run_projector, Ack, AppendError, Clock, Progress, Submission, SystemClock, Writer,
 };
@@ -337,6 +337,17 @@ impl Ledger {
             return Ok(());
         }
         self.reader.scan(from, to, visit)
+    }
+
+    /// The records at `seqs` (ascending); each must be durable.
+    pub fn read(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
+        let head = self.durable.get();
+        if let Some(&beyond) = seqs.iter().find(|s| **s > head || **s == 0) {
+            return Err(LogError::Layout(format!(
+                "seq {beyond} is beyond the head (seq {head})"
+            )));
+        }
+        self.reader.read_seqs(seqs)
     }
 
     /// The shared context as of `seq` (clamped to the head): a fold of the log.

@@ -4,6 +4,7 @@
 //! reads no clock; the shell (`log` engines, `sequencer`, `ledger`, `cli`) does.
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod audit;
 pub mod cli;
 pub mod command;
 pub mod context;
@@ -19,9 +20,11 @@ pub mod resolver;
 pub mod rules;
 pub mod schema;
 pub mod sequencer;
+pub mod time;
 pub mod value;
 pub mod verify;
 pub mod vocab;
+pub mod whatif;
 
 pub use command::Command;
 pub use ledger::{Ledger, Options};

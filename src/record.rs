@@ -166,6 +166,29 @@ pub enum Body {
 }
 
 impl Body {
+    /// Every record kind's name, as used in JSON (`kind`).
+    pub const KINDS: [&'static str; 19] = [
+        "genesis",
+        "fact",
+        "broadcast",
+        "catalog",
+        "stock_changed",
+        "competitor_price",
+        "supplier_delay",
+        "traffic_spike",
+        "order_placed",
+        "order_delayed",
+        "order_flagged",
+        "customer_contacted",
+        "agent_registered",
+        "human_registered",
+        "intend",
+        "decision",
+        "rules_installed",
+        "human_resolution",
+        "clock",
+    ];
+
     /// The record kind's name, as used in JSON (`kind`).
     pub fn kind(&self) -> &'static str {
         match self {

@@ -71,6 +71,23 @@ pub trait LogReader: Send + Sync {
     /// Visits records `from..=to` in order, checking every hash and link on the way.
     /// `to` must not exceed the durable head the caller was given.
     fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError>;
+
+    /// The records at `seqs` (ascending, each at most the durable head).
+    fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
+        let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut wanted = seqs.iter().peekable();
+        self.scan(first, last, &mut |r| {
+            if wanted.peek() == Some(&&r.record.envelope.seq) {
+                wanted.next();
+                out.push(r);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
 }
 
 /// A log engine, owned by the single writer.

@@ -18,7 +18,7 @@ use super::scan::{
     truncated, SEGMENT_HEADER_BYTES,
 };
 use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Visit};
-use crate::record::{Record, MAX_RECORD_BYTES};
+use crate::record::{Record, StoredRecord, MAX_RECORD_BYTES};
 
 /// Default preallocated size of a segment.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
@@ -422,5 +422,9 @@ pub struct SegmentReader {
 impl LogReader for SegmentReader {
     fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError> {
         scan_dir(&self.dir, from, to, visit).map(|_| ())
+    }
+
+    fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
+        super::scan::read_seqs(&self.dir, seqs)
     }
 }

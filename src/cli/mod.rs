@@ -1,5 +1,7 @@
 //! The `parley` command line: the binary's edge, where errors get context.
 
+mod inspect;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -73,6 +75,72 @@ enum Cmd {
     Rebuild {
         #[arg(long)]
         data: PathBuf,
+    },
+    /// Re-derive every decision from the log and compare with the recorded ones. Exit 1 on a divergence.
+    Replay {
+        #[arg(long)]
+        data: PathBuf,
+        /// Stop at this seq.
+        #[arg(long)]
+        until: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The shared context as it was at a seq or a time, whole or for one entity (sku:SKU-1, order:O-9, customer:C-3).
+    State {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        at: Option<u64>,
+        /// An RFC 3339 time, e.g. 2025-11-26T09:00:00Z.
+        #[arg(long)]
+        at_time: Option<String>,
+        entity: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every change of an entity's field, newest first, with the intention, decision, trace, resolution and losers.
+    Audit {
+        #[arg(long)]
+        data: PathBuf,
+        /// e.g. sku:SKU-1
+        entity: String,
+        /// e.g. price (default: every field)
+        field: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// `dot`: the causal graph for Graphviz.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Replay the log under other rules in memory and list every decision that would differ. Writes nothing.
+    Whatif {
+        #[arg(long)]
+        data: PathBuf,
+        /// The alternative rule set (TOML).
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read and filter the log.
+    Log {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// A record kind, e.g. decision, intend, catalog.
+        #[arg(long)]
+        kind: Option<String>,
+        /// An entity, e.g. sku:SKU-1 (uses the entity index).
+        #[arg(long)]
+        entity: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Print the JSON Schemas of the public formats, or write them into a directory.
     Schema {
@@ -178,6 +246,53 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Replay { data, until, json } => inspect::replay(&open(&data)?, until, json),
+        Cmd::State {
+            data,
+            at,
+            at_time,
+            entity,
+            json,
+        } => inspect::state(
+            &open(&data)?,
+            at,
+            at_time.as_deref(),
+            entity.as_deref(),
+            json,
+        ),
+        Cmd::Audit {
+            data,
+            entity,
+            field,
+            json,
+            format,
+        } => inspect::audit_cmd(
+            &open(&data)?,
+            &entity,
+            field.as_deref(),
+            json,
+            format.as_deref(),
+        ),
+        Cmd::Whatif {
+            data,
+            rules,
+            from,
+            to,
+            json,
+        } => inspect::whatif(&open(&data)?, &rules, from, to, json),
+        Cmd::Log {
+            data,
+            from,
+            kind,
+            entity,
+            json,
+        } => inspect::log(
+            &open(&data)?,
+            from,
+            kind.as_deref(),
+            entity.as_deref(),
+            json,
+        ),
         Cmd::Schema { out } => {
             for (name, text) in crate::schema::all() {
                 match &out {
