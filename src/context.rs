@@ -160,6 +160,21 @@ pub struct Context {
     pub precedents: Vec<Precedent>,
     /// Generic facts: "entity|attribute" → value.
     pub facts: BTreeMap<String, Stamped<Value>>,
+    /// Index: category → its skus.
+    pub categories: BTreeMap<String, BTreeSet<String>>,
+    /// Index: conflict key → intentions with that key, in seq order.
+    pub by_conflict: BTreeMap<String, Vec<u64>>,
+    /// Index: approving decision seq → the intention it approved.
+    pub approved_by: BTreeMap<u64, u64>,
+    /// Work queues of the resolver, kept by `index`/`unindex`: new intentions,
+    /// intentions awaiting a human's settlement, deferrals by (until, seq),
+    /// pending intentions with an expiry by (expires, seq), and pending
+    /// (deferred or escalated) intentions by conflict key.
+    pub fresh: BTreeSet<u64>,
+    pub settling: BTreeSet<u64>,
+    pub due: BTreeSet<(u64, u64)>,
+    pub expiring: BTreeSet<(u64, u64)>,
+    pub pending_by_conflict: BTreeMap<String, BTreeSet<u64>>,
 }
 
 /// Contexts are not records: no 1 MiB limit applies to their encoding.
@@ -182,6 +197,11 @@ impl Context {
         let seq = env.seq;
         self.seq = seq;
         self.now_ms = self.now_ms.max(env.recorded_at_ms);
+        // Ended promotions no longer constrain anything; the log keeps them.
+        let now = self.now_ms;
+        if self.promotions.values().any(|p| p.ends_at_ms <= now) {
+            self.promotions.retain(|_, p| p.ends_at_ms > now);
+        }
         match &stored.record.body {
             Body::Genesis { .. } | Body::Broadcast { .. } | Body::Clock => {}
             Body::Fact {
@@ -200,6 +220,16 @@ impl Context {
                 stock,
                 lifecycle,
             } => {
+                let old = self.skus.get(sku).map(|s| s.category.value.clone());
+                if let Some(old) = old.filter(|o| o != category) {
+                    if let Some(set) = self.categories.get_mut(&old) {
+                        set.remove(sku);
+                    }
+                }
+                self.categories
+                    .entry(category.clone())
+                    .or_default()
+                    .insert(sku.clone());
                 let s = self.skus.entry(sku.clone()).or_default();
                 s.category = stamp(category.clone(), seq);
                 s.cost_minor = stamp(*cost_minor, seq);
@@ -279,7 +309,9 @@ impl Context {
                 }
             }
             Body::Intend { intention } => {
-                self.open.insert(seq);
+                if let Some(key) = intention.action.conflict_key() {
+                    self.by_conflict.entry(key).or_default().push(seq);
+                }
                 self.intentions.insert(
                     seq,
                     IntentionState {
@@ -293,6 +325,7 @@ impl Context {
                         settlement: None,
                     },
                 );
+                self.index(seq);
             }
             Body::Decision { decision } => self.apply_decision(seq, env.recorded_at_ms, decision),
             Body::HumanResolution {
@@ -302,6 +335,10 @@ impl Context {
     }
 
     fn apply_decision(&mut self, seq: u64, at_ms: u64, decision: &Decision) {
+        if !self.intentions.contains_key(&decision.intention) {
+            return;
+        }
+        self.unindex(decision.intention);
         let Some(state) = self.intentions.get_mut(&decision.intention) else {
             return;
         };
@@ -325,15 +362,64 @@ impl Context {
             }
             Outcome::Expired => Status::Expired,
         };
-        if matches!(
-            state.status,
-            Status::Approved | Status::Rejected | Status::Expired
-        ) {
-            self.open.remove(&decision.intention);
-        }
-        if decision.outcome == Outcome::Approved {
-            let action = state.intention.action.clone();
+        let action =
+            (decision.outcome == Outcome::Approved).then(|| state.intention.action.clone());
+        self.index(decision.intention);
+        if let Some(action) = action {
+            self.approved_by.insert(seq, decision.intention);
             self.execute(decision.intention, seq, at_ms, &action);
+        }
+    }
+
+    /// Removes an intention from the work queues (before its state changes).
+    fn unindex(&mut self, seq: u64) {
+        let Some(s) = self.intentions.get(&seq) else {
+            return;
+        };
+        self.open.remove(&seq);
+        self.fresh.remove(&seq);
+        self.settling.remove(&seq);
+        if let Status::Deferred { until_ms } = s.status {
+            self.due.remove(&(until_ms, seq));
+        }
+        if let Some(e) = s.intention.expires_at_ms {
+            self.expiring.remove(&(e, seq));
+        }
+        if let Some(k) = s.intention.action.conflict_key() {
+            if let Some(set) = self.pending_by_conflict.get_mut(&k) {
+                set.remove(&seq);
+                if set.is_empty() {
+                    self.pending_by_conflict.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Puts an intention into the work queues its state calls for.
+    fn index(&mut self, seq: u64) {
+        let Some(s) = self.intentions.get(&seq) else {
+            return;
+        };
+        let pending = matches!(s.status, Status::Deferred { .. } | Status::Escalated);
+        if s.status == Status::New {
+            self.fresh.insert(seq);
+        }
+        if s.settlement.is_some() {
+            self.settling.insert(seq);
+        }
+        if let Status::Deferred { until_ms } = s.status {
+            self.due.insert((until_ms, seq));
+        }
+        if pending {
+            if let Some(e) = s.intention.expires_at_ms {
+                self.expiring.insert((e, seq));
+            }
+            if let Some(k) = s.intention.action.conflict_key() {
+                self.pending_by_conflict.entry(k).or_default().insert(seq);
+            }
+        }
+        if pending || s.status == Status::New || s.settlement.is_some() {
+            self.open.insert(seq);
         }
     }
 
@@ -431,18 +517,23 @@ impl Context {
             approved: approve.contains(&intention),
         });
         for i in involved {
-            if let Some(s) = self.intentions.get_mut(&i) {
-                if matches!(
+            let settle = self.intentions.get(&i).is_some_and(|s| {
+                matches!(
                     s.status,
                     Status::Escalated | Status::Deferred { .. } | Status::New
-                ) {
-                    self.open.insert(i);
-                    s.settlement = Some(Settlement {
-                        resolution: seq,
-                        approve: approve.contains(&i),
-                    });
-                }
+                )
+            });
+            if !settle {
+                continue;
             }
+            self.unindex(i);
+            if let Some(s) = self.intentions.get_mut(&i) {
+                s.settlement = Some(Settlement {
+                    resolution: seq,
+                    approve: approve.contains(&i),
+                });
+            }
+            self.index(i);
         }
     }
 
@@ -466,37 +557,33 @@ impl Context {
         format!("{rule}|{:?}|{class}", action.kind())
     }
 
+    /// Does a promotion target cover `sku`?
+    pub fn covers(&self, target: &PromotionTarget, sku: &str) -> bool {
+        match target {
+            PromotionTarget::Skus(s) => s.iter().any(|x| x == sku),
+            PromotionTarget::Category(c) => {
+                self.categories.get(c).is_some_and(|set| set.contains(sku))
+            }
+        }
+    }
+
     /// The skus a promotion target covers, in order.
     pub fn skus_of(&self, target: &PromotionTarget) -> Vec<String> {
         match target {
             PromotionTarget::Skus(s) => s.clone(),
             PromotionTarget::Category(c) => self
-                .skus
-                .iter()
-                .filter(|(_, s)| s.category.value == *c)
-                .map(|(k, _)| k.clone())
-                .collect(),
+                .categories
+                .get(c)
+                .map_or_else(Vec::new, |set| set.iter().cloned().collect()),
         }
     }
 
     /// The earliest time at which something pending becomes decidable (a
     /// deferral ends or an expiry passes), for the sequencer's clock records.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.open
-            .iter()
-            .filter_map(|seq| self.intentions.get(seq))
-            .filter_map(|s| {
-                let expiry = s
-                    .intention
-                    .expires_at_ms
-                    .filter(|_| matches!(s.status, Status::Deferred { .. } | Status::Escalated));
-                let until = match s.status {
-                    Status::Deferred { until_ms } => Some(until_ms),
-                    _ => None,
-                };
-                until.into_iter().chain(expiry).min()
-            })
-            .min()
+        let due = self.due.first().map(|d| d.0);
+        let expiry = self.expiring.first().map(|e| e.0);
+        due.into_iter().chain(expiry).min()
     }
 
     /// A snapshot: the canonical encoding of the whole context.

@@ -17,7 +17,11 @@ fn parley(args: &[&str]) -> (Option<i32>, Json, String) {
     let out = Process::new(parley_bin()).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let json = serde_json::from_str(stdout.trim()).unwrap_or(Json::Null);
-    (out.status.code(), json, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn demo(dir: &std::path::Path) -> String {
@@ -30,17 +34,43 @@ fn demo(dir: &std::path::Path) -> String {
 /// The store preamble plus price changes on SKU-2: approved, rejected by
 /// priority, deferred by a promotion then approved by a clock, approved.
 fn price_history() -> Vec<String> {
-    let store = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios/_store.jsonl")).unwrap();
+    let store = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scenarios/_store.jsonl"
+    ))
+    .unwrap();
     let intend = |agent: &str, at: u64, price: i64, objective: &str| {
-        format!(r#"{{"producer":"{agent}","at_ms":{at},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"SKU-2","price_minor":{price}}},"reasoning":"{agent} wants {price}","impact":{{"revenue_minor":100,"margin_minor":100}},"objective":"{objective}"}}}}"#)
+        format!(
+            r#"{{"producer":"{agent}","at_ms":{at},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"SKU-2","price_minor":{price}}},"reasoning":"{agent} wants {price}","impact":{{"revenue_minor":100,"margin_minor":100}},"objective":"{objective}"}}}}"#
+        )
     };
     let mut lines: Vec<String> = store.lines().map(str::to_owned).collect();
-    lines.push(intend("pricing", 1_764_151_000_000, 5199, "margin-protection"));
-    lines.push(intend("merchandising", 1_764_151_100_000, 4799, "sales-growth"));
+    lines.push(intend(
+        "pricing",
+        1_764_151_000_000,
+        5199,
+        "margin-protection",
+    ));
+    lines.push(intend(
+        "merchandising",
+        1_764_151_100_000,
+        4799,
+        "sales-growth",
+    ));
     lines.push(r#"{"producer":"marketing","at_ms":1764300000000,"kind":"intend","intention":{"action":{"type":"launch_promotion","target":{"skus":["SKU-2"]},"discount_bp":500,"starts_at_ms":1764300000000,"ends_at_ms":1764400000000},"reasoning":"promo","impact":{"revenue_minor":10,"margin_minor":1},"objective":"sales-growth"}}"#.into());
-    lines.push(intend("pricing", 1_764_300_100_000, 5399, "margin-protection"));
+    lines.push(intend(
+        "pricing",
+        1_764_300_100_000,
+        5399,
+        "margin-protection",
+    ));
     lines.push(r#"{"producer":"scheduler","at_ms":1764400000000,"kind":"clock"}"#.into());
-    lines.push(intend("pricing", 1_764_500_000_000, 5499, "margin-protection"));
+    lines.push(intend(
+        "pricing",
+        1_764_500_000_000,
+        5499,
+        "margin-protection",
+    ));
     lines
 }
 
@@ -50,7 +80,10 @@ fn replay_of_a_ledger_finds_no_divergence() {
     let data = demo(dir.path());
     let (code, v, err) = parley(&["replay", "--data", &data, "--json"]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!((v["ok"].as_bool(), v["divergent"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(
+        (v["ok"].as_bool(), v["divergent"].as_u64()),
+        (Some(true), Some(0))
+    );
     assert_eq!(v["decisions"].as_u64(), Some(9));
     assert_eq!(v["state_hash"].as_str().unwrap().len(), 64);
 }
@@ -61,13 +94,20 @@ fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
     let data = demo(dir.path());
     let (ledger, _) = Ledger::open(std::path::Path::new(&data), Options::default()).unwrap();
     let mut records = Vec::new();
-    ledger.scan(1, u64::MAX, &mut |r| { records.push(r.record); Ok(()) }).unwrap();
+    ledger
+        .scan(1, u64::MAX, &mut |r| {
+            records.push(r.record);
+            Ok(())
+        })
+        .unwrap();
     ledger.close().unwrap();
     // Turn the margin guard's rejection into an approval, then re-hash the chain
     // so it is valid: only replay can tell the decision is wrong.
     let pos = records
         .iter()
-        .position(|r| matches!(&r.body, Body::Decision { decision } if decision.rule == "guard.margin"))
+        .position(
+            |r| matches!(&r.body, Body::Decision { decision } if decision.rule == "guard.margin"),
+        )
         .unwrap();
     if let Body::Decision { decision } = &mut records[pos].body {
         decision.outcome = Outcome::Approved;
@@ -88,10 +128,17 @@ fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
     drop(log);
     let f = forged.to_str().unwrap();
     let (code, v, _) = parley(&["verify", "--data", f, "--json"]);
-    assert_eq!((code, v["ok"].as_bool()), (Some(0), Some(true)), "the forged chain itself is valid");
+    assert_eq!(
+        (code, v["ok"].as_bool()),
+        (Some(0), Some(true)),
+        "the forged chain itself is valid"
+    );
     let (code, v, _) = parley(&["replay", "--data", f, "--json"]);
     assert_eq!(code, Some(1));
-    assert_eq!(v["first_divergent_seq"].as_u64(), Some(records[pos].envelope.seq));
+    assert_eq!(
+        v["first_divergent_seq"].as_u64(),
+        Some(records[pos].envelope.seq)
+    );
     assert_eq!(v["replayed"]["decision"]["rule"], "guard.margin");
     assert_eq!(v["recorded"]["decision"]["rule"], "approve");
 }
@@ -99,7 +146,11 @@ fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
 #[test]
 fn state_at_a_seq_equals_a_fresh_ledger_cut_there() {
     let lines = price_history();
-    let opts = || Options { genesis_at_ms: Some(1_764_147_000_000), auto_clock: false, ..Options::default() };
+    let opts = || Options {
+        genesis_at_ms: Some(1_764_147_000_000),
+        auto_clock: false,
+        ..Options::default()
+    };
     let full = Ledger::in_memory(opts()).unwrap();
     let mut heads = Vec::new();
     for l in &lines {
@@ -115,7 +166,11 @@ fn state_at_a_seq_equals_a_fresh_ledger_cut_there() {
         assert_eq!(partial.head().unwrap().seq, at);
         let a = full.context_at(at).unwrap();
         let b = partial.context_at(u64::MAX).unwrap();
-        assert_eq!(a.state_hash(), b.state_hash(), "cut after command {cut} (seq {at})");
+        assert_eq!(
+            a.state_hash(),
+            b.state_hash(),
+            "cut after command {cut} (seq {at})"
+        );
         assert_eq!(a, b);
     }
 }
@@ -127,8 +182,15 @@ fn audit_of_a_price_lists_exactly_the_approved_changes_in_order() {
     let script = dir.path().join("prices.jsonl");
     std::fs::write(&script, price_history().join("\n") + "\n").unwrap();
     let d = data.to_str().unwrap();
-    let out = Process::new(parley_bin()).args(["run", "--data", d, script.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Process::new(parley_bin())
+        .args(["run", "--data", d, script.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // What the log says: the catalog entry of SKU-2.
     let (ledger, _) = Ledger::open(&data, Options::default()).unwrap();
@@ -146,25 +208,56 @@ fn audit_of_a_price_lists_exactly_the_approved_changes_in_order() {
     let (code, v, err) = parley(&["audit", "--data", d, "sku:SKU-2", "price", "--json"]);
     assert_eq!(code, Some(0), "{err}");
     let changes = v["changes"].as_array().unwrap();
-    let got: Vec<(u64, i64)> = changes.iter().map(|c| (c["seq"].as_u64().unwrap(), c["value"].as_i64().unwrap())).collect();
-    assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), vec![5499, 5399, 5199, 4999], "newest first: approved prices, then the catalog");
+    let got: Vec<(u64, i64)> = changes
+        .iter()
+        .map(|c| (c["seq"].as_u64().unwrap(), c["value"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        got.iter().map(|g| g.1).collect::<Vec<_>>(),
+        vec![5499, 5399, 5199, 4999],
+        "newest first: approved prices, then the catalog"
+    );
     let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
     assert!(seqs.windows(2).all(|w| w[0] > w[1]));
     assert_eq!(seqs[3], catalog);
-    let rules: Vec<&str> = changes.iter().filter_map(|c| c["decision"]["rule"].as_str()).collect();
+    let rules: Vec<&str> = changes
+        .iter()
+        .filter_map(|c| c["decision"]["rule"].as_str())
+        .collect();
     assert_eq!(rules, vec!["approve", "approve", "approve"]);
     // The deferred-then-approved change carries both: the re-decision follows the deferral.
     assert!(changes[1]["decision"]["follows"].as_u64().is_some());
     // The first approved price beat merchandising's rival, which lost by priority.
     let lost = changes[2]["lost"].as_array().unwrap();
     assert_eq!(lost.len(), 1);
-    assert_eq!((lost[0]["agent"].as_str(), lost[0]["rule"].as_str()), (Some("merchandising"), Some("priority")));
+    assert_eq!(
+        (lost[0]["agent"].as_str(), lost[0]["rule"].as_str()),
+        (Some("merchandising"), Some("priority"))
+    );
     assert_eq!(changes[2]["intention"]["agent"], "pricing");
-    assert!(changes[2]["decision"]["trace"].as_array().unwrap().iter().all(|t| t["reads"].is_array()));
+    assert!(changes[2]["decision"]["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["reads"].is_array()));
     // dot draws the same graph.
-    let out = Process::new(parley_bin()).args(["audit", "--data", d, "sku:SKU-2", "price", "--format", "dot"]).output().unwrap();
+    let out = Process::new(parley_bin())
+        .args([
+            "audit",
+            "--data",
+            d,
+            "sku:SKU-2",
+            "price",
+            "--format",
+            "dot",
+        ])
+        .output()
+        .unwrap();
     let dot = String::from_utf8_lossy(&out.stdout);
-    assert!(dot.starts_with("digraph audit") && dot.contains("lost: priority"), "{dot}");
+    assert!(
+        dot.starts_with("digraph audit") && dot.contains("lost: priority"),
+        "{dot}"
+    );
 }
 
 #[test]
@@ -178,9 +271,19 @@ fn whatif_with_the_same_rules_changes_nothing_and_a_higher_threshold_approves_es
     assert_eq!(v["summary"]["recorded"], v["summary"]["whatif"]);
 
     let alt = dir.path().join("alt.toml");
-    let text = std::fs::read_to_string(same).unwrap().replace("escalate_above_minor = 500000", "escalate_above_minor = 1000000");
+    let text = std::fs::read_to_string(same).unwrap().replace(
+        "escalate_above_minor = 500000",
+        "escalate_above_minor = 1000000",
+    );
     std::fs::write(&alt, text).unwrap();
-    let (code, v, _) = parley(&["whatif", "--data", &data, "--rules", alt.to_str().unwrap(), "--json"]);
+    let (code, v, _) = parley(&[
+        "whatif",
+        "--data",
+        &data,
+        "--rules",
+        alt.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(code, Some(0));
     let changed = v["changed"].as_array().unwrap();
     assert_eq!(changed.len(), 1, "{changed:?}");
@@ -188,7 +291,10 @@ fn whatif_with_the_same_rules_changes_nothing_and_a_higher_threshold_approves_es
     assert_eq!(changed[0]["recorded"]["outcome"], "escalated");
     assert_eq!(changed[0]["whatif"]["outcome"], "approved");
     assert_eq!(v["would_have"], serde_json::json!([changed[0]["seq"]]));
-    assert_eq!(v["summary"]["whatif"]["escalations"].as_u64().unwrap() + 1, v["summary"]["recorded"]["escalations"].as_u64().unwrap());
+    assert_eq!(
+        v["summary"]["whatif"]["escalations"].as_u64().unwrap() + 1,
+        v["summary"]["recorded"]["escalations"].as_u64().unwrap()
+    );
     // The ledger itself is untouched.
     let (_, r, _) = parley(&["replay", "--data", &data, "--json"]);
     assert_eq!(r["records"].as_u64(), Some(36));
@@ -199,21 +305,58 @@ fn inspection_errors_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let data = demo(dir.path());
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[priority]\nobjectives = [\"risk\"]\nlive_window_h = 24\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[priority]\nobjectives = [\"risk\"]\nlive_window_h = 24\n",
+    )
+    .unwrap();
     for (args, needle) in [
-        (vec!["audit", "--data", &data, "sku:NOPE"], "no record names entity `sku:NOPE`"),
-        (vec!["audit", "--data", &data, "sku:SKU-1", "colour"], "has no field `colour`"),
-        (vec!["state", "--data", &data, "--at", "999"], "beyond the log"),
-        (vec!["state", "--data", &data, "--at-time", "yesterday"], "RFC 3339"),
-        (vec!["replay", "--data", &data, "--until", "999"], "beyond the log"),
-        (vec!["whatif", "--data", &data, "--rules", bad.to_str().unwrap()], "rules line"),
-        (vec!["log", "--data", &data, "--kind", "decisoin"], "not a record kind"),
+        (
+            vec!["audit", "--data", &data, "sku:NOPE"],
+            "no record names entity `sku:NOPE`",
+        ),
+        (
+            vec!["audit", "--data", &data, "sku:SKU-1", "colour"],
+            "has no field `colour`",
+        ),
+        (
+            vec!["state", "--data", &data, "--at", "999"],
+            "beyond the log",
+        ),
+        (
+            vec!["state", "--data", &data, "--at-time", "yesterday"],
+            "RFC 3339",
+        ),
+        (
+            vec!["replay", "--data", &data, "--until", "999"],
+            "beyond the log",
+        ),
+        (
+            vec!["whatif", "--data", &data, "--rules", bad.to_str().unwrap()],
+            "rules line",
+        ),
+        (
+            vec!["log", "--data", &data, "--kind", "decisoin"],
+            "not a record kind",
+        ),
     ] {
         let (code, _, err) = parley(&args);
         assert_eq!(code, Some(1), "{args:?}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
-    let (code, v, _) = parley(&["state", "--data", &data, "--at-time", "2025-11-26T11:30:00Z", "sku:SKU-1", "--json"]);
+    let (code, v, _) = parley(&[
+        "state",
+        "--data",
+        &data,
+        "--at-time",
+        "2025-11-26T11:30:00Z",
+        "sku:SKU-1",
+        "--json",
+    ]);
     assert_eq!(code, Some(0));
-    assert_eq!(v["seq"].as_u64(), Some(25), "the last record at or before 11:30 (a decision at 11:03)");
+    assert_eq!(
+        v["seq"].as_u64(),
+        Some(25),
+        "the last record at or before 11:30 (a decision at 11:03)"
+    );
 }

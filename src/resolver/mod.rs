@@ -19,48 +19,46 @@
 //! 10. `threshold`: |revenue impact| above the limit → a precedent of the same signature within its window decides (`precedent`); otherwise escalated.
 //! 11. `approve`.
 //!
-//! Follow-ups, in this order, lowest intention seq first: a new intention's
-//! decision; a human settlement's decisions; re-decisions of deferrals whose time
-//! has come; expiries of pending intentions.
+//! Follow-ups, in this order: a new intention's decision; a human settlement's
+//! decisions (lowest intention seq first); re-decisions of deferrals whose time
+//! has come, then expiries of pending intentions (earliest time first, then
+//! lowest seq).
 
 mod steps;
 
-use crate::context::{Context, IntentionState, Status};
+use crate::context::{Context, IntentionState};
 use crate::record::Body;
 use crate::value::Value;
 use crate::vocab::{Decision, Outcome, Read, TraceStep};
 
 /// The record that must follow the current context, if any.
 pub fn next_follow_up(ctx: &Context) -> Option<Body> {
-    let open = || ctx.open.iter().filter_map(|seq| ctx.intentions.get(seq));
-    if let Some(s) = open().find(|s| s.status == Status::New) {
+    let get = |seq: &u64| ctx.intentions.get(seq);
+    if let Some(s) = ctx.fresh.first().and_then(get) {
         return Some(decision_body(decide(ctx, s)));
     }
-    if let Some(s) = open().find(|s| s.settlement.is_some()) {
+    if let Some(s) = ctx.settling.first().and_then(get) {
         return Some(decision_body(settle(ctx, s)));
     }
-    if let Some(s) =
-        open().find(|s| matches!(s.status, Status::Deferred { until_ms } if until_ms <= ctx.now_ms))
-    {
+    let due = |set: &std::collections::BTreeSet<(u64, u64)>| {
+        set.first()
+            .filter(|(t, _)| *t <= ctx.now_ms)
+            .and_then(|(_, q)| get(q))
+    };
+    if let Some(s) = due(&ctx.due) {
         return Some(decision_body(decide(ctx, s)));
     }
-    if let Some(s) = open().find(|s| {
-        matches!(s.status, Status::Deferred { .. } | Status::Escalated)
-            && s.intention.expires_at_ms.is_some_and(|e| e <= ctx.now_ms)
-    }) {
+    if let Some(s) = due(&ctx.expiring) {
         let mut d = base(ctx, s);
         d.rule = "expiry".into();
         d.outcome = Outcome::Expired;
+        let expires = as_i64(s.intention.expires_at_ms.unwrap_or(0));
         d.trace.push(step(
             "expiry",
             "expire",
             "passed its expiry while pending",
             vec![
-                read(
-                    "expires_at_ms",
-                    Value::Int(as_i64(s.intention.expires_at_ms.unwrap_or(0))),
-                    s.seq,
-                ),
+                read("expires_at_ms", Value::Int(expires), s.seq),
                 read("now_ms", Value::Int(as_i64(ctx.now_ms)), ctx.seq),
             ],
         ));

@@ -209,10 +209,7 @@ impl Eval<'_> {
         self.ctx
             .promotions
             .values()
-            .filter(|p| {
-                p.ends_at_ms > self.ctx.now_ms
-                    && self.ctx.skus_of(&p.target).iter().any(|s| s == sku)
-            })
+            .filter(|p| p.ends_at_ms > self.ctx.now_ms && self.ctx.covers(&p.target, sku))
             .collect()
     }
 
@@ -347,28 +344,40 @@ impl Eval<'_> {
 
     /// The intention whose approval wrote the value stamped `seq`, if any.
     fn intention_that_wrote(&self, seq: u64) -> Option<u64> {
-        self.ctx
-            .intentions
-            .values()
-            .find(|i| i.decisions.contains(&seq))
-            .map(|i| i.seq)
+        self.ctx.approved_by.get(&seq).copied()
     }
 
-    /// Live intentions that conflict with this one (same conflict key), by other seqs.
+    /// Live intentions that conflict with this one (same conflict key), by other
+    /// seqs, in seq order: pending ones (deferred, escalated), and approved ones
+    /// younger than the live window.
     fn live_rivals(&self) -> Vec<&IntentionState> {
         let Some(key) = self.s.intention.action.conflict_key() else {
             return Vec::new();
         };
         let window = self.rules.rules.live_window_ms();
-        self.ctx
-            .intentions
-            .values()
-            .filter(|o| {
-                o.seq != self.s.seq
-                    && o.intention.action.conflict_key().as_deref() == Some(key.as_str())
-            })
+        let now = self.ctx.now_ms;
+        let mut seqs: Vec<u64> = Vec::new();
+        if let Some(all) = self.ctx.by_conflict.get(&key) {
+            // Intentions come in time order, so the recent ones are at the back.
+            for seq in all.iter().rev() {
+                let Some(o) = self.ctx.intentions.get(seq) else {
+                    continue;
+                };
+                if o.at_ms.saturating_add(window) <= now {
+                    break;
+                }
+                seqs.push(*seq);
+            }
+        }
+        // Pending intentions may be older than the window.
+        seqs.extend(self.ctx.pending_by_conflict.get(&key).into_iter().flatten());
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.iter()
+            .filter(|s| **s != self.s.seq)
+            .filter_map(|s| self.ctx.intentions.get(s))
             .filter(|o| match o.status {
-                Status::Approved => o.at_ms.saturating_add(window) > self.ctx.now_ms,
+                Status::Approved => o.at_ms.saturating_add(window) > now,
                 Status::Deferred { .. } | Status::Escalated => true,
                 _ => false,
             })

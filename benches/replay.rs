@@ -1,0 +1,156 @@
+//! `cargo bench --bench replay`
+//!
+//! Replay throughput (decode + verify the chain + fold the context + re-derive
+//! every decision, in memory) against a plain blake3 chain check over the same
+//! bytes, measured in the same run with interleaved rounds. Prints events/s and
+//! the ratio. PARLEY_BENCH_EVENTS (default 1,000,000), PARLEY_BENCH_ROUNDS (3).
+
+use std::time::Instant;
+
+use parley::command::Command;
+use parley::ledger::{Ledger, Options};
+use parley::record::{chain_hash, Hash, Record, StoredRecord, ZERO_HASH};
+use parley::replay::Replayer;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A store's day at scale: stock moves, competitor prices, notifications and
+/// price intentions (with their decisions) over 1,000 skus.
+fn generate(events: u64) -> Vec<(Hash, Vec<u8>, Hash)> {
+    let t0 = 1_764_147_600_000u64;
+    let opts = Options {
+        genesis_at_ms: Some(t0),
+        auto_clock: false,
+        ..Options::default()
+    };
+    let ledger = Ledger::in_memory(opts).unwrap();
+    let mut lines = vec![
+        format!(
+            r#"{{"producer":"ops","at_ms":{t0},"kind":"agent_registered","profile":{{"agent":"pricing","domain":"pricing","priority":50}}}}"#
+        ),
+        format!(
+            r#"{{"producer":"ops","at_ms":{t0},"kind":"agent_registered","profile":{{"agent":"merchandising","domain":"merchandising","priority":40}}}}"#
+        ),
+        format!(
+            r#"{{"producer":"ops","at_ms":{t0},"kind":"agent_registered","profile":{{"agent":"customer-service","domain":"customer-service","priority":30}}}}"#
+        ),
+    ];
+    for s in 0..1000 {
+        lines.push(format!(r#"{{"producer":"merchandising","at_ms":{t0},"kind":"catalog","sku":"S{s}","category":"c{}","cost_minor":{},"price_minor":{},"stock":100,"lifecycle":"active"}}"#, s % 20, 2000 + s, 4000 + 2 * s));
+    }
+    let mut tickets = std::collections::VecDeque::new();
+    let mut i = 0u64;
+    while ledger.head().map_or(0, |h| h.seq) + tickets.len() as u64 * 2 < events {
+        let at = t0 + 1000 + i * 1000;
+        let s = (i * 7919) % 1000;
+        let line = match i % 10 {
+            0 | 5 => {
+                let (agent, objective) = if i % 20 == 0 {
+                    ("pricing", "margin-protection")
+                } else {
+                    ("merchandising", "sales-growth")
+                };
+                format!(
+                    r#"{{"producer":"{agent}","at_ms":{at},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S{s}","price_minor":{}}},"reasoning":"r","impact":{{"revenue_minor":{},"margin_minor":1}},"objective":"{objective}"}}}}"#,
+                    2100 + (i % 3000),
+                    (i % 900) * 1000
+                )
+            }
+            1 => format!(
+                r#"{{"producer":"customer-service","at_ms":{at},"kind":"intend","intention":{{"action":{{"type":"notify_customer","customer":"C{}","order":"O{}","topic":"delay"}},"reasoning":"r","impact":{{"revenue_minor":0,"margin_minor":0}},"objective":"customer-experience"}}}}"#,
+                i % 5000,
+                i % 7000
+            ),
+            2 | 3 => format!(
+                r#"{{"producer":"competitor-tracking","at_ms":{at},"kind":"competitor_price","sku":"S{s}","competitor":"rival","price_minor":{}}}"#,
+                3000 + i % 999
+            ),
+            _ => format!(
+                r#"{{"producer":"inventory","at_ms":{at},"kind":"stock_changed","sku":"S{s}","stock":{}}}"#,
+                i % 500
+            ),
+        };
+        lines.push(line);
+        for l in lines.drain(..) {
+            tickets.push_back(ledger.submit(Command::parse(&l).unwrap()).unwrap());
+            if tickets.len() >= 4096 {
+                tickets.pop_front().unwrap().wait().unwrap();
+            }
+        }
+        i += 1;
+    }
+    for t in tickets {
+        t.wait().unwrap();
+    }
+    let mut out = Vec::new();
+    ledger
+        .scan(1, u64::MAX, &mut |r: StoredRecord| {
+            out.push((r.prev_hash, r.record.canonical_bytes().unwrap(), r.hash));
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let events = env_or("PARLEY_BENCH_EVENTS", 1_000_000);
+    let rounds = env_or("PARLEY_BENCH_ROUNDS", 3);
+    let t = Instant::now();
+    let log = generate(events);
+    let decisions = log.len();
+    println!(
+        "generated {} records through the sequencer in {:.1} s",
+        log.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let (mut chain, mut replay) = (Vec::new(), Vec::new());
+    let mut replayed_decisions = 0;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let mut prev = ZERO_HASH;
+        for (p, payload, h) in &log {
+            assert!(*p == prev && chain_hash(p, payload) == *h);
+            prev = *h;
+        }
+        chain.push(log.len() as f64 / start.elapsed().as_secs_f64());
+
+        let start = Instant::now();
+        let mut prev = ZERO_HASH;
+        let mut replayer = Replayer::new();
+        for (p, payload, h) in &log {
+            assert!(*p == prev && chain_hash(p, payload) == *h);
+            prev = *h;
+            let record = Record::decode(payload).unwrap();
+            replayer
+                .feed(&StoredRecord {
+                    prev_hash: *p,
+                    hash: *h,
+                    record,
+                })
+                .unwrap();
+        }
+        replayer.finish().unwrap();
+        replayed_decisions = replayer.decisions();
+        replay.push(log.len() as f64 / start.elapsed().as_secs_f64());
+    }
+    let (c, r) = (median(chain), median(replay));
+    println!("{decisions} events, {replayed_decisions} decisions re-derived, median of {rounds} interleaved rounds:");
+    println!("  blake3 chain only:                        {c:>12.0} events/s");
+    println!(
+        "  replay (decode + chain + context + resolve): {r:>9.0} events/s   ratio {:.2}x",
+        r / c
+    );
+}
