@@ -15,7 +15,7 @@
 //! 6. `guard.fraud_perk`: a perk on an order flagged for fraud → rejected.
 //! 7. `temporal.promotion_window`: a price change while a promotion on the sku is active or starts within the lead → deferred until the last such promotion ends.
 //! 8. `guard.margin`: a price or promotion that leaves any covered sku's margin after every active and planned discount below the minimum → rejected.
-//! 9. `priority`: a live intention with the same conflict key (one price, one promotion per target, one budget, one attribute value) that ranks higher (objective rank, then agent priority, then earlier seq) → rejected, citing it.
+//! 9. `priority`: another agent's live intention with the same conflict key (one price, one promotion per target, one budget, one attribute value) that ranks higher (objective rank, then agent priority, then earlier seq) → rejected, citing it.
 //! 10. `threshold`: |revenue impact| above the limit → a precedent of the same signature within its window decides (`precedent`); otherwise escalated.
 //! 11. `approve`.
 //!

@@ -347,8 +347,7 @@ impl Eval<'_> {
         self.ctx.approved_by.get(&seq).copied()
     }
 
-    /// Live intentions that conflict with this one (same conflict key), by other
-    /// seqs, in seq order: pending ones (deferred, escalated), and approved ones
+    /// Live intentions of other agents that conflict with this one (same conflict key), in seq order: pending ones (deferred, escalated), and approved ones
     /// younger than the live window.
     fn live_rivals(&self) -> Vec<&IntentionState> {
         let Some(key) = self.s.intention.action.conflict_key() else {
@@ -373,8 +372,15 @@ impl Eval<'_> {
         seqs.extend(self.ctx.pending_by_conflict.get(&key).into_iter().flatten());
         seqs.sort_unstable();
         seqs.dedup();
+        // An agent revising its own plan is not a conflict: rivals are other agents'.
         seqs.iter()
             .filter(|s| **s != self.s.seq)
+            .filter(|s| {
+                self.ctx
+                    .intentions
+                    .get(s)
+                    .is_some_and(|o| o.agent != self.s.agent)
+            })
             .filter_map(|s| self.ctx.intentions.get(s))
             .filter(|o| match o.status {
                 Status::Approved => o.at_ms.saturating_add(window) > now,
