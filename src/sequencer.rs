@@ -251,6 +251,31 @@ impl Writer {
         }
     }
 
+    /// Folds an encoded record into the context and the batch.
+    fn fold_in(
+        &mut self,
+        record: Record,
+        enc: crate::log::EncodedRecord,
+        tail: &mut (u64, Hash, u64),
+        encoded: &mut Vec<crate::log::EncodedRecord>,
+        stored: &mut Vec<StoredRecord>,
+    ) {
+        debug_assert_eq!(record.envelope.seq, tail.0 + 1, "records fold in order");
+        *tail = (
+            record.envelope.seq,
+            enc.hash,
+            record.envelope.recorded_at_ms,
+        );
+        let s = StoredRecord {
+            prev_hash: enc.prev_hash,
+            hash: enc.hash,
+            record,
+        };
+        self.ctx.apply(&s);
+        encoded.push(enc);
+        stored.push(s);
+    }
+
     /// Encodes `record`, folds it into the context, then does the same for every
     /// follow-up it causes. Returns the decision that answers it, if any.
     fn append_with_follow_ups(
@@ -265,15 +290,7 @@ impl Writer {
         let correlation = record.envelope.correlation.clone();
         let enc = encode_record(&record, &tail.1)?;
         let own_hash = enc.hash;
-        let first = StoredRecord {
-            prev_hash: enc.prev_hash,
-            hash: enc.hash,
-            record,
-        };
-        *tail = (cause, enc.hash, at_ms);
-        self.ctx.apply(&first);
-        encoded.push(enc);
-        stored.push(first);
+        self.fold_in(record, enc, tail, encoded, stored);
         let mut answer = None;
         for _ in 0..MAX_FOLLOW_UPS {
             let Some(body) = next_follow_up(&self.ctx) else {
@@ -300,15 +317,7 @@ impl Writer {
                     answer = Some((record.envelope.seq, (**decision).clone()));
                 }
             }
-            let s = StoredRecord {
-                prev_hash: enc.prev_hash,
-                hash: enc.hash,
-                record,
-            };
-            *tail = (s.record.envelope.seq, enc.hash, at_ms);
-            self.ctx.apply(&s);
-            encoded.push(enc);
-            stored.push(s);
+            self.fold_in(record, enc, tail, encoded, stored);
         }
         Err(AppendError::Failed(format!(
             "seq {cause} caused more than {MAX_FOLLOW_UPS} follow-ups"
