@@ -142,6 +142,24 @@ pub struct KeyedRecord {
     pub recorded_at_ms: u64,
 }
 
+fn offsets_key(segment: u64, chunk: u64) -> Vec<u8> {
+    key(b'o', &[&segment.to_be_bytes(), &chunk.to_be_bytes()])
+}
+
+impl crate::log::offsets::OffsetStore for Derived {
+    fn chunk(&self, segment: u64, chunk: u64) -> Option<Vec<u64>> {
+        let v = self.tree.get(offsets_key(segment, chunk)).ok()??;
+        Some(v.chunks_exact(8).filter_map(be_u64).collect())
+    }
+
+    fn put(&self, segment: u64, chunk: u64, offsets: &[u64]) {
+        let value: Vec<u8> = offsets.iter().flat_map(|o| o.to_be_bytes()).collect();
+        if let Err(e) = self.tree.insert(offsets_key(segment, chunk), value) {
+            tracing::warn!(error = %e, segment, "could not store segment offsets; reads will walk the segment");
+        }
+    }
+}
+
 /// The sled-backed derived store.
 pub struct Derived {
     path: String,
@@ -418,7 +436,8 @@ impl Derived {
         let mut actual = Layer::default();
         for item in self.tree.iter() {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            if k.as_ref() == META_APPLIED {
+            // The offset index is a hint checked at every read (log::offsets).
+            if k.as_ref() == META_APPLIED || k.first() == Some(&b'o') {
                 continue;
             }
             if k.first() == Some(&b'e') {

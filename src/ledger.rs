@@ -347,7 +347,7 @@ impl Ledger {
                 "seq {beyond} is beyond the head (seq {head})"
             )));
         }
-        self.reader.read_seqs(seqs)
+        self.reader.read_indexed(seqs, self.derived.as_ref())
     }
 
     /// The shared context as of `seq` (clamped to the head): a fold of the log.

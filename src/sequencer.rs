@@ -470,6 +470,9 @@ impl Writer {
                 return;
             }
             debug_assert_eq!(self.engine.head().map(|h| h.seq), Some(tail.0));
+            for (segment, offsets) in self.engine.take_sealed_offsets() {
+                crate::log::offsets::put_all(self.derived.as_ref(), segment, &offsets);
+            }
             if let Ok(mut h) = self.head.lock() {
                 *h = self.engine.head();
             }

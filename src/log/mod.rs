@@ -8,6 +8,7 @@
 
 pub mod frame;
 pub mod memory;
+pub mod offsets;
 pub mod scan;
 pub mod segment;
 
@@ -72,6 +73,16 @@ pub trait LogReader: Send + Sync {
     /// `to` must not exceed the durable head the caller was given.
     fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError>;
 
+    /// The records at `seqs` (ascending, each at most the durable head), using a
+    /// seq → offset index where the engine has one.
+    fn read_indexed(
+        &self,
+        seqs: &[u64],
+        _store: &dyn offsets::OffsetStore,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        self.read_seqs(seqs)
+    }
+
     /// The records at `seqs` (ascending, each at most the durable head).
     fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
         let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
@@ -99,6 +110,10 @@ pub trait LogEngine: Send {
     fn append(&mut self, batch: &[EncodedRecord]) -> Result<(), LogError>;
     /// A reader for other threads.
     fn reader(&self) -> std::sync::Arc<dyn LogReader>;
+    /// Frame offsets of segments sealed since the last call: (first seq, offsets).
+    fn take_sealed_offsets(&mut self) -> Vec<(u64, Vec<u64>)> {
+        Vec::new()
+    }
 }
 
 /// Encodes and hashes a record that follows `prev_hash`.

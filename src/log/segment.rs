@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::frame::{self, later_batch_exists, parse_frame, write_frame, Parsed};
+use super::offsets::{ActiveOffsets, OffsetStore, SharedActive};
 use super::scan::{
     check_segment_header, list_segments, read_full, scan_dir, segment_header, segment_name,
     truncated, SEGMENT_HEADER_BYTES,
@@ -56,6 +57,10 @@ pub struct SegmentLog {
     active: Option<Active>,
     head: Option<Head>,
     buf: Vec<u8>,
+    /// Frame offsets of the active segment, shared with readers.
+    offsets: SharedActive,
+    /// Offsets of segments sealed since the writer last asked.
+    sealed: Vec<(u64, Vec<u64>)>,
 }
 
 /// Makes a file `len` bytes long with its blocks allocated.
@@ -105,11 +110,19 @@ impl SegmentLog {
             active: None,
             head: None,
             buf: Vec::new(),
+            offsets: SharedActive::default(),
+            sealed: Vec::new(),
         };
         let Some((last_first, last_path)) = segments.last().cloned() else {
             return Ok((log, recovery));
         };
-        let (end, tail_head, torn) = recover_segment(&last_path, last_first)?;
+        let (end, tail_head, torn, offsets) = recover_segment(&last_path, last_first)?;
+        if let Ok(mut a) = log.offsets.write() {
+            *a = ActiveOffsets {
+                segment: last_first,
+                offsets,
+            };
+        }
         recovery.torn_tail = torn;
         log.head = match tail_head {
             Some(h) => Some(h),
@@ -207,7 +220,7 @@ fn read_at(file: &File, offset: u64, len: usize, path: &Path) -> Result<Vec<u8>,
 fn recover_segment(
     path: &Path,
     first_seq: u64,
-) -> Result<(u64, Option<Head>, Option<TornTail>), LogError> {
+) -> Result<(u64, Option<Head>, Option<TornTail>, Vec<u64>), LogError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -233,6 +246,7 @@ fn recover_segment(
     let mut head = None;
     let mut frame_buf = Vec::new();
     let mut last_payload = Vec::new();
+    let mut offsets = Vec::new();
     let problem = loop {
         frame_buf.resize(frame::HEADER_BYTES, 0);
         let n = read_full(&mut reader, &mut frame_buf, path)?;
@@ -266,6 +280,7 @@ fn recover_segment(
             recorded_at_ms: 0,
         });
         prev = Some(f.hash);
+        offsets.push(at);
         at += f.len as u64;
         seq += 1;
     };
@@ -301,7 +316,7 @@ fn recover_segment(
         usize::try_from(file_len - at).map_or(TAIL_WINDOW_BYTES, |l| l.min(TAIL_WINDOW_BYTES));
     let window = read_at(&file, at, window_len, path)?;
     let problem = match problem {
-        None if window.iter().all(|b| *b == 0) => return Ok((at, head, None)),
+        None if window.iter().all(|b| *b == 0) => return Ok((at, head, None, offsets)),
         None => "a zeroed frame header with data after it".to_owned(),
         Some(p) => p,
     };
@@ -333,7 +348,7 @@ fn recover_segment(
         offset: at,
         bytes: bytes as u64,
     };
-    Ok((at, head, Some(torn)))
+    Ok((at, head, Some(torn), offsets))
 }
 
 impl SegmentLog {
@@ -352,6 +367,18 @@ impl SegmentLog {
         if !fits {
             let capacity = self.segment_bytes.max(SEGMENT_HEADER_BYTES as u64 + len);
             self.active = Some(self.create_segment(first_seq, capacity)?);
+            if let Ok(mut a) = self.offsets.write() {
+                let old = std::mem::replace(
+                    &mut *a,
+                    ActiveOffsets {
+                        segment: first_seq,
+                        offsets: Vec::new(),
+                    },
+                );
+                if old.segment != 0 && !old.offsets.is_empty() {
+                    self.sealed.push((old.segment, old.offsets));
+                }
+            }
         }
         let active = self
             .active
@@ -370,6 +397,13 @@ impl SegmentLog {
             .file
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &active.path, e))?;
+        if let Ok(mut a) = self.offsets.write() {
+            let mut at = active.write_offset;
+            for r in unit {
+                a.offsets.push(at);
+                at += r.frame_len() as u64;
+            }
+        }
         active.write_offset += len;
         let last = &unit[unit.len() - 1];
         self.head = Some(Head {
@@ -410,13 +444,19 @@ impl LogEngine for SegmentLog {
     fn reader(&self) -> Arc<dyn LogReader> {
         Arc::new(SegmentReader {
             dir: self.dir.clone(),
+            active: Arc::clone(&self.offsets),
         })
+    }
+
+    fn take_sealed_offsets(&mut self) -> Vec<(u64, Vec<u64>)> {
+        std::mem::take(&mut self.sealed)
     }
 }
 
 /// Reads segment files from any thread, independently of the writer.
 pub struct SegmentReader {
     pub dir: PathBuf,
+    active: SharedActive,
 }
 
 impl LogReader for SegmentReader {
@@ -426,5 +466,13 @@ impl LogReader for SegmentReader {
 
     fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
         super::scan::read_seqs(&self.dir, seqs)
+    }
+
+    fn read_indexed(
+        &self,
+        seqs: &[u64],
+        store: &dyn OffsetStore,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        super::offsets::read_indexed(&self.dir, &self.active, store, seqs)
     }
 }
