@@ -116,7 +116,12 @@ impl SegmentLog {
         let Some((last_first, last_path)) = segments.last().cloned() else {
             return Ok((log, recovery));
         };
-        let (end, tail_head, torn, offsets) = recover_segment(&last_path, last_first)?;
+        let Recovered {
+            end,
+            head: tail_head,
+            torn,
+            offsets,
+        } = recover_segment(&last_path, last_first)?;
         if let Ok(mut a) = log.offsets.write() {
             *a = ActiveOffsets {
                 segment: last_first,
@@ -217,10 +222,7 @@ fn read_at(file: &File, offset: u64, len: usize, path: &Path) -> Result<Vec<u8>,
 
 /// Scans the last segment. Returns the end of its valid data, its last record,
 /// and the torn tail it zeroed, if any.
-fn recover_segment(
-    path: &Path,
-    first_seq: u64,
-) -> Result<(u64, Option<Head>, Option<TornTail>, Vec<u64>), LogError> {
+fn recover_segment(path: &Path, first_seq: u64) -> Result<Recovered, LogError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -316,7 +318,14 @@ fn recover_segment(
         usize::try_from(file_len - at).map_or(TAIL_WINDOW_BYTES, |l| l.min(TAIL_WINDOW_BYTES));
     let window = read_at(&file, at, window_len, path)?;
     let problem = match problem {
-        None if window.iter().all(|b| *b == 0) => return Ok((at, head, None, offsets)),
+        None if window.iter().all(|b| *b == 0) => {
+            return Ok(Recovered {
+                end: at,
+                head,
+                torn: None,
+                offsets,
+            })
+        }
         None => "a zeroed frame header with data after it".to_owned(),
         Some(p) => p,
     };
@@ -348,7 +357,22 @@ fn recover_segment(
         offset: at,
         bytes: bytes as u64,
     };
-    Ok((at, head, Some(torn), offsets))
+    Ok(Recovered {
+        end: at,
+        head,
+        torn: Some(torn),
+        offsets,
+    })
+}
+
+/// What scanning the last segment found.
+struct Recovered {
+    /// End of the valid data.
+    end: u64,
+    head: Option<Head>,
+    torn: Option<TornTail>,
+    /// Offset of every valid frame.
+    offsets: Vec<u64>,
 }
 
 impl SegmentLog {
