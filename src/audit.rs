@@ -432,11 +432,11 @@ fn escape(text: &str) -> String {
 /// The causal graph of an audit in Graphviz dot.
 pub fn to_dot(report: &AuditReport) -> String {
     let mut out = format!("digraph audit {{\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n  label=\"{}\";\n", escape(&report.entity));
-    for c in &report.changes {
+    // One node per change: a record may change several fields.
+    for (n, c) in report.changes.iter().enumerate() {
         let value = serde_json::to_string(&c.value).unwrap_or_default();
         out.push_str(&format!(
-            "  c{} [label=\"{} = {}\\nseq {} ({})\", style=filled, fillcolor=lightyellow];\n",
-            c.seq,
+            "  c{n} [label=\"{} = {}\\nseq {} ({})\", style=filled, fillcolor=lightyellow];\n",
             escape(&c.field),
             escape(&value),
             c.seq,
@@ -444,11 +444,10 @@ pub fn to_dot(report: &AuditReport) -> String {
         ));
         if let Some(d) = &c.decision {
             out.push_str(&format!(
-                "  d{} [label=\"decision: {}\\nrule {}\"];\n  d{} -> c{};\n",
+                "  d{} [label=\"decision: {}\\nrule {}\"];\n  d{} -> c{n};\n",
                 c.seq,
                 d.outcome.name(),
                 escape(&d.rule),
-                c.seq,
                 c.seq
             ));
             if let Some(i) = &c.intention {

@@ -360,3 +360,25 @@ fn inspection_errors_name_the_problem() {
         "the last record at or before 11:30 (a decision at 11:03)"
     );
 }
+
+#[test]
+fn the_audit_graph_has_a_node_for_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo(dir.path());
+    let (_, v, _) = parley(&["audit", "--data", &data, "sku:SKU-3", "--json"]);
+    let changes = v["changes"].as_array().unwrap().len();
+    assert!(
+        changes >= 6,
+        "a catalog record changes five fields, the discontinuation one more"
+    );
+    let out = Process::new(parley_bin())
+        .args(["audit", "--data", &data, "sku:SKU-3", "--format", "dot"])
+        .output()
+        .unwrap();
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        dot.matches("fillcolor=lightyellow").count(),
+        changes,
+        "{dot}"
+    );
+}
