@@ -168,9 +168,12 @@ pub fn run_cli(data: Option<PathBuf>, json: bool) -> Result<ExitCode> {
             ),
             _ => println!("chain verification FAILED: {:?}", report.reason),
         }
+        let d = dir.display();
         println!("\nExplore the ledger it wrote:");
-        println!("  parley verify --data {} --json", dir.display());
-        println!("  parley export --data {}", dir.display());
+        println!("  parley audit --data {d} sku:SKU-3 lifecycle # why SKU-3 is being discontinued, and who agreed");
+        println!("  parley replay --data {d}                    # re-derive every decision");
+        println!("  parley whatif --data {d} --rules ALT.toml   # e.g. rules/default.toml with another escalate_above_minor");
+        println!("  parley verify --data {d} --json");
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
