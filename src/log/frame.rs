@@ -82,6 +82,23 @@ impl Frame<'_> {
     }
 }
 
+/// The message for a frame whose stored hash does not match its bytes.
+pub const HASH_MISMATCH: &str = "record hash does not match its bytes";
+
+/// Splits the bytes after a frame header (`prev_hash ‖ payload ‖ hash`) and
+/// checks the hash; `None` when it does not hold.
+pub fn split_checked(body: &[u8], payload_len: usize) -> Option<(Hash, &[u8], Hash)> {
+    if body.len() != payload_len + 64 {
+        return None;
+    }
+    let mut prev_hash = [0u8; 32];
+    prev_hash.copy_from_slice(&body[..32]);
+    let payload = &body[32..32 + payload_len];
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&body[32 + payload_len..]);
+    (chain_hash(&prev_hash, payload) == hash).then_some((prev_hash, payload, hash))
+}
+
 /// A decoded frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {

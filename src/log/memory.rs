@@ -63,7 +63,7 @@ impl LogReader for MemoryReader {
             if chain_hash(&r.prev_hash, &r.payload) != r.hash {
                 return Err(LogError::Corrupt {
                     seq: r.seq,
-                    reason: "record hash does not match its bytes".into(),
+                    reason: super::frame::HASH_MISMATCH.into(),
                 });
             }
             let record = Record::decode(&r.payload).map_err(|e| LogError::Corrupt {

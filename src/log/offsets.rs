@@ -17,10 +17,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use super::frame::{parse_header, HEADER_BYTES};
+use super::frame::{parse_header, split_checked, HEADER_BYTES};
 use super::scan::{check_segment_header, list_segments, read_full, SEGMENT_HEADER_BYTES};
 use super::LogError;
-use crate::record::{chain_hash, Record, StoredRecord};
+use crate::record::{Record, StoredRecord};
 
 /// Offsets per stored chunk.
 pub const CHUNK: u64 = 4096;
@@ -102,14 +102,9 @@ fn read_at(
             Err(LogError::io("read", path, e))
         };
     }
-    let mut prev_hash = [0u8; 32];
-    prev_hash.copy_from_slice(&body[..32]);
-    let payload = &body[32..32 + h.payload_len];
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(&body[32 + h.payload_len..]);
-    if chain_hash(&prev_hash, payload) != hash {
+    let Some((prev_hash, payload, hash)) = split_checked(&body, h.payload_len) else {
         return Ok(None);
-    }
+    };
     match Record::decode(payload) {
         Ok(record) if record.envelope.seq == seq => Ok(Some(StoredRecord {
             prev_hash,

@@ -5,9 +5,9 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::frame::{parse_header, HEADER_BYTES};
+use super::frame::{parse_header, split_checked, HASH_MISMATCH, HEADER_BYTES};
 use super::{Head, LogError, Visit};
-use crate::record::{chain_hash, Hash, Record, StoredRecord};
+use crate::record::{Hash, Record, StoredRecord};
 
 /// Bytes of a segment file header.
 pub const SEGMENT_HEADER_BYTES: usize = 64;
@@ -226,14 +226,9 @@ fn scan_segment(
                 body.len()
             )));
         }
-        let mut prev_hash = [0u8; 32];
-        prev_hash.copy_from_slice(&body[..32]);
-        let payload = &body[32..32 + header.payload_len];
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(&body[32 + header.payload_len..]);
-        if chain_hash(&prev_hash, payload) != hash {
-            return Err(corrupt("record hash does not match its bytes".into()));
-        }
+        let Some((prev_hash, payload, hash)) = split_checked(&body, header.payload_len) else {
+            return Err(corrupt(HASH_MISMATCH.into()));
+        };
         if let Some(expected) = cursor.prev_hash {
             if prev_hash != expected {
                 return Err(corrupt(
@@ -320,14 +315,9 @@ pub fn read_seqs(dir: &Path, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError
             if read_full(&mut reader, &mut body, path)? < rest {
                 return Err(corrupt("frame cut short".into()));
             }
-            let mut prev_hash = [0u8; 32];
-            prev_hash.copy_from_slice(&body[..32]);
-            let payload = &body[32..32 + h.payload_len];
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(&body[32 + h.payload_len..]);
-            if chain_hash(&prev_hash, payload) != hash {
-                return Err(corrupt("record hash does not match its bytes".into()));
-            }
+            let Some((prev_hash, payload, hash)) = split_checked(&body, h.payload_len) else {
+                return Err(corrupt(HASH_MISMATCH.into()));
+            };
             let record = Record::decode(payload).map_err(|e| corrupt(e.to_string()))?;
             out.push(StoredRecord {
                 prev_hash,

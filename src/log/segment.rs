@@ -268,7 +268,7 @@ fn recover_segment(path: &Path, first_seq: u64) -> Result<Recovered, LogError> {
             Parsed::Bad(reason) => break Some(reason),
         };
         if !f.self_valid() {
-            break Some("record hash does not match its bytes".into());
+            break Some(frame::HASH_MISMATCH.into());
         }
         if prev.is_some_and(|p| p != f.prev_hash) {
             break Some("prev_hash does not link to the previous record".into());
