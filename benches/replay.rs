@@ -3,7 +3,9 @@
 //! Replay throughput (decode + verify the chain + fold the context + re-derive
 //! every decision, in memory) against a plain blake3 chain check over the same
 //! bytes, measured in the same run with interleaved rounds. Prints events/s and
-//! the ratio. PARLEY_BENCH_EVENTS (default 1,000,000), PARLEY_BENCH_ROUNDS (3).
+//! the ratio. PARLEY_BENCH_EVENTS (default 1,000,000), PARLEY_BENCH_ROUNDS (3),
+//! PARLEY_BENCH_ESCALATING_PCT (default 1): the share of price changes that
+//! escalate (and, unanswered, stay live rivals).
 
 use std::time::Instant;
 
@@ -17,6 +19,18 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Projected revenue of the i-th intention. PARLEY_BENCH_ESCALATING_PCT
+/// (default 1) percent exceed the GBP 5,000 threshold and escalate; nobody
+/// resolves them in the bench, so they stay live rivals until the end.
+fn revenue(i: u64) -> i64 {
+    let pct = env_or("PARLEY_BENCH_ESCALATING_PCT", 1);
+    if (i / 5) % 100 < pct {
+        600_000
+    } else {
+        ((i % 900) * 100) as i64
+    }
 }
 
 /// A store's day at scale: stock moves, competitor prices, notifications and
@@ -58,7 +72,7 @@ fn generate(events: u64) -> Vec<(Hash, Vec<u8>, Hash)> {
                 format!(
                     r#"{{"producer":"{agent}","at_ms":{at},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S{s}","price_minor":{}}},"reasoning":"r","impact":{{"revenue_minor":{},"margin_minor":1}},"objective":"{objective}"}}}}"#,
                     2100 + (i % 3000),
-                    (i % 900) * 1000
+                    revenue(i)
                 )
             }
             1 => format!(
