@@ -43,6 +43,10 @@ pub struct Options {
     /// Append clock records when a deferral or expiry comes due with nothing else
     /// arriving. Off for scripted runs, whose time comes from their commands.
     pub auto_clock: bool,
+    /// Open for reading only: no writer, no context fold at open (`submit`
+    /// answers `Closed`). What `audit`, `log`, `state`, `replay`, `whatif` and
+    /// `export` use: they read the log and the derived store, nothing else.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             initial_rules: Some(crate::rules::DEFAULT_RULES.to_owned()),
             auto_clock: true,
+            read_only: false,
         }
     }
 }
@@ -253,17 +258,30 @@ impl Ledger {
         let head = engine.head();
         report.derived = derived.catch_up(reader.as_ref(), head)?;
         let head_seq = head.map_or(0, |h| h.seq);
-        let mut ctx = Context::default();
-        reader.scan(1, head_seq, &mut |r| {
-            ctx.apply(&r);
-            Ok(())
-        })?;
         let derived = Arc::new(derived);
         let durable = Arc::new(Progress::default());
         durable.publish(head_seq);
         let applied = Arc::new(Progress::default());
         applied.publish(head_seq);
         let head = Arc::new(Mutex::new(head));
+        if opts.read_only {
+            return Ok(Ledger {
+                tx: None,
+                reader,
+                derived,
+                durable,
+                head,
+                applied,
+                threads: Vec::new(),
+                _lock: None,
+            });
+        }
+        // The writer's context: the resolver's input, folded once here.
+        let mut ctx = Context::default();
+        reader.scan(1, head_seq, &mut |r| {
+            ctx.apply(&r);
+            Ok(())
+        })?;
         let (tx, rx) = bounded::<Submission>(opts.queue_capacity.max(1));
         // The projector queue holds whole batches: this bounds memory held for it.
         let (ptx, prx) = bounded(64);

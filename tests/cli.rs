@@ -314,3 +314,31 @@ fn run_prints_the_decision_for_each_intention() {
     );
     assert_eq!(d["rules_hash"].as_str().unwrap().len(), 64);
 }
+
+#[test]
+fn a_closed_output_pipe_ends_quietly_not_in_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    assert!(parley(&["demo", "--data", data.to_str().unwrap()], None)
+        .status
+        .success());
+    let mut child = Command::new(parley_bin())
+        .args([
+            "audit",
+            "--data",
+            data.to_str().unwrap(),
+            "sku:SKU-3",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -151,6 +151,13 @@ enum Cmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`parley log | head`)
+    // would panic. Restore the default: the process ends quietly, as Unix tools
+    // do. Nothing is lost: a result is printed only after its record is durable.
+    // SAFETY: setting a signal disposition to SIG_DFL before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let level = match std::env::var("PARLEY_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,
         Ok("debug") => tracing::Level::DEBUG,
@@ -318,10 +325,15 @@ fn ensure_ledger(data: &Path) -> Result<()> {
 }
 
 /// Opens an existing ledger and tells the operator what recovery did.
+/// Opens an existing ledger for reading only (no writer, no context fold).
 fn open(data: &Path) -> Result<Ledger> {
     ensure_ledger(data)?;
-    let (ledger, report) = Ledger::open(data, Options::default())
-        .with_context(|| format!("open {}", data.display()))?;
+    let opts = Options {
+        read_only: true,
+        ..Options::default()
+    };
+    let (ledger, report) =
+        Ledger::open(data, opts).with_context(|| format!("open {}", data.display()))?;
     tell_recovery(&report);
     Ok(ledger)
 }

@@ -488,10 +488,6 @@ impl LogReader for SegmentReader {
         scan_dir(&self.dir, from, to, visit).map(|_| ())
     }
 
-    fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
-        super::scan::read_seqs(&self.dir, seqs)
-    }
-
     fn read_indexed(
         &self,
         seqs: &[u64],
