@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::ledger::{Ledger, LedgerError};
 use crate::record::{Body, StoredRecord};
 use crate::value::Value;
-use crate::vocab::{Action, Decision, Impact, Objective, Outcome};
+use crate::vocab::{Action, Decision, Impact, Objective};
 
 /// Why an audit or a state view cannot be given.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,16 @@ pub struct IntentionView {
     pub reasoning: String,
     pub impact: Impact,
     pub objective: Objective,
-    pub workflow_step: Option<String>,
+    pub workflow_step: Option<WorkflowStepView>,
+}
+
+/// The workflow step an intention belonged to.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkflowStepView {
+    pub run: String,
+    pub step: String,
+    /// The run's workflow (`name vN`), from its `workflow_started` record.
+    pub workflow: Option<String>,
 }
 
 /// A human resolution behind a decision.
@@ -187,7 +196,7 @@ fn writes_of(body: &Body, intention: Option<&Action>) -> Vec<(String, String, Va
             attribute,
             value,
         } => vec![w(entity.clone(), attribute, value.clone())],
-        Body::Decision { decision } if decision.outcome == Outcome::Approved => match intention {
+        Body::Decision { decision } => match intention {
             Some(Action::SetPrice {
                 sku: s,
                 price_minor,
@@ -288,7 +297,8 @@ pub fn audit(
         };
         let writes = writes_of(
             &r.record.body,
-            decision.and_then(|d| action_of(d.intention)),
+            decision
+                .and_then(|d| action_of(d.intention).and_then(|a| d.outcome.approved_action(a))),
         );
         for (e, f, value) in writes {
             if e != entity {
@@ -308,7 +318,10 @@ pub fn audit(
                         reasoning: intention.reasoning.clone(),
                         impact: intention.impact,
                         objective: intention.objective,
-                        workflow_step: intention.workflow_step.clone(),
+                        workflow_step: intention
+                            .workflow_step
+                            .as_ref()
+                            .map(|r| step_view(ledger, r)),
                     }),
                     _ => None,
                 });
@@ -377,6 +390,26 @@ pub fn audit(
 
 /// Intentions that lost to `winner`: rejected or deferred citing it, or rivals it
 /// outranked that were not approved.
+/// The step and its run's workflow (read from the run's first record).
+fn step_view(ledger: &Ledger, r: &crate::vocab::StepRef) -> WorkflowStepView {
+    let workflow = ledger
+        .derived()
+        .ok()
+        .and_then(|d| d.entity_seqs(&format!("run:{}", r.run)).ok())
+        .and_then(|seqs| ledger.read(&seqs[..seqs.len().min(1)]).ok())
+        .and_then(|recs| match recs.first().map(|x| &x.record.body) {
+            Some(Body::WorkflowStarted {
+                workflow, version, ..
+            }) => Some(format!("{workflow} v{version}")),
+            _ => None,
+        });
+    WorkflowStepView {
+        run: r.run.clone(),
+        step: r.step.clone(),
+        workflow,
+    }
+}
+
 fn losers(
     winner: u64,
     decision: Option<&Decision>,
@@ -395,7 +428,7 @@ fn losers(
     let mut candidates: Vec<u64> = decisions
         .iter()
         .filter(|(_, d)| {
-            d.intention != winner && d.competing.contains(&winner) && d.outcome != Outcome::Approved
+            d.intention != winner && d.competing.contains(&winner) && !d.outcome.is_approval()
         })
         .map(|(_, d)| d.intention)
         .collect();
@@ -406,7 +439,7 @@ fn losers(
             .filter(|s| intentions.contains_key(s)),
     );
     for seq in candidates {
-        let Some(last) = final_of(seq).filter(|d| d.outcome != Outcome::Approved) else {
+        let Some(last) = final_of(seq).filter(|d| !d.outcome.is_approval()) else {
             continue;
         };
         if !seen.insert(seq) {

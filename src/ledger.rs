@@ -40,6 +40,10 @@ pub struct Options {
     /// Rule text installed right after the genesis record of a new ledger
     /// (`None`: none; decisions are then rejected until rules are installed).
     pub initial_rules: Option<String>,
+    /// Workflow definitions (TOML text) installed after the rules in a new
+    /// ledger (default: the shipped `flash-sale-preparation` and
+    /// `supplier-delay-response`).
+    pub initial_workflows: Vec<String>,
     /// Append clock records when a deferral or expiry comes due with nothing else
     /// arriving. Off for scripted runs, whose time comes from their commands.
     pub auto_clock: bool,
@@ -59,6 +63,7 @@ impl Default for Options {
             genesis_at_ms: None,
             clock: Arc::new(SystemClock),
             initial_rules: Some(crate::rules::DEFAULT_RULES.to_owned()),
+            initial_workflows: crate::workflow::SHIPPED.map(str::to_owned).to_vec(),
             auto_clock: true,
             read_only: false,
         }
@@ -173,22 +178,32 @@ fn write_genesis(
     let at = record.envelope.recorded_at_ms;
     let enc = encode_record(&record, &ZERO_HASH).map_err(LogError::from)?;
     let mut batch = vec![enc];
+    let mut bodies = Vec::new();
     if let Some(text) = &opts.initial_rules {
-        let rules = Record {
+        crate::rules::RuleSet::parse(text)
+            .map_err(|e| LedgerError::DerivedFailed(format!("initial rules: {e}")))?;
+        bodies.push(Body::RulesInstalled { text: text.clone() });
+    }
+    for text in &opts.initial_workflows {
+        crate::workflow::Definition::parse(text)
+            .map_err(|e| LedgerError::DerivedFailed(format!("initial workflow: {e}")))?;
+        bodies.push(Body::WorkflowDefined { text: text.clone() });
+    }
+    for (seq, body) in (2..).zip(bodies) {
+        let record = Record {
             envelope: Envelope {
                 format: FORMAT_VERSION,
-                seq: 2,
+                seq,
                 recorded_at_ms: at,
                 producer: SYSTEM_PRODUCER.into(),
                 idempotency_key: None,
                 causation: Some(1),
                 correlation: None,
             },
-            body: Body::RulesInstalled { text: text.clone() },
+            body,
         };
-        crate::rules::RuleSet::parse(text)
-            .map_err(|e| LedgerError::DerivedFailed(format!("initial rules: {e}")))?;
-        batch.push(encode_record(&rules, &batch[0].hash).map_err(LogError::from)?);
+        let prev = batch.last().map_or(ZERO_HASH, |e| e.hash);
+        batch.push(encode_record(&record, &prev).map_err(LogError::from)?);
     }
     engine.append(&batch)?;
     Ok(())

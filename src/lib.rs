@@ -25,6 +25,7 @@ pub mod value;
 pub mod verify;
 pub mod vocab;
 pub mod whatif;
+pub mod workflow;
 
 pub use command::Command;
 pub use ledger::{Ledger, Options};

@@ -13,7 +13,7 @@ use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use crate::value::Value;
-use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle};
+use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, RunOutcome};
 
 /// Version of the record schema (envelope + body). Stored in every envelope.
 pub const FORMAT_VERSION: u16 = 1;
@@ -163,11 +163,53 @@ pub enum Body {
     },
     /// Written by parley when time passes with nothing else arriving.
     Clock,
+    /// A workflow definition (TOML text) that runs may start from this record on.
+    WorkflowDefined {
+        text: String,
+    },
+    /// A run of a defined workflow starts.
+    WorkflowStarted {
+        run: String,
+        workflow: String,
+        version: u32,
+        #[serde(default)]
+        params: BTreeMap<String, Value>,
+    },
+    /// A step's owner reports it done.
+    StepCompleted {
+        run: String,
+        step: String,
+        #[serde(default)]
+        note: String,
+    },
+    /// A step's owner reports it failed.
+    StepFailed {
+        run: String,
+        step: String,
+        reason: String,
+    },
+    /// Written by parley: a step's dependencies are complete; its owner may act.
+    StepReady {
+        run: String,
+        step: String,
+        owner: String,
+    },
+    /// Written by parley: a step passed its deadline before completing.
+    StepTimedOut {
+        run: String,
+        step: String,
+        deadline_ms: u64,
+    },
+    /// Written by parley: a run ended.
+    RunFinished {
+        run: String,
+        outcome: RunOutcome,
+    },
 }
 
 impl Body {
     /// Every record kind's name, as used in JSON (`kind`).
-    pub const KINDS: [&'static str; 19] = [
+    pub const KINDS: [&'static str; 26] = [
         "genesis",
         "fact",
         "broadcast",
@@ -187,6 +229,13 @@ impl Body {
         "rules_installed",
         "human_resolution",
         "clock",
+        "workflow_defined",
+        "workflow_started",
+        "step_completed",
+        "step_failed",
+        "step_ready",
+        "step_timed_out",
+        "run_finished",
     ];
 
     /// The record kind's name, as used in JSON (`kind`).
@@ -211,12 +260,31 @@ impl Body {
             Body::RulesInstalled { .. } => "rules_installed",
             Body::HumanResolution { .. } => "human_resolution",
             Body::Clock => "clock",
+            Body::WorkflowDefined { .. } => "workflow_defined",
+            Body::WorkflowStarted { .. } => "workflow_started",
+            Body::StepCompleted { .. } => "step_completed",
+            Body::StepFailed { .. } => "step_failed",
+            Body::StepReady { .. } => "step_ready",
+            Body::StepTimedOut { .. } => "step_timed_out",
+            Body::RunFinished { .. } => "run_finished",
         }
+    }
+
+    /// True for the records parley derives from the log before them (decisions
+    /// and workflow progress): replay must re-derive each one exactly.
+    pub fn is_follow_up(&self) -> bool {
+        matches!(
+            self,
+            Body::Decision { .. }
+                | Body::StepReady { .. }
+                | Body::StepTimedOut { .. }
+                | Body::RunFinished { .. }
+        )
     }
 
     /// True for kinds only parley itself writes.
     pub fn is_system(&self) -> bool {
-        matches!(self, Body::Genesis { .. } | Body::Decision { .. })
+        matches!(self, Body::Genesis { .. }) || self.is_follow_up()
     }
 
     /// The entities this record is about (for the entity index), in a fixed order.
@@ -226,7 +294,13 @@ impl Body {
         let customer = |c: &str| format!("customer:{c}");
         match self {
             Body::Genesis { .. } | Body::RulesInstalled { .. } | Body::Clock => Vec::new(),
-            Body::HumanResolution { .. } => Vec::new(),
+            Body::HumanResolution { .. } | Body::WorkflowDefined { .. } => Vec::new(),
+            Body::WorkflowStarted { run, .. }
+            | Body::StepCompleted { run, .. }
+            | Body::StepFailed { run, .. }
+            | Body::StepReady { run, .. }
+            | Body::StepTimedOut { run, .. }
+            | Body::RunFinished { run, .. } => vec![format!("run:{run}")],
             Body::Fact { entity, .. } => vec![entity.clone()],
             Body::Broadcast { entity, .. } => entity.iter().cloned().collect(),
             Body::Catalog {
@@ -261,6 +335,23 @@ impl Body {
         match self {
             Body::Genesis { .. } | Body::Decision { .. } | Body::Clock => Vec::new(),
             Body::RulesInstalled { .. } | Body::HumanResolution { .. } => Vec::new(),
+            Body::WorkflowDefined { .. }
+            | Body::StepReady { .. }
+            | Body::StepTimedOut { .. }
+            | Body::RunFinished { .. } => Vec::new(),
+            Body::WorkflowStarted {
+                run,
+                workflow,
+                params,
+                ..
+            } => {
+                let mut v = vec![("run", run.as_str()), ("workflow", workflow.as_str())];
+                v.extend(params.keys().map(|k| ("param", k.as_str())));
+                v
+            }
+            Body::StepCompleted { run, step, .. } | Body::StepFailed { run, step, .. } => {
+                vec![("run", run), ("step", step)]
+            }
             Body::Fact {
                 entity, attribute, ..
             } => vec![("entity", entity), ("attribute", attribute)],
@@ -298,7 +389,14 @@ impl Body {
             }
             Body::AgentRegistered { profile } => vec![("agent", profile.agent.as_str())],
             Body::HumanRegistered { human } => vec![("human", human)],
-            Body::Intend { intention } => intention.action.ids(),
+            Body::Intend { intention } => {
+                let mut v = intention.action.ids();
+                if let Some(r) = &intention.workflow_step {
+                    v.push(("workflow_step.run", &r.run));
+                    v.push(("workflow_step.step", &r.step));
+                }
+                v
+            }
         }
     }
 }

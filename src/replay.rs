@@ -30,7 +30,7 @@ impl Replayer {
     /// Feeds the next record of the log.
     pub fn feed(&mut self, r: &StoredRecord) -> Result<(), Box<Divergence>> {
         let owed = next_follow_up(&self.ctx);
-        let is_decision = matches!(r.record.body, Body::Decision { .. });
+        let is_decision = r.record.body.is_follow_up();
         if owed.is_some() || is_decision {
             if owed.as_ref() != Some(&r.record.body) {
                 return Err(Box::new(Divergence {

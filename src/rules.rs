@@ -67,7 +67,28 @@ pub struct PrecedentRule {
     pub window_h: u64,
 }
 
-/// A whole rule set. Every section is required: a rule set says what it means.
+/// What an unanswered escalation resolves to when it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SafeDefault {
+    /// Nothing happens: the escalated intention is rejected.
+    Reject,
+    /// The escalated intention goes ahead as proposed.
+    Approve,
+}
+
+/// Escalation rule: an escalation no human settles within `expire_after_h`
+/// resolves to `safe_default`, recorded as a decision of rule `escalation.expiry`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationRule {
+    pub expire_after_h: u64,
+    pub safe_default: SafeDefault,
+}
+
+/// A whole rule set. Every section is required (a rule set says what it means),
+/// except `[escalation]`, added later: without it escalations wait for a human
+/// forever, as rule sets written before it meant.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSet {
@@ -77,6 +98,8 @@ pub struct RuleSet {
     pub threshold: ThresholdRule,
     pub dedup: DedupRule,
     pub precedent: PrecedentRule,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationRule>,
 }
 
 /// A rule set that does not parse or does not make sense.
@@ -120,9 +143,10 @@ fn field_at(text: &str, line: usize) -> (Option<String>, Option<String>) {
     (section, key)
 }
 
-/// The line where `key = …` stands inside `[section]`, for semantic errors.
-fn key_line(text: &str, section: &str, key: &str) -> usize {
-    let mut in_section = false;
+/// The line where `key = …` stands inside `[section]` (`""`: before any
+/// section), for semantic errors.
+pub(crate) fn key_line(text: &str, section: &str, key: &str) -> usize {
+    let mut in_section = section.is_empty();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.starts_with('[') {
@@ -134,21 +158,27 @@ fn key_line(text: &str, section: &str, key: &str) -> usize {
     1
 }
 
+/// The line, field and message of a TOML error in `text`.
+pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> (usize, String, String) {
+    let line = e.span().map_or(1, |s| line_of(text, s.start));
+    let message = e.message().trim().to_owned();
+    let named = message.split('`').nth(1).map(str::to_owned);
+    let (section, key) = field_at(text, line);
+    let field = match (named, section, key) {
+        (Some(n), Some(s), _) if n != s => format!("{s}.{n}"),
+        (Some(n), _, _) => n,
+        (None, Some(s), Some(k)) => format!("{s}.{k}"),
+        (None, Some(s), None) => s,
+        (None, None, k) => k.unwrap_or_else(|| "-".into()),
+    };
+    (line, field, message)
+}
+
 impl RuleSet {
     /// Parses and validates rule text.
     pub fn parse(text: &str) -> Result<RuleSet, RulesError> {
         let rules: RuleSet = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(1, |s| line_of(text, s.start));
-            let message = e.message().trim().to_owned();
-            let named = message.split('`').nth(1).map(str::to_owned);
-            let (section, key) = field_at(text, line);
-            let field = match (named, section, key) {
-                (Some(n), Some(s), _) if n != s => format!("{s}.{n}"),
-                (Some(n), _, _) => n,
-                (None, Some(s), Some(k)) => format!("{s}.{k}"),
-                (None, Some(s), None) => s,
-                (None, None, k) => k.unwrap_or_else(|| "-".into()),
-            };
+            let (line, field, message) = toml_error(text, &e);
             RulesError {
                 line,
                 field,
@@ -202,7 +232,15 @@ impl RuleSet {
                 self.dedup.notification_window_h,
             ),
             ("precedent", "window_h", self.precedent.window_h),
+            (
+                "escalation",
+                "expire_after_h",
+                self.escalation.as_ref().map_or(1, |e| e.expire_after_h),
+            ),
         ] {
+            if section == "escalation" && hours == 0 {
+                return Err(err(section, key, "must be at least 1 hour".into()));
+            }
             if hours > 24 * 366 * 10 {
                 return Err(err(section, key, "more than ten years; use hours".into()));
             }
@@ -230,6 +268,12 @@ impl RuleSet {
     }
     pub fn precedent_window_ms(&self) -> u64 {
         self.precedent.window_h * MS_PER_HOUR
+    }
+    /// How long an escalation waits for a human, if it expires at all.
+    pub fn escalation_expiry_ms(&self) -> Option<u64> {
+        self.escalation
+            .as_ref()
+            .map(|e| e.expire_after_h * MS_PER_HOUR)
     }
 }
 

@@ -28,6 +28,23 @@ simple_enum!(
     /// An agent's domain.
     Domain { Pricing, Marketing, Inventory, CustomerService, Orders, Fraud, Merchandising, CompetitorTracking, Supply }
 );
+impl Domain {
+    /// The domain's name as written in JSON and TOML (`customer-service`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Domain::Pricing => "pricing",
+            Domain::Marketing => "marketing",
+            Domain::Inventory => "inventory",
+            Domain::CustomerService => "customer-service",
+            Domain::Orders => "orders",
+            Domain::Fraud => "fraud",
+            Domain::Merchandising => "merchandising",
+            Domain::CompetitorTracking => "competitor-tracking",
+            Domain::Supply => "supply",
+        }
+    }
+}
+
 simple_enum!(
     /// Where a sku is in its life.
     Lifecycle { Active, Discontinuing, Discontinued }
@@ -221,8 +238,43 @@ pub struct Intention {
     pub objective: Objective,
     #[serde(default)]
     pub expires_at_ms: Option<u64>,
+    /// The workflow step this intention belongs to: decided only once the
+    /// step's dependencies are complete (rule `workflow.sequence`).
     #[serde(default)]
-    pub workflow_step: Option<String>,
+    pub workflow_step: Option<StepRef>,
+}
+
+/// A step of a workflow run.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct StepRef {
+    pub run: String,
+    pub step: String,
+}
+
+/// How a workflow run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RunOutcome {
+    /// Every step completed.
+    Completed,
+    /// A step failed or timed out and its failure policy (or a failing
+    /// compensation) ended the run.
+    Aborted { step: String, reason: String },
+    /// A step failed or timed out and its compensation steps completed.
+    Compensated { step: String, reason: String },
+}
+
+impl RunOutcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunOutcome::Completed => "completed",
+            RunOutcome::Aborted { .. } => "aborted",
+            RunOutcome::Compensated { .. } => "compensated",
+        }
+    }
 }
 
 /// Why an intention waits.
@@ -231,6 +283,8 @@ pub struct Intention {
 pub enum DeferUntil {
     /// Re-decided when the ledger's time reaches this ms.
     Time(u64),
+    /// Re-decided when this step of a workflow run completes (or the run ends).
+    Step(StepRef),
 }
 
 /// The outcome of a decision.
@@ -247,6 +301,11 @@ pub enum Outcome {
     },
     /// Closed without acting: the intention passed its expiry while pending.
     Expired,
+    /// Approved with modified values (a human chose a modified option, or a
+    /// precedent did): this action takes effect instead of the intention's.
+    Modified {
+        action: Action,
+    },
 }
 
 impl Outcome {
@@ -257,6 +316,22 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Escalated { .. } => "escalated",
             Outcome::Expired => "expired",
+            Outcome::Modified { .. } => "modified",
+        }
+    }
+
+    /// Approved, as intended or with modified values.
+    pub fn is_approval(&self) -> bool {
+        matches!(self, Outcome::Approved | Outcome::Modified { .. })
+    }
+
+    /// The action that takes effect, if the outcome lets one: the intention's
+    /// own (`intended`) or a modified one.
+    pub fn approved_action<'a>(&'a self, intended: &'a Action) -> Option<&'a Action> {
+        match self {
+            Outcome::Approved => Some(intended),
+            Outcome::Modified { action } => Some(action),
+            _ => None,
         }
     }
 }
@@ -279,6 +354,10 @@ pub struct EscalationOption {
     pub label: String,
     /// Intentions (by seq) this option approves; all others involved are rejected.
     pub approve: Vec<u64>,
+    /// For an option with modified values: the action that takes effect instead
+    /// of the (single) approved intention's.
+    #[serde(default)]
+    pub modified: Option<Action>,
 }
 
 /// An intention involved in a conflict.

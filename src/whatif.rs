@@ -131,11 +131,11 @@ impl WhatIf {
                 return;
             }
             Body::RulesInstalled { .. } => return,
-            Body::HumanResolution { .. }
-                if check_command(ctx, &r.record.envelope.producer, &r.record.body).is_err() =>
-            {
-                return
-            }
+            // Workflow progress is derived again below, under the alternative rules.
+            b if b.is_follow_up() => return,
+            // A resolution or step report the what-if state does not allow (the
+            // escalation never happened, the step is not ready) is left out.
+            b if check_command(ctx, &r.record.envelope.producer, b).is_err() => return,
             _ => {}
         }
         ctx.apply(r);
@@ -170,7 +170,7 @@ impl WhatIf {
         let tally = |t: &mut Tally, v: Option<&Verdict>, revenue: i64| match v
             .map(|v| v.outcome.as_str())
         {
-            Some("approved") => {
+            Some("approved" | "modified") => {
                 t.approved += 1;
                 t.approved_revenue_impact_minor += revenue;
             }
@@ -188,9 +188,8 @@ impl WhatIf {
             tally(&mut summary.recorded, rec, revenue);
             tally(&mut summary.whatif, wif, revenue);
             if rec != wif {
-                if wif.is_some_and(|w| w.outcome == "approved")
-                    && rec.is_none_or(|r| r.outcome != "approved")
-                {
+                let approval = |v: &Verdict| matches!(v.outcome.as_str(), "approved" | "modified");
+                if wif.is_some_and(approval) && !rec.is_some_and(approval) {
                     would_have.push(seq);
                 }
                 changed.push(ChangedDecision {

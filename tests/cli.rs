@@ -52,7 +52,7 @@ fn run_verify_export_tamper_import() {
     let seqs: Vec<_> = results.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(
         seqs,
-        vec![3, 4, 4, 5],
+        vec![5, 6, 6, 7],
         "the retried key returns the original seq"
     );
     assert_eq!(results[2]["duplicate"], true);
@@ -67,7 +67,7 @@ fn run_verify_export_tamper_import() {
             v["records"].as_u64(),
             v["head_seq"].as_u64()
         ),
-        (Some(true), Some(5), Some(5))
+        (Some(true), Some(7), Some(7))
     );
     let head_hash = v["head_hash"].as_str().unwrap().to_owned();
 
@@ -88,9 +88,9 @@ fn run_verify_export_tamper_import() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&export).unwrap();
-    assert_eq!(text.lines().count(), 5);
+    assert_eq!(text.lines().count(), 7);
 
-    // One byte of one record's body changed: 50 → 51 in seq 4.
+    // One byte of one record's body changed: 50 → 51 in seq 6.
     let tampered = text.replacen("\"value\":50", "\"value\":51", 1);
     assert_ne!(tampered, text);
     let bad = dir.path().join("tampered.jsonl");
@@ -110,7 +110,7 @@ fn run_verify_export_tamper_import() {
     let r = &json_lines(&out)[0];
     assert_eq!(
         (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
-        (Some(false), Some(4))
+        (Some(false), Some(6))
     );
     assert!(
         !target.join("log").exists(),
@@ -177,7 +177,7 @@ fn bad_lines_are_reported_by_line_and_good_ones_still_land() {
     assert_eq!(out.status.code(), Some(1));
     let r = json_lines(&out);
     assert_eq!(r.len(), 5);
-    assert_eq!(r[0]["seq"], 3);
+    assert_eq!(r[0]["seq"], 5);
     assert!(r[1]["error"]
         .as_str()
         .unwrap()
@@ -187,7 +187,7 @@ fn bad_lines_are_reported_by_line_and_good_ones_still_land() {
         .as_str()
         .unwrap()
         .contains("time goes backwards"));
-    assert_eq!(r[4]["seq"], 4);
+    assert_eq!(r[4]["seq"], 6);
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 of 5 commands were not appended"));
 }
 
@@ -205,7 +205,7 @@ fn an_oversized_line_is_refused_without_reading_it_whole() {
     assert!(r[0]["error"].as_str().unwrap().contains("longer than"));
     assert_eq!(
         (r[1]["line"].as_u64(), r[1]["seq"].as_u64()),
-        (Some(2), Some(3))
+        (Some(2), Some(5))
     );
 }
 
@@ -252,7 +252,7 @@ fn rebuild_restores_the_derived_store() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from 5 records"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from 7 records"));
     let out = parley(&["verify", "--data", d, "--derived", "--json"], None);
     assert!(out.status.success());
 }

@@ -22,6 +22,7 @@ fn options() -> Options {
         ledger_id: Some("ldg-golden".into()),
         genesis_at_ms: Some(1_764_147_600_000),
         initial_rules: None,
+        initial_workflows: Vec::new(),
         ..Options::default()
     }
 }

@@ -297,7 +297,7 @@ fn whatif_with_the_same_rules_changes_nothing_and_a_higher_threshold_approves_es
     );
     // The ledger itself is untouched.
     let (_, r, _) = parley(&["replay", "--data", &data, "--json"]);
-    assert_eq!(r["records"].as_u64(), Some(36));
+    assert_eq!(r["records"].as_u64(), Some(38));
 }
 
 #[test]
@@ -356,7 +356,7 @@ fn inspection_errors_name_the_problem() {
     assert_eq!(code, Some(0));
     assert_eq!(
         v["seq"].as_u64(),
-        Some(25),
+        Some(27),
         "the last record at or before 11:30 (a decision at 11:03)"
     );
 }

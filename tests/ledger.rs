@@ -18,6 +18,7 @@ fn small() -> Options {
         ledger_id: Some("ldg-test".into()),
         genesis_at_ms: Some(1),
         initial_rules: None,
+        initial_workflows: Vec::new(),
         ..Options::default()
     }
 }

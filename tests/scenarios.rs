@@ -9,6 +9,9 @@
 //!   is the decision that must answer this intention;
 //! - `"expect_follow_ups": [{"intention", "outcome", "rule"}]` are the decisions
 //!   this record must cause, in order (an empty list: none);
+//! - `"expect_records": [{"kind", …}]` are every record this one must cause,
+//!   in order: a decision is checked like `expect` (plus `"intention"`), any
+//!   other kind by its JSON body containing the given fields;
 //! - `"expect_error": "text"` means the command must be refused with that text;
 //! - `"note"` lines are prose.
 
@@ -66,6 +69,21 @@ fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String
             );
         }
     }
+    if let Some(m) = want.get("modified") {
+        let Outcome::Modified { action } = &d.outcome else {
+            panic!("{ctx}: not modified: {:?}", d.outcome);
+        };
+        let got = serde_json::to_value(action).unwrap();
+        assert!(contains(&got, m), "{ctx}: modified {got} lacks {m}");
+    }
+    if let Some(step) = want.get("until_step").and_then(Json::as_str) {
+        match &d.outcome {
+            Outcome::Deferred {
+                until: DeferUntil::Step(r),
+            } => assert_eq!(r.step, step, "{ctx}: deferred until the missing step"),
+            other => panic!("{ctx}: not deferred until a step: {other:?}"),
+        }
+    }
     if let Some(until) = want.get("until_ms").and_then(Json::as_u64) {
         assert_eq!(
             d.outcome,
@@ -106,6 +124,44 @@ fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String
     }
 }
 
+/// Does `got` hold every field of `want` (recursively for objects)?
+fn contains(got: &Json, want: &Json) -> bool {
+    match (got, want) {
+        (Json::Object(g), Json::Object(w)) => w
+            .iter()
+            .all(|(k, v)| g.get(k).is_some_and(|gv| contains(gv, v))),
+        _ => got == want,
+    }
+}
+
+fn check_records(ctx: &str, got: &[Body], wants: &[Json], labels: &BTreeMap<String, u64>) {
+    let kinds: Vec<&str> = got.iter().map(Body::kind).collect();
+    assert_eq!(
+        got.len(),
+        wants.len(),
+        "{ctx}: caused records {kinds:?}: {got:#?}"
+    );
+    for (body, want) in got.iter().zip(wants) {
+        assert_eq!(
+            body.kind(),
+            want["kind"].as_str().unwrap(),
+            "{ctx}: {kinds:?}"
+        );
+        if let Body::Decision { decision } = body {
+            let label = want["intention"].as_str().unwrap();
+            assert_eq!(
+                decision.intention,
+                seq_of(labels, label),
+                "{ctx}: decision for {label}"
+            );
+            check_decision(ctx, decision, want, labels);
+        } else {
+            let json = serde_json::to_value(body).unwrap();
+            assert!(contains(&json, want), "{ctx}: {json} lacks {want}");
+        }
+    }
+}
+
 fn run_scenario(path: &Path) {
     let name = path.file_stem().unwrap().to_string_lossy().into_owned();
     let store = std::fs::read_to_string(path.with_file_name("_store.jsonl")).unwrap();
@@ -128,6 +184,7 @@ fn run_scenario(path: &Path) {
         let id = obj.remove("id");
         let expect = obj.remove("expect");
         let follow = obj.remove("expect_follow_ups");
+        let caused = obj.remove("expect_records");
         let error = obj.remove("expect_error");
         if let Some(Json::String(label)) = obj.get("intention").cloned() {
             obj.insert("intention".into(), seq_of(&labels, &label).into());
@@ -150,6 +207,17 @@ fn run_scenario(path: &Path) {
                 .clone()
                 .unwrap_or_else(|| panic!("{ctx}: no decision"));
             check_decision(&ctx, &d, &want, &labels);
+            checked += 1;
+        }
+        if let Some(Json::Array(wants)) = caused {
+            let mut got = Vec::new();
+            ledger
+                .scan(ack.seq + 1, u64::MAX, &mut |r| {
+                    got.push(r.record.body);
+                    Ok(())
+                })
+                .unwrap();
+            check_records(&ctx, &got, &wants, &labels);
             checked += 1;
         }
         if let Some(Json::Array(wants)) = follow {
@@ -179,6 +247,17 @@ fn run_scenario(path: &Path) {
         }
     }
     assert!(checked > 0, "{name}: no expectation was checked");
+    // Every record parley wrote is re-derived exactly by replay.
+    let mut replay = parley::replay::Replayer::new();
+    ledger
+        .scan(1, u64::MAX, &mut |r| {
+            replay
+                .feed(&r)
+                .unwrap_or_else(|d| panic!("{name}: replay diverges: {d:#?}"));
+            Ok(())
+        })
+        .unwrap();
+    replay.finish().unwrap();
 }
 
 #[test]

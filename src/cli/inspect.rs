@@ -134,7 +134,7 @@ pub fn state(
             let escalated = ctx
                 .intentions
                 .values()
-                .filter(|s| s.status == crate::context::Status::Escalated)
+                .filter(|s| matches!(s.status, crate::context::Status::Escalated { .. }))
                 .count();
             println!("state as of seq {seq} ({})", format_rfc3339(ctx.now_ms));
             println!(
@@ -205,9 +205,14 @@ fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()
                 i.impact.revenue_minor,
                 i.impact.margin_minor,
                 i.objective,
-                i.workflow_step
-                    .as_ref()
-                    .map_or(String::new(), |s| format!(", workflow step {s}"))
+                i.workflow_step.as_ref().map_or(String::new(), |s| format!(
+                    ", workflow step `{}` of run `{}`{}",
+                    s.step,
+                    s.run,
+                    s.workflow
+                        .as_ref()
+                        .map_or(String::new(), |w| format!(" ({w})"))
+                ))
             )?;
         }
         if let Some(d) = &c.decision {

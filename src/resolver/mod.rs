@@ -10,6 +10,7 @@
 //! 1. `rules`: no rule set installed → rejected.
 //! 2. `expiry`: past its `expires_at_ms` → expired.
 //! 3. `autonomy`: unregistered agent or manual kind → rejected; propose-and-approve → escalated.
+//! 3a. `workflow.sequence`: an intention for a workflow step → rejected if the run or step does not exist, the agent does not own the step, or the run has ended or turned to compensation; deferred until the missing step completes while the step's dependencies are incomplete.
 //! 4. `dedup.notification`: a notification with the same (customer, order, topic) within the window → rejected.
 //! 5. `guard.lifecycle`: a reorder of a sku in a `no_reorder` lifecycle → rejected.
 //! 6. `guard.fraud_perk`: a perk on an order flagged for fraud → rejected.
@@ -20,11 +21,17 @@
 //! 11. `approve`.
 //!
 //! Follow-ups, in this order: a new intention's decision; a human settlement's
-//! decisions (lowest intention seq first); re-decisions of deferrals whose time
-//! has come, then expiries of pending intentions (earliest time first, then
-//! lowest seq).
+//! decisions (lowest intention seq first); workflow announcements (`step_ready`,
+//! by run then step) and run ends (`run_finished`); re-decisions of intentions
+//! whose step wait is over; re-decisions of deferrals whose time has come;
+//! step timeouts; escalation expiries (the safe default); expiries of pending
+//! intentions. Time-ordered queues go earliest first, then lowest seq.
 
+mod escalation;
+mod sequence;
 mod steps;
+
+pub use escalation::describe;
 
 use crate::context::{Context, IntentionState};
 use crate::record::Body;
@@ -40,6 +47,12 @@ pub fn next_follow_up(ctx: &Context) -> Option<Body> {
     if let Some(s) = ctx.settling.first().and_then(get) {
         return Some(decision_body(settle(ctx, s)));
     }
+    if !ctx.workflows.announce.is_empty() || !ctx.workflows.finishing.is_empty() {
+        return ctx.workflows.next_follow_up(ctx.now_ms);
+    }
+    if let Some(s) = ctx.unblocked.first().and_then(get) {
+        return Some(decision_body(decide(ctx, s)));
+    }
     let due = |set: &std::collections::BTreeSet<(u64, u64)>| {
         set.first()
             .filter(|(t, _)| *t <= ctx.now_ms)
@@ -47,6 +60,17 @@ pub fn next_follow_up(ctx: &Context) -> Option<Body> {
     };
     if let Some(s) = due(&ctx.due) {
         return Some(decision_body(decide(ctx, s)));
+    }
+    if let Some(body) = ctx.workflows.next_follow_up(ctx.now_ms) {
+        return Some(body);
+    }
+    if let Some((t, s)) = ctx
+        .escalations_expiring
+        .first()
+        .filter(|(t, _)| *t <= ctx.now_ms)
+        .and_then(|(t, q)| Some((*t, get(q)?)))
+    {
+        return Some(decision_body(escalation::expire_escalation(ctx, s, t)));
     }
     if let Some(s) = due(&ctx.expiring) {
         let mut d = base(ctx, s);
@@ -94,7 +118,7 @@ pub(crate) fn step(rule: &str, verdict: &str, note: &str, reads: Vec<Read>) -> T
     }
 }
 
-fn base(ctx: &Context, s: &IntentionState) -> Decision {
+pub(crate) fn base(ctx: &Context, s: &IntentionState) -> Decision {
     Decision {
         intention: s.seq,
         entity: s.intention.action.entity(),
@@ -117,10 +141,12 @@ fn settle(ctx: &Context, s: &IntentionState) -> Decision {
         return d;
     };
     d.rule = "human_resolution".into();
-    d.outcome = if settlement.approve {
-        Outcome::Approved
-    } else {
-        Outcome::Rejected
+    d.outcome = match (settlement.approve, &settlement.modified) {
+        (true, Some(action)) => Outcome::Modified {
+            action: action.clone(),
+        },
+        (true, None) => Outcome::Approved,
+        (false, _) => Outcome::Rejected,
     };
     d.competing = vec![settlement.resolution];
     let verdict = if settlement.approve {
@@ -179,6 +205,11 @@ pub fn check_command(ctx: &Context, producer: &str, body: &Body) -> Result<(), S
                 .get(intention)
                 .ok_or_else(|| format!("no intention at seq {intention}"))?;
             let Some((_, options)) = &state.escalation else {
+                if let Some(d) = state.decisions.last() {
+                    return Err(format!(
+                        "intention {intention} has no open escalation (its last decision is seq {d})"
+                    ));
+                }
                 return Err(format!("intention {intention} has no open escalation"));
             };
             if *option as usize >= options.len() {
@@ -189,6 +220,6 @@ pub fn check_command(ctx: &Context, producer: &str, body: &Body) -> Result<(), S
             }
             Ok(())
         }
-        _ => Ok(()),
+        other => sequence::check(ctx, producer, other),
     }
 }

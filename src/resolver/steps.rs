@@ -3,10 +3,7 @@
 use super::{as_i64, read, step};
 use crate::context::{contact_key, Context, InstalledRules, IntentionState, Status};
 use crate::value::Value;
-use crate::vocab::{
-    Action, Autonomy, Decision, DeferUntil, Escalation, EscalationOption, Involved, Outcome, Read,
-    BP_PER_UNIT,
-};
+use crate::vocab::{Action, Autonomy, Decision, DeferUntil, Outcome, Read, BP_PER_UNIT};
 
 pub(super) struct Eval<'a> {
     pub ctx: &'a Context,
@@ -15,21 +12,22 @@ pub(super) struct Eval<'a> {
     pub d: Decision,
 }
 
-type Step = Option<Outcome>;
+pub(super) type Step = Option<Outcome>;
 
 impl Eval<'_> {
-    fn rule_read(&self, name: &str, value: i64) -> Read {
+    pub(super) fn rule_read(&self, name: &str, value: i64) -> Read {
         read(name, Value::Int(value), self.rules.seq)
     }
 
-    fn push(&mut self, rule: &str, verdict: &str, note: String, reads: Vec<Read>) {
+    pub(super) fn push(&mut self, rule: &str, verdict: &str, note: String, reads: Vec<Read>) {
         self.d.trace.push(step(rule, verdict, &note, reads));
     }
 
     pub fn run(&mut self) -> Outcome {
-        let steps: [fn(&mut Self) -> Step; 9] = [
+        let steps: [fn(&mut Self) -> Step; 10] = [
             Self::expiry,
             Self::autonomy,
+            Self::sequence,
             Self::dedup,
             Self::lifecycle,
             Self::fraud_perk,
@@ -108,10 +106,11 @@ impl Eval<'_> {
                     format!("{kind:?} is propose-and-approve for `{}`", self.s.agent),
                     reads,
                 );
-                Some(self.escalate(format!(
+                let summary = format!(
                     "`{}` proposes {kind:?} on {}; its autonomy requires a human's approval",
                     self.s.agent, self.d.entity
-                )))
+                );
+                Some(self.escalate(summary, None))
             }
         }
     }
@@ -349,7 +348,7 @@ impl Eval<'_> {
 
     /// Live intentions of other agents that conflict with this one (same conflict key), in seq order: pending ones (deferred, escalated), and approved ones
     /// younger than the live window.
-    fn live_rivals(&self) -> Vec<&IntentionState> {
+    pub(super) fn live_rivals(&self) -> Vec<&IntentionState> {
         let Some(key) = self.s.intention.action.conflict_key() else {
             return Vec::new();
         };
@@ -384,7 +383,7 @@ impl Eval<'_> {
             .filter_map(|s| self.ctx.intentions.get(s))
             .filter(|o| match o.status {
                 Status::Approved => o.at_ms.saturating_add(window) > now,
-                Status::Deferred { .. } | Status::Escalated => true,
+                Status::Deferred { .. } | Status::Waiting { .. } | Status::Escalated { .. } => true,
                 _ => false,
             })
             .collect()
@@ -442,99 +441,5 @@ impl Eval<'_> {
         };
         self.push("priority", "pass", note, reads);
         None
-    }
-
-    fn threshold(&mut self) -> Step {
-        let limit = self.rules.rules.threshold.escalate_above_minor;
-        let revenue = self.s.intention.impact.revenue_minor;
-        let reads = vec![
-            self.rule_read("threshold.escalate_above_minor", limit),
-            read("impact.revenue_minor", Value::Int(revenue), self.s.seq),
-        ];
-        if revenue.unsigned_abs() <= limit.unsigned_abs() {
-            self.push(
-                "threshold",
-                "pass",
-                "within the auto-resolve limit".into(),
-                reads,
-            );
-            return None;
-        }
-        let signature = self.ctx.signature("threshold", self.s.seq);
-        let window = self.rules.rules.precedent_window_ms();
-        let precedent = self.ctx.precedents.iter().rev().find(|p| {
-            p.signature == signature && p.at_ms.saturating_add(window) >= self.ctx.now_ms
-        });
-        if let Some(p) = precedent {
-            let (resolution, approved) = (p.resolution, p.approved);
-            self.push(
-                "threshold",
-                "escalate",
-                format!("|{revenue}| exceeds {limit}"),
-                reads,
-            );
-            self.d.competing.push(resolution);
-            let verdict = if approved { "approve" } else { "reject" };
-            let note = format!("a human resolved a conflict of signature `{signature}` at seq {resolution}; resolved the same way");
-            self.push(
-                "precedent",
-                verdict,
-                note,
-                vec![read(
-                    "precedent",
-                    Value::Text(signature.clone()),
-                    resolution,
-                )],
-            );
-            return Some(if approved {
-                Outcome::Approved
-            } else {
-                Outcome::Rejected
-            });
-        }
-        self.push(
-            "threshold",
-            "escalate",
-            format!("|{revenue}| exceeds {limit}: a human decides"),
-            reads,
-        );
-        Some(self.escalate(format!(
-            "`{}` intends {:?} on {} with projected revenue impact {revenue}, above the {limit} limit",
-            self.s.agent,
-            self.s.intention.action.kind(),
-            self.d.entity
-        )))
-    }
-
-    fn escalate(&mut self, summary: String) -> Outcome {
-        let me = self.s.seq;
-        let mut involved = vec![involved_of(self.s)];
-        involved.extend(self.live_rivals().into_iter().map(involved_of));
-        let options = vec![
-            EscalationOption {
-                label: format!("approve intention {me}"),
-                approve: vec![me],
-            },
-            EscalationOption {
-                label: format!("reject intention {me}"),
-                approve: vec![],
-            },
-        ];
-        Outcome::Escalated {
-            escalation: Escalation {
-                summary,
-                options,
-                involved,
-            },
-        }
-    }
-}
-
-fn involved_of(s: &IntentionState) -> Involved {
-    Involved {
-        intention: s.seq,
-        agent: s.agent.clone(),
-        reasoning: s.intention.reasoning.clone(),
-        impact: s.intention.impact,
     }
 }

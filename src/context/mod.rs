@@ -11,12 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
+mod intentions;
+
 use crate::record::{to_hex, Body, StoredRecord};
 use crate::rules::{rules_hash, RuleSet};
 use crate::value::Value;
 use crate::vocab::{
-    Action, AgentProfile, Decision, Intention, Lifecycle, Outcome, Perk, PromotionTarget,
+    Action, AgentProfile, EscalationOption, Intention, Lifecycle, Perk, PromotionTarget,
 };
+use crate::workflow::run::Workflows;
 
 /// A value and the seq that last wrote it (0: never written).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, Serialize)]
@@ -25,7 +28,7 @@ pub struct Stamped<T> {
     pub seq: u64,
 }
 
-fn stamp<T>(value: T, seq: u64) -> Stamped<T> {
+pub(crate) fn stamp<T>(value: T, seq: u64) -> Stamped<T> {
     Stamped { value, seq }
 }
 
@@ -92,10 +95,31 @@ pub enum Status {
     Deferred {
         until_ms: u64,
     },
-    Escalated,
+    /// Deferred until a step of a workflow run completes (rule
+    /// `workflow.sequence`); `unblocked` once it has (or the run ended).
+    Waiting {
+        run: String,
+        step: String,
+        unblocked: bool,
+    },
+    /// Waiting for a human; resolves to the rule set's safe default at
+    /// `expires_at_ms` if the rules in force when it escalated say so.
+    Escalated {
+        expires_at_ms: Option<u64>,
+    },
     Approved,
     Rejected,
     Expired,
+}
+
+impl Status {
+    /// Deferred, waiting or escalated: not settled, and a live rival.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            Status::Deferred { .. } | Status::Waiting { .. } | Status::Escalated { .. }
+        )
+    }
 }
 
 /// A human's settlement waiting to be written as a decision.
@@ -103,6 +127,8 @@ pub enum Status {
 pub struct Settlement {
     pub resolution: u64,
     pub approve: bool,
+    /// The chosen option's modified action, when it approves this intention.
+    pub modified: Option<Action>,
 }
 
 /// An announced intention and its history.
@@ -115,8 +141,8 @@ pub struct IntentionState {
     pub status: Status,
     /// Decision records about it, in order.
     pub decisions: Vec<u64>,
-    /// The last decision's escalation, while escalated: (rule, option approve-lists).
-    pub escalation: Option<(String, Vec<Vec<u64>>)>,
+    /// The last decision's escalation, while escalated: (rule, options).
+    pub escalation: Option<(String, Vec<EscalationOption>)>,
     pub settlement: Option<Settlement>,
 }
 
@@ -127,6 +153,8 @@ pub struct Precedent {
     pub signature: String,
     pub at_ms: u64,
     pub approved: bool,
+    /// The human chose the rule's modified values.
+    pub modified: bool,
 }
 
 /// The rule set in force.
@@ -175,6 +203,14 @@ pub struct Context {
     pub due: BTreeSet<(u64, u64)>,
     pub expiring: BTreeSet<(u64, u64)>,
     pub pending_by_conflict: BTreeMap<String, BTreeSet<u64>>,
+    /// Workflow definitions and runs.
+    pub workflows: Workflows,
+    /// Intentions waiting on a step: run → step → intentions.
+    pub waiting: BTreeMap<String, BTreeMap<String, BTreeSet<u64>>>,
+    /// Intentions whose step wait is over: to be decided again.
+    pub unblocked: BTreeSet<u64>,
+    /// Escalations that resolve to the safe default, by (expires, intention).
+    pub escalations_expiring: BTreeSet<(u64, u64)>,
 }
 
 /// Contexts are not records: no 1 MiB limit applies to their encoding.
@@ -204,6 +240,25 @@ impl Context {
         }
         match &stored.record.body {
             Body::Genesis { .. } | Body::Broadcast { .. } | Body::Clock => {}
+            Body::WorkflowDefined { .. }
+            | Body::WorkflowStarted { .. }
+            | Body::StepReady { .. } => {
+                self.workflows
+                    .apply(seq, now, &env.producer, &stored.record.body);
+            }
+            Body::StepCompleted { run, step, .. } => {
+                self.workflows
+                    .apply(seq, now, &env.producer, &stored.record.body);
+                self.unblock(run, Some(step));
+                self.unblock_if_not_running(run);
+            }
+            Body::StepFailed { run, .. }
+            | Body::StepTimedOut { run, .. }
+            | Body::RunFinished { run, .. } => {
+                self.workflows
+                    .apply(seq, now, &env.producer, &stored.record.body);
+                self.unblock_if_not_running(run);
+            }
             Body::Fact {
                 entity,
                 attribute,
@@ -334,227 +389,16 @@ impl Context {
         }
     }
 
-    fn apply_decision(&mut self, seq: u64, at_ms: u64, decision: &Decision) {
-        if !self.intentions.contains_key(&decision.intention) {
-            return;
+    /// Once a run stops running (compensating or ended), nothing waits on its steps.
+    fn unblock_if_not_running(&mut self, run: &str) {
+        let running = self
+            .workflows
+            .runs
+            .get(run)
+            .is_some_and(|r| r.status == crate::workflow::run::RunStatus::Running);
+        if !running {
+            self.unblock(run, None);
         }
-        self.unindex(decision.intention);
-        let Some(state) = self.intentions.get_mut(&decision.intention) else {
-            return;
-        };
-        state.decisions.push(seq);
-        state.settlement = None;
-        state.escalation = None;
-        state.status = match &decision.outcome {
-            Outcome::Approved => Status::Approved,
-            Outcome::Deferred { until } => match until {
-                crate::vocab::DeferUntil::Time(t) => Status::Deferred { until_ms: *t },
-            },
-            Outcome::Rejected => Status::Rejected,
-            Outcome::Escalated { escalation } => {
-                let options = escalation
-                    .options
-                    .iter()
-                    .map(|o| o.approve.clone())
-                    .collect();
-                state.escalation = Some((decision.rule.clone(), options));
-                Status::Escalated
-            }
-            Outcome::Expired => Status::Expired,
-        };
-        let action =
-            (decision.outcome == Outcome::Approved).then(|| state.intention.action.clone());
-        self.index(decision.intention);
-        if let Some(action) = action {
-            self.approved_by.insert(seq, decision.intention);
-            self.execute(decision.intention, seq, at_ms, &action);
-        }
-    }
-
-    /// Removes an intention from the work queues (before its state changes).
-    fn unindex(&mut self, seq: u64) {
-        let Some(s) = self.intentions.get(&seq) else {
-            return;
-        };
-        self.open.remove(&seq);
-        self.fresh.remove(&seq);
-        self.settling.remove(&seq);
-        if let Status::Deferred { until_ms } = s.status {
-            self.due.remove(&(until_ms, seq));
-        }
-        if let Some(e) = s.intention.expires_at_ms {
-            self.expiring.remove(&(e, seq));
-        }
-        if let Some(k) = s.intention.action.conflict_key() {
-            if let Some(set) = self.pending_by_conflict.get_mut(&k) {
-                set.remove(&seq);
-                if set.is_empty() {
-                    self.pending_by_conflict.remove(&k);
-                }
-            }
-        }
-    }
-
-    /// Puts an intention into the work queues its state calls for.
-    fn index(&mut self, seq: u64) {
-        let Some(s) = self.intentions.get(&seq) else {
-            return;
-        };
-        let pending = matches!(s.status, Status::Deferred { .. } | Status::Escalated);
-        if s.status == Status::New {
-            self.fresh.insert(seq);
-        }
-        if s.settlement.is_some() {
-            self.settling.insert(seq);
-        }
-        if let Status::Deferred { until_ms } = s.status {
-            self.due.insert((until_ms, seq));
-        }
-        if pending {
-            if let Some(e) = s.intention.expires_at_ms {
-                self.expiring.insert((e, seq));
-            }
-            if let Some(k) = s.intention.action.conflict_key() {
-                self.pending_by_conflict.entry(k).or_default().insert(seq);
-            }
-        }
-        if pending || s.status == Status::New || s.settlement.is_some() {
-            self.open.insert(seq);
-        }
-    }
-
-    /// The approved action takes effect in the context.
-    fn execute(&mut self, intention: u64, seq: u64, at_ms: u64, action: &Action) {
-        match action {
-            Action::SetPrice { sku, price_minor } => {
-                self.skus.entry(sku.clone()).or_default().price_minor = stamp(*price_minor, seq);
-            }
-            Action::LaunchPromotion {
-                target,
-                discount_bp,
-                starts_at_ms,
-                ends_at_ms,
-            } => {
-                self.promotions.insert(
-                    intention,
-                    Promotion {
-                        intention,
-                        decision: seq,
-                        target: target.clone(),
-                        discount_bp: *discount_bp,
-                        starts_at_ms: *starts_at_ms,
-                        ends_at_ms: *ends_at_ms,
-                    },
-                );
-            }
-            Action::Reorder { sku, quantity } => {
-                let s = self.skus.entry(sku.clone()).or_default();
-                s.on_order = stamp(s.on_order.value + i64::from(*quantity), seq);
-            }
-            Action::Discontinue { sku } => {
-                self.skus.entry(sku.clone()).or_default().lifecycle =
-                    stamp(Lifecycle::Discontinuing, seq);
-            }
-            Action::NotifyCustomer {
-                customer,
-                order,
-                topic,
-            } => {
-                self.contacts
-                    .insert(contact_key(customer, order, topic), stamp(at_ms, seq));
-            }
-            Action::OfferPerk { order, perk } => {
-                self.orders
-                    .entry(order.clone())
-                    .or_default()
-                    .perks
-                    .push(stamp(perk.clone(), seq));
-            }
-            Action::ChangeAdBudget {
-                campaign,
-                budget_minor,
-            } => {
-                let key = format!("campaign:{campaign}|budget_minor");
-                self.facts
-                    .insert(key, stamp(Value::Int(*budget_minor), seq));
-            }
-            Action::ReserveStock { sku, quantity } => {
-                let s = self.skus.entry(sku.clone()).or_default();
-                s.reserved = stamp(s.reserved.value + i64::from(*quantity), seq);
-            }
-            Action::Generic {
-                entity,
-                attribute,
-                value,
-            } => {
-                self.facts
-                    .insert(format!("{entity}|{attribute}"), stamp(value.clone(), seq));
-            }
-        }
-    }
-
-    fn apply_resolution(&mut self, seq: u64, intention: u64, option: u32) {
-        let Some(state) = self.intentions.get(&intention) else {
-            return;
-        };
-        let Some((rule, options)) = state.escalation.clone() else {
-            return;
-        };
-        let Some(approve) = options.get(option as usize).cloned() else {
-            return;
-        };
-        let involved: Vec<u64> = options
-            .iter()
-            .flatten()
-            .copied()
-            .chain([intention])
-            .collect();
-        let signature = self.signature(&rule, intention);
-        self.precedents.push(Precedent {
-            resolution: seq,
-            signature,
-            at_ms: self.now_ms,
-            approved: approve.contains(&intention),
-        });
-        for i in involved {
-            let settle = self.intentions.get(&i).is_some_and(|s| {
-                matches!(
-                    s.status,
-                    Status::Escalated | Status::Deferred { .. } | Status::New
-                )
-            });
-            if !settle {
-                continue;
-            }
-            self.unindex(i);
-            if let Some(s) = self.intentions.get_mut(&i) {
-                s.settlement = Some(Settlement {
-                    resolution: seq,
-                    approve: approve.contains(&i),
-                });
-            }
-            self.index(i);
-        }
-    }
-
-    /// A conflict's signature for precedents: rule, action kind, entity class
-    /// (a sku's category, otherwise the entity's type).
-    pub fn signature(&self, rule: &str, intention: u64) -> String {
-        let Some(state) = self.intentions.get(&intention) else {
-            return format!("{rule}|?");
-        };
-        let action = &state.intention.action;
-        let class = match action {
-            Action::SetPrice { sku, .. }
-            | Action::Reorder { sku, .. }
-            | Action::ReserveStock { sku, .. }
-            | Action::Discontinue { sku } => self.skus.get(sku).map_or_else(
-                || "sku".to_owned(),
-                |s| format!("category:{}", s.category.value),
-            ),
-            other => other.entity().split(':').next().unwrap_or("").to_owned(),
-        };
-        format!("{rule}|{:?}|{class}", action.kind())
     }
 
     /// Does a promotion target cover `sku`?
@@ -583,7 +427,9 @@ impl Context {
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let due = self.due.first().map(|d| d.0);
         let expiry = self.expiring.first().map(|e| e.0);
-        due.into_iter().chain(expiry).min()
+        let escalation = self.escalations_expiring.first().map(|e| e.0);
+        let step = self.workflows.next_deadline_ms();
+        [due, expiry, escalation, step].into_iter().flatten().min()
     }
 
     /// A snapshot: the canonical encoding of the whole context.
