@@ -552,6 +552,20 @@ pub fn entity_view(ctx: &Context, entity: &str) -> Result<serde_json::Value, Aud
         "agent" => {
             serde_json::json!({"entity": entity, "agent": ctx.agents.get(id).ok_or_else(unknown)?})
         }
+        "run" => {
+            let run = ctx.workflows.runs.get(id).ok_or_else(unknown)?;
+            let intentions: Vec<&crate::context::IntentionState> = ctx
+                .intentions
+                .values()
+                .filter(|s| {
+                    s.intention
+                        .workflow_step
+                        .as_ref()
+                        .is_some_and(|r| r.run == id)
+                })
+                .collect();
+            serde_json::json!({"entity": entity, "run": run, "intentions": intentions})
+        }
         _ => {
             let prefix = format!("{entity}|");
             let facts: BTreeMap<&String, _> = ctx

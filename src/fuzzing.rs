@@ -55,6 +55,34 @@ pub fn rules_parser(data: &[u8]) {
     }
 }
 
+/// Workflow definition parser: never panics; an error always names a line
+/// within the text; whatever parses has its dependencies pointing backwards.
+pub fn workflow_parser(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match crate::workflow::Definition::parse(text) {
+        Err(e) => {
+            let lines = text.lines().count().max(1);
+            assert!(
+                e.line >= 1 && e.line <= lines + 1,
+                "error line {} outside 1..={lines}",
+                e.line
+            );
+        }
+        Ok(def) => {
+            for (i, s) in def.steps.iter().enumerate() {
+                for d in &s.depends_on {
+                    assert!(
+                        def.steps[..i].iter().any(|o| &o.name == d),
+                        "cycle possible"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +109,11 @@ mod tests {
             rules_parser(&rules.as_bytes()[..cut]);
         }
         rules_parser(b"[priority]\nobjectives = [\"risk\"\n");
+        for text in crate::workflow::SHIPPED {
+            workflow_parser(text.as_bytes());
+            for cut in (0..text.len()).step_by(11) {
+                workflow_parser(&text.as_bytes()[..cut]);
+            }
+        }
     }
 }

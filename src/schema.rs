@@ -25,5 +25,9 @@ pub fn all() -> Vec<(&'static str, String)> {
             "rules.schema.json",
             pretty(schemars::schema_for!(crate::rules::RuleSet)),
         ),
+        (
+            "workflow.schema.json",
+            pretty(schemars::schema_for!(crate::workflow::Definition)),
+        ),
     ]
 }

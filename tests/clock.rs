@@ -92,3 +92,49 @@ fn a_deferral_is_re_decided_by_a_clock_record_when_its_time_comes() {
         .unwrap();
     replay.finish().unwrap();
 }
+
+#[test]
+fn a_step_deadline_passing_with_nothing_arriving_times_the_step_out() {
+    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let opts = Options {
+        clock: clock.clone(),
+        genesis_at_ms: Some(T0),
+        ..Options::default()
+    };
+    let ledger = Ledger::in_memory(opts).unwrap();
+    let ack = ledger
+        .append(cmd(serde_json::json!({"producer":"marketing","kind":"workflow_started","run":"d-1","workflow":"supplier-delay-response","version":1,"params":{"supplier":"acme"}})))
+        .unwrap();
+    let head = ledger.head().unwrap().seq;
+    assert_eq!(
+        head,
+        ack.seq + 1,
+        "the first step is announced with the start"
+    );
+
+    // `pause-ads` has 60 minutes from the start; the wall clock passes them.
+    clock.0.store(T0 + 3_600_001, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ledger.head().unwrap().seq < head + 3 {
+        assert!(Instant::now() < deadline, "the deadline passed unnoticed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut kinds = Vec::new();
+    ledger
+        .scan(head + 1, u64::MAX, &mut |r| {
+            kinds.push(r.record.body.kind());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(kinds, ["clock", "step_timed_out", "run_finished"]);
+
+    // Replay sees the same timeout at the same place.
+    let mut replay = Replayer::new();
+    ledger
+        .scan(1, u64::MAX, &mut |r| {
+            replay.feed(&r).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    replay.finish().unwrap();
+}

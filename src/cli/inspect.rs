@@ -161,6 +161,23 @@ pub fn state(
                     .as_ref()
                     .map_or("none".into(), |r| format!("{} (seq {})", r.hash, r.seq))
             );
+            let defs: Vec<String> = ctx
+                .workflows
+                .definitions
+                .iter()
+                .flat_map(|(n, v)| v.keys().map(move |k| format!("{n} v{k}")))
+                .collect();
+            println!(
+                "  workflows {}",
+                if defs.is_empty() {
+                    "none".into()
+                } else {
+                    defs.join(", ")
+                }
+            );
+            for r in ctx.workflows.runs.values() {
+                println!("  run {}: {}", r.run, run_line(r));
+            }
             println!("  state hash {}", ctx.state_hash());
             return Ok(ExitCode::SUCCESS);
         }
@@ -172,6 +189,37 @@ pub fn state(
         println!("{}", serde_json::to_string_pretty(&view)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A run's status and each step's, on one line.
+fn run_line(r: &crate::workflow::run::RunState) -> String {
+    use crate::workflow::run::{RunStatus, StepStatus};
+    let status = match &r.status {
+        RunStatus::Running => "running".to_owned(),
+        RunStatus::Compensating { step, .. } => format!("compensating for {step}"),
+        RunStatus::Ended { outcome } => outcome.name().to_owned(),
+    };
+    let steps: Vec<String> = r
+        .steps
+        .iter()
+        .map(|s| {
+            let st = match &s.status {
+                StepStatus::Waiting => "waiting",
+                StepStatus::Ready { .. } => "ready",
+                StepStatus::Completed { .. } => "completed",
+                StepStatus::Failed { .. } => "failed",
+                StepStatus::TimedOut { .. } => "timed out",
+                StepStatus::Skipped => "skipped",
+            };
+            format!("{} {st}", s.name)
+        })
+        .collect();
+    format!(
+        "{} v{} {status} [{}]",
+        r.workflow,
+        r.version,
+        steps.join(", ")
+    )
 }
 
 fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()> {

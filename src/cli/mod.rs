@@ -1,5 +1,6 @@
 //! The `parley` command line: the binary's edge, where errors get context.
 
+mod escalations;
 mod inspect;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -139,6 +140,37 @@ enum Cmd {
         /// An entity, e.g. sku:SKU-1 (uses the entity index).
         #[arg(long)]
         entity: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List escalations (oldest first) with their options, the agents' reasoning and how each was closed.
+    Escalations {
+        #[arg(long)]
+        data: PathBuf,
+        /// Only escalations still waiting for a human.
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Settle an open escalation as a registered human: choose one of its options.
+    Resolve {
+        #[arg(long)]
+        data: PathBuf,
+        /// The escalation's id (the escalated intention's seq, as `parley escalations` lists it).
+        escalation: u64,
+        /// The option's number, from 0.
+        #[arg(long)]
+        option: u32,
+        /// The human resolving (must be registered as a human in the ledger).
+        #[arg(long = "as")]
+        human: String,
+        /// The rationale, recorded with the resolution.
+        #[arg(long)]
+        why: String,
+        /// The resolution's time (RFC 3339) for ledgers on a scripted time line, such as the demo's (default: now).
+        #[arg(long)]
+        at: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -300,6 +332,23 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             entity.as_deref(),
             json,
         ),
+        Cmd::Escalations {
+            data,
+            open: only_open,
+            json,
+        } => escalations::list(&open(&data)?, only_open, json),
+        Cmd::Resolve {
+            data,
+            escalation,
+            option,
+            human,
+            why,
+            at,
+            json,
+        } => {
+            ensure_ledger(&data)?;
+            escalations::resolve(&data, escalation, option, &human, &why, at.as_deref(), json)
+        }
         Cmd::Schema { out } => {
             for (name, text) in crate::schema::all() {
                 match &out {

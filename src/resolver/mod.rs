@@ -10,15 +10,15 @@
 //! 1. `rules`: no rule set installed → rejected.
 //! 2. `expiry`: past its `expires_at_ms` → expired.
 //! 3. `autonomy`: unregistered agent or manual kind → rejected; propose-and-approve → escalated.
-//! 3a. `workflow.sequence`: an intention for a workflow step → rejected if the run or step does not exist, the agent does not own the step, or the run has ended or turned to compensation; deferred until the missing step completes while the step's dependencies are incomplete.
-//! 4. `dedup.notification`: a notification with the same (customer, order, topic) within the window → rejected.
-//! 5. `guard.lifecycle`: a reorder of a sku in a `no_reorder` lifecycle → rejected.
-//! 6. `guard.fraud_perk`: a perk on an order flagged for fraud → rejected.
-//! 7. `temporal.promotion_window`: a price change while a promotion on the sku is active or starts within the lead → deferred until the last such promotion ends.
-//! 8. `guard.margin`: a price or promotion that leaves any covered sku's margin after every active and planned discount below the minimum → rejected.
-//! 9. `priority`: another agent's live intention with the same conflict key (one price, one promotion per target, one budget, one attribute value) that ranks higher (objective rank, then agent priority, then earlier seq) → rejected, citing it.
-//! 10. `threshold`: |revenue impact| above the limit → a precedent of the same signature within its window decides (`precedent`); otherwise escalated.
-//! 11. `approve`.
+//! 4. `workflow.sequence`: an intention for a workflow step → rejected if the run or step does not exist, the agent does not own the step, or the run has ended or turned to compensation; deferred until the missing step completes while the step's dependencies are incomplete.
+//! 5. `dedup.notification`: a notification with the same (customer, order, topic) within the window → rejected.
+//! 6. `guard.lifecycle`: a reorder of a sku in a `no_reorder` lifecycle → rejected.
+//! 7. `guard.fraud_perk`: a perk on an order flagged for fraud → rejected.
+//! 8. `temporal.promotion_window`: a price change while a promotion on the sku is active or starts within the lead → deferred until the last such promotion ends.
+//! 9. `guard.margin`: a price or promotion that leaves any covered sku's margin after every active and planned discount below the minimum → rejected.
+//! 10. `priority`: another agent's live intention with the same conflict key (one price, one promotion per target, one budget, one attribute value) that ranks higher (objective rank, then agent priority, then earlier seq) → rejected, citing it.
+//! 11. `threshold`: |revenue impact| above the limit → a precedent of the same signature within its window decides (`precedent`); otherwise escalated.
+//! 12. `approve`.
 //!
 //! Follow-ups, in this order: a new intention's decision; a human settlement's
 //! decisions (lowest intention seq first); workflow announcements (`step_ready`,
