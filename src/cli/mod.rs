@@ -30,12 +30,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the demo: a scripted store written into a fresh ledger, then verified.
+    /// Run the seed's scenarios through a fresh ledger and compare them with the same agents uncoordinated.
     Demo {
         /// Where to write the ledger (default: a new directory under the system temp dir).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Print a JSON summary instead of the timeline.
+        /// One scenario, or `all`: conflict, redundancy, sequencing, price-war, viral, supply-delay, flash-sale.
+        #[arg(long, default_value = "all")]
+        scenario: String,
+        /// Seed of the simulated agents' timing and of the shoppers.
+        #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
+        seed: u64,
+        /// Print the figures as JSON instead of the timeline.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a large realistic ledger (many skus, agents, conflicts, escalations, workflows).
+    Simulate {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop once the log holds at least this many records.
+        #[arg(long)]
+        records: u64,
+        #[arg(long, default_value_t = 1000)]
+        skus: usize,
         #[arg(long)]
         json: bool,
     },
@@ -213,7 +233,19 @@ pub fn main() -> ExitCode {
 
 fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
-        Cmd::Demo { data, json } => crate::demo::run_cli(data, json),
+        Cmd::Demo {
+            data,
+            scenario,
+            seed,
+            json,
+        } => crate::demo::run_cli(data, &scenario, seed, json),
+        Cmd::Simulate {
+            data,
+            seed,
+            records,
+            skus,
+            json,
+        } => inspect::simulate(&data, seed, records, skus, json),
         Cmd::Run { data, file } => run(&data, &file),
         Cmd::Verify {
             data,

@@ -1,28 +1,162 @@
-//! `parley demo`: the seed's agents working one store through parley. A scripted
-//! day (the embedded `store.jsonl`) is appended through the sequencer into a fresh
-//! ledger: a competitor's 10 % cut meets a planned 15 % promotion, two agents
-//! want to message one customer about one delay, a perk is offered on an order
-//! flagged for fraud, a sku is discontinued (a human approves) and then
-//! reordered, and a large price change goes to a human. The timeline shows every
-//! decision, the rule that made it and why; the chain is verified at the end.
-//!
-//! The with/without-orchestration comparison and the simulated agents come with
-//! their own issue.
+//! `parley demo`: the seed's agents working one store, conflicting, and being
+//! coordinated. The scenarios ([`scenarios`]) run through a fresh ledger
+//! ([`drive::with_parley`]); the same beats run again with every agent acting
+//! at once on its own view ([`drive::events_without`]); [`world`] turns both
+//! into the failure figures the closing table compares. The ledger stays
+//! behind to explore with `audit`, `replay` and `whatif`.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+pub mod drive;
+mod output;
+pub mod scenarios;
+pub mod simulate;
+pub mod store;
+pub mod world;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
 
-use crate::command::Command;
 use crate::ledger::{Ledger, Options};
-use crate::record::{Body, StoredRecord};
-use crate::verify::verify_dir;
-use crate::vocab::{Action, Outcome};
+use crate::record::StoredRecord;
+use crate::replay::Replayer;
+use scenarios::{Rng, Scenario, NAMES, WINDOW_MS};
+use store::T0_MS;
+use world::{Event, Figures, World};
 
-/// The embedded default store script (JSON Lines commands).
-pub const STORE_SCRIPT: &str = include_str!("store.jsonl");
+/// The seed used when none is given.
+pub const DEFAULT_SEED: u64 = 7;
+
+/// One scenario's figures, both ways.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioFigures {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub with_orchestration: Figures,
+    pub without_orchestration: Figures,
+}
+
+/// What a demo run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoReport {
+    pub data: String,
+    pub seed: u64,
+    pub records: usize,
+    pub scenarios: Vec<ScenarioFigures>,
+    pub with_orchestration: Figures,
+    pub without_orchestration: Figures,
+    /// `parley replay` on the ledger just written: decisions re-derived, divergent.
+    pub replay_decisions: u64,
+    pub replay_divergent: u64,
+}
+
+/// The scenarios `--scenario` names (`all`: every one).
+pub fn select(name: &str, seed: u64) -> Result<Vec<Scenario>> {
+    let names: Vec<&str> = if name == "all" {
+        NAMES.to_vec()
+    } else if NAMES.contains(&name) {
+        vec![name]
+    } else {
+        bail!(
+            "no scenario `{name}`; the scenarios are: all, {}",
+            NAMES.join(", ")
+        );
+    };
+    let mut rng = Rng(seed);
+    let mut out = Vec::new();
+    for (i, n) in (0u64..).zip(names) {
+        out.extend(scenarios::build(n, i, &mut rng));
+    }
+    Ok(out)
+}
+
+/// Folds the events of each scenario's window and counts its sales.
+fn figures(events: &[(u64, Event)], scenarios: &[Scenario], seed: u64) -> Vec<Figures> {
+    let mut world = World::default();
+    let mut rest = events.iter().peekable();
+    let mut out = Vec::new();
+    for s in scenarios {
+        let before = world.figures.clone();
+        let window_end = s.start_ms + WINDOW_MS;
+        while let Some((at, e)) = rest.next_if(|(at, _)| *at < window_end) {
+            world.apply(*at, e);
+        }
+        world.count_sales(seed, s.start_ms, s.end_ms);
+        let mut diff = world.figures.clone();
+        diff.negative_margin_sales -= before.negative_margin_sales;
+        diff.margin_lost_minor -= before.margin_lost_minor;
+        diff.duplicate_messages -= before.duplicate_messages;
+        diff.out_of_order_steps -= before.out_of_order_steps;
+        diff.discontinued_reorders -= before.discontinued_reorders;
+        diff.perks_on_flagged_orders -= before.perks_on_flagged_orders;
+        diff.escalations -= before.escalations;
+        out.push(diff);
+    }
+    out
+}
+
+/// Runs scenarios into a new ledger in `dir`; returns the report and the records.
+pub fn run(
+    dir: &Path,
+    scenario: &str,
+    seed: u64,
+) -> Result<(DemoReport, Vec<StoredRecord>, Vec<Scenario>)> {
+    let scenarios = select(scenario, seed)?;
+    if dir.join("log").exists() {
+        bail!(
+            "{} already holds a ledger; give --data a new directory",
+            dir.display()
+        );
+    }
+    let opts = Options {
+        genesis_at_ms: Some(T0_MS),
+        // Scripted time: the demo's clock records come from its own time line.
+        auto_clock: false,
+        ..Options::default()
+    };
+    let (ledger, _) =
+        Ledger::open(dir, opts).with_context(|| format!("create {}", dir.display()))?;
+    let records = drive::with_parley(&ledger, &scenarios)?;
+    ledger.close()?;
+    let mut replay = Replayer::new();
+    let mut divergent = 0;
+    for r in &records {
+        if replay.feed(r).is_err() {
+            divergent += 1;
+            break;
+        }
+    }
+    if replay.finish().is_err() {
+        divergent += 1;
+    }
+    let with = figures(&drive::events_with(&records), &scenarios, seed);
+    let without = figures(&drive::events_without(&scenarios), &scenarios, seed);
+    let mut total_with = Figures::default();
+    let mut total_without = Figures::default();
+    let mut per = Vec::new();
+    for ((s, w), wo) in scenarios.iter().zip(with).zip(without) {
+        total_with.add(&w);
+        total_without.add(&wo);
+        per.push(ScenarioFigures {
+            name: s.name,
+            title: s.title,
+            with_orchestration: w,
+            without_orchestration: wo,
+        });
+    }
+    let report = DemoReport {
+        data: dir.display().to_string(),
+        seed,
+        records: records.len(),
+        scenarios: per,
+        with_orchestration: total_with,
+        without_orchestration: total_without,
+        replay_decisions: replay.decisions(),
+        replay_divergent: divergent,
+    };
+    Ok((report, records, scenarios))
+}
 
 fn fresh_dir() -> PathBuf {
     let nanos = std::time::SystemTime::now()
@@ -31,151 +165,26 @@ fn fresh_dir() -> PathBuf {
     std::env::temp_dir().join(format!("parley-demo-{}-{nanos}", std::process::id()))
 }
 
-fn action_text(a: &Action) -> String {
-    match a {
-        Action::SetPrice { sku, price_minor } => format!("set {sku} price to {price_minor}"),
-        Action::LaunchPromotion {
-            target,
-            discount_bp,
-            ..
-        } => format!("launch {discount_bp} bp promotion on {target:?}"),
-        Action::Reorder { sku, quantity } => format!("reorder {quantity} of {sku}"),
-        Action::Discontinue { sku } => format!("discontinue {sku}"),
-        Action::NotifyCustomer {
-            customer,
-            order,
-            topic,
-        } => format!("notify {customer} about {topic} on {order}"),
-        Action::OfferPerk { order, perk } => format!("offer {perk:?} on {order}"),
-        Action::ChangeAdBudget {
-            campaign,
-            budget_minor,
-        } => format!("set {campaign} budget to {budget_minor}"),
-        Action::ReserveStock { sku, quantity } => format!("reserve {quantity} of {sku}"),
-        Action::Generic {
-            entity,
-            attribute,
-            value,
-        } => format!("set {entity}.{attribute} = {value:?}"),
-    }
-}
-
-/// One line of the timeline, or `None` for set-up records not worth showing.
-fn describe(r: &StoredRecord) -> Option<String> {
-    let producer = &r.record.envelope.producer;
-    Some(match &r.record.body {
-        Body::Intend { intention } => format!(
-            "{producer} intends to {} ({})",
-            action_text(&intention.action),
-            intention.reasoning
-        ),
-        Body::Decision { decision } => {
-            let why = decision.trace.last().map_or("", |t| t.note.as_str());
-            let mut line = format!(
-                "  -> #{} {} by {}: {why}",
-                decision.intention,
-                decision.outcome.name().to_uppercase(),
-                decision.rule
-            );
-            if let Outcome::Escalated { escalation } = &decision.outcome {
-                let options: Vec<&str> = escalation
-                    .options
-                    .iter()
-                    .map(|o| o.label.as_str())
-                    .collect();
-                line.push_str(&format!(
-                    "\n     escalated to a human: {}; options: {}",
-                    escalation.summary,
-                    options.join(" | ")
-                ));
-            }
-            line
-        }
-        Body::HumanResolution {
-            intention,
-            option,
-            rationale,
-        } => format!("{producer} (human) resolves #{intention} with option {option}: {rationale}"),
-        Body::CompetitorPrice {
-            sku,
-            competitor,
-            price_minor,
-        } => format!("{producer}: {competitor} sells {sku} at {price_minor}"),
-        Body::OrderDelayed { order, days } => {
-            format!("{producer}: order {order} delayed {days} days")
-        }
-        Body::OrderFlagged { order, reason } => {
-            format!("{producer}: order {order} flagged ({reason})")
-        }
-        _ => return None,
-    })
-}
-
-/// Runs the demo from the command line.
-pub fn run_cli(data: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+/// `parley demo` from the command line.
+pub fn run_cli(data: Option<PathBuf>, scenario: &str, seed: u64, json: bool) -> Result<ExitCode> {
     let dir = data.unwrap_or_else(fresh_dir);
-    if dir.join("log").exists() {
-        anyhow::bail!(
-            "{} already holds a ledger; give --data a new directory",
-            dir.display()
-        );
-    }
-    let opts = Options {
-        genesis_at_ms: Some(1_764_147_000_000),
-        auto_clock: false,
-        ..Options::default()
-    };
-    let (ledger, _) =
-        Ledger::open(&dir, opts).with_context(|| format!("create {}", dir.display()))?;
-    for (i, line) in STORE_SCRIPT.lines().enumerate() {
-        let cmd = Command::parse(line).with_context(|| format!("demo script line {}", i + 1))?;
-        ledger
-            .append(cmd)
-            .with_context(|| format!("demo script line {}", i + 1))?;
-    }
-    let mut timeline = Vec::new();
-    ledger.scan(1, u64::MAX, &mut |r| {
-        timeline.push(r);
-        Ok(())
-    })?;
-    ledger.close()?;
-    let report = verify_dir(&dir)?;
-    let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in &timeline {
-        if let Body::Decision { decision } = &r.record.body {
-            *outcomes.entry(decision.outcome.name()).or_default() += 1;
-        }
-    }
+    let (report, records, scenarios) = run(&dir, scenario, seed)?;
+    let whatif = dir.join("whatif-rules.toml");
+    std::fs::write(&whatif, output::whatif_rules())
+        .with_context(|| format!("write {}", whatif.display()))?;
+    let verify = crate::verify::verify_dir(&dir)?;
     if json {
-        let out = serde_json::json!({"data": dir.display().to_string(), "records": timeline.len(), "decisions": outcomes, "verify": report});
-        println!("{out}");
+        let mut v = serde_json::to_value(&report)?;
+        v["verify_ok"] = verify.ok.into();
+        v["explore"] = output::commands(&dir, &whatif)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        println!("{v}");
     } else {
-        println!(
-            "parley demo: one store's agents coordinating through one ledger ({})\n",
-            dir.display()
-        );
-        for r in &timeline {
-            if let Some(line) = describe(r) {
-                println!("{:>4}  {line}", r.record.envelope.seq);
-            }
-        }
-        let counts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!("\ndecisions: {}", counts.join(", "));
-        match (&report.ok, &report.head_hash) {
-            (true, Some(h)) => println!(
-                "chain verified: {} records, head hash {h}",
-                report.records.unwrap_or(0)
-            ),
-            _ => println!("chain verification FAILED: {:?}", report.reason),
-        }
-        let d = dir.display();
-        println!("\nExplore the ledger it wrote:");
-        println!("  parley audit --data {d} sku:SKU-3 lifecycle # why SKU-3 is being discontinued, and who agreed");
-        println!("  parley replay --data {d}                    # re-derive every decision");
-        println!("  parley whatif --data {d} --rules ALT.toml   # e.g. rules/default.toml with another escalate_above_minor");
-        println!("  parley verify --data {d} --json");
+        output::print(&report, &records, &scenarios, &verify, &dir, &whatif)?;
     }
-    Ok(if report.ok {
+    Ok(if verify.ok && report.replay_divergent == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

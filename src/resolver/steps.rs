@@ -245,7 +245,10 @@ impl Eval<'_> {
             return None;
         };
         self.d.competing.extend(blocking.iter().map(|b| b.0));
-        let note = format!("a promotion on sku {sku} is active or starts within the lead; the plan made first holds until {until}");
+        let note = format!(
+            "a promotion on sku {sku} is active or starts within the lead; the plan made first holds until {}",
+            crate::time::format_rfc3339(until)
+        );
         self.push("temporal.promotion_window", "defer", note, reads);
         Some(Outcome::Deferred {
             until: DeferUntil::Time(until),

@@ -1,0 +1,256 @@
+//! Running the scenarios: through parley (every agent announces, parley
+//! decides, only approved actions are carried out; owners report their steps
+//! once parley has settled their intentions; a scripted human settles
+//! escalations), and without it (every agent acts at once on its own view).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+
+use super::scenarios::{Beat, Scenario};
+use super::store::{setup, HUMAN, MINUTE_MS, T0_MS};
+use super::world::Event;
+use crate::command::{Command, CommandEnvelope};
+use crate::context::Context;
+use crate::ledger::Ledger;
+use crate::record::{Body, StoredRecord};
+use crate::vocab::{Escalation, Intention, Outcome};
+use crate::workflow::run::StepStatus;
+
+/// How long the scripted human takes to answer an escalation.
+const HUMAN_DELAY_MS: u64 = 20 * MINUTE_MS;
+/// Most beats one run may process (setup, scenarios and reactions).
+const MAX_BEATS: usize = 100_000;
+
+/// The scripted human's choice: approve what an agent's autonomy asks a
+/// human to approve; for a threshold escalation, take the rule's modified
+/// values when offered (a smaller move first), otherwise reject.
+fn choose(rule: &str, e: &Escalation) -> (u32, String) {
+    let index = |i: usize| u32::try_from(i).unwrap_or(0);
+    if rule == "autonomy" {
+        let why = e.involved.first().map_or("", |i| i.reasoning.as_str());
+        return (0, format!("agreed: {why}"));
+    }
+    if let Some(i) = e.options.iter().position(|o| o.modified.is_some()) {
+        return (
+            index(i),
+            "too big a move at once: take the change scaled to the auto-approve limit".into(),
+        );
+    }
+    let i = e
+        .options
+        .iter()
+        .position(|o| o.approve.is_empty())
+        .unwrap_or(0);
+    (index(i), "too large without a plan: not now".into())
+}
+
+/// Runs the set-up and the scenarios through parley. Returns every record.
+pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<StoredRecord>> {
+    let mut queue: BTreeMap<(u64, u64), Beat> = BTreeMap::new();
+    let mut order = 0u64;
+    let mut push = |queue: &mut BTreeMap<(u64, u64), Beat>, beat: Beat| {
+        order += 1;
+        queue.insert((beat.at_ms, order), beat);
+    };
+    for (producer, body) in setup() {
+        push(
+            &mut queue,
+            Beat {
+                at_ms: T0_MS,
+                producer,
+                body,
+            },
+        );
+    }
+    let mut planned: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for s in scenarios {
+        for beat in &s.beats {
+            if let Body::Intend { intention } = &beat.body {
+                if let Some(r) = &intention.workflow_step {
+                    *planned.entry((r.run.clone(), r.step.clone())).or_default() += 1;
+                }
+            }
+            push(&mut queue, beat.clone());
+        }
+    }
+    let mut settled: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut ctx = Context::default();
+    let mut records: Vec<StoredRecord> = Vec::new();
+    ledger.scan(1, u64::MAX, &mut |r| {
+        ctx.apply(&r);
+        records.push(r);
+        Ok(())
+    })?;
+    for _ in 0..MAX_BEATS {
+        let Some((&key, _)) = queue.first_key_value() else {
+            break;
+        };
+        // Scripted time: when a deadline (a deferral's end, an escalation's
+        // expiry, a step's deadline) comes before the next beat, time reaches it.
+        let beat = match ctx.next_deadline_ms().filter(|d| *d <= key.0) {
+            Some(d) => Beat {
+                at_ms: d.max(ctx.now_ms),
+                producer: "scheduler".into(),
+                body: Body::Clock,
+            },
+            None => match queue.remove(&key) {
+                Some(b) => b,
+                None => break,
+            },
+        };
+        if let Body::StepCompleted { run, step, .. } = &beat.body {
+            let ready = ctx.workflows.runs.get(run).is_some_and(|r| {
+                r.steps
+                    .iter()
+                    .any(|s| &s.name == step && matches!(s.status, StepStatus::Ready { .. }))
+            });
+            if !ready {
+                continue;
+            }
+        }
+        let what = format!("{} {} at {}", beat.producer, beat.body.kind(), beat.at_ms);
+        let cmd = Command {
+            envelope: CommandEnvelope {
+                producer: beat.producer,
+                at_ms: Some(beat.at_ms.max(ctx.now_ms)),
+                ..CommandEnvelope::default()
+            },
+            body: beat.body,
+        };
+        let ack = ledger.append(cmd).with_context(|| what.clone())?;
+        let from = records.last().map_or(1, |r| r.record.envelope.seq + 1);
+        let mut fresh = Vec::new();
+        ledger.scan(from, u64::MAX, &mut |r| {
+            fresh.push(r);
+            Ok(())
+        })?;
+        debug_assert!(fresh
+            .first()
+            .is_some_and(|r| r.record.envelope.seq <= ack.seq));
+        for r in fresh {
+            ctx.apply(&r);
+            let at = r.record.envelope.recorded_at_ms;
+            if let Body::Decision { decision } = &r.record.body {
+                let state = ctx.intentions.get(&decision.intention);
+                match &decision.outcome {
+                    Outcome::Escalated { escalation } => {
+                        let (option, rationale) = choose(&decision.rule, escalation);
+                        let body = Body::HumanResolution {
+                            intention: decision.intention,
+                            option,
+                            rationale,
+                        };
+                        push(
+                            &mut queue,
+                            Beat {
+                                at_ms: at + HUMAN_DELAY_MS,
+                                producer: HUMAN.into(),
+                                body,
+                            },
+                        );
+                    }
+                    Outcome::Deferred { .. } => {}
+                    _ => {
+                        if let Some((s, r)) =
+                            state.and_then(|s| Some((s, s.intention.workflow_step.clone()?)))
+                        {
+                            let key = (r.run.clone(), r.step.clone());
+                            let n = settled.entry(key.clone()).or_default();
+                            *n += 1;
+                            if Some(&*n) == planned.get(&key) {
+                                let body = Body::StepCompleted {
+                                    run: r.run,
+                                    step: r.step,
+                                    note: String::new(),
+                                };
+                                push(
+                                    &mut queue,
+                                    Beat {
+                                        at_ms: at + MINUTE_MS,
+                                        producer: s.agent.clone(),
+                                        body,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            records.push(r);
+        }
+    }
+    Ok(records)
+}
+
+/// What was carried out through parley, in log order, as world events.
+pub fn events_with(records: &[StoredRecord]) -> Vec<(u64, Event)> {
+    let mut intentions: BTreeMap<u64, &Intention> = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in records {
+        let at = r.record.envelope.recorded_at_ms;
+        match &r.record.body {
+            Body::Intend { intention } => {
+                intentions.insert(r.record.envelope.seq, intention);
+            }
+            Body::Decision { decision } => {
+                let Some(i) = intentions.get(&decision.intention) else {
+                    continue;
+                };
+                if let Some(action) = decision.outcome.approved_action(&i.action) {
+                    out.push((
+                        at,
+                        Event::Act {
+                            action: action.clone(),
+                            step: i.workflow_step.clone(),
+                        },
+                    ));
+                } else if matches!(decision.outcome, Outcome::Escalated { .. }) {
+                    out.push((at, Event::Escalated));
+                }
+            }
+            Body::StepCompleted { run, step, .. } => {
+                out.push((
+                    at,
+                    Event::StepDone(crate::vocab::StepRef {
+                        run: run.clone(),
+                        step: step.clone(),
+                    }),
+                ));
+            }
+            b if !b.is_follow_up() => out.push((at, Event::Fact(b.clone()))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The same beats without parley: every agent carries out its intention at
+/// once, and counts its own step done when it has acted.
+pub fn events_without(scenarios: &[Scenario]) -> Vec<(u64, Event)> {
+    let mut out: Vec<(u64, Event)> = setup()
+        .into_iter()
+        .map(|(_, b)| (T0_MS, Event::Fact(b)))
+        .collect();
+    let mut beats: Vec<&Beat> = scenarios.iter().flat_map(|s| &s.beats).collect();
+    beats.sort_by_key(|b| b.at_ms);
+    for b in beats {
+        match &b.body {
+            Body::Intend { intention } => {
+                let step = intention.workflow_step.clone();
+                out.push((
+                    b.at_ms,
+                    Event::Act {
+                        action: intention.action.clone(),
+                        step: step.clone(),
+                    },
+                ));
+                if let Some(r) = step {
+                    out.push((b.at_ms, Event::StepDone(r)));
+                }
+            }
+            body => out.push((b.at_ms, Event::Fact(body.clone()))),
+        }
+    }
+    out
+}

@@ -1,0 +1,349 @@
+//! The demo's printed output: the timeline, the comparison table and the
+//! commands to explore the ledger. Colour only on a terminal, never with NO_COLOR.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::scenarios::Scenario;
+use super::world::Figures;
+use super::DemoReport;
+use crate::record::{Body, StoredRecord};
+use crate::verify::VerifyReport;
+use crate::vocab::{Action, Outcome, Perk, PromotionTarget};
+
+struct Style(bool);
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+    fn outcome(&self, o: &Outcome) -> String {
+        let name = o.name().to_uppercase();
+        let code = match o {
+            Outcome::Approved | Outcome::Modified { .. } => "32",
+            Outcome::Rejected | Outcome::Expired => "31",
+            Outcome::Deferred { .. } => "33",
+            Outcome::Escalated { .. } => "35",
+        };
+        self.paint(code, &name)
+    }
+}
+
+/// Minor units as pounds: 123456 → £1,234.56.
+pub fn money(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let m = minor.unsigned_abs();
+    let pounds = (m / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in pounds.chars().enumerate() {
+        if i > 0 && (pounds.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}£{grouped}.{:02}", m % 100)
+}
+
+fn action_text(a: &Action) -> String {
+    match a {
+        Action::SetPrice { sku, price_minor } => {
+            format!("set {sku}'s price to {}", money(*price_minor))
+        }
+        Action::LaunchPromotion {
+            target,
+            discount_bp,
+            ..
+        } => {
+            let t = match target {
+                PromotionTarget::Category(c) => format!("category {c}"),
+                PromotionTarget::Skus(s) => s.join(", "),
+            };
+            format!("launch {} % off {t}", discount_bp / 100)
+        }
+        Action::Reorder { sku, quantity } => format!("reorder {quantity} of {sku}"),
+        Action::Discontinue { sku } => format!("discontinue {sku}"),
+        Action::NotifyCustomer {
+            customer,
+            order,
+            topic,
+        } => format!("message {customer} about the {topic} of {order}"),
+        Action::OfferPerk { order, perk } => match perk {
+            Perk::FreeShipping => format!("offer free shipping on {order}"),
+            Perk::DiscountBp(bp) => format!("offer {} % off {order}", bp / 100),
+        },
+        Action::ChangeAdBudget {
+            campaign,
+            budget_minor,
+        } => format!("set the {campaign} ad budget to {}", money(*budget_minor)),
+        Action::ReserveStock { sku, quantity } => format!("hold {quantity} of {sku}"),
+        Action::Generic {
+            entity,
+            attribute,
+            value,
+        } => format!("set {entity} {attribute} = {value}"),
+    }
+}
+
+fn since(start: u64, at: u64) -> String {
+    let m = at.saturating_sub(start) / 60_000;
+    format!("+{}h{:02}", m / 60, m % 60)
+}
+
+/// One timeline line for a record, or `None` for set-up noise.
+fn line(st: &Style, r: &StoredRecord) -> Option<(String, String)> {
+    let who = r.record.envelope.producer.clone();
+    let text = match &r.record.body {
+        Body::Intend { intention } => {
+            let step = intention
+                .workflow_step
+                .as_ref()
+                .map_or(String::new(), |s| format!(" [step {}]", s.step));
+            format!(
+                "#{} intends to {}{step}: {}",
+                r.record.envelope.seq,
+                action_text(&intention.action),
+                intention.reasoning
+            )
+        }
+        Body::Decision { decision } => {
+            let note = decision.trace.last().map_or("", |t| t.note.as_str());
+            let mut s = format!(
+                "  → #{} {} by {}: {note}",
+                decision.intention,
+                st.outcome(&decision.outcome),
+                decision.rule
+            );
+            match &decision.outcome {
+                Outcome::Escalated { escalation } => {
+                    for (i, o) in escalation.options.iter().enumerate() {
+                        s.push_str(&format!("\n{:28}option {i}: {}", "", o.label));
+                    }
+                }
+                Outcome::Modified { action } => {
+                    s.push_str(&format!(" (carried out as: {})", action_text(action)))
+                }
+                _ => {}
+            }
+            return Some(("parley".into(), s));
+        }
+        Body::HumanResolution {
+            intention,
+            option,
+            rationale,
+        } => {
+            format!(
+                "{} settles #{intention} with option {option}: \"{rationale}\"",
+                st.paint("1", "human")
+            )
+        }
+        Body::CompetitorPrice {
+            sku,
+            competitor,
+            price_minor,
+        } => format!("{competitor} now sells {sku} at {}", money(*price_minor)),
+        Body::Broadcast { topic, entity, .. } => format!(
+            "broadcasts {topic} on {}",
+            entity.as_deref().unwrap_or("the store")
+        ),
+        Body::TrafficSpike { sku, increase_bp } => {
+            format!("traffic to {sku} is up {} %", increase_bp / 100)
+        }
+        Body::StockChanged { sku, stock } => format!("{sku} stock is {stock}"),
+        Body::SupplierDelay {
+            supplier,
+            skus,
+            days,
+        } => format!("{supplier} delays {} skus by {days} days", skus.len()),
+        Body::OrderFlagged { order, reason } => format!("flags {order}: {reason}"),
+        Body::OrderDelayed { order, days } => format!("{order} will be {days} days late"),
+        Body::WorkflowStarted { run, workflow, .. } => format!("starts {workflow} as run {run}"),
+        Body::StepReady { step, owner, .. } => {
+            return Some((
+                "parley".into(),
+                format!("  step {step} is ready for {owner}"),
+            ))
+        }
+        Body::StepCompleted { step, .. } => format!("reports step {step} done"),
+        Body::StepTimedOut { step, .. } => {
+            return Some(("parley".into(), format!("  step {step} timed out")))
+        }
+        Body::RunFinished { run, outcome } => {
+            return Some(("parley".into(), format!("  run {run} {}", outcome.name())))
+        }
+        _ => return None,
+    };
+    Some((who, text))
+}
+
+fn row(out: &mut impl Write, label: &str, without: String, with: String) -> std::io::Result<()> {
+    writeln!(out, "  {label:<32}{without:>16}{with:>14}")
+}
+
+fn table(out: &mut impl Write, without: &Figures, with: &Figures) -> std::io::Result<()> {
+    row(out, "", "without parley".into(), "with parley".into())?;
+    let n = |v: u64| v.to_string();
+    row(
+        out,
+        "negative-margin sales",
+        n(without.negative_margin_sales),
+        n(with.negative_margin_sales),
+    )?;
+    row(
+        out,
+        "  margin lost on them",
+        money(without.margin_lost_minor),
+        money(with.margin_lost_minor),
+    )?;
+    row(
+        out,
+        "duplicate customer messages",
+        n(without.duplicate_messages),
+        n(with.duplicate_messages),
+    )?;
+    row(
+        out,
+        "workflow steps out of order",
+        n(without.out_of_order_steps),
+        n(with.out_of_order_steps),
+    )?;
+    row(
+        out,
+        "reorders of discontinued skus",
+        n(without.discontinued_reorders),
+        n(with.discontinued_reorders),
+    )?;
+    row(
+        out,
+        "perks on fraud-flagged orders",
+        n(without.perks_on_flagged_orders),
+        n(with.perks_on_flagged_orders),
+    )?;
+    row(
+        out,
+        "escalations to a human",
+        n(without.escalations),
+        n(with.escalations),
+    )
+}
+
+/// The commands to explore a demo ledger, with what each shows.
+pub fn commands(dir: &Path, whatif: &Path) -> Vec<(String, &'static str)> {
+    let d = dir.display();
+    vec![
+        (
+            format!("parley audit --data {d} sku:S1 price"),
+            "why S1's price changed when it did, and who lost",
+        ),
+        (
+            format!("parley audit --data {d} sku:H4 price"),
+            "a flash-sale price: its workflow step and the human's choice",
+        ),
+        (
+            format!("parley escalations --data {d}"),
+            "every escalation, its options and how it was settled",
+        ),
+        (
+            format!("parley state --data {d} run:sale-hp"),
+            "the flash-sale run, step by step",
+        ),
+        (
+            format!("parley replay --data {d}"),
+            "re-derive every decision from the log",
+        ),
+        (
+            format!("parley whatif --data {d} --rules {}", whatif.display()),
+            "the same day with the threshold at £20,000",
+        ),
+    ]
+}
+
+/// A what-if rule set to try: the default with a higher escalation threshold.
+pub fn whatif_rules() -> String {
+    let text = crate::rules::DEFAULT_RULES.replace(
+        "escalate_above_minor = 500000",
+        "escalate_above_minor = 2000000",
+    );
+    format!(
+        "# parley demo what-if: the default rules with the human threshold at GBP 20,000.\n{text}"
+    )
+}
+
+pub fn print(
+    report: &DemoReport,
+    records: &[StoredRecord],
+    scenarios: &[Scenario],
+    verify: &VerifyReport,
+    dir: &Path,
+    whatif: &Path,
+) -> Result<()> {
+    let st = Style(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "parley demo: one store's agents, one shared ledger ({})",
+        dir.display()
+    )?;
+    writeln!(
+        out,
+        "seed {}; every agent announces before it acts, parley decides.\n",
+        report.seed
+    )?;
+    for s in scenarios {
+        writeln!(
+            out,
+            "{}",
+            st.paint("1", &format!("── {}: {} ──", s.name, s.title))
+        )?;
+        let within = records.iter().filter(|r| {
+            let at = r.record.envelope.recorded_at_ms;
+            at >= s.start_ms && at <= s.end_ms
+        });
+        for r in within {
+            if let Some((who, text)) = line(&st, r) {
+                let when = since(s.start_ms, r.record.envelope.recorded_at_ms);
+                writeln!(out, "  {when:>7}  {who:<20}{text}")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "{}",
+        st.paint(
+            "1",
+            "The same agents and the same day, without and with parley:"
+        )
+    )?;
+    table(
+        &mut out,
+        &report.without_orchestration,
+        &report.with_orchestration,
+    )?;
+    writeln!(
+        out,
+        "\n  (without parley every agent carries out what it intends at once, on its own view;"
+    )?;
+    writeln!(
+        out,
+        "   sales are simulated hour by hour from the seed, the same shoppers both ways)\n"
+    )?;
+    writeln!(
+        out,
+        "ledger: {} records; chain {}; replay re-derived {} records parley wrote, {} divergent",
+        report.records,
+        if verify.ok { "verified" } else { "DAMAGED" },
+        report.replay_decisions,
+        report.replay_divergent
+    )?;
+    writeln!(out, "\nExplore it:")?;
+    for (c, what) in commands(dir, whatif) {
+        writeln!(out, "  {c}\n      {what}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The embedded default store: the seed's agents, one human, and a catalog of
+//! five categories. Every scenario runs against it.
+
+use crate::record::Body;
+use crate::vocab::{ActionKind, AgentProfile, Autonomy, Domain, Lifecycle};
+
+/// The demo's first moment (2025-11-26T09:00:00Z); scenarios follow it.
+pub const T0_MS: u64 = 1_764_147_600_000;
+pub const MINUTE_MS: u64 = 60_000;
+pub const HOUR_MS: u64 = 60 * MINUTE_MS;
+/// The store manager who settles escalations.
+pub const HUMAN: &str = "maya";
+
+/// A sku of the default catalog.
+#[derive(Clone, Debug)]
+pub struct Sku {
+    pub id: String,
+    pub category: &'static str,
+    pub cost_minor: i64,
+    pub price_minor: i64,
+    pub stock: i64,
+}
+
+/// (category, sku prefix, cost as % of price, prices).
+const CATALOG: [(&str, &str, i64, &[i64]); 5] = [
+    (
+        "headphones",
+        "H",
+        70,
+        &[7999, 12999, 4999, 19999, 9999, 5999],
+    ),
+    // Thin margins: the seed's stacking problem bites here first.
+    ("earbuds", "E", 80, &[8999, 5999, 12999]),
+    (
+        "speakers",
+        "S",
+        78,
+        &[24999, 9999, 14999, 4999, 34999, 7999],
+    ),
+    (
+        "cameras",
+        "C",
+        75,
+        &[49999, 29999, 19999, 89999, 14999, 9999],
+    ),
+    (
+        "wearables",
+        "W",
+        65,
+        &[19999, 14999, 9999, 24999, 4999, 29999],
+    ),
+];
+
+pub fn catalog() -> Vec<Sku> {
+    let mut out = Vec::new();
+    for (category, prefix, cost_pct, prices) in CATALOG {
+        for (i, price) in prices.iter().enumerate() {
+            out.push(Sku {
+                id: format!("{prefix}{}", i + 1),
+                category,
+                cost_minor: price * cost_pct / 100,
+                price_minor: *price,
+                stock: 120 + 40 * i64::try_from(i).unwrap_or(0),
+            });
+        }
+    }
+    out
+}
+
+/// (agent, domain, priority).
+pub const AGENTS: [(&str, Domain, u32); 9] = [
+    ("pricing", Domain::Pricing, 50),
+    ("marketing", Domain::Marketing, 40),
+    ("inventory", Domain::Inventory, 30),
+    ("customer-service", Domain::CustomerService, 20),
+    ("orders", Domain::Orders, 20),
+    ("fraud", Domain::Fraud, 60),
+    ("merchandising", Domain::Merchandising, 45),
+    ("competitor-tracking", Domain::CompetitorTracking, 10),
+    ("supply", Domain::Supply, 10),
+];
+
+/// The set-up records: agents, the human, the catalog. (producer, body).
+pub fn setup() -> Vec<(String, Body)> {
+    let mut out = Vec::new();
+    for (agent, domain, priority) in AGENTS {
+        let mut profile = AgentProfile {
+            agent: agent.into(),
+            domain,
+            priority,
+            autonomy: Default::default(),
+        };
+        if domain == Domain::Merchandising {
+            // Discontinuing a sku is semi-autonomous: the agent proposes, a human approves.
+            profile
+                .autonomy
+                .insert(ActionKind::Discontinue, Autonomy::ProposeAndApprove);
+        }
+        out.push((
+            "ops".to_owned(),
+            Body::AgentRegistered {
+                profile: Box::new(profile),
+            },
+        ));
+    }
+    out.push((
+        "ops".into(),
+        Body::HumanRegistered {
+            human: HUMAN.into(),
+        },
+    ));
+    for s in catalog() {
+        out.push((
+            "merchandising".into(),
+            Body::Catalog {
+                sku: s.id,
+                category: s.category.into(),
+                cost_minor: s.cost_minor,
+                price_minor: s.price_minor,
+                stock: s.stock,
+                lifecycle: Lifecycle::Active,
+            },
+        ));
+    }
+    out
+}
