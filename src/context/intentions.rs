@@ -182,17 +182,14 @@ impl Context {
                 starts_at_ms,
                 ends_at_ms,
             } => {
-                self.promotions.insert(
+                self.add_promotion(Promotion {
                     intention,
-                    Promotion {
-                        intention,
-                        decision: seq,
-                        target: target.clone(),
-                        discount_bp: *discount_bp,
-                        starts_at_ms: *starts_at_ms,
-                        ends_at_ms: *ends_at_ms,
-                    },
-                );
+                    decision: seq,
+                    target: target.clone(),
+                    discount_bp: *discount_bp,
+                    starts_at_ms: *starts_at_ms,
+                    ends_at_ms: *ends_at_ms,
+                });
             }
             Action::Reorder { sku, quantity } => {
                 let s = self.skus.entry(sku.clone()).or_default();

@@ -185,6 +185,10 @@ pub struct Context {
     pub open: BTreeSet<u64>,
     /// By intention seq.
     pub promotions: BTreeMap<u64, Promotion>,
+    /// Index: promotion target (`sku:…`, `category:…`) → promotions on it.
+    pub promotions_by_target: BTreeMap<String, BTreeSet<u64>>,
+    /// Index: (end, intention) of every promotion in `promotions`.
+    pub promotion_ends: BTreeSet<(u64, u64)>,
     pub precedents: Vec<Precedent>,
     /// Generic facts: "entity|attribute" → value.
     pub facts: BTreeMap<String, Stamped<Value>>,
@@ -219,6 +223,14 @@ fn snapshot_config(
     bincode::config::standard().with_fixed_int_encoding()
 }
 
+/// The index keys of a promotion target.
+fn target_keys(t: &PromotionTarget) -> Vec<String> {
+    match t {
+        PromotionTarget::Skus(s) => s.iter().map(|x| format!("sku:{x}")).collect(),
+        PromotionTarget::Category(c) => vec![format!("category:{c}")],
+    }
+}
+
 /// The key of a (customer, order, topic) contact.
 pub fn contact_key(customer: &str, order: &str, topic: &str) -> String {
     format!("{customer}|{order}|{topic}")
@@ -235,8 +247,21 @@ impl Context {
         self.now_ms = self.now_ms.max(env.recorded_at_ms);
         // Ended promotions no longer constrain anything; the log keeps them.
         let now = self.now_ms;
-        if self.promotions.values().any(|p| p.ends_at_ms <= now) {
-            self.promotions.retain(|_, p| p.ends_at_ms > now);
+        while let Some(&(end, id)) = self.promotion_ends.first() {
+            if end > now {
+                break;
+            }
+            self.promotion_ends.remove(&(end, id));
+            if let Some(p) = self.promotions.remove(&id) {
+                for key in target_keys(&p.target) {
+                    if let Some(set) = self.promotions_by_target.get_mut(&key) {
+                        set.remove(&id);
+                        if set.is_empty() {
+                            self.promotions_by_target.remove(&key);
+                        }
+                    }
+                }
+            }
         }
         match &stored.record.body {
             Body::Genesis { .. } | Body::Broadcast { .. } | Body::Clock => {}
@@ -399,6 +424,36 @@ impl Context {
         if !running {
             self.unblock(run, None);
         }
+    }
+
+    /// Promotions covering `sku` that have not ended, in intention order.
+    pub fn promotions_on(&self, sku: &str) -> Vec<&Promotion> {
+        let mut ids: BTreeSet<u64> = BTreeSet::new();
+        let mut add =
+            |key: String| ids.extend(self.promotions_by_target.get(&key).into_iter().flatten());
+        add(format!("sku:{sku}"));
+        if let Some(s) = self.skus.get(sku) {
+            add(format!("category:{}", s.category.value));
+        }
+        ids.iter()
+            .filter_map(|i| self.promotions.get(i))
+            .filter(|p| p.ends_at_ms > self.now_ms && self.covers(&p.target, sku))
+            .collect()
+    }
+
+    pub(super) fn add_promotion(&mut self, p: Promotion) {
+        // An intention is approved at most once; a repeat replaces its entry.
+        if let Some(old) = self.promotions.remove(&p.intention) {
+            self.promotion_ends.remove(&(old.ends_at_ms, old.intention));
+        }
+        for key in target_keys(&p.target) {
+            self.promotions_by_target
+                .entry(key)
+                .or_default()
+                .insert(p.intention);
+        }
+        self.promotion_ends.insert((p.ends_at_ms, p.intention));
+        self.promotions.insert(p.intention, p);
     }
 
     /// Does a promotion target cover `sku`?

@@ -24,7 +24,7 @@ use crate::vocab::{
 /// Commands submitted before their acknowledgements are collected.
 const ROUND: usize = 2_048;
 /// Ledger time between two commands.
-const STEP_MS: u64 = 250;
+const STEP_MS: u64 = 1_000;
 
 /// What a simulation wrote.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -111,7 +111,7 @@ impl Gen {
                     ),
                 ));
             }
-            20..=29 => {
+            20..=21 => {
                 let now = self.at;
                 let target = if self.rng.below(2) == 0 {
                     PromotionTarget::Skus(vec![sku])
@@ -126,7 +126,7 @@ impl Gen {
                             target,
                             discount_bp: d,
                             starts_at_ms: now + 3_600_000,
-                            ends_at_ms: now + 48 * 3_600_000,
+                            ends_at_ms: now + 24 * 3_600_000,
                         },
                         "weekend promotion",
                         200_000,
@@ -135,7 +135,7 @@ impl Gen {
                     ),
                 ));
             }
-            30..=44 => {
+            22..=44 => {
                 let stock = i64::try_from(self.rng.below(50)).unwrap_or(0);
                 out.push((
                     "inventory".into(),

@@ -203,13 +203,8 @@ impl Eval<'_> {
         }
     }
 
-    /// Promotions covering `sku` that have not ended.
     fn promotions_on(&self, sku: &str) -> Vec<&crate::context::Promotion> {
-        self.ctx
-            .promotions
-            .values()
-            .filter(|p| p.ends_at_ms > self.ctx.now_ms && self.ctx.covers(&p.target, sku))
-            .collect()
+        self.ctx.promotions_on(sku)
     }
 
     fn temporal(&mut self) -> Step {
