@@ -514,14 +514,15 @@ pub fn simulate(data: &Path, seed: u64, records: u64, skus: usize, json: bool) -
         println!("{v}");
     } else {
         println!(
-            "simulated {} records ({} commands, {} refused, {} escalations resolved, {} workflow runs) into {} in {:.1} s; directory {} bytes ({} allocated)",
+            "simulated {} records ({} commands, {} refused, {} escalations resolved, {} workflow runs) into {} in {}.{} s; directory {} bytes ({} allocated)",
             report.records,
             report.commands,
             report.refused,
             report.escalations_resolved,
             report.workflow_runs,
             data.display(),
-            elapsed_ms as f64 / 1000.0,
+            elapsed_ms / 1000,
+            elapsed_ms % 1000 / 100,
             apparent,
             allocated
         );

@@ -51,6 +51,16 @@ impl Context {
             .cloned();
         self.index(decision.intention);
         if let Some(action) = action {
+            if let Some((key, at)) = self
+                .intentions
+                .get(&decision.intention)
+                .and_then(|s| Some((s.intention.action.conflict_key()?, s.at_ms)))
+            {
+                self.approved_by_conflict
+                    .entry(key)
+                    .or_default()
+                    .insert((at, decision.intention));
+            }
             self.approved_by.insert(seq, decision.intention);
             self.execute(decision.intention, seq, at_ms, &action);
         }

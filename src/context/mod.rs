@@ -194,8 +194,9 @@ pub struct Context {
     pub facts: BTreeMap<String, Stamped<Value>>,
     /// Index: category → its skus.
     pub categories: BTreeMap<String, BTreeSet<String>>,
-    /// Index: conflict key → intentions with that key, in seq order.
-    pub by_conflict: BTreeMap<String, Vec<u64>>,
+    /// Index: conflict key → approved intentions with that key, by (the
+    /// intention's time, seq): the priority rule's window is a range of it.
+    pub approved_by_conflict: BTreeMap<String, BTreeSet<(u64, u64)>>,
     /// Index: approving decision seq → the intention it approved.
     pub approved_by: BTreeMap<u64, u64>,
     /// Work queues of the resolver, kept by `index`/`unindex`: new intentions,
@@ -389,9 +390,6 @@ impl Context {
                 }
             }
             Body::Intend { intention } => {
-                if let Some(key) = intention.action.conflict_key() {
-                    self.by_conflict.entry(key).or_default().push(seq);
-                }
                 self.intentions.insert(
                     seq,
                     IntentionState {

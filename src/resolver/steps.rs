@@ -344,41 +344,29 @@ impl Eval<'_> {
         self.ctx.approved_by.get(&seq).copied()
     }
 
-    /// Live intentions of other agents that conflict with this one (same conflict key), in seq order: pending ones (deferred, escalated), and approved ones
-    /// younger than the live window.
+    /// Live intentions of other agents that conflict with this one (same
+    /// conflict key), in seq order: pending ones (deferred, waiting, escalated),
+    /// and approved ones younger than the live window (a range of the index).
     pub(super) fn live_rivals(&self) -> Vec<&IntentionState> {
         let Some(key) = self.s.intention.action.conflict_key() else {
             return Vec::new();
         };
         let window = self.rules.rules.live_window_ms();
         let now = self.ctx.now_ms;
-        let mut seqs: Vec<u64> = Vec::new();
-        if let Some(all) = self.ctx.by_conflict.get(&key) {
-            // Intentions come in time order, so the recent ones are at the back.
-            for seq in all.iter().rev() {
-                let Some(o) = self.ctx.intentions.get(seq) else {
-                    continue;
-                };
-                if o.at_ms.saturating_add(window) <= now {
-                    break;
-                }
-                seqs.push(*seq);
-            }
-        }
-        // Pending intentions may be older than the window.
+        // Live while `at_ms + window > now`, i.e. `at_ms >= now - window + 1`.
+        let from = if now >= window { now - window + 1 } else { 0 };
+        let mut seqs: std::collections::BTreeSet<u64> = self
+            .ctx
+            .approved_by_conflict
+            .get(&key)
+            .map(|set| set.range((from, 0)..).map(|(_, s)| *s).collect())
+            .unwrap_or_default();
         seqs.extend(self.ctx.pending_by_conflict.get(&key).into_iter().flatten());
-        seqs.sort_unstable();
-        seqs.dedup();
         // An agent revising its own plan is not a conflict: rivals are other agents'.
         seqs.iter()
             .filter(|s| **s != self.s.seq)
-            .filter(|s| {
-                self.ctx
-                    .intentions
-                    .get(s)
-                    .is_some_and(|o| o.agent != self.s.agent)
-            })
             .filter_map(|s| self.ctx.intentions.get(s))
+            .filter(|o| o.agent != self.s.agent)
             .filter(|o| match o.status {
                 Status::Approved => o.at_ms.saturating_add(window) > now,
                 Status::Deferred { .. } | Status::Waiting { .. } | Status::Escalated { .. } => true,
@@ -420,9 +408,10 @@ impl Eval<'_> {
         ));
         let winner = rivals
             .iter()
-            .filter(|r| self.rank_key(r) < me)
-            .min_by_key(|r| self.rank_key(r))
-            .map(|r| (r.seq, r.agent.clone(), r.intention.objective));
+            .map(|r| (self.rank_key(r), r))
+            .filter(|(k, _)| *k < me)
+            .min_by_key(|(k, _)| *k)
+            .map(|(_, r)| (r.seq, r.agent.clone(), r.intention.objective));
         if let Some((seq, agent, objective)) = winner {
             self.d.competing.push(seq);
             let note =
