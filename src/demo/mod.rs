@@ -18,11 +18,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::ledger::{Ledger, Options};
 use crate::record::StoredRecord;
 use crate::replay::Replayer;
 use scenarios::{Rng, Scenario, NAMES, WINDOW_MS};
-use store::T0_MS;
 use world::{Event, Figures, World};
 
 /// The seed used when none is given.
@@ -103,20 +101,7 @@ pub fn run(
     seed: u64,
 ) -> Result<(DemoReport, Vec<StoredRecord>, Vec<Scenario>)> {
     let scenarios = select(scenario, seed)?;
-    if dir.join("log").exists() {
-        bail!(
-            "{} already holds a ledger; give --data a new directory",
-            dir.display()
-        );
-    }
-    let opts = Options {
-        genesis_at_ms: Some(T0_MS),
-        // Scripted time: the demo's clock records come from its own time line.
-        auto_clock: false,
-        ..Options::default()
-    };
-    let (ledger, _) =
-        Ledger::open(dir, opts).with_context(|| format!("create {}", dir.display()))?;
+    let ledger = store::new_ledger(dir)?;
     let records = drive::with_parley(&ledger, &scenarios)?;
     ledger.close()?;
     let mut replay = Replayer::new();

@@ -11,14 +11,13 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 
 use super::scenarios::Rng;
-use super::store::{AGENTS, HUMAN, T0_MS};
+use super::store::{HUMAN, T0_MS};
 use crate::command::{Command, CommandEnvelope};
-use crate::ledger::{Ledger, Options, Ticket};
+use crate::ledger::Ticket;
 use crate::record::Body;
 use crate::value::Value;
 use crate::vocab::{
-    Action, ActionKind, AgentProfile, Autonomy, Domain, Impact, Intention, Lifecycle, Objective,
-    Outcome, Perk, PromotionTarget, StepRef,
+    Action, Impact, Intention, Lifecycle, Objective, Outcome, Perk, PromotionTarget, StepRef,
 };
 
 /// Commands submitted before their acknowledgements are collected.
@@ -345,32 +344,7 @@ impl Gen {
 type SimSku = (String, String, i64, i64);
 
 fn setup(skus: usize) -> (Vec<(String, Body)>, Vec<SimSku>) {
-    let mut out = Vec::new();
-    for (agent, domain, priority) in AGENTS {
-        let mut profile = AgentProfile {
-            agent: agent.into(),
-            domain,
-            priority,
-            autonomy: BTreeMap::new(),
-        };
-        if domain == Domain::Merchandising {
-            profile
-                .autonomy
-                .insert(ActionKind::Discontinue, Autonomy::ProposeAndApprove);
-        }
-        out.push((
-            "ops".to_owned(),
-            Body::AgentRegistered {
-                profile: Box::new(profile),
-            },
-        ));
-    }
-    out.push((
-        "ops".into(),
-        Body::HumanRegistered {
-            human: HUMAN.into(),
-        },
-    ));
+    let mut out = super::store::people();
     let mut list = Vec::new();
     for i in 0..skus {
         let id = format!("SKU-{i:06}");
@@ -401,22 +375,10 @@ pub fn simulate(
     skus: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SimReport> {
-    if dir.join("log").exists() {
-        bail!(
-            "{} already holds a ledger; give --data a new directory",
-            dir.display()
-        );
-    }
     if skus == 0 || skus > 10_000_000 {
         bail!("--skus must be from 1 to 10000000");
     }
-    let opts = Options {
-        genesis_at_ms: Some(T0_MS),
-        auto_clock: false,
-        ..Options::default()
-    };
-    let (ledger, _) =
-        Ledger::open(dir, opts).with_context(|| format!("create {}", dir.display()))?;
+    let ledger = super::store::new_ledger(dir)?;
     let (first, list) = setup(skus);
     let mut gen = Gen {
         rng: Rng(seed),

@@ -1,6 +1,11 @@
 //! The embedded default store: the seed's agents, one human, and a catalog of
 //! five categories. Every scenario runs against it.
 
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::ledger::{Ledger, Options};
 use crate::record::Body;
 use crate::vocab::{ActionKind, AgentProfile, Autonomy, Domain, Lifecycle};
 
@@ -80,8 +85,47 @@ pub const AGENTS: [(&str, Domain, u32); 9] = [
     ("supply", Domain::Supply, 10),
 ];
 
+/// A new ledger in `dir` on the demo's scripted time line (it starts at
+/// [`T0_MS`]; clock records come from the script, never from the wall clock).
+pub fn new_ledger(dir: &Path) -> Result<Ledger> {
+    if dir.join("log").exists() {
+        bail!(
+            "{} already holds a ledger; give --data a new directory",
+            dir.display()
+        );
+    }
+    let opts = Options {
+        genesis_at_ms: Some(T0_MS),
+        auto_clock: false,
+        ..Options::default()
+    };
+    let (ledger, _) =
+        Ledger::open(dir, opts).with_context(|| format!("create {}", dir.display()))?;
+    Ok(ledger)
+}
+
 /// The set-up records: agents, the human, the catalog. (producer, body).
 pub fn setup() -> Vec<(String, Body)> {
+    let mut out = people();
+    for s in catalog() {
+        out.push((
+            "merchandising".into(),
+            Body::Catalog {
+                sku: s.id,
+                category: s.category.into(),
+                cost_minor: s.cost_minor,
+                price_minor: s.price_minor,
+                stock: s.stock,
+                lifecycle: Lifecycle::Active,
+            },
+        ));
+    }
+    out
+}
+
+/// The agents (merchandising proposes discontinuations for a human to
+/// approve) and the human.
+pub fn people() -> Vec<(String, Body)> {
     let mut out = Vec::new();
     for (agent, domain, priority) in AGENTS {
         let mut profile = AgentProfile {
@@ -109,18 +153,5 @@ pub fn setup() -> Vec<(String, Body)> {
             human: HUMAN.into(),
         },
     ));
-    for s in catalog() {
-        out.push((
-            "merchandising".into(),
-            Body::Catalog {
-                sku: s.id,
-                category: s.category.into(),
-                cost_minor: s.cost_minor,
-                price_minor: s.price_minor,
-                stock: s.stock,
-                lifecycle: Lifecycle::Active,
-            },
-        ));
-    }
     out
 }
