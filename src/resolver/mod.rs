@@ -47,8 +47,8 @@ pub fn next_follow_up(ctx: &Context) -> Option<Body> {
     if let Some(s) = ctx.settling.first().and_then(get) {
         return Some(decision_body(settle(ctx, s)));
     }
-    if !ctx.workflows.announce.is_empty() || !ctx.workflows.finishing.is_empty() {
-        return ctx.workflows.next_follow_up(ctx.now_ms);
+    if let Some(body) = ctx.workflows.next_announcement() {
+        return Some(body);
     }
     if let Some(s) = ctx.unblocked.first().and_then(get) {
         return Some(decision_body(decide(ctx, s)));
@@ -61,7 +61,7 @@ pub fn next_follow_up(ctx: &Context) -> Option<Body> {
     if let Some(s) = due(&ctx.due) {
         return Some(decision_body(decide(ctx, s)));
     }
-    if let Some(body) = ctx.workflows.next_follow_up(ctx.now_ms) {
+    if let Some(body) = ctx.workflows.next_timeout(ctx.now_ms) {
         return Some(body);
     }
     if let Some((t, s)) = ctx

@@ -242,25 +242,32 @@ impl Workflows {
         }
     }
 
-    /// The workflow record that must follow, if any: an announcement, then a
-    /// run's end, then a timeout whose deadline `now_ms` has reached.
-    pub fn next_follow_up(&self, now_ms: u64) -> Option<Body> {
-        if let Some((run, i)) = self.announce.first() {
+    /// A workflow record owed now regardless of time: an announcement, then a
+    /// run's end.
+    pub fn next_announcement(&self) -> Option<Body> {
+        let ready = self.announce.iter().find_map(|(run, i)| {
             let s = self.runs.get(run)?.steps.get(*i)?;
-            return Some(Body::StepReady {
+            Some(Body::StepReady {
                 run: run.clone(),
                 step: s.name.clone(),
                 owner: s.owner.clone(),
-            });
-        }
-        if let Some(run) = self.finishing.first() {
-            if let RunStatus::Ended { outcome } = &self.runs.get(run)?.status {
-                return Some(Body::RunFinished {
-                    run: run.clone(),
-                    outcome: outcome.clone(),
-                });
-            }
-        }
+            })
+        });
+        ready.or_else(|| {
+            self.finishing
+                .iter()
+                .find_map(|run| match &self.runs.get(run)?.status {
+                    RunStatus::Ended { outcome } => Some(Body::RunFinished {
+                        run: run.clone(),
+                        outcome: outcome.clone(),
+                    }),
+                    _ => None,
+                })
+        })
+    }
+
+    /// A timeout owed once `now_ms` has reached the earliest step deadline.
+    pub fn next_timeout(&self, now_ms: u64) -> Option<Body> {
         let (t, run, i) = self.deadlines.first()?;
         if *t > now_ms {
             return None;
