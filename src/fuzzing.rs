@@ -103,6 +103,14 @@ mod tests {
             b"{\"producer\":\"a\",\"kind\":\"broadcast\",\"topic\":\"t\",\"detail\":{\"k\":-0}}",
         );
         command_parser(&[0xff, 0xfe]);
+        // Found by the fuzzer: map entries out of order decoded to a record
+        // whose canonical bytes differ. Such bytes are now refused.
+        let unsorted = include_bytes!("../tests/golden/non_canonical_map.bin");
+        assert_eq!(
+            Record::decode(unsorted),
+            Err(crate::record::RecordError::NotCanonical)
+        );
+        record_decoder(unsorted);
         let rules = crate::rules::DEFAULT_RULES;
         rules_parser(rules.as_bytes());
         for cut in (0..rules.len()).step_by(13) {

@@ -427,6 +427,8 @@ pub enum RecordError {
     Decode(String),
     #[error("record decodes from {used} of its {len} bytes")]
     TrailingBytes { used: usize, len: usize },
+    #[error("record is not in canonical form: its map entries are out of order or repeated")]
+    NotCanonical,
     #[error("record has format version {0}; this build reads version {FORMAT_VERSION}")]
     UnknownFormat(u16),
 }
@@ -455,6 +457,16 @@ impl Record {
         }
         if record.envelope.format != FORMAT_VERSION {
             return Err(RecordError::UnknownFormat(record.envelope.format));
+        }
+        // Maps decode from entries in any order (and keep the last of repeated
+        // keys), so two byte strings could mean one record. The few kinds that
+        // hold a map must re-encode to exactly their bytes.
+        let has_map = matches!(
+            record.body,
+            Body::Broadcast { .. } | Body::AgentRegistered { .. } | Body::WorkflowStarted { .. }
+        );
+        if has_map && record.canonical_bytes().as_deref() != Ok(bytes) {
+            return Err(RecordError::NotCanonical);
         }
         Ok(record)
     }
