@@ -129,32 +129,31 @@ fn view(
 /// `parley escalations`: every escalation (or only the open ones), oldest first.
 pub fn list(ledger: &Ledger, only_open: bool, json: bool) -> Result<ExitCode> {
     let head = ledger.head().map_or(0, |h| h.seq);
-    let ctx = ledger.context_at(head)?;
+    // One pass: fold the context and collect every escalating decision.
+    let mut ctx = Context::default();
+    let mut found = Vec::new();
+    ledger.scan(1, head, &mut |r| {
+        if let Body::Decision { decision } = &r.record.body {
+            if matches!(decision.outcome, Outcome::Escalated { .. }) {
+                found.push((
+                    r.record.envelope.seq,
+                    r.record.envelope.recorded_at_ms,
+                    decision.clone(),
+                ));
+            }
+        }
+        ctx.apply(&r);
+        Ok(())
+    })?;
     let mut views = Vec::new();
-    if only_open {
-        for s in ctx.intentions.values() {
-            if let (Status::Escalated { .. }, Some(&d)) = (&s.status, s.decisions.last()) {
-                let (at, decision) = decision_of(ledger, d)?;
-                views.extend(view(ledger, &ctx, d, at, &decision)?);
-            }
+    for (seq, at, d) in found {
+        let open = ctx.intentions.get(&d.intention).is_some_and(|s| {
+            matches!(s.status, Status::Escalated { .. }) && s.decisions.last() == Some(&seq)
+        });
+        if only_open && !open {
+            continue;
         }
-    } else {
-        let mut found = Vec::new();
-        ledger.scan(1, head, &mut |r| {
-            if let Body::Decision { decision } = &r.record.body {
-                if matches!(decision.outcome, Outcome::Escalated { .. }) {
-                    found.push((
-                        r.record.envelope.seq,
-                        r.record.envelope.recorded_at_ms,
-                        decision.clone(),
-                    ));
-                }
-            }
-            Ok(())
-        })?;
-        for (seq, at, d) in found {
-            views.extend(view(ledger, &ctx, seq, at, &d)?);
-        }
+        views.extend(view(ledger, &ctx, seq, at, &d)?);
     }
     if json {
         println!("{}", serde_json::json!({"escalations": views}));

@@ -435,7 +435,8 @@ impl Context {
         }
         ids.iter()
             .filter_map(|i| self.promotions.get(i))
-            .filter(|p| p.ends_at_ms > self.now_ms && self.covers(&p.target, sku))
+            // The index keys by the sku and its current category: every entry covers it.
+            .filter(|p| p.ends_at_ms > self.now_ms)
             .collect()
     }
 
@@ -452,16 +453,6 @@ impl Context {
         }
         self.promotion_ends.insert((p.ends_at_ms, p.intention));
         self.promotions.insert(p.intention, p);
-    }
-
-    /// Does a promotion target cover `sku`?
-    pub fn covers(&self, target: &PromotionTarget, sku: &str) -> bool {
-        match target {
-            PromotionTarget::Skus(s) => s.iter().any(|x| x == sku),
-            PromotionTarget::Category(c) => {
-                self.categories.get(c).is_some_and(|set| set.contains(sku))
-            }
-        }
     }
 
     /// The skus a promotion target covers, in order.
