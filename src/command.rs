@@ -1,19 +1,28 @@
-//! The public command format: one JSON object per line, as read by `parley run`.
+//! The public command format: one JSON object per line, as read by `parley run`
+//! and posted to `parley serve`.
 //!
 //! A command is a flat object: the envelope fields below plus a `kind` and that
-//! kind's fields. Unknown fields are refused, naming the field.
-//! `schemas/command.schema.json` is generated from these types (`parley schema`),
-//! and a test fails when the committed file drifts from the code.
+//! kind's fields. Parsing is strict and every error names the field: unknown
+//! fields, repeated keys, numbers that are not 64-bit integers, kinds parley
+//! writes itself, identifiers with control characters or surrounding white
+//! space, and amounts outside their documented range (`crate::bounds`).
+//! `schemas/command.schema.json` is generated from these types (`parley
+//! schema`), and a test fails when the committed file drifts from the code.
 
 use schemars::JsonSchema;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::bounds::{self, OutOfRange};
+use crate::entity::typed_field;
 use crate::record::{check_id, Body};
 
 /// Longest command line `parley run` accepts, in bytes.
 pub const MAX_COMMAND_BYTES: usize = 2 << 20;
 /// The producer id parley uses for the records it writes itself.
 pub const SYSTEM_PRODUCER: &str = "parley";
+/// Most entries of a broadcast's `detail` or a run's `params`.
+pub const MAX_MAP_ENTRIES: usize = 64;
 
 /// Envelope fields a command may set. The sequencer assigns seq and hashes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -21,15 +30,17 @@ pub const SYSTEM_PRODUCER: &str = "parley";
 pub struct CommandEnvelope {
     /// The agent or human sending the command.
     pub producer: String,
-    /// Time of the command in ms since the Unix epoch, for scripted and simulated
-    /// runs. Must not be earlier than the ledger's last record. Omitted: wall clock.
+    /// Time of the command in ms since the Unix epoch. Required on a scripted
+    /// ledger; on a wall-clock ledger it may not be ahead of the clock. Never
+    /// earlier than the ledger's last record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<u64>,
     /// Retrying a command with the same (producer, key) appends nothing and
-    /// returns the original seq, also after a restart.
+    /// returns the original result, also after a restart; the same key with
+    /// different content is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
-    /// Seq of the record that caused this one.
+    /// Seq of the record that caused this one (it must exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation: Option<u64>,
     /// Grouping id, e.g. a workflow run.
@@ -49,7 +60,7 @@ const ENVELOPE_KEYS: [&str; 5] = [
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
     pub envelope: CommandEnvelope,
-    /// Any record kind except those parley writes itself (genesis, decision, clock).
+    /// Any record kind except those parley writes itself.
     pub body: Body,
 }
 
@@ -63,14 +74,45 @@ pub struct CommandLine {
 }
 
 /// Why a line is not a command.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
     #[error("command is {0} bytes; the limit is {MAX_COMMAND_BYTES}")]
     TooLong(usize),
-    #[error("not a JSON object: {0}")]
+    #[error("not valid JSON: {0}")]
     NotJson(String),
+    #[error("a command is a JSON object, not {0}")]
+    NotObject(&'static str),
+    #[error("missing field `kind` (e.g. `fact`, `broadcast`, `catalog`, `intend`; see schemas/command.schema.json)")]
+    MissingKind,
+    #[error("unknown kind `{0}`; kinds: {kinds}", kinds = producer_kinds().join(", "))]
+    UnknownKind(String),
+    #[error("kind `{0}` is written by parley itself, not by producers")]
+    SystemKind(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
+}
+
+/// The kinds a producer may send.
+pub fn producer_kinds() -> Vec<&'static str> {
+    Body::KINDS
+        .iter()
+        .copied()
+        .filter(|k| !matches!(*k, "genesis" | "decision" | "step_ready" | "step_timed_out" | "run_finished"))
+        .collect()
+}
+
+/// serde_json ends messages with " at line 1 column N"; a command is one
+/// line, so only the column says anything.
+fn tidy(message: &str) -> String {
+    match message.rsplit_once(" at line ") {
+        Some((head, tail)) => match tail.split_once(" column ") {
+            Some((_, col)) => format!("{head} (column {col})"),
+            None => message.to_owned(),
+        },
+        None => message.to_owned(),
+    }
 }
 
 impl Command {
@@ -79,26 +121,41 @@ impl Command {
         if text.len() > MAX_COMMAND_BYTES {
             return Err(CommandError::TooLong(text.len()));
         }
-        let mut fields: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| CommandError::NotJson(e.to_string()))?;
+        let value = strict_parse(text)?;
+        Command::from_value(value)
+    }
+
+    /// Validates a command already read as JSON (the HTTP layer's form).
+    pub fn from_value(value: serde_json::Value) -> Result<Command, CommandError> {
+        let mut fields = match value {
+            serde_json::Value::Object(m) => m,
+            serde_json::Value::Array(_) => return Err(CommandError::NotObject("a list")),
+            serde_json::Value::String(_) => return Err(CommandError::NotObject("a string")),
+            serde_json::Value::Number(_) => return Err(CommandError::NotObject("a number")),
+            serde_json::Value::Bool(_) => return Err(CommandError::NotObject("a boolean")),
+            serde_json::Value::Null => return Err(CommandError::NotObject("null")),
+        };
         let mut envelope_fields = serde_json::Map::new();
         for key in ENVELOPE_KEYS {
             if let Some(v) = fields.remove(key) {
                 envelope_fields.insert(key.to_owned(), v);
             }
         }
-        if !fields.contains_key("kind") {
-            return Err(CommandError::Invalid(
-                "missing field `kind` (e.g. `fact`, `broadcast`, `catalog`, `intend`; see schemas/command.schema.json)".into(),
-            ));
+        let kind = match fields.get("kind") {
+            None => return Err(CommandError::MissingKind),
+            Some(serde_json::Value::String(k)) => k.clone(),
+            Some(_) => return Err(CommandError::Invalid("`kind` must be a string".into())),
+        };
+        if !Body::KINDS.contains(&kind.as_str()) {
+            return Err(CommandError::UnknownKind(kind));
         }
-        let envelope: CommandEnvelope =
-            serde_json::from_value(serde_json::Value::Object(envelope_fields))
-                .map_err(|e| CommandError::Invalid(e.to_string()))?;
-        let body: Body = serde_json::from_value(serde_json::Value::Object(fields))
-            .map_err(|e| CommandError::Invalid(e.to_string()))?;
+        if !producer_kinds().contains(&kind.as_str()) {
+            return Err(CommandError::SystemKind(kind));
+        }
+        let envelope: CommandEnvelope = from_json(serde_json::Value::Object(envelope_fields))?;
+        let body: Body = from_json(serde_json::Value::Object(fields))?;
         let command = Command { envelope, body };
-        command.validate().map_err(CommandError::Invalid)?;
+        command.validate()?;
         Ok(command)
     }
 
@@ -112,34 +169,205 @@ impl Command {
         serde_json::to_string(&line).unwrap_or_default()
     }
 
-    /// Checks identifiers and reserved names.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks identifiers, reserved names and every amount's range.
+    pub fn validate(&self) -> Result<(), CommandError> {
         let env = &self.envelope;
-        check_id("producer", &env.producer)?;
+        let invalid = CommandError::Invalid;
+        check_id("producer", &env.producer).map_err(invalid)?;
         if env.producer == SYSTEM_PRODUCER {
-            return Err(format!(
+            return Err(invalid(format!(
                 "producer `{SYSTEM_PRODUCER}` is reserved for parley itself"
-            ));
+            )));
         }
         if let Some(key) = &env.idempotency_key {
-            check_id("idempotency_key", key)?;
+            check_id("idempotency_key", key).map_err(invalid)?;
         }
         if let Some(c) = &env.correlation {
-            check_id("correlation", c)?;
+            check_id("correlation", c).map_err(invalid)?;
+        }
+        if let Some(t) = env.at_ms {
+            bounds::time_ms("at_ms", t)?;
         }
         if env.causation == Some(0) {
-            return Err("`causation` is a seq and seqs start at 1".into());
+            return Err(invalid("`causation` is a seq and seqs start at 1".into()));
         }
         if self.body.is_system() {
-            return Err(format!(
-                "kind `{}` is written by parley itself, not by producers",
-                self.body.kind()
-            ));
+            return Err(CommandError::SystemKind(self.body.kind().into()));
         }
-        self.body
-            .ids()
-            .into_iter()
-            .try_for_each(|(field, value)| check_id(field, value))
+        for (field, value) in self.body.ids() {
+            check_id(field, value).map_err(invalid)?;
+        }
+        validate_body(&self.body)
+    }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, CommandError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = tidy(&e.into_inner().to_string());
+        if path.is_empty() || path == "." {
+            CommandError::Invalid(inner)
+        } else {
+            CommandError::Invalid(format!("`{path}`: {inner}"))
+        }
+    })
+}
+
+/// The ranges of each kind's amounts and texts.
+fn validate_body(body: &Body) -> Result<(), CommandError> {
+    let invalid = CommandError::Invalid;
+    match body {
+        Body::Catalog {
+            cost_minor,
+            price_minor,
+            stock,
+            ..
+        } => {
+            bounds::money("cost_minor", *cost_minor)?;
+            bounds::money("price_minor", *price_minor)?;
+            bounds::check("price_minor", *price_minor, 1, bounds::MONEY_MAX_MINOR, " minor units")?;
+            bounds::stock("stock", *stock)?;
+        }
+        Body::StockChanged { stock, .. } => bounds::stock("stock", *stock)?,
+        Body::CompetitorPrice { price_minor, .. } => bounds::money("price_minor", *price_minor)?,
+        Body::SupplierDelay { skus, days, .. } => {
+            bounds::count("skus", skus.len(), bounds::SKUS_MAX)?;
+            bounds::days("days", *days)?;
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(dup) = skus.iter().find(|s| !seen.insert(*s)) {
+                return Err(invalid(format!("`skus` names sku `{dup}` twice")));
+            }
+        }
+        Body::TrafficSpike { increase_bp, .. } => bounds::increase_bp("increase_bp", *increase_bp)?,
+        Body::OrderPlaced { total_minor, .. } => bounds::money("total_minor", *total_minor)?,
+        Body::OrderDelayed { days, .. } => bounds::days("days", *days)?,
+        Body::OrderFlagged { reason, .. } => bounds::text("reason", reason)?,
+        Body::Intend { intention } => intention.validate().map_err(invalid)?,
+        Body::Fact {
+            entity, attribute, ..
+        } => {
+            if let Some(kind) = typed_field(entity, attribute) {
+                return Err(invalid(format!(
+                    "`attribute`: `{attribute}` of {entity} is written by `{kind}`, not by a generic fact"
+                )));
+            }
+        }
+        Body::Broadcast { detail, .. } => {
+            bounds::check("detail", detail.len() as u64, 0u64, MAX_MAP_ENTRIES as u64, " entries")?;
+        }
+        Body::WorkflowStarted { params, .. } => {
+            bounds::check("params", params.len() as u64, 0u64, MAX_MAP_ENTRIES as u64, " entries")?;
+        }
+        Body::HumanResolution { rationale, .. } => {
+            bounds::text("rationale", rationale)?;
+            if rationale.trim().is_empty() {
+                return Err(invalid(
+                    "`rationale` must say why: a human resolution is an audit record".into(),
+                ));
+            }
+        }
+        Body::StepCompleted { note, .. } => bounds::text("note", note)?,
+        Body::StepFailed { reason, .. } => bounds::text("reason", reason)?,
+        Body::ResolverAdopted { version } if *version == 0 => {
+            return Err(invalid("`version`: resolver versions start at 1".into()));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Parses JSON text into a value, refusing repeated keys and numbers that are
+/// not 64-bit integers, and naming where each problem stands.
+pub fn strict_parse(text: &str) -> Result<serde_json::Value, CommandError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Strict { path: String::new() }
+        .deserialize(&mut de)
+        .map_err(|e| CommandError::NotJson(tidy(&e.to_string())))?;
+    de.end()
+        .map_err(|e| CommandError::NotJson(tidy(&e.to_string())))?;
+    Ok(value)
+}
+
+/// A seed that builds a `serde_json::Value` strictly, knowing its path.
+struct Strict {
+    path: String,
+}
+
+impl Strict {
+    fn at(&self) -> String {
+        if self.path.is_empty() {
+            "the command".into()
+        } else {
+            format!("`{}`", self.path)
+        }
+    }
+    fn child(&self, key: &str) -> Strict {
+        let path = if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        };
+        Strict { path }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = serde_json::Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom(format!(
+            "{}: numbers are 64-bit integers (money in minor units, rates in basis points); a fraction, an exponent or a value beyond the 64-bit range is refused",
+            self.at()
+        )))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self.child(&out.len().to_string()))? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "{}: key `{key}` appears twice",
+                    self.at()
+                )));
+            }
+            let v = map.next_value_seed(self.child(&key))?;
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
     }
 }
 
@@ -149,7 +377,7 @@ mod tests {
 
     #[test]
     fn parses_a_fact_and_round_trips() {
-        let text = r#"{"producer":"inventory","at_ms":5,"kind":"fact","entity":"sku:SKU-1","attribute":"stock","value":50}"#;
+        let text = r#"{"producer":"inventory","at_ms":5,"kind":"fact","entity":"store:eu","attribute":"open","value":1}"#;
         let cmd = Command::parse(text).unwrap();
         assert_eq!(cmd.envelope.at_ms, Some(5));
         assert_eq!(Command::parse(&cmd.to_json()).unwrap(), cmd);
@@ -169,8 +397,8 @@ mod tests {
                 "producer",
             ),
             (
-                r#"{"producer":"","kind":"fact","entity":"e","attribute":"x","value":1}"#,
-                "producer",
+                r#"{"producer":"  ","kind":"fact","entity":"e","attribute":"x","value":1}"#,
+                "blank",
             ),
             (
                 r#"{"producer":"parley","kind":"fact","entity":"e","attribute":"x","value":1}"#,
@@ -178,17 +406,46 @@ mod tests {
             ),
             (
                 r#"{"producer":"a","kind":"fact","entity":"e","attribute":"x","value":1.5}"#,
-                "minor units",
+                "`value`",
             ),
-            (r#"[1,2]"#, "JSON object"),
+            (r#"[1,2]"#, "a list"),
             (
                 r#"{"producer":"a","at_ms":-1,"kind":"fact","entity":"e","attribute":"x","value":1}"#,
-                "-1",
+                "at_ms",
+            ),
+            (
+                r#"{"producer":"a","kind":"decision","decision":{}}"#,
+                "written by parley itself",
+            ),
+            (
+                r#"{"producer":"a","producer":"b","kind":"clock"}"#,
+                "appears twice",
+            ),
+            (
+                r#"{"producer":"a","kind":"stock_changed","sku":"S","stock":100000000000000000000000}"#,
+                "`stock`",
+            ),
+            (
+                r#"{"producer":"a","kind":"stock_changed","sku":"S","stock":-3}"#,
+                "`stock` is -3",
+            ),
+            (
+                r#"{"producer":"a","kind":"fact","entity":"sku:S","attribute":"stock","value":1}"#,
+                "stock_changed",
             ),
         ];
         for (text, needle) in cases {
             let err = Command::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
+            assert!(!err.contains("line 1"), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn float_errors_name_the_field_path() {
+        let text = r#"{"producer":"p","kind":"intend","intention":{"action":{"type":"set_price","sku":"S","price_minor":10},"reasoning":"r","impact":{"revenue_minor":1.5,"margin_minor":0},"objective":"risk"}}"#;
+        let err = Command::parse(text).unwrap_err().to_string();
+        assert!(err.contains("intention.impact.revenue_minor"), "{err}");
+        assert!(!err.contains("floating point"), "{err}");
     }
 }

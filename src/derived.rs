@@ -1,28 +1,28 @@
-//! Derived state in sled: the fact projection, the entity → seqs index and the
-//! idempotency keys, each a pure function of the log ([`entries_of`]), tagged with
-//! the seq and hash it reflects, caught up from the log on open.
+//! Derived state in sled, used by the writer only: the idempotency keys (with
+//! a digest of each command's content, so a retry with other content is
+//! refused), the applied marker (seq and hash, and the ledger it belongs to),
+//! each a pure function of the log ([`entries_of`]), caught up from the log
+//! when a writer opens. Entity indexes live in segment index files instead
+//! (`crate::log::index`), which readers can use without a lock.
 //!
-//! Applied records first land in an in-memory pending layer that every read sees;
-//! it is written to sled as one batch every `FLUSH_RECORDS` records, after
-//! `FLUSH_IDLE_MS` without new records, and on close. The entity index is stored
-//! as one key per (entity, flushed chunk) holding that chunk's seqs; facts and
-//! keys are coalesced (last writer wins). sled then takes a few thousand inserts
-//! per chunk instead of one or two per record. A crash loses only the pending
-//! layer, which catch-up rebuilds from the log.
+//! Applied records first land in an in-memory pending layer that every read
+//! sees; it is written to sled as one batch every `FLUSH_RECORDS` records,
+//! after `FLUSH_IDLE_MS` without new records, and on close.
 //!
 //! Architecture invariant: nothing acknowledged depends on sled being durable
-//! (sled's `flush()` calls sync_file_range, not fsync). A lost, stale or damaged
-//! sled directory is rebuilt from the log and loses nothing.
+//! (sled's `flush()` calls sync_file_range, not fsync). A lost, stale, damaged
+//! or foreign store is rebuilt from the log and loses nothing. A store another
+//! process holds, or one on a full disk, is never wiped: the writer refuses.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::log::{Head, LogError, LogReader};
-use crate::record::{codec_config, Body, Hash, StoredRecord};
-use crate::value::Value;
+use crate::record::{Body, Digest, Hash, StoredRecord};
 
 const META_APPLIED: &[u8] = b"m\0applied";
+const META_LEDGER: &[u8] = b"m\0ledger";
 const CATCH_UP_CHUNK: usize = 4096;
 /// Records held in the pending layer before it is written to sled.
 pub const FLUSH_RECORDS: usize = 16_384;
@@ -34,10 +34,12 @@ pub const FLUSH_IDLE_MS: u64 = 50;
 pub enum DerivedError {
     #[error("derived store (sled) at {path}: {reason}")]
     Sled { path: String, reason: String },
+    #[error("derived store at {0} is held by another process (is another parley writer running on this directory?); it was left alone")]
+    Locked(String),
+    #[error("derived store at {0}: the disk is full; parley refuses writes until there is room (reads still work from the log)")]
+    DiskFull(String),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("the derived store reflects seq {applied} but the log ends at seq {head}: records are missing from the log (inspect with `parley verify`; `parley rebuild` accepts the log as it is)")]
-    AheadOfLog { applied: u64, head: u64 },
 }
 
 /// How the derived store was opened.
@@ -58,56 +60,41 @@ fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-/// One derived fact about a record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Entry {
-    /// `seq` touched `entity`.
-    Index { entity: String, seq: u64 },
-    /// A projection or idempotency entry (last writer wins).
-    Kv { key: Vec<u8>, value: Vec<u8> },
+/// The digest of what a keyed command asked for: its body, causation and
+/// correlation (its time may differ on a retry).
+pub fn content_digest(body: &Body, causation: Option<u64>, correlation: Option<&str>) -> Digest {
+    let mut h = blake3::Hasher::new();
+    // Encoding a record body into a Vec cannot fail (no I/O, no limit here).
+    h.update(&bincode::encode_to_vec(body, crate::record::codec_config()).unwrap_or_default());
+    h.update(&causation.unwrap_or(0).to_le_bytes());
+    match correlation {
+        Some(c) => {
+            h.update(&[1]);
+            h.update(c.as_bytes());
+        }
+        None => {
+            h.update(&[0]);
+        }
+    }
+    Digest(*h.finalize().as_bytes())
 }
 
-/// The derived entries one record adds. Pure: the projector and the
-/// consistency check both use it, so they cannot disagree on meaning.
-pub fn entries_of(stored: &StoredRecord) -> Vec<Entry> {
+/// The entries one record adds: its idempotency key, if it has one. Pure:
+/// the projector and the consistency check both use it.
+pub fn entries_of(stored: &StoredRecord) -> Vec<(Vec<u8>, Vec<u8>)> {
     let env = &stored.record.envelope;
-    let seq = env.seq.to_be_bytes();
-    let mut out: Vec<Entry> = stored
-        .record
-        .body
-        .entities()
-        .into_iter()
-        .map(|entity| Entry::Index {
-            entity,
-            seq: env.seq,
-        })
-        .collect();
-    if let Body::Fact {
-        entity,
-        attribute,
-        value,
-    } = &stored.record.body
-    {
-        let mut v = seq.to_vec();
-        // Encoding a small scalar into a Vec cannot fail (no I/O, far below the limit).
-        v.extend(bincode::encode_to_vec(value, codec_config()).unwrap_or_default());
-        let key = key(b'f', &[entity.as_bytes(), attribute.as_bytes()]);
-        out.push(Entry::Kv { key, value: v });
-    }
-    if let Some(k) = &env.idempotency_key {
-        let mut v = seq.to_vec();
-        v.extend_from_slice(&stored.hash);
-        v.extend_from_slice(&env.recorded_at_ms.to_be_bytes());
-        let key = key(b'k', &[env.producer.as_bytes(), k.as_bytes()]);
-        out.push(Entry::Kv { key, value: v });
-    }
-    out
+    let Some(k) = &env.idempotency_key else {
+        return Vec::new();
+    };
+    let mut v = env.seq.to_be_bytes().to_vec();
+    let body = &stored.record.body;
+    v.extend_from_slice(&content_digest(body, env.causation, env.correlation.as_deref()).0);
+    vec![(key(b'k', &[env.producer.as_bytes(), k.as_bytes()]), v)]
 }
 
 /// Derived state not yet written to sled (or, for checks, a whole fold).
 #[derive(Default, PartialEq, Eq, Debug)]
 struct Layer {
-    index: BTreeMap<String, Vec<u64>>,
     kv: BTreeMap<Vec<u8>, Vec<u8>>,
     last: Option<(u64, Hash)>,
     records: usize,
@@ -116,14 +103,7 @@ struct Layer {
 impl Layer {
     fn merge(&mut self, records: &[StoredRecord]) {
         for r in records {
-            for e in entries_of(r) {
-                match e {
-                    Entry::Index { entity, seq } => self.index.entry(entity).or_default().push(seq),
-                    Entry::Kv { key, value } => {
-                        self.kv.insert(key, value);
-                    }
-                }
-            }
+            self.kv.extend(entries_of(r));
             self.last = Some((r.record.envelope.seq, r.hash));
             self.records += 1;
         }
@@ -136,28 +116,9 @@ fn be_u64(bytes: &[u8]) -> Option<u64> {
 
 /// The original record of an idempotency key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeyedRecord {
+pub struct Keyed {
     pub seq: u64,
-    pub hash: Hash,
-    pub recorded_at_ms: u64,
-}
-
-fn offsets_key(segment: u64, chunk: u64) -> Vec<u8> {
-    key(b'o', &[&segment.to_be_bytes(), &chunk.to_be_bytes()])
-}
-
-impl crate::log::offsets::OffsetStore for Derived {
-    fn chunk(&self, segment: u64, chunk: u64) -> Option<Vec<u64>> {
-        let v = self.tree.get(offsets_key(segment, chunk)).ok()??;
-        Some(v.chunks_exact(8).filter_map(be_u64).collect())
-    }
-
-    fn put(&self, segment: u64, chunk: u64, offsets: &[u64]) {
-        let value: Vec<u8> = offsets.iter().flat_map(|o| o.to_be_bytes()).collect();
-        if let Err(e) = self.tree.insert(offsets_key(segment, chunk), value) {
-            tracing::warn!(error = %e, segment, "could not store segment offsets; reads will walk the segment");
-        }
-    }
+    pub content: Digest,
 }
 
 /// The sled-backed derived store.
@@ -168,11 +129,45 @@ pub struct Derived {
     pending: Mutex<Layer>,
 }
 
+/// Why sled did not open, as the caller must treat it.
+enum OpenFailure {
+    Locked,
+    DiskFull,
+    Damaged(String),
+}
+
+fn classify(e: &sled::Error) -> OpenFailure {
+    if let sled::Error::Io(io) = e {
+        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") {
+            return OpenFailure::Locked;
+        }
+        if io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull {
+            return OpenFailure::DiskFull;
+        }
+    }
+    OpenFailure::Damaged(e.to_string())
+}
+
+fn attempt(p: &PathBuf) -> Result<sled::Db, OpenFailure> {
+    let config = sled::Config::new().path(p).cache_capacity(64 << 20);
+    // sled may panic on some damaged files instead of returning an error;
+    // a damaged derived store must never take the ledger down.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(classify(&e)),
+        Err(_) => Err(OpenFailure::Damaged("sled panicked while opening".into())),
+    }
+}
+
 impl Derived {
     fn err(&self, e: impl std::fmt::Display) -> DerivedError {
+        let reason = e.to_string();
+        if reason.contains("No space left") {
+            return DerivedError::DiskFull(self.path.clone());
+        }
         DerivedError::Sled {
             path: self.path.clone(),
-            reason: e.to_string(),
+            reason,
         }
     }
 
@@ -189,29 +184,28 @@ impl Derived {
         })
     }
 
-    /// Opens the store at `path`; a store that does not open is wiped and recreated.
+    /// Opens the store at `path`. A store that is damaged is wiped and
+    /// recreated; one another process holds, or one on a full disk, is refused.
     pub fn open(path: &Path) -> Result<(Derived, Option<String>), DerivedError> {
         let shown = path.display().to_string();
-        let attempt = |p: &PathBuf| {
-            let config = sled::Config::new().path(p).cache_capacity(64 << 20);
-            // sled may panic on some damaged files instead of returning an error;
-            // a damaged derived store must never take the ledger down.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
-                .map_err(|_| "sled panicked while opening".to_owned())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        };
         let path_buf = path.to_path_buf();
         match attempt(&path_buf) {
             Ok(db) => Ok((Derived::from_db(shown, db)?, None)),
-            Err(reason) => {
+            Err(OpenFailure::Locked) => Err(DerivedError::Locked(shown)),
+            Err(OpenFailure::DiskFull) => Err(DerivedError::DiskFull(shown)),
+            Err(OpenFailure::Damaged(reason)) => {
                 tracing::warn!(path = %shown, %reason, "derived store does not open; rebuilding it from the log");
                 std::fs::remove_dir_all(path).map_err(|e| DerivedError::Sled {
                     path: shown.clone(),
                     reason: format!("cannot remove damaged store: {e}"),
                 })?;
-                let db = attempt(&path_buf).map_err(|reason| DerivedError::Sled {
-                    path: shown.clone(),
-                    reason,
+                let db = attempt(&path_buf).map_err(|f| match f {
+                    OpenFailure::Locked => DerivedError::Locked(shown.clone()),
+                    OpenFailure::DiskFull => DerivedError::DiskFull(shown.clone()),
+                    OpenFailure::Damaged(r) => DerivedError::Sled {
+                        path: shown.clone(),
+                        reason: r,
+                    },
                 })?;
                 Ok((Derived::from_db(shown, db)?, Some(reason)))
             }
@@ -249,6 +243,14 @@ impl Derived {
         Ok(Some((seq, hash)))
     }
 
+    /// The genesis hash of the ledger this store belongs to, if recorded.
+    pub fn binding(&self) -> Result<Option<Hash>, DerivedError> {
+        let Some(v) = self.tree.get(META_LEDGER).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        Ok(v.as_ref().try_into().ok())
+    }
+
     /// Applies records (in log order, continuing the applied seq): visible to
     /// reads at once, written to sled when the pending layer is full.
     pub fn apply(&self, records: &[StoredRecord]) -> Result<(), DerivedError> {
@@ -271,11 +273,6 @@ impl Derived {
             return Ok(());
         };
         let mut batch = sled::Batch::default();
-        for (entity, seqs) in &layer.index {
-            let first = seqs.first().copied().unwrap_or(0).to_be_bytes();
-            let value: Vec<u8> = seqs.iter().flat_map(|s| s.to_be_bytes()).collect();
-            batch.insert(key(b'e', &[entity.as_bytes(), &first]), value);
-        }
         for (k, v) in &layer.kv {
             batch.insert(k.as_slice(), v.as_slice());
         }
@@ -300,87 +297,44 @@ impl Derived {
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 
-    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, DerivedError> {
-        if let Some(v) = self.layer()?.kv.get(k) {
-            return Ok(Some(v.clone()));
-        }
-        Ok(self
-            .tree
-            .get(k)
-            .map_err(|e| self.err(e))?
-            .map(|v| v.to_vec()))
-    }
-
     /// The record a (producer, idempotency key) first appended.
-    pub fn keyed(
-        &self,
-        producer: &str,
-        key_text: &str,
-    ) -> Result<Option<KeyedRecord>, DerivedError> {
+    pub fn keyed(&self, producer: &str, key_text: &str) -> Result<Option<Keyed>, DerivedError> {
         let k = key(b'k', &[producer.as_bytes(), key_text.as_bytes()]);
-        let Some(v) = self.get(&k)? else {
-            return Ok(None);
+        let pending = self.layer()?.kv.get(&k).cloned();
+        let v = match pending {
+            Some(v) => v,
+            None => match self.tree.get(&k).map_err(|e| self.err(e))? {
+                Some(v) => v.to_vec(),
+                None => return Ok(None),
+            },
         };
         let bad = || self.err("idempotency entry is malformed");
-        Ok(Some(KeyedRecord {
+        Ok(Some(Keyed {
             seq: be_u64(&v).ok_or_else(bad)?,
-            hash: v
-                .get(8..40)
-                .and_then(|h| h.try_into().ok())
-                .ok_or_else(bad)?,
-            recorded_at_ms: v.get(40..).and_then(be_u64).ok_or_else(bad)?,
+            content: Digest(v.get(8..40).and_then(|h| h.try_into().ok()).ok_or_else(bad)?),
         }))
     }
 
-    /// The current value of `entity.attribute` and the seq that wrote it.
-    pub fn fact(
-        &self,
-        entity: &str,
-        attribute: &str,
-    ) -> Result<Option<(Value, u64)>, DerivedError> {
-        let k = key(b'f', &[entity.as_bytes(), attribute.as_bytes()]);
-        let Some(v) = self.get(&k)? else {
-            return Ok(None);
-        };
-        let seq = be_u64(&v).ok_or_else(|| self.err("fact entry is malformed"))?;
-        let (value, _): (Value, usize) = bincode::decode_from_slice(&v[8..], codec_config())
-            .map_err(|e| self.err(format!("fact entry is malformed: {e}")))?;
-        Ok(Some((value, seq)))
-    }
-
-    /// Every seq that touched `entity`, ascending.
-    pub fn entity_seqs(&self, entity: &str) -> Result<Vec<u64>, DerivedError> {
-        let prefix = key(b'e', &[entity.as_bytes(), b""]);
-        let mut out = Vec::new();
-        for item in self.tree.scan_prefix(&prefix) {
-            let (_, v) = item.map_err(|e| self.err(e))?;
-            out.extend(v.chunks_exact(8).filter_map(be_u64));
-        }
-        if let Some(pending) = self.layer()?.index.get(entity) {
-            out.extend(pending);
-        }
-        Ok(out)
-    }
-
-    /// Brings the store up to `head`: wipes it when it reflects a record the log
-    /// does not hold (another ledger, a restored backup), then applies the tail.
+    /// Brings the store up to `head`: wipes it when it belongs to another
+    /// ledger or reflects a record the log does not hold, then applies the tail.
     pub fn catch_up(
         &self,
         reader: &dyn LogReader,
         head: Option<Head>,
+        genesis: Hash,
     ) -> Result<DerivedOpen, DerivedError> {
         let mut report = DerivedOpen::default();
         let head_seq = head.map_or(0, |h| h.seq);
+        let ledger = self.tree.get(META_LEDGER).map_err(|e| self.err(e))?;
+        if ledger.as_deref().is_some_and(|l| l != genesis) {
+            report.rebuilt_because = Some("it belongs to another ledger".into());
+            self.clear()?;
+        }
+        self.tree
+            .insert(META_LEDGER, &genesis[..])
+            .map_err(|e| self.err(e))?;
         let mut from = 1;
         if let Some((seq, hash)) = self.applied()? {
-            if seq > head_seq {
-                // sled is written only after the log is durable, so it can lag the
-                // log but never lead it: the log lost records.
-                return Err(DerivedError::AheadOfLog {
-                    applied: seq,
-                    head: head_seq,
-                });
-            }
             let mut log_hash = None;
             if seq <= head_seq {
                 reader.scan(seq, seq, &mut |r| {
@@ -436,34 +390,15 @@ impl Derived {
         let mut actual = Layer::default();
         for item in self.tree.iter() {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            // The offset index is a hint checked at every read (log::offsets).
-            if k.as_ref() == META_APPLIED || k.first() == Some(&b'o') {
+            if k.first() == Some(&b'm') {
                 continue;
             }
-            if k.first() == Some(&b'e') {
-                // e \0 entity \0 first_seq(8, big-endian: may hold zero bytes)
-                if k.len() < 2 + 1 + 8 {
-                    return Ok(Some(format!(
-                        "malformed index key {:?}",
-                        String::from_utf8_lossy(&k)
-                    )));
-                }
-                let entity = String::from_utf8_lossy(&k[2..k.len() - 9]).into_owned();
-                let seqs = actual.index.entry(entity).or_default();
-                seqs.extend(v.chunks_exact(8).filter_map(be_u64));
-            } else {
-                actual.kv.insert(k.to_vec(), v.to_vec());
-            }
+            actual.kv.insert(k.to_vec(), v.to_vec());
         }
         actual.last = self.applied()?;
         {
             let pending = self.layer()?;
-            for (entity, seqs) in &pending.index {
-                actual.index.entry(entity.clone()).or_default().extend(seqs);
-            }
-            for (k, v) in &pending.kv {
-                actual.kv.insert(k.clone(), v.clone());
-            }
+            actual.kv.extend(pending.kv.clone());
             if pending.last.is_some() {
                 actual.last = pending.last;
             }
@@ -472,19 +407,6 @@ impl Derived {
             return Ok(Some(format!(
                 "derived store reflects seq {:?}, the log's head is seq {head_seq}",
                 actual.last.map(|a| a.0)
-            )));
-        }
-        if actual.index != expected.index {
-            let first = expected
-                .index
-                .iter()
-                .find(|(e, s)| actual.index.get(*e) != Some(*s))
-                .map_or_else(
-                    || "an entity the log does not name".to_owned(),
-                    |(e, _)| e.clone(),
-                );
-            return Ok(Some(format!(
-                "entity index differs from the log for {first}"
             )));
         }
         if actual.kv != expected.kv {

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::LedgerRead;
 use crate::ledger::{Ledger, LedgerError, Options};
-use crate::log::segment::SegmentLog;
+use crate::log::segment::{self, SegmentLog};
 use crate::log::{EncodedRecord, LogEngine, LogError};
 use crate::record::{
     chain_hash, hash_from_hex, to_hex, Body, Envelope, Record, StoredRecord, ZERO_HASH,
@@ -35,6 +36,8 @@ pub struct ExportedRecord {
     pub causation: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<u64>,
     pub body: Body,
 }
 
@@ -51,6 +54,7 @@ impl From<&StoredRecord> for ExportedRecord {
             idempotency_key: env.idempotency_key.clone(),
             causation: env.causation,
             correlation: env.correlation.clone(),
+            credential: env.credential,
             body: r.record.body.clone(),
         }
     }
@@ -78,7 +82,7 @@ pub enum ImportError {
 }
 
 /// Writes every durable record of `ledger` as JSON Lines; returns the count.
-pub fn export(ledger: &Ledger, out: &mut dyn Write) -> Result<u64, LedgerError> {
+pub fn export(ledger: &dyn LedgerRead, out: &mut dyn Write) -> Result<u64, LedgerError> {
     let mut count = 0;
     let mut io_error = None;
     ledger
@@ -145,6 +149,7 @@ fn check_line(
             idempotency_key: ex.idempotency_key,
             causation: ex.causation,
             correlation: ex.correlation,
+            credential: ex.credential,
         },
         body: ex.body,
     };
@@ -206,7 +211,18 @@ fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, I
         path: file.to_path_buf(),
         source,
     })?;
-    let (mut engine, _) = SegmentLog::open(staging, segment_bytes)?;
+    std::fs::create_dir_all(staging).map_err(|source| ImportError::Io {
+        op: "create directory",
+        path: staging.to_path_buf(),
+        source,
+    })?;
+    let _lock = segment::lock(staging).map_err(|e| ImportError::Io {
+        op: "lock",
+        path: staging.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let index_dir = staging.join("..").join("index");
+    let (mut engine, _) = SegmentLog::open(staging, segment_bytes, None, &index_dir)?;
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let (mut prev, mut last_at, mut seq) = (ZERO_HASH, 0u64, 0u64);
     for (index, line) in BufReader::new(input).lines().enumerate() {
@@ -229,11 +245,13 @@ fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, I
         last_at = at;
         batch.push(enc);
         if batch.len() == IMPORT_BATCH {
-            engine.append(&batch)?;
+            engine.append(&batch, &mut Vec::new())?;
             batch.clear();
         }
     }
-    engine.append(&batch)?;
+    engine.append(&batch, &mut Vec::new())?;
+    // The import is complete and durable: a clean close for the new ledger.
+    engine.record_evidence(true)?;
     if seq == 0 {
         return Err(ImportError::Empty);
     }

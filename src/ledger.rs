@@ -1,26 +1,41 @@
-//! The ledger: a log engine, the sequencer in front of it, and the derived store
-//! behind it, opened, recovered and caught up as one.
+//! The ledger: a log engine, the sequencer in front of it, and the derived
+//! state behind it, opened, recovered and caught up as one, by the one writer.
 //!
-//! A data directory holds `log/` (segment files, the truth), `derived/` (sled,
-//! rebuildable) and `LOCK` (one process at a time).
+//! A data directory holds `log/` (segment files and `log/head`: the truth and
+//! its evidence), `index/` (segment index files) and `derived/` (sled), the
+//! last two rebuildable from the log. The writer holds an exclusive `flock`
+//! on `log/` itself. Readers use `crate::reader` and take no lock.
 
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Sender, TrySendError};
 
+use crate::audit::LedgerRead;
 use crate::command::{Command, SYSTEM_PRODUCER};
 use crate::context::Context;
 use crate::derived::{Derived, DerivedError, DerivedOpen};
+use crate::entity::EntityRef;
+use crate::log::head::{HeadWriter, State};
 use crate::log::memory::MemoryLog;
-use crate::log::segment::{Recovery, SegmentLog, DEFAULT_SEGMENT_BYTES};
-use crate::log::{encode_record, Head, LogEngine, LogError, LogReader, Visit};
-use crate::record::{to_hex, Body, Envelope, Record, StoredRecord, FORMAT_VERSION, ZERO_HASH};
-use crate::sequencer::{
-    run_projector, Ack, AppendError, Clock, Progress, Submission, SystemClock, Writer,
-};
+use crate::log::read::LogFiles;
+use crate::log::segment::{self, LockError, Recovery, SegmentLog, WriterLock, DEFAULT_SEGMENT_BYTES};
+use crate::log::{encode_record, Head, LogEngine, LogError, LogReader};
+use crate::record::{Body, Envelope, Hash, Record, StoredRecord, Timeline, FORMAT_VERSION, ZERO_HASH};
+use crate::resolver::{Refusal, Resolvers, CURRENT};
+use crate::sequencer::projector::{Committed, Feed, Files, Projector, Published};
+use crate::sequencer::{Ack, AppendError, Clock, Progress, Submission, SystemClock, Writer};
+
+/// How far ahead of the wall clock a command's `at_ms` may be on a
+/// wall-clock ledger.
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// How far past the last record one command may move a scripted ledger.
+pub const MAX_SCRIPTED_STEP_MS: u64 = 366 * 24 * 3600 * 1000;
+/// The first admin of a new ledger unless another is named.
+pub const DEFAULT_ADMIN: &str = "admin";
+/// Batches the feed keeps for followers before a slow one falls behind.
+pub const FEED_BATCHES: usize = 1024;
 
 /// How a ledger is opened.
 #[derive(Clone)]
@@ -29,7 +44,7 @@ pub struct Options {
     pub segment_bytes: u64,
     /// Most commands in one group commit.
     pub max_batch: usize,
-    /// Commands that may wait for the writer before producers block.
+    /// Commands that may wait for the writer.
     pub queue_capacity: usize,
     /// Id written into the genesis record of a new ledger (generated if `None`).
     pub ledger_id: Option<String>,
@@ -37,20 +52,23 @@ pub struct Options {
     pub genesis_at_ms: Option<u64>,
     /// Where time comes from for commands that do not carry their own.
     pub clock: Arc<dyn Clock>,
+    /// The time line of a new ledger.
+    pub timeline: Timeline,
+    /// The first admin of a new ledger.
+    pub first_admin: String,
     /// Rule text installed right after the genesis record of a new ledger
     /// (`None`: none; decisions are then rejected until rules are installed).
     pub initial_rules: Option<String>,
-    /// Workflow definitions (TOML text) installed after the rules in a new
-    /// ledger (default: the shipped `flash-sale-preparation` and
-    /// `supplier-delay-response`).
+    /// Workflow definitions (TOML text) installed after the rules in a new ledger.
     pub initial_workflows: Vec<String>,
-    /// Append clock records when a deferral or expiry comes due with nothing else
-    /// arriving. Off for scripted runs, whose time comes from their commands.
+    /// Append clock records when a deferral or expiry comes due with nothing
+    /// else arriving (wall-clock ledgers only).
     pub auto_clock: bool,
-    /// Open for reading only: no writer, no context fold at open (`submit`
-    /// answers `Closed`). What `audit`, `log`, `state`, `replay`, `whatif` and
-    /// `export` use: they read the log and the derived store, nothing else.
-    pub read_only: bool,
+    /// The resolver versions this process knows.
+    pub resolvers: Resolvers,
+    /// Keep a context at the durable head for reads, and a feed of committed
+    /// batches for live followers (the server does).
+    pub serve: bool,
 }
 
 impl Default for Options {
@@ -62,10 +80,13 @@ impl Default for Options {
             ledger_id: None,
             genesis_at_ms: None,
             clock: Arc::new(SystemClock),
+            timeline: Timeline::Wall,
+            first_admin: DEFAULT_ADMIN.into(),
             initial_rules: Some(crate::rules::DEFAULT_RULES.to_owned()),
             initial_workflows: crate::workflow::SHIPPED.map(str::to_owned).to_vec(),
             auto_clock: true,
-            read_only: false,
+            resolvers: Resolvers::released(),
+            serve: false,
         }
     }
 }
@@ -76,6 +97,8 @@ pub struct OpenReport {
     pub created: bool,
     pub recovery: Recovery,
     pub derived: DerivedOpen,
+    /// Segment index files that were missing or damaged and were rebuilt.
+    pub indexes_rebuilt: u32,
 }
 
 /// Why a ledger could not be opened or read.
@@ -85,8 +108,10 @@ pub enum LedgerError {
     Log(#[from] LogError),
     #[error(transparent)]
     Derived(#[from] DerivedError),
-    #[error("{} is in use by another parley process", .0.display())]
+    #[error("{} is in use by another parley writer (parley serve or parley run); read commands work next to it, writes go through it (`--server URL`)", .0.display())]
     Locked(PathBuf),
+    #[error("{} holds no ledger (no log/ directory)", .0.display())]
+    NoLedger(PathBuf),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -95,21 +120,39 @@ pub enum LedgerError {
     },
     #[error("{0}")]
     Append(#[from] AppendError),
-    #[error("derived store: {0}")]
+    #[error("this ledger needs {0}")]
+    Resolver(Refusal),
+    #[error("{0}")]
+    Setup(String),
+    #[error("derived state: {0}")]
     DerivedFailed(String),
 }
 
-/// A pending acknowledgement.
-pub struct Ticket(Receiver<Result<Ack, AppendError>>);
-
-impl Ticket {
-    /// Waits until the command is durable (or refused).
-    pub fn wait(self) -> Result<Ack, AppendError> {
-        self.0.recv().unwrap_or(Err(AppendError::Closed))
+impl From<LockError> for LedgerError {
+    fn from(e: LockError) -> LedgerError {
+        match e {
+            LockError::Held(p) => LedgerError::Locked(p.parent().map_or(p.clone(), Path::to_path_buf)),
+            LockError::Log(l) => LedgerError::Log(l),
+        }
     }
 }
 
-/// An open ledger.
+/// A pending acknowledgement: wait for it from a thread, or await it.
+pub struct Ticket(tokio::sync::oneshot::Receiver<Result<Ack, AppendError>>);
+
+impl Ticket {
+    /// Blocks until the command is durable (or refused). Not for async code.
+    pub fn wait(self) -> Result<Ack, AppendError> {
+        self.0.blocking_recv().unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Waits without blocking a thread.
+    pub async fn outcome(self) -> Result<Ack, AppendError> {
+        self.0.await.unwrap_or(Err(AppendError::Closed))
+    }
+}
+
+/// An open ledger, with its writer running.
 pub struct Ledger {
     tx: Option<Sender<Submission>>,
     reader: Arc<dyn LogReader>,
@@ -118,28 +161,10 @@ pub struct Ledger {
     head: Arc<Mutex<Option<Head>>>,
     applied: Arc<Progress>,
     threads: Vec<JoinHandle<()>>,
-    _lock: Option<File>,
-}
-
-fn lock_dir(dir: &Path) -> Result<File, LedgerError> {
-    use std::os::fd::AsRawFd;
-    let path = dir.join("LOCK");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| LedgerError::Io {
-            op: "open",
-            path: path.clone(),
-            source,
-        })?;
-    // SAFETY: the fd is open and owned by `file`; flock has no memory effects.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(LedgerError::Locked(dir.to_path_buf()));
-    }
-    Ok(file)
+    evidence: Option<Arc<Mutex<HeadWriter>>>,
+    published: Option<Published>,
+    feed: Option<Feed>,
+    _lock: Option<WriterLock>,
 }
 
 fn new_ledger_id(dir: Option<&Path>) -> String {
@@ -152,44 +177,34 @@ fn new_ledger_id(dir: Option<&Path>) -> String {
     if let Some(d) = dir {
         h.update(d.as_os_str().as_encoded_bytes());
     }
-    format!("ldg-{}", &to_hex(h.finalize().as_bytes())[..16])
+    format!("ldg-{}", &crate::record::to_hex(h.finalize().as_bytes())[..16])
 }
 
-fn write_genesis(
-    engine: &mut dyn LogEngine,
-    opts: &Options,
-    dir: Option<&Path>,
-) -> Result<(), LedgerError> {
-    let record = Record {
-        envelope: Envelope {
-            format: FORMAT_VERSION,
-            seq: 1,
-            recorded_at_ms: opts.genesis_at_ms.unwrap_or_else(|| opts.clock.now_ms()),
-            producer: SYSTEM_PRODUCER.into(),
-            idempotency_key: None,
-            causation: None,
-            correlation: None,
-        },
-        body: Body::Genesis {
-            ledger_id: opts.ledger_id.clone().unwrap_or_else(|| new_ledger_id(dir)),
-            format: FORMAT_VERSION,
-        },
-    };
-    let at = record.envelope.recorded_at_ms;
-    let enc = encode_record(&record, &ZERO_HASH).map_err(LogError::from)?;
-    let mut batch = vec![enc];
-    let mut bodies = Vec::new();
+/// The records a new ledger starts with: genesis, rules, workflows.
+fn genesis_batch(opts: &Options, dir: Option<&Path>) -> Result<Vec<crate::log::EncodedRecord>, LedgerError> {
+    crate::record::check_id("first admin", &opts.first_admin).map_err(LedgerError::Setup)?;
+    if opts.first_admin == SYSTEM_PRODUCER {
+        return Err(LedgerError::Setup(format!("`{SYSTEM_PRODUCER}` cannot be an admin")));
+    }
+    let at = opts.genesis_at_ms.unwrap_or_else(|| opts.clock.now_ms());
+    let mut bodies = vec![Body::Genesis {
+        ledger_id: opts.ledger_id.clone().unwrap_or_else(|| new_ledger_id(dir)),
+        format: FORMAT_VERSION,
+        timeline: opts.timeline,
+        first_admin: opts.first_admin.clone(),
+        resolver: CURRENT,
+    }];
     if let Some(text) = &opts.initial_rules {
-        crate::rules::RuleSet::parse(text)
-            .map_err(|e| LedgerError::DerivedFailed(format!("initial rules: {e}")))?;
+        crate::rules::RuleSet::parse(text).map_err(|e| LedgerError::Setup(format!("initial rules: {e}")))?;
         bodies.push(Body::RulesInstalled { text: text.clone() });
     }
     for text in &opts.initial_workflows {
         crate::workflow::Definition::parse(text)
-            .map_err(|e| LedgerError::DerivedFailed(format!("initial workflow: {e}")))?;
+            .map_err(|e| LedgerError::Setup(format!("initial workflow: {e}")))?;
         bodies.push(Body::WorkflowDefined { text: text.clone() });
     }
-    for (seq, body) in (2..).zip(bodies) {
+    let mut batch: Vec<crate::log::EncodedRecord> = Vec::new();
+    for (seq, body) in (1..).zip(bodies) {
         let record = Record {
             envelope: Envelope {
                 format: FORMAT_VERSION,
@@ -197,60 +212,97 @@ fn write_genesis(
                 recorded_at_ms: at,
                 producer: SYSTEM_PRODUCER.into(),
                 idempotency_key: None,
-                causation: Some(1),
+                causation: (seq > 1).then_some(1),
                 correlation: None,
+                credential: None,
             },
             body,
         };
         let prev = batch.last().map_or(ZERO_HASH, |e| e.hash);
         batch.push(encode_record(&record, &prev).map_err(LogError::from)?);
     }
-    engine.append(&batch)?;
-    Ok(())
+    Ok(batch)
+}
+
+/// The hash of seq 1, if the log has it.
+fn genesis_hash(reader: &dyn LogReader, head: Option<Head>) -> Result<Option<Hash>, LogError> {
+    if head.is_none() {
+        return Ok(None);
+    }
+    let mut hash = None;
+    reader.scan(1, 1, &mut |r| {
+        hash = Some(r.hash);
+        Ok(())
+    })?;
+    Ok(hash)
 }
 
 impl Ledger {
-    /// Opens the ledger in `dir`, creating it if the directory has no log.
-    /// Recovers a torn tail, catches the derived store up (rebuilding it when it is
-    /// missing, damaged or from elsewhere), then starts the writer.
+    /// Opens the ledger in `dir` for writing, creating it if the directory
+    /// holds no log. A failed creation leaves nothing behind.
     pub fn open(dir: &Path, opts: Options) -> Result<(Ledger, OpenReport), LedgerError> {
-        Ledger::open_inner(dir, opts, false)
-    }
-
-    /// Opens the ledger after deleting its derived store, which is rebuilt from
-    /// the log from zero (`parley rebuild`).
-    pub fn open_rebuilding(dir: &Path, opts: Options) -> Result<(Ledger, OpenReport), LedgerError> {
-        Ledger::open_inner(dir, opts, true)
-    }
-
-    fn open_inner(
-        dir: &Path,
-        opts: Options,
-        rebuild: bool,
-    ) -> Result<(Ledger, OpenReport), LedgerError> {
-        std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
-            op: "create directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let lock = lock_dir(dir)?;
-        if rebuild {
-            remove_derived(dir)?;
+        let log_dir = dir.join("log");
+        if log_dir.exists() {
+            return Ledger::open_dir(dir, opts);
         }
-        let (mut engine, recovery) = SegmentLog::open(&dir.join("log"), opts.segment_bytes)?;
-        let (derived, rebuilt) = Derived::open(&dir.join("derived"))?;
-        let mut report = OpenReport {
-            created: engine.head().is_none(),
-            recovery,
-            derived: DerivedOpen::default(),
+        let made_dir = !dir.exists();
+        let io = |op| {
+            move |source| LedgerError::Io {
+                op,
+                path: dir.to_path_buf(),
+                source,
+            }
         };
-        if report.created {
-            write_genesis(&mut engine, &opts, Some(dir))?;
+        std::fs::create_dir_all(&log_dir).map_err(io("create directory"))?;
+        match Ledger::open_dir(dir, opts) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                // Nothing was acknowledged in a ledger that never opened.
+                for sub in ["log", "derived", "index"] {
+                    let _ = std::fs::remove_dir_all(dir.join(sub));
+                }
+                if made_dir {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                Err(e)
+            }
         }
-        let mut ledger = Ledger::start(Box::new(engine), derived, &opts, &mut report)?;
+    }
+
+    fn open_dir(dir: &Path, opts: Options) -> Result<(Ledger, OpenReport), LedgerError> {
+        let log_dir = dir.join("log");
+        let index_dir = dir.join("index");
+        let lock = segment::lock(&log_dir)?;
+        let (derived, rebuilt) = Derived::open(&dir.join("derived"))?;
+        let proof = derived_proof(&derived, &log_dir, &index_dir)?;
+        let (mut engine, recovery) =
+            SegmentLog::open(&log_dir, opts.segment_bytes, proof, &index_dir)?;
+        let created = engine.head().is_none();
+        if created {
+            let mut at = Vec::new();
+            engine.append(&genesis_batch(&opts, Some(dir))?, &mut at)?;
+        }
+        let mut report = OpenReport {
+            created,
+            recovery,
+            ..OpenReport::default()
+        };
+        let evidence = engine.evidence();
+        let files = engine.files();
+        let (active, rebuilt_indexes) = crate::reader::build_indexes(&files, engine.head(), true)?;
+        report.indexes_rebuilt = rebuilt_indexes;
+        let active = Arc::new(RwLock::new(active));
+        files.share_active(Arc::clone(&active));
+        let projector_files = Files {
+            files,
+            active,
+            evidence: Arc::clone(&evidence),
+        };
+        let mut ledger = Ledger::start(Box::new(engine), derived, &opts, &mut report, Some(projector_files))?;
         if let Some(reason) = rebuilt {
             report.derived.rebuilt_because = Some(reason);
         }
+        ledger.evidence = Some(evidence);
         ledger._lock = Some(lock);
         Ok((ledger, report))
     }
@@ -258,9 +310,9 @@ impl Ledger {
     /// A ledger that lives in memory only (tests, what-if).
     pub fn in_memory(opts: Options) -> Result<Ledger, LedgerError> {
         let mut engine = MemoryLog::new();
-        write_genesis(&mut engine, &opts, None)?;
+        engine.append(&genesis_batch(&opts, None)?, &mut Vec::new())?;
         let mut report = OpenReport::default();
-        Ledger::start(Box::new(engine), Derived::temporary()?, &opts, &mut report)
+        Ledger::start(Box::new(engine), Derived::temporary()?, &opts, &mut report, None)
     }
 
     fn start(
@@ -268,50 +320,42 @@ impl Ledger {
         derived: Derived,
         opts: &Options,
         report: &mut OpenReport,
+        files: Option<Files>,
     ) -> Result<Ledger, LedgerError> {
         let reader = engine.reader();
         let head = engine.head();
-        report.derived = derived.catch_up(reader.as_ref(), head)?;
+        let genesis = genesis_hash(reader.as_ref(), head)?.unwrap_or(ZERO_HASH);
+        report.derived = derived.catch_up(reader.as_ref(), head, genesis)?;
         let head_seq = head.map_or(0, |h| h.seq);
         let derived = Arc::new(derived);
         let durable = Arc::new(Progress::default());
         durable.publish(head_seq);
         let applied = Arc::new(Progress::default());
         applied.publish(head_seq);
-        let head = Arc::new(Mutex::new(head));
-        if opts.read_only {
-            return Ok(Ledger {
-                tx: None,
-                reader,
-                derived,
-                durable,
-                head,
-                applied,
-                threads: Vec::new(),
-                _lock: None,
-            });
-        }
         // The writer's context: the resolver's input, folded once here.
-        let mut ctx = Context::default();
-        reader.scan(1, head_seq, &mut |r| {
-            ctx.apply(&r);
-            Ok(())
-        })?;
+        let ctx = fold(reader.as_ref(), head_seq)?;
+        opts.resolvers.check_known(&ctx).map_err(LedgerError::Resolver)?;
+        let published = opts.serve.then(|| Arc::new(RwLock::new(ctx.clone())));
+        let feed = opts.serve.then(|| tokio::sync::broadcast::channel(FEED_BATCHES).0);
         let (tx, rx) = bounded::<Submission>(opts.queue_capacity.max(1));
         // The projector queue holds whole batches: this bounds memory held for it.
-        let (ptx, prx) = bounded(64);
+        let (ptx, prx) = bounded::<Committed>(64);
+        let head = Arc::new(Mutex::new(head));
         let writer = Writer::new(
             engine,
             Arc::clone(&opts.clock),
+            opts.resolvers.clone(),
             Arc::clone(&derived),
-            Arc::clone(&durable),
+            (Arc::clone(&durable), Arc::clone(&applied)),
             Arc::clone(&head),
-            Arc::clone(&applied),
             ptx,
             opts.max_batch,
             ctx,
             opts.auto_clock,
         );
+        let mut projector = Projector::new(Arc::clone(&derived), Arc::clone(&applied), files);
+        projector.published = published.clone();
+        projector.feed = feed.clone();
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -322,14 +366,7 @@ impl Ledger {
                     source,
                 })
         };
-        let projector = {
-            let derived = Arc::clone(&derived);
-            let applied = Arc::clone(&applied);
-            spawn(
-                "parley-projector",
-                Box::new(move || run_projector(prx, derived, applied)),
-            )?
-        };
+        let projector = spawn("parley-projector", Box::new(move || projector.run(prx)))?;
         let writer = spawn("parley-writer", Box::new(move || writer.run(rx)))?;
         Ok(Ledger {
             tx: Some(tx),
@@ -339,18 +376,43 @@ impl Ledger {
             head,
             applied,
             threads: vec![writer, projector],
+            evidence: None,
+            published,
+            feed,
             _lock: None,
         })
     }
 
     /// Hands a command to the sequencer; blocks while the queue is full.
     pub fn submit(&self, command: Command) -> Result<Ticket, AppendError> {
-        command.validate().map_err(AppendError::Invalid)?;
-        let (reply, rx) = bounded(1);
+        command.validate()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
-        tx.send(Submission { command, reply })
-            .map_err(|_| AppendError::Closed)?;
+        tx.send(Submission {
+            command,
+            credential: None,
+            reply,
+        })
+        .map_err(|_| AppendError::Closed)?;
         Ok(Ticket(rx))
+    }
+
+    /// Hands a command to the sequencer without waiting for room: a full
+    /// queue answers `Busy` at once (the server's 503).
+    pub fn try_submit(&self, command: Command, credential: Option<u64>) -> Result<Ticket, AppendError> {
+        command.validate()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
+        let s = Submission {
+            command,
+            credential,
+            reply,
+        };
+        match tx.try_send(s) {
+            Ok(()) => Ok(Ticket(rx)),
+            Err(TrySendError::Full(_)) => Err(AppendError::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed),
+        }
     }
 
     /// Appends a command and waits until it is durable.
@@ -363,64 +425,69 @@ impl Ledger {
         self.head.lock().ok().and_then(|h| *h)
     }
 
-    /// Visits durable records `from..=to` (clamped to the head) in order.
-    pub fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError> {
-        let to = to.min(self.durable.get());
-        if from > to {
-            return Ok(());
-        }
-        self.reader.scan(from, to, visit)
+    /// Commands waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.as_ref().map_or(0, Sender::len)
     }
 
-    /// The records at `seqs` (ascending); each must be durable.
-    pub fn read(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
-        let head = self.durable.get();
-        if let Some(&beyond) = seqs.iter().find(|s| **s > head || **s == 0) {
-            return Err(LogError::Layout(format!(
-                "seq {beyond} is beyond the head (seq {head})"
-            )));
-        }
-        self.reader.read_indexed(seqs, self.derived.as_ref())
+    /// The context at the durable head (only with `Options::serve`).
+    pub fn published(&self) -> Option<&Published> {
+        self.published.as_ref()
+    }
+
+    /// Follows committed batches live (only with `Options::serve`).
+    pub fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<Committed>>> {
+        self.feed.as_ref().map(Feed::subscribe)
+    }
+
+    /// The seq the published context and the feed have reached.
+    pub fn applied_seq(&self) -> u64 {
+        self.applied.get()
+    }
+
+    /// Waits (bounded by the caller) until derived state reflects `seq`.
+    pub fn wait_applied(&self, seq: u64) -> Result<(), LedgerError> {
+        self.applied.wait_for(seq).map_err(LedgerError::DerivedFailed)
     }
 
     /// The shared context as of `seq` (clamped to the head): a fold of the log.
     pub fn context_at(&self, seq: u64) -> Result<Context, LogError> {
-        let mut ctx = Context::default();
-        self.scan(1, seq, &mut |r| {
-            ctx.apply(&r);
-            Ok(())
-        })?;
-        Ok(ctx)
-    }
-
-    /// The derived store, once it reflects every durable record.
-    pub fn derived(&self) -> Result<&Derived, LedgerError> {
-        self.applied
-            .wait_for(self.durable.get())
-            .map_err(LedgerError::DerivedFailed)?;
-        Ok(&self.derived)
+        fold(self.reader.as_ref(), seq.min(self.durable.get()))
     }
 
     /// `None` when the derived store equals a fresh fold of the log.
     pub fn derived_differences(&self) -> Result<Option<String>, LedgerError> {
         let head = self.durable.get();
-        let derived = self.derived()?;
-        Ok(derived.differences(self.reader.as_ref(), head)?)
+        self.wait_applied(head)?;
+        Ok(self.derived.differences(self.reader.as_ref(), head)?)
     }
 
-    /// Stops the writer and projector after they finish what they hold.
+    /// Stops the writer and projector after they finish what they hold, and
+    /// records the clean close.
     pub fn close(mut self) -> Result<(), LedgerError> {
         self.shutdown()
     }
 
     fn shutdown(&mut self) -> Result<(), LedgerError> {
+        if self.tx.is_none() && self.threads.is_empty() {
+            return Ok(());
+        }
         self.tx = None;
         for t in self.threads.drain(..) {
             if t.join().is_err() {
                 tracing::error!("a ledger thread panicked");
+                self.durable.fail("a ledger thread panicked".into());
             }
         }
         self.derived.flush()?;
+        // A writer that failed left the log in an unknown state: no clean close.
+        if self.durable.failure().is_none() {
+            if let (Some(e), Some(h)) = (&self.evidence, self.head()) {
+                e.lock()
+                    .map_err(|_| LedgerError::Setup("head file lock poisoned".into()))?
+                    .record(State::Closed, h.seq, h.hash)?;
+            }
+        }
         Ok(())
     }
 }
@@ -433,15 +500,136 @@ impl Drop for Ledger {
     }
 }
 
-fn remove_derived(dir: &Path) -> Result<bool, LedgerError> {
-    let path = dir.join("derived");
-    match std::fs::remove_dir_all(&path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(LedgerError::Io {
-            op: "remove",
-            path,
-            source,
-        }),
+impl LedgerRead for Ledger {
+    fn head_seq(&self) -> u64 {
+        self.durable.get()
     }
+
+    fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(StoredRecord) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let to = to.min(self.durable.get());
+        if from > to {
+            return Ok(());
+        }
+        self.reader.scan(from, to, visit)
+    }
+
+    fn read(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
+        self.reader.read(seqs, self.durable.get())
+    }
+
+    fn entity_seqs(&self, entity: &EntityRef) -> Result<Vec<u64>, LogError> {
+        let head = self.durable.get();
+        // The active segment's index is the projector's: wait until it has
+        // every durable record (a short wait, bounded by the batch in flight).
+        let _ = self.applied.wait_for(head);
+        self.reader.entity_seqs(&entity.to_string(), head)
+    }
+}
+
+/// The derived store's applied marker as evidence, when the store belongs to
+/// this ledger (its binding names the log's genesis hash).
+fn derived_proof(derived: &Derived, log_dir: &Path, index_dir: &Path) -> Result<Option<u64>, LedgerError> {
+    let files = LogFiles::new(log_dir, index_dir);
+    let mut genesis = None;
+    let segments = crate::log::scan::list_segments(log_dir)?;
+    if segments.first().is_some_and(|s| s.0 == 1) {
+        // A damaged genesis is reported by recovery; here it only means no proof.
+        let _ = files.scan(1, 1, &mut |r| {
+            genesis = Some(r.hash);
+            Ok(())
+        });
+    }
+    let Some(genesis) = genesis else {
+        return Ok(None);
+    };
+    if derived.binding()? != Some(genesis) {
+        return Ok(None);
+    }
+    Ok(derived.applied()?.map(|(seq, _)| seq))
+}
+
+/// The context folded over seqs `1..=to`.
+pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
+    let mut ctx = Context::default();
+    if to == 0 {
+        return Ok(ctx);
+    }
+    reader.scan(1, to, &mut |r| {
+        let seq = r.record.envelope.seq;
+        ctx.apply(&r).map_err(|e| LogError::Corrupt {
+            seq,
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(ctx)
+}
+
+/// What `parley rebuild` did.
+#[derive(Clone, Debug, Default)]
+pub struct RebuildReport {
+    pub records: u64,
+    pub index_files: u32,
+    /// A torn final write past the last valid record, left for a writer.
+    pub torn_tail: Option<crate::log::recovery::TornTail>,
+}
+
+/// Rebuilds the derived state of `dir` (index files, derived store) from its
+/// log, holding the writer lock so no writer runs meanwhile. Writes nothing
+/// under `log/`: a torn final write is left for the next writer to cut off,
+/// and corruption is refused.
+pub fn rebuild(dir: &Path) -> Result<RebuildReport, LedgerError> {
+    let log_dir = dir.join("log");
+    if !log_dir.is_dir() {
+        return Err(LedgerError::NoLedger(dir.to_path_buf()));
+    }
+    let _lock = segment::lock(&log_dir)?;
+    let evidence = crate::log::head::read(&log_dir)?.evidence;
+    let proof = crate::log::recovery::Proof {
+        head_file: evidence,
+        derived: None,
+    };
+    let tail = crate::log::recovery::analyze(&log_dir, proof)?;
+    let index_dir = dir.join("index");
+    for sub in [&index_dir, &dir.join("derived")] {
+        match std::fs::remove_dir_all(sub) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(LedgerError::Io {
+                    op: "remove",
+                    path: sub.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    let files = LogFiles::new(&log_dir, &index_dir);
+    let (derived, _) = Derived::open(&dir.join("derived"))?;
+    let genesis = genesis_hash(&files, tail.head)?.unwrap_or(ZERO_HASH);
+    derived.catch_up(&files, tail.head, genesis)?;
+    let (active, written) = crate::reader::build_indexes(&files, tail.head, true)?;
+    if !active.offsets.is_empty() {
+        active.write(&index_dir, true).map_err(|source| LedgerError::Io {
+            op: "write",
+            path: index_dir.clone(),
+            source,
+        })?;
+    }
+    let head = tail.head.map_or(0, |h| h.seq);
+    if let Some(d) = derived.differences(&files, head)? {
+        return Err(LedgerError::DerivedFailed(format!(
+            "the rebuilt store disagrees with the log: {d}"
+        )));
+    }
+    derived.flush()?;
+    Ok(RebuildReport {
+        records: head,
+        index_files: written + u32::from(!active.offsets.is_empty()),
+        torn_tail: tail.torn,
+    })
 }

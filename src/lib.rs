@@ -1,20 +1,29 @@
 //! parley: a coordination ledger for the AI agents that run an online store.
 //!
-//! The pure core (`record`, `value`, `command`, `derived::entries_of`) does no I/O and
-//! reads no clock; the shell (`log` engines, `sequencer`, `ledger`, `cli`) does.
-//! See ARCHITECTURE.md for the map and the invariants.
+//! The pure core (`record`, `value`, `entity`, `bounds`, `vocab`, `effect`,
+//! `command`, `rules`, `context`, `workflow`, `resolver`, `replay`, `whatif`,
+//! `render`, `demo::world`) does no I/O and reads no clock; the shell (`log`
+//! engines, `sequencer`, `derived`, `ledger`, `reader`, `verify`, `export`,
+//! `cli`) does. See ARCHITECTURE.md for the map and the invariants.
 
+pub mod answer;
 pub mod audit;
+pub mod bounds;
 pub mod cli;
 pub mod command;
 pub mod context;
 pub mod demo;
 pub mod derived;
+pub mod effect;
+pub mod entity;
+pub mod escalations;
 pub mod export;
 pub mod fuzzing;
 pub mod ledger;
 pub mod log;
+pub mod reader;
 pub mod record;
+pub mod render;
 pub mod replay;
 pub mod resolver;
 pub mod rules;

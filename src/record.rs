@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+use crate::entity::EntityRef;
 use crate::value::Value;
 use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, RunOutcome};
 
@@ -60,6 +61,94 @@ pub struct Envelope {
     pub causation: Option<u64>,
     /// A grouping id, e.g. a workflow run.
     pub correlation: Option<String>,
+    /// The credential (the seq of its `credential_granted` record) the
+    /// command came with, when it came through the server.
+    pub credential: Option<u64>,
+}
+
+/// A blake3 digest as a value: bytes in records, 64 hex digits in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct Digest(pub Hash);
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&to_hex(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let text = String::deserialize(d)?;
+        hash_from_hex(&text)
+            .map(Digest)
+            .ok_or_else(|| serde::de::Error::custom("expected 64 lower-case hex digits"))
+    }
+}
+
+impl schemars::JsonSchema for Digest {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Digest".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A blake3 digest: 64 lower-case hex digits.",
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+        })
+    }
+}
+
+/// Where a ledger's time comes from, fixed when it is created.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Timeline {
+    /// The wall clock: a command's `at_ms`, if given, may not be more than
+    /// [`crate::ledger::MAX_CLOCK_SKEW_MS`] ahead of it.
+    Wall,
+    /// The commands' own `at_ms` (simulations, scripts, the demo): each must be
+    /// given, and none more than [`crate::ledger::MAX_SCRIPTED_STEP_MS`] after
+    /// the last record.
+    Scripted,
+}
+
+/// What a credential lets its bearer do.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Encode,
+    Decode,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Writes facts, broadcasts and intentions as itself; reads.
+    Agent,
+    /// Resolves escalations and reports steps as itself; reads.
+    Human,
+    /// Changes agents, humans, admins, rules, workflows and credentials; reads.
+    Admin,
+    /// Reads only.
+    Reader,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Human => "human",
+            Role::Admin => "admin",
+            Role::Reader => "reader",
+        }
+    }
 }
 
 /// The typed content of a record.
@@ -68,21 +157,25 @@ pub struct Envelope {
 )]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Body {
-    /// Always seq 1: names the ledger and its format.
+    /// Always seq 1: names the ledger, its format, its time line, its first
+    /// admin and the resolver version it starts with.
     Genesis {
         ledger_id: String,
         format: u16,
+        timeline: Timeline,
+        first_admin: String,
+        resolver: u32,
     },
     /// A fact about an entity: `entity.attribute = value`.
     Fact {
-        entity: String,
+        entity: EntityRef,
         attribute: String,
         value: Value,
     },
     /// An event announced to every agent.
     Broadcast {
         topic: String,
-        entity: Option<String>,
+        entity: Option<EntityRef>,
         #[serde(default)]
         detail: BTreeMap<String, Value>,
     },
@@ -205,71 +298,75 @@ pub enum Body {
         run: String,
         outcome: RunOutcome,
     },
+    /// An identity allowed to change who may act and what the rules are.
+    AdminRegistered {
+        admin: String,
+    },
+    /// From this record on, decisions are made by resolver `version`.
+    ResolverAdopted {
+        version: u32,
+    },
+    /// A bearer token for `identity` in `role`; only its blake3 hash is kept.
+    CredentialGranted {
+        identity: String,
+        role: Role,
+        token_hash: Digest,
+    },
+    /// The credential granted at seq `grant` no longer authenticates anyone.
+    CredentialRevoked {
+        grant: u64,
+    },
+}
+
+/// Generates `Body::KINDS` and `Body::kind` from one list, so the two agree.
+macro_rules! kinds {
+    ($($variant:ident => $name:literal),+ $(,)?) => {
+        impl Body {
+            /// Every record kind's name, as used in JSON (`kind`).
+            pub const KINDS: &'static [&'static str] = &[$($name),+];
+
+            /// The record kind's name, as used in JSON (`kind`).
+            pub fn kind(&self) -> &'static str {
+                match self { $(Body::$variant { .. } => $name),+ }
+            }
+        }
+    };
+}
+
+kinds! {
+    Genesis => "genesis",
+    Fact => "fact",
+    Broadcast => "broadcast",
+    Catalog => "catalog",
+    StockChanged => "stock_changed",
+    CompetitorPrice => "competitor_price",
+    SupplierDelay => "supplier_delay",
+    TrafficSpike => "traffic_spike",
+    OrderPlaced => "order_placed",
+    OrderDelayed => "order_delayed",
+    OrderFlagged => "order_flagged",
+    CustomerContacted => "customer_contacted",
+    AgentRegistered => "agent_registered",
+    HumanRegistered => "human_registered",
+    Intend => "intend",
+    Decision => "decision",
+    RulesInstalled => "rules_installed",
+    HumanResolution => "human_resolution",
+    Clock => "clock",
+    WorkflowDefined => "workflow_defined",
+    WorkflowStarted => "workflow_started",
+    StepCompleted => "step_completed",
+    StepFailed => "step_failed",
+    StepReady => "step_ready",
+    StepTimedOut => "step_timed_out",
+    RunFinished => "run_finished",
+    AdminRegistered => "admin_registered",
+    ResolverAdopted => "resolver_adopted",
+    CredentialGranted => "credential_granted",
+    CredentialRevoked => "credential_revoked",
 }
 
 impl Body {
-    /// Every record kind's name, as used in JSON (`kind`).
-    pub const KINDS: [&'static str; 26] = [
-        "genesis",
-        "fact",
-        "broadcast",
-        "catalog",
-        "stock_changed",
-        "competitor_price",
-        "supplier_delay",
-        "traffic_spike",
-        "order_placed",
-        "order_delayed",
-        "order_flagged",
-        "customer_contacted",
-        "agent_registered",
-        "human_registered",
-        "intend",
-        "decision",
-        "rules_installed",
-        "human_resolution",
-        "clock",
-        "workflow_defined",
-        "workflow_started",
-        "step_completed",
-        "step_failed",
-        "step_ready",
-        "step_timed_out",
-        "run_finished",
-    ];
-
-    /// The record kind's name, as used in JSON (`kind`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Body::Genesis { .. } => "genesis",
-            Body::Fact { .. } => "fact",
-            Body::Broadcast { .. } => "broadcast",
-            Body::Catalog { .. } => "catalog",
-            Body::StockChanged { .. } => "stock_changed",
-            Body::CompetitorPrice { .. } => "competitor_price",
-            Body::SupplierDelay { .. } => "supplier_delay",
-            Body::TrafficSpike { .. } => "traffic_spike",
-            Body::OrderPlaced { .. } => "order_placed",
-            Body::OrderDelayed { .. } => "order_delayed",
-            Body::OrderFlagged { .. } => "order_flagged",
-            Body::CustomerContacted { .. } => "customer_contacted",
-            Body::AgentRegistered { .. } => "agent_registered",
-            Body::HumanRegistered { .. } => "human_registered",
-            Body::Intend { .. } => "intend",
-            Body::Decision { .. } => "decision",
-            Body::RulesInstalled { .. } => "rules_installed",
-            Body::HumanResolution { .. } => "human_resolution",
-            Body::Clock => "clock",
-            Body::WorkflowDefined { .. } => "workflow_defined",
-            Body::WorkflowStarted { .. } => "workflow_started",
-            Body::StepCompleted { .. } => "step_completed",
-            Body::StepFailed { .. } => "step_failed",
-            Body::StepReady { .. } => "step_ready",
-            Body::StepTimedOut { .. } => "step_timed_out",
-            Body::RunFinished { .. } => "run_finished",
-        }
-    }
-
     /// True for the records parley derives from the log before them (decisions
     /// and workflow progress): replay must re-derive each one exactly.
     pub fn is_follow_up(&self) -> bool {
@@ -287,34 +384,54 @@ impl Body {
         matches!(self, Body::Genesis { .. }) || self.is_follow_up()
     }
 
-    /// The entities this record is about (for the entity index), in a fixed order.
-    pub fn entities(&self) -> Vec<String> {
-        let sku = |s: &str| format!("sku:{s}");
-        let order = |o: &str| format!("order:{o}");
-        let customer = |c: &str| format!("customer:{c}");
+    /// True for the kinds that change who may act or what the rules are:
+    /// only an admin writes them.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Body::AgentRegistered { .. }
+                | Body::HumanRegistered { .. }
+                | Body::AdminRegistered { .. }
+                | Body::RulesInstalled { .. }
+                | Body::WorkflowDefined { .. }
+                | Body::ResolverAdopted { .. }
+                | Body::CredentialGranted { .. }
+                | Body::CredentialRevoked { .. }
+        )
+    }
+
+    /// The entities this record is about, in a fixed order.
+    pub fn entities(&self) -> Vec<EntityRef> {
+        let sku = |s: &String| EntityRef::Sku(s.clone());
+        let order = |o: &String| EntityRef::Order(o.clone());
         match self {
-            Body::Genesis { .. } | Body::RulesInstalled { .. } | Body::Clock => Vec::new(),
-            Body::HumanResolution { .. } | Body::WorkflowDefined { .. } => Vec::new(),
+            Body::Genesis { .. }
+            | Body::RulesInstalled { .. }
+            | Body::Clock
+            | Body::WorkflowDefined { .. }
+            | Body::ResolverAdopted { .. }
+            | Body::CredentialRevoked { .. } => Vec::new(),
+            Body::HumanResolution { intention, .. } => vec![EntityRef::Intention(*intention)],
             Body::WorkflowStarted { run, .. }
             | Body::StepCompleted { run, .. }
             | Body::StepFailed { run, .. }
             | Body::StepReady { run, .. }
             | Body::StepTimedOut { run, .. }
-            | Body::RunFinished { run, .. } => vec![format!("run:{run}")],
+            | Body::RunFinished { run, .. } => vec![EntityRef::Run(run.clone())],
             Body::Fact { entity, .. } => vec![entity.clone()],
             Body::Broadcast { entity, .. } => entity.iter().cloned().collect(),
             Body::Catalog {
                 sku: s, category, ..
-            } => vec![sku(s), format!("category:{category}")],
+            } => vec![sku(s), EntityRef::Category(category.clone())],
             Body::StockChanged { sku: s, .. }
             | Body::CompetitorPrice { sku: s, .. }
             | Body::TrafficSpike { sku: s, .. } => vec![sku(s)],
-            Body::SupplierDelay { skus, .. } => skus.iter().map(|s| sku(s)).collect(),
+            Body::SupplierDelay { skus, .. } => skus.iter().map(sku).collect(),
             Body::OrderPlaced {
                 order: o,
                 customer: c,
                 ..
-            } => vec![order(o), customer(c)],
+            } => vec![order(o), EntityRef::Customer(c.clone())],
             Body::OrderDelayed { order: o, .. } | Body::OrderFlagged { order: o, .. } => {
                 vec![order(o)]
             }
@@ -322,23 +439,35 @@ impl Body {
                 customer: c,
                 order: o,
                 ..
-            } => vec![customer(c), order(o)],
-            Body::AgentRegistered { profile } => vec![format!("agent:{}", profile.agent)],
-            Body::HumanRegistered { human } => vec![format!("human:{human}")],
-            Body::Intend { intention } => vec![intention.action.entity()],
-            Body::Decision { decision } => vec![decision.entity.clone()],
+            } => vec![EntityRef::Customer(c.clone()), order(o)],
+            Body::AgentRegistered { profile } => vec![EntityRef::Agent(profile.agent.clone())],
+            Body::HumanRegistered { human } => vec![EntityRef::Human(human.clone())],
+            Body::AdminRegistered { admin } => vec![EntityRef::Other(format!("admin:{admin}"))],
+            Body::CredentialGranted { identity, .. } => {
+                vec![EntityRef::Other(format!("credential:{identity}"))]
+            }
+            Body::Intend { intention } => intention.action.entities(),
+            Body::Decision { decision } => vec![
+                decision.entity.clone(),
+                EntityRef::Intention(decision.intention),
+            ],
         }
     }
 
     /// Identifiers a producer wrote, for validation of commands.
     pub fn ids(&self) -> Vec<(&'static str, &str)> {
         match self {
-            Body::Genesis { .. } | Body::Decision { .. } | Body::Clock => Vec::new(),
-            Body::RulesInstalled { .. } | Body::HumanResolution { .. } => Vec::new(),
-            Body::WorkflowDefined { .. }
+            Body::Genesis { .. }
+            | Body::Decision { .. }
+            | Body::Clock
+            | Body::RulesInstalled { .. }
+            | Body::HumanResolution { .. }
+            | Body::WorkflowDefined { .. }
             | Body::StepReady { .. }
             | Body::StepTimedOut { .. }
-            | Body::RunFinished { .. } => Vec::new(),
+            | Body::RunFinished { .. }
+            | Body::ResolverAdopted { .. }
+            | Body::CredentialRevoked { .. } => Vec::new(),
             Body::WorkflowStarted {
                 run,
                 workflow,
@@ -346,23 +475,16 @@ impl Body {
                 ..
             } => {
                 let mut v = vec![("run", run.as_str()), ("workflow", workflow.as_str())];
-                v.extend(params.keys().map(|k| ("param", k.as_str())));
+                v.extend(params.keys().map(|k| ("params", k.as_str())));
                 v
             }
             Body::StepCompleted { run, step, .. } | Body::StepFailed { run, step, .. } => {
                 vec![("run", run), ("step", step)]
             }
-            Body::Fact {
-                entity, attribute, ..
-            } => vec![("entity", entity), ("attribute", attribute)],
-            Body::Broadcast {
-                topic,
-                entity,
-                detail,
-            } => {
+            Body::Fact { attribute, .. } => vec![("attribute", attribute)],
+            Body::Broadcast { topic, detail, .. } => {
                 let mut v = vec![("topic", topic.as_str())];
-                v.extend(entity.iter().map(|e| ("entity", e.as_str())));
-                v.extend(detail.keys().map(|k| ("detail key", k.as_str())));
+                v.extend(detail.keys().map(|k| ("detail", k.as_str())));
                 v
             }
             Body::Catalog { sku, category, .. } => vec![("sku", sku), ("category", category)],
@@ -372,34 +494,36 @@ impl Body {
             } => vec![("sku", sku), ("competitor", competitor)],
             Body::SupplierDelay { supplier, skus, .. } => {
                 let mut v = vec![("supplier", supplier.as_str())];
-                v.extend(skus.iter().map(|s| ("sku", s.as_str())));
+                v.extend(skus.iter().map(|s| ("skus", s.as_str())));
                 v
             }
             Body::OrderPlaced {
                 order, customer, ..
             } => vec![("order", order), ("customer", customer)],
-            Body::OrderDelayed { order, .. } => vec![("order", order)],
-            Body::OrderFlagged { order, reason } => vec![("order", order), ("reason", reason)],
+            Body::OrderDelayed { order, .. } | Body::OrderFlagged { order, .. } => {
+                vec![("order", order)]
+            }
             Body::CustomerContacted {
                 customer,
                 order,
                 topic,
-            } => {
-                vec![("customer", customer), ("order", order), ("topic", topic)]
-            }
-            Body::AgentRegistered { profile } => vec![("agent", profile.agent.as_str())],
+            } => vec![("customer", customer), ("order", order), ("topic", topic)],
+            Body::AgentRegistered { profile } => vec![("profile.agent", profile.agent.as_str())],
             Body::HumanRegistered { human } => vec![("human", human)],
+            Body::AdminRegistered { admin } => vec![("admin", admin)],
+            Body::CredentialGranted { identity, .. } => vec![("identity", identity)],
             Body::Intend { intention } => {
-                let mut v = intention.action.ids();
+                let mut v = Vec::new();
                 if let Some(r) = &intention.workflow_step {
-                    v.push(("workflow_step.run", &r.run));
-                    v.push(("workflow_step.step", &r.step));
+                    v.push(("intention.workflow_step.run", r.run.as_str()));
+                    v.push(("intention.workflow_step.step", r.step.as_str()));
                 }
                 v
             }
         }
     }
 }
+
 
 /// One record as it stands in the log, without its hashes.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
@@ -414,6 +538,19 @@ pub struct StoredRecord {
     pub prev_hash: Hash,
     pub hash: Hash,
     pub record: Record,
+}
+
+impl Record {
+    /// The entities the entity index files this record under: those its body
+    /// names, plus the intention it is about (`intention:SEQ`) for an
+    /// intention, a decision or a human resolution.
+    pub fn index_entities(&self) -> Vec<EntityRef> {
+        let mut out = self.body.entities();
+        if let Body::Intend { .. } = self.body {
+            out.push(EntityRef::Intention(self.envelope.seq));
+        }
+        out
+    }
 }
 
 /// Why bytes are not a record.
@@ -506,11 +643,17 @@ pub fn hash_from_hex(text: &str) -> Option<Hash> {
     Some(out)
 }
 
-/// Checks an identifier: non-empty, at most [`MAX_ID_BYTES`], no control characters
-/// (NUL separates key parts in the derived store).
+/// Checks an identifier: non-empty, at most [`MAX_ID_BYTES`], no control
+/// characters (NUL separates key parts in the derived store), and no white
+/// space at either end (`" pricing"` and `"pricing"` would look alike).
 pub fn check_id(field: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() {
-        return Err(format!("`{field}` must not be empty"));
+    if value.trim().is_empty() {
+        return Err(format!("`{field}` must not be empty or blank"));
+    }
+    if value.trim() != value {
+        return Err(format!(
+            "`{field}` must not start or end with white space: {value:?}"
+        ));
     }
     if value.len() > MAX_ID_BYTES {
         return Err(format!(
@@ -538,10 +681,11 @@ mod tests {
                 idempotency_key: Some("k1".into()),
                 causation: None,
                 correlation: None,
+                credential: None,
             },
             body: Body::Fact {
-                entity: "sku:SKU-1".into(),
-                attribute: "stock".into(),
+                entity: EntityRef::Other("store:eu".into()),
+                attribute: "region".into(),
                 value: Value::Int(50),
             },
         }
@@ -570,7 +714,7 @@ mod tests {
     fn oversized_record_is_refused() {
         let mut record = sample();
         record.body = Body::Fact {
-            entity: "e".into(),
+            entity: EntityRef::Other("e".into()),
             attribute: "a".into(),
             value: Value::Text("x".repeat(MAX_RECORD_BYTES)),
         };

@@ -8,7 +8,7 @@ use bincode::{Decode, Encode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::record::to_hex;
+use crate::record::Digest;
 use crate::vocab::{Lifecycle, Objective, BP_PER_UNIT};
 
 /// The rule set parley installs into a new ledger unless given another.
@@ -112,7 +112,9 @@ pub struct RulesError {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+    // Count newlines in bytes: an offset inside a multi-byte character is safe.
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// The section and key standing at a 1-based line.
@@ -212,11 +214,15 @@ impl RuleSet {
                 format!("must be from 0 to {} basis points", BP_PER_UNIT - 1),
             ));
         }
-        if self.threshold.escalate_above_minor < 0 {
+        let limit = self.threshold.escalate_above_minor;
+        if !(0..=crate::bounds::IMPACT_MAX_MINOR).contains(&limit) {
             return Err(err(
                 "threshold",
                 "escalate_above_minor",
-                "must not be negative".into(),
+                format!(
+                    "must be from 0 to {} minor units",
+                    crate::bounds::IMPACT_MAX_MINOR
+                ),
             ));
         }
         for (section, key, hours) in [
@@ -277,9 +283,9 @@ impl RuleSet {
     }
 }
 
-/// blake3 of rule text, in hex.
-pub fn rules_hash(text: &str) -> String {
-    to_hex(blake3::hash(text.as_bytes()).as_bytes())
+/// blake3 of rule text.
+pub fn rules_hash(text: &str) -> Digest {
+    Digest(*blake3::hash(text.as_bytes()).as_bytes())
 }
 
 #[cfg(test)]

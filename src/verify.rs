@@ -1,12 +1,21 @@
-//! `parley verify`: recompute the whole chain, read-only, without opening the
-//! ledger (so a damaged store can be inspected, never "repaired" by looking).
+//! `parley verify`: recompute the whole chain, read-only, without the
+//! writer's lock (a damaged store is inspected, never "repaired" by looking).
+//!
+//! Next to a running writer it verifies up to the durable head the writer
+//! published when verify started, so a batch being written is never taken
+//! for damage. Alone, it applies recovery's analysis first, so whatever a
+//! writer's open would refuse (corruption, a missing or cut segment, a log
+//! behind its acknowledged head) is reported here too, and a torn final write
+//! (never acknowledged, which the next writer cuts off) is reported as such.
 
 use std::path::Path;
 
 use serde::Serialize;
 
+use crate::log::recovery::{analyze, Proof};
 use crate::log::scan::scan_dir;
-use crate::log::LogError;
+use crate::log::segment::writer_running;
+use crate::log::{head, LogError};
 use crate::record::{to_hex, Body};
 
 /// The outcome of a full verification.
@@ -21,19 +30,28 @@ pub struct VerifyReport {
     pub head_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_seq: Option<u64>,
+    /// `corrupt` (acknowledged data is damaged or missing) or `torn` (a final
+    /// write that was never acknowledged; the next writer cuts it off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A writer was running: verified up to the head it had published.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub writer_running: bool,
 }
 
 impl VerifyReport {
-    fn bad(seq: u64, reason: String) -> VerifyReport {
+    fn bad(seq: u64, damage: &'static str, reason: String) -> VerifyReport {
         VerifyReport {
             ok: false,
             records: None,
             head_seq: None,
             head_hash: None,
             first_bad_seq: Some(seq),
+            damage: Some(damage),
             reason: Some(reason),
+            writer_running: false,
         }
     }
 }
@@ -49,6 +67,43 @@ pub fn verify_dir(data_dir: &Path) -> Result<VerifyReport, LogError> {
             data_dir.display()
         )));
     }
+    let file = head::read(&log_dir)?;
+    let running = writer_running(&log_dir);
+    let to = if running {
+        match file.live {
+            Some((seq, _)) => seq,
+            None => return Ok(VerifyReport::bad(1, "corrupt", "a writer runs but has published no durable head".into())),
+        }
+    } else {
+        let proof = Proof {
+            head_file: file.evidence,
+            derived: None,
+        };
+        match analyze(&log_dir, proof) {
+            Ok(tail) => {
+                if let Some(t) = tail.torn {
+                    let reason = format!(
+                        "{} offset {}: {} (a torn final write, never acknowledged; the next writer cuts it off)",
+                        t.segment.display(),
+                        t.offset,
+                        t.reason
+                    );
+                    return Ok(VerifyReport::bad(t.seq, "torn", reason));
+                }
+                tail.head.map_or(0, |h| h.seq)
+            }
+            Err(e) => match e.corrupt_seq() {
+                Some(seq) => return Ok(VerifyReport::bad(seq, "corrupt", e.to_string())),
+                None => return Err(e),
+            },
+        }
+    };
+    let mut report = check_chain(&log_dir, to)?;
+    report.writer_running = running;
+    Ok(report)
+}
+
+fn check_chain(log_dir: &Path, to: u64) -> Result<VerifyReport, LogError> {
     let mut records = 0u64;
     let mut last_at = 0u64;
     let mut check = |r: crate::record::StoredRecord| {
@@ -70,17 +125,29 @@ pub fn verify_dir(data_dir: &Path) -> Result<VerifyReport, LogError> {
         records += 1;
         Ok(())
     };
-    match scan_dir(&log_dir, 1, u64::MAX, &mut check) {
-        Ok(Some(head)) => Ok(VerifyReport {
+    if to == 0 {
+        return Ok(VerifyReport::bad(1, "corrupt", "the log holds no records".into()));
+    }
+    match scan_dir(log_dir, 1, to, &mut check) {
+        Ok(Some(head)) if head.seq == to => Ok(VerifyReport {
             ok: true,
             records: Some(records),
             head_seq: Some(head.seq),
             head_hash: Some(to_hex(&head.hash)),
             first_bad_seq: None,
+            damage: None,
             reason: None,
+            writer_running: false,
         }),
-        Ok(None) => Ok(VerifyReport::bad(1, "the log holds no records".into())),
-        Err(LogError::Corrupt { seq, reason }) => Ok(VerifyReport::bad(seq, reason)),
+        Ok(head) => {
+            let end = head.map_or(0, |h| h.seq);
+            Ok(VerifyReport::bad(
+                end + 1,
+                "corrupt",
+                format!("the log ends at seq {end}, before seq {to}: records are missing"),
+            ))
+        }
+        Err(LogError::Corrupt { seq, reason }) => Ok(VerifyReport::bad(seq, "corrupt", reason)),
         Err(e) => Err(e),
     }
 }

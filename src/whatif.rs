@@ -1,19 +1,22 @@
-//! What-if: the recorded facts and intentions replayed under other rules, in
-//! memory. Nothing is written and nothing is executed: actions approved only
-//! under the alternative rules are reported as "would have".
+//! What-if: the recorded facts and intentions replayed under another rule set
+//! and/or another resolver version, in memory. Nothing is written and nothing
+//! is executed: actions approved only under the alternative are reported as
+//! "would have".
 //!
-//! From `from` on, the recorded decisions and rule changes are set aside; the
-//! resolver decides every intention again under the alternative rules, and later
-//! decisions see the what-if state. Human resolutions are replayed only where the
-//! what-if run escalated the same intention.
+//! From `from` on, the recorded decisions (and, when rules are given, rule
+//! changes; when a version is given, version changes) are set aside; the
+//! resolver decides every intention again, and later decisions see the
+//! what-if state. Human resolutions are replayed only where the what-if run
+//! escalated the same intention. Two runs differ where the outcome or the
+//! deciding rule differs (a new version's number alone is no difference).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::context::{Context, InstalledRules};
-use crate::record::{Body, StoredRecord};
-use crate::resolver::{check_command, next_follow_up};
+use crate::record::{Body, Digest, StoredRecord};
+use crate::resolver::Resolvers;
 use crate::rules::{rules_hash, RuleSet};
 
 /// Most follow-ups one record may cause during a what-if (as in the sequencer).
@@ -32,8 +35,8 @@ pub struct ChangedDecision {
     /// The intention's seq.
     pub seq: u64,
     pub agent: String,
-    pub action: String,
-    pub entity: String,
+    pub action: crate::vocab::ActionKind,
+    pub entity: crate::entity::EntityRef,
     pub recorded: Option<Verdict>,
     pub whatif: Option<Verdict>,
 }
@@ -64,46 +67,75 @@ pub struct Summary {
 pub struct WhatIfReport {
     pub from: u64,
     pub to: u64,
-    pub rules_hash: String,
+    /// The alternative rule set's hash (`None`: the recorded rules).
+    pub rules_hash: Option<Digest>,
+    /// The resolver version the what-if ran (`None`: the recorded versions).
+    pub resolver: Option<u32>,
     pub changed: Vec<ChangedDecision>,
     /// Intentions approved only under the alternative rules: never executed.
     pub would_have: Vec<u64>,
     pub summary: Summary,
 }
 
+/// What a report says of an intention.
+struct Announced {
+    agent: String,
+    kind: crate::vocab::ActionKind,
+    entity: crate::entity::EntityRef,
+    revenue_minor: i64,
+}
+
+/// The alternative a what-if runs.
+#[derive(Clone, Debug)]
+pub struct Alternative {
+    /// Another rule set (its text and parse), or the recorded ones.
+    pub rules: Option<(String, RuleSet)>,
+    /// Another resolver version, or the recorded ones.
+    pub resolver: Option<u32>,
+}
+
 /// Runs a what-if over records fed in log order (from seq 1).
 pub struct WhatIf {
     from: u64,
     to: u64,
-    alt: InstalledRules,
+    alt: Option<InstalledRules>,
+    resolver: Option<u32>,
+    resolvers: Resolvers,
     recorded: Context,
     whatif: Option<Context>,
     recorded_final: BTreeMap<u64, Verdict>,
     whatif_final: BTreeMap<u64, Verdict>,
+    /// What the report needs of each intention from `from` on.
+    intentions: BTreeMap<u64, Announced>,
     escalations: (u64, u64),
 }
 
 fn verdict(d: &crate::vocab::Decision) -> Verdict {
     Verdict {
         outcome: d.outcome.name().to_owned(),
-        rule: d.rule.clone(),
+        rule: d.rule.name().to_owned(),
     }
 }
 
 impl WhatIf {
-    pub fn new(rules_text: &str, rules: RuleSet, from: u64, to: u64) -> WhatIf {
+    /// A what-if of `alt` over seqs `from..=to`; `resolvers` must know the
+    /// alternative version, if one is given.
+    pub fn new(alt: Alternative, from: u64, to: u64, resolvers: Resolvers) -> WhatIf {
         WhatIf {
             from: from.max(1),
             to,
-            alt: InstalledRules {
+            alt: alt.rules.map(|(text, rules)| InstalledRules {
                 seq: 0,
-                hash: rules_hash(rules_text),
+                hash: rules_hash(&text),
                 rules,
-            },
+            }),
+            resolver: alt.resolver,
+            resolvers,
             recorded: Context::default(),
             whatif: None,
             recorded_final: BTreeMap::new(),
             whatif_final: BTreeMap::new(),
+            intentions: BTreeMap::new(),
             escalations: (0, 0),
         }
     }
@@ -116,13 +148,38 @@ impl WhatIf {
         }
         if seq >= self.from && self.whatif.is_none() {
             let mut ctx = self.recorded.clone();
-            ctx.rules = Some(self.alt.clone());
+            if let Some(alt) = &self.alt {
+                ctx.authority.rules = Some(alt.clone());
+            }
+            if let Some(v) = self.resolver {
+                ctx.authority.resolver.value = v;
+            }
             self.whatif = Some(ctx);
         }
-        self.recorded.apply(r);
+        // The recorded log folds as written (it was checked when written).
+        let _ = self.recorded.apply(r);
+        if let Body::Intend { intention } = &r.record.body {
+            self.intentions.insert(
+                seq,
+                Announced {
+                    agent: r.record.envelope.producer.clone(),
+                    kind: intention.action.kind(),
+                    entity: intention.action.entity(),
+                    revenue_minor: intention.impact.revenue_minor,
+                },
+            );
+        }
         let Some(ctx) = self.whatif.as_mut() else {
+            // Before `from`: an intention settled for good needs no report.
+            if let Body::Decision { decision } = &r.record.body {
+                if decision.outcome.is_final() {
+                    self.intentions.remove(&decision.intention);
+                }
+            }
             return;
         };
+        let system = r.record.envelope.producer == crate::command::SYSTEM_PRODUCER;
+
         match &r.record.body {
             Body::Decision { decision } => {
                 self.escalations.0 += u64::from(decision.outcome.name() == "escalated");
@@ -130,17 +187,27 @@ impl WhatIf {
                     .insert(decision.intention, verdict(decision));
                 return;
             }
-            Body::RulesInstalled { .. } => return,
-            // Workflow progress is derived again below, under the alternative rules.
+            Body::RulesInstalled { .. } if self.alt.is_some() => return,
+            Body::ResolverAdopted { .. } if self.resolver.is_some() => return,
+            // Workflow progress is derived again below.
             b if b.is_follow_up() => return,
             // A resolution or step report the what-if state does not allow (the
             // escalation never happened, the step is not ready) is left out.
-            b if check_command(ctx, &r.record.envelope.producer, b).is_err() => return,
+            b if !system
+                && self
+                    .resolvers
+                    .admit(ctx, &r.record.envelope.producer, b)
+                    .is_err() =>
+            {
+                return
+            }
             _ => {}
         }
-        ctx.apply(r);
+        if ctx.apply(r).is_err() {
+            return;
+        }
         for _ in 0..MAX_FOLLOW_UPS {
-            let Some(body) = next_follow_up(ctx) else {
+            let Some(body) = self.resolvers.next_follow_up(ctx) else {
                 break;
             };
             if let Body::Decision { decision } = &body {
@@ -151,13 +218,15 @@ impl WhatIf {
             let mut follow = r.clone();
             follow.record.envelope.producer = crate::command::SYSTEM_PRODUCER.into();
             follow.record.body = body;
-            ctx.apply(&follow);
+            if ctx.apply(&follow).is_err() {
+                break;
+            }
         }
     }
 
     /// The report, once every record up to `to` was fed.
     pub fn finish(self) -> WhatIfReport {
-        let ctx = self.whatif.unwrap_or_default();
+        let intentions = &self.intentions;
         let mut summary = Summary::default();
         let mut changed = Vec::new();
         let mut would_have = Vec::new();
@@ -182,8 +251,8 @@ impl WhatIf {
         };
         for seq in seqs {
             let (rec, wif) = (self.recorded_final.get(&seq), self.whatif_final.get(&seq));
-            let state = ctx.intentions.get(&seq);
-            let revenue = state.map_or(0, |s| s.intention.impact.revenue_minor);
+            let state = intentions.get(&seq);
+            let revenue = state.map_or(0, |s| s.revenue_minor);
             summary.intentions += 1;
             tally(&mut summary.recorded, rec, revenue);
             tally(&mut summary.whatif, wif, revenue);
@@ -192,15 +261,16 @@ impl WhatIf {
                 if wif.is_some_and(approval) && !rec.is_some_and(approval) {
                     would_have.push(seq);
                 }
-                changed.push(ChangedDecision {
-                    seq,
-                    agent: state.map_or_else(String::new, |s| s.agent.clone()),
-                    action: state
-                        .map_or_else(String::new, |s| format!("{:?}", s.intention.action.kind())),
-                    entity: state.map_or_else(String::new, |s| s.intention.action.entity()),
-                    recorded: rec.cloned(),
-                    whatif: wif.cloned(),
-                });
+                if let Some(a) = state {
+                    changed.push(ChangedDecision {
+                        seq,
+                        agent: a.agent.clone(),
+                        action: a.kind,
+                        entity: a.entity.clone(),
+                        recorded: rec.cloned(),
+                        whatif: wif.cloned(),
+                    });
+                }
             }
         }
         summary.recorded.escalations = self.escalations.0;
@@ -208,7 +278,8 @@ impl WhatIf {
         WhatIfReport {
             from: self.from,
             to: self.to,
-            rules_hash: self.alt.hash,
+            rules_hash: self.alt.map(|a| a.hash),
+            resolver: self.resolver,
             changed,
             would_have,
             summary,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::{Ledger, Options};
 use parley::record::Body;
@@ -29,6 +30,7 @@ fn cmd(json: serde_json::Value) -> Command {
 fn a_deferral_is_re_decided_by_a_clock_record_when_its_time_comes() {
     let clock = Arc::new(TestClock(AtomicU64::new(T0)));
     let opts = Options {
+        first_admin: "ops".into(),
         clock: clock.clone(),
         genesis_at_ms: Some(T0),
         ..Options::default()
@@ -45,7 +47,7 @@ fn a_deferral_is_re_decided_by_a_clock_record_when_its_time_comes() {
     let ack = ledger
         .append(cmd(serde_json::json!({"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S","price_minor":450},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}})))
         .unwrap();
-    let (_, first) = ack.decision.unwrap();
+    let (_, first) = ack.decision().map(|(s, d)| (s, d.clone())).unwrap();
     assert_eq!(first.outcome.name(), "deferred");
     let head = ledger.head().unwrap().seq;
 
@@ -83,7 +85,7 @@ fn a_deferral_is_re_decided_by_a_clock_record_when_its_time_comes() {
     );
 
     // And replay reaches the same decisions from the log alone.
-    let mut replay = Replayer::new();
+    let mut replay = Replayer::default();
     ledger
         .scan(1, u64::MAX, &mut |r| {
             replay.feed(&r).unwrap();
@@ -97,6 +99,7 @@ fn a_deferral_is_re_decided_by_a_clock_record_when_its_time_comes() {
 fn a_step_deadline_passing_with_nothing_arriving_times_the_step_out() {
     let clock = Arc::new(TestClock(AtomicU64::new(T0)));
     let opts = Options {
+        first_admin: "ops".into(),
         clock: clock.clone(),
         genesis_at_ms: Some(T0),
         ..Options::default()
@@ -129,7 +132,7 @@ fn a_step_deadline_passing_with_nothing_arriving_times_the_step_out() {
     assert_eq!(kinds, ["clock", "step_timed_out", "run_finished"]);
 
     // Replay sees the same timeout at the same place.
-    let mut replay = Replayer::new();
+    let mut replay = Replayer::default();
     ledger
         .scan(1, u64::MAX, &mut |r| {
             replay.feed(&r).unwrap();

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::parley_bin;
+use parley::audit::LedgerRead;
 use parley::ledger::{Ledger, Options};
 use parley::record::Body;
 use parley::value::Value;

@@ -5,12 +5,14 @@ mod common;
 use std::process::Command as Process;
 
 use common::parley_bin;
+use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::{Ledger, Options};
 use parley::log::segment::SegmentLog;
 use parley::log::{encode_record, LogEngine};
+use parley::reader::LogView;
 use parley::record::{Body, ZERO_HASH};
-use parley::vocab::Outcome;
+use parley::vocab::{Outcome, RuleId};
 use serde_json::Value as Json;
 
 fn parley(args: &[&str]) -> (Option<i32>, Json, String) {
@@ -98,29 +100,29 @@ fn replay_of_a_ledger_finds_no_divergence() {
 fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
     let dir = tempfile::tempdir().unwrap();
     let data = demo(dir.path());
-    let (ledger, _) = Ledger::open(std::path::Path::new(&data), Options::default()).unwrap();
+    let (view, _) = LogView::open(std::path::Path::new(&data)).unwrap();
     let mut records = Vec::new();
-    ledger
-        .scan(1, u64::MAX, &mut |r| {
-            records.push(r.record);
-            Ok(())
-        })
-        .unwrap();
-    ledger.close().unwrap();
+    view.scan(1, u64::MAX, &mut |r| {
+        records.push(r.record);
+        Ok(())
+    })
+    .unwrap();
     // Turn the margin guard's rejection into an approval, then re-hash the chain
     // so it is valid: only replay can tell the decision is wrong.
     let pos = records
         .iter()
         .position(
-            |r| matches!(&r.body, Body::Decision { decision } if decision.rule == "guard.margin"),
+            |r| matches!(&r.body, Body::Decision { decision } if decision.rule == RuleId::GuardMargin),
         )
         .unwrap();
     if let Body::Decision { decision } = &mut records[pos].body {
         decision.outcome = Outcome::Approved;
-        decision.rule = "approve".into();
+        decision.rule = RuleId::Approve;
     }
     let forged = dir.path().join("forged");
-    let (mut log, _) = SegmentLog::open(&forged.join("log"), 1 << 20).unwrap();
+    std::fs::create_dir_all(forged.join("log")).unwrap();
+    let (mut log, _) =
+        SegmentLog::open(&forged.join("log"), 1 << 20, None, &forged.join("index")).unwrap();
     let mut prev = ZERO_HASH;
     let batch: Vec<_> = records
         .iter()
@@ -130,7 +132,8 @@ fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
             e
         })
         .collect();
-    log.append(&batch).unwrap();
+    log.append(&batch, &mut Vec::new()).unwrap();
+    log.record_evidence(true).unwrap();
     drop(log);
     let f = forged.to_str().unwrap();
     let (code, v, _) = parley(&["verify", "--data", f, "--json"]);
@@ -153,6 +156,7 @@ fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
 fn state_at_a_seq_equals_a_fresh_ledger_cut_there() {
     let lines = price_history();
     let opts = || Options {
+        first_admin: "ops".into(),
         genesis_at_ms: Some(1_764_147_000_000),
         auto_clock: false,
         ..Options::default()
@@ -364,21 +368,15 @@ fn inspection_errors_name_the_problem() {
     ]);
     assert_eq!(code, Some(0));
     let cut = 1_764_156_600_000; // 2025-11-26T11:30:00Z
-    let opts = Options {
-        read_only: true,
-        ..Options::default()
-    };
-    let (ledger, _) = Ledger::open(std::path::Path::new(&data), opts).unwrap();
+    let (view, _) = LogView::open(std::path::Path::new(&data)).unwrap();
     let mut last = 0;
-    ledger
-        .scan(1, u64::MAX, &mut |r| {
-            if r.record.envelope.recorded_at_ms <= cut {
-                last = r.record.envelope.seq;
-            }
-            Ok(())
-        })
-        .unwrap();
-    ledger.close().unwrap();
+    view.scan(1, u64::MAX, &mut |r| {
+        if r.record.envelope.recorded_at_ms <= cut {
+            last = r.record.envelope.seq;
+        }
+        Ok(())
+    })
+    .unwrap();
     assert!(last > 40, "the demo's first scenario is under way by then");
     assert_eq!(
         v["seq"].as_u64(),

@@ -1,13 +1,17 @@
-//! The ledger core: appends, restarts, idempotency, time, concurrency, and every
-//! kind of damage recovery must tell apart.
+//! The ledger core: appends, restarts, idempotency, time, concurrency, and
+//! every kind of damage recovery must tell apart.
 
 mod common;
 
 use std::sync::Arc;
 
-use common::{fact, flip_byte, frame_map};
+use common::{fact, flip_byte, frame_map, unclean};
+use parley::audit::LedgerRead;
+use parley::entity::EntityRef;
 use parley::ledger::{Ledger, LedgerError, Options};
 use parley::log::LogError;
+use parley::reader::LogView;
+use parley::record::Timeline;
 use parley::sequencer::AppendError;
 use parley::value::Value;
 use parley::verify::verify_dir;
@@ -17,6 +21,7 @@ fn small() -> Options {
         segment_bytes: 4096,
         ledger_id: Some("ldg-test".into()),
         genesis_at_ms: Some(1),
+        timeline: Timeline::Scripted,
         initial_rules: None,
         initial_workflows: Vec::new(),
         ..Options::default()
@@ -25,13 +30,13 @@ fn small() -> Options {
 
 fn fill(ledger: &Ledger, n: u64, start_ms: u64) {
     for i in 0..n {
-        let sku = format!("sku:S{}", i % 7);
+        let shelf = format!("shelf:S{}", i % 7);
         ledger
             .append(fact(
                 "inventory",
                 start_ms + i,
                 Some(&format!("k{start_ms}-{i}")),
-                &sku,
+                &shelf,
                 "stock",
                 i as i64,
             ))
@@ -45,7 +50,7 @@ fn appends_survive_a_restart_and_keys_stay_idempotent() {
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
     assert!(report.created);
     let first = ledger
-        .append(fact("inventory", 10, Some("once"), "sku:A", "stock", 5))
+        .append(fact("inventory", 10, Some("once"), "shelf:A", "stock", 5))
         .unwrap();
     assert_eq!(first.seq, 2, "seq 1 is the genesis record");
     assert!(!first.duplicate);
@@ -57,35 +62,42 @@ fn appends_survive_a_restart_and_keys_stay_idempotent() {
     assert!(!report.created);
     assert_eq!(ledger.head(), Some(head));
     let again = ledger
-        .append(fact("inventory", 99, Some("once"), "sku:A", "stock", 6))
+        .append(fact("inventory", 99, Some("once"), "shelf:A", "stock", 5))
         .unwrap();
     assert!(again.duplicate);
     assert_eq!((again.seq, again.hash), (first.seq, first.hash));
     assert_eq!(ledger.head(), Some(head), "a duplicate appends nothing");
+    // The same key for a different command is refused, naming the original.
+    let err = ledger
+        .append(fact("inventory", 99, Some("once"), "shelf:A", "stock", 6))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AppendError::KeyConflict {
+            key: "once".into(),
+            original: first.seq
+        }
+    );
     // The same key from another producer is another command.
     let other = ledger
-        .append(fact("pricing", 100, Some("once"), "sku:A", "price", 6))
+        .append(fact("pricing", 100, Some("once"), "shelf:A", "price", 6))
         .unwrap();
     assert!(!other.duplicate);
-    let derived = ledger.derived().unwrap();
-    assert_eq!(
-        derived.fact("sku:A", "stock").unwrap(),
-        Some((Value::Int(5), 2))
-    );
-    assert_eq!(derived.entity_seqs("sku:A").unwrap(), vec![2, other.seq]);
+    let seqs = ledger.entity_seqs(&EntityRef::parse("shelf:A").unwrap()).unwrap();
+    assert_eq!(seqs, vec![2, other.seq]);
     assert_eq!(ledger.derived_differences().unwrap(), None);
     ledger.close().unwrap();
     assert!(verify_dir(dir.path()).unwrap().ok);
 }
 
 #[test]
-fn time_never_goes_backwards() {
+fn time_never_goes_backwards_and_cannot_be_trapped() {
     let ledger = Ledger::in_memory(small()).unwrap();
     ledger
-        .append(fact("a", 5_000, None, "sku:A", "stock", 1))
+        .append(fact("a", 5_000, None, "shelf:A", "stock", 1))
         .unwrap();
     let err = ledger
-        .append(fact("a", 4_999, None, "sku:A", "stock", 2))
+        .append(fact("a", 4_999, None, "shelf:A", "stock", 2))
         .unwrap_err();
     assert_eq!(
         err,
@@ -94,24 +106,37 @@ fn time_never_goes_backwards() {
             last_ms: 5_000
         }
     );
-    assert!(err.to_string().contains("before the last record"));
-    // Without a time of its own a command takes the wall clock, never less than the last.
-    let mut cmd = fact("a", 0, None, "sku:A", "stock", 3);
+    // A scripted ledger needs every command's time, and a bounded step.
+    let mut cmd = fact("a", 0, None, "shelf:A", "stock", 3);
     cmd.envelope.at_ms = None;
-    assert!(ledger.append(cmd).unwrap().recorded_at_ms >= 5_000);
+    assert_eq!(ledger.append(cmd).unwrap_err(), AppendError::TimeMissing);
+    let far = fact("a", 253_402_300_799_999, None, "shelf:A", "stock", 3);
+    assert!(matches!(ledger.append(far).unwrap_err(), AppendError::TimeJump { .. }));
+    // On a wall-clock ledger a time far ahead of the clock is refused, and a
+    // command without a time takes the clock.
+    let wall = Ledger::in_memory(Options {
+        timeline: Timeline::Wall,
+        ..small()
+    })
+    .unwrap();
+    let ahead = fact("a", u64::MAX / 2, None, "shelf:A", "stock", 1);
+    assert!(matches!(wall.append(ahead), Err(AppendError::Invalid(_) | AppendError::TimeAhead { .. })));
+    let ahead = fact("a", 253_402_300_799_999, None, "shelf:A", "stock", 1);
+    assert!(matches!(wall.append(ahead).unwrap_err(), AppendError::TimeAhead { .. }));
+    let mut cmd = fact("a", 0, None, "shelf:A", "stock", 3);
+    cmd.envelope.at_ms = None;
+    assert!(wall.append(cmd).unwrap().recorded_at_ms > 1);
 }
 
 #[test]
 fn concurrent_producers_get_a_gapless_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, _) = Ledger::open(
-        dir.path(),
-        Options {
-            max_batch: 64,
-            ..small()
-        },
-    )
-    .unwrap();
+    let opts = Options {
+        max_batch: 64,
+        timeline: Timeline::Wall,
+        ..small()
+    };
+    let (ledger, _) = Ledger::open(dir.path(), opts).unwrap();
     let ledger = Arc::new(ledger);
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -119,14 +144,7 @@ fn concurrent_producers_get_a_gapless_order() {
             std::thread::spawn(move || {
                 (0..300)
                     .map(|i| {
-                        let mut c = fact(
-                            &format!("agent-{t}"),
-                            0,
-                            Some(&format!("{i}")),
-                            "sku:X",
-                            "n",
-                            i,
-                        );
+                        let mut c = fact(&format!("agent-{t}"), 0, Some(&format!("{i}")), "shelf:X", "n", i);
                         c.envelope.at_ms = None;
                         ledger.append(c).unwrap().seq
                     })
@@ -134,10 +152,7 @@ fn concurrent_producers_get_a_gapless_order() {
             })
         })
         .collect();
-    let mut seqs: Vec<u64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let mut seqs: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (2..=1201).collect::<Vec<_>>());
     assert_eq!(ledger.derived_differences().unwrap(), None);
@@ -149,13 +164,12 @@ fn concurrent_producers_get_a_gapless_order() {
 #[test]
 fn invalid_and_oversized_commands_are_refused_whole() {
     let ledger = Ledger::in_memory(small()).unwrap();
-    let mut c = fact("", 1, None, "sku:A", "stock", 1);
-    assert!(
-        matches!(ledger.append(c.clone()), Err(AppendError::Invalid(m)) if m.contains("producer"))
-    );
+    let mut c = fact("", 1, None, "shelf:A", "stock", 1);
+    let err = ledger.append(c.clone()).unwrap_err();
+    assert!(matches!(&err, AppendError::Invalid(_)) && err.to_string().contains("producer"), "{err}");
     c.envelope.producer = "a".into();
     c.body = parley::record::Body::Fact {
-        entity: "sku:A".into(),
+        entity: EntityRef::parse("shelf:A").unwrap(),
         attribute: "blob".into(),
         value: Value::Text("x".repeat(parley::record::MAX_RECORD_BYTES)),
     };
@@ -164,76 +178,46 @@ fn invalid_and_oversized_commands_are_refused_whole() {
     assert_eq!(ledger.head().unwrap().seq, 1, "nothing was appended");
 }
 
-/// Writes, after the last record, the frames of a batch the writer never finished:
-/// `seq_a` cut in half and `seq_b` complete (pages reach the disk out of order).
-fn write_torn_batch(dir: &std::path::Path) -> (u64, usize) {
-    use parley::log::encode_record;
-    use parley::log::frame::write_frame;
-    use parley::record::{Body, Envelope, Record, FORMAT_VERSION};
-    let frames = frame_map(&dir.join("log"));
-    let (seq, path, at, len) = frames.last().unwrap().clone();
-    let mut data = std::fs::read(&path).unwrap();
-    let mut prev = [0u8; 32];
-    prev.copy_from_slice(&data[at + len - 32..at + len]);
-    let mut buf = Vec::new();
-    for s in [seq + 1, seq + 2] {
-        let record = Record {
-            envelope: Envelope {
-                format: FORMAT_VERSION,
-                seq: s,
-                recorded_at_ms: 5_000,
-                producer: "a".into(),
-                idempotency_key: None,
-                causation: None,
-                correlation: None,
-            },
-            body: Body::Fact {
-                entity: "sku:T".into(),
-                attribute: "n".into(),
-                value: Value::Int(1),
-            },
-        };
-        let enc = encode_record(&record, &prev).unwrap();
-        prev = enc.hash;
-        write_frame(&mut buf, seq + 1, &enc);
-    }
-    let first_len = buf.len() / 2;
-    buf[first_len / 2..first_len].fill(0); // the first frame is torn
-    let torn_at = at + len;
-    data[torn_at..torn_at + buf.len()].copy_from_slice(&buf);
-    std::fs::write(&path, &data).unwrap();
-    (seq + 1, torn_at)
-}
-
 #[test]
-fn a_torn_final_batch_is_cut_off_and_reported() {
+fn a_torn_final_batch_after_a_crash_is_cut_off_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     fill(&ledger, 10, 10);
     let head = ledger.head().unwrap();
     ledger.close().unwrap();
-    let (torn_seq, torn_at) = write_torn_batch(dir.path());
+    // The writer crashed while writing one more batch: the head file still
+    // says "open" at the head it had recorded.
+    unclean(dir.path(), head.seq, head.hash);
+    let (torn_seq, torn_at) = common::write_torn_batch(dir.path());
     let bad = verify_dir(dir.path()).unwrap();
-    assert_eq!((bad.ok, bad.first_bad_seq), (false, Some(torn_seq)));
+    assert_eq!((bad.ok, bad.first_bad_seq, bad.damage), (false, Some(torn_seq), Some("torn")));
 
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
     let torn = report.recovery.torn_tail.expect("torn tail reported");
     assert_eq!((torn.seq, torn.offset), (torn_seq, torn_at as u64));
-    assert_eq!(
-        ledger.head(),
-        Some(head),
-        "every acknowledged record is kept"
-    );
-    let ack = ledger
-        .append(fact("a", 6_000, None, "sku:B", "stock", 1))
-        .unwrap();
-    assert_eq!(
-        ack.seq, torn_seq,
-        "appending continues where the valid log ends"
-    );
+    assert_eq!(ledger.head(), Some(head), "every acknowledged record is kept");
+    let ack = ledger.append(fact("a", 6_000, None, "shelf:B", "stock", 1)).unwrap();
+    assert_eq!(ack.seq, torn_seq, "appending continues where the valid log ends");
     assert_eq!(ledger.derived_differences().unwrap(), None);
     ledger.close().unwrap();
     assert!(verify_dir(dir.path()).unwrap().ok);
+}
+
+#[test]
+fn after_a_clean_close_the_same_damage_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
+    fill(&ledger, 10, 10);
+    let head = ledger.head().unwrap();
+    ledger.close().unwrap();
+    let (torn_seq, _) = common::write_torn_batch(dir.path());
+    let bad = verify_dir(dir.path()).unwrap();
+    assert_eq!((bad.ok, bad.first_bad_seq, bad.damage), (false, Some(torn_seq), Some("corrupt")));
+    let err = Ledger::open(dir.path(), small()).err().expect("refused");
+    assert!(
+        matches!(&err, LedgerError::Log(LogError::Corrupt { seq, .. }) if *seq == head.seq + 1),
+        "{err}"
+    );
 }
 
 #[test]
@@ -245,21 +229,15 @@ fn a_log_missing_acknowledged_records_is_refused() {
     let frames = frame_map(&dir.path().join("log"));
     let (seq, path, at, len) = frames.last().unwrap().clone();
     // The last acknowledged record is zeroed out of the file: the log alone
-    // cannot tell, but the derived store has seen it.
+    // looks like it ends early, but log/head says what was acknowledged.
     let mut data = std::fs::read(&path).unwrap();
     data[at..at + len].fill(0);
     std::fs::write(&path, &data).unwrap();
     let err = Ledger::open(dir.path(), small()).err().expect("refused");
-    assert!(
-        err.to_string()
-            .contains(&format!("ends at seq {}", seq - 1)),
-        "{err}"
-    );
-    // `rebuild` is the deliberate way to accept the log as it is.
-    let (ledger, _) = Ledger::open_rebuilding(dir.path(), small()).unwrap();
-    assert_eq!(ledger.head().unwrap().seq, seq - 1);
-    assert_eq!(ledger.derived_differences().unwrap(), None);
-    ledger.close().unwrap();
+    assert!(err.to_string().contains(&format!("ends at seq {}", seq - 1)), "{err}");
+    let report = verify_dir(dir.path()).unwrap();
+    assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
+    assert!(LogView::open(dir.path()).is_err(), "read commands refuse it too");
 }
 
 #[test]
@@ -267,11 +245,14 @@ fn damage_to_acknowledged_data_is_refused_not_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     fill(&ledger, 40, 10);
+    let head = ledger.head().unwrap();
     ledger.close().unwrap();
+    unclean(dir.path(), 1, common::genesis_hash(dir.path()));
     let frames = frame_map(&dir.path().join("log"));
     // A record in the middle of the last segment, with later batches after it.
     let last_path = frames.last().unwrap().1.clone();
     let (seq, path, at, _) = frames.iter().find(|f| f.1 == last_path).unwrap().clone();
+    assert!(seq < head.seq);
     flip_byte(&path, at + 60);
     match Ledger::open(dir.path(), small()) {
         Err(LedgerError::Log(LogError::Corrupt { seq: s, .. })) => assert_eq!(s, seq),
@@ -291,12 +272,7 @@ fn a_flipped_byte_in_a_middle_segment_is_named_by_verify() {
     let segments: std::collections::BTreeSet<_> = frames.iter().map(|f| f.1.clone()).collect();
     assert!(segments.len() >= 3, "the test needs several segments");
     let middle = segments.iter().nth(1).unwrap();
-    let (seq, path, at, len) = frames
-        .iter()
-        .filter(|f| &f.1 == middle)
-        .nth(2)
-        .unwrap()
-        .clone();
+    let (seq, path, at, len) = frames.iter().filter(|f| &f.1 == middle).nth(2).unwrap().clone();
     flip_byte(&path, at + len - 40);
     let report = verify_dir(dir.path()).unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
@@ -304,7 +280,7 @@ fn a_flipped_byte_in_a_middle_segment_is_named_by_verify() {
 }
 
 #[test]
-fn a_truncated_segment_is_reported_not_taken_as_the_end() {
+fn a_cut_segment_is_reported_with_the_last_seq_it_still_holds() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     fill(&ledger, 12, 10);
@@ -312,19 +288,33 @@ fn a_truncated_segment_is_reported_not_taken_as_the_end() {
     let frames = frame_map(&dir.path().join("log"));
     let (seq, path, at, _) = frames[frames.len() - 3].clone();
     // Cut the file at a frame boundary: the records from `seq` on are gone.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(at as u64)
-        .unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(at as u64).unwrap();
     let report = verify_dir(dir.path()).unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
-    assert!(report.reason.unwrap().contains("truncated"));
-    let err = Ledger::open(dir.path(), small())
-        .err()
-        .expect("open refuses");
-    assert!(err.to_string().contains("truncated"), "{err}");
+    assert!(report.reason.unwrap().contains("cut short"));
+    let err = Ledger::open(dir.path(), small()).err().expect("open refuses");
+    assert!(err.to_string().contains(&format!("after seq {}", seq - 1)), "{err}");
+}
+
+#[test]
+fn a_cut_zero_tail_after_a_clean_close_loses_nothing_and_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
+    fill(&ledger, 3, 10);
+    let head = ledger.head().unwrap();
+    ledger.close().unwrap();
+    let frames = frame_map(&dir.path().join("log"));
+    let (_, path, at, len) = frames.last().unwrap().clone();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len((at + len) as u64).unwrap();
+    assert!(verify_dir(dir.path()).unwrap().ok, "nothing acknowledged is missing");
+    let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
+    assert!(report.recovery.reextended);
+    assert_eq!(ledger.head(), Some(head));
+    fill(&ledger, 3, 100);
+    ledger.close().unwrap();
+    assert!(verify_dir(dir.path()).unwrap().ok);
 }
 
 #[test]
@@ -340,14 +330,7 @@ fn a_lost_or_damaged_derived_store_is_rebuilt_from_the_log() {
     assert_eq!(report.derived.caught_up, head.seq);
     assert_eq!(ledger.derived_differences().unwrap(), None);
     let dup = ledger
-        .append(fact(
-            "inventory",
-            10_000,
-            Some("k10-3"),
-            "sku:S3",
-            "stock",
-            3,
-        ))
+        .append(fact("inventory", 10_000, Some("k10-3"), "shelf:S3", "stock", 3))
         .unwrap();
     assert!(dup.duplicate, "idempotency keys come back with the rebuild");
     ledger.close().unwrap();
@@ -367,17 +350,41 @@ fn a_lost_or_damaged_derived_store_is_rebuilt_from_the_log() {
 }
 
 #[test]
-fn a_second_process_cannot_open_the_same_ledger() {
+fn another_ledgers_derived_store_is_replaced_not_mistaken_for_loss() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (dir, n) in [(&a, 30), (&b, 5)] {
+        let opts = Options {
+            ledger_id: Some(format!("ldg-{n}")),
+            ..small()
+        };
+        let (ledger, _) = Ledger::open(dir.path(), opts).unwrap();
+        fill(&ledger, n, 10);
+        ledger.close().unwrap();
+    }
+    std::fs::remove_dir_all(b.path().join("derived")).unwrap();
+    common::copy_dir(&a.path().join("derived"), &b.path().join("derived"));
+    let (ledger, report) = Ledger::open(b.path(), small()).unwrap();
+    assert_eq!(report.derived.rebuilt_because.as_deref(), Some("it belongs to another ledger"));
+    assert_eq!(ledger.derived_differences().unwrap(), None);
+    ledger.close().unwrap();
+}
+
+#[test]
+fn one_writer_even_when_files_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     let err = Ledger::open(dir.path(), small()).err().expect("locked");
     assert!(matches!(err, LedgerError::Locked(_)), "{err}");
+    // No file can be deleted to let a second writer in: the lock is on log/.
+    let _ = std::fs::remove_file(dir.path().join("LOCK"));
+    let _ = std::fs::remove_file(dir.path().join("log").join("head"));
+    let err = Ledger::open(dir.path(), small()).err().expect("still locked");
+    assert!(matches!(err, LedgerError::Locked(_)), "{err}");
+    // A writer that finds the derived store held by another refuses, and
+    // wipes nothing (here the lock on log/ is taken first).
+    assert!(dir.path().join("derived").is_dir());
     ledger.close().unwrap();
-    Ledger::open(dir.path(), small())
-        .unwrap()
-        .0
-        .close()
-        .unwrap();
+    Ledger::open(dir.path(), small()).unwrap().0.close().unwrap();
 }
 
 #[test]
@@ -386,6 +393,7 @@ fn a_zeroed_frame_header_cannot_hide_the_records_after_it() {
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     fill(&ledger, 12, 10);
     ledger.close().unwrap();
+    unclean(dir.path(), 1, common::genesis_hash(dir.path()));
     let frames = frame_map(&dir.path().join("log"));
     let last_path = frames.last().unwrap().1.clone();
     let (seq, path, at, _) = frames.iter().find(|f| f.1 == last_path).unwrap().clone();
@@ -402,65 +410,49 @@ fn a_zeroed_frame_header_cannot_hide_the_records_after_it() {
 }
 
 #[test]
-fn the_entity_index_spans_flushed_chunks_and_reopens() {
+fn the_entity_index_spans_segments_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
-    let n = 2 * parley::derived::FLUSH_RECORDS as u64 + 100;
+    let n = 3_000u64;
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     let tickets: Vec<_> = (0..n)
         .map(|i| {
-            ledger
-                .submit(fact(
-                    "inventory",
-                    10 + i,
-                    None,
-                    &format!("sku:E{}", i % 3),
-                    "stock",
-                    i as i64,
-                ))
-                .unwrap()
+            let shelf = format!("shelf:E{}", i % 3);
+            ledger.submit(fact("inventory", 10 + i, None, &shelf, "stock", i as i64)).unwrap()
         })
         .collect();
     for t in tickets {
         t.wait().unwrap();
     }
+    let e1 = EntityRef::parse("shelf:E1").unwrap();
     let want: Vec<u64> = (0..n).filter(|i| i % 3 == 1).map(|i| i + 2).collect();
-    assert_eq!(
-        ledger.derived().unwrap().entity_seqs("sku:E1").unwrap(),
-        want
-    );
-    assert_eq!(ledger.derived_differences().unwrap(), None);
+    assert_eq!(ledger.entity_seqs(&e1).unwrap(), want);
     ledger.close().unwrap();
+    let index_files = std::fs::read_dir(dir.path().join("index")).unwrap().count();
+    assert!(index_files > 10, "sealed segments have index files");
+    // A reader in another "process" (no writer) finds the same.
+    let (view, _) = LogView::open(dir.path()).unwrap();
+    assert_eq!(view.entity_seqs(&e1).unwrap(), want);
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
-    assert_eq!(
-        report.derived.caught_up, 0,
-        "close wrote the pending layer to sled"
-    );
-    assert_eq!(
-        ledger.derived().unwrap().entity_seqs("sku:E1").unwrap(),
-        want
-    );
-    assert_eq!(
-        ledger.derived().unwrap().fact("sku:E2", "stock").unwrap(),
-        Some((Value::Int(n as i64 - 1), n + 1))
-    );
+    assert_eq!(report.derived.caught_up, 0, "close wrote the pending layer to sled");
+    assert_eq!(ledger.entity_seqs(&e1).unwrap(), want);
     ledger.close().unwrap();
+    // Without the index files, reads scan the segments instead.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let (view, _) = LogView::open(dir.path()).unwrap();
+    assert_eq!(view.entity_seqs(&e1).unwrap(), want);
 }
 
 #[test]
-fn reads_by_seq_use_the_offset_index_and_survive_a_stale_one() {
-    use parley::log::offsets::OffsetStore;
+fn reads_by_seq_survive_a_stale_or_damaged_index_file() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     fill(&ledger, 300, 10);
+    ledger.close().unwrap();
     let seqs: Vec<u64> = (2..=301).step_by(7).collect();
-    let check = |ledger: &Ledger| {
-        let got = ledger.read(&seqs).unwrap();
-        assert_eq!(
-            got.iter()
-                .map(|r| r.record.envelope.seq)
-                .collect::<Vec<_>>(),
-            seqs
-        );
+    let check = || {
+        let (view, _) = LogView::open(dir.path()).unwrap();
+        let got = view.read(&seqs).unwrap();
+        assert_eq!(got.iter().map(|r| r.record.envelope.seq).collect::<Vec<_>>(), seqs);
         for r in &got {
             let i = r.record.envelope.seq - 2;
             assert!(
@@ -468,21 +460,21 @@ fn reads_by_seq_use_the_offset_index_and_survive_a_stale_one() {
             );
         }
     };
-    check(&ledger);
-    // Many segments were sealed (4 KiB each): their offsets are in the store.
-    let derived = ledger.derived().unwrap();
-    let first_sealed = parley::log::scan::list_segments(&dir.path().join("log")).unwrap()[1].0;
-    assert!(derived
-        .chunk(first_sealed, 0)
-        .is_some_and(|c| !c.is_empty()));
-    // A stale index (here: every offset wrong) is caught by the checks and rebuilt.
-    derived.put(first_sealed, 0, &[64; 40]);
-    check(&ledger);
-    assert_ne!(derived.chunk(first_sealed, 0), Some(vec![64; 40]));
+    check();
+    // Damage every index file: reads walk the segments and stay right.
+    for entry in std::fs::read_dir(dir.path().join("index")).unwrap() {
+        let p = entry.unwrap().path();
+        let mut b = std::fs::read(&p).unwrap();
+        let n = b.len();
+        for i in (200..n).step_by(97) {
+            b[i] ^= 0x5a;
+        }
+        std::fs::write(&p, b).unwrap();
+    }
+    check();
+    // A writer rebuilds the damaged ones when it opens.
+    let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
+    assert!(report.indexes_rebuilt > 0);
     ledger.close().unwrap();
-    // Without the derived store, reads walk the segments and rebuild the index.
-    std::fs::remove_dir_all(dir.path().join("derived")).unwrap();
-    let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
-    check(&ledger);
-    ledger.close().unwrap();
+    check();
 }

@@ -7,16 +7,27 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::frame_map;
+use parley::entity::EntityRef;
 use parley::export::ExportedRecord;
 use parley::log::segment::SegmentLog;
 use parley::log::{encode_record, LogEngine};
-use parley::record::{chain_hash, Body, Envelope, Record, StoredRecord, FORMAT_VERSION, ZERO_HASH};
+use parley::record::{
+    chain_hash, Body, Envelope, Record, StoredRecord, Timeline, FORMAT_VERSION, ZERO_HASH,
+};
 use parley::value::Value;
 use parley::verify::verify_dir;
 use proptest::prelude::*;
 
 fn id() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9:_-]{0,15}"
+}
+
+fn entity() -> impl Strategy<Value = EntityRef> {
+    prop_oneof![
+        id().prop_map(EntityRef::Sku),
+        id().prop_map(|i| EntityRef::Other(format!("e-{i}"))),
+        (1u64..1_000_000).prop_map(EntityRef::Intention),
+    ]
 }
 
 fn value() -> impl Strategy<Value = Value> {
@@ -30,15 +41,21 @@ fn value() -> impl Strategy<Value = Value> {
 
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (id(), any::<u16>()).prop_map(|(ledger_id, format)| Body::Genesis { ledger_id, format }),
-        (id(), id(), value()).prop_map(|(entity, attribute, value)| Body::Fact {
+        (id(), any::<u16>(), id(), any::<u32>()).prop_map(|(ledger_id, format, first_admin, resolver)| Body::Genesis {
+            ledger_id,
+            format,
+            timeline: Timeline::Wall,
+            first_admin,
+            resolver,
+        }),
+        (entity(), id(), value()).prop_map(|(entity, attribute, value)| Body::Fact {
             entity,
             attribute,
             value
         }),
         (
             id(),
-            proptest::option::of(id()),
+            proptest::option::of(entity()),
             proptest::collection::btree_map(id(), value(), 0..4)
         )
             .prop_map(|(topic, entity, detail)| Body::Broadcast {
@@ -57,9 +74,10 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         proptest::option::of(id()),
         proptest::option::of(1u64..1_000_000),
         proptest::option::of(id()),
+        proptest::option::of(1u64..1_000_000),
     )
         .prop_map(
-            |(seq, recorded_at_ms, producer, idempotency_key, causation, correlation)| Envelope {
+            |(seq, recorded_at_ms, producer, idempotency_key, causation, correlation, credential)| Envelope {
                 format: FORMAT_VERSION,
                 seq,
                 recorded_at_ms,
@@ -67,6 +85,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                 idempotency_key,
                 causation,
                 correlation,
+                credential,
             },
         )
 }
@@ -93,13 +112,18 @@ proptest! {
     }
 }
 
-/// Writes `bodies` as a log of small segments (so records span several files).
+/// Writes `bodies` as a log of small segments (so records span several
+/// files), in batches of three, and closes it cleanly.
 fn write_log(dir: &std::path::Path, bodies: &[Body]) {
-    let (mut log, _) = SegmentLog::open(&dir.join("log"), 4096).unwrap();
+    std::fs::create_dir_all(dir.join("log")).unwrap();
+    let (mut log, _) = SegmentLog::open(&dir.join("log"), 4096, None, &dir.join("index")).unwrap();
     let mut prev = ZERO_HASH;
     let mut all = vec![Body::Genesis {
         ledger_id: "ldg-prop".into(),
         format: FORMAT_VERSION,
+        timeline: Timeline::Wall,
+        first_admin: "admin".into(),
+        resolver: 1,
     }];
     all.extend_from_slice(bodies);
     let mut batch = Vec::new();
@@ -113,6 +137,7 @@ fn write_log(dir: &std::path::Path, bodies: &[Body]) {
                 idempotency_key: None,
                 causation: None,
                 correlation: None,
+                credential: None,
             },
             body,
         };
@@ -120,11 +145,12 @@ fn write_log(dir: &std::path::Path, bodies: &[Body]) {
         prev = enc.hash;
         batch.push(enc);
         if batch.len() == 3 {
-            log.append(&batch).unwrap();
+            log.append(&batch, &mut Vec::new()).unwrap();
             batch.clear();
         }
     }
-    log.append(&batch).unwrap();
+    log.append(&batch, &mut Vec::new()).unwrap();
+    log.record_evidence(true).unwrap();
 }
 
 proptest! {
@@ -133,7 +159,7 @@ proptest! {
     #[test]
     fn any_changed_byte_is_reported_at_its_seq(
         bodies in proptest::collection::vec(
-            (id(), id(), value()).prop_map(|(entity, attribute, value)| Body::Fact { entity, attribute, value }),
+            (entity(), id(), value()).prop_map(|(entity, attribute, value)| Body::Fact { entity, attribute, value }),
             1..60),
         pick in any::<proptest::sample::Index>(),
         byte in any::<proptest::sample::Index>(),

@@ -3,6 +3,7 @@
 //! plus the tail = the full fold; interleaving records about entities no rule
 //! connects never changes a decision; nothing panics.
 
+use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::context::Context;
 use parley::ledger::{Ledger, Options};
@@ -256,6 +257,8 @@ fn command(op: &Op, tag: &str, at: u64, escalated: &[u64]) -> Option<Json> {
 /// Runs commands; returns the log and, per command, the decision (outcome, rule).
 fn run(commands: &[Json]) -> (Vec<StoredRecord>, Vec<Option<(String, String)>>) {
     let opts = Options {
+        first_admin: "ops".into(),
+        timeline: parley::record::Timeline::Scripted,
         genesis_at_ms: Some(T0),
         auto_clock: false,
         ..Options::default()
@@ -266,8 +269,8 @@ fn run(commands: &[Json]) -> (Vec<StoredRecord>, Vec<Option<(String, String)>>) 
         let cmd = Command::parse(&c.to_string()).unwrap();
         let outcome = match ledger.append(cmd) {
             Ok(ack) => ack
-                .decision
-                .map(|(_, d)| (d.outcome.name().to_owned(), d.rule)),
+                .decision()
+                .map(|(_, d)| (d.outcome.name().to_owned(), d.rule.name().to_owned())),
             Err(e) => Some(("refused".to_owned(), e.to_string())),
         };
         outcomes.push(outcome);
@@ -285,6 +288,8 @@ fn run(commands: &[Json]) -> (Vec<StoredRecord>, Vec<Option<(String, String)>>) 
 /// Builds a timed command list from ops, feeding resolutions the escalations seen.
 fn live_run(ops: &[(Op, u64)]) -> Vec<StoredRecord> {
     let opts = Options {
+        first_admin: "ops".into(),
+        timeline: parley::record::Timeline::Scripted,
         genesis_at_ms: Some(T0),
         auto_clock: false,
         ..Options::default()
@@ -303,7 +308,7 @@ fn live_run(ops: &[(Op, u64)]) -> Vec<StoredRecord> {
             continue;
         };
         if let Ok(ack) = ledger.append(Command::parse(&c.to_string()).unwrap()) {
-            if let Some((_, d)) = &ack.decision {
+            if let Some((_, d)) = ack.decision() {
                 if d.outcome.name() == "escalated" {
                     escalated.push(d.intention);
                 }
@@ -323,7 +328,7 @@ fn live_run(ops: &[(Op, u64)]) -> Vec<StoredRecord> {
 fn fold(records: &[StoredRecord]) -> Context {
     let mut ctx = Context::default();
     for r in records {
-        ctx.apply(r);
+        ctx.apply(r).unwrap();
     }
     ctx
 }
@@ -334,10 +339,10 @@ proptest! {
     #[test]
     fn live_decisions_equal_replayed_decisions(ops in proptest::collection::vec((op(), 0..20u64), 1..60)) {
         let log = live_run(&ops);
-        let mut replay = Replayer::new();
+        let mut replay = Replayer::default();
         for r in &log {
             if let Err(d) = replay.feed(r) {
-                prop_assert!(false, "diverged at seq {}: recorded {:?}, expected {:?}", d.seq, d.recorded, d.expected);
+                prop_assert!(false, "diverged: {d}: {:?}", d.problem);
             }
         }
         prop_assert!(replay.finish().is_ok());
@@ -351,7 +356,7 @@ proptest! {
         let snapshot = fold(&log[..k]).to_snapshot();
         let mut ctx = Context::from_snapshot(&snapshot).unwrap();
         for r in &log[k..] {
-            ctx.apply(r);
+            ctx.apply(r).unwrap();
         }
         prop_assert_eq!(ctx.state_hash(), fold(&log).state_hash());
     }
@@ -422,16 +427,16 @@ fn a_tampered_decision_is_caught_by_replay() {
         .unwrap();
     if let Body::Decision { decision } = &mut log[pos].record.body {
         decision.outcome = parley::vocab::Outcome::Approved;
-        decision.rule = "approve".into();
+        decision.rule = parley::vocab::RuleId::Approve;
     }
-    let mut clean = Replayer::new();
+    let mut clean = Replayer::default();
     let untampered = live_run(&ops);
     untampered.iter().for_each(|r| clean.feed(r).unwrap());
     assert!(
         clean.decisions() >= 2,
         "the run made decisions to tamper with"
     );
-    let mut replay = Replayer::new();
+    let mut replay = Replayer::default();
     let err = log
         .iter()
         .find_map(|r| replay.feed(r).err())

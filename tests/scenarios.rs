@@ -5,7 +5,9 @@
 //! - `"id": "label"` names the record, so expectations can cite it (`"label+1"`
 //!   is the record after it, e.g. its decision); `"intention": "label"` in a
 //!   human resolution is replaced by that seq;
-//! - `"expect": {"outcome", "rule", "competing"?, "reads"?, "until_ms"?, "involved"?, "options"?}`
+//! - `"expect": {"outcome", "rule", "cites"?, "reads"?, "until_ms"?, "involved"?, "options"?}`
+//!   (`cites`: labels of records the decision cites; `reads`: `entity.field`
+//!   of values the deciding rule read, `rules.field` for rule parameters)
 //!   is the decision that must answer this intention;
 //! - `"expect_follow_ups": [{"intention", "outcome", "rule"}]` are the decisions
 //!   this record must cause, in order (an empty list: none);
@@ -18,10 +20,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::{Ledger, Options};
-use parley::record::Body;
-use parley::vocab::{Decision, DeferUntil, Outcome};
+use parley::record::{Body, Timeline};
+use parley::vocab::{Decision, DeferUntil, Outcome, Read};
 use serde_json::Value as Json;
 
 fn seq_of(labels: &BTreeMap<String, u64>, text: &str) -> u64 {
@@ -43,29 +46,29 @@ fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String
         d.trace
     );
     assert_eq!(
-        d.rule,
+        d.rule.name(),
         want["rule"].as_str().unwrap(),
         "{ctx}: deciding rule; trace {:#?}",
         d.trace
     );
-    if let Some(list) = want.get("competing").and_then(Json::as_array) {
+    if let Some(list) = want.get("cites").and_then(Json::as_array) {
         for c in list {
             let seq = seq_of(labels, c.as_str().unwrap());
             assert!(
-                d.competing.contains(&seq),
-                "{ctx}: competing {:?} lacks {c} (seq {seq})",
-                d.competing
+                d.cites.iter().any(|x| x.seq == seq),
+                "{ctx}: cites {:?} lack {c} (seq {seq})",
+                d.cites
             );
         }
     }
     if let Some(list) = want.get("reads").and_then(Json::as_array) {
         let last = d.trace.last().unwrap();
+        let names: Vec<String> = last.reads.iter().map(read_name).collect();
         for r in list {
             let name = r.as_str().unwrap();
             assert!(
-                last.reads.iter().any(|x| x.name == name),
-                "{ctx}: the deciding rule did not read {name}: {:?}",
-                last.reads
+                names.iter().any(|x| x == name),
+                "{ctx}: the deciding rule did not read {name}: {names:?}"
             );
         }
     }
@@ -109,7 +112,8 @@ fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String
                 "{ctx}: every agent's reasoning"
             );
         }
-        assert!(!escalation.summary.is_empty());
+        let summary = parley::render::escalation_summary(escalation, &d.entity);
+        assert!(!summary.is_empty());
     }
     // The trace names each value it read and the seq that wrote it.
     for step in &d.trace {
@@ -117,10 +121,23 @@ fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String
             assert!(
                 r.seq <= d.context_seq,
                 "{ctx}: read {} from seq {} after the context",
-                r.name,
+                read_name(r),
                 r.seq
             );
         }
+    }
+}
+
+/// `entity.field` of a read (`rules.field` for a rule parameter).
+fn read_name(r: &Read) -> String {
+    let field = match serde_json::to_value(&r.field).unwrap() {
+        Json::String(s) => s,
+        Json::Object(m) => m.keys().next().unwrap().clone(),
+        other => other.to_string(),
+    };
+    match &r.entity {
+        Some(e) => format!("{e}.{field}"),
+        None => format!("rules.{field}"),
     }
 }
 
@@ -168,6 +185,8 @@ fn run_scenario(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let opts = Options {
         genesis_at_ms: Some(1_764_147_000_000),
+        timeline: Timeline::Scripted,
+        first_admin: "ops".into(),
         auto_clock: false,
         ..Options::default()
     };
@@ -203,10 +222,9 @@ fn run_scenario(path: &Path) {
         }
         if let Some(want) = expect {
             let (_, d) = ack
-                .decision
-                .clone()
+                .decision()
                 .unwrap_or_else(|| panic!("{ctx}: no decision"));
-            check_decision(&ctx, &d, &want, &labels);
+            check_decision(&ctx, d, &want, &labels);
             checked += 1;
         }
         if let Some(Json::Array(wants)) = caused {
@@ -248,7 +266,7 @@ fn run_scenario(path: &Path) {
     }
     assert!(checked > 0, "{name}: no expectation was checked");
     // Every record parley wrote is re-derived exactly by replay.
-    let mut replay = parley::replay::Replayer::new();
+    let mut replay = parley::replay::Replayer::default();
     ledger
         .scan(1, u64::MAX, &mut |r| {
             replay

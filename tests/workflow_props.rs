@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::context::Context;
 use parley::ledger::{Ledger, Options};
@@ -53,6 +54,7 @@ fn all(ledger: &Ledger) -> Vec<StoredRecord> {
 fn run_ops(ops: &[Op]) -> (Ledger, Definition) {
     let def = Definition::parse(FLASH_SALE).unwrap();
     let opts = Options {
+        first_admin: "ops".into(),
         genesis_at_ms: Some(T0),
         auto_clock: false,
         ..Options::default()
@@ -114,7 +116,7 @@ proptest! {
     fn runs_are_the_same_live_and_in_replay(ops in proptest::collection::vec(op(), 1..60)) {
         let (ledger, def) = run_ops(&ops);
         let records = all(&ledger);
-        let mut replay = Replayer::new();
+        let mut replay = Replayer::default();
         for r in &records {
             replay.feed(r).map_err(|d| TestCaseError::fail(format!("diverges: {d:?}")))?;
         }
@@ -152,7 +154,7 @@ proptest! {
                 }
                 _ => {}
             }
-            fold.apply(r);
+            fold.apply(r).unwrap();
         }
         prop_assert_eq!(fold.state_hash(), live.state_hash());
     }

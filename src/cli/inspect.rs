@@ -1,4 +1,6 @@
-//! `parley replay | state | audit | whatif | log`: reading the ledger back.
+//! The read commands: `verify`, `export`, `replay`, `state`, `audit`,
+//! `whatif`, `log`, and `simulate` (which writes a new ledger). They open a
+//! read-only view: no lock, nothing written, next to a running writer too.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -6,13 +8,17 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::audit::{audit, entity_view, to_dot, AuditReport};
-use crate::ledger::Ledger;
+use crate::audit::{audit, to_dot, AuditReport, LedgerRead};
+use crate::context::view;
+use crate::entity::EntityRef;
+use crate::reader::LogView;
 use crate::record::{Body, StoredRecord};
-use crate::replay::Replayer;
+use crate::render;
+use crate::replay::{Problem, Replayer};
+use crate::resolver::Resolvers;
 use crate::rules::RuleSet;
 use crate::time::{format_rfc3339, parse_rfc3339};
-use crate::whatif::{WhatIf, WhatIfReport};
+use crate::whatif::{Alternative, WhatIf, WhatIfReport};
 
 /// A progress bar on a terminal, nothing when stderr is piped.
 fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
@@ -29,33 +35,90 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-fn head_seq(ledger: &Ledger) -> u64 {
-    ledger.head().map_or(0, |h| h.seq)
-}
-
-fn check_seq(ledger: &Ledger, seq: u64, flag: &str) -> Result<()> {
-    let head = head_seq(ledger);
+fn check_seq(ledger: &dyn LedgerRead, seq: u64, flag: &str) -> Result<()> {
+    let head = ledger.head_seq();
     if seq == 0 || seq > head {
         bail!("{flag} {seq} is beyond the log: seqs run from 1 to {head}");
     }
     Ok(())
 }
 
-pub fn replay(ledger: &Ledger, until: Option<u64>, json: bool) -> Result<ExitCode> {
-    let head = head_seq(ledger);
+pub fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
+    let mut report = match crate::verify::verify_dir(data) {
+        Ok(r) => r,
+        Err(e) if json => {
+            println!("{}", serde_json::json!({"ok": false, "reason": e.to_string()}));
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e).context("verify"),
+    };
+    if report.ok && derived {
+        if let Some(d) = crate::reader::derived_differences(data)? {
+            report.ok = false;
+            report.reason = Some(format!("derived state disagrees with the log: {d}"));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if report.ok {
+        let running = if report.writer_running {
+            " (a writer is running: verified up to the head it published)"
+        } else {
+            ""
+        };
+        println!(
+            "ok: {} records, head seq {}, head hash {}{running}",
+            report.records.unwrap_or(0),
+            report.head_seq.unwrap_or(0),
+            report.head_hash.as_deref().unwrap_or("")
+        );
+    } else {
+        println!(
+            "DAMAGED at seq {} ({}): {}",
+            report.first_bad_seq.map_or("-".into(), |s| s.to_string()),
+            report.damage.unwrap_or("-"),
+            report.reason.as_deref().unwrap_or("")
+        );
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn export(ledger: &LogView, out: Option<&Path>) -> Result<ExitCode> {
+    let count = match out {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let n = crate::export::export(ledger, &mut w)?;
+            w.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("write {}", path.display()))?;
+            n
+        }
+        None => crate::export::export(ledger, &mut std::io::stdout().lock())?,
+    };
+    let to = out.map_or("stdout".into(), |p| p.display().to_string());
+    eprintln!("exported {count} records to {to}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn replay(ledger: &LogView, until: Option<u64>, json: bool) -> Result<ExitCode> {
+    let head = ledger.head_seq();
     let to = until.unwrap_or(head);
     check_seq(ledger, to, "--until")?;
     let bar = progress(to, "replay");
-    let mut replayer = Replayer::new();
+    let mut replayer = Replayer::new(Resolvers::released());
     let mut divergence = None;
     let mut records = 0u64;
     ledger.scan(1, to, &mut |r| {
         records += 1;
         bar.inc(1);
         if divergence.is_none() {
-            if let Err(d) = replayer.feed(&r) {
-                divergence = Some(d);
-            }
+            divergence = replayer.feed(&r).err();
         }
         Ok(())
     })?;
@@ -63,37 +126,39 @@ pub fn replay(ledger: &Ledger, until: Option<u64>, json: bool) -> Result<ExitCod
     if divergence.is_none() && to == head {
         divergence = replayer.finish().err();
     }
-    match divergence {
-        None => {
-            let hash = replayer.context().state_hash();
-            if json {
-                let out = serde_json::json!({"ok": true, "records": records, "decisions": replayer.decisions(), "divergent": 0, "state_hash": hash});
-                println!("{out}");
-            } else {
-                println!("replay ok: {records} records, {} decisions re-derived, 0 divergent; state hash {hash}", replayer.decisions());
-            }
-            Ok(ExitCode::SUCCESS)
+    let (decisions, workflow) = (replayer.decisions(), replayer.workflow_records());
+    let Some(d) = divergence else {
+        let hash = replayer.context().state_hash();
+        if json {
+            let out = serde_json::json!({"ok": true, "records": records, "decisions": decisions, "workflow_records": workflow, "divergent": 0, "state_hash": hash});
+            println!("{out}");
+        } else {
+            println!("replay ok: {records} records, {decisions} decisions and {workflow} workflow records re-derived, 0 divergent; state hash {hash}");
         }
-        Some(d) => {
-            if json {
-                let out = serde_json::json!({"ok": false, "records": records, "decisions": replayer.decisions(), "divergent": 1, "first_divergent_seq": d.seq, "recorded": d.recorded, "replayed": d.expected});
-                println!("{out}");
-            } else {
-                println!(
-                    "DIVERGENT at seq {} (after {} matching decisions)",
-                    d.seq,
-                    replayer.decisions()
-                );
-                println!("  recorded: {}", serde_json::to_string(&d.recorded)?);
-                println!("  replayed: {}", serde_json::to_string(&d.expected)?);
-            }
-            Ok(ExitCode::FAILURE)
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (recorded, replayed) = match &d.problem {
+        Problem::Derived { recorded, expected } => (
+            serde_json::to_value(recorded)?,
+            serde_json::to_value(expected)?,
+        ),
+        _ => (serde_json::Value::Null, serde_json::Value::Null),
+    };
+    if json {
+        let out = serde_json::json!({"ok": false, "records": records, "decisions": decisions, "divergent": 1, "first_divergent_seq": d.seq, "problem": d.to_string(), "recorded": recorded, "replayed": replayed});
+        println!("{out}");
+    } else {
+        println!("DIVERGENT at {d} (after {decisions} matching decisions)");
+        if !recorded.is_null() || !replayed.is_null() {
+            println!("  recorded: {recorded}");
+            println!("  replayed: {replayed}");
         }
     }
+    Ok(ExitCode::FAILURE)
 }
 
 /// The last seq recorded at or before `ms`.
-fn seq_at_time(ledger: &Ledger, ms: u64) -> Result<u64> {
+fn seq_at_time(ledger: &dyn LedgerRead, ms: u64) -> Result<u64> {
     let mut found = 0;
     ledger.scan(1, u64::MAX, &mut |r| {
         if r.record.envelope.recorded_at_ms <= ms {
@@ -102,16 +167,13 @@ fn seq_at_time(ledger: &Ledger, ms: u64) -> Result<u64> {
         Ok(())
     })?;
     if found == 0 {
-        bail!(
-            "the ledger has no record at or before {}",
-            format_rfc3339(ms)
-        );
+        bail!("the ledger has no record at or before {}", format_rfc3339(ms));
     }
     Ok(found)
 }
 
 pub fn state(
-    ledger: &Ledger,
+    ledger: &LogView,
     at: Option<u64>,
     at_time: Option<&str>,
     entity: Option<&str>,
@@ -124,102 +186,69 @@ pub fn state(
             s
         }
         (None, Some(t)) => seq_at_time(ledger, parse_rfc3339(t).map_err(anyhow::Error::msg)?)?,
-        (None, None) => head_seq(ledger),
+        (None, None) => ledger.head_seq(),
     };
     let ctx = ledger.context_at(seq)?;
-    let view = match entity {
-        Some(e) => entity_view(&ctx, e)?,
-        None if json => serde_json::to_value(&ctx)?,
-        None => {
-            let escalated = ctx
-                .intentions
-                .values()
-                .filter(|s| matches!(s.status, crate::context::Status::Escalated { .. }))
-                .count();
-            println!("state as of seq {seq} ({})", format_rfc3339(ctx.now_ms));
-            println!(
-                "  skus {}, orders {}, agents {}, humans {}",
-                ctx.skus.len(),
-                ctx.orders.len(),
-                ctx.agents.len(),
-                ctx.humans.len()
-            );
-            println!(
-                "  intentions {}, open {}, escalated {}",
-                ctx.intentions.len(),
-                ctx.open.len(),
-                escalated
-            );
-            println!(
-                "  promotions {}, precedents {}",
-                ctx.promotions.len(),
-                ctx.precedents.len()
-            );
-            println!(
-                "  rules {}",
-                ctx.rules
-                    .as_ref()
-                    .map_or("none".into(), |r| format!("{} (seq {})", r.hash, r.seq))
-            );
-            let defs: Vec<String> = ctx
-                .workflows
-                .definitions
-                .iter()
-                .flat_map(|(n, v)| v.keys().map(move |k| format!("{n} v{k}")))
-                .collect();
-            println!(
-                "  workflows {}",
-                if defs.is_empty() {
-                    "none".into()
-                } else {
-                    defs.join(", ")
-                }
-            );
-            for r in ctx.workflows.runs.values() {
-                println!("  run {}: {}", r.run, run_line(r));
-            }
-            println!("  state hash {}", ctx.state_hash());
-            return Ok(ExitCode::SUCCESS);
+    if let Some(e) = entity {
+        let e = EntityRef::parse(e).map_err(anyhow::Error::msg)?;
+        let Some(v) = view::entity(&ctx, &e) else {
+            bail!("the shared context holds nothing of `{e}` at seq {seq} (entities look like sku:SKU-1, order:O-9, customer:C-3, run:flash-1)");
+        };
+        if json {
+            println!("{}", serde_json::json!({"seq": seq, "entity": v}));
+        } else {
+            println!("{e} as of seq {seq} ({}):", format_rfc3339(ctx.now_ms));
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
-    };
-    if json {
-        println!("{}", serde_json::json!({"seq": seq, "state": view}));
-    } else {
-        println!("as of seq {seq} ({}):", format_rfc3339(ctx.now_ms));
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(ExitCode::SUCCESS);
     }
+    let v = view::state(&ctx);
+    if json {
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_state(&v, &ctx.state_hash());
     Ok(ExitCode::SUCCESS)
 }
 
-/// A run's status and each step's, on one line.
-fn run_line(r: &crate::workflow::run::RunState) -> String {
-    use crate::workflow::run::{RunStatus, StepStatus};
-    let status = match &r.status {
-        RunStatus::Running => "running".to_owned(),
-        RunStatus::Compensating { step, .. } => format!("compensating for {step}"),
-        RunStatus::Ended { outcome } => outcome.name().to_owned(),
-    };
-    let steps: Vec<String> = r
-        .steps
-        .iter()
-        .map(|s| {
-            let st = match &s.status {
-                StepStatus::Waiting => "waiting",
-                StepStatus::Ready { .. } => "ready",
-                StepStatus::Completed { .. } => "completed",
-                StepStatus::Failed { .. } => "failed",
-                StepStatus::TimedOut { .. } => "timed out",
-                StepStatus::Skipped => "skipped",
-            };
-            format!("{} {st}", s.name)
-        })
-        .collect();
-    format!(
-        "{} v{} {status} [{}]",
-        r.workflow,
-        r.version,
-        steps.join(", ")
-    )
+fn print_state(v: &view::StateView, hash: &str) {
+    println!("state as of seq {} ({})", v.seq, v.at);
+    println!(
+        "  ledger {}, resolver v{} (seq {}), rules {}",
+        v.ledger.id,
+        v.ledger.resolver.value,
+        v.ledger.resolver.seq,
+        v.ledger
+            .rules
+            .as_ref()
+            .map_or("none".into(), |r| format!("{} (seq {})", crate::record::to_hex(&r.value.0), r.seq))
+    );
+    println!(
+        "  skus {}, orders {}, agents {}, humans {}, admins {}",
+        v.skus.len(),
+        v.orders.len(),
+        v.agents.len(),
+        v.humans.len(),
+        v.admins.len()
+    );
+    let escalated = v.open_intentions.iter().filter(|i| i.status == "escalated").count();
+    println!(
+        "  open intentions {}, escalated {}, promotions {}, precedents {}",
+        v.open_intentions.len(),
+        escalated,
+        v.promotions.len(),
+        v.precedents.len()
+    );
+    let defs: Vec<String> = v.workflows.iter().map(|w| format!("{} v{}", w.name, w.version)).collect();
+    println!(
+        "  workflows {}",
+        if defs.is_empty() { "none".into() } else { defs.join(", ") }
+    );
+    for r in &v.runs {
+        let steps: Vec<String> = r.steps.iter().map(|s| format!("{} {}", s.step, s.status)).collect();
+        println!("  run {}: {} v{} {} [{}]", r.run, r.workflow, r.version, r.status, steps.join(", "));
+    }
+    println!("  state hash {hash}");
 }
 
 fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()> {
@@ -232,9 +261,10 @@ fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()
     )?;
     for c in &report.changes {
         let value = serde_json::to_string(&c.value).unwrap_or_default();
+        let op = if c.addition { "+=" } else { "=" };
         writeln!(
             out,
-            "\nseq {} at {}: {} = {value} ({} by {})",
+            "\nseq {} at {}: {} {op} {value} ({} by {})",
             c.seq,
             format_rfc3339(c.at_ms),
             c.field,
@@ -242,85 +272,54 @@ fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()
             c.producer
         )?;
         if let Some(i) = &c.intention {
+            writeln!(out, "  intention #{} by {}: {} ({})", i.seq, i.agent, render::action(&i.action), i.reasoning)?;
+            let step = i.workflow_step.as_ref().map_or(String::new(), |s| {
+                let wf = s.workflow.as_ref().map_or(String::new(), |w| format!(" ({w})"));
+                format!(", workflow step `{}` of run `{}`{wf}", s.step, s.run)
+            });
             writeln!(
                 out,
-                "  intention #{} by {}: {}",
-                i.seq, i.agent, i.reasoning
-            )?;
-            writeln!(
-                out,
-                "    impact revenue {} margin {}, objective {:?}{}",
-                i.impact.revenue_minor,
-                i.impact.margin_minor,
-                i.objective,
-                i.workflow_step.as_ref().map_or(String::new(), |s| format!(
-                    ", workflow step `{}` of run `{}`{}",
-                    s.step,
-                    s.run,
-                    s.workflow
-                        .as_ref()
-                        .map_or(String::new(), |w| format!(" ({w})"))
-                ))
+                "    impact revenue {} margin {}, objective {}{step}",
+                render::money(i.impact.revenue_minor),
+                render::money(i.impact.margin_minor),
+                i.objective.name()
             )?;
         }
         if let Some(d) = &c.decision {
             writeln!(
                 out,
-                "  decision: {} by rule {} (rules {}, context seq {})",
-                d.outcome.name(),
-                d.rule,
-                &d.rules_hash.get(..12).unwrap_or(""),
+                "  decision: {} (resolver v{}, rules {}, context seq {})",
+                render::decision_line(d),
+                d.resolver,
+                d.rules_hash.map_or("none".into(), |h| crate::record::to_hex(&h.0)[..12].to_owned()),
                 d.context_seq
             )?;
             for t in &d.trace {
-                let reads: Vec<String> = t
-                    .reads
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{}={}@{}",
-                            r.name,
-                            serde_json::to_string(&r.value).unwrap_or_default(),
-                            r.seq
-                        )
-                    })
-                    .collect();
-                writeln!(
-                    out,
-                    "    {:<26} {:<8} {} [{}]",
-                    t.rule,
-                    t.verdict,
-                    t.note,
-                    reads.join(", ")
-                )?;
+                writeln!(out, "    {}", render::trace_step(t))?;
+                for r in &t.reads {
+                    writeln!(out, "      read {}", render::read(r))?;
+                }
             }
         }
         if let Some(r) = &c.resolution {
-            writeln!(
-                out,
-                "  human resolution #{} by {}: option {}: {}",
-                r.seq, r.human, r.option, r.rationale
-            )?;
+            writeln!(out, "  human resolution #{} by {}: option {}: {}", r.seq, r.human, r.option, r.rationale)?;
         }
         for l in &c.lost {
-            writeln!(
-                out,
-                "  lost: #{} by {} ({} by {}): {}",
-                l.seq, l.agent, l.outcome, l.rule, l.reasoning
-            )?;
+            writeln!(out, "  lost: #{} by {} ({} by {}): {}", l.seq, l.agent, l.outcome, l.rule, l.reasoning)?;
         }
     }
     Ok(())
 }
 
 pub fn audit_cmd(
-    ledger: &Ledger,
+    ledger: &LogView,
     entity: &str,
     field: Option<&str>,
     json: bool,
     format: Option<&str>,
 ) -> Result<ExitCode> {
-    let report = audit(ledger, entity, field)?;
+    let entity = EntityRef::parse(entity).map_err(anyhow::Error::msg)?;
+    let report = audit(ledger, &entity, field)?;
     match (json, format) {
         (true, _) => println!("{}", serde_json::to_string(&report)?),
         (false, Some("dot")) => print!("{}", to_dot(&report)),
@@ -331,17 +330,28 @@ pub fn audit_cmd(
 }
 
 pub fn whatif(
-    ledger: &Ledger,
-    rules_path: &Path,
-    from: Option<u64>,
-    to: Option<u64>,
+    ledger: &LogView,
+    rules_path: Option<&Path>,
+    resolver: Option<u32>,
+    (from, to): (Option<u64>, Option<u64>),
     json: bool,
 ) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(rules_path)
-        .with_context(|| format!("read {}", rules_path.display()))?;
-    let rules =
-        RuleSet::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", rules_path.display()))?;
-    let head = head_seq(ledger);
+    let rules = match rules_path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+            let parsed = RuleSet::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Some((text, parsed))
+        }
+        None => None,
+    };
+    let resolvers = Resolvers::released();
+    if let Some(v) = resolver.filter(|v| resolvers.get(*v).is_none()) {
+        bail!("--resolver {v}: this build knows resolver versions {:?}", resolvers.known());
+    }
+    if rules.is_none() && resolver.is_none() {
+        bail!("give --rules FILE, --resolver N, or both: the alternative to replay");
+    }
+    let head = ledger.head_seq();
     let (from, to) = (from.unwrap_or(1), to.unwrap_or(head));
     check_seq(ledger, from, "--from")?;
     check_seq(ledger, to, "--to")?;
@@ -349,7 +359,7 @@ pub fn whatif(
         bail!("--from {from} is after --to {to}");
     }
     let bar = progress(to, "what-if");
-    let mut run = WhatIf::new(&text, rules, from, to);
+    let mut run = WhatIf::new(Alternative { rules, resolver }, from, to, resolvers);
     ledger.scan(1, to, &mut |r: StoredRecord| {
         bar.inc(1);
         run.feed(&r);
@@ -366,11 +376,15 @@ pub fn whatif(
 }
 
 fn print_whatif(r: &WhatIfReport) {
+    let rules = r
+        .rules_hash
+        .map_or("the recorded rules".to_owned(), |h| format!("rules {}", &crate::record::to_hex(&h.0)[..12]));
+    let resolver = r
+        .resolver
+        .map_or("the recorded resolver versions".to_owned(), |v| format!("resolver v{v}"));
     println!(
-        "what-if over seqs {}..={} under rules {} (nothing was written or executed)",
-        r.from,
-        r.to,
-        &r.rules_hash[..12]
+        "what-if over seqs {}..={} under {rules} and {resolver} (nothing was written or executed)",
+        r.from, r.to
     );
     println!("{} decisions differ:", r.changed.len());
     let show = |v: &Option<crate::whatif::Verdict>| {
@@ -378,17 +392,13 @@ fn print_whatif(r: &WhatIfReport) {
             .map_or("-".to_owned(), |v| format!("{} ({})", v.outcome, v.rule))
     };
     for c in &r.changed {
-        let would = if r.would_have.contains(&c.seq) {
-            "  would have"
-        } else {
-            ""
-        };
+        let would = if r.would_have.contains(&c.seq) { "  would have" } else { "" };
         println!(
             "  #{:<6} {:<18} {:<16} {:<16} {:<36} -> {}{would}",
             c.seq,
             c.agent,
-            c.action,
-            c.entity,
+            c.action.name(),
+            c.entity.to_string(),
             show(&c.recorded),
             show(&c.whatif)
         );
@@ -407,17 +417,20 @@ fn print_whatif(r: &WhatIfReport) {
     }
     println!(
         "{:<28} {:>12} {:>12}",
-        "approved revenue impact", a.approved_revenue_impact_minor, b.approved_revenue_impact_minor
+        "approved revenue impact",
+        render::money(a.approved_revenue_impact_minor),
+        render::money(b.approved_revenue_impact_minor)
     );
 }
 
 fn summary_of(r: &StoredRecord) -> String {
-    let mut text = serde_json::to_string(&r.record.body).unwrap_or_default();
-    if text.len() > 140 {
-        let cut = (0..=137)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
+    let mut text = match &r.record.body {
+        Body::Decision { decision } => format!("#{} {}", decision.intention, render::decision_line(decision)),
+        Body::Intend { intention } => format!("{} ({})", render::action(&intention.action), intention.reasoning),
+        body => serde_json::to_string(body).unwrap_or_default(),
+    };
+    if text.len() > 160 {
+        let cut = (0..=157).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
         text.truncate(cut);
         text.push_str("...");
     }
@@ -425,7 +438,7 @@ fn summary_of(r: &StoredRecord) -> String {
 }
 
 pub fn log(
-    ledger: &Ledger,
+    ledger: &LogView,
     from: u64,
     kind: Option<&str>,
     entity: Option<&str>,
@@ -435,10 +448,7 @@ pub fn log(
         check_seq(ledger, from, "--from")?;
     }
     if let Some(k) = kind.filter(|k| !Body::KINDS.contains(k)) {
-        bail!(
-            "`{k}` is not a record kind; kinds: {}",
-            Body::KINDS.join(", ")
-        );
+        bail!("`{k}` is not a record kind; kinds: {}", Body::KINDS.join(", "));
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -448,48 +458,38 @@ pub fn log(
         }
         if json {
             serde_json::to_writer(&mut out, &crate::export::ExportedRecord::from(r))?;
-            writeln!(out)
-        } else {
-            let e = &r.record.envelope;
-            writeln!(
-                out,
-                "{:>8}  {}  {:<20} {:<18} {}",
-                e.seq,
-                format_rfc3339(e.recorded_at_ms),
-                e.producer,
-                r.record.body.kind(),
-                summary_of(r)
-            )
+            return writeln!(out);
         }
+        let e = &r.record.envelope;
+        writeln!(
+            out,
+            "{:>8}  {}  {:<20} {:<18} {}",
+            e.seq,
+            format_rfc3339(e.recorded_at_ms),
+            e.producer,
+            r.record.body.kind(),
+            summary_of(r)
+        )
     };
-    match entity {
-        Some(e) => {
-            let seqs: Vec<u64> = ledger
-                .derived()?
-                .entity_seqs(e)?
-                .into_iter()
-                .filter(|s| *s >= from)
-                .collect();
-            if seqs.is_empty() && from <= 1 {
-                bail!("no record names entity `{e}`");
-            }
-            for r in ledger.read(&seqs)? {
-                emit(&r)?;
-            }
+    if let Some(e) = entity {
+        let e = EntityRef::parse(e).map_err(anyhow::Error::msg)?;
+        let seqs: Vec<u64> = ledger.entity_seqs(&e)?.into_iter().filter(|s| *s >= from).collect();
+        if seqs.is_empty() && from <= 1 {
+            bail!("no record names entity `{e}`");
         }
-        None => {
-            let mut err = None;
-            ledger.scan(from, u64::MAX, &mut |r| {
-                if err.is_none() {
-                    err = emit(&r).err();
-                }
-                Ok(())
-            })?;
-            if let Some(e) = err {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(e.into());
-                }
+        for r in ledger.read(&seqs)? {
+            emit(&r)?;
+        }
+    } else {
+        let mut err = None;
+        ledger.scan(from, u64::MAX, &mut |r| {
+            if err.is_none() {
+                err = emit(&r).err();
             }
+            Ok(())
+        })?;
+        if let Some(e) = err.filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
+            return Err(e.into());
         }
     }
     out.flush().ok();

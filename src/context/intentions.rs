@@ -1,74 +1,297 @@
-//! The life of an intention in the context: decisions change its status, the
-//! work queues follow the status, approved actions take effect, and human
-//! resolutions settle escalations (and become precedents).
+//! The life of an intention: announced, decided (perhaps several times),
+//! settled. Decisions change its status and the resolver's work queues follow
+//! the status; human resolutions settle escalations.
 //!
-//! Architecture invariant: pure, like the rest of the fold.
+//! Memory follows what rules can still see: a rejected or expired intention
+//! leaves at once, an approved one without a conflict key leaves at once, and
+//! an approved one with a conflict key leaves once the priority rule's live
+//! window (of the rules in force then) has passed. Lengthening the window later
+//! does not bring back what already left; live and replay agree because both
+//! fold the same way.
 
-use super::{contact_key, stamp, Context, Precedent, Promotion, Settlement, Status};
-use crate::value::Value;
-use crate::vocab::{Action, Decision, DeferUntil, Lifecycle, Outcome};
+use std::collections::{BTreeMap, BTreeSet};
 
-impl Context {
-    pub(super) fn apply_decision(&mut self, seq: u64, at_ms: u64, decision: &Decision) {
-        if !self.intentions.contains_key(&decision.intention) {
-            return;
+use bincode::{Decode, Encode};
+use serde::Serialize;
+
+use super::Inconsistent;
+use crate::vocab::{
+    Action, ConflictKey, Decision, DeferUntil, EscalationOption, Intention, Outcome, RuleId,
+    StepRef,
+};
+
+/// Where an open intention stands.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Announced; its decision is the next record.
+    New,
+    Deferred {
+        until_ms: u64,
+    },
+    /// Deferred until a step of a workflow run completes (rule
+    /// `workflow.sequence`); `unblocked` once it has (or the run ended).
+    Waiting {
+        step: StepRef,
+        unblocked: bool,
+    },
+    /// Waiting for a human; resolves to the rule set's safe default at
+    /// `expires_at_ms` if the rules in force when it escalated say so.
+    Escalated {
+        expires_at_ms: Option<u64>,
+    },
+    /// Approved and still live for the priority rule.
+    Approved,
+}
+
+impl Status {
+    /// Deferred, waiting or escalated: not settled, and a live rival.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            Status::Deferred { .. } | Status::Waiting { .. } | Status::Escalated { .. }
+        )
+    }
+}
+
+/// A human's settlement waiting to be written as a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Settlement {
+    pub resolution: u64,
+    pub option: u32,
+    pub approve: bool,
+    /// The chosen option's modified action, when it approves this intention.
+    pub modified: Option<Action>,
+}
+
+/// The escalation an intention waits on.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct OpenEscalation {
+    /// The decision that escalated it.
+    pub decision: u64,
+    pub rule: RuleId,
+    pub options: Vec<EscalationOption>,
+}
+
+/// An intention the resolver can still see.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct IntentionState {
+    pub seq: u64,
+    pub agent: String,
+    pub at_ms: u64,
+    pub intention: Intention,
+    pub status: Status,
+    /// Decision records about it, in order.
+    pub decisions: Vec<u64>,
+    pub escalation: Option<OpenEscalation>,
+    pub settlement: Option<Settlement>,
+}
+
+/// Intentions and the resolver's work queues over them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Intentions {
+    pub states: BTreeMap<u64, IntentionState>,
+    /// Not yet settled (new, pending, or awaiting a human's settlement).
+    pub open: BTreeSet<u64>,
+    /// New intentions: each owes its first decision.
+    pub fresh: BTreeSet<u64>,
+    /// Settled by a human, awaiting the decision that records it.
+    pub settling: BTreeSet<u64>,
+    /// Deferrals by (until, seq).
+    pub due: BTreeSet<(u64, u64)>,
+    /// Pending intentions with an expiry, by (expires, seq).
+    pub expiring: BTreeSet<(u64, u64)>,
+    /// Escalations that resolve to the safe default, by (expires, seq).
+    pub escalations_expiring: BTreeSet<(u64, u64)>,
+    /// Intentions waiting on a step.
+    pub waiting: BTreeMap<StepRef, BTreeSet<u64>>,
+    /// Intentions whose step wait is over: to be decided again.
+    pub unblocked: BTreeSet<u64>,
+    /// Pending intentions by conflict key.
+    pub pending_by_conflict: BTreeMap<ConflictKey, BTreeSet<u64>>,
+    /// Approved intentions by conflict key, by (the intention's time, seq):
+    /// the priority rule's window is a range of it.
+    pub approved_by_conflict: BTreeMap<ConflictKey, BTreeSet<(u64, u64)>>,
+    /// Approved intentions with a conflict key, by (time, seq): they leave
+    /// once the live window has passed.
+    pub retiring: BTreeSet<(u64, u64)>,
+}
+
+impl Intentions {
+    pub fn get(&self, seq: u64) -> Option<&IntentionState> {
+        self.states.get(&seq)
+    }
+
+    pub fn announce(&mut self, seq: u64, agent: &str, at_ms: u64, intention: &Intention) {
+        debug_assert!(!self.states.contains_key(&seq), "seqs are unique");
+        self.states.insert(
+            seq,
+            IntentionState {
+                seq,
+                agent: agent.to_owned(),
+                at_ms,
+                intention: intention.clone(),
+                status: Status::New,
+                decisions: Vec::new(),
+                escalation: None,
+                settlement: None,
+            },
+        );
+        self.index(seq);
+    }
+
+    /// Folds a decision in. Returns the action that takes effect, if the
+    /// decision approves one.
+    pub fn decide(
+        &mut self,
+        seq: u64,
+        at_ms: u64,
+        d: &Decision,
+        escalation_expiry_ms: Option<u64>,
+    ) -> Result<Option<Action>, Inconsistent> {
+        if !self.open.contains(&d.intention) {
+            return Err(Inconsistent::NotOpen {
+                seq,
+                intention: d.intention,
+            });
         }
-        let expiry = self
-            .rules
-            .as_ref()
-            .and_then(|r| r.rules.escalation_expiry_ms());
-        self.unindex(decision.intention);
-        let Some(state) = self.intentions.get_mut(&decision.intention) else {
-            return;
-        };
+        self.unindex(d.intention);
+        let state = self
+            .states
+            .get_mut(&d.intention)
+            .ok_or(Inconsistent::NotOpen {
+                seq,
+                intention: d.intention,
+            })?;
         state.decisions.push(seq);
         state.settlement = None;
         state.escalation = None;
-        state.status = match &decision.outcome {
-            Outcome::Approved | Outcome::Modified { .. } => Status::Approved,
+        let action = d.outcome.approved_action(&state.intention.action).cloned();
+        let status = match &d.outcome {
+            Outcome::Approved | Outcome::Modified { .. } => Some(Status::Approved),
             Outcome::Deferred {
                 until: DeferUntil::Time(t),
-            } => Status::Deferred { until_ms: *t },
+            } => Some(Status::Deferred { until_ms: *t }),
             Outcome::Deferred {
                 until: DeferUntil::Step(r),
-            } => Status::Waiting {
-                run: r.run.clone(),
-                step: r.step.clone(),
+            } => Some(Status::Waiting {
+                step: r.clone(),
                 unblocked: false,
-            },
-            Outcome::Rejected => Status::Rejected,
+            }),
             Outcome::Escalated { escalation } => {
-                state.escalation = Some((decision.rule.clone(), escalation.options.clone()));
-                Status::Escalated {
-                    expires_at_ms: expiry.map(|e| at_ms.saturating_add(e)),
-                }
+                state.escalation = Some(OpenEscalation {
+                    decision: seq,
+                    rule: d.rule,
+                    options: escalation.options.clone(),
+                });
+                Some(Status::Escalated {
+                    expires_at_ms: escalation_expiry_ms.map(|e| at_ms.saturating_add(e)),
+                })
             }
-            Outcome::Expired => Status::Expired,
+            Outcome::Rejected | Outcome::Expired => None,
         };
-        let action = decision
-            .outcome
-            .approved_action(&state.intention.action)
-            .cloned();
-        self.index(decision.intention);
-        if let Some(action) = action {
-            if let Some((key, at)) = self
-                .intentions
-                .get(&decision.intention)
-                .and_then(|s| Some((s.intention.action.conflict_key()?, s.at_ms)))
-            {
+        let key = state.intention.action.conflict_key();
+        match (status, key) {
+            (Some(Status::Approved), Some(key)) => {
+                state.status = Status::Approved;
+                let at = state.at_ms;
                 self.approved_by_conflict
                     .entry(key)
                     .or_default()
-                    .insert((at, decision.intention));
+                    .insert((at, d.intention));
+                self.retiring.insert((at, d.intention));
             }
-            self.approved_by.insert(seq, decision.intention);
-            self.execute(decision.intention, seq, at_ms, &action);
+            // Settled for good, and no rule looks back at it.
+            (Some(Status::Approved), None) | (None, _) => {
+                self.states.remove(&d.intention);
+            }
+            (Some(s), _) => {
+                state.status = s;
+                self.index(d.intention);
+            }
+        }
+        Ok(action)
+    }
+
+    /// A human chose option `option` of the escalation of `intention`: every
+    /// pending intention in the options is settled (the chosen ones approved).
+    /// Returns the escalation's rule, options and chosen option.
+    pub fn resolve(
+        &mut self,
+        seq: u64,
+        intention: u64,
+        option: u32,
+    ) -> Result<(RuleId, EscalationOption), Inconsistent> {
+        let open = self
+            .states
+            .get(&intention)
+            .and_then(|s| s.escalation.clone())
+            .ok_or(Inconsistent::NoEscalation { seq, intention })?;
+        let chosen = open
+            .options
+            .get(option as usize)
+            .cloned()
+            .ok_or(Inconsistent::NoEscalation { seq, intention })?;
+        let involved: BTreeSet<u64> = open
+            .options
+            .iter()
+            .flat_map(|o| o.approve.iter().copied())
+            .chain([intention])
+            .collect();
+        for i in involved {
+            let settle = self
+                .states
+                .get(&i)
+                .is_some_and(|s| s.status == Status::New || s.status.is_pending());
+            if !settle {
+                continue;
+            }
+            self.unindex(i);
+            if let Some(s) = self.states.get_mut(&i) {
+                let approve = chosen.approve.contains(&i);
+                s.settlement = Some(Settlement {
+                    resolution: seq,
+                    option,
+                    approve,
+                    modified: chosen.modified.clone().filter(|_| approve),
+                });
+            }
+            self.index(i);
+        }
+        Ok((open.rule, chosen))
+    }
+
+    /// Approved intentions whose live window has passed leave.
+    pub fn retire(&mut self, now_ms: u64, live_window_ms: Option<u64>) {
+        let Some(window) = live_window_ms else {
+            return;
+        };
+        while let Some(&(at, seq)) = self.retiring.first() {
+            if at.saturating_add(window) > now_ms {
+                break;
+            }
+            self.retiring.remove(&(at, seq));
+            let Some(s) = self.states.get(&seq) else {
+                continue;
+            };
+            if s.status != Status::Approved {
+                continue;
+            }
+            if let Some(key) = s.intention.action.conflict_key() {
+                if let Some(set) = self.approved_by_conflict.get_mut(&key) {
+                    set.remove(&(at, seq));
+                    if set.is_empty() {
+                        self.approved_by_conflict.remove(&key);
+                    }
+                }
+            }
+            self.states.remove(&seq);
         }
     }
 
     /// Removes an intention from the work queues (before its state changes).
-    pub(super) fn unindex(&mut self, seq: u64) {
-        let Some(s) = self.intentions.get(&seq) else {
+    fn unindex(&mut self, seq: u64) {
+        let Some(s) = self.states.get(&seq) else {
             return;
         };
         self.open.remove(&seq);
@@ -84,16 +307,11 @@ impl Context {
             } => {
                 self.escalations_expiring.remove(&(*t, seq));
             }
-            Status::Waiting { run, step, .. } => {
-                if let Some(steps) = self.waiting.get_mut(run) {
-                    if let Some(set) = steps.get_mut(step) {
-                        set.remove(&seq);
-                        if set.is_empty() {
-                            steps.remove(step);
-                        }
-                    }
-                    if steps.is_empty() {
-                        self.waiting.remove(run);
+            Status::Waiting { step, .. } => {
+                if let Some(set) = self.waiting.get_mut(step) {
+                    set.remove(&seq);
+                    if set.is_empty() {
+                        self.waiting.remove(step);
                     }
                 }
             }
@@ -113,15 +331,16 @@ impl Context {
     }
 
     /// Puts an intention into the work queues its state calls for.
-    pub(super) fn index(&mut self, seq: u64) {
-        let Some(s) = self.intentions.get(&seq) else {
+    fn index(&mut self, seq: u64) {
+        let Some(s) = self.states.get(&seq) else {
             return;
         };
         let pending = s.status.is_pending();
+        let settling = s.settlement.is_some();
         if s.status == Status::New {
             self.fresh.insert(seq);
         }
-        if s.settlement.is_some() {
+        if settling {
             self.settling.insert(seq);
         }
         match &s.status {
@@ -138,13 +357,8 @@ impl Context {
             } => {
                 self.unblocked.insert(seq);
             }
-            Status::Waiting { run, step, .. } => {
-                self.waiting
-                    .entry(run.clone())
-                    .or_default()
-                    .entry(step.clone())
-                    .or_default()
-                    .insert(seq);
+            Status::Waiting { step, .. } => {
+                self.waiting.entry(step.clone()).or_default().insert(seq);
             }
             _ => {}
         }
@@ -156,23 +370,29 @@ impl Context {
                 self.pending_by_conflict.entry(k).or_default().insert(seq);
             }
         }
-        if pending || s.status == Status::New || s.settlement.is_some() {
+        if pending || s.status == Status::New || settling {
             self.open.insert(seq);
         }
     }
 
     /// Intentions waiting on a step of `run` become decidable again: those
     /// waiting on `step`, or all of the run's when `step` is `None`.
-    pub(super) fn unblock(&mut self, run: &str, step: Option<&str>) {
-        let seqs: Vec<u64> = match (self.waiting.get(run), step) {
-            (None, _) => return,
-            (Some(steps), Some(st)) => steps.get(st).into_iter().flatten().copied().collect(),
-            (Some(steps), None) => steps.values().flatten().copied().collect(),
+    pub fn unblock(&mut self, run: &str, step: Option<&str>) {
+        let from = StepRef {
+            run: run.to_owned(),
+            step: String::new(),
         };
+        let seqs: Vec<u64> = self
+            .waiting
+            .range(from..)
+            .take_while(|(r, _)| r.run == run)
+            .filter(|(r, _)| step.is_none_or(|s| r.step == s))
+            .flat_map(|(_, set)| set.iter().copied())
+            .collect();
         for seq in seqs {
             self.unindex(seq);
             if let Some(Status::Waiting { unblocked, .. }) =
-                self.intentions.get_mut(&seq).map(|s| &mut s.status)
+                self.states.get_mut(&seq).map(|s| &mut s.status)
             {
                 *unblocked = true;
             }
@@ -180,135 +400,15 @@ impl Context {
         }
     }
 
-    /// The approved action takes effect in the context.
-    fn execute(&mut self, intention: u64, seq: u64, at_ms: u64, action: &Action) {
-        match action {
-            Action::SetPrice { sku, price_minor } => {
-                self.skus.entry(sku.clone()).or_default().price_minor = stamp(*price_minor, seq);
-            }
-            Action::LaunchPromotion {
-                target,
-                discount_bp,
-                starts_at_ms,
-                ends_at_ms,
-            } => {
-                self.add_promotion(Promotion {
-                    intention,
-                    decision: seq,
-                    target: target.clone(),
-                    discount_bp: *discount_bp,
-                    starts_at_ms: *starts_at_ms,
-                    ends_at_ms: *ends_at_ms,
-                });
-            }
-            Action::Reorder { sku, quantity } => {
-                let s = self.skus.entry(sku.clone()).or_default();
-                s.on_order = stamp(s.on_order.value + i64::from(*quantity), seq);
-            }
-            Action::Discontinue { sku } => {
-                self.skus.entry(sku.clone()).or_default().lifecycle =
-                    stamp(Lifecycle::Discontinuing, seq);
-            }
-            Action::NotifyCustomer {
-                customer,
-                order,
-                topic,
-            } => {
-                self.contacts
-                    .insert(contact_key(customer, order, topic), stamp(at_ms, seq));
-            }
-            Action::OfferPerk { order, perk } => {
-                self.orders
-                    .entry(order.clone())
-                    .or_default()
-                    .perks
-                    .push(stamp(perk.clone(), seq));
-            }
-            Action::ChangeAdBudget {
-                campaign,
-                budget_minor,
-            } => {
-                let key = format!("campaign:{campaign}|budget_minor");
-                self.facts
-                    .insert(key, stamp(Value::Int(*budget_minor), seq));
-            }
-            Action::ReserveStock { sku, quantity } => {
-                let s = self.skus.entry(sku.clone()).or_default();
-                s.reserved = stamp(s.reserved.value + i64::from(*quantity), seq);
-            }
-            Action::Generic {
-                entity,
-                attribute,
-                value,
-            } => {
-                self.facts
-                    .insert(format!("{entity}|{attribute}"), stamp(value.clone(), seq));
-            }
-        }
-    }
-
-    pub(super) fn apply_resolution(&mut self, seq: u64, intention: u64, option: u32) {
-        let Some(state) = self.intentions.get(&intention) else {
-            return;
-        };
-        let Some((rule, options)) = state.escalation.clone() else {
-            return;
-        };
-        let Some(chosen) = options.get(option as usize).cloned() else {
-            return;
-        };
-        let involved: Vec<u64> = options
-            .iter()
-            .flat_map(|o| o.approve.iter())
-            .copied()
-            .chain([intention])
-            .collect();
-        let signature = self.signature(&rule, intention);
-        self.precedents.push(Precedent {
-            resolution: seq,
-            signature,
-            at_ms: self.now_ms,
-            approved: chosen.approve.contains(&intention),
-            modified: chosen.modified.is_some(),
-        });
-        for i in involved {
-            let settle = self
-                .intentions
-                .get(&i)
-                .is_some_and(|s| s.status == Status::New || s.status.is_pending());
-            if !settle {
-                continue;
-            }
-            self.unindex(i);
-            if let Some(s) = self.intentions.get_mut(&i) {
-                let approve = chosen.approve.contains(&i);
-                s.settlement = Some(Settlement {
-                    resolution: seq,
-                    approve,
-                    modified: chosen.modified.clone().filter(|_| approve),
-                });
-            }
-            self.index(i);
-        }
-    }
-
-    /// A conflict's signature for precedents: rule, action kind, entity class
-    /// (a sku's category, otherwise the entity's type).
-    pub fn signature(&self, rule: &str, intention: u64) -> String {
-        let Some(state) = self.intentions.get(&intention) else {
-            return format!("{rule}|?");
-        };
-        let action = &state.intention.action;
-        let class = match action {
-            Action::SetPrice { sku, .. }
-            | Action::Reorder { sku, .. }
-            | Action::ReserveStock { sku, .. }
-            | Action::Discontinue { sku } => self.skus.get(sku).map_or_else(
-                || "sku".to_owned(),
-                |s| format!("category:{}", s.category.value),
-            ),
-            other => other.entity().split(':').next().unwrap_or("").to_owned(),
-        };
-        format!("{rule}|{:?}|{class}", action.kind())
+    /// The earliest time something pending becomes decidable.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        [
+            self.due.first().map(|d| d.0),
+            self.expiring.first().map(|e| e.0),
+            self.escalations_expiring.first().map(|e| e.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

@@ -10,11 +10,12 @@ use anyhow::{Context as _, Result};
 use super::scenarios::{Beat, Scenario};
 use super::store::{setup, HUMAN, MINUTE_MS, T0_MS};
 use super::world::Event;
+use crate::audit::LedgerRead;
 use crate::command::{Command, CommandEnvelope};
 use crate::context::Context;
 use crate::ledger::Ledger;
 use crate::record::{Body, StoredRecord};
-use crate::vocab::{Escalation, Intention, Outcome};
+use crate::vocab::{Escalation, Intention, Outcome, RuleId, StepRef};
 use crate::workflow::run::StepStatus;
 
 /// How long the scripted human takes to answer an escalation.
@@ -25,9 +26,9 @@ const MAX_BEATS: usize = 100_000;
 /// The scripted human's choice: approve what an agent's autonomy asks a
 /// human to approve; for a threshold escalation, take the rule's modified
 /// values when offered (a smaller move first), otherwise reject.
-fn choose(rule: &str, e: &Escalation) -> (u32, String) {
+fn choose(rule: RuleId, e: &Escalation) -> (u32, String) {
     let index = |i: usize| u32::try_from(i).unwrap_or(0);
-    if rule == "autonomy" {
+    if rule == RuleId::Autonomy {
         let why = e.involved.first().map_or("", |i| i.reasoning.as_str());
         return (0, format!("agreed: {why}"));
     }
@@ -77,8 +78,11 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
     let mut settled: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut ctx = Context::default();
     let mut records: Vec<StoredRecord> = Vec::new();
+    // Who announced which step's intention: the context lets settled ones go.
+    let mut steps: BTreeMap<u64, (String, StepRef)> = BTreeMap::new();
     ledger.scan(1, u64::MAX, &mut |r| {
-        ctx.apply(&r);
+        ctx.apply(&r)
+            .map_err(|e| crate::log::LogError::Layout(e.to_string()))?;
         records.push(r);
         Ok(())
     })?;
@@ -129,13 +133,17 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
             .first()
             .is_some_and(|r| r.record.envelope.seq <= ack.seq));
         for r in fresh {
-            ctx.apply(&r);
+            ctx.apply(&r).with_context(|| what.clone())?;
             let at = r.record.envelope.recorded_at_ms;
+            if let Body::Intend { intention } = &r.record.body {
+                if let Some(step) = &intention.workflow_step {
+                    steps.insert(r.record.envelope.seq, (r.record.envelope.producer.clone(), step.clone()));
+                }
+            }
             if let Body::Decision { decision } = &r.record.body {
-                let state = ctx.intentions.get(&decision.intention);
                 match &decision.outcome {
                     Outcome::Escalated { escalation } => {
-                        let (option, rationale) = choose(&decision.rule, escalation);
+                        let (option, rationale) = choose(decision.rule, escalation);
                         let body = Body::HumanResolution {
                             intention: decision.intention,
                             option,
@@ -152,9 +160,7 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
                     }
                     Outcome::Deferred { .. } => {}
                     _ => {
-                        if let Some((s, r)) =
-                            state.and_then(|s| Some((s, s.intention.workflow_step.clone()?)))
-                        {
+                        if let Some((agent, r)) = steps.remove(&decision.intention) {
                             let key = (r.run.clone(), r.step.clone());
                             let n = settled.entry(key.clone()).or_default();
                             *n += 1;
@@ -168,7 +174,7 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
                                     &mut queue,
                                     Beat {
                                         at_ms: at + MINUTE_MS,
-                                        producer: s.agent.clone(),
+                                        producer: agent,
                                         body,
                                     },
                                 );

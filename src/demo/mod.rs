@@ -104,7 +104,7 @@ pub fn run(
     let ledger = store::new_ledger(dir)?;
     let records = drive::with_parley(&ledger, &scenarios)?;
     ledger.close()?;
-    let mut replay = Replayer::new();
+    let mut replay = Replayer::default();
     let mut divergent = 0;
     for r in &records {
         if replay.feed(r).is_err() {

@@ -11,7 +11,8 @@ use super::world::Figures;
 use super::DemoReport;
 use crate::record::{Body, StoredRecord};
 use crate::verify::VerifyReport;
-use crate::vocab::{Action, Outcome, Perk, PromotionTarget};
+use crate::render::{self, money};
+use crate::vocab::Outcome;
 
 struct Style(bool);
 
@@ -35,61 +36,6 @@ impl Style {
     }
 }
 
-/// Minor units as pounds: 123456 → £1,234.56.
-pub fn money(minor: i64) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let m = minor.unsigned_abs();
-    let pounds = (m / 100).to_string();
-    let mut grouped = String::new();
-    for (i, c) in pounds.chars().enumerate() {
-        if i > 0 && (pounds.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}£{grouped}.{:02}", m % 100)
-}
-
-fn action_text(a: &Action) -> String {
-    match a {
-        Action::SetPrice { sku, price_minor } => {
-            format!("set {sku}'s price to {}", money(*price_minor))
-        }
-        Action::LaunchPromotion {
-            target,
-            discount_bp,
-            ..
-        } => {
-            let t = match target {
-                PromotionTarget::Category(c) => format!("category {c}"),
-                PromotionTarget::Skus(s) => s.join(", "),
-            };
-            format!("launch {} % off {t}", discount_bp / 100)
-        }
-        Action::Reorder { sku, quantity } => format!("reorder {quantity} of {sku}"),
-        Action::Discontinue { sku } => format!("discontinue {sku}"),
-        Action::NotifyCustomer {
-            customer,
-            order,
-            topic,
-        } => format!("message {customer} about the {topic} of {order}"),
-        Action::OfferPerk { order, perk } => match perk {
-            Perk::FreeShipping => format!("offer free shipping on {order}"),
-            Perk::DiscountBp(bp) => format!("offer {} % off {order}", bp / 100),
-        },
-        Action::ChangeAdBudget {
-            campaign,
-            budget_minor,
-        } => format!("set the {campaign} ad budget to {}", money(*budget_minor)),
-        Action::ReserveStock { sku, quantity } => format!("hold {quantity} of {sku}"),
-        Action::Generic {
-            entity,
-            attribute,
-            value,
-        } => format!("set {entity} {attribute} = {value}"),
-    }
-}
-
 fn since(start: u64, at: u64) -> String {
     let m = at.saturating_sub(start) / 60_000;
     format!("+{}h{:02}", m / 60, m % 60)
@@ -107,26 +53,30 @@ fn line(st: &Style, r: &StoredRecord) -> Option<(String, String)> {
             format!(
                 "#{} intends to {}{step}: {}",
                 r.record.envelope.seq,
-                action_text(&intention.action),
+                render::action(&intention.action),
                 intention.reasoning
             )
         }
         Body::Decision { decision } => {
-            let note = decision.trace.last().map_or("", |t| t.note.as_str());
+            let note = decision
+                .trace
+                .last()
+                .map_or_else(String::new, |t| render::finding(&t.finding));
             let mut s = format!(
                 "  → #{} {} by {}: {note}",
                 decision.intention,
                 st.outcome(&decision.outcome),
-                decision.rule
+                decision.rule.name()
             );
             match &decision.outcome {
                 Outcome::Escalated { escalation } => {
                     for (i, o) in escalation.options.iter().enumerate() {
-                        s.push_str(&format!("\n{:28}option {i}: {}", "", o.label));
+                        let label = render::option_label(o, escalation);
+                        s.push_str(&format!("\n{:28}option {i}: {label}", ""));
                     }
                 }
                 Outcome::Modified { action } => {
-                    s.push_str(&format!(" (carried out as: {})", action_text(action)))
+                    s.push_str(&format!(" (carried out as: {})", render::action(action)))
                 }
                 _ => {}
             }
@@ -149,7 +99,7 @@ fn line(st: &Style, r: &StoredRecord) -> Option<(String, String)> {
         } => format!("{competitor} now sells {sku} at {}", money(*price_minor)),
         Body::Broadcast { topic, entity, .. } => format!(
             "broadcasts {topic} on {}",
-            entity.as_deref().unwrap_or("the store")
+            entity.as_ref().map_or("the store".to_owned(), ToString::to_string)
         ),
         Body::TrafficSpike { sku, increase_bp } => {
             format!("traffic to {sku} is up {} %", increase_bp / 100)

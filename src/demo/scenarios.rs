@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::store::{catalog, Sku, HOUR_MS, MINUTE_MS, T0_MS};
 use crate::record::Body;
+use crate::entity::EntityRef;
 use crate::value::Value;
 use crate::vocab::{Action, Impact, Intention, Objective, Perk, PromotionTarget, StepRef};
 
@@ -88,9 +89,9 @@ fn intention(
     }
 }
 
-fn generic(entity: &str, attribute: &str, value: Value) -> Action {
+fn generic(entity: EntityRef, attribute: &str, value: Value) -> Action {
     Action::Generic {
-        entity: entity.into(),
+        entity,
         attribute: attribute.into(),
         value,
     }
@@ -305,7 +306,7 @@ fn flash_steps(b: &mut B, run: &str, skus: &[&str], cut_pct: i64, pace: [u64; 4]
         "marketing",
         intention(
             generic(
-                &format!("campaign:{run}"),
+                EntityRef::Campaign(run.into()),
                 "emails_queued",
                 Value::Bool(true),
             ),
@@ -339,7 +340,7 @@ fn flash_steps(b: &mut B, run: &str, skus: &[&str], cut_pct: i64, pace: [u64; 4]
         "customer-service",
         intention(
             generic(
-                &format!("campaign:{run}"),
+                EntityRef::Campaign(run.into()),
                 "support_answers",
                 Value::Text("sale FAQ".into()),
             ),
@@ -414,7 +415,7 @@ fn price_war(b: &mut B) {
         "competitor-tracking",
         Body::Broadcast {
             topic: "competitor_category_cut".into(),
-            entity: Some("category:speakers".into()),
+            entity: Some(EntityRef::Category("speakers".into())),
             detail,
         },
     );
@@ -673,7 +674,7 @@ fn supply_delay(b: &mut B) {
         "marketing",
         intention(
             generic(
-                "campaign:acme-skus",
+                EntityRef::Campaign("acme-skus".into()),
                 "promotions",
                 Value::Text("paused".into()),
             ),

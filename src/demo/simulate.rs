@@ -15,6 +15,7 @@ use super::store::{HUMAN, T0_MS};
 use crate::command::{Command, CommandEnvelope};
 use crate::ledger::Ticket;
 use crate::record::Body;
+use crate::entity::EntityRef;
 use crate::value::Value;
 use crate::vocab::{
     Action, Impact, Intention, Lifecycle, Objective, Outcome, Perk, PromotionTarget, StepRef,
@@ -293,7 +294,7 @@ impl Gen {
                 "pricing",
                 "update-prices",
                 Action::Generic {
-                    entity: format!("sku:{sku}"),
+                    entity: EntityRef::Sku(sku.into()),
                     attribute: "sale_price".into(),
                     value: Value::Bool(true),
                 },
@@ -302,7 +303,7 @@ impl Gen {
                 "customer-service",
                 "prepare-support-answers",
                 Action::Generic {
-                    entity: format!("campaign:{run}"),
+                    entity: EntityRef::Campaign(run.clone()),
                     attribute: "faq".into(),
                     value: Value::Bool(true),
                 },
@@ -311,7 +312,7 @@ impl Gen {
                 "marketing",
                 "queue-marketing-emails",
                 Action::Generic {
-                    entity: format!("campaign:{run}"),
+                    entity: EntityRef::Campaign(run.clone()),
                     attribute: "emails".into(),
                     value: Value::Bool(true),
                 },
@@ -437,7 +438,7 @@ pub fn simulate(
             report.commands += 1;
             match t.wait() {
                 Ok(ack) => {
-                    if let Some((_, d)) = &ack.decision {
+                    if let Some((_, d)) = ack.decision() {
                         if matches!(d.outcome, Outcome::Escalated { .. }) {
                             escalated.push(d.intention);
                         }

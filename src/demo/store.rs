@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 
 use crate::ledger::{Ledger, Options};
-use crate::record::Body;
+use crate::record::{Body, Timeline};
 use crate::vocab::{ActionKind, AgentProfile, Autonomy, Domain, Lifecycle};
 
 /// The demo's first moment (2025-11-26T09:00:00Z); scenarios follow it.
@@ -15,6 +15,8 @@ pub const MINUTE_MS: u64 = 60_000;
 pub const HOUR_MS: u64 = 60 * MINUTE_MS;
 /// The store manager who settles escalations.
 pub const HUMAN: &str = "maya";
+/// The operator who registers the agents and the human.
+pub const ADMIN: &str = "ops";
 
 /// A sku of the default catalog.
 #[derive(Clone, Debug)]
@@ -96,7 +98,9 @@ pub fn new_ledger(dir: &Path) -> Result<Ledger> {
     }
     let opts = Options {
         genesis_at_ms: Some(T0_MS),
-        auto_clock: false,
+        timeline: Timeline::Scripted,
+        first_admin: ADMIN.into(),
+        ledger_id: Some("demo".into()),
         ..Options::default()
     };
     let (ledger, _) =
@@ -141,14 +145,14 @@ pub fn people() -> Vec<(String, Body)> {
                 .insert(ActionKind::Discontinue, Autonomy::ProposeAndApprove);
         }
         out.push((
-            "ops".to_owned(),
+            ADMIN.to_owned(),
             Body::AgentRegistered {
                 profile: Box::new(profile),
             },
         ));
     }
     out.push((
-        "ops".into(),
+        ADMIN.into(),
         Body::HumanRegistered {
             human: HUMAN.into(),
         },

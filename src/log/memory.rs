@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Visit};
+use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Location, Visit};
 use crate::record::{chain_hash, Record, StoredRecord};
 
 /// Records kept in memory, shared with readers.
@@ -27,10 +27,13 @@ impl LogEngine for MemoryLog {
         self.head
     }
 
-    fn append(&mut self, batch: &[EncodedRecord]) -> Result<(), LogError> {
+    fn append(&mut self, batch: &[EncodedRecord], at: &mut Vec<Location>) -> Result<(), LogError> {
         check_continues(self.head, batch)?;
         let mut records = self.records.write().map_err(|_| poisoned())?;
-        records.extend_from_slice(batch);
+        for r in batch {
+            at.push((0, records.len() as u64));
+            records.push(r.clone());
+        }
         if let Some(last) = batch.last() {
             self.head = Some(Head {
                 seq: last.seq,
@@ -52,6 +55,24 @@ struct MemoryReader {
     records: Arc<RwLock<Vec<EncodedRecord>>>,
 }
 
+fn decode(r: &EncodedRecord) -> Result<StoredRecord, LogError> {
+    if chain_hash(&r.prev_hash, &r.payload) != r.hash {
+        return Err(LogError::Corrupt {
+            seq: r.seq,
+            reason: super::frame::HASH_MISMATCH.into(),
+        });
+    }
+    let record = Record::decode(&r.payload).map_err(|e| LogError::Corrupt {
+        seq: r.seq,
+        reason: e.to_string(),
+    })?;
+    Ok(StoredRecord {
+        prev_hash: r.prev_hash,
+        hash: r.hash,
+        record,
+    })
+}
+
 impl LogReader for MemoryReader {
     fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError> {
         let records = self.records.read().map_err(|_| poisoned())?;
@@ -60,22 +81,32 @@ impl LogReader for MemoryReader {
             if r.seq > to {
                 break;
             }
-            if chain_hash(&r.prev_hash, &r.payload) != r.hash {
-                return Err(LogError::Corrupt {
-                    seq: r.seq,
-                    reason: super::frame::HASH_MISMATCH.into(),
-                });
-            }
-            let record = Record::decode(&r.payload).map_err(|e| LogError::Corrupt {
-                seq: r.seq,
-                reason: e.to_string(),
-            })?;
-            visit(StoredRecord {
-                prev_hash: r.prev_hash,
-                hash: r.hash,
-                record,
-            })?;
+            visit(decode(r)?)?;
         }
         Ok(())
+    }
+
+    fn read(&self, seqs: &[u64], head: u64) -> Result<Vec<StoredRecord>, LogError> {
+        let records = self.records.read().map_err(|_| poisoned())?;
+        seqs.iter()
+            .map(|s| {
+                let r = records
+                    .get(usize::try_from(s.saturating_sub(1)).unwrap_or(usize::MAX))
+                    .filter(|r| r.seq == *s && *s <= head)
+                    .ok_or_else(|| LogError::Layout(format!("seq {s} is not in the log")))?;
+                decode(r)
+            })
+            .collect()
+    }
+
+    fn entity_seqs(&self, entity: &str, head: u64) -> Result<Vec<u64>, LogError> {
+        let mut out = Vec::new();
+        self.scan(1, head, &mut |r| {
+            if r.record.index_entities().iter().any(|e| e.to_string() == entity) {
+                out.push(r.record.envelope.seq);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 }

@@ -7,8 +7,11 @@
 //! before that, and nothing ever rewrites a record.
 
 pub mod frame;
+pub mod head;
+pub mod index;
 pub mod memory;
-pub mod offsets;
+pub mod read;
+pub mod recovery;
 pub mod scan;
 pub mod segment;
 
@@ -38,6 +41,15 @@ pub enum LogError {
     /// Acknowledged data is damaged at `seq`.
     #[error("log is damaged at seq {seq}: {reason}")]
     Corrupt { seq: u64, reason: String },
+    /// A segment file is shorter than it was created: data after `last_seq`
+    /// may be gone.
+    #[error("{} is {len} bytes but was created with {capacity}: the file was cut short after seq {last_seq}, and whatever was written after it is gone", path.display())]
+    Truncated {
+        path: PathBuf,
+        len: u64,
+        capacity: u64,
+        last_seq: u64,
+    },
     #[error("log layout: {0}")]
     Layout(String),
     #[error("append out of order: {0}")]
@@ -55,10 +67,12 @@ impl LogError {
         }
     }
 
-    /// The seq named by a corruption error.
+    /// The seq named by a corruption error (for a cut segment: the first
+    /// seq that may be missing).
     pub fn corrupt_seq(&self) -> Option<u64> {
         match self {
             LogError::Corrupt { seq, .. } => Some(*seq),
+            LogError::Truncated { last_seq, .. } => Some(last_seq + 1),
             _ => None,
         }
     }
@@ -67,52 +81,34 @@ impl LogError {
 /// Visitor of scanned records.
 pub type Visit<'a> = dyn FnMut(StoredRecord) -> Result<(), LogError> + 'a;
 
-/// Reads the log from any thread.
+/// Where a record's frame stands: (the first seq of its segment, offset).
+/// The in-memory engine has one "segment" (0) and uses the index as offset.
+pub type Location = (u64, u64);
+
+/// Reads the log from any thread; every record returned is checked (hash,
+/// link or seq). Callers never ask beyond the durable head they were given.
 pub trait LogReader: Send + Sync {
-    /// Visits records `from..=to` in order, checking every hash and link on the way.
-    /// `to` must not exceed the durable head the caller was given.
+    /// Visits records `from..=to` in order, checking every hash and link.
     fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError>;
-
-    /// The records at `seqs` (ascending, each at most the durable head), using a
-    /// seq → offset index where the engine has one.
-    fn read_indexed(
-        &self,
-        seqs: &[u64],
-        _store: &dyn offsets::OffsetStore,
-    ) -> Result<Vec<StoredRecord>, LogError> {
-        self.read_seqs(seqs)
-    }
-
-    /// The records at `seqs` (ascending, each at most the durable head).
-    fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
-        let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::with_capacity(seqs.len());
-        let mut wanted = seqs.iter().peekable();
-        self.scan(first, last, &mut |r| {
-            if wanted.peek() == Some(&&r.record.envelope.seq) {
-                wanted.next();
-                out.push(r);
-            }
-            Ok(())
-        })?;
-        Ok(out)
-    }
+    /// The records at `seqs` (ascending, each at most `head`).
+    fn read(&self, seqs: &[u64], head: u64) -> Result<Vec<StoredRecord>, LogError>;
+    /// Every seq up to `head` whose record names `entity` (its text form), ascending.
+    fn entity_seqs(&self, entity: &str, head: u64) -> Result<Vec<u64>, LogError>;
 }
 
 /// A log engine, owned by the single writer.
 pub trait LogEngine: Send {
     /// The last durable record, `None` for an empty log.
     fn head(&self) -> Option<Head>;
-    /// Appends a batch durably; returns only once it is on stable storage.
-    /// After an error the engine's state on disk is unknown: the writer stops.
-    fn append(&mut self, batch: &[EncodedRecord]) -> Result<(), LogError>;
+    /// Appends a batch durably; returns only once it is on stable storage,
+    /// pushing each record's location to `at`. After an error the engine's
+    /// state on disk is unknown: the writer stops.
+    fn append(&mut self, batch: &[EncodedRecord], at: &mut Vec<Location>) -> Result<(), LogError>;
     /// A reader for other threads.
     fn reader(&self) -> std::sync::Arc<dyn LogReader>;
-    /// Frame offsets of segments sealed since the last call: (first seq, offsets).
-    fn take_sealed_offsets(&mut self) -> Vec<(u64, Vec<u64>)> {
-        Vec::new()
+    /// Records the durable head as evidence (`log/head`); `closed` at a clean close.
+    fn record_evidence(&mut self, _closed: bool) -> Result<(), LogError> {
+        Ok(())
     }
 }
 

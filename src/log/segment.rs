@@ -1,51 +1,93 @@
-//! The segment-file engine: `DIR/log/<first_seq:020>.seg`, each a 64-byte header
-//! then frames, preallocated so that a batch's fdatasync writes data, not size.
+//! The segment-file engine: `DIR/log/<first_seq:020>.seg`, each a 64-byte
+//! header then frames, preallocated so that a batch's fdatasync writes data,
+//! not size. A batch is written in write units of at most
+//! [`WRITE_UNIT_BYTES`]: one `pwrite` and one `fdatasync` each; every frame
+//! names the first seq of its batch (recovery's evidence, `recovery`).
 //!
-//! Recovery on open scans only the last segment. A bad frame there is a torn
-//! tail when no self-valid frame of a later write batch follows it (the batch was
-//! never fsynced, so never acknowledged): it is truncated and reported. Otherwise
-//! acknowledged data is damaged and open refuses with `Corrupt`, naming the seq.
+//! Opening for writing takes an exclusive `flock` on the `log/` directory
+//! itself (a file the ledger cannot run without), analyzes the tail
+//! (`recovery::analyze`), refuses corruption, cuts off a torn final write
+//! (and only that), records the durable head as evidence in `log/head`, and
+//! publishes the live head there after every batch.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::frame::{self, later_batch_exists, parse_frame, write_frame, Parsed};
-use super::offsets::{ActiveOffsets, OffsetStore, SharedActive};
-use super::scan::{
-    check_segment_header, list_segments, read_full, scan_dir, segment_header, segment_name,
-    truncated, SEGMENT_HEADER_BYTES,
-};
-use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Visit};
-use crate::record::{Record, StoredRecord, MAX_RECORD_BYTES};
+use super::frame::write_frame;
+use super::head::{self, HeadWriter, State};
+use super::read::LogFiles;
+use super::recovery::{analyze, Proof, Tail, TornTail};
+pub use super::recovery::WRITE_UNIT_BYTES;
+use super::scan::{list_segments, segment_header, segment_name, SEGMENT_HEADER_BYTES};
+use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Location};
 
 /// Default preallocated size of a segment.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Smallest segment size accepted.
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
 
-/// What recovery found and did on open.
+/// What opening for writing found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
-    /// A torn final batch (never acknowledged) that was cut off: the seq its first
-    /// damaged frame would have had, where it started, and how many bytes it had.
+    /// A torn final write (never acknowledged) that was cut off.
     pub torn_tail: Option<TornTail>,
-    /// Leftover temporary files of an interrupted segment creation, removed.
+    /// Leftover empty temporary segments of an interrupted creation, removed.
     pub removed_temp_files: u32,
+    /// The last segment had lost part of its preallocated zeros after a
+    /// clean close (nothing acknowledged was missing); it was extended again.
+    pub reextended: bool,
+    /// `log/head` was missing from a non-empty log: no evidence but the frames.
+    pub head_file_missing: bool,
 }
 
-/// A torn final batch that recovery truncated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TornTail {
-    pub seq: u64,
-    pub segment: PathBuf,
-    pub offset: u64,
-    pub bytes: u64,
+/// The exclusive writer lock: an `flock` on the `log/` directory.
+pub struct WriterLock {
+    _dir: File,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{} is in use by another parley writer (parley serve or parley run)", .0.display())]
+    Held(PathBuf),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Takes the exclusive writer lock on `log_dir` (which must exist).
+pub fn lock(log_dir: &Path) -> Result<WriterLock, LockError> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(log_dir).map_err(|e| LogError::io("open", log_dir, e))?;
+    // SAFETY: the fd is open and owned by `dir`; flock has no memory effects.
+    let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(LockError::Held(log_dir.to_path_buf()));
+    }
+    Ok(WriterLock { _dir: dir })
+}
+
+/// True when a writer holds the lock on `log_dir` right now.
+pub fn writer_running(log_dir: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(dir) = File::open(log_dir) else {
+        return false;
+    };
+    // SAFETY: as in `lock`; a shared lock taken is released at once.
+    let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: as above.
+        unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_UN) };
+        return false;
+    }
+    true
 }
 
 struct Active {
     file: File,
     path: PathBuf,
+    first_seq: u64,
     write_offset: u64,
     capacity: u64,
 }
@@ -57,10 +99,8 @@ pub struct SegmentLog {
     active: Option<Active>,
     head: Option<Head>,
     buf: Vec<u8>,
-    /// Frame offsets of the active segment, shared with readers.
-    offsets: SharedActive,
-    /// Offsets of segments sealed since the writer last asked.
-    sealed: Vec<(u64, Vec<u64>)>,
+    evidence: Arc<Mutex<HeadWriter>>,
+    reader: Arc<LogFiles>,
 }
 
 /// Makes a file `len` bytes long with its blocks allocated.
@@ -89,300 +129,146 @@ fn sync_dir(dir: &Path) -> Result<(), LogError> {
         .map_err(|e| LogError::io("fsync directory", dir, e))
 }
 
+/// Removes `*.seg.tmp` files that hold no frame (an interrupted segment
+/// creation); a temp file with data in it is refused: it is not ours to delete.
+fn remove_empty_temps(dir: &Path) -> Result<u32, LogError> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| LogError::io("read directory", dir, e))? {
+        let entry = entry.map_err(|e| LogError::io("read directory", dir, e))?;
+        if !entry.file_name().to_string_lossy().ends_with(".seg.tmp") {
+            continue;
+        }
+        let path = entry.path();
+        let data = std::fs::read(&path).map_err(|e| LogError::io("read", &path, e))?;
+        let body = data.get(SEGMENT_HEADER_BYTES..).unwrap_or(&[]);
+        if body.iter().any(|b| *b != 0) {
+            return Err(LogError::Layout(format!(
+                "{} holds data; it is not a leftover of an interrupted segment creation (rename it back to .seg, or move it away)",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 impl SegmentLog {
-    /// Opens (or creates) the log in `dir`, recovering its tail.
-    pub fn open(dir: &Path, segment_bytes: u64) -> Result<(SegmentLog, Recovery), LogError> {
-        assert!(segment_bytes >= 4096, "segment size must be at least 4 KiB");
-        std::fs::create_dir_all(dir).map_err(|e| LogError::io("create directory", dir, e))?;
-        let mut recovery = Recovery::default();
-        for entry in std::fs::read_dir(dir).map_err(|e| LogError::io("read directory", dir, e))? {
-            let entry = entry.map_err(|e| LogError::io("read directory", dir, e))?;
-            if entry.file_name().to_string_lossy().ends_with(".seg.tmp") {
-                let path = entry.path();
-                std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
-                recovery.removed_temp_files += 1;
-            }
+    /// Opens the log in `dir` for writing (the caller holds the lock):
+    /// refuses corruption, cuts off a torn final write, records evidence.
+    /// `derived` is the derived store's applied marker, if one was read.
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        derived: Option<u64>,
+        index_dir: &Path,
+    ) -> Result<(SegmentLog, Recovery), LogError> {
+        if segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(LogError::Layout(format!(
+                "segment size {segment_bytes} is below the minimum of {MIN_SEGMENT_BYTES} bytes"
+            )));
         }
-        let segments = list_segments(dir)?;
-        let mut log = SegmentLog {
-            dir: dir.to_path_buf(),
-            segment_bytes,
-            active: None,
-            head: None,
-            buf: Vec::new(),
-            offsets: SharedActive::default(),
-            sealed: Vec::new(),
+        let mut recovery = Recovery {
+            removed_temp_files: remove_empty_temps(dir)?,
+            ..Recovery::default()
         };
-        let Some((last_first, last_path)) = segments.last().cloned() else {
-            return Ok((log, recovery));
+        let file = head::read(dir)?;
+        let proof = Proof {
+            head_file: file.evidence,
+            derived,
         };
-        let Recovered {
-            end,
-            head: tail_head,
-            torn,
-            offsets,
-        } = recover_segment(&last_path, last_first)?;
-        if let Ok(mut a) = log.offsets.write() {
-            *a = ActiveOffsets {
-                segment: last_first,
-                offsets,
-            };
+        let tail = analyze(dir, proof)?;
+        recovery.head_file_missing = file.evidence.is_none() && tail.head.is_some();
+        if let Some(t) = &tail.torn {
+            cut(t)?;
+            tracing::warn!(
+                seq = t.seq,
+                offset = t.offset,
+                bytes = t.bytes,
+                "cut off a torn final write (never acknowledged): {}",
+                t.reason
+            );
         }
-        recovery.torn_tail = torn;
-        log.head = match tail_head {
-            Some(h) => Some(h),
-            None if segments.len() >= 2 => {
-                // The last segment is empty: the head is the end of the one before.
-                let (prev_first, _) = segments[segments.len() - 2];
-                let mut ignore = |_| Ok(());
-                let head = scan_dir(dir, prev_first, last_first - 1, &mut ignore)?;
-                if head.map(|h| h.seq) != Some(last_first - 1) {
-                    return Err(LogError::Corrupt {
-                        seq: head.map_or(prev_first, |h| h.seq + 1),
-                        reason: format!(
-                            "segment {} is empty and the one before does not end at seq {}",
-                            last_path.display(),
-                            last_first - 1
-                        ),
-                    });
-                }
-                head
-            }
-            None if last_first == 1 => None,
-            None => {
-                return Err(LogError::Corrupt {
-                    seq: 1,
-                    reason: format!("the only segment starts at seq {last_first}"),
-                })
-            }
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&last_path)
-            .map_err(|e| LogError::io("open", &last_path, e))?;
-        let capacity = file
-            .metadata()
-            .map_err(|e| LogError::io("stat", &last_path, e))?
-            .len();
-        log.active = Some(Active {
-            file,
-            path: last_path,
-            write_offset: end,
-            capacity,
-        });
-        Ok((log, recovery))
+        recovery.torn_tail = tail.torn.clone();
+        recovery.reextended = tail.short_segment;
+        let active = open_active(&tail)?;
+        let mut evidence = HeadWriter::open(dir, file.evidence)?;
+        let (seq, hash) = tail.head.map_or((0, [0; 32]), |h| (h.seq, h.hash));
+        evidence.record(State::Open, seq, hash)?;
+        evidence.publish_live(seq, hash)?;
+        let reader = Arc::new(LogFiles::new(dir, index_dir));
+        Ok((
+            SegmentLog {
+                dir: dir.to_path_buf(),
+                segment_bytes,
+                active,
+                head: tail.head,
+                buf: Vec::new(),
+                evidence: Arc::new(Mutex::new(evidence)),
+                reader,
+            },
+            recovery,
+        ))
+    }
+
+    /// The shared handle on `log/head` (the projector records evidence with it).
+    pub fn evidence(&self) -> Arc<Mutex<HeadWriter>> {
+        Arc::clone(&self.evidence)
+    }
+
+    /// The reader over these files.
+    pub fn files(&self) -> Arc<LogFiles> {
+        Arc::clone(&self.reader)
     }
 
     fn create_segment(&self, first_seq: u64, capacity: u64) -> Result<Active, LogError> {
         let path = self.dir.join(segment_name(first_seq));
         let tmp = self.dir.join(format!("{}.tmp", segment_name(first_seq)));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| LogError::io("create", &tmp, e))?;
-        preallocate(&file, capacity, &tmp)?;
-        file.write_all_at(&segment_header(first_seq, capacity), 0)
-            .map_err(|e| LogError::io("write", &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| LogError::io("fsync", &tmp, e))?;
+        let made = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| LogError::io("create", &tmp, e))?;
+            preallocate(&file, capacity, &tmp)?;
+            file.write_all_at(&segment_header(first_seq, capacity), 0)
+                .map_err(|e| LogError::io("write", &tmp, e))?;
+            file.sync_all()
+                .map_err(|e| LogError::io("fsync", &tmp, e))?;
+            Ok(file)
+        })();
+        let file = match made {
+            Ok(f) => f,
+            Err(e) => {
+                // A failed creation (a full disk) leaves nothing behind.
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         std::fs::rename(&tmp, &path).map_err(|e| LogError::io("rename", &tmp, e))?;
         sync_dir(&self.dir)?;
         Ok(Active {
             file,
             path,
+            first_seq,
             write_offset: SEGMENT_HEADER_BYTES as u64,
             capacity,
         })
     }
-}
 
-/// Most bytes one write (and its fdatasync) carries. A crash can tear at most the
-/// unit in flight, so recovery looks at most this far (plus one frame) past the
-/// end of the valid data.
-pub const WRITE_UNIT_BYTES: usize = 8 << 20;
-const TAIL_WINDOW_BYTES: usize = WRITE_UNIT_BYTES + MAX_RECORD_BYTES + frame::OVERHEAD_BYTES;
-
-fn read_at(file: &File, offset: u64, len: usize, path: &Path) -> Result<Vec<u8>, LogError> {
-    let mut buf = vec![0u8; len];
-    let mut filled = 0;
-    while filled < len {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(LogError::io("read", path, e)),
-        }
-    }
-    buf.truncate(filled);
-    Ok(buf)
-}
-
-/// Scans the last segment. Returns the end of its valid data, its last record,
-/// and the torn tail it zeroed, if any.
-fn recover_segment(path: &Path, first_seq: u64) -> Result<Recovered, LogError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| LogError::io("open", path, e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| LogError::io("stat", path, e))?
-        .len();
-    let header = read_at(&file, 0, SEGMENT_HEADER_BYTES, path)?;
-    let capacity =
-        check_segment_header(&header, first_seq).map_err(|reason| LogError::Corrupt {
-            seq: first_seq,
-            reason: format!("{}: {reason}", path.display()),
-        })?;
-    let mut reader = BufReader::with_capacity(1 << 20, &file);
-    reader
-        .seek(SeekFrom::Start(SEGMENT_HEADER_BYTES as u64))
-        .map_err(|e| LogError::io("seek", path, e))?;
-    let mut at = SEGMENT_HEADER_BYTES as u64;
-    let mut seq = first_seq;
-    let mut prev: Option<[u8; 32]> = None;
-    let mut head = None;
-    let mut frame_buf = Vec::new();
-    let mut last_payload = Vec::new();
-    let mut offsets = Vec::new();
-    let problem = loop {
-        frame_buf.resize(frame::HEADER_BYTES, 0);
-        let n = read_full(&mut reader, &mut frame_buf, path)?;
-        let header = match frame::parse_header(&frame_buf[..n]) {
-            Ok(Some(h)) => h,
-            Ok(None) => break None,
-            Err(reason) => break Some(reason),
-        };
-        frame_buf.resize(frame::OVERHEAD_BYTES + header.payload_len, 0);
-        let got = read_full(&mut reader, &mut frame_buf[frame::HEADER_BYTES..], path)?;
-        if got < frame_buf.len() - frame::HEADER_BYTES {
-            break Some("frame cut short".to_owned());
-        }
-        let f = match parse_frame(&frame_buf) {
-            Parsed::Frame(f) => f,
-            Parsed::End => break None,
-            Parsed::Bad(reason) => break Some(reason),
-        };
-        if !f.self_valid() {
-            break Some(frame::HASH_MISMATCH.into());
-        }
-        if prev.is_some_and(|p| p != f.prev_hash) {
-            break Some("prev_hash does not link to the previous record".into());
-        }
-        // Position gives the seq; only the last frame is decoded (below).
-        last_payload.clear();
-        last_payload.extend_from_slice(f.payload);
-        head = Some(Head {
-            seq,
-            hash: f.hash,
-            recorded_at_ms: 0,
-        });
-        prev = Some(f.hash);
-        offsets.push(at);
-        at += f.len as u64;
-        seq += 1;
-    };
-    drop(reader);
-    if let Some(h) = head.as_mut() {
-        // A self-valid frame whose payload does not decode was written by a
-        // broken writer, not torn by a crash: refuse rather than guess.
-        let record = Record::decode(&last_payload).map_err(|e| LogError::Corrupt {
-            seq: h.seq,
-            reason: format!("{}: {e}", path.display()),
-        })?;
-        if record.envelope.seq != h.seq {
-            return Err(LogError::Corrupt {
-                seq: h.seq,
-                reason: format!(
-                    "{}: record says seq {}, its position is seq {}",
-                    path.display(),
-                    record.envelope.seq,
-                    h.seq
-                ),
-            });
-        }
-        h.recorded_at_ms = record.envelope.recorded_at_ms;
-    }
-    if file_len < capacity {
-        // A torn write never shrinks a preallocated file; something cut it.
-        return Err(LogError::Corrupt {
-            seq,
-            reason: truncated(path, file_len, capacity),
-        });
-    }
-    let window_len =
-        usize::try_from(file_len - at).map_or(TAIL_WINDOW_BYTES, |l| l.min(TAIL_WINDOW_BYTES));
-    let window = read_at(&file, at, window_len, path)?;
-    let problem = match problem {
-        None if window.iter().all(|b| *b == 0) => {
-            return Ok(Recovered {
-                end: at,
-                head,
-                torn: None,
-                offsets,
-            })
-        }
-        None => "a zeroed frame header with data after it".to_owned(),
-        Some(p) => p,
-    };
-    if later_batch_exists(&window, 0, seq) {
-        return Err(LogError::Corrupt {
-            seq,
-            reason: format!(
-                "{} offset {at}: {problem} (later batches follow, so this was acknowledged)",
-                path.display()
-            ),
-        });
-    }
-    // A torn final write: zero it (the file keeps its preallocated length, so a
-    // crash during this repair cannot look like a truncated file).
-    let bytes = window.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
-    file.write_all_at(&vec![0u8; bytes], at)
-        .map_err(|e| LogError::io("write", path, e))?;
-    file.sync_data()
-        .map_err(|e| LogError::io("fdatasync", path, e))?;
-    tracing::warn!(
-        seq,
-        offset = at,
-        bytes,
-        "zeroed a torn final write (never acknowledged): {problem}"
-    );
-    let torn = TornTail {
-        seq,
-        segment: path.to_path_buf(),
-        offset: at,
-        bytes: bytes as u64,
-    };
-    Ok(Recovered {
-        end: at,
-        head,
-        torn: Some(torn),
-        offsets,
-    })
-}
-
-/// What scanning the last segment found.
-struct Recovered {
-    /// End of the valid data.
-    end: u64,
-    head: Option<Head>,
-    torn: Option<TornTail>,
-    /// Offset of every valid frame.
-    offsets: Vec<u64>,
-}
-
-impl SegmentLog {
-    /// One write and one fdatasync for `unit`, rolling to a new segment first
-    /// when it does not fit the current one.
-    fn write_unit(&mut self, unit: &[EncodedRecord]) -> Result<(), LogError> {
-        let first_seq = unit[0].seq;
+    /// One write and one fdatasync for `unit` of the batch starting at
+    /// `batch_first_seq`, rolling to a new segment first when it does not fit.
+    fn write_unit(
+        &mut self,
+        batch_first_seq: u64,
+        unit: &[EncodedRecord],
+        at: &mut Vec<Location>,
+    ) -> Result<(), LogError> {
+        debug_assert!(!unit.is_empty());
         self.buf.clear();
         for record in unit {
-            write_frame(&mut self.buf, first_seq, record);
+            write_frame(&mut self.buf, batch_first_seq, record);
         }
         let len = self.buf.len() as u64;
         let fits = self.active.as_ref().is_some_and(|a| {
@@ -390,19 +276,7 @@ impl SegmentLog {
         });
         if !fits {
             let capacity = self.segment_bytes.max(SEGMENT_HEADER_BYTES as u64 + len);
-            self.active = Some(self.create_segment(first_seq, capacity)?);
-            if let Ok(mut a) = self.offsets.write() {
-                let old = std::mem::replace(
-                    &mut *a,
-                    ActiveOffsets {
-                        segment: first_seq,
-                        offsets: Vec::new(),
-                    },
-                );
-                if old.segment != 0 && !old.offsets.is_empty() {
-                    self.sealed.push((old.segment, old.offsets));
-                }
-            }
+            self.active = Some(self.create_segment(unit[0].seq, capacity)?);
         }
         let active = self
             .active
@@ -421,14 +295,13 @@ impl SegmentLog {
             .file
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &active.path, e))?;
-        if let Ok(mut a) = self.offsets.write() {
-            let mut at = active.write_offset;
-            for r in unit {
-                a.offsets.push(at);
-                at += r.frame_len() as u64;
-            }
+        let mut offset = active.write_offset;
+        for r in unit {
+            at.push((active.first_seq, offset));
+            offset += r.frame_len() as u64;
         }
         active.write_offset += len;
+        debug_assert_eq!(offset, active.write_offset);
         let last = &unit[unit.len() - 1];
         self.head = Some(Head {
             seq: last.seq,
@@ -439,13 +312,57 @@ impl SegmentLog {
     }
 }
 
+/// Zeroes a torn final write (the file keeps its preallocated length, so a
+/// crash during this repair cannot look like a cut file).
+fn cut(t: &TornTail) -> Result<(), LogError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(&t.segment)
+        .map_err(|e| LogError::io("open", &t.segment, e))?;
+    let zeros = vec![0u8; usize::try_from(t.bytes).unwrap_or(0)];
+    file.write_all_at(&zeros, t.offset)
+        .map_err(|e| LogError::io("write", &t.segment, e))?;
+    file.sync_data()
+        .map_err(|e| LogError::io("fdatasync", &t.segment, e))
+}
+
+/// The last segment, opened for writing at the end of its valid data.
+fn open_active(tail: &Tail) -> Result<Option<Active>, LogError> {
+    let Some(last) = &tail.last else {
+        return Ok(None);
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&last.path)
+        .map_err(|e| LogError::io("open", &last.path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| LogError::io("stat", &last.path, e))?
+        .len();
+    if len < last.capacity {
+        // Only after a clean close with nothing missing (recovery checked).
+        preallocate(&file, last.capacity, &last.path)?;
+    }
+    Ok(Some(Active {
+        file,
+        path: last.path.clone(),
+        first_seq: last.first_seq,
+        write_offset: last.end,
+        capacity: last.capacity.max(len),
+    }))
+}
+
 impl LogEngine for SegmentLog {
     fn head(&self) -> Option<Head> {
         self.head
     }
 
-    fn append(&mut self, batch: &[EncodedRecord]) -> Result<(), LogError> {
+    fn append(&mut self, batch: &[EncodedRecord], at: &mut Vec<Location>) -> Result<(), LogError> {
         check_continues(self.head, batch)?;
+        let Some(first) = batch.first().map(|r| r.seq) else {
+            return Ok(());
+        };
         let mut rest = batch;
         while !rest.is_empty() {
             // A write unit: at least one record, at most WRITE_UNIT_BYTES otherwise.
@@ -459,40 +376,34 @@ impl LogEngine for SegmentLog {
                 .count()
                 .max(1);
             let (unit, tail) = rest.split_at(count);
-            self.write_unit(unit)?;
+            self.write_unit(first, unit, at)?;
             rest = tail;
+        }
+        if let Some(h) = self.head {
+            let evidence = self
+                .evidence
+                .lock()
+                .map_err(|_| LogError::Layout("head file lock poisoned".into()))?;
+            evidence.publish_live(h.seq, h.hash)?;
         }
         Ok(())
     }
 
     fn reader(&self) -> Arc<dyn LogReader> {
-        Arc::new(SegmentReader {
-            dir: self.dir.clone(),
-            active: Arc::clone(&self.offsets),
-        })
+        Arc::clone(&self.reader) as Arc<dyn LogReader>
     }
 
-    fn take_sealed_offsets(&mut self) -> Vec<(u64, Vec<u64>)> {
-        std::mem::take(&mut self.sealed)
+    fn record_evidence(&mut self, closed: bool) -> Result<(), LogError> {
+        let (seq, hash) = self.head.map_or((0, [0; 32]), |h| (h.seq, h.hash));
+        let state = if closed { State::Closed } else { State::Open };
+        self.evidence
+            .lock()
+            .map_err(|_| LogError::Layout("head file lock poisoned".into()))?
+            .record(state, seq, hash)
     }
 }
 
-/// Reads segment files from any thread, independently of the writer.
-pub struct SegmentReader {
-    pub dir: PathBuf,
-    active: SharedActive,
-}
-
-impl LogReader for SegmentReader {
-    fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError> {
-        scan_dir(&self.dir, from, to, visit).map(|_| ())
-    }
-
-    fn read_indexed(
-        &self,
-        seqs: &[u64],
-        store: &dyn OffsetStore,
-    ) -> Result<Vec<StoredRecord>, LogError> {
-        super::offsets::read_indexed(&self.dir, &self.active, store, seqs)
-    }
+/// The segments of `dir` (for tests and tools).
+pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    list_segments(dir)
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{DeadlineFrom, Definition, OnFailure};
 use crate::record::Body;
 use crate::value::Value;
-use crate::vocab::RunOutcome;
+use crate::vocab::{RunOutcome, StepFailure};
 
 /// Where a step stands.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
@@ -42,6 +42,31 @@ pub enum StepStatus {
     Skipped,
 }
 
+impl StepStatus {
+    /// The status's stable name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepStatus::Waiting => "waiting",
+            StepStatus::Ready { .. } => "ready",
+            StepStatus::Completed { .. } => "completed",
+            StepStatus::Failed { .. } => "failed",
+            StepStatus::TimedOut { .. } => "timed_out",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+
+    /// The record that gave the step this status, if one did.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            StepStatus::Ready { seq, .. }
+            | StepStatus::Completed { seq }
+            | StepStatus::Failed { seq, .. }
+            | StepStatus::TimedOut { seq } => Some(*seq),
+            StepStatus::Waiting | StepStatus::Skipped => None,
+        }
+    }
+}
+
 /// Where a run stands.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -50,7 +75,7 @@ pub enum RunStatus {
     /// A step failed; its compensation steps are running.
     Compensating {
         step: String,
-        reason: String,
+        cause: StepFailure,
     },
     /// Ended; `run_finished` records it (see `RunState::finished_seq`).
     Ended {
@@ -218,7 +243,11 @@ impl Workflows {
                             reason: reason.clone(),
                         },
                     );
-                    self.fail(run, i, seq, at_ms, reason.clone());
+                    let cause = StepFailure::Reported {
+                        report: seq,
+                        reason: reason.clone(),
+                    };
+                    self.fail(run, i, seq, at_ms, cause);
                 }
             }
             Body::StepTimedOut {
@@ -228,8 +257,10 @@ impl Workflows {
             } => {
                 if let Some(i) = self.index_of(run, step) {
                     self.settle_step(run, i, StepStatus::TimedOut { seq });
-                    let reason = format!("passed its deadline {deadline_ms}");
-                    self.fail(run, i, seq, at_ms, reason);
+                    let cause = StepFailure::TimedOut {
+                        deadline_ms: *deadline_ms,
+                    };
+                    self.fail(run, i, seq, at_ms, cause);
                 }
             }
             Body::RunFinished { run, .. } => {
@@ -367,21 +398,21 @@ impl Workflows {
                     self.end(run, RunOutcome::Completed);
                 }
             }
-            RunStatus::Compensating { step, reason } => {
+            RunStatus::Compensating { step, cause } => {
                 let failed = r.definition.step(&step).map(|(_, d)| d.compensate.clone());
                 let all = failed
                     .unwrap_or_default()
                     .iter()
                     .all(|c| r.definition.step(c).is_some_and(|(j, _)| done(r, j)));
                 if all {
-                    self.end(run, RunOutcome::Compensated { step, reason });
+                    self.end(run, RunOutcome::Compensated { step, cause });
                 }
             }
             RunStatus::Ended { .. } => {}
         }
     }
 
-    fn fail(&mut self, run: &str, i: usize, seq: u64, at_ms: u64, reason: String) {
+    fn fail(&mut self, run: &str, i: usize, seq: u64, at_ms: u64, cause: StepFailure) {
         let Some(r) = self.runs.get(run) else {
             return;
         };
@@ -389,12 +420,15 @@ impl Workflows {
         match (&r.status, def.on_failure) {
             (RunStatus::Ended { .. }, _) => {}
             (RunStatus::Compensating { step, .. }, _) => {
-                let reason = format!("compensation for `{step}` failed: {reason}");
+                let cause = StepFailure::CompensationFailed {
+                    compensating: step.clone(),
+                    failure: Box::new(cause),
+                };
                 self.end(
                     run,
                     RunOutcome::Aborted {
                         step: def.name,
-                        reason,
+                        cause,
                     },
                 );
             }
@@ -403,7 +437,7 @@ impl Workflows {
                     run,
                     RunOutcome::Aborted {
                         step: def.name,
-                        reason,
+                        cause,
                     },
                 );
             }
@@ -412,7 +446,7 @@ impl Workflows {
                 if let Some(r) = self.runs.get_mut(run) {
                     r.status = RunStatus::Compensating {
                         step: def.name.clone(),
-                        reason,
+                        cause,
                     };
                 }
                 for c in &def.compensate {

@@ -1,0 +1,148 @@
+//! The answer to one command, defined once: `parley run` prints it (one line
+//! per command), the HTTP API returns it, MCP tools carry it. A refused
+//! command's answer is an [`ErrorAnswer`] with a stable `code`.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::record::{Body, Digest};
+use crate::render;
+use crate::sequencer::{Ack, AppendError};
+use crate::vocab::{Decision, DeferUntil, Outcome};
+
+/// A decision as answered: the structured decision, its seq, and a sentence.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct DecisionAnswer {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// The decision in words (rendered now; not part of the record).
+    pub summary: String,
+    /// What happens next, for an intention still pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl DecisionAnswer {
+    pub fn new(seq: u64, decision: Decision) -> DecisionAnswer {
+        let next = match &decision.outcome {
+            Outcome::Deferred {
+                until: DeferUntil::Time(t),
+            } => Some(format!(
+                "decided again at {} (or when the ledger's time passes it); follow the stream or poll the intention",
+                crate::time::format_rfc3339(*t)
+            )),
+            Outcome::Deferred {
+                until: DeferUntil::Step(r),
+            } => Some(format!(
+                "decided again when step `{}` of run `{}` completes",
+                r.step, r.run
+            )),
+            Outcome::Escalated { .. } => Some(
+                "a person settles it (or the rule set's safe default does when it expires); follow the stream or poll the intention".into(),
+            ),
+            _ => None,
+        };
+        DecisionAnswer {
+            seq,
+            summary: render::decision_line(&decision),
+            next,
+            decision,
+        }
+    }
+}
+
+/// Another record a command caused.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Caused {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub body: Body,
+    /// For a decision: the decision in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// A command's answer once it is durable.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct CommandAnswer {
+    pub seq: u64,
+    pub hash: Digest,
+    pub recorded_at_ms: u64,
+    /// The idempotency key had been seen: nothing was appended, and this is
+    /// the original command's answer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// For an intention: the decision that answered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionAnswer>,
+    /// Every other record the command caused, in log order: decisions of
+    /// other intentions (a clock re-deciding a deferral, a human resolution
+    /// settling several, a step completion unblocking intentions) and
+    /// workflow progress.
+    pub caused: Vec<Caused>,
+}
+
+impl From<Ack> for CommandAnswer {
+    fn from(ack: Ack) -> CommandAnswer {
+        let own = ack.decision().map(|(s, _)| s);
+        let mut decision = None;
+        let mut caused = Vec::new();
+        for (seq, body) in ack.follow_ups {
+            match body {
+                Body::Decision { decision: d } if Some(seq) == own => {
+                    decision = Some(DecisionAnswer::new(seq, *d));
+                }
+                body => {
+                    let summary = match &body {
+                        Body::Decision { decision } => Some(render::decision_line(decision)),
+                        _ => None,
+                    };
+                    caused.push(Caused { seq, body, summary });
+                }
+            }
+        }
+        CommandAnswer {
+            seq: ack.seq,
+            hash: Digest(ack.hash),
+            recorded_at_ms: ack.recorded_at_ms,
+            duplicate: ack.duplicate,
+            decision,
+            caused,
+        }
+    }
+}
+
+/// A refused command's answer.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ErrorAnswer {
+    /// A stable name for the kind of refusal.
+    pub code: &'static str,
+    pub error: String,
+}
+
+impl From<&AppendError> for ErrorAnswer {
+    fn from(e: &AppendError) -> ErrorAnswer {
+        ErrorAnswer {
+            code: code(e),
+            error: e.to_string(),
+        }
+    }
+}
+
+/// A stable name for each kind of append error.
+pub fn code(e: &AppendError) -> &'static str {
+    match e {
+        AppendError::Invalid(_) => "invalid-command",
+        AppendError::Refused(r) => r.code(),
+        AppendError::TimeBackwards { .. }
+        | AppendError::TimeAhead { .. }
+        | AppendError::TimeMissing
+        | AppendError::TimeJump { .. } => "time",
+        AppendError::KeyConflict { .. } => "idempotency-conflict",
+        AppendError::Record(_) => "record-too-large",
+        AppendError::Failed(_) => "ledger-failed",
+        AppendError::Closed => "ledger-closed",
+        AppendError::Busy => "busy",
+    }
+}

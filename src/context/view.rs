@@ -1,0 +1,564 @@
+//! The public picture of the shared context: what `parley state --json`
+//! prints and the HTTP API serves (`schemas/state.schema.json`). A designed
+//! view, not a dump of the fold's internal indexes: every value carries the
+//! seq of the record that wrote it.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::{Context, IntentionState, Stamped, Status};
+use crate::entity::EntityRef;
+use crate::record::{Digest, Timeline};
+use crate::time::format_rfc3339;
+use crate::value::Value;
+use crate::vocab::{Action, ActionKind, Autonomy, Domain, Lifecycle, Objective, Perk, PromotionTarget};
+use crate::workflow::run::RunState;
+
+/// A value and the seq of the record that wrote it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct At<T> {
+    pub value: T,
+    pub seq: u64,
+}
+
+fn at<T: Clone>(s: &Stamped<T>) -> At<T> {
+    At {
+        value: s.value.clone(),
+        seq: s.seq,
+    }
+}
+
+/// The ledger itself.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct LedgerView {
+    pub id: String,
+    pub timeline: Option<Timeline>,
+    /// The resolver version in force and the record that set it.
+    pub resolver: At<u32>,
+    /// The rule set in force: its hash and the record that installed it.
+    pub rules: Option<At<Digest>>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct AgentView {
+    pub agent: String,
+    pub domain: Domain,
+    pub priority: u32,
+    pub autonomy: BTreeMap<ActionKind, Autonomy>,
+    pub seq: u64,
+}
+
+/// A human or an admin, and the record that registered them.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Member {
+    pub name: String,
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct SkuView {
+    pub sku: String,
+    pub category: At<String>,
+    pub price_minor: At<i64>,
+    /// The intention whose approval set the price (none: the catalog did).
+    pub price_by: Option<u64>,
+    pub cost_minor: At<i64>,
+    pub stock: At<i64>,
+    pub lifecycle: At<Lifecycle>,
+    pub reserved: At<i64>,
+    pub on_order: At<i64>,
+    pub competitor_prices: BTreeMap<String, At<i64>>,
+    pub traffic_increase_bp: At<u32>,
+    pub supplier_delay_days: At<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct OrderView {
+    pub order: String,
+    pub customer: At<String>,
+    pub total_minor: At<i64>,
+    pub flagged: Option<At<String>>,
+    pub delayed_days: Option<At<u32>>,
+    pub perks: Vec<At<Perk>>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ContactView {
+    pub customer: String,
+    pub order: String,
+    pub topic: String,
+    pub at: At<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct FactView {
+    pub entity: EntityRef,
+    pub attribute: String,
+    pub value: At<Value>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PromotionView {
+    pub intention: u64,
+    /// The decision that approved it.
+    pub decision: u64,
+    pub target: PromotionTarget,
+    pub discount_bp: u32,
+    pub starts_at_ms: u64,
+    pub ends_at_ms: u64,
+}
+
+/// An intention not yet settled.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct OpenIntentionView {
+    pub seq: u64,
+    pub agent: String,
+    pub action: Action,
+    pub objective: Objective,
+    pub reasoning: String,
+    /// new | deferred | waiting | escalated | settling
+    pub status: &'static str,
+    /// For a deferral: until when; for an escalation: when it expires.
+    pub until_ms: Option<u64>,
+    pub decisions: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct StepView {
+    pub step: String,
+    pub owner: String,
+    /// waiting | ready | completed | failed | timed_out | skipped
+    pub status: &'static str,
+    pub seq: Option<u64>,
+    pub deadline_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct RunView {
+    pub run: String,
+    pub workflow: String,
+    pub version: u32,
+    pub started_seq: u64,
+    pub started_at_ms: u64,
+    pub started_by: String,
+    /// running | compensating | completed | aborted | compensated
+    pub status: &'static str,
+    pub finished_seq: Option<u64>,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct WorkflowView {
+    pub name: String,
+    pub version: u32,
+    pub seq: u64,
+    pub steps: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PrecedentView {
+    pub resolution: u64,
+    pub intention: u64,
+    pub action: ActionKind,
+    pub categories: Vec<String>,
+    pub impact_minor: i64,
+    pub approved: bool,
+    pub modified: bool,
+    pub at_ms: u64,
+}
+
+/// The whole shared context at one seq.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct StateView {
+    /// The last record folded in.
+    pub seq: u64,
+    /// Its time (RFC 3339) and ms: the ledger's "now".
+    pub at: String,
+    pub at_ms: u64,
+    pub ledger: LedgerView,
+    pub agents: Vec<AgentView>,
+    pub humans: Vec<Member>,
+    pub admins: Vec<Member>,
+    pub skus: Vec<SkuView>,
+    pub orders: Vec<OrderView>,
+    pub contacts: Vec<ContactView>,
+    pub campaigns: BTreeMap<String, At<i64>>,
+    pub facts: Vec<FactView>,
+    /// The plan: promotions approved and not yet ended.
+    pub promotions: Vec<PromotionView>,
+    pub open_intentions: Vec<OpenIntentionView>,
+    pub workflows: Vec<WorkflowView>,
+    pub runs: Vec<RunView>,
+    /// Human resolutions later conflicts may follow.
+    pub precedents: Vec<PrecedentView>,
+}
+
+pub fn sku(id: &str, s: &super::SkuState) -> SkuView {
+    SkuView {
+        sku: id.to_owned(),
+        category: at(&s.category),
+        price_minor: at(&s.price_minor),
+        price_by: s.price_by,
+        cost_minor: at(&s.cost_minor),
+        stock: at(&s.stock),
+        lifecycle: at(&s.lifecycle),
+        reserved: at(&s.reserved),
+        on_order: at(&s.on_order),
+        competitor_prices: s
+            .competitor_prices
+            .iter()
+            .map(|(k, v)| (k.clone(), at(v)))
+            .collect(),
+        traffic_increase_bp: at(&s.traffic_increase_bp),
+        supplier_delay_days: at(&s.supplier_delay_days),
+    }
+}
+
+pub fn order(id: &str, o: &super::OrderState) -> OrderView {
+    OrderView {
+        order: id.to_owned(),
+        customer: at(&o.customer),
+        total_minor: at(&o.total_minor),
+        flagged: o.flagged.as_ref().map(at),
+        delayed_days: o.delayed_days.as_ref().map(at),
+        perks: o.perks.iter().map(at).collect(),
+    }
+}
+
+pub fn open_intention(s: &IntentionState) -> OpenIntentionView {
+    let (status, until_ms) = match (&s.status, &s.settlement) {
+        (_, Some(_)) => ("settling", None),
+        (Status::New, _) => ("new", None),
+        (Status::Deferred { until_ms }, _) => ("deferred", Some(*until_ms)),
+        (Status::Waiting { .. }, _) => ("waiting", None),
+        (Status::Escalated { expires_at_ms }, _) => ("escalated", *expires_at_ms),
+        (Status::Approved, _) => ("approved", None),
+    };
+    OpenIntentionView {
+        seq: s.seq,
+        agent: s.agent.clone(),
+        action: s.intention.action.clone(),
+        objective: s.intention.objective,
+        reasoning: s.intention.reasoning.clone(),
+        status,
+        until_ms,
+        decisions: s.decisions.clone(),
+    }
+}
+
+pub fn run(r: &RunState) -> RunView {
+    use crate::workflow::run::RunStatus;
+    let status = match &r.status {
+        RunStatus::Running => "running",
+        RunStatus::Compensating { .. } => "compensating",
+        RunStatus::Ended { outcome } => outcome.name(),
+    };
+    RunView {
+        run: r.run.clone(),
+        workflow: r.workflow.clone(),
+        version: r.version,
+        started_seq: r.started_seq,
+        started_at_ms: r.started_at_ms,
+        started_by: r.started_by.clone(),
+        status,
+        finished_seq: r.finished_seq,
+        steps: r
+            .steps
+            .iter()
+            .map(|s| StepView {
+                step: s.name.clone(),
+                owner: s.owner.clone(),
+                status: s.status.name(),
+                seq: s.status.seq(),
+                deadline_ms: s.deadline_ms,
+            })
+            .collect(),
+    }
+}
+
+fn promotion(p: &super::Promotion) -> PromotionView {
+    PromotionView {
+        intention: p.intention,
+        decision: p.decision,
+        target: p.target.clone(),
+        discount_bp: p.discount_bp,
+        starts_at_ms: p.starts_at_ms,
+        ends_at_ms: p.ends_at_ms,
+    }
+}
+
+/// The whole context as its public view.
+pub fn state(ctx: &Context) -> StateView {
+    let a = &ctx.authority;
+    let st = &ctx.store;
+    let member = |(name, seq): (&String, &u64)| Member {
+        name: name.clone(),
+        seq: *seq,
+    };
+    StateView {
+        seq: ctx.seq,
+        at: format_rfc3339(ctx.now_ms),
+        at_ms: ctx.now_ms,
+        ledger: LedgerView {
+            id: a.ledger_id.clone(),
+            timeline: a.timeline,
+            resolver: at(&a.resolver),
+            rules: a.rules.as_ref().map(|r| At {
+                value: r.hash,
+                seq: r.seq,
+            }),
+        },
+        agents: a
+            .agents
+            .values()
+            .map(|p| AgentView {
+                agent: p.value.agent.clone(),
+                domain: p.value.domain,
+                priority: p.value.priority,
+                autonomy: p.value.autonomy.clone(),
+                seq: p.seq,
+            })
+            .collect(),
+        humans: a.humans.iter().map(member).collect(),
+        admins: a.admins.iter().map(member).collect(),
+        skus: st.skus.iter().map(|(id, s)| sku(id, s)).collect(),
+        orders: st.orders.iter().map(|(id, o)| order(id, o)).collect(),
+        contacts: st
+            .contacts
+            .iter()
+            .map(|(k, v)| ContactView {
+                customer: k.customer.clone(),
+                order: k.order.clone(),
+                topic: k.topic.clone(),
+                at: at(v),
+            })
+            .collect(),
+        campaigns: st.budgets.iter().map(|(k, v)| (k.clone(), at(v))).collect(),
+        facts: st
+            .facts
+            .iter()
+            .map(|((e, attr), v)| FactView {
+                entity: e.clone(),
+                attribute: attr.clone(),
+                value: at(v),
+            })
+            .collect(),
+        promotions: st.promotions.values().map(promotion).collect(),
+        open_intentions: ctx
+            .intentions
+            .open
+            .iter()
+            .filter_map(|s| ctx.intentions.get(*s))
+            .map(open_intention)
+            .collect(),
+        workflows: ctx
+            .workflows
+            .definitions
+            .values()
+            .flat_map(|v| v.values())
+            .map(|i| WorkflowView {
+                name: i.definition.name.clone(),
+                version: i.definition.version,
+                seq: i.seq,
+                steps: i.definition.steps.iter().map(|s| s.name.clone()).collect(),
+            })
+            .collect(),
+        runs: ctx.workflows.runs.values().map(run).collect(),
+        precedents: ctx
+            .precedents
+            .newest_first()
+            .map(|p| PrecedentView {
+                resolution: p.resolution,
+                intention: p.intention,
+                action: p.action.kind(),
+                categories: p.categories.clone(),
+                impact_minor: p.impact_minor,
+                approved: p.approved,
+                modified: p.modified,
+                at_ms: p.at_ms,
+            })
+            .collect(),
+    }
+}
+
+/// One entity of the context.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EntityView {
+    Sku {
+        sku: SkuView,
+        /// Generic facts about it (attributes parley does not model).
+        facts: Vec<FactView>,
+        promotions: Vec<PromotionView>,
+        open_intentions: Vec<OpenIntentionView>,
+    },
+    Category {
+        category: String,
+        skus: Vec<String>,
+        promotions: Vec<PromotionView>,
+        open_intentions: Vec<OpenIntentionView>,
+    },
+    Order {
+        order: OrderView,
+        facts: Vec<FactView>,
+        open_intentions: Vec<OpenIntentionView>,
+    },
+    Customer {
+        customer: String,
+        orders: Vec<String>,
+        contacts: Vec<ContactView>,
+        open_intentions: Vec<OpenIntentionView>,
+    },
+    Campaign {
+        campaign: String,
+        budget_minor: Option<At<i64>>,
+        open_intentions: Vec<OpenIntentionView>,
+    },
+    Agent {
+        agent: AgentView,
+    },
+    Human {
+        human: Member,
+    },
+    Run {
+        run: RunView,
+    },
+    Intention {
+        intention: OpenIntentionView,
+    },
+    Other {
+        entity: EntityRef,
+        facts: Vec<FactView>,
+        open_intentions: Vec<OpenIntentionView>,
+    },
+}
+
+/// The generic facts about one entity.
+fn facts_of(ctx: &Context, e: &EntityRef) -> Vec<FactView> {
+    ctx.store
+        .facts
+        .range((e.clone(), String::new())..)
+        .take_while(|((fe, _), _)| fe == e)
+        .map(|((fe, attr), v)| FactView {
+            entity: fe.clone(),
+            attribute: attr.clone(),
+            value: at(v),
+        })
+        .collect()
+}
+
+/// One entity as the context holds it, or `None` when it holds nothing of it.
+pub fn entity(ctx: &Context, e: &EntityRef) -> Option<EntityView> {
+    let st = &ctx.store;
+    let open: Vec<OpenIntentionView> = ctx
+        .intentions
+        .open
+        .iter()
+        .filter_map(|s| ctx.intentions.get(*s))
+        .filter(|s| s.intention.action.entities().contains(e))
+        .map(open_intention)
+        .collect();
+    let view = match e {
+        EntityRef::Sku(id) => EntityView::Sku {
+            sku: sku(id, st.skus.get(id)?),
+            facts: facts_of(ctx, e),
+            promotions: ctx.promotions_on(id).into_iter().map(promotion).collect(),
+            open_intentions: open,
+        },
+        EntityRef::Category(c) => EntityView::Category {
+            category: c.clone(),
+            skus: st.categories.get(c)?.iter().cloned().collect(),
+            promotions: st
+                .promotions_by_target
+                .get(e)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| st.promotions.get(i))
+                .map(promotion)
+                .collect(),
+            open_intentions: open,
+        },
+        EntityRef::Order(id) => EntityView::Order {
+            order: order(id, st.orders.get(id)?),
+            facts: facts_of(ctx, e),
+            open_intentions: open,
+        },
+        EntityRef::Customer(c) => {
+            let orders: Vec<String> = st
+                .orders
+                .iter()
+                .filter(|(_, o)| &o.customer.value == c)
+                .map(|(id, _)| id.clone())
+                .collect();
+            let contacts: Vec<ContactView> = st
+                .contacts
+                .iter()
+                .filter(|(k, _)| &k.customer == c)
+                .map(|(k, v)| ContactView {
+                    customer: k.customer.clone(),
+                    order: k.order.clone(),
+                    topic: k.topic.clone(),
+                    at: at(v),
+                })
+                .collect();
+            if orders.is_empty() && contacts.is_empty() && open.is_empty() {
+                return None;
+            }
+            EntityView::Customer {
+                customer: c.clone(),
+                orders,
+                contacts,
+                open_intentions: open,
+            }
+        }
+        EntityRef::Campaign(c) => {
+            let budget = st.budgets.get(c).map(at);
+            if budget.is_none() && open.is_empty() {
+                return None;
+            }
+            EntityView::Campaign {
+                campaign: c.clone(),
+                budget_minor: budget,
+                open_intentions: open,
+            }
+        }
+        EntityRef::Agent(a) => {
+            let p = ctx.authority.agents.get(a)?;
+            EntityView::Agent {
+                agent: AgentView {
+                    agent: p.value.agent.clone(),
+                    domain: p.value.domain,
+                    priority: p.value.priority,
+                    autonomy: p.value.autonomy.clone(),
+                    seq: p.seq,
+                },
+            }
+        }
+        EntityRef::Human(h) => EntityView::Human {
+            human: Member {
+                name: h.clone(),
+                seq: *ctx.authority.humans.get(h)?,
+            },
+        },
+        EntityRef::Run(r) => EntityView::Run {
+            run: run(ctx.workflows.runs.get(r)?),
+        },
+        EntityRef::Intention(seq) => EntityView::Intention {
+            intention: open_intention(ctx.intentions.get(*seq)?),
+        },
+        EntityRef::Other(_) => {
+            let facts = facts_of(ctx, e);
+            if facts.is_empty() && open.is_empty() {
+                return None;
+            }
+            EntityView::Other {
+                entity: e.clone(),
+                facts,
+                open_intentions: open,
+            }
+        }
+    };
+    Some(view)
+}

@@ -1,0 +1,214 @@
+//! Escalations as people see them: what is waiting, why, each agent's side,
+//! the numbered options in words, and how each was closed. Built once here
+//! for the CLI, the HTTP API and the console.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::audit::LedgerRead;
+use crate::context::{Context, Status};
+use crate::entity::EntityRef;
+use crate::log::LogError;
+use crate::record::{Body, StoredRecord};
+use crate::render;
+use crate::time::format_rfc3339;
+use crate::vocab::{Action, CiteRole, Decision, Escalation, OptionChoice, Outcome, RuleId};
+
+/// One option, numbered as `resolve` takes it, in words.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct OptionView {
+    pub number: u32,
+    pub choice: OptionChoice,
+    pub label: String,
+    pub approve: Vec<u64>,
+    pub modified: Option<Action>,
+}
+
+/// A human resolution.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ResolutionView {
+    pub seq: u64,
+    pub human: String,
+    pub option: u32,
+    pub rationale: String,
+    pub at_ms: u64,
+}
+
+/// How an escalation was closed.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ClosedBy {
+    pub decision: u64,
+    pub rule: RuleId,
+    pub outcome: String,
+    pub summary: String,
+    /// The human resolution, if a person closed it.
+    pub resolution: Option<ResolutionView>,
+}
+
+/// One escalation.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct EscalationView {
+    /// The escalated intention's seq: what `parley resolve` takes.
+    pub id: u64,
+    /// The decision that escalated it.
+    pub decision: u64,
+    pub at: String,
+    pub at_ms: u64,
+    pub agent: String,
+    pub entity: EntityRef,
+    pub rule: RuleId,
+    /// open | resolved | expired | decided
+    pub status: &'static str,
+    /// When it resolves to the rule set's safe default, if it is open and expires.
+    pub expires_at: Option<String>,
+    pub expires_at_ms: Option<u64>,
+    pub summary: String,
+    pub escalation: Escalation,
+    pub options: Vec<OptionView>,
+    /// The context the decision read (`state --at` shows it).
+    pub context_seq: u64,
+    pub closed_by: Option<ClosedBy>,
+}
+
+fn options(e: &Escalation) -> Vec<OptionView> {
+    e.options
+        .iter()
+        .enumerate()
+        .map(|(n, o)| OptionView {
+            number: u32::try_from(n).unwrap_or(u32::MAX),
+            choice: o.choice,
+            label: render::option_label(o, e),
+            approve: o.approve.clone(),
+            modified: o.modified.clone(),
+        })
+        .collect()
+}
+
+/// An escalating decision and what closed it.
+struct Found {
+    seq: u64,
+    at_ms: u64,
+    agent: String,
+    decision: Decision,
+    closed: Option<(u64, Decision)>,
+}
+
+fn view(f: Found, ctx: &Context, resolutions: &BTreeMap<u64, ResolutionView>) -> Option<EscalationView> {
+    let Outcome::Escalated { escalation } = &f.decision.outcome else {
+        return None;
+    };
+    let open_expiry = ctx.intentions.get(f.decision.intention).and_then(|s| match s.status {
+        Status::Escalated { expires_at_ms } if f.closed.is_none() => expires_at_ms,
+        _ => None,
+    });
+    let closed_by = f.closed.map(|(seq, d)| ClosedBy {
+        decision: seq,
+        rule: d.rule,
+        outcome: d.outcome.name().into(),
+        summary: render::decision_line(&d),
+        resolution: d
+            .cited(CiteRole::Resolution)
+            .next()
+            .and_then(|r| resolutions.get(&r).cloned()),
+    });
+    let status = match &closed_by {
+        None => "open",
+        Some(c) if c.rule == RuleId::HumanResolution => "resolved",
+        Some(c) if c.rule == RuleId::EscalationExpiry => "expired",
+        Some(_) => "decided",
+    };
+    Some(EscalationView {
+        id: f.decision.intention,
+        decision: f.seq,
+        at: format_rfc3339(f.at_ms),
+        at_ms: f.at_ms,
+        agent: f.agent,
+        entity: f.decision.entity.clone(),
+        rule: f.decision.rule,
+        status,
+        expires_at: open_expiry.map(format_rfc3339),
+        expires_at_ms: open_expiry,
+        summary: render::escalation_summary(escalation, &f.decision.entity),
+        options: options(escalation),
+        escalation: escalation.clone(),
+        context_seq: f.decision.context_seq,
+        closed_by,
+    })
+}
+
+/// Every escalation in the log (or only the open ones), oldest first.
+pub fn escalation_views(
+    ledger: &dyn LedgerRead,
+    ctx: &Context,
+    only_open: bool,
+) -> Result<Vec<EscalationView>, LogError> {
+    if only_open {
+        return open_views(ledger, ctx);
+    }
+    let mut found: Vec<Found> = Vec::new();
+    let mut latest: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut agents: BTreeMap<u64, String> = BTreeMap::new();
+    let mut resolutions = BTreeMap::new();
+    ledger.scan(1, ledger.head_seq(), &mut |r: StoredRecord| {
+        let (seq, at) = (r.record.envelope.seq, r.record.envelope.recorded_at_ms);
+        match r.record.body {
+            Body::Intend { .. } => {
+                agents.insert(seq, r.record.envelope.producer);
+            }
+            Body::HumanResolution { option, rationale, .. } => {
+                resolutions.insert(seq, ResolutionView { seq, human: r.record.envelope.producer, option, rationale, at_ms: at });
+            }
+            Body::Decision { decision } => {
+                let i = decision.intention;
+                if let Some(&k) = latest.get(&i) {
+                    if found[k].closed.is_none() {
+                        found[k].closed = Some((seq, (*decision).clone()));
+                    }
+                }
+                if matches!(decision.outcome, Outcome::Escalated { .. }) {
+                    latest.insert(i, found.len());
+                    let agent = agents.get(&i).cloned().unwrap_or_default();
+                    found.push(Found { seq, at_ms: at, agent, decision: *decision, closed: None });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(found.into_iter().filter_map(|f| view(f, ctx, &resolutions)).collect())
+}
+
+/// The open escalations, from the context and the escalating decisions.
+fn open_views(ledger: &dyn LedgerRead, ctx: &Context) -> Result<Vec<EscalationView>, LogError> {
+    let mut open: Vec<(u64, String)> = ctx
+        .intentions
+        .open
+        .iter()
+        .filter_map(|s| ctx.intentions.get(*s))
+        .filter_map(|s| Some((s.escalation.as_ref()?.decision, s.agent.clone())))
+        .collect();
+    open.sort();
+    let seqs: Vec<u64> = open.iter().map(|(d, _)| *d).collect();
+    let records = ledger.read(&seqs)?;
+    let none = BTreeMap::new();
+    Ok(records
+        .into_iter()
+        .zip(open)
+        .filter_map(|(r, (_, agent))| match r.record.body {
+            Body::Decision { decision } => view(
+                Found {
+                    seq: r.record.envelope.seq,
+                    at_ms: r.record.envelope.recorded_at_ms,
+                    agent,
+                    decision: *decision,
+                    closed: None,
+                },
+                ctx,
+                &none,
+            ),
+            _ => None,
+        })
+        .collect())
+}

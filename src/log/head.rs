@@ -1,0 +1,231 @@
+//! `log/head`: what the writer knows was acknowledged, and where a running
+//! writer's durable head is.
+//!
+//! Three 512-byte slots, each self-checking (magic, blake3 check):
+//! - slots 0 and 1 hold **evidence**, written alternately with a rising
+//!   counter and made durable (`fdatasync`): the ledger's state (`open` while
+//!   a writer runs, `closed` after a clean close) and a (seq, hash) every
+//!   record up to which was acknowledged. A torn evidence write spoils one
+//!   slot; the other still holds the previous evidence.
+//! - slot 2 holds the **live** durable head, rewritten after every batch
+//!   without an fsync: only for readers next to a running writer, never
+//!   evidence after a crash.
+//!
+//! Only the writer writes this file. Readers only read it.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::LogError;
+use crate::record::Hash;
+
+/// The file's name inside `log/`.
+pub const HEAD_FILE: &str = "head";
+const SLOT_BYTES: usize = 512;
+const MAGIC: &[u8; 8] = b"PARLEYHD";
+const VERSION: u32 = 1;
+const KIND_EVIDENCE: u32 = 1;
+const KIND_LIVE: u32 = 2;
+const LIVE_SLOT: u64 = 2;
+
+/// How the writer left the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// A writer runs, or ran and did not close cleanly.
+    Open,
+    /// The last writer closed cleanly at `seq`: nothing after it was written.
+    Closed,
+}
+
+/// Records up to `seq` (whose hash is `hash`) were acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub state: State,
+    pub seq: u64,
+    pub hash: Hash,
+    counter: u64,
+}
+
+impl Evidence {
+    pub fn new(state: State, seq: u64, hash: Hash) -> Evidence {
+        Evidence {
+            state,
+            seq,
+            hash,
+            counter: 0,
+        }
+    }
+}
+
+fn encode(kind: u32, counter: u64, state: u32, seq: u64, hash: &Hash) -> [u8; SLOT_BYTES] {
+    let mut b = [0u8; SLOT_BYTES];
+    b[..8].copy_from_slice(MAGIC);
+    b[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    b[12..16].copy_from_slice(&kind.to_le_bytes());
+    b[16..24].copy_from_slice(&counter.to_le_bytes());
+    b[24..28].copy_from_slice(&state.to_le_bytes());
+    b[32..40].copy_from_slice(&seq.to_le_bytes());
+    b[40..72].copy_from_slice(hash);
+    let check = blake3::hash(&b[..72]);
+    b[72..88].copy_from_slice(&check.as_bytes()[..16]);
+    b
+}
+
+/// (kind, counter, state, seq, hash) of a valid slot.
+fn decode(b: &[u8]) -> Option<(u32, u64, u32, u64, Hash)> {
+    if b.len() < 88 || &b[..8] != MAGIC {
+        return None;
+    }
+    if blake3::hash(&b[..72]).as_bytes()[..16] != b[72..88] {
+        return None;
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(a)
+    };
+    if u32_at(8) != VERSION {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&b[40..72]);
+    Some((u32_at(12), u64_at(16), u32_at(24), u64_at(32), hash))
+}
+
+/// What a head file holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadFile {
+    /// The newest valid evidence, if any slot holds one.
+    pub evidence: Option<Evidence>,
+    /// The live durable head (seq, hash), if the slot is valid.
+    pub live: Option<(u64, Hash)>,
+}
+
+/// Reads `log/head`; a missing file is an empty `HeadFile`.
+pub fn read(log_dir: &Path) -> Result<HeadFile, LogError> {
+    let path = log_dir.join(HEAD_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HeadFile::default()),
+        Err(e) => return Err(LogError::io("read", &path, e)),
+    };
+    let slot = |i: usize| bytes.get(i * SLOT_BYTES..(i + 1) * SLOT_BYTES).and_then(decode);
+    let evidence = [slot(0), slot(1)]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.0 == KIND_EVIDENCE)
+        .max_by_key(|s| s.1)
+        .map(|(_, counter, state, seq, hash)| Evidence {
+            state: if state == 2 { State::Closed } else { State::Open },
+            seq,
+            hash,
+            counter,
+        });
+    let live = slot(2)
+        .filter(|s| s.0 == KIND_LIVE)
+        .map(|(_, _, _, seq, hash)| (seq, hash));
+    Ok(HeadFile { evidence, live })
+}
+
+/// The writer's handle on `log/head`.
+pub struct HeadWriter {
+    file: File,
+    path: PathBuf,
+    last: Option<Evidence>,
+    /// This writer closed the ledger: later "open" evidence is stale.
+    closed: bool,
+}
+
+impl HeadWriter {
+    /// Opens (creating) the head file; `last` is what `read` found.
+    pub fn open(log_dir: &Path, last: Option<Evidence>) -> Result<HeadWriter, LogError> {
+        let path = log_dir.join(HEAD_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| LogError::io("open", &path, e))?;
+        Ok(HeadWriter {
+            file,
+            path,
+            last,
+            closed: false,
+        })
+    }
+
+    /// Writes new evidence durably, into the slot the newest evidence is not
+    /// in. After this writer recorded a clean close, "open" evidence (a late
+    /// periodic update) is ignored.
+    pub fn record(&mut self, state: State, seq: u64, hash: Hash) -> Result<(), LogError> {
+        if self.closed && state == State::Open {
+            return Ok(());
+        }
+        self.closed = state == State::Closed;
+        let counter = self.last.map_or(1, |e| e.counter + 1);
+        let st = match state {
+            State::Open => 1,
+            State::Closed => 2,
+        };
+        let slot = encode(KIND_EVIDENCE, counter, st, seq, &hash);
+        let at = (counter % 2) * SLOT_BYTES as u64;
+        self.file
+            .write_all_at(&slot, at)
+            .map_err(|e| LogError::io("write", &self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io("fdatasync", &self.path, e))?;
+        self.last = Some(Evidence {
+            state,
+            seq,
+            hash,
+            counter,
+        });
+        Ok(())
+    }
+
+    /// Publishes the live durable head for readers (no fsync: not evidence).
+    pub fn publish_live(&self, seq: u64, hash: Hash) -> Result<(), LogError> {
+        let slot = encode(KIND_LIVE, seq, 0, seq, &hash);
+        self.file
+            .write_all_at(&slot, LIVE_SLOT * SLOT_BYTES as u64)
+            .map_err(|e| LogError::io("write", &self.path, e))
+    }
+
+    /// The evidence last recorded.
+    pub fn last(&self) -> Option<Evidence> {
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_alternates_and_survives_a_torn_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = HeadWriter::open(dir.path(), None).unwrap();
+        w.record(State::Open, 5, [1; 32]).unwrap();
+        w.record(State::Open, 9, [2; 32]).unwrap();
+        w.publish_live(11, [3; 32]).unwrap();
+        let h = read(dir.path()).unwrap();
+        assert_eq!(h.evidence.map(|e| e.seq), Some(9));
+        assert_eq!(h.live, Some((11, [3; 32])));
+        // Spoil the newest evidence slot: the older one still speaks.
+        let path = dir.path().join(HEAD_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let newest = (2 % 2) * SLOT_BYTES;
+        bytes[newest + 40] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let h = read(dir.path()).unwrap();
+        assert_eq!(h.evidence.map(|e| e.seq), Some(5));
+        let mut w = HeadWriter::open(dir.path(), h.evidence).unwrap();
+        w.record(State::Closed, 12, [4; 32]).unwrap();
+        let h = read(dir.path()).unwrap();
+        assert_eq!(h.evidence.map(|e| (e.state, e.seq)), Some((State::Closed, 12)));
+    }
+}

@@ -1,0 +1,407 @@
+//! Sentences for people, written from structured decisions when they are
+//! shown (CLI, HTTP, the console, MCP). Nothing here is ever hashed: wording
+//! may change freely without touching a record.
+
+use crate::entity::EntityRef;
+use crate::time::format_rfc3339;
+use crate::value::Value;
+use crate::vocab::{
+    Action, Decision, EntityClass, Escalation, EscalationOption, EscalationReason, Field, Finding,
+    OptionChoice, Outcome, Perk, PromotionTarget, Read, SkuMargin, TraceStep,
+};
+
+/// Minor units as pounds: 123456 → £1,234.56.
+pub fn money(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let m = minor.unsigned_abs();
+    let pounds = (m / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in pounds.chars().enumerate() {
+        if i > 0 && (pounds.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}£{grouped}.{:02}", m % 100)
+}
+
+/// Basis points as a percentage: 1500 → 15 %, 1250 → 12.5 %.
+pub fn percent(bp: i64) -> String {
+    let sign = if bp < 0 { "-" } else { "" };
+    let b = bp.unsigned_abs();
+    match b % 100 {
+        0 => format!("{sign}{} %", b / 100),
+        r if r % 10 == 0 => format!("{sign}{}.{} %", b / 100, r / 10),
+        r => format!("{sign}{}.{r:02} %", b / 100),
+    }
+}
+
+fn target(t: &PromotionTarget) -> String {
+    match t {
+        PromotionTarget::Category(c) => format!("category {c}"),
+        PromotionTarget::Skus(s) => s.join(", "),
+    }
+}
+
+/// What an action does, as a phrase: "set SKU-1's price to £71.99".
+pub fn action(a: &Action) -> String {
+    match a {
+        Action::SetPrice { sku, price_minor } => {
+            format!("set {sku}'s price to {}", money(*price_minor))
+        }
+        Action::LaunchPromotion {
+            target: t,
+            discount_bp,
+            starts_at_ms,
+            ends_at_ms,
+        } => format!(
+            "launch {} off {} from {} to {}",
+            percent(i64::from(*discount_bp)),
+            target(t),
+            format_rfc3339(*starts_at_ms),
+            format_rfc3339(*ends_at_ms)
+        ),
+        Action::Reorder { sku, quantity } => format!("reorder {quantity} of {sku}"),
+        Action::Discontinue { sku } => format!("discontinue {sku}"),
+        Action::NotifyCustomer {
+            customer,
+            order,
+            topic,
+        } => format!("message customer {customer} about the {topic} of order {order}"),
+        Action::OfferPerk { order, perk } => match perk {
+            Perk::FreeShipping => format!("offer free shipping on order {order}"),
+            Perk::DiscountBp(bp) => {
+                format!("offer {} off order {order}", percent(i64::from(*bp)))
+            }
+        },
+        Action::ChangeAdBudget {
+            campaign,
+            budget_minor,
+        } => format!(
+            "set campaign {campaign}'s ad budget to {}",
+            money(*budget_minor)
+        ),
+        Action::ReserveStock { sku, quantity } => format!("hold {quantity} of {sku}"),
+        Action::Generic {
+            entity,
+            attribute,
+            value,
+        } => format!("set {entity} {attribute} to {value}"),
+    }
+}
+
+fn margin_text(m: &SkuMargin) -> String {
+    let margin = m
+        .margin_bp
+        .map_or_else(|| "no margin at all".to_owned(), |bp| percent(bp));
+    format!(
+        "{}: {} less {} is {} against a cost of {} ({margin})",
+        m.sku,
+        money(m.price_minor),
+        percent(i64::from(m.discount_bp)),
+        money(m.effective_minor),
+        money(m.cost_minor)
+    )
+}
+
+/// One finding as a sentence.
+pub fn finding(f: &Finding) -> String {
+    match f {
+        Finding::NoRuleSet => "no rule set is installed".into(),
+        Finding::NotExpired => "not expired".into(),
+        Finding::Expired { expires_at_ms } => format!(
+            "the intention expired at {} before it was decided",
+            format_rfc3339(*expires_at_ms)
+        ),
+        Finding::AgentNotRegistered { agent } => format!("agent `{agent}` is not registered"),
+        Finding::Autonomous { kind } => format!("the agent may {} on its own", kind.name()),
+        Finding::ManualKind { kind } => {
+            format!("{} is manual for this agent: a person acts, not the agent", kind.name())
+        }
+        Finding::ProposeAndApprove { kind } => format!(
+            "{} is propose-and-approve for this agent: a person must approve",
+            kind.name()
+        ),
+        Finding::NoSuchRun { run } => format!("there is no workflow run `{run}`"),
+        Finding::NoSuchStep { workflow, step } => {
+            format!("workflow `{workflow}` has no step `{step}`")
+        }
+        Finding::NotStepOwner { step, owner } => {
+            format!("step `{step}` belongs to `{owner}`")
+        }
+        Finding::RunEnded { run, outcome } => format!("run `{run}` has ended ({outcome})"),
+        Finding::StepReady { step } => {
+            format!("step `{}` of run `{}` is ready", step.step, step.run)
+        }
+        Finding::RunCompensating { run, failed_step } => format!(
+            "run `{run}` is compensating for the failure of `{failed_step}`; this step will not run"
+        ),
+        Finding::WaitsForStep { step, missing } => format!(
+            "step `{}` waits for step `{missing}` of run `{}`",
+            step.step, step.run
+        ),
+        Finding::CompensationOnly { step } => {
+            format!("`{step}` is a compensation step; it runs only after a failure")
+        }
+        Finding::StepAlreadySettled { step, status } => {
+            format!("step `{}` of run `{}` is already {status}", step.step, step.run)
+        }
+        Finding::AlreadyNotified {
+            customer,
+            order,
+            topic,
+            at_ms,
+        } => format!(
+            "customer {customer} was already told about the {topic} of order {order} at {}",
+            format_rfc3339(*at_ms)
+        ),
+        Finding::NotNotified => "no such message within the window".into(),
+        Finding::Unknown { entity } => format!(
+            "{entity} is not known to the ledger, so the guards cannot check the action"
+        ),
+        Finding::OrderOfAnotherCustomer { order, customer } => {
+            format!("order {order} belongs to customer {customer}")
+        }
+        Finding::Known => "every entity the action needs is known".into(),
+        Finding::NoReorder { sku, lifecycle } => {
+            format!("{sku} is {}: no reorders", lifecycle.name())
+        }
+        Finding::LifecycleAllows => "the sku's lifecycle allows a reorder".into(),
+        Finding::FraudFlagged { order } => format!("order {order} is flagged for fraud"),
+        Finding::NotFlagged => "the order is not flagged".into(),
+        Finding::PromotionWindow {
+            sku,
+            promotions,
+            until_ms,
+        } => format!(
+            "{promotions} promotion(s) on {sku} are active or start soon; the plan made first holds until {}",
+            format_rfc3339(*until_ms)
+        ),
+        Finding::NoPromotionWindow => "no promotion is active or starting soon".into(),
+        Finding::MarginBelow {
+            min_bp,
+            checked,
+            failing_count,
+            failing,
+            passing,
+        } => {
+            let mut s = format!(
+                "{failing_count} of {checked} sku(s) would sell below the {} margin: {}",
+                percent(*min_bp),
+                failing.iter().map(margin_text).collect::<Vec<_>>().join("; ")
+            );
+            if (*failing_count as usize) > failing.len() {
+                s.push_str(&format!(" (and {} more)", *failing_count as usize - failing.len()));
+            }
+            if !passing.is_empty() {
+                s.push_str(&format!(
+                    "; a promotion on the {} sku(s) that keep the margin would pass: {}",
+                    passing.len(),
+                    passing.join(", ")
+                ));
+            }
+            s
+        }
+        Finding::MarginHolds {
+            min_bp,
+            checked,
+            lowest,
+        } => match lowest {
+            Some(m) => format!(
+                "all {checked} sku(s) keep the {} margin; the lowest is {}",
+                percent(*min_bp),
+                margin_text(m)
+            ),
+            None => format!("all {checked} sku(s) keep the {} margin", percent(*min_bp)),
+        },
+        Finding::Outranked {
+            by,
+            agent,
+            objective,
+        } => format!(
+            "live intention {by} by `{agent}` ({}) outranks this one",
+            objective.name()
+        ),
+        Finding::NoRival => "no live rival".into(),
+        Finding::OutranksRivals { rivals } => {
+            format!("this intention outranks its {rivals} live rival(s)")
+        }
+        Finding::WithinLimit => "within the auto-approve limit".into(),
+        Finding::AboveLimit {
+            revenue_minor,
+            limit_minor,
+        } => format!(
+            "the projected revenue impact {} is beyond the {} limit",
+            money(*revenue_minor),
+            money(*limit_minor)
+        ),
+        Finding::PrecedentApplies {
+            resolution,
+            signature,
+            precedent_impact_minor,
+            impact_minor,
+            approved,
+            modified,
+        } => {
+            let how = match (approved, modified) {
+                (true, true) => "approved it with the threshold's modified values",
+                (true, false) => "approved it",
+                (false, _) => "rejected it",
+            };
+            format!(
+                "a person settled the same case at seq {resolution} and {how}: the same rule, a {} on {}, moving {}, with an impact of {} against {} then (within a factor of two)",
+                signature.kind.name(),
+                class(&signature.class),
+                signature.direction.name(),
+                money(*impact_minor),
+                money(*precedent_impact_minor)
+            )
+        }
+        Finding::AllPassed => "every rule passed".into(),
+        Finding::SettledByHuman {
+            resolution,
+            option,
+            chosen,
+        } => format!(
+            "settled by the human resolution at seq {resolution} (option {option}): {}",
+            if *chosen { "approved" } else { "not chosen" }
+        ),
+        Finding::EscalationExpired { escalation, approve } => format!(
+            "no person settled the escalation (decision {escalation}) in time; the rule set's safe default is to {}",
+            if *approve { "approve" } else { "reject" }
+        ),
+        Finding::PendingExpired { expires_at_ms } => format!(
+            "the intention passed its expiry {} while it waited",
+            format_rfc3339(*expires_at_ms)
+        ),
+    }
+}
+
+fn class(c: &EntityClass) -> String {
+    match c {
+        EntityClass::Category(c) => format!("category {c}"),
+        EntityClass::Categories(cs) => format!("categories {}", cs.join(", ")),
+        EntityClass::Campaign(c) => format!("campaign {c}"),
+        EntityClass::Orders => "orders".into(),
+        EntityClass::Customers => "customers".into(),
+        EntityClass::Attribute { kind, attribute } => match kind {
+            Some(k) => format!("the {attribute} of {k} entities"),
+            None => format!("the {attribute} of untyped entities"),
+        },
+    }
+}
+
+fn field(f: &Field) -> String {
+    match f {
+        Field::Autonomy(kind) => format!("autonomy.{}", kind.name()),
+        Field::StepStatus(step) => format!("step[{step}].status"),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into()),
+    }
+}
+
+/// A read as `entity.field = value (seq N)`.
+pub fn read(r: &Read) -> String {
+    let at = match &r.entity {
+        Some(e) => format!("{e}.{}", field(&r.field)),
+        None => format!("rules.{}", field(&r.field)),
+    };
+    let value = match &r.value {
+        Value::Text(t) => t.clone(),
+        other => other.to_string(),
+    };
+    format!("{at} = {value} (seq {})", r.seq)
+}
+
+/// One trace step: "guard.margin reject: …".
+pub fn trace_step(t: &TraceStep) -> String {
+    format!(
+        "{} {}: {}",
+        t.rule.name(),
+        t.verdict.name(),
+        finding(&t.finding)
+    )
+}
+
+/// Why a human is asked.
+pub fn escalation_summary(e: &Escalation, entity: &EntityRef) -> String {
+    match &e.reason {
+        EscalationReason::Autonomy { agent, kind } => format!(
+            "`{agent}` proposes to {} on {entity}; its autonomy for {} requires a person's approval",
+            e.involved
+                .first()
+                .map_or_else(|| kind.name().to_owned(), |i| action(&i.action)),
+            kind.name()
+        ),
+        EscalationReason::Threshold {
+            agent,
+            revenue_minor,
+            limit_minor,
+            ..
+        } => format!(
+            "`{agent}` intends to {} with a projected revenue impact of {}, beyond the {} a rule may approve alone",
+            e.involved
+                .first()
+                .map_or_else(|| entity.to_string(), |i| action(&i.action)),
+            money(*revenue_minor),
+            money(*limit_minor)
+        ),
+    }
+}
+
+/// An option's label: "approve intention 12 by `pricing`".
+pub fn option_label(o: &EscalationOption, e: &Escalation) -> String {
+    let agent_of = |seq: u64| {
+        e.involved
+            .iter()
+            .find(|i| i.intention == seq)
+            .map_or_else(String::new, |i| format!(" by `{}`", i.agent))
+    };
+    let first = o.approve.first().copied().unwrap_or(0);
+    match o.choice {
+        OptionChoice::ApproveThis => format!("approve intention {first}{}", agent_of(first)),
+        OptionChoice::ApproveRival => {
+            format!("approve intention {first}{} instead", agent_of(first))
+        }
+        OptionChoice::RejectAll => {
+            let all: Vec<String> = e.involved.iter().map(|i| i.intention.to_string()).collect();
+            format!("reject {}", all.join(", "))
+        }
+        OptionChoice::ApproveModified => format!(
+            "approve intention {first} with modified values: {}",
+            o.modified.as_ref().map_or_else(String::new, action)
+        ),
+    }
+}
+
+/// A decision in one line: "approved by approve: every rule passed".
+pub fn decision_line(d: &Decision) -> String {
+    let why = d.trace.last().map_or_else(String::new, |t| finding(&t.finding));
+    let what = match &d.outcome {
+        Outcome::Modified { action: a } => format!("modified ({})", action(a)),
+        Outcome::Deferred {
+            until: crate::vocab::DeferUntil::Time(t),
+        } => format!("deferred until {}", format_rfc3339(*t)),
+        Outcome::Deferred {
+            until: crate::vocab::DeferUntil::Step(r),
+        } => format!("deferred until step `{}` of run `{}`", r.step, r.run),
+        other => other.name().to_owned(),
+    };
+    format!("{what} by {}: {why}", d.rule.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_percent() {
+        assert_eq!(money(123_456), "£1,234.56");
+        assert_eq!(money(-5), "-£0.05");
+        assert_eq!(percent(1500), "15 %");
+        assert_eq!(percent(1250), "12.5 %");
+        assert_eq!(percent(-132), "-1.32 %");
+    }
+}

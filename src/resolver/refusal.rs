@@ -1,0 +1,166 @@
+//! Why a command was refused before it reached the log: a typed value a
+//! caller can branch on (the HTTP layer maps each to a status and a stable
+//! problem type), with a message that names what is wrong.
+
+use crate::entity::EntityRef;
+
+/// A command the ledger will not append.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("`{producer}` is not an admin; only admins write `{kind}` records")]
+    NotAdmin {
+        producer: String,
+        kind: &'static str,
+    },
+    #[error("`{name}` is reserved for parley itself and cannot be {role}")]
+    ReservedName { name: String, role: &'static str },
+    #[error("`{name}` is already registered as {held}; one identity holds one role")]
+    IdentityTaken { name: String, held: &'static str },
+    #[error("`{producer}` is not a registered human; only humans resolve escalations")]
+    NotHuman { producer: String },
+    #[error("intention {intention} is not waiting for a human (it has no open escalation)")]
+    NoOpenEscalation { intention: u64 },
+    #[error("option {option} does not exist; escalation {intention} has options 0 to {last}")]
+    NoSuchOption {
+        intention: u64,
+        option: u32,
+        last: u32,
+    },
+    #[error("rule set refused: {0}")]
+    RulesInvalid(String),
+    #[error("workflow definition refused: {0}")]
+    WorkflowInvalid(String),
+    #[error("workflow `{name}` version {version} is already defined (seq {seq}); define version {next}")]
+    WorkflowExists {
+        name: String,
+        version: u32,
+        seq: u64,
+        next: u32,
+    },
+    #[error("run `{run}` already exists (started at seq {seq})")]
+    RunExists { run: String, seq: u64 },
+    #[error("no workflow `{workflow}` is defined; defined: {}", known.join(", "))]
+    NoSuchWorkflow {
+        workflow: String,
+        known: Vec<String>,
+    },
+    #[error("workflow `{workflow}` has no version {version}; defined: {}", list(known))]
+    NoSuchWorkflowVersion {
+        workflow: String,
+        version: u32,
+        known: Vec<u32>,
+    },
+    #[error("workflow `{workflow}` needs parameter `{param}`")]
+    MissingParam { workflow: String, param: String },
+    #[error("workflow `{workflow}` has no parameter `{param}`; it takes {}", known.join(", "))]
+    UnknownParam {
+        workflow: String,
+        param: String,
+        known: Vec<String>,
+    },
+    #[error("there is no workflow run `{run}`")]
+    NoSuchRun { run: String },
+    #[error("workflow `{workflow}` has no step `{step}`")]
+    NoSuchStep { workflow: String, step: String },
+    #[error("step `{step}` belongs to `{owner}`; `{producer}` may not report it")]
+    NotStepOwner {
+        step: String,
+        owner: String,
+        producer: String,
+    },
+    #[error("run `{run}` has ended ({outcome})")]
+    RunEnded { run: String, outcome: &'static str },
+    #[error("step `{step}` is not ready: it waits for step `{waits_for}`")]
+    StepNotReady { step: String, waits_for: String },
+    #[error("`{step}` is a compensation step; no failure has triggered it")]
+    CompensationNotTriggered { step: String },
+    #[error("step `{step}` is already {status} (seq {seq})")]
+    StepSettled {
+        step: String,
+        status: &'static str,
+        seq: u64,
+    },
+    #[error("step `{step}` was skipped: run `{run}` turned to compensation")]
+    StepSkipped { step: String, run: String },
+    #[error("{entity} is not known: {hint}")]
+    UnknownEntity { entity: EntityRef, hint: &'static str },
+    #[error("order {order} was already placed (seq {seq})")]
+    OrderExists { order: String, seq: u64 },
+    #[error("order {order} belongs to customer {customer}, not {claimed}")]
+    OrderOfAnotherCustomer {
+        order: String,
+        customer: String,
+        claimed: String,
+    },
+    #[error("resolver version {version} is not known to this build (it knows {})", list(known))]
+    UnknownResolver { version: u32, known: Vec<u32> },
+    #[error("resolver version {version} is not newer than the version in force ({current})")]
+    ResolverNotNewer { version: u32, current: u32 },
+    #[error("{role} credentials are only for {needs}; `{identity}` is not one")]
+    CredentialRole {
+        identity: String,
+        role: &'static str,
+        needs: &'static str,
+    },
+    #[error("this token is already granted (seq {grant})")]
+    TokenReused { grant: u64 },
+    #[error("no credential was granted at seq {grant}")]
+    NoSuchCredential { grant: u64 },
+    #[error("the credential granted at seq {grant} was already revoked (seq {revoked})")]
+    AlreadyRevoked { grant: u64, revoked: u64 },
+    #[error("`causation` {causation} names no record: the log ends at seq {head}")]
+    CausationUnknown { causation: u64, head: u64 },
+}
+
+fn list(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+impl Refusal {
+    /// A stable name for the refusal (the `type` of an HTTP problem).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NotAdmin { .. } => "not-admin",
+            Refusal::ReservedName { .. } => "reserved-name",
+            Refusal::IdentityTaken { .. } => "identity-taken",
+            Refusal::NotHuman { .. } => "not-human",
+            Refusal::NoOpenEscalation { .. } => "no-open-escalation",
+            Refusal::NoSuchOption { .. } => "no-such-option",
+            Refusal::RulesInvalid(_) => "rules-invalid",
+            Refusal::WorkflowInvalid(_) => "workflow-invalid",
+            Refusal::WorkflowExists { .. } => "workflow-exists",
+            Refusal::RunExists { .. } => "run-exists",
+            Refusal::NoSuchWorkflow { .. } | Refusal::NoSuchWorkflowVersion { .. } => {
+                "no-such-workflow"
+            }
+            Refusal::MissingParam { .. } | Refusal::UnknownParam { .. } => "workflow-params",
+            Refusal::NoSuchRun { .. } => "no-such-run",
+            Refusal::NoSuchStep { .. } => "no-such-step",
+            Refusal::NotStepOwner { .. } => "not-step-owner",
+            Refusal::RunEnded { .. } => "run-ended",
+            Refusal::StepNotReady { .. }
+            | Refusal::CompensationNotTriggered { .. }
+            | Refusal::StepSettled { .. }
+            | Refusal::StepSkipped { .. } => "step-not-ready",
+            Refusal::UnknownEntity { .. } => "unknown-entity",
+            Refusal::OrderExists { .. } => "order-exists",
+            Refusal::OrderOfAnotherCustomer { .. } => "order-of-another-customer",
+            Refusal::UnknownResolver { .. } | Refusal::ResolverNotNewer { .. } => {
+                "resolver-version"
+            }
+            Refusal::CredentialRole { .. }
+            | Refusal::TokenReused { .. }
+            | Refusal::NoSuchCredential { .. }
+            | Refusal::AlreadyRevoked { .. } => "credential",
+            Refusal::CausationUnknown { .. } => "unknown-causation",
+        }
+    }
+
+    /// True when the refusal is about who is asking (403 rather than 409/422).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(
+            self,
+            Refusal::NotAdmin { .. } | Refusal::NotHuman { .. } | Refusal::NotStepOwner { .. }
+        )
+    }
+}

@@ -1,0 +1,336 @@
+//! The rule steps of one decision, in the order the module docs give; the
+//! margin, priority, threshold and sequencing rules have modules of their own.
+
+use super::{i64_of, int, read, step, MAX_LISTED};
+use crate::context::{ContactKey, Context, InstalledRules, IntentionState};
+use crate::entity::EntityRef;
+use crate::value::Value;
+use crate::vocab::{
+    Action, Autonomy, Cite, CiteRole, Decision, DeferUntil, EscalationReason, Field, Finding,
+    Outcome, PromotionTarget, Read, RuleId, Verdict,
+};
+
+pub(super) struct Eval<'a> {
+    pub ctx: &'a Context,
+    pub rules: &'a InstalledRules,
+    pub s: &'a IntentionState,
+    pub d: Decision,
+}
+
+/// A rule's conclusion: `None` passes to the next rule.
+pub(super) type Step = Option<Outcome>;
+
+impl Eval<'_> {
+    pub(super) fn rule_read(&self, field: Field, value: i64) -> Read {
+        read(field, None, Value::Int(value), self.rules.seq)
+    }
+
+    /// A read of this intention's own field.
+    pub(super) fn own_read(&self, field: Field, value: Value) -> Read {
+        read(
+            field,
+            Some(EntityRef::Intention(self.s.seq)),
+            value,
+            self.s.seq,
+        )
+    }
+
+    pub(super) fn push(&mut self, rule: RuleId, verdict: Verdict, f: Finding, reads: Vec<Read>) {
+        self.d.trace.push(step(rule, verdict, f, reads));
+    }
+
+    pub(super) fn cite(&mut self, role: CiteRole, seq: u64) {
+        let c = Cite { role, seq };
+        if !self.d.cites.contains(&c) {
+            self.d.cites.push(c);
+        }
+    }
+
+    pub fn run(&mut self) -> Outcome {
+        let steps: [fn(&mut Self) -> Step; 11] = [
+            Self::expiry,
+            Self::autonomy,
+            Self::sequence,
+            Self::known,
+            Self::dedup,
+            Self::lifecycle,
+            Self::fraud_perk,
+            Self::temporal,
+            Self::margin,
+            Self::priority,
+            Self::threshold,
+        ];
+        for f in steps {
+            if let Some(outcome) = f(self) {
+                return outcome;
+            }
+        }
+        self.push(RuleId::Approve, Verdict::Approve, Finding::AllPassed, vec![]);
+        Outcome::Approved
+    }
+
+    fn expiry(&mut self) -> Step {
+        let exp = self.s.intention.expires_at_ms?;
+        let reads = vec![
+            self.own_read(Field::ExpiresAtMs, int(exp)),
+            read(Field::NowMs, None, int(self.ctx.now_ms), self.ctx.seq),
+        ];
+        if exp <= self.ctx.now_ms {
+            let f = Finding::Expired { expires_at_ms: exp };
+            self.push(RuleId::Expiry, Verdict::Expire, f, reads);
+            return Some(Outcome::Expired);
+        }
+        self.push(RuleId::Expiry, Verdict::Pass, Finding::NotExpired, reads);
+        None
+    }
+
+    fn autonomy(&mut self) -> Step {
+        let kind = self.s.intention.action.kind();
+        let agent_id = &self.s.agent;
+        let Some(agent) = self.ctx.authority.agents.get(agent_id) else {
+            let f = Finding::AgentNotRegistered {
+                agent: agent_id.clone(),
+            };
+            self.push(RuleId::Autonomy, Verdict::Reject, f, vec![]);
+            return Some(Outcome::Rejected);
+        };
+        let level = agent
+            .value
+            .autonomy
+            .get(&kind)
+            .copied()
+            .unwrap_or(Autonomy::Autonomous);
+        let reads = vec![read(
+            Field::Autonomy(kind),
+            Some(EntityRef::Agent(agent_id.clone())),
+            Value::Text(level.name().into()),
+            agent.seq,
+        )];
+        match level {
+            Autonomy::Autonomous => {
+                let f = Finding::Autonomous { kind };
+                self.push(RuleId::Autonomy, Verdict::Pass, f, reads);
+                None
+            }
+            Autonomy::Manual => {
+                let f = Finding::ManualKind { kind };
+                self.push(RuleId::Autonomy, Verdict::Reject, f, reads);
+                Some(Outcome::Rejected)
+            }
+            Autonomy::ProposeAndApprove => {
+                let f = Finding::ProposeAndApprove { kind };
+                self.push(RuleId::Autonomy, Verdict::Escalate, f, reads);
+                let reason = EscalationReason::Autonomy {
+                    agent: agent_id.clone(),
+                    kind,
+                };
+                Some(self.escalate(reason, None))
+            }
+        }
+    }
+
+    /// `guard.known`: every sku, category and order the action needs exists,
+    /// and an order named with a customer is that customer's.
+    fn known(&mut self) -> Step {
+        let store = &self.ctx.store;
+        let needs: Vec<EntityRef> = match &self.s.intention.action {
+            Action::SetPrice { sku, .. }
+            | Action::Reorder { sku, .. }
+            | Action::ReserveStock { sku, .. }
+            | Action::Discontinue { sku } => vec![EntityRef::Sku(sku.clone())],
+            Action::LaunchPromotion { target, .. } => match target {
+                PromotionTarget::Skus(s) => s.iter().cloned().map(EntityRef::Sku).collect(),
+                PromotionTarget::Category(c) => vec![EntityRef::Category(c.clone())],
+            },
+            Action::NotifyCustomer { order, .. } | Action::OfferPerk { order, .. } => {
+                vec![EntityRef::Order(order.clone())]
+            }
+            Action::ChangeAdBudget { .. } | Action::Generic { .. } => return None,
+        };
+        if let Some(missing) = needs.iter().find(|e| !store.knows(e)) {
+            let f = Finding::Unknown {
+                entity: missing.clone(),
+            };
+            self.push(RuleId::GuardKnown, Verdict::Reject, f, vec![]);
+            return Some(Outcome::Rejected);
+        }
+        let mut reads = Vec::new();
+        for e in needs.iter().take(MAX_LISTED) {
+            match e {
+                EntityRef::Sku(id) => {
+                    if let Some(s) = store.skus.get(id) {
+                        let v = Value::Text(s.category.value.clone());
+                        reads.push(read(Field::Category, Some(e.clone()), v, s.category.seq));
+                    }
+                }
+                EntityRef::Order(id) => {
+                    if let Some(o) = store.orders.get(id) {
+                        let v = Value::Text(o.customer.value.clone());
+                        reads.push(read(Field::OrderCustomer, Some(e.clone()), v, o.customer.seq));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Action::NotifyCustomer {
+            customer, order, ..
+        } = &self.s.intention.action
+        {
+            let owner = store.orders.get(order).map(|o| o.customer.value.clone());
+            if let Some(owner) = owner.filter(|o| o != customer) {
+                let f = Finding::OrderOfAnotherCustomer {
+                    order: order.clone(),
+                    customer: owner,
+                };
+                self.push(RuleId::GuardKnown, Verdict::Reject, f, reads);
+                return Some(Outcome::Rejected);
+            }
+        }
+        self.push(RuleId::GuardKnown, Verdict::Pass, Finding::Known, reads);
+        None
+    }
+
+    fn dedup(&mut self) -> Step {
+        let Action::NotifyCustomer {
+            customer,
+            order,
+            topic,
+        } = &self.s.intention.action
+        else {
+            return None;
+        };
+        let window_h = self.rules.rules.dedup.notification_window_h;
+        let mut reads = vec![self.rule_read(Field::NotificationWindowH, i64_of(window_h))];
+        let key = ContactKey {
+            customer: customer.clone(),
+            order: order.clone(),
+            topic: topic.clone(),
+        };
+        if let Some(c) = self.ctx.store.contacts.get(&key) {
+            reads.push(read(
+                Field::LastContactMs,
+                Some(EntityRef::Customer(customer.clone())),
+                int(c.value),
+                c.seq,
+            ));
+            let window = self.rules.rules.notification_window_ms();
+            if self.ctx.now_ms.saturating_sub(c.value) < window {
+                self.cite(CiteRole::Contact, c.seq);
+                let f = Finding::AlreadyNotified {
+                    customer: customer.clone(),
+                    order: order.clone(),
+                    topic: topic.clone(),
+                    at_ms: c.value,
+                };
+                self.push(RuleId::DedupNotification, Verdict::Reject, f, reads);
+                return Some(Outcome::Rejected);
+            }
+        }
+        self.push(
+            RuleId::DedupNotification,
+            Verdict::Pass,
+            Finding::NotNotified,
+            reads,
+        );
+        None
+    }
+
+    fn lifecycle(&mut self) -> Step {
+        let Action::Reorder { sku, .. } = &self.s.intention.action else {
+            return None;
+        };
+        // guard.known passed: the sku is catalogued.
+        let lc = self.ctx.store.skus.get(sku)?.lifecycle.clone();
+        let reads = vec![read(
+            Field::Lifecycle,
+            Some(EntityRef::Sku(sku.clone())),
+            Value::Text(lc.value.name().into()),
+            lc.seq,
+        )];
+        if self.rules.rules.guard.no_reorder.contains(&lc.value) {
+            let f = Finding::NoReorder {
+                sku: sku.clone(),
+                lifecycle: lc.value,
+            };
+            self.push(RuleId::GuardLifecycle, Verdict::Reject, f, reads);
+            return Some(Outcome::Rejected);
+        }
+        let f = Finding::LifecycleAllows;
+        self.push(RuleId::GuardLifecycle, Verdict::Pass, f, reads);
+        None
+    }
+
+    fn fraud_perk(&mut self) -> Step {
+        let Action::OfferPerk { order, .. } = &self.s.intention.action else {
+            return None;
+        };
+        if !self.rules.rules.guard.no_perk_on_fraud_flag {
+            return None;
+        }
+        let flag = self
+            .ctx
+            .store
+            .orders
+            .get(order)
+            .and_then(|o| o.flagged.clone());
+        let Some(f) = flag else {
+            let fnd = Finding::NotFlagged;
+            self.push(RuleId::GuardFraudPerk, Verdict::Pass, fnd, vec![]);
+            return None;
+        };
+        let reads = vec![read(
+            Field::FraudFlag,
+            Some(EntityRef::Order(order.clone())),
+            Value::Text(f.value.clone()),
+            f.seq,
+        )];
+        self.cite(CiteRole::FraudFlag, f.seq);
+        let fnd = Finding::FraudFlagged {
+            order: order.clone(),
+        };
+        self.push(RuleId::GuardFraudPerk, Verdict::Reject, fnd, reads);
+        Some(Outcome::Rejected)
+    }
+
+    fn temporal(&mut self) -> Step {
+        let Action::SetPrice { sku, .. } = &self.s.intention.action else {
+            return None;
+        };
+        let lead_h = self.rules.rules.temporal.promotion_lead_h;
+        let horizon = self
+            .ctx
+            .now_ms
+            .saturating_add(self.rules.rules.promotion_lead_ms());
+        let blocking: Vec<(u64, u64, u64, u64)> = self
+            .ctx
+            .promotions_on(sku)
+            .into_iter()
+            .filter(|p| p.starts_at_ms <= horizon)
+            .map(|p| (p.intention, p.decision, p.starts_at_ms, p.ends_at_ms))
+            .collect();
+        let mut reads = vec![self.rule_read(Field::PromotionLeadH, i64_of(lead_h))];
+        let Some(until) = blocking.iter().map(|b| b.3).max() else {
+            let f = Finding::NoPromotionWindow;
+            self.push(RuleId::TemporalPromotionWindow, Verdict::Pass, f, reads);
+            return None;
+        };
+        for (intention, decision, starts, _) in blocking.iter().take(MAX_LISTED) {
+            reads.push(read(
+                Field::PromotionStartsAtMs,
+                Some(EntityRef::Intention(*intention)),
+                int(*starts),
+                *decision,
+            ));
+            self.cite(CiteRole::Promotion, *intention);
+        }
+        let f = Finding::PromotionWindow {
+            sku: sku.clone(),
+            promotions: u32::try_from(blocking.len()).unwrap_or(u32::MAX),
+            until_ms: until,
+        };
+        self.push(RuleId::TemporalPromotionWindow, Verdict::Defer, f, reads);
+        Some(Outcome::Deferred {
+            until: DeferUntil::Time(until),
+        })
+    }
+}

@@ -1,0 +1,160 @@
+//! The sequencer: the single writer. Producers hand it commands over a bounded
+//! channel; it takes whatever is waiting (at most `max_batch`), assigns seq,
+//! time and hashes, admits each command, appends the batch (one write and one
+//! fdatasync per write unit), then acknowledges every command in it and hands
+//! the batch to the projector ([`projector`]).
+//!
+//! Architecture invariant: an `Ack` is sent only after the engine's `append`
+//! returned, i.e. after the batch is durable. A full channel blocks a
+//! producer that waits, or is refused at once to one that asks not to wait
+//! (`Ledger::try_submit`); nothing is dropped. Acknowledgements are one-shot
+//! channels that both threads and async tasks can wait on.
+
+pub mod projector;
+mod writer;
+
+use std::sync::{Condvar, Mutex};
+
+pub(crate) use writer::Writer;
+
+use crate::command::{Command, CommandError};
+use crate::record::{Body, Hash, RecordError};
+use crate::resolver::Refusal;
+use crate::vocab::Decision;
+
+/// What the ledger answers when a command is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub seq: u64,
+    pub hash: Hash,
+    pub recorded_at_ms: u64,
+    /// True when the idempotency key had been seen: nothing was appended, and
+    /// this is the original command's result, read back from the log.
+    pub duplicate: bool,
+    /// Every record the command caused, in log order: its own decision (for
+    /// an intention), decisions of other intentions, workflow progress.
+    pub follow_ups: Vec<(u64, Body)>,
+}
+
+impl Ack {
+    /// The first decision about this command's own intention, with its seq.
+    pub fn decision(&self) -> Option<(u64, &Decision)> {
+        self.follow_ups.iter().find_map(|(seq, b)| match b {
+            Body::Decision { decision } if decision.intention == self.seq => {
+                Some((*seq, decision.as_ref()))
+            }
+            _ => None,
+        })
+    }
+}
+
+/// Why a command was not appended.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum AppendError {
+    #[error("invalid command: {0}")]
+    Invalid(#[from] CommandError),
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error("time goes backwards: at_ms {at_ms} is before the last record's recorded_at_ms {last_ms}")]
+    TimeBackwards { at_ms: u64, last_ms: u64 },
+    #[error("at_ms {at_ms} is {ahead_ms} ms ahead of this ledger's clock (at most {max_ms} ms is accepted)")]
+    TimeAhead {
+        at_ms: u64,
+        ahead_ms: u64,
+        max_ms: u64,
+    },
+    #[error("this ledger runs on scripted time: every command gives `at_ms`")]
+    TimeMissing,
+    #[error("at_ms {at_ms} jumps {jump_ms} ms past the last record (a scripted ledger moves at most {max_ms} ms at once)")]
+    TimeJump {
+        at_ms: u64,
+        jump_ms: u64,
+        max_ms: u64,
+    },
+    #[error("idempotency key `{key}` was used at seq {original} for a different command; use a new key for a new command")]
+    KeyConflict { key: String, original: u64 },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("the ledger stopped accepting appends after a failure ({0}); reopen it")]
+    Failed(String),
+    #[error("the ledger is closed")]
+    Closed,
+    #[error("the ledger's queue is full; retry shortly")]
+    Busy,
+}
+
+/// A source of wall-clock time in ms. The sequencer (shell) reads it; the pure
+/// core only ever sees `recorded_at_ms` in envelopes.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+/// The system's wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A monotone value others can wait on (durable head, applied seq).
+#[derive(Default)]
+pub struct Progress {
+    value: Mutex<u64>,
+    changed: Condvar,
+    failure: Mutex<Option<String>>,
+}
+
+impl Progress {
+    pub fn get(&self) -> u64 {
+        self.value.lock().map_or(0, |v| *v)
+    }
+
+    pub fn publish(&self, value: u64) {
+        if let Ok(mut v) = self.value.lock() {
+            debug_assert!(value >= *v, "progress never goes back");
+            *v = value;
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn fail(&self, reason: String) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(reason);
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Blocks until the value reaches `target` or a failure is reported.
+    pub fn wait_for(&self, target: u64) -> Result<(), String> {
+        let mut v = self.value.lock().map_err(|_| "progress lock poisoned")?;
+        while *v < target {
+            if let Some(f) = self.failure() {
+                return Err(f);
+            }
+            v = self
+                .changed
+                .wait_timeout(v, std::time::Duration::from_millis(100))
+                .map_err(|_| "progress lock poisoned")?
+                .0;
+        }
+        Ok(())
+    }
+}
+
+/// Where an acknowledgement goes.
+pub type Reply = tokio::sync::oneshot::Sender<Result<Ack, AppendError>>;
+
+pub(crate) struct Submission {
+    pub command: Command,
+    /// The credential the command came with (the server's bearer token).
+    pub credential: Option<u64>,
+    pub reply: Reply,
+}

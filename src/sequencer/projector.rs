@@ -1,0 +1,213 @@
+//! The projector thread: everything that follows a durable batch, off the
+//! acknowledgement path. In order, for each committed batch:
+//! - the derived store (idempotency keys) takes it;
+//! - the segment index grows (a sealed segment's index file is written; the
+//!   active segment's index is kept in memory, shared with readers, and
+//!   written as a `.partial` now and then);
+//! - the published context (when the ledger serves reads) folds it;
+//! - the feed (when someone follows the log live) carries it;
+//! - about once a second, the durable head is recorded as evidence.
+//!
+//! A failure here never loses an acknowledged record (the log has it); the
+//! writer then refuses new commands until the ledger is reopened.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::Progress;
+use crate::context::Context;
+use crate::derived::{Derived, FLUSH_IDLE_MS};
+use crate::log::head::{HeadWriter, State};
+use crate::log::index::SegmentIndex;
+use crate::log::read::{LogFiles, SharedIndex};
+use crate::log::Location;
+use crate::record::StoredRecord;
+
+/// How often the durable head is recorded as evidence while a writer runs.
+pub const EVIDENCE_EVERY: Duration = Duration::from_secs(1);
+/// How many records the active segment's index may gain before its
+/// `.partial` file is rewritten.
+pub const PARTIAL_EVERY: u64 = 16_384;
+
+/// A durable batch: its records and where each frame stands.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub records: Vec<StoredRecord>,
+    pub locations: Vec<Location>,
+}
+
+/// The shared context at the durable head, for reads.
+pub type Published = Arc<RwLock<Context>>;
+
+/// The feed of committed batches, for live followers.
+pub type Feed = tokio::sync::broadcast::Sender<Arc<Committed>>;
+
+/// The segment-file parts the projector keeps (absent for in-memory ledgers).
+pub struct Files {
+    pub files: Arc<LogFiles>,
+    pub active: SharedIndex,
+    pub evidence: Arc<Mutex<HeadWriter>>,
+}
+
+pub(crate) struct Projector {
+    pub derived: Arc<Derived>,
+    pub applied: Arc<Progress>,
+    pub files: Option<Files>,
+    pub published: Option<Published>,
+    pub feed: Option<Feed>,
+    last_evidence: Instant,
+    evidence_seq: u64,
+    partial_seq: u64,
+}
+
+impl Projector {
+    pub fn new(derived: Arc<Derived>, applied: Arc<Progress>, files: Option<Files>) -> Projector {
+        let partial_seq = files
+            .as_ref()
+            .and_then(|f| f.active.read().ok().map(|i| i.last_seq()))
+            .unwrap_or(0);
+        Projector {
+            derived,
+            applied,
+            files,
+            published: None,
+            feed: None,
+            last_evidence: Instant::now(),
+            evidence_seq: 0,
+            partial_seq,
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<Committed>) {
+        let idle = Duration::from_millis(FLUSH_IDLE_MS);
+        loop {
+            let result = match rx.recv_timeout(idle) {
+                Ok(batch) => self.take(batch),
+                // Quiet: write what is pending.
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => self.quiet(),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    if let Err(e) = self.quiet() {
+                        tracing::warn!(error = %e, "closing the derived store");
+                    }
+                    return;
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "derived state failed; the writer refuses new commands");
+                self.applied.fail(format!("derived state failed: {e}"));
+                return;
+            }
+        }
+    }
+
+    fn take(&mut self, batch: Committed) -> Result<(), String> {
+        let Some(last) = batch.records.last().map(|r| (r.record.envelope.seq, r.hash)) else {
+            return Ok(());
+        };
+        self.derived.apply(&batch.records).map_err(|e| e.to_string())?;
+        self.index(&batch)?;
+        if let Some(p) = &self.published {
+            let mut ctx = p.write().map_err(|_| "published context lock poisoned")?;
+            for r in &batch.records {
+                ctx.apply(r).map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(feed) = &self.feed {
+            // No follower is fine; a slow one lags and is told where to resume.
+            let _ = feed.send(Arc::new(batch));
+        }
+        self.applied.publish(last.0);
+        if self.last_evidence.elapsed() >= EVIDENCE_EVERY {
+            self.evidence(last)?;
+        }
+        Ok(())
+    }
+
+    /// Records go into the active segment's index; a new segment seals the
+    /// old one into its index file.
+    fn index(&mut self, batch: &Committed) -> Result<(), String> {
+        let Some(f) = &self.files else {
+            return Ok(());
+        };
+        let mut active = f.active.write().map_err(|_| "active index lock poisoned")?;
+        for (r, (segment, offset)) in batch.records.iter().zip(&batch.locations) {
+            if *segment != active.first_seq {
+                let sealed = std::mem::replace(&mut *active, SegmentIndex::new(*segment));
+                if !sealed.offsets.is_empty() {
+                    sealed
+                        .write(f.files.index_dir(), false)
+                        .map_err(|e| format!("write the index of segment {}: {e}", sealed.first_seq))?;
+                    let _ = std::fs::remove_file(f.files.index_dir().join(
+                        crate::log::index::file_name(sealed.first_seq, true),
+                    ));
+                }
+                self.partial_seq = 0;
+            }
+            let names: Vec<String> = r.record.index_entities().iter().map(ToString::to_string).collect();
+            active.push(r.record.envelope.seq, *offset, r.hash, &names);
+        }
+        let grown = active.last_seq().saturating_sub(self.partial_seq);
+        drop(active);
+        if grown >= PARTIAL_EVERY {
+            self.write_partial()?;
+        }
+        Ok(())
+    }
+
+    fn write_partial(&mut self) -> Result<(), String> {
+        let Some(f) = &self.files else {
+            return Ok(());
+        };
+        let active = f.active.read().map_err(|_| "active index lock poisoned")?;
+        if active.offsets.is_empty() || active.last_seq() == self.partial_seq {
+            return Ok(());
+        }
+        let dir: PathBuf = f.files.index_dir().to_path_buf();
+        active
+            .write(&dir, true)
+            .map_err(|e| format!("write the partial index: {e}"))?;
+        self.partial_seq = active.last_seq();
+        Ok(())
+    }
+
+    fn evidence(&mut self, (seq, hash): (u64, crate::record::Hash)) -> Result<(), String> {
+        self.last_evidence = Instant::now();
+        let Some(f) = &self.files else {
+            return Ok(());
+        };
+        if seq == self.evidence_seq {
+            return Ok(());
+        }
+        f.evidence
+            .lock()
+            .map_err(|_| "head file lock poisoned")?
+            .record(State::Open, seq, hash)
+            .map_err(|e| e.to_string())?;
+        self.evidence_seq = seq;
+        Ok(())
+    }
+
+    fn quiet(&mut self) -> Result<(), String> {
+        self.derived.flush_pending().map_err(|e| e.to_string())?;
+        self.write_partial()?;
+        let last = self
+            .files
+            .as_ref()
+            .and_then(|f| f.active.read().ok().map(|i| (i.last_seq(), i.last_hash)));
+        if let Some(last) = last.filter(|l| l.0 > 0) {
+            if self.last_evidence.elapsed() >= EVIDENCE_EVERY {
+                self.evidence(last)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds what a segment index needs from scanned records (catch-up, rebuild).
+pub fn index_record(index: &mut SegmentIndex, r: &StoredRecord, offset: u64) {
+    let names: Vec<String> = r.record.index_entities().iter().map(ToString::to_string).collect();
+    index.push(r.record.envelope.seq, offset, r.hash, &names);
+}

@@ -1,0 +1,529 @@
+//! The writer thread: group commit, admission, time, idempotency, follow-ups,
+//! clock records, acknowledgements.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::projector::Committed;
+use super::{Ack, AppendError, Clock, Progress, Reply, Submission};
+use crate::command::{CommandEnvelope, SYSTEM_PRODUCER};
+use crate::context::Context;
+use crate::derived::{content_digest, Derived};
+use crate::ledger::{MAX_CLOCK_SKEW_MS, MAX_SCRIPTED_STEP_MS};
+use crate::log::{encode_record, EncodedRecord, Head, LogEngine, LogReader};
+use crate::record::{Body, Digest, Envelope, Record, StoredRecord, Timeline, FORMAT_VERSION};
+use crate::resolver::{Refusal, Resolvers};
+
+/// Most follow-up records one record may cause (a bound, not an expectation:
+/// each follow-up settles one pending intention).
+pub const MAX_FOLLOW_UPS: usize = 100_000;
+/// Longest the writer sleeps before it looks at the clock again.
+const MAX_CLOCK_WAIT_MS: u64 = 1_000;
+
+/// Idempotency keys of records not yet in sled: bounded by the projector's queue.
+#[derive(Default)]
+struct RecentKeys {
+    by_key: BTreeMap<(String, String), (u64, Digest)>,
+    order: VecDeque<(u64, (String, String))>,
+}
+
+impl RecentKeys {
+    fn prune(&mut self, applied: u64) {
+        while self.order.front().is_some_and(|(seq, _)| *seq <= applied) {
+            if let Some((seq, k)) = self.order.pop_front() {
+                if self.by_key.get(&k).is_some_and(|r| r.0 == seq) {
+                    self.by_key.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+/// The batch being built.
+#[derive(Default)]
+struct Batch {
+    encoded: Vec<EncodedRecord>,
+    stored: Vec<StoredRecord>,
+    replies: Vec<(Reply, Answer)>,
+}
+
+/// What a submission will be answered.
+enum Answer {
+    Ack(Ack),
+    /// A retry: the original's result, read once the batch is durable.
+    Duplicate(u64),
+    Err(AppendError),
+}
+
+/// The tail of the log as the batch grows: (seq, hash, time).
+type Tail = (u64, crate::record::Hash, u64);
+
+pub(crate) struct Writer {
+    pub engine: Box<dyn LogEngine>,
+    pub reader: Arc<dyn LogReader>,
+    pub clock: Arc<dyn Clock>,
+    pub resolvers: Resolvers,
+    pub derived: Arc<Derived>,
+    pub durable: Arc<Progress>,
+    pub head: Arc<Mutex<Option<Head>>>,
+    pub applied: Arc<Progress>,
+    pub to_projector: Sender<Committed>,
+    pub max_batch: usize,
+    /// The shared context at the head: the resolver's input.
+    pub ctx: Context,
+    pub timeline: Timeline,
+    /// Append clock records when a deadline passes with nothing else arriving.
+    pub auto_clock: bool,
+    recent: RecentKeys,
+    failed: Option<String>,
+}
+
+impl Writer {
+    #[allow(clippy::too_many_arguments)] // the writer owns every part of the write path
+    pub fn new(
+        engine: Box<dyn LogEngine>,
+        clock: Arc<dyn Clock>,
+        resolvers: Resolvers,
+        derived: Arc<Derived>,
+        progress: (Arc<Progress>, Arc<Progress>),
+        head: Arc<Mutex<Option<Head>>>,
+        to_projector: Sender<Committed>,
+        max_batch: usize,
+        ctx: Context,
+        auto_clock: bool,
+    ) -> Writer {
+        assert!(max_batch >= 1, "a batch holds at least one command");
+        let timeline = ctx.authority.timeline.unwrap_or(Timeline::Wall);
+        Writer {
+            reader: engine.reader(),
+            engine,
+            clock,
+            resolvers,
+            derived,
+            durable: progress.0,
+            head,
+            applied: progress.1,
+            to_projector,
+            max_batch,
+            ctx,
+            timeline,
+            auto_clock: auto_clock && timeline == Timeline::Wall,
+            recent: RecentKeys::default(),
+            failed: None,
+        }
+    }
+
+    /// Runs until every sender is gone.
+    pub fn run(mut self, rx: Receiver<Submission>) {
+        self.settle_owed();
+        let mut pending = Vec::with_capacity(self.max_batch);
+        loop {
+            let deadline = if self.auto_clock && self.failed.is_none() {
+                self.ctx.next_deadline_ms()
+            } else {
+                None
+            };
+            let first = match deadline {
+                None => match rx.recv() {
+                    Ok(s) => s,
+                    Err(_) => return,
+                },
+                Some(at) => {
+                    // Wait at most MAX_CLOCK_WAIT_MS at a time: the clock may jump.
+                    let wait = at
+                        .saturating_sub(self.clock.now_ms())
+                        .min(MAX_CLOCK_WAIT_MS);
+                    match rx.recv_timeout(std::time::Duration::from_millis(wait)) {
+                        Ok(s) => s,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            if self.clock.now_ms() >= at {
+                                // Time passed with nothing arriving: a clock record
+                                // lets deferrals and expiries be decided, in the log.
+                                self.commit(&mut pending, true);
+                            }
+                            continue;
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            };
+            pending.push(first);
+            while pending.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(s) => pending.push(s),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut pending, false);
+            debug_assert!(pending.is_empty());
+        }
+    }
+
+    /// A log cut after a crash may end owing follow-ups (an intention whose
+    /// decision was in the part never written): the writer appends them first.
+    fn settle_owed(&mut self) {
+        if self.resolvers.next_follow_up(&self.ctx).is_none() {
+            return;
+        }
+        let Some(h) = self.engine.head() else {
+            return;
+        };
+        let mut tail = (h.seq, h.hash, h.recorded_at_ms);
+        let mut batch = Batch::default();
+        if let Err(e) = self.follow_ups(h.seq, h.recorded_at_ms, None, &mut tail, &mut batch) {
+            self.fail(e.to_string());
+            return;
+        }
+        tracing::warn!(records = batch.encoded.len(), "appended the follow-ups a cut log owed");
+        self.write(batch);
+    }
+
+    /// The log's state is unknown after this: no more appends, no clean close.
+    fn fail(&mut self, reason: String) {
+        self.durable.fail(reason.clone());
+        self.failed = Some(reason);
+    }
+
+    fn lookup(&self, producer: &str, key: &str) -> Result<Option<(u64, Digest)>, AppendError> {
+        let k = (producer.to_owned(), key.to_owned());
+        if let Some(r) = self.recent.by_key.get(&k) {
+            return Ok(Some(*r));
+        }
+        self.derived
+            .keyed(producer, key)
+            .map(|o| o.map(|k| (k.seq, k.content)))
+            .map_err(|e| AppendError::Failed(e.to_string()))
+    }
+
+    /// Encodes `record`, folds it into the context and the batch.
+    fn fold_in(&mut self, record: Record, tail: &mut Tail, batch: &mut Batch) -> Result<(), AppendError> {
+        debug_assert_eq!(record.envelope.seq, tail.0 + 1, "records fold in order");
+        let enc = encode_record(&record, &tail.1)?;
+        *tail = (record.envelope.seq, enc.hash, record.envelope.recorded_at_ms);
+        let s = StoredRecord {
+            prev_hash: enc.prev_hash,
+            hash: enc.hash,
+            record,
+        };
+        // The writer admitted the record: the fold takes it, or the log and
+        // the context would part (the writer stops rather than diverge).
+        self.ctx
+            .apply(&s)
+            .map_err(|e| AppendError::Failed(format!("the fold refused seq {}: {e}", s.record.envelope.seq)))?;
+        batch.encoded.push(enc);
+        batch.stored.push(s);
+        Ok(())
+    }
+
+    /// Appends every follow-up owed after seq `cause`; returns them.
+    fn follow_ups(
+        &mut self,
+        cause: u64,
+        at_ms: u64,
+        correlation: Option<String>,
+        tail: &mut Tail,
+        batch: &mut Batch,
+    ) -> Result<Vec<(u64, Body)>, AppendError> {
+        let mut out = Vec::new();
+        for _ in 0..MAX_FOLLOW_UPS {
+            let Some(body) = self.resolvers.next_follow_up(&self.ctx) else {
+                return Ok(out);
+            };
+            let record = Record {
+                envelope: Envelope {
+                    format: FORMAT_VERSION,
+                    seq: tail.0 + 1,
+                    recorded_at_ms: at_ms.max(tail.2),
+                    producer: SYSTEM_PRODUCER.into(),
+                    idempotency_key: None,
+                    causation: Some(cause),
+                    correlation: correlation.clone(),
+                    credential: None,
+                },
+                body,
+            };
+            out.push((record.envelope.seq, record.body.clone()));
+            // A follow-up that does not encode would leave the context ahead of
+            // the log: the writer stops rather than diverge.
+            self.fold_in(record, tail, batch)
+                .map_err(|e| AppendError::Failed(format!("follow-up of seq {cause}: {e}")))?;
+        }
+        Err(AppendError::Failed(format!(
+            "seq {cause} caused more than {MAX_FOLLOW_UPS} follow-ups"
+        )))
+    }
+
+    /// The time a command is recorded at, by the ledger's time line.
+    fn time_of(&self, at_ms: Option<u64>, last_ms: u64, now_ms: u64) -> Result<u64, AppendError> {
+        let t = match (self.timeline, at_ms) {
+            (Timeline::Scripted, None) => return Err(AppendError::TimeMissing),
+            (Timeline::Wall, None) => return Ok(now_ms.max(last_ms)),
+            (_, Some(t)) => t,
+        };
+        if t < last_ms {
+            return Err(AppendError::TimeBackwards { at_ms: t, last_ms });
+        }
+        match self.timeline {
+            Timeline::Wall if t > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) => {
+                Err(AppendError::TimeAhead {
+                    at_ms: t,
+                    ahead_ms: t - now_ms,
+                    max_ms: MAX_CLOCK_SKEW_MS,
+                })
+            }
+            Timeline::Scripted if t - last_ms > MAX_SCRIPTED_STEP_MS => Err(AppendError::TimeJump {
+                at_ms: t,
+                jump_ms: t - last_ms,
+                max_ms: MAX_SCRIPTED_STEP_MS,
+            }),
+            _ => Ok(t),
+        }
+    }
+
+    /// Admits one command into the batch, or says why not.
+    fn admit(&mut self, s: Submission, tail: &mut Tail, now_ms: u64, batch: &mut Batch) -> (Reply, Answer) {
+        let Submission {
+            command,
+            credential,
+            reply,
+        } = s;
+        let answer = self.admit_command(command.envelope, command.body, credential, tail, now_ms, batch);
+        (reply, answer)
+    }
+
+    fn admit_command(
+        &mut self,
+        env: CommandEnvelope,
+        body: Body,
+        credential: Option<u64>,
+        tail: &mut Tail,
+        now_ms: u64,
+        batch: &mut Batch,
+    ) -> Answer {
+        let record = Record {
+            envelope: Envelope {
+                format: FORMAT_VERSION,
+                seq: tail.0 + 1,
+                recorded_at_ms: 0,
+                producer: env.producer.clone(),
+                idempotency_key: env.idempotency_key.clone(),
+                causation: env.causation,
+                correlation: env.correlation.clone(),
+                credential,
+            },
+            body,
+        };
+        if let Some(key) = &env.idempotency_key {
+            let digest = content_digest(&record.body, env.causation, env.correlation.as_deref());
+            match self.lookup(&env.producer, key) {
+                Ok(Some((seq, d))) if d == digest => return Answer::Duplicate(seq),
+                Ok(Some((seq, _))) => {
+                    return Answer::Err(AppendError::KeyConflict {
+                        key: key.clone(),
+                        original: seq,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => return Answer::Err(e),
+            }
+        }
+        match self.check(&env, &record.body, tail, now_ms) {
+            Ok(t) => self.append_command(record, t, tail, batch),
+            Err(e) => Answer::Err(e),
+        }
+    }
+
+    /// Time, causation and admission.
+    fn check(&self, env: &CommandEnvelope, body: &Body, tail: &Tail, now_ms: u64) -> Result<u64, AppendError> {
+        let t = self.time_of(env.at_ms, tail.2, now_ms)?;
+        if let Some(c) = env.causation.filter(|c| *c > tail.0) {
+            return Err(Refusal::CausationUnknown {
+                causation: c,
+                head: tail.0,
+            }
+            .into());
+        }
+        self.resolvers.admit(&self.ctx, &env.producer, body)?;
+        Ok(t)
+    }
+
+    fn append_command(&mut self, mut record: Record, at_ms: u64, tail: &mut Tail, batch: &mut Batch) -> Answer {
+        record.envelope.recorded_at_ms = at_ms;
+        let seq = record.envelope.seq;
+        let keyed = record.envelope.idempotency_key.clone().map(|k| {
+            let d = content_digest(&record.body, record.envelope.causation, record.envelope.correlation.as_deref());
+            ((record.envelope.producer.clone(), k), d)
+        });
+        let correlation = record.envelope.correlation.clone();
+        if let Err(e) = self.fold_in(record, tail, batch) {
+            // The record was admitted but did not encode or fold: nothing of
+            // it is in the batch only if encoding failed before the fold.
+            if !matches!(e, AppendError::Record(_)) {
+                self.fail(e.to_string());
+            }
+            return Answer::Err(e);
+        }
+        let hash = tail.1;
+        let follow_ups = match self.follow_ups(seq, at_ms, correlation, tail, batch) {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail(e.to_string());
+                return Answer::Err(e);
+            }
+        };
+        if let Some((k, d)) = keyed {
+            self.recent.by_key.insert(k.clone(), (seq, d));
+            self.recent.order.push_back((seq, k));
+        }
+        Answer::Ack(Ack {
+            seq,
+            hash,
+            recorded_at_ms: at_ms,
+            duplicate: false,
+            follow_ups,
+        })
+    }
+
+    fn clock_tick(&mut self, now_ms: u64, tail: &mut Tail, batch: &mut Batch) -> Result<(), AppendError> {
+        let record = Record {
+            envelope: Envelope {
+                format: FORMAT_VERSION,
+                seq: tail.0 + 1,
+                recorded_at_ms: now_ms.max(tail.2),
+                producer: SYSTEM_PRODUCER.into(),
+                idempotency_key: None,
+                causation: None,
+                correlation: None,
+                credential: None,
+            },
+            body: Body::Clock,
+        };
+        let (seq, at) = (record.envelope.seq, record.envelope.recorded_at_ms);
+        self.fold_in(record, tail, batch)?;
+        self.follow_ups(seq, at, None, tail, batch).map(|_| ())
+    }
+
+    pub(super) fn commit(&mut self, pending: &mut Vec<Submission>, clock_tick: bool) {
+        if self.failed.is_none() {
+            self.failed = self.applied.failure();
+        }
+        if let Some(reason) = &self.failed {
+            for s in pending.drain(..) {
+                let _ = s.reply.send(Err(AppendError::Failed(reason.clone())));
+            }
+            return;
+        }
+        self.recent.prune(self.applied.get());
+        let mut tail = self
+            .engine
+            .head()
+            .map_or((0, crate::record::ZERO_HASH, 0), |h| (h.seq, h.hash, h.recorded_at_ms));
+        let now = self.clock.now_ms();
+        let mut batch = Batch::default();
+        if clock_tick {
+            if let Err(e) = self.clock_tick(now, &mut tail, &mut batch) {
+                self.fail(e.to_string());
+            }
+        }
+        for s in pending.drain(..) {
+            let reply = match &self.failed {
+                Some(r) => (s.reply, Answer::Err(AppendError::Failed(r.clone()))),
+                None => self.admit(s, &mut tail, now, &mut batch),
+            };
+            batch.replies.push(reply);
+        }
+        if let Some(reason) = self.failed.clone() {
+            tracing::error!(%reason, "the writer stops accepting commands");
+            for (tx, _) in batch.replies {
+                let _ = tx.send(Err(AppendError::Failed(reason.clone())));
+            }
+            return;
+        }
+        self.write(batch);
+    }
+
+    /// Appends the batch durably, then answers and hands it to the projector.
+    fn write(&mut self, batch: Batch) {
+        let Batch {
+            encoded,
+            stored,
+            replies,
+        } = batch;
+        let mut locations = Vec::with_capacity(encoded.len());
+        if !encoded.is_empty() {
+            if let Err(e) = self.engine.append(&encoded, &mut locations) {
+                let reason = e.to_string();
+                tracing::error!(%reason, "append failed; the writer stops accepting commands");
+                self.fail(reason.clone());
+                for (tx, _) in replies {
+                    let _ = tx.send(Err(AppendError::Failed(reason.clone())));
+                }
+                return;
+            }
+            let head = self.engine.head();
+            debug_assert_eq!(head.map(|h| h.seq), stored.last().map(|r| r.record.envelope.seq));
+            if let Ok(mut h) = self.head.lock() {
+                *h = head;
+            }
+            self.durable.publish(head.map_or(0, |h| h.seq));
+        }
+        for (tx, answer) in replies {
+            let result = match answer {
+                Answer::Ack(a) => Ok(a),
+                Answer::Err(e) => Err(e),
+                Answer::Duplicate(seq) => self.original(seq, &stored),
+            };
+            // A producer that stopped waiting is not an error for the ledger.
+            let _ = tx.send(result);
+        }
+        if !stored.is_empty() {
+            let committed = Committed {
+                records: stored,
+                locations,
+            };
+            if self.to_projector.send(committed).is_err() {
+                self.failed = Some("the projector stopped".into());
+            }
+        }
+    }
+
+    /// A retried command's original result: the record and its follow-ups
+    /// (contiguous after it), from this batch or the log.
+    fn original(&self, seq: u64, batch: &[StoredRecord]) -> Result<Ack, AppendError> {
+        let durable = self.durable.get();
+        let fetch = |s: u64| -> Result<Option<StoredRecord>, AppendError> {
+            if let Some(r) = batch.iter().find(|r| r.record.envelope.seq == s) {
+                return Ok(Some(r.clone()));
+            }
+            if s > durable {
+                return Ok(None);
+            }
+            let mut got = self
+                .reader
+                .read(&[s], durable)
+                .map_err(|e| AppendError::Failed(e.to_string()))?;
+            Ok(got.pop())
+        };
+        let first = fetch(seq)?.ok_or_else(|| AppendError::Failed(format!("seq {seq} is not in the log")))?;
+        let mut follow_ups = Vec::new();
+        let mut next = seq + 1;
+        while let Some(r) = fetch(next)? {
+            let caused = r.record.envelope.causation == Some(seq)
+                && r.record.envelope.producer == SYSTEM_PRODUCER;
+            if !caused || follow_ups.len() >= MAX_FOLLOW_UPS {
+                break;
+            }
+            follow_ups.push((next, r.record.body));
+            next += 1;
+        }
+        Ok(Ack {
+            seq,
+            hash: first.hash,
+            recorded_at_ms: first.record.envelope.recorded_at_ms,
+            duplicate: true,
+            follow_ups,
+        })
+    }
+}
