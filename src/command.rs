@@ -76,7 +76,7 @@ pub struct CommandLine {
 /// Why a line is not a command.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
-    #[error("command is {0} bytes; the limit is {MAX_COMMAND_BYTES}")]
+    #[error("the command is longer than {MAX_COMMAND_BYTES} bytes (at least {0} bytes)")]
     TooLong(usize),
     #[error("not valid JSON: {0}")]
     NotJson(String),

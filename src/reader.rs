@@ -151,11 +151,11 @@ pub fn build_indexes(
     for (i, (first, path)) in segments.iter().enumerate() {
         let last = segments.get(i + 1).map_or(head.seq, |s| s.0 - 1);
         let is_last = i + 1 == segments.len();
-        if !is_last && crate::log::index::IndexFile::open(
-            &files.index_dir().join(crate::log::index::file_name(*first, false)),
-        )
-        .is_ok_and(|f| f.first_seq == *first && f.last_seq() == last)
-        {
+        let path_of = files.index_dir().join(crate::log::index::file_name(*first, false));
+        let sound = crate::log::index::IndexFile::open(&path_of).is_ok_and(|f| {
+            f.first_seq == *first && f.last_seq() == last && f.check_all().is_ok()
+        });
+        if !is_last && sound {
             continue;
         }
         let index = segment_index(files, *first, path, last)?;

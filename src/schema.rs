@@ -29,5 +29,17 @@ pub fn all() -> Vec<(&'static str, String)> {
             "workflow.schema.json",
             pretty(schemars::schema_for!(crate::workflow::Definition)),
         ),
+        (
+            "state.schema.json",
+            pretty(schemars::schema_for!(crate::context::view::StateView)),
+        ),
+        (
+            "entity.schema.json",
+            pretty(schemars::schema_for!(crate::context::view::EntityView)),
+        ),
+        (
+            "answer.schema.json",
+            pretty(schemars::schema_for!(crate::answer::CommandAnswer)),
+        ),
     ]
 }

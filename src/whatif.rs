@@ -206,6 +206,11 @@ impl WhatIf {
         if ctx.apply(r).is_err() {
             return;
         }
+        if let Some(v) = self.resolver {
+            // The genesis record names the ledger's first version: the
+            // alternative stays in force over it.
+            ctx.authority.resolver.value = v;
+        }
         for _ in 0..MAX_FOLLOW_UPS {
             let Some(body) = self.resolvers.next_follow_up(ctx) else {
                 break;

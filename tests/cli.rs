@@ -30,9 +30,9 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-const SCRIPT: &str = r#"{"producer":"merchandising","at_ms":1000,"kind":"fact","entity":"sku:SKU-1","attribute":"price_minor","value":7999}
-{"producer":"inventory","at_ms":1001,"idempotency_key":"stock-1","kind":"fact","entity":"sku:SKU-1","attribute":"stock","value":50}
-{"producer":"inventory","at_ms":1002,"idempotency_key":"stock-1","kind":"fact","entity":"sku:SKU-1","attribute":"stock","value":50}
+const SCRIPT: &str = r#"{"producer":"merchandising","at_ms":1000,"kind":"catalog","sku":"SKU-1","category":"headphones","cost_minor":6200,"price_minor":7999,"stock":10,"lifecycle":"active"}
+{"producer":"inventory","at_ms":1001,"idempotency_key":"stock-1","kind":"stock_changed","sku":"SKU-1","stock":50}
+{"producer":"inventory","at_ms":1002,"idempotency_key":"stock-1","kind":"stock_changed","sku":"SKU-1","stock":50}
 
 {"producer":"competitor-tracking","at_ms":1003,"kind":"broadcast","topic":"competitor_price_drop","entity":"sku:SKU-1","detail":{"drop_bp":1000}}
 "#;
@@ -91,7 +91,7 @@ fn run_verify_export_tamper_import() {
     assert_eq!(text.lines().count(), 7);
 
     // One byte of one record's body changed: 50 → 51 in seq 6.
-    let tampered = text.replacen("\"value\":50", "\"value\":51", 1);
+    let tampered = text.replacen("\"stock\":50", "\"stock\":51", 1);
     assert_ne!(tampered, text);
     let bad = dir.path().join("tampered.jsonl");
     std::fs::write(&bad, tampered).unwrap();
@@ -165,11 +165,11 @@ fn run_verify_export_tamper_import() {
 fn bad_lines_are_reported_by_line_and_good_ones_still_land() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ledger");
-    let script = "{\"producer\":\"a\",\"at_ms\":5,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"value\":1}\n\
+    let script = "{\"producer\":\"a\",\"at_ms\":5,\"kind\":\"fact\",\"entity\":\"shelf:A\",\"attribute\":\"stock\",\"value\":1}\n\
                   {not json\n\
-                  {\"producer\":\"a\",\"at_ms\":6,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"valeu\":1}\n\
-                  {\"producer\":\"a\",\"at_ms\":4,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"value\":1}\n\
-                  {\"producer\":\"a\",\"at_ms\":7,\"kind\":\"fact\",\"entity\":\"sku:A\",\"attribute\":\"stock\",\"value\":2}\n";
+                  {\"producer\":\"a\",\"at_ms\":6,\"kind\":\"fact\",\"entity\":\"shelf:A\",\"attribute\":\"stock\",\"valeu\":1}\n\
+                  {\"producer\":\"a\",\"at_ms\":4,\"kind\":\"fact\",\"entity\":\"shelf:A\",\"attribute\":\"stock\",\"value\":1}\n\
+                  {\"producer\":\"a\",\"at_ms\":7,\"kind\":\"fact\",\"entity\":\"shelf:A\",\"attribute\":\"stock\",\"value\":2}\n";
     let out = parley(
         &["run", "--data", data.to_str().unwrap(), "-"],
         Some(script),
@@ -181,7 +181,7 @@ fn bad_lines_are_reported_by_line_and_good_ones_still_land() {
     assert!(r[1]["error"]
         .as_str()
         .unwrap()
-        .contains("not a JSON object"));
+        .contains("not valid JSON"));
     assert!(r[2]["error"].as_str().unwrap().contains("valeu"));
     assert!(r[3]["error"]
         .as_str()
@@ -267,17 +267,18 @@ fn run_prints_the_decision_for_each_intention() {
     ))
     .unwrap();
     let script = format!(
-        "{store}{}\n",
+        "{store}{}\n{}\n",
+        r#"{"producer":"orders","at_ms":1764151100000,"kind":"order_placed","order":"O-9","customer":"C-3","total_minor":15998}"#,
         r#"{"producer":"customer-service","at_ms":1764151200000,"kind":"intend","intention":{"action":{"type":"notify_customer","customer":"C-3","order":"O-9","topic":"delay"},"reasoning":"asked","impact":{"revenue_minor":0,"margin_minor":0},"objective":"customer-experience"}}"#
     );
     let out = parley(
-        &["run", "--data", data.to_str().unwrap(), "-"],
+        &["run", "--data", data.to_str().unwrap(), "--admin", "ops", "-"],
         Some(&script),
     );
     assert!(
         out.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stdout)
     );
     let last = json_lines(&out).pop().unwrap();
     let d = &last["decision"];

@@ -1,39 +1,68 @@
-//! The golden log: bytes and hashes every future version must read, verify and
-//! write identically. `tests/golden/commands.jsonl` is appended into a fresh
-//! ledger with fixed options; the segment files must equal `tests/golden/log/`
-//! byte for byte, and the export must equal `tests/golden/export.jsonl`.
-//! Regenerate (only for a deliberate format change, with a new FORMAT_VERSION)
-//! with `PARLEY_BLESS=1 cargo test --test golden`.
+//! The golden ledger of resolver version 1: commands, segment bytes, export,
+//! head hash and replay output that every future build must read, verify,
+//! write and re-derive identically. `tests/golden/commands.jsonl` is appended
+//! into a fresh ledger with fixed options; the segment files must equal
+//! `tests/golden/log/` byte for byte, the export `tests/golden/export.jsonl`,
+//! and replay `tests/golden/replay.json`.
+//!
+//! Regenerate only for a deliberate change of the record format (a new
+//! FORMAT_VERSION): `PARLEY_BLESS=1 cargo test --test golden`. A change that
+//! alters a decision is a new resolver version instead: version 1 stays.
+//!
+//! The second test introduces a version 2 (test-only) that differs from 1 and
+//! shows what versioning promises.
+
+mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use parley::audit::LedgerRead;
 use parley::command::Command;
+use parley::context::Context;
 use parley::ledger::{Ledger, Options};
 use parley::log::scan::list_segments;
+use parley::reader::LogView;
+use parley::record::{Body, StoredRecord, Timeline};
+use parley::replay::Replayer;
+use parley::resolver::{v1, Refusal, Resolver, Resolvers};
 use parley::verify::verify_dir;
+use parley::vocab::{
+    Escalation, EscalationOption, EscalationReason, Finding, Involved, OptionChoice, Outcome,
+    RuleId, TraceStep, Verdict,
+};
+use parley::whatif::{Alternative, WhatIf};
 
 fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
+fn commands() -> Vec<Command> {
+    std::fs::read_to_string(golden().join("commands.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| Command::parse(l).unwrap())
+        .collect()
+}
+
 fn options() -> Options {
+    let first = commands()[0].envelope.at_ms;
     Options {
         segment_bytes: 4096,
         ledger_id: Some("ldg-golden".into()),
-        genesis_at_ms: Some(1_764_147_600_000),
+        genesis_at_ms: first,
+        timeline: Timeline::Scripted,
+        first_admin: "ops".into(),
         initial_rules: None,
         initial_workflows: Vec::new(),
-        // Scripted time only: a wall-clock record would make the bytes differ run to run.
-        auto_clock: false,
         ..Options::default()
     }
 }
 
-fn build(dir: &Path) -> Vec<u8> {
-    let (ledger, _) = Ledger::open(dir, options()).unwrap();
-    let commands = std::fs::read_to_string(golden().join("commands.jsonl")).unwrap();
-    for line in commands.lines() {
-        ledger.append(Command::parse(line).unwrap()).unwrap();
+fn build(dir: &Path, opts: Options) -> Vec<u8> {
+    let (ledger, _) = Ledger::open(dir, opts).unwrap();
+    for c in commands() {
+        ledger.append(c).unwrap();
     }
     let mut export = Vec::new();
     parley::export::export(&ledger, &mut export).unwrap();
@@ -41,29 +70,50 @@ fn build(dir: &Path) -> Vec<u8> {
     export
 }
 
+fn replay_json(dir: &Path, resolvers: Resolvers) -> serde_json::Value {
+    let (view, _) = LogView::open(dir).unwrap();
+    let mut replay = Replayer::new(resolvers);
+    view.scan(1, u64::MAX, &mut |r| {
+        replay.feed(&r).unwrap_or_else(|d| panic!("diverges: {d}: {:?}", d.problem));
+        Ok(())
+    })
+    .unwrap();
+    replay.finish().unwrap();
+    serde_json::json!({
+        "records": view.head_seq(),
+        "decisions": replay.decisions(),
+        "workflow_records": replay.workflow_records(),
+        "divergent": 0,
+        "state_hash": replay.context().state_hash(),
+    })
+}
+
+fn bless(built: &[(u64, PathBuf)], export: &[u8], replay: &serde_json::Value) {
+    let golden_log = golden().join("log");
+    let _ = std::fs::remove_dir_all(&golden_log);
+    std::fs::create_dir_all(&golden_log).unwrap();
+    for (_, path) in built {
+        std::fs::copy(path, golden_log.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(golden().join("export.jsonl"), export).unwrap();
+    let text = serde_json::to_string_pretty(replay).unwrap() + "\n";
+    std::fs::write(golden().join("replay.json"), text).unwrap();
+    let report = verify_dir(&golden()).unwrap();
+    std::fs::write(golden().join("head_hash.txt"), report.head_hash.unwrap() + "\n").unwrap();
+}
+
 #[test]
-fn the_golden_log_is_written_read_and_verified_identically() {
+fn the_golden_ledger_is_written_read_verified_and_replayed_identically() {
     let dir = tempfile::tempdir().unwrap();
-    let export = build(dir.path());
+    let export = build(dir.path(), options());
     let built = list_segments(&dir.path().join("log")).unwrap();
     assert!(built.len() >= 2, "the golden log spans a segment rollover");
-    let golden_log = golden().join("log");
+    let replay = replay_json(dir.path(), Resolvers::released());
     if std::env::var_os("PARLEY_BLESS").is_some() {
-        let _ = std::fs::remove_dir_all(&golden_log);
-        std::fs::create_dir_all(&golden_log).unwrap();
-        for (_, path) in &built {
-            std::fs::copy(path, golden_log.join(path.file_name().unwrap())).unwrap();
-        }
-        std::fs::write(golden().join("export.jsonl"), &export).unwrap();
-        let report = verify_dir(&golden()).unwrap();
-        std::fs::write(
-            golden().join("head_hash.txt"),
-            report.head_hash.unwrap() + "\n",
-        )
-        .unwrap();
+        bless(&built, &export, &replay);
         return;
     }
-    let stored = list_segments(&golden_log).unwrap();
+    let stored = list_segments(&golden().join("log")).unwrap();
     assert_eq!(stored.len(), built.len());
     for ((_, a), (_, b)) in built.iter().zip(&stored) {
         assert_eq!(a.file_name(), b.file_name());
@@ -74,15 +124,168 @@ fn the_golden_log_is_written_read_and_verified_identically() {
         );
     }
     let golden_export = std::fs::read(golden().join("export.jsonl")).unwrap();
-    assert!(
-        export == golden_export,
-        "export differs from tests/golden/export.jsonl"
-    );
+    assert!(export == golden_export, "export differs from tests/golden/export.jsonl");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap()).unwrap();
+    assert_eq!(replay, want, "replay output differs from tests/golden/replay.json");
 
-    // The committed bytes themselves verify to the committed head hash.
+    // The committed files themselves verify to the committed head hash and
+    // replay with 0 divergent, and every decision says version 1.
     let report = verify_dir(&golden()).unwrap();
     let head = std::fs::read_to_string(golden().join("head_hash.txt")).unwrap();
     assert!(report.ok, "{report:?}");
-    assert_eq!(report.records, Some(64));
     assert_eq!(report.head_hash.as_deref(), Some(head.trim()));
+    assert_eq!(replay_json(&golden(), Resolvers::released()), want);
+    let (view, _) = LogView::open(&golden()).unwrap();
+    view.scan(1, u64::MAX, &mut |r| {
+        if let Body::Decision { decision } = &r.record.body {
+            assert_eq!(decision.resolver, 1);
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A version 2 for the test only: version 1, except that the threshold also
+/// looks at the projected margin impact (a change of decision content, so a
+/// new version).
+struct V2;
+
+impl V2 {
+    /// Version 1's approval of an intention whose |margin impact| is beyond
+    /// the limit becomes an escalation; every decision says version 2.
+    fn amend(ctx: &Context, body: Body) -> Body {
+        let Body::Decision { mut decision } = body else {
+            return body;
+        };
+        decision.resolver = 2;
+        let limit = ctx
+            .authority
+            .rules
+            .as_ref()
+            .map_or(i64::MAX, |r| r.rules.threshold.escalate_above_minor);
+        let Some(s) = ctx.intentions.get(decision.intention) else {
+            return Body::Decision { decision };
+        };
+        let impact = s.intention.impact;
+        if decision.rule == RuleId::Approve && impact.margin_minor.abs() > limit {
+            decision.rule = RuleId::Threshold;
+            decision.trace.pop();
+            decision.trace.push(TraceStep {
+                rule: RuleId::Threshold,
+                verdict: Verdict::Escalate,
+                finding: Finding::AboveLimit {
+                    revenue_minor: impact.margin_minor,
+                    limit_minor: limit,
+                },
+                reads: vec![],
+            });
+            let option = |choice, approve| EscalationOption {
+                choice,
+                approve,
+                modified: None,
+            };
+            decision.outcome = Outcome::Escalated {
+                escalation: Escalation {
+                    reason: EscalationReason::Threshold {
+                        agent: s.agent.clone(),
+                        kind: s.intention.action.kind(),
+                        revenue_minor: impact.margin_minor,
+                        limit_minor: limit,
+                    },
+                    options: vec![
+                        option(OptionChoice::ApproveThis, vec![s.seq]),
+                        option(OptionChoice::RejectAll, vec![]),
+                    ],
+                    involved: vec![Involved {
+                        intention: s.seq,
+                        agent: s.agent.clone(),
+                        action: s.intention.action.clone(),
+                        reasoning: s.intention.reasoning.clone(),
+                        impact,
+                        objective: s.intention.objective,
+                    }],
+                },
+            };
+        }
+        Body::Decision { decision }
+    }
+}
+
+impl Resolver for V2 {
+    fn version(&self) -> u32 {
+        2
+    }
+    fn next_follow_up(&self, ctx: &Context) -> Option<Body> {
+        v1::V1.next_follow_up(ctx).map(|b| V2::amend(ctx, b))
+    }
+    fn admit(&self, ctx: &Context, producer: &str, body: &Body) -> Result<(), Refusal> {
+        v1::V1.admit(ctx, producer, body)
+    }
+}
+
+fn with_v2() -> Resolvers {
+    Resolvers::released().with(Arc::new(V2))
+}
+
+#[test]
+fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
+    // The v1 ledger still replays 0 divergent with a build that knows v2.
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap()).unwrap();
+    assert_eq!(replay_json(&golden(), with_v2()), want);
+
+    // What-if with v2 over the v1 ledger lists exactly the decisions the
+    // change affects: the one approval whose margin impact is beyond the limit.
+    let (view, _) = LogView::open(&golden()).unwrap();
+    let mut run = WhatIf::new(
+        Alternative {
+            rules: None,
+            resolver: Some(2),
+        },
+        1,
+        view.head_seq(),
+        with_v2(),
+    );
+    let mut big_margin = Vec::new();
+    view.scan(1, u64::MAX, &mut |r: StoredRecord| {
+        if let Body::Intend { intention } = &r.record.body {
+            if intention.impact.margin_minor.abs() > 600_000 && intention.impact.revenue_minor.abs() <= 600_000 {
+                big_margin.push(r.record.envelope.seq);
+            }
+        }
+        run.feed(&r);
+        Ok(())
+    })
+    .unwrap();
+    let report = run.finish();
+    let changed: Vec<u64> = report.changed.iter().map(|c| c.seq).collect();
+    assert_eq!(changed, big_margin, "{:#?}", report.changed);
+    assert_eq!(report.changed[0].whatif.as_ref().unwrap().outcome, "escalated");
+
+    // A ledger that adopts v2 keeps its v1 decisions and makes new ones as v2.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        resolvers: with_v2(),
+        ..options()
+    };
+    build(dir.path(), opts.clone());
+    let (ledger, _) = Ledger::open(dir.path(), opts).unwrap();
+    let at = ledger.head().unwrap().recorded_at_ms + 1_000;
+    let adopt = format!(r#"{{"producer":"ops","at_ms":{at},"kind":"resolver_adopted","version":2}}"#);
+    ledger.append(Command::parse(&adopt).unwrap()).unwrap();
+    let again = format!(
+        r#"{{"producer":"pricing","at_ms":{},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"SKU-3","price_minor":4399}},"reasoning":"again","impact":{{"revenue_minor":10000,"margin_minor":700000}},"objective":"margin-protection"}}}}"#,
+        at + 1_000
+    );
+    let ack = ledger.append(Command::parse(&again).unwrap()).unwrap();
+    let (_, d) = ack.decision().unwrap();
+    assert_eq!((d.resolver, d.outcome.name()), (2, "escalated"));
+    ledger.close().unwrap();
+    // Replay re-derives the v1 part with v1 and the rest with v2.
+    replay_json(dir.path(), with_v2());
+    // A build that knows only v1 refuses to continue the ledger, and replay
+    // says why instead of guessing.
+    let err = Ledger::open(dir.path(), options()).err().expect("unknown version");
+    assert!(err.to_string().contains("resolver version 2"), "{err}");
 }

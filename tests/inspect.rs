@@ -157,6 +157,7 @@ fn state_at_a_seq_equals_a_fresh_ledger_cut_there() {
     let lines = price_history();
     let opts = || Options {
         first_admin: "ops".into(),
+        ledger_id: Some("ldg-cut".into()),
         genesis_at_ms: Some(1_764_147_000_000),
         auto_clock: false,
         ..Options::default()
@@ -193,7 +194,7 @@ fn audit_of_a_price_lists_exactly_the_approved_changes_in_order() {
     std::fs::write(&script, price_history().join("\n") + "\n").unwrap();
     let d = data.to_str().unwrap();
     let out = Process::new(parley_bin())
-        .args(["run", "--data", d, script.to_str().unwrap()])
+        .args(["run", "--data", d, "--admin", "ops", script.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(
@@ -203,17 +204,15 @@ fn audit_of_a_price_lists_exactly_the_approved_changes_in_order() {
     );
 
     // What the log says: the catalog entry of SKU-2.
-    let (ledger, _) = Ledger::open(&data, Options::default()).unwrap();
+    let (view, _) = LogView::open(&data).unwrap();
     let mut catalog = 0;
-    ledger
-        .scan(1, u64::MAX, &mut |r| {
-            if matches!(&r.record.body, Body::Catalog { sku, .. } if sku == "SKU-2") {
-                catalog = r.record.envelope.seq;
-            }
-            Ok(())
-        })
-        .unwrap();
-    ledger.close().unwrap();
+    view.scan(1, u64::MAX, &mut |r| {
+        if matches!(&r.record.body, Body::Catalog { sku, .. } if sku == "SKU-2") {
+            catalog = r.record.envelope.seq;
+        }
+        Ok(())
+    })
+    .unwrap();
     // Promotions are approved on sku:SKU-2 too but change no price.
     let (code, v, err) = parley(&["audit", "--data", d, "sku:SKU-2", "price", "--json"]);
     assert_eq!(code, Some(0), "{err}");

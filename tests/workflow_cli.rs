@@ -54,7 +54,7 @@ fn audit_shows_the_step_and_a_human_resolves_from_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
     let d = data.to_str().unwrap();
-    let (code, _, err) = parley(&["run", "--data", d, "-"], Some(&script()));
+    let (code, _, err) = parley(&["run", "--data", d, "--admin", "ops", "-"], Some(&script()));
     assert_eq!(code, Some(0), "{err}");
 
     // The price set during the flash sale names its step and workflow.
@@ -79,7 +79,7 @@ fn audit_shows_the_step_and_a_human_resolves_from_the_terminal() {
     assert_eq!(code, Some(0));
     let v: Json = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        v["state"]["run"]["steps"][1]["status"]["status"], "ready",
+        v["entity"]["run"]["steps"][1]["status"], "ready",
         "{v}"
     );
 
@@ -123,14 +123,15 @@ fn audit_shows_the_step_and_a_human_resolves_from_the_terminal() {
     let (code, out, err) = parley(&args, None);
     assert_eq!(code, Some(0), "{err}");
     let v: Json = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["decisions"][0]["intention"].as_u64(), Some(id));
-    assert_eq!(v["decisions"][0]["outcome"], "rejected");
-    assert_eq!(v["decisions"][0]["rule"], "human_resolution");
+    let c = &v["caused"][0];
+    assert_eq!(c["decision"]["intention"].as_u64(), Some(id), "{v}");
+    assert_eq!(c["decision"]["outcome"]["kind"], "rejected");
+    assert_eq!(c["decision"]["rule"], "human_resolution");
 
     let (_, out, _) = parley(&["escalations", "--data", d, "--json"], None);
     let v: Json = serde_json::from_str(&out).unwrap();
     assert_eq!(v["escalations"][0]["status"], "resolved", "{v}");
-    assert_eq!(v["escalations"][0]["closed_by"]["resolution"][1], "maya");
+    assert_eq!(v["escalations"][0]["closed_by"]["resolution"]["human"], "maya");
     let (_, out, _) = parley(&["escalations", "--data", d, "--open"], None);
     assert!(out.contains("no open escalations"), "{out}");
 

@@ -94,7 +94,7 @@ fn run_ops(ops: &[Op]) -> (Ledger, Definition) {
             Op::Intend { run, step } => {
                 let s = &def.steps[*step];
                 json!({"producer":s.owner,"at_ms":t,"kind":"intend","intention":{
-                    "action":{"type":"generic","entity":format!("run:{}", RUNS[*run]),"attribute":format!("{}-{i}", s.name),"value":1},
+                    "action":{"type":"generic","entity":format!("campaign:{}", RUNS[*run]),"attribute":format!("{}-{i}", s.name),"value":1},
                     "reasoning":"my step","impact":{"revenue_minor":0,"margin_minor":0},"objective":"sales-growth",
                     "workflow_step":{"run":RUNS[*run],"step":s.name}}})
             }

@@ -35,6 +35,10 @@ pub struct Create {
     /// Preallocated size of each segment file, in MiB (default 64).
     #[arg(long)]
     pub segment_mib: Option<u64>,
+    /// Create the ledger without the default rule set and workflow
+    /// definitions (the commands install their own).
+    #[arg(long)]
+    pub bare: bool,
 }
 
 #[derive(Subcommand)]

@@ -38,6 +38,10 @@ pub fn options(create: &Create) -> Result<Options> {
         opts.segment_bytes = DEFAULT_SEGMENT_BYTES;
     }
     opts.ledger_id.clone_from(&create.ledger_id);
+    if create.bare {
+        opts.initial_rules = None;
+        opts.initial_workflows = Vec::new();
+    }
     if let Some(a) = &create.admin {
         opts.first_admin.clone_from(a);
     }

@@ -7,9 +7,10 @@
 //!
 //! Layout (little-endian):
 //! ```text
-//! header  128 B  magic "PARLEYIX" | version u32 | partial u32 | first_seq u64 | count u64
+//! header  136 B  magic "PARLEYIX" | version u32 | partial u32 | first_seq u64 | count u64
 //!                | last_hash [32] | offsets_at u64 | table_at u64 | entities u64
-//!                | names_at u64 | seqs_at u64 | check [16] (blake3 of bytes 0..96)
+//!                | names_at u64 | seqs_at u64 | body_check [16] (blake3 of bytes 136..)
+//!                | check [16] (blake3 of bytes 0..120)
 //! offsets        count × u64: the frame offset of seq first_seq + i
 //! table          entities × 48 B, sorted by name: name_at u64 | name_len u32 | pad u32
 //!                | seqs_at u64 | seqs_len u64 | check [16] (blake3 of the 32 bytes
@@ -28,7 +29,7 @@ use crate::record::Hash;
 
 const MAGIC: &[u8; 8] = b"PARLEYIX";
 const VERSION: u32 = 1;
-const HEADER_BYTES: u64 = 128;
+const HEADER_BYTES: u64 = 136;
 const ENTRY_BYTES: u64 = 48;
 
 /// The index file name of the sealed segment starting at `first_seq`.
@@ -92,8 +93,6 @@ impl SegmentIndex {
         for (i, v) in [offsets_at, table_at, n, names_at, seqs_at].into_iter().enumerate() {
             put64(&mut out, 64 + 8 * i, v);
         }
-        let check = blake3::hash(&out[..104]);
-        out[104..120].copy_from_slice(&check.as_bytes()[..16]);
         for o in &self.offsets {
             out.extend_from_slice(&o.to_le_bytes());
         }
@@ -119,6 +118,10 @@ impl SegmentIndex {
                 out.extend_from_slice(&s.to_le_bytes());
             }
         }
+        let body = blake3::hash(&out[HEADER_BYTES as usize..]);
+        out[104..120].copy_from_slice(&body.as_bytes()[..16]);
+        let check = blake3::hash(&out[..120]);
+        out[120..136].copy_from_slice(&check.as_bytes()[..16]);
         out
     }
 
@@ -202,7 +205,7 @@ impl IndexFile {
         if &h[..8] != MAGIC || get32(&h, 8) != VERSION {
             return Err(Self::bad(path, "not a version-1 index file"));
         }
-        if blake3::hash(&h[..104]).as_bytes()[..16] != h[104..120] {
+        if blake3::hash(&h[..120]).as_bytes()[..16] != h[120..136] {
             return Err(Self::bad(path, "header check does not match"));
         }
         let mut last_hash = [0u8; 32];
@@ -232,6 +235,21 @@ impl IndexFile {
     /// The last seq the file covers.
     pub fn last_seq(&self) -> u64 {
         self.first_seq + self.count - 1
+    }
+
+    /// Reads the whole file and checks it against its body check (what a
+    /// writer does before trusting a file it did not write this run).
+    pub fn check_all(&self) -> Result<(), IndexError> {
+        let mut h = [0u8; HEADER_BYTES as usize];
+        self.file
+            .read_exact_at(&mut h, 0)
+            .map_err(|e| Self::bad(&self.path, e.to_string()))?;
+        let body = std::fs::read(&self.path).map_err(|e| Self::bad(&self.path, e.to_string()))?;
+        let rest = body.get(HEADER_BYTES as usize..).unwrap_or(&[]);
+        if blake3::hash(rest).as_bytes()[..16] != h[104..120] {
+            return Err(Self::bad(&self.path, "body check does not match"));
+        }
+        Ok(())
     }
 
     /// The frame offset of `seq`, if the file covers it.
