@@ -99,7 +99,12 @@ pub fn producer_kinds() -> Vec<&'static str> {
     Body::KINDS
         .iter()
         .copied()
-        .filter(|k| !matches!(*k, "genesis" | "decision" | "step_ready" | "step_timed_out" | "run_finished"))
+        .filter(|k| {
+            !matches!(
+                *k,
+                "genesis" | "decision" | "step_ready" | "step_timed_out" | "run_finished"
+            )
+        })
         .collect()
 }
 
@@ -202,15 +207,51 @@ impl Command {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, CommandError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
+    serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+        let mut path = e.path().to_string();
         let inner = tidy(&e.into_inner().to_string());
         if path.is_empty() || path == "." {
+            // Inside an internally tagged enum serde loses the path; a bad
+            // integer can still be found where it stands.
+            path = integer_in(&inner)
+                .and_then(|n| path_of_number(&v, n, ""))
+                .unwrap_or_default();
+        }
+        if path.is_empty() {
             CommandError::Invalid(inner)
         } else {
             CommandError::Invalid(format!("`{path}`: {inner}"))
         }
     })
+}
+
+/// The integer an "invalid value: integer `N`" message names.
+fn integer_in(message: &str) -> Option<i128> {
+    let rest = message.split("integer `").nth(1)?;
+    rest.split('`').next()?.parse().ok()
+}
+
+/// Where the number `n` stands in `v`, as a dotted path.
+fn path_of_number(v: &serde_json::Value, n: i128, at: &str) -> Option<String> {
+    let join = |k: &str| {
+        if at.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
+    match v {
+        serde_json::Value::Number(x) => {
+            let here = x.as_i64().map(i128::from).or(x.as_u64().map(i128::from));
+            (here == Some(n)).then(|| at.to_owned())
+        }
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| path_of_number(x, n, &join(k))),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| path_of_number(x, n, &join(&i.to_string()))),
+        _ => None,
+    }
 }
 
 /// The ranges of each kind's amounts and texts.
@@ -225,7 +266,13 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
         } => {
             bounds::money("cost_minor", *cost_minor)?;
             bounds::money("price_minor", *price_minor)?;
-            bounds::check("price_minor", *price_minor, 1, bounds::MONEY_MAX_MINOR, " minor units")?;
+            bounds::check(
+                "price_minor",
+                *price_minor,
+                1,
+                bounds::MONEY_MAX_MINOR,
+                " minor units",
+            )?;
             bounds::stock("stock", *stock)?;
         }
         Body::StockChanged { stock, .. } => bounds::stock("stock", *stock)?,
@@ -253,10 +300,22 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
             }
         }
         Body::Broadcast { detail, .. } => {
-            bounds::check("detail", detail.len() as u64, 0u64, MAX_MAP_ENTRIES as u64, " entries")?;
+            bounds::check(
+                "detail",
+                detail.len() as u64,
+                0u64,
+                MAX_MAP_ENTRIES as u64,
+                " entries",
+            )?;
         }
         Body::WorkflowStarted { params, .. } => {
-            bounds::check("params", params.len() as u64, 0u64, MAX_MAP_ENTRIES as u64, " entries")?;
+            bounds::check(
+                "params",
+                params.len() as u64,
+                0u64,
+                MAX_MAP_ENTRIES as u64,
+                " entries",
+            )?;
         }
         Body::HumanResolution { rationale, .. } => {
             bounds::text("rationale", rationale)?;
@@ -280,9 +339,11 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
 /// not 64-bit integers, and naming where each problem stands.
 pub fn strict_parse(text: &str) -> Result<serde_json::Value, CommandError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Strict { path: String::new() }
-        .deserialize(&mut de)
-        .map_err(|e| CommandError::NotJson(tidy(&e.to_string())))?;
+    let value = Strict {
+        path: String::new(),
+    }
+    .deserialize(&mut de)
+    .map_err(|e| CommandError::NotJson(tidy(&e.to_string())))?;
     de.end()
         .map_err(|e| CommandError::NotJson(tidy(&e.to_string())))?;
     Ok(value)

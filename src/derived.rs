@@ -311,7 +311,11 @@ impl Derived {
         let bad = || self.err("idempotency entry is malformed");
         Ok(Some(Keyed {
             seq: be_u64(&v).ok_or_else(bad)?,
-            content: Digest(v.get(8..40).and_then(|h| h.try_into().ok()).ok_or_else(bad)?),
+            content: Digest(
+                v.get(8..40)
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or_else(bad)?,
+            ),
         }))
     }
 

@@ -26,7 +26,10 @@ pub enum Change {
     AddOnOrder(u32),
     /// A reservation adds its quantity to the stock held.
     AddReserved(u32),
-    CompetitorPrice { competitor: String, price_minor: i64 },
+    CompetitorPrice {
+        competitor: String,
+        price_minor: i64,
+    },
     SupplierDelayDays(u32),
     TrafficIncreaseBp(u32),
     /// A promotion joins the plan.
@@ -36,14 +39,23 @@ pub enum Change {
         starts_at_ms: u64,
         ends_at_ms: u64,
     },
-    OrderPlaced { customer: String, total_minor: i64 },
+    OrderPlaced {
+        customer: String,
+        total_minor: i64,
+    },
     OrderDelayedDays(u32),
     OrderFlagged(String),
     Perk(Perk),
     /// The customer is contacted about an order and topic.
-    Contact { order: String, topic: String },
+    Contact {
+        order: String,
+        topic: String,
+    },
     BudgetMinor(i64),
-    Attribute { attribute: String, value: Value },
+    Attribute {
+        attribute: String,
+        value: Value,
+    },
 }
 
 /// One change to one entity.
@@ -116,7 +128,10 @@ fn one(entity: EntityRef, change: Change) -> Vec<Effect> {
 pub fn of_action(action: &Action) -> Vec<Effect> {
     let sku = |s: &String| EntityRef::Sku(s.clone());
     match action {
-        Action::SetPrice { sku: s, price_minor } => one(sku(s), Change::PriceMinor(*price_minor)),
+        Action::SetPrice {
+            sku: s,
+            price_minor,
+        } => one(sku(s), Change::PriceMinor(*price_minor)),
         Action::LaunchPromotion {
             target,
             discount_bp,
@@ -171,6 +186,9 @@ pub fn of_action(action: &Action) -> Vec<Effect> {
 
 /// What a fact record writes into the store (nothing for other kinds).
 pub fn of_fact(body: &Body) -> Vec<Effect> {
+    if let Some(e) = of_order_fact(body) {
+        return vec![e];
+    }
     let sku = |s: &String| EntityRef::Sku(s.clone());
     match body {
         Body::Catalog {
@@ -212,38 +230,10 @@ pub fn of_fact(body: &Body) -> Vec<Effect> {
                 change: Change::SupplierDelayDays(*days),
             })
             .collect(),
-        Body::TrafficSpike { sku: s, increase_bp } => {
-            one(sku(s), Change::TrafficIncreaseBp(*increase_bp))
-        }
-        Body::OrderPlaced {
-            order,
-            customer,
-            total_minor,
-        } => one(
-            EntityRef::Order(order.clone()),
-            Change::OrderPlaced {
-                customer: customer.clone(),
-                total_minor: *total_minor,
-            },
-        ),
-        Body::OrderDelayed { order, days } => {
-            one(EntityRef::Order(order.clone()), Change::OrderDelayedDays(*days))
-        }
-        Body::OrderFlagged { order, reason } => one(
-            EntityRef::Order(order.clone()),
-            Change::OrderFlagged(reason.clone()),
-        ),
-        Body::CustomerContacted {
-            customer,
-            order,
-            topic,
-        } => one(
-            EntityRef::Customer(customer.clone()),
-            Change::Contact {
-                order: order.clone(),
-                topic: topic.clone(),
-            },
-        ),
+        Body::TrafficSpike {
+            sku: s,
+            increase_bp,
+        } => one(sku(s), Change::TrafficIncreaseBp(*increase_bp)),
         Body::Fact {
             entity,
             attribute,
@@ -257,6 +247,44 @@ pub fn of_fact(body: &Body) -> Vec<Effect> {
         ),
         _ => Vec::new(),
     }
+}
+
+/// What an order or customer fact writes (`None` for other records).
+fn of_order_fact(body: &Body) -> Option<Effect> {
+    let (entity, change) = match body {
+        Body::OrderPlaced {
+            order,
+            customer,
+            total_minor,
+        } => (
+            EntityRef::Order(order.clone()),
+            Change::OrderPlaced {
+                customer: customer.clone(),
+                total_minor: *total_minor,
+            },
+        ),
+        Body::OrderDelayed { order, days } => (
+            EntityRef::Order(order.clone()),
+            Change::OrderDelayedDays(*days),
+        ),
+        Body::OrderFlagged { order, reason } => (
+            EntityRef::Order(order.clone()),
+            Change::OrderFlagged(reason.clone()),
+        ),
+        Body::CustomerContacted {
+            customer,
+            order,
+            topic,
+        } => (
+            EntityRef::Customer(customer.clone()),
+            Change::Contact {
+                order: order.clone(),
+                topic: topic.clone(),
+            },
+        ),
+        _ => return None,
+    };
+    Some(Effect { entity, change })
 }
 
 /// The price after a discount, truncated toward zero: `price · (1 − bp/10⁴)`.

@@ -95,14 +95,21 @@ struct Found {
     closed: Option<(u64, Decision)>,
 }
 
-fn view(f: Found, ctx: &Context, resolutions: &BTreeMap<u64, ResolutionView>) -> Option<EscalationView> {
+fn view(
+    f: Found,
+    ctx: &Context,
+    resolutions: &BTreeMap<u64, ResolutionView>,
+) -> Option<EscalationView> {
     let Outcome::Escalated { escalation } = &f.decision.outcome else {
         return None;
     };
-    let open_expiry = ctx.intentions.get(f.decision.intention).and_then(|s| match s.status {
-        Status::Escalated { expires_at_ms } if f.closed.is_none() => expires_at_ms,
-        _ => None,
-    });
+    let open_expiry = ctx
+        .intentions
+        .get(f.decision.intention)
+        .and_then(|s| match s.status {
+            Status::Escalated { expires_at_ms } if f.closed.is_none() => expires_at_ms,
+            _ => None,
+        });
     let closed_by = f.closed.map(|(seq, d)| ClosedBy {
         decision: seq,
         rule: d.rule,
@@ -157,8 +164,19 @@ pub fn escalation_views(
             Body::Intend { .. } => {
                 agents.insert(seq, r.record.envelope.producer);
             }
-            Body::HumanResolution { option, rationale, .. } => {
-                resolutions.insert(seq, ResolutionView { seq, human: r.record.envelope.producer, option, rationale, at_ms: at });
+            Body::HumanResolution {
+                option, rationale, ..
+            } => {
+                resolutions.insert(
+                    seq,
+                    ResolutionView {
+                        seq,
+                        human: r.record.envelope.producer,
+                        option,
+                        rationale,
+                        at_ms: at,
+                    },
+                );
             }
             Body::Decision { decision } => {
                 let i = decision.intention;
@@ -170,14 +188,23 @@ pub fn escalation_views(
                 if matches!(decision.outcome, Outcome::Escalated { .. }) {
                     latest.insert(i, found.len());
                     let agent = agents.get(&i).cloned().unwrap_or_default();
-                    found.push(Found { seq, at_ms: at, agent, decision: *decision, closed: None });
+                    found.push(Found {
+                        seq,
+                        at_ms: at,
+                        agent,
+                        decision: *decision,
+                        closed: None,
+                    });
                 }
             }
             _ => {}
         }
         Ok(())
     })?;
-    Ok(found.into_iter().filter_map(|f| view(f, ctx, &resolutions)).collect())
+    Ok(found
+        .into_iter()
+        .filter_map(|f| view(f, ctx, &resolutions))
+        .collect())
 }
 
 /// The open escalations, from the context and the escalating decisions.

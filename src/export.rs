@@ -223,6 +223,7 @@ fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, I
     })?;
     let index_dir = staging.join("..").join("index");
     let (mut engine, _) = SegmentLog::open(staging, segment_bytes, None, &index_dir)?;
+    engine.begin()?;
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let (mut prev, mut last_at, mut seq) = (ZERO_HASH, 0u64, 0u64);
     for (index, line) in BufReader::new(input).lines().enumerate() {

@@ -20,9 +20,13 @@ use crate::entity::EntityRef;
 use crate::log::head::{HeadWriter, State};
 use crate::log::memory::MemoryLog;
 use crate::log::read::LogFiles;
-use crate::log::segment::{self, LockError, Recovery, SegmentLog, WriterLock, DEFAULT_SEGMENT_BYTES};
+use crate::log::segment::{
+    self, LockError, Recovery, SegmentLog, WriterLock, DEFAULT_SEGMENT_BYTES,
+};
 use crate::log::{encode_record, Head, LogEngine, LogError, LogReader};
-use crate::record::{Body, Envelope, Hash, Record, StoredRecord, Timeline, FORMAT_VERSION, ZERO_HASH};
+use crate::record::{
+    Body, Envelope, Hash, Record, StoredRecord, Timeline, FORMAT_VERSION, ZERO_HASH,
+};
 use crate::resolver::{Refusal, Resolvers, CURRENT};
 use crate::sequencer::projector::{Committed, Feed, Files, Projector, Published};
 use crate::sequencer::{Ack, AppendError, Clock, Progress, Submission, SystemClock, Writer};
@@ -131,7 +135,9 @@ pub enum LedgerError {
 impl From<LockError> for LedgerError {
     fn from(e: LockError) -> LedgerError {
         match e {
-            LockError::Held(p) => LedgerError::Locked(p.parent().map_or(p.clone(), Path::to_path_buf)),
+            LockError::Held(p) => {
+                LedgerError::Locked(p.parent().map_or(p.clone(), Path::to_path_buf))
+            }
             LockError::Log(l) => LedgerError::Log(l),
         }
     }
@@ -168,23 +174,29 @@ pub struct Ledger {
 }
 
 fn new_ledger_id(dir: Option<&Path>) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = crate::sequencer::wall_ns();
     let mut h = blake3::Hasher::new();
     h.update(&nanos.to_le_bytes());
     h.update(&std::process::id().to_le_bytes());
     if let Some(d) = dir {
         h.update(d.as_os_str().as_encoded_bytes());
     }
-    format!("ldg-{}", &crate::record::to_hex(h.finalize().as_bytes())[..16])
+    format!(
+        "ldg-{}",
+        &crate::record::to_hex(h.finalize().as_bytes())[..16]
+    )
 }
 
 /// The records a new ledger starts with: genesis, rules, workflows.
-fn genesis_batch(opts: &Options, dir: Option<&Path>) -> Result<Vec<crate::log::EncodedRecord>, LedgerError> {
+fn genesis_batch(
+    opts: &Options,
+    dir: Option<&Path>,
+) -> Result<Vec<crate::log::EncodedRecord>, LedgerError> {
     crate::record::check_id("first admin", &opts.first_admin).map_err(LedgerError::Setup)?;
     if opts.first_admin == SYSTEM_PRODUCER {
-        return Err(LedgerError::Setup(format!("`{SYSTEM_PRODUCER}` cannot be an admin")));
+        return Err(LedgerError::Setup(format!(
+            "`{SYSTEM_PRODUCER}` cannot be an admin"
+        )));
     }
     let at = opts.genesis_at_ms.unwrap_or_else(|| opts.clock.now_ms());
     let mut bodies = vec![Body::Genesis {
@@ -195,7 +207,8 @@ fn genesis_batch(opts: &Options, dir: Option<&Path>) -> Result<Vec<crate::log::E
         resolver: CURRENT,
     }];
     if let Some(text) = &opts.initial_rules {
-        crate::rules::RuleSet::parse(text).map_err(|e| LedgerError::Setup(format!("initial rules: {e}")))?;
+        crate::rules::RuleSet::parse(text)
+            .map_err(|e| LedgerError::Setup(format!("initial rules: {e}")))?;
         bodies.push(Body::RulesInstalled { text: text.clone() });
     }
     for text in &opts.initial_workflows {
@@ -298,7 +311,13 @@ impl Ledger {
             active,
             evidence: Arc::clone(&evidence),
         };
-        let mut ledger = Ledger::start(Box::new(engine), derived, &opts, &mut report, Some(projector_files))?;
+        let mut ledger = Ledger::start(
+            Box::new(engine),
+            derived,
+            &opts,
+            &mut report,
+            Some(projector_files),
+        )?;
         if let Some(reason) = rebuilt {
             report.derived.rebuilt_because = Some(reason);
         }
@@ -312,11 +331,17 @@ impl Ledger {
         let mut engine = MemoryLog::new();
         engine.append(&genesis_batch(&opts, None)?, &mut Vec::new())?;
         let mut report = OpenReport::default();
-        Ledger::start(Box::new(engine), Derived::temporary()?, &opts, &mut report, None)
+        Ledger::start(
+            Box::new(engine),
+            Derived::temporary()?,
+            &opts,
+            &mut report,
+            None,
+        )
     }
 
     fn start(
-        engine: Box<dyn LogEngine>,
+        mut engine: Box<dyn LogEngine>,
         derived: Derived,
         opts: &Options,
         report: &mut OpenReport,
@@ -334,9 +359,15 @@ impl Ledger {
         applied.publish(head_seq);
         // The writer's context: the resolver's input, folded once here.
         let ctx = fold(reader.as_ref(), head_seq)?;
-        opts.resolvers.check_known(&ctx).map_err(LedgerError::Resolver)?;
+        opts.resolvers
+            .check_known(&ctx)
+            .map_err(LedgerError::Resolver)?;
+        // Every check passed: from here on this process is the writer.
+        engine.begin()?;
         let published = opts.serve.then(|| Arc::new(RwLock::new(ctx.clone())));
-        let feed = opts.serve.then(|| tokio::sync::broadcast::channel(FEED_BATCHES).0);
+        let feed = opts
+            .serve
+            .then(|| tokio::sync::broadcast::channel(FEED_BATCHES).0);
         let (tx, rx) = bounded::<Submission>(opts.queue_capacity.max(1));
         // The projector queue holds whole batches: this bounds memory held for it.
         let (ptx, prx) = bounded::<Committed>(64);
@@ -399,7 +430,11 @@ impl Ledger {
 
     /// Hands a command to the sequencer without waiting for room: a full
     /// queue answers `Busy` at once (the server's 503).
-    pub fn try_submit(&self, command: Command, credential: Option<u64>) -> Result<Ticket, AppendError> {
+    pub fn try_submit(
+        &self,
+        command: Command,
+        credential: Option<u64>,
+    ) -> Result<Ticket, AppendError> {
         command.validate()?;
         let (reply, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
@@ -447,7 +482,9 @@ impl Ledger {
 
     /// Waits (bounded by the caller) until derived state reflects `seq`.
     pub fn wait_applied(&self, seq: u64) -> Result<(), LedgerError> {
-        self.applied.wait_for(seq).map_err(LedgerError::DerivedFailed)
+        self.applied
+            .wait_for(seq)
+            .map_err(LedgerError::DerivedFailed)
     }
 
     /// The shared context as of `seq` (clamped to the head): a fold of the log.
@@ -533,7 +570,11 @@ impl LedgerRead for Ledger {
 
 /// The derived store's applied marker as evidence, when the store belongs to
 /// this ledger (its binding names the log's genesis hash).
-fn derived_proof(derived: &Derived, log_dir: &Path, index_dir: &Path) -> Result<Option<u64>, LedgerError> {
+fn derived_proof(
+    derived: &Derived,
+    log_dir: &Path,
+    index_dir: &Path,
+) -> Result<Option<u64>, LedgerError> {
     let files = LogFiles::new(log_dir, index_dir);
     let mut genesis = None;
     let segments = crate::log::scan::list_segments(log_dir)?;
@@ -614,11 +655,13 @@ pub fn rebuild(dir: &Path) -> Result<RebuildReport, LedgerError> {
     derived.catch_up(&files, tail.head, genesis)?;
     let (active, written) = crate::reader::build_indexes(&files, tail.head, true)?;
     if !active.offsets.is_empty() {
-        active.write(&index_dir, true).map_err(|source| LedgerError::Io {
-            op: "write",
-            path: index_dir.clone(),
-            source,
-        })?;
+        active
+            .write(&index_dir, true)
+            .map_err(|source| LedgerError::Io {
+                op: "write",
+                path: index_dir.clone(),
+                source,
+            })?;
     }
     let head = tail.head.map_or(0, |h| h.seq);
     if let Some(d) = derived.differences(&files, head)? {

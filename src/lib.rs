@@ -6,6 +6,13 @@
 //! engines, `sequencer`, `derived`, `ledger`, `reader`, `verify`, `export`,
 //! `cli`) does. See ARCHITECTURE.md for the map and the invariants.
 
+// Library code returns errors; unwrap/expect only in tests and on proven
+// invariants (each with an `allow` and a comment saying why it holds).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Floats never enter the core's arithmetic (money in minor units, rates in bp).
+#![deny(clippy::float_arithmetic)]
+#![warn(clippy::too_many_lines)]
+
 pub mod answer;
 pub mod audit;
 pub mod bounds;

@@ -151,10 +151,11 @@ pub fn build_indexes(
     for (i, (first, path)) in segments.iter().enumerate() {
         let last = segments.get(i + 1).map_or(head.seq, |s| s.0 - 1);
         let is_last = i + 1 == segments.len();
-        let path_of = files.index_dir().join(crate::log::index::file_name(*first, false));
-        let sound = crate::log::index::IndexFile::open(&path_of).is_ok_and(|f| {
-            f.first_seq == *first && f.last_seq() == last && f.check_all().is_ok()
-        });
+        let path_of = files
+            .index_dir()
+            .join(crate::log::index::file_name(*first, false));
+        let sound = crate::log::index::IndexFile::open(&path_of)
+            .is_ok_and(|f| f.first_seq == *first && f.last_seq() == last && f.check_all().is_ok());
         if !is_last && sound {
             continue;
         }
@@ -164,7 +165,13 @@ pub fn build_indexes(
         }
         if write {
             index.write(files.index_dir(), false).map_err(|e| {
-                LogError::io("write", files.index_dir().join(crate::log::index::file_name(*first, false)), e)
+                LogError::io(
+                    "write",
+                    files
+                        .index_dir()
+                        .join(crate::log::index::file_name(*first, false)),
+                    e,
+                )
             })?;
             files.forget(*first);
             rebuilt += 1;
@@ -174,7 +181,12 @@ pub fn build_indexes(
 }
 
 /// One segment's index, by walking and scanning it up to `last`.
-fn segment_index(files: &LogFiles, first: u64, path: &Path, last: u64) -> Result<SegmentIndex, LogError> {
+fn segment_index(
+    files: &LogFiles,
+    first: u64,
+    path: &Path,
+    last: u64,
+) -> Result<SegmentIndex, LogError> {
     let offsets = walk_offsets(path, first)?;
     let mut index = SegmentIndex::new(first);
     files.scan(first, last, &mut |r| {
@@ -194,7 +206,8 @@ fn segment_index(files: &LogFiles, first: u64, path: &Path, last: u64) -> Result
 /// equal a fresh fold. The store is compared through a copy, so nothing under
 /// `dir` is written. `None` when all agree.
 pub fn derived_differences(dir: &Path) -> Result<Option<String>, crate::ledger::LedgerError> {
-    let (view, _) = LogView::open(dir).map_err(|e| crate::ledger::LedgerError::Setup(e.to_string()))?;
+    let (view, _) =
+        LogView::open(dir).map_err(|e| crate::ledger::LedgerError::Setup(e.to_string()))?;
     let files = &view.files;
     let head = view.head_seq();
     let segments = list_segments(files.log_dir())?;
@@ -225,32 +238,27 @@ pub fn derived_differences(dir: &Path) -> Result<Option<String>, crate::ledger::
     let store = dir.join("derived");
     if !store.is_dir() {
         return Ok(Some(
-            "the derived store is missing (the next writer, or `parley rebuild`, rebuilds it)".into(),
+            "the derived store is missing (the next writer, or `parley rebuild`, rebuilds it)"
+                .into(),
         ));
     }
-    let copy = tempfile_dir()?;
-    copy_dir(&store, &copy.join("derived"))?;
-    let (derived, rebuilt) = crate::derived::Derived::open(&copy.join("derived"))?;
+    // The copy is removed when `copy` drops, after the store that uses it.
+    let copy = tempfile::Builder::new()
+        .prefix("parley-verify-")
+        .tempdir()
+        .map_err(|source| crate::ledger::LedgerError::Io {
+            op: "create a temporary directory",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    copy_dir(&store, &copy.path().join("derived"))?;
+    let (derived, rebuilt) = crate::derived::Derived::open(&copy.path().join("derived"))?;
     let result = match rebuilt {
         Some(why) => Some(format!("the derived store does not open: {why}")),
         None => derived.differences(files, head)?,
     };
     drop(derived);
-    let _ = std::fs::remove_dir_all(&copy);
     Ok(result)
-}
-
-fn tempfile_dir() -> Result<PathBuf, crate::ledger::LedgerError> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let p = std::env::temp_dir().join(format!("parley-verify-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&p).map_err(|source| crate::ledger::LedgerError::Io {
-        op: "create directory",
-        path: p.clone(),
-        source,
-    })?;
-    Ok(p)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), crate::ledger::LedgerError> {
@@ -262,7 +270,11 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), crate::ledger::LedgerError> {
     for entry in std::fs::read_dir(from).map_err(io("read directory", from))? {
         let entry = entry.map_err(io("read directory", from))?;
         let target = to.join(entry.file_name());
-        if entry.file_type().map_err(io("stat", &entry.path()))?.is_dir() {
+        if entry
+            .file_type()
+            .map_err(io("stat", &entry.path()))?
+            .is_dir()
+        {
             copy_dir(&entry.path(), &target)?;
         } else {
             std::fs::copy(entry.path(), &target).map_err(io("copy", &entry.path()))?;

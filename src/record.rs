@@ -524,7 +524,6 @@ impl Body {
     }
 }
 
-
 /// One record as it stands in the log, without its hashes.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct Record {

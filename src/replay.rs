@@ -42,7 +42,11 @@ impl std::fmt::Display for Divergence {
                 recorded.as_ref().map_or("nothing", Body::kind),
                 expected.as_ref().map_or("nothing", Body::kind)
             ),
-            Problem::Refused(r) => write!(f, "seq {}: its producer had no right to write it: {r}", self.seq),
+            Problem::Refused(r) => write!(
+                f,
+                "seq {}: its producer had no right to write it: {r}",
+                self.seq
+            ),
             Problem::NotParley(why) => write!(f, "seq {}: {why}", self.seq),
             Problem::Inconsistent(i) => write!(f, "{i}"),
         }
@@ -115,8 +119,9 @@ impl Replayer {
             let allowed = match body {
                 Body::Genesis { .. } => seq == 1,
                 Body::Clock => true,
-                Body::RulesInstalled { .. }
-                | Body::WorkflowDefined { .. } => self.creating && seq > 1,
+                Body::RulesInstalled { .. } | Body::WorkflowDefined { .. } => {
+                    self.creating && seq > 1
+                }
                 _ => false,
             };
             if !allowed {
@@ -131,7 +136,9 @@ impl Replayer {
                 return fail(Problem::Refused(refusal));
             }
         }
-        self.ctx.apply(r).or_else(|e| fail(Problem::Inconsistent(e)))
+        self.ctx
+            .apply(r)
+            .or_else(|e| fail(Problem::Inconsistent(e)))
     }
 
     /// At the end of the log: nothing may still be owed.

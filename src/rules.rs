@@ -114,7 +114,11 @@ pub struct RulesError {
 fn line_of(text: &str, offset: usize) -> usize {
     // Count newlines in bytes: an offset inside a multi-byte character is safe.
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// The section and key standing at a 1-based line.

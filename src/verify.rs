@@ -72,7 +72,13 @@ pub fn verify_dir(data_dir: &Path) -> Result<VerifyReport, LogError> {
     let to = if running {
         match file.live {
             Some((seq, _)) => seq,
-            None => return Ok(VerifyReport::bad(1, "corrupt", "a writer runs but has published no durable head".into())),
+            None => {
+                return Ok(VerifyReport::bad(
+                    1,
+                    "corrupt",
+                    "a writer runs but has published no durable head".into(),
+                ))
+            }
         }
     } else {
         let proof = Proof {
@@ -126,7 +132,11 @@ fn check_chain(log_dir: &Path, to: u64) -> Result<VerifyReport, LogError> {
         Ok(())
     };
     if to == 0 {
-        return Ok(VerifyReport::bad(1, "corrupt", "the log holds no records".into()));
+        return Ok(VerifyReport::bad(
+            1,
+            "corrupt",
+            "the log holds no records".into(),
+        ));
     }
     match scan_dir(log_dir, 1, to, &mut check) {
         Ok(Some(head)) if head.seq == to => Ok(VerifyReport {

@@ -178,10 +178,7 @@ fn bad_lines_are_reported_by_line_and_good_ones_still_land() {
     let r = json_lines(&out);
     assert_eq!(r.len(), 5);
     assert_eq!(r[0]["seq"], 5);
-    assert!(r[1]["error"]
-        .as_str()
-        .unwrap()
-        .contains("not valid JSON"));
+    assert!(r[1]["error"].as_str().unwrap().contains("not valid JSON"));
     assert!(r[2]["error"].as_str().unwrap().contains("valeu"));
     assert!(r[3]["error"]
         .as_str()
@@ -272,7 +269,14 @@ fn run_prints_the_decision_for_each_intention() {
         r#"{"producer":"customer-service","at_ms":1764151200000,"kind":"intend","intention":{"action":{"type":"notify_customer","customer":"C-3","order":"O-9","topic":"delay"},"reasoning":"asked","impact":{"revenue_minor":0,"margin_minor":0},"objective":"customer-experience"}}"#
     );
     let out = parley(
-        &["run", "--data", data.to_str().unwrap(), "--admin", "ops", "-"],
+        &[
+            "run",
+            "--data",
+            data.to_str().unwrap(),
+            "--admin",
+            "ops",
+            "-",
+        ],
         Some(&script),
     );
     assert!(
@@ -318,4 +322,62 @@ fn a_closed_output_pipe_ends_quietly_not_in_a_panic() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn clear_words_for_bad_lines_and_reproducible_ledgers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ledger");
+    let mut script: Vec<u8> = Vec::new();
+    script.extend_from_slice(
+        br#"{"producer":"a","at_ms":5,"kind":"fact","entity":"shelf:A","attribute":"n","value":1}"#,
+    );
+    script.push(b'\n');
+    script.extend_from_slice(br#"{"producer":"a","at_ms":6,"kind":"fact","entity":"shelf:A","attribute":"n","value":1.5}"#);
+    script.push(b'\n');
+    script.extend_from_slice(b"{\"producer\":\"a\xff\",\"at_ms\":7,\"kind\":\"clock\"}\n");
+    script.extend_from_slice(br#"{"producer":"a","at_ms":8,"kind":"decision","decision":{}}"#);
+    script.push(b'\n');
+    script.extend_from_slice(br#"{"producer":"a","producer":"b","at_ms":9,"kind":"clock"}"#);
+    script.push(b'\n');
+    let mut child = Command::new(parley_bin())
+        .args(["run", "--data", data.to_str().unwrap(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&script).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r = json_lines(&out);
+    assert_eq!(r.len(), 5);
+    let err = |i: usize| r[i]["error"].as_str().unwrap().to_owned();
+    assert_eq!(r[1]["line"], 2);
+    assert!(
+        err(1).contains("`value`") && !err(1).contains("line 1"),
+        "{}",
+        err(1)
+    );
+    assert!(err(2).contains("UTF-8"), "{}", err(2));
+    assert!(err(3).contains("written by parley itself"), "{}", err(3));
+    assert!(err(4).contains("appears twice"), "{}", err(4));
+    assert_eq!(r[1]["code"], "invalid-command");
+
+    // The same script and ledger id give the same head hash anywhere.
+    let script = "{\"producer\":\"a\",\"at_ms\":5,\"kind\":\"fact\",\"entity\":\"shelf:A\",\"attribute\":\"n\",\"value\":1}\n";
+    let heads: Vec<String> = (0..2)
+        .map(|i| {
+            let d = dir.path().join(format!("same-{i}"));
+            let d = d.to_str().unwrap();
+            assert!(parley(
+                &["run", "--data", d, "--ledger-id", "ldg-same", "-"],
+                Some(script)
+            )
+            .status
+            .success());
+            let v = &json_lines(&parley(&["verify", "--data", d, "--json"], None))[0];
+            v["head_hash"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(heads[0], heads[1]);
 }

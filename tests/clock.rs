@@ -1,6 +1,9 @@
 //! Deferred intentions are re-decided by a clock record the sequencer appends when
 //! their time passes with nothing else arriving; agents never poll.
 
+// These tests wait on the wall clock (bounded waits, wall-time envelopes).
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -126,7 +126,10 @@ fn the_full_demo_from_the_command_line() {
     assert_eq!(list.len() as u64, with["escalations"].as_u64().unwrap());
     for x in list {
         assert_eq!(x["status"], "resolved", "{x}");
-        assert!(!x["closed_by"]["resolution"]["rationale"].as_str().unwrap().is_empty());
+        assert!(!x["closed_by"]["resolution"]["rationale"]
+            .as_str()
+            .unwrap()
+            .is_empty());
     }
 
     // Text output: the table, and no colour when piped.

@@ -74,7 +74,9 @@ fn replay_json(dir: &Path, resolvers: Resolvers) -> serde_json::Value {
     let (view, _) = LogView::open(dir).unwrap();
     let mut replay = Replayer::new(resolvers);
     view.scan(1, u64::MAX, &mut |r| {
-        replay.feed(&r).unwrap_or_else(|d| panic!("diverges: {d}: {:?}", d.problem));
+        replay
+            .feed(&r)
+            .unwrap_or_else(|d| panic!("diverges: {d}: {:?}", d.problem));
         Ok(())
     })
     .unwrap();
@@ -99,7 +101,11 @@ fn bless(built: &[(u64, PathBuf)], export: &[u8], replay: &serde_json::Value) {
     let text = serde_json::to_string_pretty(replay).unwrap() + "\n";
     std::fs::write(golden().join("replay.json"), text).unwrap();
     let report = verify_dir(&golden()).unwrap();
-    std::fs::write(golden().join("head_hash.txt"), report.head_hash.unwrap() + "\n").unwrap();
+    std::fs::write(
+        golden().join("head_hash.txt"),
+        report.head_hash.unwrap() + "\n",
+    )
+    .unwrap();
 }
 
 #[test]
@@ -124,10 +130,17 @@ fn the_golden_ledger_is_written_read_verified_and_replayed_identically() {
         );
     }
     let golden_export = std::fs::read(golden().join("export.jsonl")).unwrap();
-    assert!(export == golden_export, "export differs from tests/golden/export.jsonl");
+    assert!(
+        export == golden_export,
+        "export differs from tests/golden/export.jsonl"
+    );
     let want: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap()).unwrap();
-    assert_eq!(replay, want, "replay output differs from tests/golden/replay.json");
+        serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        replay, want,
+        "replay output differs from tests/golden/replay.json"
+    );
 
     // The committed files themselves verify to the committed head hash and
     // replay with 0 divergent, and every decision says version 1.
@@ -232,7 +245,8 @@ fn with_v2() -> Resolvers {
 fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
     // The v1 ledger still replays 0 divergent with a build that knows v2.
     let want: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap())
+            .unwrap();
     assert_eq!(replay_json(&golden(), with_v2()), want);
 
     // What-if with v2 over the v1 ledger lists exactly the decisions the
@@ -250,7 +264,9 @@ fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
     let mut big_margin = Vec::new();
     view.scan(1, u64::MAX, &mut |r: StoredRecord| {
         if let Body::Intend { intention } = &r.record.body {
-            if intention.impact.margin_minor.abs() > 600_000 && intention.impact.revenue_minor.abs() <= 600_000 {
+            if intention.impact.margin_minor.abs() > 600_000
+                && intention.impact.revenue_minor.abs() <= 600_000
+            {
                 big_margin.push(r.record.envelope.seq);
             }
         }
@@ -261,7 +277,10 @@ fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
     let report = run.finish();
     let changed: Vec<u64> = report.changed.iter().map(|c| c.seq).collect();
     assert_eq!(changed, big_margin, "{:#?}", report.changed);
-    assert_eq!(report.changed[0].whatif.as_ref().unwrap().outcome, "escalated");
+    assert_eq!(
+        report.changed[0].whatif.as_ref().unwrap().outcome,
+        "escalated"
+    );
 
     // A ledger that adopts v2 keeps its v1 decisions and makes new ones as v2.
     let dir = tempfile::tempdir().unwrap();
@@ -272,7 +291,8 @@ fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
     build(dir.path(), opts.clone());
     let (ledger, _) = Ledger::open(dir.path(), opts).unwrap();
     let at = ledger.head().unwrap().recorded_at_ms + 1_000;
-    let adopt = format!(r#"{{"producer":"ops","at_ms":{at},"kind":"resolver_adopted","version":2}}"#);
+    let adopt =
+        format!(r#"{{"producer":"ops","at_ms":{at},"kind":"resolver_adopted","version":2}}"#);
     ledger.append(Command::parse(&adopt).unwrap()).unwrap();
     let again = format!(
         r#"{{"producer":"pricing","at_ms":{},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"SKU-3","price_minor":4399}},"reasoning":"again","impact":{{"revenue_minor":10000,"margin_minor":700000}},"objective":"margin-protection"}}}}"#,
@@ -286,6 +306,8 @@ fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
     replay_json(dir.path(), with_v2());
     // A build that knows only v1 refuses to continue the ledger, and replay
     // says why instead of guessing.
-    let err = Ledger::open(dir.path(), options()).err().expect("unknown version");
+    let err = Ledger::open(dir.path(), options())
+        .err()
+        .expect("unknown version");
     assert!(err.to_string().contains("resolver version 2"), "{err}");
 }

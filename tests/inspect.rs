@@ -194,7 +194,14 @@ fn audit_of_a_price_lists_exactly_the_approved_changes_in_order() {
     std::fs::write(&script, price_history().join("\n") + "\n").unwrap();
     let d = data.to_str().unwrap();
     let out = Process::new(parley_bin())
-        .args(["run", "--data", d, "--admin", "ops", script.to_str().unwrap()])
+        .args([
+            "run",
+            "--data",
+            d,
+            "--admin",
+            "ops",
+            script.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(

@@ -83,7 +83,9 @@ fn appends_survive_a_restart_and_keys_stay_idempotent() {
         .append(fact("pricing", 100, Some("once"), "shelf:A", "price", 6))
         .unwrap();
     assert!(!other.duplicate);
-    let seqs = ledger.entity_seqs(&EntityRef::parse("shelf:A").unwrap()).unwrap();
+    let seqs = ledger
+        .entity_seqs(&EntityRef::parse("shelf:A").unwrap())
+        .unwrap();
     assert_eq!(seqs, vec![2, other.seq]);
     assert_eq!(ledger.derived_differences().unwrap(), None);
     ledger.close().unwrap();
@@ -111,7 +113,10 @@ fn time_never_goes_backwards_and_cannot_be_trapped() {
     cmd.envelope.at_ms = None;
     assert_eq!(ledger.append(cmd).unwrap_err(), AppendError::TimeMissing);
     let far = fact("a", 253_402_300_799_999, None, "shelf:A", "stock", 3);
-    assert!(matches!(ledger.append(far).unwrap_err(), AppendError::TimeJump { .. }));
+    assert!(matches!(
+        ledger.append(far).unwrap_err(),
+        AppendError::TimeJump { .. }
+    ));
     // On a wall-clock ledger a time far ahead of the clock is refused, and a
     // command without a time takes the clock.
     let wall = Ledger::in_memory(Options {
@@ -120,9 +125,15 @@ fn time_never_goes_backwards_and_cannot_be_trapped() {
     })
     .unwrap();
     let ahead = fact("a", u64::MAX / 2, None, "shelf:A", "stock", 1);
-    assert!(matches!(wall.append(ahead), Err(AppendError::Invalid(_) | AppendError::TimeAhead { .. })));
+    assert!(matches!(
+        wall.append(ahead),
+        Err(AppendError::Invalid(_) | AppendError::TimeAhead { .. })
+    ));
     let ahead = fact("a", 253_402_300_799_999, None, "shelf:A", "stock", 1);
-    assert!(matches!(wall.append(ahead).unwrap_err(), AppendError::TimeAhead { .. }));
+    assert!(matches!(
+        wall.append(ahead).unwrap_err(),
+        AppendError::TimeAhead { .. }
+    ));
     let mut cmd = fact("a", 0, None, "shelf:A", "stock", 3);
     cmd.envelope.at_ms = None;
     assert!(wall.append(cmd).unwrap().recorded_at_ms > 1);
@@ -144,7 +155,14 @@ fn concurrent_producers_get_a_gapless_order() {
             std::thread::spawn(move || {
                 (0..300)
                     .map(|i| {
-                        let mut c = fact(&format!("agent-{t}"), 0, Some(&format!("{i}")), "shelf:X", "n", i);
+                        let mut c = fact(
+                            &format!("agent-{t}"),
+                            0,
+                            Some(&format!("{i}")),
+                            "shelf:X",
+                            "n",
+                            i,
+                        );
                         c.envelope.at_ms = None;
                         ledger.append(c).unwrap().seq
                     })
@@ -152,7 +170,10 @@ fn concurrent_producers_get_a_gapless_order() {
             })
         })
         .collect();
-    let mut seqs: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (2..=1201).collect::<Vec<_>>());
     assert_eq!(ledger.derived_differences().unwrap(), None);
@@ -166,7 +187,10 @@ fn invalid_and_oversized_commands_are_refused_whole() {
     let ledger = Ledger::in_memory(small()).unwrap();
     let mut c = fact("", 1, None, "shelf:A", "stock", 1);
     let err = ledger.append(c.clone()).unwrap_err();
-    assert!(matches!(&err, AppendError::Invalid(_)) && err.to_string().contains("producer"), "{err}");
+    assert!(
+        matches!(&err, AppendError::Invalid(_)) && err.to_string().contains("producer"),
+        "{err}"
+    );
     c.envelope.producer = "a".into();
     c.body = parley::record::Body::Fact {
         entity: EntityRef::parse("shelf:A").unwrap(),
@@ -190,14 +214,26 @@ fn a_torn_final_batch_after_a_crash_is_cut_off_and_reported() {
     unclean(dir.path(), head.seq, head.hash);
     let (torn_seq, torn_at) = common::write_torn_batch(dir.path());
     let bad = verify_dir(dir.path()).unwrap();
-    assert_eq!((bad.ok, bad.first_bad_seq, bad.damage), (false, Some(torn_seq), Some("torn")));
+    assert_eq!(
+        (bad.ok, bad.first_bad_seq, bad.damage),
+        (false, Some(torn_seq), Some("torn"))
+    );
 
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
     let torn = report.recovery.torn_tail.expect("torn tail reported");
     assert_eq!((torn.seq, torn.offset), (torn_seq, torn_at as u64));
-    assert_eq!(ledger.head(), Some(head), "every acknowledged record is kept");
-    let ack = ledger.append(fact("a", 6_000, None, "shelf:B", "stock", 1)).unwrap();
-    assert_eq!(ack.seq, torn_seq, "appending continues where the valid log ends");
+    assert_eq!(
+        ledger.head(),
+        Some(head),
+        "every acknowledged record is kept"
+    );
+    let ack = ledger
+        .append(fact("a", 6_000, None, "shelf:B", "stock", 1))
+        .unwrap();
+    assert_eq!(
+        ack.seq, torn_seq,
+        "appending continues where the valid log ends"
+    );
     assert_eq!(ledger.derived_differences().unwrap(), None);
     ledger.close().unwrap();
     assert!(verify_dir(dir.path()).unwrap().ok);
@@ -212,7 +248,10 @@ fn after_a_clean_close_the_same_damage_is_corruption() {
     ledger.close().unwrap();
     let (torn_seq, _) = common::write_torn_batch(dir.path());
     let bad = verify_dir(dir.path()).unwrap();
-    assert_eq!((bad.ok, bad.first_bad_seq, bad.damage), (false, Some(torn_seq), Some("corrupt")));
+    assert_eq!(
+        (bad.ok, bad.first_bad_seq, bad.damage),
+        (false, Some(torn_seq), Some("corrupt"))
+    );
     let err = Ledger::open(dir.path(), small()).err().expect("refused");
     assert!(
         matches!(&err, LedgerError::Log(LogError::Corrupt { seq, .. }) if *seq == head.seq + 1),
@@ -234,10 +273,17 @@ fn a_log_missing_acknowledged_records_is_refused() {
     data[at..at + len].fill(0);
     std::fs::write(&path, &data).unwrap();
     let err = Ledger::open(dir.path(), small()).err().expect("refused");
-    assert!(err.to_string().contains(&format!("ends at seq {}", seq - 1)), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("ends at seq {}", seq - 1)),
+        "{err}"
+    );
     let report = verify_dir(dir.path()).unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
-    assert!(LogView::open(dir.path()).is_err(), "read commands refuse it too");
+    assert!(
+        LogView::open(dir.path()).is_err(),
+        "read commands refuse it too"
+    );
 }
 
 #[test]
@@ -272,7 +318,12 @@ fn a_flipped_byte_in_a_middle_segment_is_named_by_verify() {
     let segments: std::collections::BTreeSet<_> = frames.iter().map(|f| f.1.clone()).collect();
     assert!(segments.len() >= 3, "the test needs several segments");
     let middle = segments.iter().nth(1).unwrap();
-    let (seq, path, at, len) = frames.iter().filter(|f| &f.1 == middle).nth(2).unwrap().clone();
+    let (seq, path, at, len) = frames
+        .iter()
+        .filter(|f| &f.1 == middle)
+        .nth(2)
+        .unwrap()
+        .clone();
     flip_byte(&path, at + len - 40);
     let report = verify_dir(dir.path()).unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
@@ -293,8 +344,13 @@ fn a_cut_segment_is_reported_with_the_last_seq_it_still_holds() {
     let report = verify_dir(dir.path()).unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(seq)));
     assert!(report.reason.unwrap().contains("cut short"));
-    let err = Ledger::open(dir.path(), small()).err().expect("open refuses");
-    assert!(err.to_string().contains(&format!("after seq {}", seq - 1)), "{err}");
+    let err = Ledger::open(dir.path(), small())
+        .err()
+        .expect("open refuses");
+    assert!(
+        err.to_string().contains(&format!("after seq {}", seq - 1)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -308,7 +364,10 @@ fn a_cut_zero_tail_after_a_clean_close_loses_nothing_and_opens() {
     let (_, path, at, len) = frames.last().unwrap().clone();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len((at + len) as u64).unwrap();
-    assert!(verify_dir(dir.path()).unwrap().ok, "nothing acknowledged is missing");
+    assert!(
+        verify_dir(dir.path()).unwrap().ok,
+        "nothing acknowledged is missing"
+    );
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
     assert!(report.recovery.reextended);
     assert_eq!(ledger.head(), Some(head));
@@ -330,7 +389,14 @@ fn a_lost_or_damaged_derived_store_is_rebuilt_from_the_log() {
     assert_eq!(report.derived.caught_up, head.seq);
     assert_eq!(ledger.derived_differences().unwrap(), None);
     let dup = ledger
-        .append(fact("inventory", 10_000, Some("k10-3"), "shelf:S3", "stock", 3))
+        .append(fact(
+            "inventory",
+            10_000,
+            Some("k10-3"),
+            "shelf:S3",
+            "stock",
+            3,
+        ))
         .unwrap();
     assert!(dup.duplicate, "idempotency keys come back with the rebuild");
     ledger.close().unwrap();
@@ -364,7 +430,10 @@ fn another_ledgers_derived_store_is_replaced_not_mistaken_for_loss() {
     std::fs::remove_dir_all(b.path().join("derived")).unwrap();
     common::copy_dir(&a.path().join("derived"), &b.path().join("derived"));
     let (ledger, report) = Ledger::open(b.path(), small()).unwrap();
-    assert_eq!(report.derived.rebuilt_because.as_deref(), Some("it belongs to another ledger"));
+    assert_eq!(
+        report.derived.rebuilt_because.as_deref(),
+        Some("it belongs to another ledger")
+    );
     assert_eq!(ledger.derived_differences().unwrap(), None);
     ledger.close().unwrap();
 }
@@ -378,13 +447,19 @@ fn one_writer_even_when_files_are_deleted() {
     // No file can be deleted to let a second writer in: the lock is on log/.
     let _ = std::fs::remove_file(dir.path().join("LOCK"));
     let _ = std::fs::remove_file(dir.path().join("log").join("head"));
-    let err = Ledger::open(dir.path(), small()).err().expect("still locked");
+    let err = Ledger::open(dir.path(), small())
+        .err()
+        .expect("still locked");
     assert!(matches!(err, LedgerError::Locked(_)), "{err}");
     // A writer that finds the derived store held by another refuses, and
     // wipes nothing (here the lock on log/ is taken first).
     assert!(dir.path().join("derived").is_dir());
     ledger.close().unwrap();
-    Ledger::open(dir.path(), small()).unwrap().0.close().unwrap();
+    Ledger::open(dir.path(), small())
+        .unwrap()
+        .0
+        .close()
+        .unwrap();
 }
 
 #[test]
@@ -417,7 +492,9 @@ fn the_entity_index_spans_segments_and_reopens() {
     let tickets: Vec<_> = (0..n)
         .map(|i| {
             let shelf = format!("shelf:E{}", i % 3);
-            ledger.submit(fact("inventory", 10 + i, None, &shelf, "stock", i as i64)).unwrap()
+            ledger
+                .submit(fact("inventory", 10 + i, None, &shelf, "stock", i as i64))
+                .unwrap()
         })
         .collect();
     for t in tickets {
@@ -430,15 +507,28 @@ fn the_entity_index_spans_segments_and_reopens() {
     let segments = std::fs::read_dir(dir.path().join("log")).unwrap().count() - 1;
     let sealed = std::fs::read_dir(dir.path().join("index"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "idx"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "idx")
+        })
         .count();
     assert!(segments > 3, "the test needs several segments");
-    assert_eq!(sealed, segments - 1, "every sealed segment has an index file");
+    assert_eq!(
+        sealed,
+        segments - 1,
+        "every sealed segment has an index file"
+    );
     // A reader in another "process" (no writer) finds the same.
     let (view, _) = LogView::open(dir.path()).unwrap();
     assert_eq!(view.entity_seqs(&e1).unwrap(), want);
     let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
-    assert_eq!(report.derived.caught_up, 0, "close wrote the pending layer to sled");
+    assert_eq!(
+        report.derived.caught_up, 0,
+        "close wrote the pending layer to sled"
+    );
     assert_eq!(ledger.entity_seqs(&e1).unwrap(), want);
     ledger.close().unwrap();
     // Without the index files, reads scan the segments instead.
@@ -457,7 +547,12 @@ fn reads_by_seq_survive_a_stale_or_damaged_index_file() {
     let check = || {
         let (view, _) = LogView::open(dir.path()).unwrap();
         let got = view.read(&seqs).unwrap();
-        assert_eq!(got.iter().map(|r| r.record.envelope.seq).collect::<Vec<_>>(), seqs);
+        assert_eq!(
+            got.iter()
+                .map(|r| r.record.envelope.seq)
+                .collect::<Vec<_>>(),
+            seqs
+        );
         for r in &got {
             let i = r.record.envelope.seq - 2;
             assert!(

@@ -41,13 +41,15 @@ fn value() -> impl Strategy<Value = Value> {
 
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (id(), any::<u16>(), id(), any::<u32>()).prop_map(|(ledger_id, format, first_admin, resolver)| Body::Genesis {
-            ledger_id,
-            format,
-            timeline: Timeline::Wall,
-            first_admin,
-            resolver,
-        }),
+        (id(), any::<u16>(), id(), any::<u32>()).prop_map(
+            |(ledger_id, format, first_admin, resolver)| Body::Genesis {
+                ledger_id,
+                format,
+                timeline: Timeline::Wall,
+                first_admin,
+                resolver,
+            }
+        ),
         (entity(), id(), value()).prop_map(|(entity, attribute, value)| Body::Fact {
             entity,
             attribute,
@@ -77,7 +79,15 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         proptest::option::of(1u64..1_000_000),
     )
         .prop_map(
-            |(seq, recorded_at_ms, producer, idempotency_key, causation, correlation, credential)| Envelope {
+            |(
+                seq,
+                recorded_at_ms,
+                producer,
+                idempotency_key,
+                causation,
+                correlation,
+                credential,
+            )| Envelope {
                 format: FORMAT_VERSION,
                 seq,
                 recorded_at_ms,

@@ -15,6 +15,13 @@
 //!   in order: a decision is checked like `expect` (plus `"intention"`), any
 //!   other kind by its JSON body containing the given fields;
 //! - `"expect_error": "text"` means the command must be refused with that text;
+//! - `"expect_duplicate_of": "label"`: a retry, answered with the original's
+//!   seq and decision;
+//! - `"expect_caused": [{"intention", "outcome", "rule"}]`: the decisions on
+//!   other intentions this command's own answer reports;
+//! - in an expected decision, `"finding": {…}` is contained in the deciding
+//!   step's finding, and `"read_from": {"field": "label"}` says which record
+//!   a rule read that field from;
 //! - `"note"` lines are prose.
 
 use std::collections::BTreeMap;
@@ -69,6 +76,22 @@ fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String
             assert!(
                 names.iter().any(|x| x == name),
                 "{ctx}: the deciding rule did not read {name}: {names:?}"
+            );
+        }
+    }
+    if let Some(f) = want.get("finding") {
+        let got = serde_json::to_value(&d.trace.last().unwrap().finding).unwrap();
+        assert!(contains(&got, f), "{ctx}: finding {got} lacks {f}");
+    }
+    if let Some(Json::Object(from)) = want.get("read_from") {
+        let reads: Vec<&Read> = d.trace.iter().flat_map(|t| &t.reads).collect();
+        for (field, label) in from {
+            let seq = seq_of(labels, label.as_str().unwrap());
+            assert!(
+                reads
+                    .iter()
+                    .any(|r| read_name(r).ends_with(&format!(".{field}")) && r.seq == seq),
+                "{ctx}: no read of {field} from seq {seq}: {reads:?}"
             );
         }
     }
@@ -192,6 +215,7 @@ fn run_scenario(path: &Path) {
     };
     let ledger = Ledger::in_memory(opts).unwrap();
     let mut labels = BTreeMap::new();
+    let mut decisions: BTreeMap<u64, Decision> = BTreeMap::new();
     let mut checked = 0;
     for (i, line) in store.lines().chain(text.lines()).enumerate() {
         let ctx = format!("{name} line {}", i + 1);
@@ -205,10 +229,24 @@ fn run_scenario(path: &Path) {
         let follow = obj.remove("expect_follow_ups");
         let caused = obj.remove("expect_records");
         let error = obj.remove("expect_error");
+        let duplicate_of = obj.remove("expect_duplicate_of");
+        let answer_caused = obj.remove("expect_caused");
         if let Some(Json::String(label)) = obj.get("intention").cloned() {
             obj.insert("intention".into(), seq_of(&labels, &label).into());
         }
-        let cmd = Command::parse(&v.to_string()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let cmd = match (Command::parse(&v.to_string()), &error) {
+            (Ok(c), _) => c,
+            (Err(e), Some(Json::String(text))) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains(text.as_str()),
+                    "{ctx}: error `{e}` lacks `{text}`"
+                );
+                checked += 1;
+                continue;
+            }
+            (Err(e), _) => panic!("{ctx}: {e}"),
+        };
         let result = ledger.append(cmd);
         if let Some(Json::String(text)) = error {
             let e = result.expect_err(&ctx).to_string();
@@ -217,6 +255,49 @@ fn run_scenario(path: &Path) {
             continue;
         }
         let ack = result.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        if i == 0 {
+            labels.insert("_store".into(), ack.seq);
+        }
+        if let Some(Json::String(label)) = duplicate_of {
+            assert!(ack.duplicate, "{ctx}: not answered as a retry");
+            assert_eq!(
+                ack.seq,
+                seq_of(&labels, &label),
+                "{ctx}: the original's seq"
+            );
+            let original = decisions.get(&ack.seq).cloned();
+            assert_eq!(
+                ack.decision().map(|(_, d)| d.clone()),
+                original,
+                "{ctx}: the original's decision"
+            );
+            checked += 1;
+        }
+        if let Some((_, d)) = ack.decision() {
+            decisions.insert(ack.seq, d.clone());
+        }
+        if let Some(Json::Array(wants)) = answer_caused {
+            let got: Vec<Decision> = ack
+                .follow_ups
+                .iter()
+                .filter_map(|(_, b)| match b {
+                    Body::Decision { decision } if decision.intention != ack.seq => {
+                        Some((**decision).clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(got.len(), wants.len(), "{ctx}: caused decisions {got:#?}");
+            for (d, want) in got.iter().zip(&wants) {
+                assert_eq!(
+                    d.intention,
+                    seq_of(&labels, want["intention"].as_str().unwrap()),
+                    "{ctx}"
+                );
+                check_decision(&ctx, d, want, &labels);
+            }
+            checked += 1;
+        }
         if let Some(Json::String(label)) = id {
             labels.insert(label, ack.seq);
         }

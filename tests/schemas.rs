@@ -49,22 +49,44 @@ fn state_json_of_a_demo_ledger_validates_against_its_schema() {
         .unwrap();
     assert!(out.status.success());
     let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-    let check = |schema: &str, args: &[&str], pick: &dyn Fn(serde_json::Value) -> serde_json::Value| {
+    let check = |schema: &str,
+                 args: &[&str],
+                 pick: &dyn Fn(serde_json::Value) -> serde_json::Value| {
         let out = std::process::Command::new(bin).args(args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let s: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(schemas.join(schema)).unwrap()).unwrap();
         let validator = jsonschema::validator_for(&s).unwrap();
         let instance = pick(v);
-        let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{schema}: {errors:?}");
         instance
     };
-    let state = check("state.schema.json", &["state", "--data", d, "--json"], &|v| v);
+    let state = check(
+        "state.schema.json",
+        &["state", "--data", d, "--json"],
+        &|v| v,
+    );
     assert!(state["skus"].as_array().unwrap().len() > 20);
     assert!(state["runs"].as_array().is_some());
-    for entity in ["sku:S1", "run:sale-hp", "agent:pricing", "category:speakers"] {
-        check("entity.schema.json", &["state", "--data", d, entity, "--json"], &|v| v["entity"].clone());
+    for entity in [
+        "sku:S1",
+        "run:sale-hp",
+        "agent:pricing",
+        "category:speakers",
+    ] {
+        check(
+            "entity.schema.json",
+            &["state", "--data", d, entity, "--json"],
+            &|v| v["entity"].clone(),
+        );
     }
 }

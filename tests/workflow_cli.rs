@@ -54,7 +54,10 @@ fn audit_shows_the_step_and_a_human_resolves_from_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
     let d = data.to_str().unwrap();
-    let (code, _, err) = parley(&["run", "--data", d, "--admin", "ops", "-"], Some(&script()));
+    let (code, _, err) = parley(
+        &["run", "--data", d, "--admin", "ops", "-"],
+        Some(&script()),
+    );
     assert_eq!(code, Some(0), "{err}");
 
     // The price set during the flash sale names its step and workflow.
@@ -78,10 +81,7 @@ fn audit_shows_the_step_and_a_human_resolves_from_the_terminal() {
     let (code, out, _) = parley(&["state", "--data", d, "run:flash-1", "--json"], None);
     assert_eq!(code, Some(0));
     let v: Json = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        v["entity"]["run"]["steps"][1]["status"], "ready",
-        "{v}"
-    );
+    assert_eq!(v["entity"]["run"]["steps"][1]["status"], "ready", "{v}");
 
     // One open escalation, with approve / reject / modified options.
     let (code, out, err) = parley(&["escalations", "--data", d, "--open", "--json"], None);
@@ -131,7 +131,10 @@ fn audit_shows_the_step_and_a_human_resolves_from_the_terminal() {
     let (_, out, _) = parley(&["escalations", "--data", d, "--json"], None);
     let v: Json = serde_json::from_str(&out).unwrap();
     assert_eq!(v["escalations"][0]["status"], "resolved", "{v}");
-    assert_eq!(v["escalations"][0]["closed_by"]["resolution"]["human"], "maya");
+    assert_eq!(
+        v["escalations"][0]["closed_by"]["resolution"]["human"],
+        "maya"
+    );
     let (_, out, _) = parley(&["escalations", "--data", d, "--open"], None);
     assert!(out.contains("no open escalations"), "{out}");
 

@@ -61,7 +61,12 @@ fn print_view(v: &EscalationView) {
                 "    resolved by {} at seq {}: option {}, \"{}\" (decision {} {})",
                 r.human, r.seq, r.option, r.rationale, c.decision, c.outcome
             ),
-            None => println!("    closed by decision {} ({}, {})", c.decision, c.rule.name(), c.outcome),
+            None => println!(
+                "    closed by decision {} ({}, {})",
+                c.decision,
+                c.rule.name(),
+                c.outcome
+            ),
         },
         None => println!(
             "    resolve: parley resolve --data DIR {} --option N --as HUMAN --why \"...\"",
@@ -83,9 +88,12 @@ pub fn resolve(
     if !data.join("log").is_dir() {
         bail!("{} holds no ledger (no log/ directory)", data.display());
     }
-    let at_ms = at.map(parse_rfc3339).transpose().map_err(anyhow::Error::msg)?;
-    let (ledger, report) =
-        Ledger::open(data, Options::default()).with_context(|| format!("open {}", data.display()))?;
+    let at_ms = at
+        .map(parse_rfc3339)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let (ledger, report) = Ledger::open(data, Options::default())
+        .with_context(|| format!("open {}", data.display()))?;
     super::write::tell_recovery(&report);
     let command = Command {
         envelope: CommandEnvelope {

@@ -47,7 +47,10 @@ pub fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
     let mut report = match crate::verify::verify_dir(data) {
         Ok(r) => r,
         Err(e) if json => {
-            println!("{}", serde_json::json!({"ok": false, "reason": e.to_string()}));
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "reason": e.to_string()})
+            );
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e).context("verify"),
@@ -90,7 +93,8 @@ pub fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
 pub fn export(ledger: &LogView, out: Option<&Path>) -> Result<ExitCode> {
     let count = match out {
         Some(path) => {
-            let file = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("create {}", path.display()))?;
             let mut w = std::io::BufWriter::new(file);
             let n = crate::export::export(ledger, &mut w)?;
             w.into_inner()
@@ -167,7 +171,10 @@ fn seq_at_time(ledger: &dyn LedgerRead, ms: u64) -> Result<u64> {
         Ok(())
     })?;
     if found == 0 {
-        bail!("the ledger has no record at or before {}", format_rfc3339(ms));
+        bail!(
+            "the ledger has no record at or before {}",
+            format_rfc3339(ms)
+        );
     }
     Ok(found)
 }
@@ -218,10 +225,11 @@ fn print_state(v: &view::StateView, hash: &str) {
         v.ledger.id,
         v.ledger.resolver.value,
         v.ledger.resolver.seq,
-        v.ledger
-            .rules
-            .as_ref()
-            .map_or("none".into(), |r| format!("{} (seq {})", crate::record::to_hex(&r.value.0), r.seq))
+        v.ledger.rules.as_ref().map_or("none".into(), |r| format!(
+            "{} (seq {})",
+            crate::record::to_hex(&r.value.0),
+            r.seq
+        ))
     );
     println!(
         "  skus {}, orders {}, agents {}, humans {}, admins {}",
@@ -231,7 +239,11 @@ fn print_state(v: &view::StateView, hash: &str) {
         v.humans.len(),
         v.admins.len()
     );
-    let escalated = v.open_intentions.iter().filter(|i| i.status == "escalated").count();
+    let escalated = v
+        .open_intentions
+        .iter()
+        .filter(|i| i.status == "escalated")
+        .count();
     println!(
         "  open intentions {}, escalated {}, promotions {}, precedents {}",
         v.open_intentions.len(),
@@ -239,14 +251,33 @@ fn print_state(v: &view::StateView, hash: &str) {
         v.promotions.len(),
         v.precedents.len()
     );
-    let defs: Vec<String> = v.workflows.iter().map(|w| format!("{} v{}", w.name, w.version)).collect();
+    let defs: Vec<String> = v
+        .workflows
+        .iter()
+        .map(|w| format!("{} v{}", w.name, w.version))
+        .collect();
     println!(
         "  workflows {}",
-        if defs.is_empty() { "none".into() } else { defs.join(", ") }
+        if defs.is_empty() {
+            "none".into()
+        } else {
+            defs.join(", ")
+        }
     );
     for r in &v.runs {
-        let steps: Vec<String> = r.steps.iter().map(|s| format!("{} {}", s.step, s.status)).collect();
-        println!("  run {}: {} v{} {} [{}]", r.run, r.workflow, r.version, r.status, steps.join(", "));
+        let steps: Vec<String> = r
+            .steps
+            .iter()
+            .map(|s| format!("{} {}", s.step, s.status))
+            .collect();
+        println!(
+            "  run {}: {} v{} {} [{}]",
+            r.run,
+            r.workflow,
+            r.version,
+            r.status,
+            steps.join(", ")
+        );
     }
     println!("  state hash {hash}");
 }
@@ -272,9 +303,19 @@ fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()
             c.producer
         )?;
         if let Some(i) = &c.intention {
-            writeln!(out, "  intention #{} by {}: {} ({})", i.seq, i.agent, render::action(&i.action), i.reasoning)?;
+            writeln!(
+                out,
+                "  intention #{} by {}: {} ({})",
+                i.seq,
+                i.agent,
+                render::action(&i.action),
+                i.reasoning
+            )?;
             let step = i.workflow_step.as_ref().map_or(String::new(), |s| {
-                let wf = s.workflow.as_ref().map_or(String::new(), |w| format!(" ({w})"));
+                let wf = s
+                    .workflow
+                    .as_ref()
+                    .map_or(String::new(), |w| format!(" ({w})"));
                 format!(", workflow step `{}` of run `{}`{wf}", s.step, s.run)
             });
             writeln!(
@@ -291,7 +332,9 @@ fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()
                 "  decision: {} (resolver v{}, rules {}, context seq {})",
                 render::decision_line(d),
                 d.resolver,
-                d.rules_hash.map_or("none".into(), |h| crate::record::to_hex(&h.0)[..12].to_owned()),
+                d.rules_hash
+                    .map_or("none".into(), |h| crate::record::to_hex(&h.0)[..12]
+                        .to_owned()),
                 d.context_seq
             )?;
             for t in &d.trace {
@@ -302,10 +345,18 @@ fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()
             }
         }
         if let Some(r) = &c.resolution {
-            writeln!(out, "  human resolution #{} by {}: option {}: {}", r.seq, r.human, r.option, r.rationale)?;
+            writeln!(
+                out,
+                "  human resolution #{} by {}: option {}: {}",
+                r.seq, r.human, r.option, r.rationale
+            )?;
         }
         for l in &c.lost {
-            writeln!(out, "  lost: #{} by {} ({} by {}): {}", l.seq, l.agent, l.outcome, l.rule, l.reasoning)?;
+            writeln!(
+                out,
+                "  lost: #{} by {} ({} by {}): {}",
+                l.seq, l.agent, l.outcome, l.rule, l.reasoning
+            )?;
         }
     }
     Ok(())
@@ -338,15 +389,20 @@ pub fn whatif(
 ) -> Result<ExitCode> {
     let rules = match rules_path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
-            let parsed = RuleSet::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+            let parsed =
+                RuleSet::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             Some((text, parsed))
         }
         None => None,
     };
     let resolvers = Resolvers::released();
     if let Some(v) = resolver.filter(|v| resolvers.get(*v).is_none()) {
-        bail!("--resolver {v}: this build knows resolver versions {:?}", resolvers.known());
+        bail!(
+            "--resolver {v}: this build knows resolver versions {:?}",
+            resolvers.known()
+        );
     }
     if rules.is_none() && resolver.is_none() {
         bail!("give --rules FILE, --resolver N, or both: the alternative to replay");
@@ -376,12 +432,14 @@ pub fn whatif(
 }
 
 fn print_whatif(r: &WhatIfReport) {
-    let rules = r
-        .rules_hash
-        .map_or("the recorded rules".to_owned(), |h| format!("rules {}", &crate::record::to_hex(&h.0)[..12]));
+    let rules = r.rules_hash.map_or("the recorded rules".to_owned(), |h| {
+        format!("rules {}", &crate::record::to_hex(&h.0)[..12])
+    });
     let resolver = r
         .resolver
-        .map_or("the recorded resolver versions".to_owned(), |v| format!("resolver v{v}"));
+        .map_or("the recorded resolver versions".to_owned(), |v| {
+            format!("resolver v{v}")
+        });
     println!(
         "what-if over seqs {}..={} under {rules} and {resolver} (nothing was written or executed)",
         r.from, r.to
@@ -392,7 +450,11 @@ fn print_whatif(r: &WhatIfReport) {
             .map_or("-".to_owned(), |v| format!("{} ({})", v.outcome, v.rule))
     };
     for c in &r.changed {
-        let would = if r.would_have.contains(&c.seq) { "  would have" } else { "" };
+        let would = if r.would_have.contains(&c.seq) {
+            "  would have"
+        } else {
+            ""
+        };
         println!(
             "  #{:<6} {:<18} {:<16} {:<16} {:<36} -> {}{would}",
             c.seq,
@@ -425,12 +487,23 @@ fn print_whatif(r: &WhatIfReport) {
 
 fn summary_of(r: &StoredRecord) -> String {
     let mut text = match &r.record.body {
-        Body::Decision { decision } => format!("#{} {}", decision.intention, render::decision_line(decision)),
-        Body::Intend { intention } => format!("{} ({})", render::action(&intention.action), intention.reasoning),
+        Body::Decision { decision } => format!(
+            "#{} {}",
+            decision.intention,
+            render::decision_line(decision)
+        ),
+        Body::Intend { intention } => format!(
+            "{} ({})",
+            render::action(&intention.action),
+            intention.reasoning
+        ),
         body => serde_json::to_string(body).unwrap_or_default(),
     };
     if text.len() > 160 {
-        let cut = (0..=157).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=157)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         text.truncate(cut);
         text.push_str("...");
     }
@@ -448,7 +521,10 @@ pub fn log(
         check_seq(ledger, from, "--from")?;
     }
     if let Some(k) = kind.filter(|k| !Body::KINDS.contains(k)) {
-        bail!("`{k}` is not a record kind; kinds: {}", Body::KINDS.join(", "));
+        bail!(
+            "`{k}` is not a record kind; kinds: {}",
+            Body::KINDS.join(", ")
+        );
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -473,7 +549,11 @@ pub fn log(
     };
     if let Some(e) = entity {
         let e = EntityRef::parse(e).map_err(anyhow::Error::msg)?;
-        let seqs: Vec<u64> = ledger.entity_seqs(&e)?.into_iter().filter(|s| *s >= from).collect();
+        let seqs: Vec<u64> = ledger
+            .entity_seqs(&e)?
+            .into_iter()
+            .filter(|s| *s >= from)
+            .collect();
         if seqs.is_empty() && from <= 1 {
             bail!("no record names entity `{e}`");
         }
@@ -497,6 +577,7 @@ pub fn log(
 }
 
 /// `parley simulate`: writes the ledger, then reports time and size.
+#[allow(clippy::disallowed_methods)] // reports elapsed time to the user; not state
 pub fn simulate(data: &Path, seed: u64, records: u64, skus: usize, json: bool) -> Result<ExitCode> {
     let bar = progress(records, "simulate");
     let started = std::time::Instant::now();

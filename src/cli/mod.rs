@@ -249,6 +249,8 @@ pub fn main() -> ExitCode {
     }
 }
 
+// One flat match from subcommand to handler; every arm is a single call.
+#[allow(clippy::too_many_lines)]
 fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
         Cmd::Demo {
@@ -280,14 +282,26 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             at_time,
             entity,
             json,
-        } => inspect::state(&view(&data)?, at, at_time.as_deref(), entity.as_deref(), json),
+        } => inspect::state(
+            &view(&data)?,
+            at,
+            at_time.as_deref(),
+            entity.as_deref(),
+            json,
+        ),
         Cmd::Audit {
             data,
             entity,
             field,
             json,
             format,
-        } => inspect::audit_cmd(&view(&data)?, &entity, field.as_deref(), json, format.as_deref()),
+        } => inspect::audit_cmd(
+            &view(&data)?,
+            &entity,
+            field.as_deref(),
+            json,
+            format.as_deref(),
+        ),
         Cmd::Whatif {
             data,
             rules,
@@ -302,7 +316,13 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             kind,
             entity,
             json,
-        } => inspect::log(&view(&data)?, from, kind.as_deref(), entity.as_deref(), json),
+        } => inspect::log(
+            &view(&data)?,
+            from,
+            kind.as_deref(),
+            entity.as_deref(),
+            json,
+        ),
         Cmd::Escalations {
             data,
             open: only_open,

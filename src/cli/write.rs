@@ -109,7 +109,10 @@ fn line_of(pending: Pending) -> RunLine {
 }
 
 /// Reads one line of at most `MAX_COMMAND_BYTES`; `Ok(None)` at end of input.
-fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> Result<Option<Result<String, CommandError>>> {
+fn read_line(
+    input: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Result<String, CommandError>>> {
     buf.clear();
     let limit = MAX_COMMAND_BYTES as u64 + 1;
     let n = (&mut *input).take(limit).read_until(b'\n', buf)?;
@@ -160,7 +163,8 @@ pub fn run(data: &Path, file: &Path, create: &Create) -> Result<ExitCode> {
         opts.timeline = Timeline::Scripted;
         opts.genesis_at_ms = Some(at);
     }
-    let (ledger, report) = Ledger::open(data, opts).with_context(|| format!("open {}", data.display()))?;
+    let (ledger, report) =
+        Ledger::open(data, opts).with_context(|| format!("open {}", data.display()))?;
     tell_recovery(&report);
     let (tx, rx) = crossbeam_channel::bounded::<Pending>(RUN_IN_FLIGHT);
     let printer = std::thread::spawn(move || -> Result<u64> {
@@ -248,7 +252,8 @@ pub fn import(data: &Path, file: &Path, json: bool) -> Result<ExitCode> {
 }
 
 pub fn rebuild(data: &Path) -> Result<ExitCode> {
-    let report = crate::ledger::rebuild(data).with_context(|| format!("rebuild {}", data.display()))?;
+    let report =
+        crate::ledger::rebuild(data).with_context(|| format!("rebuild {}", data.display()))?;
     if let Some(t) = &report.torn_tail {
         eprintln!(
             "parley: note: the log ends in a torn final write at seq {} (never acknowledged); it stays in log/ for the next writer to cut off",

@@ -58,6 +58,8 @@ impl Status {
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
 pub struct Settlement {
     pub resolution: u64,
+    /// The intention whose escalation the human resolved.
+    pub escalated: u64,
     pub option: u32,
     pub approve: bool,
     /// The chosen option's modified action, when it approves this intention.
@@ -251,6 +253,7 @@ impl Intentions {
                 let approve = chosen.approve.contains(&i);
                 s.settlement = Some(Settlement {
                     resolution: seq,
+                    escalated: intention,
                     option,
                     approve,
                     modified: chosen.modified.clone().filter(|_| approve),

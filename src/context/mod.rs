@@ -157,7 +157,8 @@ impl Context {
         let now = self.now_ms;
         self.store
             .retire(now, rules.map(|r| r.notification_window_ms()));
-        self.intentions.retire(now, rules.map(|r| r.live_window_ms()));
+        self.intentions
+            .retire(now, rules.map(|r| r.live_window_ms()));
         self.precedents
             .retire(now, rules.map(|r| r.precedent_window_ms()));
     }
@@ -227,11 +228,11 @@ impl Context {
             std::cmp::Ordering::Equal => Direction::Neither,
         };
         match action {
-            Action::SetPrice { sku, price_minor } => self
-                .store
-                .skus
-                .get(sku)
-                .map_or(Direction::Neither, |s| way(s.price_minor.value, *price_minor)),
+            Action::SetPrice { sku, price_minor } => {
+                self.store.skus.get(sku).map_or(Direction::Neither, |s| {
+                    way(s.price_minor.value, *price_minor)
+                })
+            }
             Action::ChangeAdBudget {
                 campaign,
                 budget_minor,

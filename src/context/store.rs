@@ -129,7 +129,15 @@ impl Store {
     pub fn apply(&mut self, effect: &Effect, w: Writer) {
         let s = w.seq;
         match (&effect.entity, &effect.change) {
-            (entity, Change::Promotion { target, discount_bp, starts_at_ms, ends_at_ms }) => {
+            (
+                entity,
+                Change::Promotion {
+                    target,
+                    discount_bp,
+                    starts_at_ms,
+                    ends_at_ms,
+                },
+            ) => {
                 debug_assert!(matches!(entity, EntityRef::Sku(_) | EntityRef::Category(_)));
                 self.add_promotion(Promotion {
                     intention: w.intention.unwrap_or(s),
@@ -150,7 +158,13 @@ impl Store {
                     apply_sku(sku, change, w);
                 }
             }
-            (EntityRef::Order(id), Change::OrderPlaced { customer, total_minor }) => {
+            (
+                EntityRef::Order(id),
+                Change::OrderPlaced {
+                    customer,
+                    total_minor,
+                },
+            ) => {
                 let o = self.orders.entry(id.clone()).or_insert_with(|| OrderState {
                     customer: stamp(customer.clone(), s),
                     total_minor: stamp(*total_minor, s),
@@ -256,9 +270,8 @@ impl Store {
     /// Promotions covering `sku` that have not ended, in intention order.
     pub fn promotions_on(&self, sku: &str, now_ms: u64) -> Vec<&Promotion> {
         let mut ids: BTreeSet<u64> = BTreeSet::new();
-        let mut add = |key: EntityRef| {
-            ids.extend(self.promotions_by_target.get(&key).into_iter().flatten())
-        };
+        let mut add =
+            |key: EntityRef| ids.extend(self.promotions_by_target.get(&key).into_iter().flatten());
         add(EntityRef::Sku(sku.to_owned()));
         if let Some(s) = self.skus.get(sku) {
             add(EntityRef::Category(s.category.value.clone()));

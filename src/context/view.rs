@@ -13,7 +13,9 @@ use crate::entity::EntityRef;
 use crate::record::{Digest, Timeline};
 use crate::time::format_rfc3339;
 use crate::value::Value;
-use crate::vocab::{Action, ActionKind, Autonomy, Domain, Lifecycle, Objective, Perk, PromotionTarget};
+use crate::vocab::{
+    Action, ActionKind, Autonomy, Domain, Lifecycle, Objective, Perk, PromotionTarget,
+};
 use crate::workflow::run::RunState;
 
 /// A value and the seq of the record that wrote it.
@@ -289,6 +291,47 @@ fn promotion(p: &super::Promotion) -> PromotionView {
     }
 }
 
+fn agent(p: &Stamped<crate::vocab::AgentProfile>) -> AgentView {
+    AgentView {
+        agent: p.value.agent.clone(),
+        domain: p.value.domain,
+        priority: p.value.priority,
+        autonomy: p.value.autonomy.clone(),
+        seq: p.seq,
+    }
+}
+
+fn contact((k, v): (&super::store::ContactKey, &Stamped<u64>)) -> ContactView {
+    ContactView {
+        customer: k.customer.clone(),
+        order: k.order.clone(),
+        topic: k.topic.clone(),
+        at: at(v),
+    }
+}
+
+fn workflow(i: &crate::workflow::run::Installed) -> WorkflowView {
+    WorkflowView {
+        name: i.definition.name.clone(),
+        version: i.definition.version,
+        seq: i.seq,
+        steps: i.definition.steps.iter().map(|s| s.name.clone()).collect(),
+    }
+}
+
+fn precedent(p: &super::precedents::Precedent) -> PrecedentView {
+    PrecedentView {
+        resolution: p.resolution,
+        intention: p.intention,
+        action: p.action.kind(),
+        categories: p.categories.clone(),
+        impact_minor: p.impact_minor,
+        approved: p.approved,
+        modified: p.modified,
+        at_ms: p.at_ms,
+    }
+}
+
 /// The whole context as its public view.
 pub fn state(ctx: &Context) -> StateView {
     let a = &ctx.authority;
@@ -310,31 +353,12 @@ pub fn state(ctx: &Context) -> StateView {
                 seq: r.seq,
             }),
         },
-        agents: a
-            .agents
-            .values()
-            .map(|p| AgentView {
-                agent: p.value.agent.clone(),
-                domain: p.value.domain,
-                priority: p.value.priority,
-                autonomy: p.value.autonomy.clone(),
-                seq: p.seq,
-            })
-            .collect(),
+        agents: a.agents.values().map(agent).collect(),
         humans: a.humans.iter().map(member).collect(),
         admins: a.admins.iter().map(member).collect(),
         skus: st.skus.iter().map(|(id, s)| sku(id, s)).collect(),
         orders: st.orders.iter().map(|(id, o)| order(id, o)).collect(),
-        contacts: st
-            .contacts
-            .iter()
-            .map(|(k, v)| ContactView {
-                customer: k.customer.clone(),
-                order: k.order.clone(),
-                topic: k.topic.clone(),
-                at: at(v),
-            })
-            .collect(),
+        contacts: st.contacts.iter().map(contact).collect(),
         campaigns: st.budgets.iter().map(|(k, v)| (k.clone(), at(v))).collect(),
         facts: st
             .facts
@@ -358,28 +382,10 @@ pub fn state(ctx: &Context) -> StateView {
             .definitions
             .values()
             .flat_map(|v| v.values())
-            .map(|i| WorkflowView {
-                name: i.definition.name.clone(),
-                version: i.definition.version,
-                seq: i.seq,
-                steps: i.definition.steps.iter().map(|s| s.name.clone()).collect(),
-            })
+            .map(workflow)
             .collect(),
         runs: ctx.workflows.runs.values().map(run).collect(),
-        precedents: ctx
-            .precedents
-            .newest_first()
-            .map(|p| PrecedentView {
-                resolution: p.resolution,
-                intention: p.intention,
-                action: p.action.kind(),
-                categories: p.categories.clone(),
-                impact_minor: p.impact_minor,
-                approved: p.approved,
-                modified: p.modified,
-                at_ms: p.at_ms,
-            })
-            .collect(),
+        precedents: ctx.precedents.newest_first().map(precedent).collect(),
     }
 }
 
@@ -485,34 +491,7 @@ pub fn entity(ctx: &Context, e: &EntityRef) -> Option<EntityView> {
             facts: facts_of(ctx, e),
             open_intentions: open,
         },
-        EntityRef::Customer(c) => {
-            let orders: Vec<String> = st
-                .orders
-                .iter()
-                .filter(|(_, o)| &o.customer.value == c)
-                .map(|(id, _)| id.clone())
-                .collect();
-            let contacts: Vec<ContactView> = st
-                .contacts
-                .iter()
-                .filter(|(k, _)| &k.customer == c)
-                .map(|(k, v)| ContactView {
-                    customer: k.customer.clone(),
-                    order: k.order.clone(),
-                    topic: k.topic.clone(),
-                    at: at(v),
-                })
-                .collect();
-            if orders.is_empty() && contacts.is_empty() && open.is_empty() {
-                return None;
-            }
-            EntityView::Customer {
-                customer: c.clone(),
-                orders,
-                contacts,
-                open_intentions: open,
-            }
-        }
+        EntityRef::Customer(c) => return customer(ctx, c, open),
         EntityRef::Campaign(c) => {
             let budget = st.budgets.get(c).map(at);
             if budget.is_none() && open.is_empty() {
@@ -524,18 +503,9 @@ pub fn entity(ctx: &Context, e: &EntityRef) -> Option<EntityView> {
                 open_intentions: open,
             }
         }
-        EntityRef::Agent(a) => {
-            let p = ctx.authority.agents.get(a)?;
-            EntityView::Agent {
-                agent: AgentView {
-                    agent: p.value.agent.clone(),
-                    domain: p.value.domain,
-                    priority: p.value.priority,
-                    autonomy: p.value.autonomy.clone(),
-                    seq: p.seq,
-                },
-            }
-        }
+        EntityRef::Agent(a) => EntityView::Agent {
+            agent: agent(ctx.authority.agents.get(a)?),
+        },
         EntityRef::Human(h) => EntityView::Human {
             human: Member {
                 name: h.clone(),
@@ -561,4 +531,30 @@ pub fn entity(ctx: &Context, e: &EntityRef) -> Option<EntityView> {
         }
     };
     Some(view)
+}
+
+/// A customer: their orders, the messages they were sent, intentions on them.
+fn customer(ctx: &Context, c: &str, open: Vec<OpenIntentionView>) -> Option<EntityView> {
+    let st = &ctx.store;
+    let orders: Vec<String> = st
+        .orders
+        .iter()
+        .filter(|(_, o)| o.customer.value == c)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let contacts: Vec<ContactView> = st
+        .contacts
+        .iter()
+        .filter(|(k, _)| k.customer == c)
+        .map(contact)
+        .collect();
+    if orders.is_empty() && contacts.is_empty() && open.is_empty() {
+        return None;
+    }
+    Some(EntityView::Customer {
+        customer: c.to_owned(),
+        orders,
+        contacts,
+        open_intentions: open,
+    })
 }

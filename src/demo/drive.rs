@@ -46,40 +46,134 @@ fn choose(rule: RuleId, e: &Escalation) -> (u32, String) {
     (index(i), "too large without a plan: not now".into())
 }
 
-/// Runs the set-up and the scenarios through parley. Returns every record.
-pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<StoredRecord>> {
-    let mut queue: BTreeMap<(u64, u64), Beat> = BTreeMap::new();
-    let mut order = 0u64;
-    let mut push = |queue: &mut BTreeMap<(u64, u64), Beat>, beat: Beat| {
-        order += 1;
-        queue.insert((beat.at_ms, order), beat);
-    };
-    for (producer, body) in setup() {
-        push(
-            &mut queue,
-            Beat {
-                at_ms: T0_MS,
-                producer,
-                body,
-            },
-        );
-    }
-    let mut planned: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for s in scenarios {
-        for beat in &s.beats {
-            if let Body::Intend { intention } = &beat.body {
-                if let Some(r) = &intention.workflow_step {
-                    *planned.entry((r.run.clone(), r.step.clone())).or_default() += 1;
+/// The demo's agents and people: a queue of beats in scripted time, and the
+/// reactions (a person settling an escalation, an owner completing a step)
+/// that records through parley cause.
+struct Driver {
+    queue: BTreeMap<(u64, u64), Beat>,
+    /// Insertion order among beats at the same time.
+    order: u64,
+    /// How many intentions each (run, step) plans, and how many were settled.
+    planned: BTreeMap<(String, String), usize>,
+    settled: BTreeMap<(String, String), usize>,
+    /// Who announced which step's intention: the context lets settled ones go.
+    steps: BTreeMap<u64, (String, StepRef)>,
+    ctx: Context,
+    records: Vec<StoredRecord>,
+}
+
+impl Driver {
+    fn new(scenarios: &[Scenario]) -> Driver {
+        let mut d = Driver {
+            queue: BTreeMap::new(),
+            order: 0,
+            planned: BTreeMap::new(),
+            settled: BTreeMap::new(),
+            steps: BTreeMap::new(),
+            ctx: Context::default(),
+            records: Vec::new(),
+        };
+        for (producer, body) in setup() {
+            d.push(T0_MS, producer, body);
+        }
+        for s in scenarios {
+            for beat in &s.beats {
+                if let Body::Intend { intention } = &beat.body {
+                    if let Some(r) = &intention.workflow_step {
+                        let key = (r.run.clone(), r.step.clone());
+                        *d.planned.entry(key).or_default() += 1;
+                    }
                 }
+                d.push(beat.at_ms, beat.producer.clone(), beat.body.clone());
             }
-            push(&mut queue, beat.clone());
+        }
+        d
+    }
+
+    fn push(&mut self, at_ms: u64, producer: String, body: Body) {
+        self.order += 1;
+        let beat = Beat {
+            at_ms,
+            producer,
+            body,
+        };
+        self.queue.insert((at_ms, self.order), beat);
+    }
+
+    /// The next beat: a clock tick when a deadline (a deferral's end, an
+    /// escalation's expiry, a step's deadline) comes first; `None` when done.
+    fn next_beat(&mut self) -> Option<Beat> {
+        let (&key, _) = self.queue.first_key_value()?;
+        match self.ctx.next_deadline_ms().filter(|d| *d <= key.0) {
+            Some(d) => Some(Beat {
+                at_ms: d.max(self.ctx.now_ms),
+                producer: "scheduler".into(),
+                body: Body::Clock,
+            }),
+            None => self.queue.remove(&key),
         }
     }
-    let mut settled: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut ctx = Context::default();
-    let mut records: Vec<StoredRecord> = Vec::new();
-    // Who announced which step's intention: the context lets settled ones go.
-    let mut steps: BTreeMap<u64, (String, StepRef)> = BTreeMap::new();
+
+    /// A step completion is only reported while the step is ready.
+    fn stale(&self, beat: &Beat) -> bool {
+        let Body::StepCompleted { run, step, .. } = &beat.body else {
+            return false;
+        };
+        !self.ctx.workflows.runs.get(run).is_some_and(|r| {
+            r.steps
+                .iter()
+                .any(|s| &s.name == step && matches!(s.status, StepStatus::Ready { .. }))
+        })
+    }
+
+    /// Reacts to one new record: a person settles an escalation; an owner
+    /// completes a step once all its planned intentions are decided.
+    fn react(&mut self, r: &StoredRecord) {
+        let at = r.record.envelope.recorded_at_ms;
+        if let Body::Intend { intention } = &r.record.body {
+            if let Some(step) = &intention.workflow_step {
+                let who = (r.record.envelope.producer.clone(), step.clone());
+                self.steps.insert(r.record.envelope.seq, who);
+            }
+        }
+        let Body::Decision { decision } = &r.record.body else {
+            return;
+        };
+        match &decision.outcome {
+            Outcome::Escalated { escalation } => {
+                let (option, rationale) = choose(decision.rule, escalation);
+                let body = Body::HumanResolution {
+                    intention: decision.intention,
+                    option,
+                    rationale,
+                };
+                self.push(at + HUMAN_DELAY_MS, HUMAN.into(), body);
+            }
+            Outcome::Deferred { .. } => {}
+            _ => {
+                let Some((agent, step)) = self.steps.remove(&decision.intention) else {
+                    return;
+                };
+                let key = (step.run.clone(), step.step.clone());
+                let n = self.settled.entry(key.clone()).or_default();
+                *n += 1;
+                if Some(&*n) == self.planned.get(&key) {
+                    let body = Body::StepCompleted {
+                        run: step.run,
+                        step: step.step,
+                        note: String::new(),
+                    };
+                    self.push(at + MINUTE_MS, agent, body);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the set-up and the scenarios through parley. Returns every record.
+pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<StoredRecord>> {
+    let mut d = Driver::new(scenarios);
+    let (ctx, records) = (&mut d.ctx, &mut d.records);
     ledger.scan(1, u64::MAX, &mut |r| {
         ctx.apply(&r)
             .map_err(|e| crate::log::LogError::Layout(e.to_string()))?;
@@ -87,43 +181,23 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
         Ok(())
     })?;
     for _ in 0..MAX_BEATS {
-        let Some((&key, _)) = queue.first_key_value() else {
+        let Some(beat) = d.next_beat() else {
             break;
         };
-        // Scripted time: when a deadline (a deferral's end, an escalation's
-        // expiry, a step's deadline) comes before the next beat, time reaches it.
-        let beat = match ctx.next_deadline_ms().filter(|d| *d <= key.0) {
-            Some(d) => Beat {
-                at_ms: d.max(ctx.now_ms),
-                producer: "scheduler".into(),
-                body: Body::Clock,
-            },
-            None => match queue.remove(&key) {
-                Some(b) => b,
-                None => break,
-            },
-        };
-        if let Body::StepCompleted { run, step, .. } = &beat.body {
-            let ready = ctx.workflows.runs.get(run).is_some_and(|r| {
-                r.steps
-                    .iter()
-                    .any(|s| &s.name == step && matches!(s.status, StepStatus::Ready { .. }))
-            });
-            if !ready {
-                continue;
-            }
+        if d.stale(&beat) {
+            continue;
         }
         let what = format!("{} {} at {}", beat.producer, beat.body.kind(), beat.at_ms);
         let cmd = Command {
             envelope: CommandEnvelope {
                 producer: beat.producer,
-                at_ms: Some(beat.at_ms.max(ctx.now_ms)),
+                at_ms: Some(beat.at_ms.max(d.ctx.now_ms)),
                 ..CommandEnvelope::default()
             },
             body: beat.body,
         };
         let ack = ledger.append(cmd).with_context(|| what.clone())?;
-        let from = records.last().map_or(1, |r| r.record.envelope.seq + 1);
+        let from = d.records.last().map_or(1, |r| r.record.envelope.seq + 1);
         let mut fresh = Vec::new();
         ledger.scan(from, u64::MAX, &mut |r| {
             fresh.push(r);
@@ -133,60 +207,12 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
             .first()
             .is_some_and(|r| r.record.envelope.seq <= ack.seq));
         for r in fresh {
-            ctx.apply(&r).with_context(|| what.clone())?;
-            let at = r.record.envelope.recorded_at_ms;
-            if let Body::Intend { intention } = &r.record.body {
-                if let Some(step) = &intention.workflow_step {
-                    steps.insert(r.record.envelope.seq, (r.record.envelope.producer.clone(), step.clone()));
-                }
-            }
-            if let Body::Decision { decision } = &r.record.body {
-                match &decision.outcome {
-                    Outcome::Escalated { escalation } => {
-                        let (option, rationale) = choose(decision.rule, escalation);
-                        let body = Body::HumanResolution {
-                            intention: decision.intention,
-                            option,
-                            rationale,
-                        };
-                        push(
-                            &mut queue,
-                            Beat {
-                                at_ms: at + HUMAN_DELAY_MS,
-                                producer: HUMAN.into(),
-                                body,
-                            },
-                        );
-                    }
-                    Outcome::Deferred { .. } => {}
-                    _ => {
-                        if let Some((agent, r)) = steps.remove(&decision.intention) {
-                            let key = (r.run.clone(), r.step.clone());
-                            let n = settled.entry(key.clone()).or_default();
-                            *n += 1;
-                            if Some(&*n) == planned.get(&key) {
-                                let body = Body::StepCompleted {
-                                    run: r.run,
-                                    step: r.step,
-                                    note: String::new(),
-                                };
-                                push(
-                                    &mut queue,
-                                    Beat {
-                                        at_ms: at + MINUTE_MS,
-                                        producer: agent,
-                                        body,
-                                    },
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-            records.push(r);
+            d.ctx.apply(&r).with_context(|| what.clone())?;
+            d.react(&r);
+            d.records.push(r);
         }
     }
-    Ok(records)
+    Ok(d.records)
 }
 
 /// What was carried out through parley, in log order, as world events.

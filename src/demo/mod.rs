@@ -10,6 +10,7 @@ mod output;
 pub mod scenarios;
 pub mod simulate;
 pub mod store;
+mod stories;
 pub mod world;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ pub struct DemoReport {
     pub without_orchestration: Figures,
     /// `parley replay` on the ledger just written: decisions re-derived, divergent.
     pub replay_decisions: u64,
+    /// Workflow records (step ready, timed out, run finished) re-derived.
+    pub replay_workflow_records: u64,
     pub replay_divergent: u64,
 }
 
@@ -138,21 +141,23 @@ pub fn run(
         with_orchestration: total_with,
         without_orchestration: total_without,
         replay_decisions: replay.decisions(),
+        replay_workflow_records: replay.workflow_records(),
         replay_divergent: divergent,
     };
     Ok((report, records, scenarios))
 }
 
-fn fresh_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    std::env::temp_dir().join(format!("parley-demo-{}-{nanos}", std::process::id()))
-}
-
 /// `parley demo` from the command line.
 pub fn run_cli(data: Option<PathBuf>, scenario: &str, seed: u64, json: bool) -> Result<ExitCode> {
-    let dir = data.unwrap_or_else(fresh_dir);
+    let dir = match data {
+        Some(d) => d,
+        // Kept after the run: the demo prints commands that explore it.
+        None => tempfile::Builder::new()
+            .prefix("parley-demo-")
+            .tempdir()
+            .context("create a temporary directory for the demo ledger")?
+            .keep(),
+    };
     let (report, records, scenarios) = run(&dir, scenario, seed)?;
     let whatif = dir.join("whatif-rules.toml");
     std::fs::write(&whatif, output::whatif_rules())

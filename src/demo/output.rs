@@ -10,8 +10,8 @@ use super::scenarios::Scenario;
 use super::world::Figures;
 use super::DemoReport;
 use crate::record::{Body, StoredRecord};
-use crate::verify::VerifyReport;
 use crate::render::{self, money};
+use crate::verify::VerifyReport;
 use crate::vocab::Outcome;
 
 struct Style(bool);
@@ -57,31 +57,7 @@ fn line(st: &Style, r: &StoredRecord) -> Option<(String, String)> {
                 intention.reasoning
             )
         }
-        Body::Decision { decision } => {
-            let note = decision
-                .trace
-                .last()
-                .map_or_else(String::new, |t| render::finding(&t.finding));
-            let mut s = format!(
-                "  → #{} {} by {}: {note}",
-                decision.intention,
-                st.outcome(&decision.outcome),
-                decision.rule.name()
-            );
-            match &decision.outcome {
-                Outcome::Escalated { escalation } => {
-                    for (i, o) in escalation.options.iter().enumerate() {
-                        let label = render::option_label(o, escalation);
-                        s.push_str(&format!("\n{:28}option {i}: {label}", ""));
-                    }
-                }
-                Outcome::Modified { action } => {
-                    s.push_str(&format!(" (carried out as: {})", render::action(action)))
-                }
-                _ => {}
-            }
-            return Some(("parley".into(), s));
-        }
+        Body::Decision { decision } => return Some(("parley".into(), decision_line(st, decision))),
         Body::HumanResolution {
             intention,
             option,
@@ -99,7 +75,9 @@ fn line(st: &Style, r: &StoredRecord) -> Option<(String, String)> {
         } => format!("{competitor} now sells {sku} at {}", money(*price_minor)),
         Body::Broadcast { topic, entity, .. } => format!(
             "broadcasts {topic} on {}",
-            entity.as_ref().map_or("the store".to_owned(), ToString::to_string)
+            entity
+                .as_ref()
+                .map_or("the store".to_owned(), ToString::to_string)
         ),
         Body::TrafficSpike { sku, increase_bp } => {
             format!("traffic to {sku} is up {} %", increase_bp / 100)
@@ -129,6 +107,34 @@ fn line(st: &Style, r: &StoredRecord) -> Option<(String, String)> {
         _ => return None,
     };
     Some((who, text))
+}
+
+/// A decision's timeline line: outcome, deciding rule, its finding, and the
+/// options of an escalation.
+fn decision_line(st: &Style, decision: &crate::vocab::Decision) -> String {
+    let note = decision
+        .trace
+        .last()
+        .map_or_else(String::new, |t| render::finding(&t.finding));
+    let mut s = format!(
+        "  → #{} {} by {}: {note}",
+        decision.intention,
+        st.outcome(&decision.outcome),
+        decision.rule.name()
+    );
+    match &decision.outcome {
+        Outcome::Escalated { escalation } => {
+            for (i, o) in escalation.options.iter().enumerate() {
+                let label = render::option_label(o, escalation);
+                s.push_str(&format!("\n{:28}option {i}: {label}", ""));
+            }
+        }
+        Outcome::Modified { action } => {
+            s.push_str(&format!(" (carried out as: {})", render::action(action)))
+        }
+        _ => {}
+    }
+    s
 }
 
 fn row(out: &mut impl Write, label: &str, without: String, with: String) -> std::io::Result<()> {
@@ -285,10 +291,11 @@ pub fn print(
     )?;
     writeln!(
         out,
-        "ledger: {} records; chain {}; replay re-derived {} records parley wrote, {} divergent",
+        "ledger: {} records; chain {}; replay re-derived {} decisions and {} workflow records, {} divergent",
         report.records,
         if verify.ok { "verified" } else { "DAMAGED" },
         report.replay_decisions,
+        report.replay_workflow_records,
         report.replay_divergent
     )?;
     writeln!(out, "\nExplore it:")?;

@@ -13,9 +13,9 @@ use anyhow::{bail, Context as _, Result};
 use super::scenarios::Rng;
 use super::store::{HUMAN, T0_MS};
 use crate::command::{Command, CommandEnvelope};
+use crate::entity::EntityRef;
 use crate::ledger::Ticket;
 use crate::record::Body;
-use crate::entity::EntityRef;
 use crate::value::Value;
 use crate::vocab::{
     Action, Impact, Intention, Lifecycle, Objective, Outcome, Perk, PromotionTarget, StepRef,
@@ -81,183 +81,201 @@ impl Gen {
             Objective::CustomerExperience,
         ][usize::try_from(self.rng.below(3)).unwrap_or(0)];
         match self.rng.below(100) {
-            0..=19 => {
-                let cut = price * (85 + i64::try_from(self.rng.below(10)).unwrap_or(0)) / 100;
-                out.push((
-                    "competitor-tracking".into(),
-                    Body::CompetitorPrice {
-                        sku: sku.clone(),
-                        competitor: "rival".into(),
-                        price_minor: cut,
-                    },
-                ));
-                let units = 1 + i64::try_from(self.rng.below(400)).unwrap_or(0);
-                let agent = if self.rng.below(4) == 0 {
-                    "merchandising"
-                } else {
-                    "pricing"
-                };
-                out.push((
-                    agent.into(),
-                    intend(
-                        Action::SetPrice {
-                            sku,
-                            price_minor: cut.max(cost + 1),
-                        },
-                        "match the rival",
-                        (cut - price) * units,
-                        objective,
-                        None,
-                    ),
-                ));
-            }
-            20..=21 => {
-                let now = self.at;
-                let target = if self.rng.below(2) == 0 {
-                    PromotionTarget::Skus(vec![sku])
-                } else {
-                    PromotionTarget::Category(category)
-                };
-                let d = 500 + 500 * u32::try_from(self.rng.below(4)).unwrap_or(0);
-                out.push((
-                    "marketing".into(),
-                    intend(
-                        Action::LaunchPromotion {
-                            target,
-                            discount_bp: d,
-                            starts_at_ms: now + 3_600_000,
-                            ends_at_ms: now + 24 * 3_600_000,
-                        },
-                        "weekend promotion",
-                        200_000,
-                        Objective::SalesGrowth,
-                        None,
-                    ),
-                ));
-            }
-            22..=44 => {
-                let stock = i64::try_from(self.rng.below(50)).unwrap_or(0);
-                out.push((
-                    "inventory".into(),
-                    Body::StockChanged {
-                        sku: sku.clone(),
-                        stock,
-                    },
-                ));
-                out.push((
-                    "inventory".into(),
-                    intend(
-                        Action::Reorder { sku, quantity: 100 },
-                        "stock below the reorder point",
-                        50_000,
-                        Objective::SalesGrowth,
-                        None,
-                    ),
-                ));
-            }
-            45..=69 => {
-                self.orders += 1;
-                let (o, c) = (
-                    format!("O-{}", self.orders),
-                    format!("C-{}", self.rng.below(50_000)),
-                );
-                out.push((
-                    "orders".into(),
-                    Body::OrderPlaced {
-                        order: o.clone(),
-                        customer: c.clone(),
-                        total_minor: price,
-                    },
-                ));
-                if self.rng.below(10) < 3 {
-                    {
-                        out.push((
-                            "orders".into(),
-                            Body::OrderDelayed {
-                                order: o.clone(),
-                                days: 3,
-                            },
-                        ));
-                        let n = Action::NotifyCustomer {
-                            customer: c,
-                            order: o.clone(),
-                            topic: "delay".into(),
-                        };
-                        out.push((
-                            "customer-service".into(),
-                            intend(
-                                n.clone(),
-                                "tell the customer",
-                                0,
-                                Objective::CustomerExperience,
-                                None,
-                            ),
-                        ));
-                        out.push((
-                            "orders".into(),
-                            intend(n, "delay detected", 0, Objective::CustomerExperience, None),
-                        ));
-                        if self.rng.below(3) == 0 {
-                            out.push((
-                                "fraud".into(),
-                                Body::OrderFlagged {
-                                    order: o.clone(),
-                                    reason: "velocity".into(),
-                                },
-                            ));
-                        }
-                        out.push((
-                            "customer-service".into(),
-                            intend(
-                                Action::OfferPerk {
-                                    order: o,
-                                    perk: Perk::FreeShipping,
-                                },
-                                "sorry for the wait",
-                                -500,
-                                Objective::CustomerExperience,
-                                None,
-                            ),
-                        ));
-                    }
-                }
-            }
-            70..=71 => {
-                out.push((
-                    "merchandising".into(),
-                    intend(
-                        Action::Discontinue { sku },
-                        "slow seller",
-                        -10_000,
-                        Objective::CostOptimisation,
-                        None,
-                    ),
-                ));
-            }
+            0..=19 => self.competitor_cut(out, sku, cost, price, objective),
+            20..=21 => self.promotion(out, sku, category),
+            22..=44 => self.restock(out, sku),
+            45..=69 => self.order(out, price),
+            70..=71 => out.push((
+                "merchandising".into(),
+                intend(
+                    Action::Discontinue { sku },
+                    "slow seller",
+                    -10_000,
+                    Objective::CostOptimisation,
+                    None,
+                ),
+            )),
             72..=73 => self.flash_sale(out, &sku),
-            _ => {
-                out.push((
-                    "competitor-tracking".into(),
-                    Body::TrafficSpike {
-                        sku: sku.clone(),
-                        increase_bp: 1_000 * u32::try_from(self.rng.below(50)).unwrap_or(0),
-                    },
-                ));
-                out.push((
-                    "pricing".into(),
-                    intend(
-                        Action::SetPrice {
-                            sku,
-                            price_minor: price + price / 20,
-                        },
-                        "demand is up",
-                        price / 20 * 50,
-                        Objective::MarginProtection,
-                        None,
-                    ),
-                ));
-            }
+            _ => self.traffic(out, sku, price),
         }
+    }
+
+    fn competitor_cut(
+        &mut self,
+        out: &mut Vec<(String, Body)>,
+        sku: String,
+        cost: i64,
+        price: i64,
+        objective: Objective,
+    ) {
+        let cut = price * (85 + i64::try_from(self.rng.below(10)).unwrap_or(0)) / 100;
+        out.push((
+            "competitor-tracking".into(),
+            Body::CompetitorPrice {
+                sku: sku.clone(),
+                competitor: "rival".into(),
+                price_minor: cut,
+            },
+        ));
+        let units = 1 + i64::try_from(self.rng.below(400)).unwrap_or(0);
+        let agent = if self.rng.below(4) == 0 {
+            "merchandising"
+        } else {
+            "pricing"
+        };
+        out.push((
+            agent.into(),
+            intend(
+                Action::SetPrice {
+                    sku,
+                    price_minor: cut.max(cost + 1),
+                },
+                "match the rival",
+                (cut - price) * units,
+                objective,
+                None,
+            ),
+        ));
+    }
+
+    fn promotion(&mut self, out: &mut Vec<(String, Body)>, sku: String, category: String) {
+        let now = self.at;
+        let target = if self.rng.below(2) == 0 {
+            PromotionTarget::Skus(vec![sku])
+        } else {
+            PromotionTarget::Category(category)
+        };
+        let d = 500 + 500 * u32::try_from(self.rng.below(4)).unwrap_or(0);
+        out.push((
+            "marketing".into(),
+            intend(
+                Action::LaunchPromotion {
+                    target,
+                    discount_bp: d,
+                    starts_at_ms: now + 3_600_000,
+                    ends_at_ms: now + 24 * 3_600_000,
+                },
+                "weekend promotion",
+                200_000,
+                Objective::SalesGrowth,
+                None,
+            ),
+        ));
+    }
+
+    fn restock(&mut self, out: &mut Vec<(String, Body)>, sku: String) {
+        let stock = i64::try_from(self.rng.below(50)).unwrap_or(0);
+        out.push((
+            "inventory".into(),
+            Body::StockChanged {
+                sku: sku.clone(),
+                stock,
+            },
+        ));
+        out.push((
+            "inventory".into(),
+            intend(
+                Action::Reorder { sku, quantity: 100 },
+                "stock below the reorder point",
+                50_000,
+                Objective::SalesGrowth,
+                None,
+            ),
+        ));
+    }
+
+    fn order(&mut self, out: &mut Vec<(String, Body)>, price: i64) {
+        self.orders += 1;
+        let (o, c) = (
+            format!("O-{}", self.orders),
+            format!("C-{}", self.rng.below(50_000)),
+        );
+        out.push((
+            "orders".into(),
+            Body::OrderPlaced {
+                order: o.clone(),
+                customer: c.clone(),
+                total_minor: price,
+            },
+        ));
+        if self.rng.below(10) < 3 {
+            self.delay(out, o, c);
+        }
+    }
+
+    /// A delayed order: both agents want to tell the customer; perhaps fraud.
+    fn delay(&mut self, out: &mut Vec<(String, Body)>, o: String, c: String) {
+        out.push((
+            "orders".into(),
+            Body::OrderDelayed {
+                order: o.clone(),
+                days: 3,
+            },
+        ));
+        let n = Action::NotifyCustomer {
+            customer: c,
+            order: o.clone(),
+            topic: "delay".into(),
+        };
+        out.push((
+            "customer-service".into(),
+            intend(
+                n.clone(),
+                "tell the customer",
+                0,
+                Objective::CustomerExperience,
+                None,
+            ),
+        ));
+        out.push((
+            "orders".into(),
+            intend(n, "delay detected", 0, Objective::CustomerExperience, None),
+        ));
+        if self.rng.below(3) == 0 {
+            out.push((
+                "fraud".into(),
+                Body::OrderFlagged {
+                    order: o.clone(),
+                    reason: "velocity".into(),
+                },
+            ));
+        }
+        out.push((
+            "customer-service".into(),
+            intend(
+                Action::OfferPerk {
+                    order: o,
+                    perk: Perk::FreeShipping,
+                },
+                "sorry for the wait",
+                -500,
+                Objective::CustomerExperience,
+                None,
+            ),
+        ));
+    }
+
+    fn traffic(&mut self, out: &mut Vec<(String, Body)>, sku: String, price: i64) {
+        out.push((
+            "competitor-tracking".into(),
+            Body::TrafficSpike {
+                sku: sku.clone(),
+                increase_bp: 1_000 * u32::try_from(self.rng.below(50)).unwrap_or(0),
+            },
+        ));
+        out.push((
+            "pricing".into(),
+            intend(
+                Action::SetPrice {
+                    sku,
+                    price_minor: price + price / 20,
+                },
+                "demand is up",
+                price / 20 * 50,
+                Objective::MarginProtection,
+                None,
+            ),
+        ));
     }
 
     /// A flash-sale run, each owner acting in order and reporting its step.

@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::scenarios::Rng;
 use super::store::HOUR_MS;
+use crate::effect::{self, Change};
+use crate::entity::EntityRef;
 use crate::record::Body;
 use crate::vocab::{Action, Lifecycle, PromotionTarget, StepRef, BP_PER_UNIT};
 use crate::workflow::{Definition, SHIPPED};
@@ -149,56 +151,52 @@ impl World {
         }
     }
 
+    /// An action carried out: its effects (`crate::effect`, the same the
+    /// shared context applies), and the failures they reveal.
     fn act(&mut self, at_ms: u64, action: &Action) {
-        match action {
-            Action::SetPrice { sku, price_minor } => {
-                if let Some(s) = self.skus.get_mut(sku) {
-                    s.prices.push((at_ms, *price_minor));
+        for e in effect::of_action(action) {
+            match (&e.entity, e.change) {
+                (EntityRef::Sku(sku), Change::PriceMinor(p)) => {
+                    if let Some(s) = self.skus.get_mut(sku) {
+                        s.prices.push((at_ms, p));
+                    }
                 }
-            }
-            Action::LaunchPromotion {
-                target,
-                discount_bp,
-                starts_at_ms,
-                ends_at_ms,
-            } => {
-                self.promotions
-                    .push((target.clone(), *discount_bp, *starts_at_ms, *ends_at_ms));
-            }
-            Action::Reorder { sku, .. } => {
-                if self
-                    .skus
-                    .get(sku)
-                    .is_some_and(|s| s.lifecycle != Lifecycle::Active)
+                (
+                    _,
+                    Change::Promotion {
+                        target,
+                        discount_bp,
+                        starts_at_ms,
+                        ends_at_ms,
+                    },
+                ) => self
+                    .promotions
+                    .push((target, discount_bp, starts_at_ms, ends_at_ms)),
+                (EntityRef::Sku(sku), Change::AddOnOrder(_))
+                    if self
+                        .skus
+                        .get(sku)
+                        .is_some_and(|s| s.lifecycle != Lifecycle::Active) =>
                 {
                     self.figures.discontinued_reorders += 1;
                 }
-            }
-            Action::Discontinue { sku } => {
-                if let Some(s) = self.skus.get_mut(sku) {
-                    s.lifecycle = Lifecycle::Discontinuing;
+                (EntityRef::Sku(sku), Change::Lifecycle(l)) => {
+                    if let Some(s) = self.skus.get_mut(sku) {
+                        s.lifecycle = l;
+                    }
                 }
-            }
-            Action::NotifyCustomer {
-                customer,
-                order,
-                topic,
-            } => {
-                if !self
-                    .contacts
-                    .insert((customer.clone(), order.clone(), topic.clone()))
+                (EntityRef::Customer(c), Change::Contact { order, topic })
+                    if !self
+                        .contacts
+                        .insert((c.clone(), order.clone(), topic.clone())) =>
                 {
                     self.figures.duplicate_messages += 1;
                 }
-            }
-            Action::OfferPerk { order, .. } => {
-                if self.flagged.contains(order) {
+                (EntityRef::Order(order), Change::Perk(_)) if self.flagged.contains(order) => {
                     self.figures.perks_on_flagged_orders += 1;
                 }
+                _ => {}
             }
-            Action::ChangeAdBudget { .. }
-            | Action::ReserveStock { .. }
-            | Action::Generic { .. } => {}
         }
     }
 
@@ -238,7 +236,7 @@ impl World {
                 let base = Rng(key ^ h.wrapping_mul(0x2545_F491_4F6C_DD1D)).below(3);
                 let demand = base * (BP_PER_UNIT as u64 + u64::from(traffic)) / BP_PER_UNIT as u64
                     * if discount > 0 { 2 } else { 1 };
-                let effective = price * (BP_PER_UNIT - i64::from(discount)) / BP_PER_UNIT;
+                let effective = effect::effective_price(price, discount);
                 if effective < s.cost && demand > 0 {
                     let n = i64::try_from(demand).unwrap_or(i64::MAX);
                     self.figures.negative_margin_sales += demand;

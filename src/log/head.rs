@@ -111,14 +111,22 @@ pub fn read(log_dir: &Path) -> Result<HeadFile, LogError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HeadFile::default()),
         Err(e) => return Err(LogError::io("read", &path, e)),
     };
-    let slot = |i: usize| bytes.get(i * SLOT_BYTES..(i + 1) * SLOT_BYTES).and_then(decode);
+    let slot = |i: usize| {
+        bytes
+            .get(i * SLOT_BYTES..(i + 1) * SLOT_BYTES)
+            .and_then(decode)
+    };
     let evidence = [slot(0), slot(1)]
         .into_iter()
         .flatten()
         .filter(|s| s.0 == KIND_EVIDENCE)
         .max_by_key(|s| s.1)
         .map(|(_, counter, state, seq, hash)| Evidence {
-            state: if state == 2 { State::Closed } else { State::Open },
+            state: if state == 2 {
+                State::Closed
+            } else {
+                State::Open
+            },
             seq,
             hash,
             counter,
@@ -131,7 +139,8 @@ pub fn read(log_dir: &Path) -> Result<HeadFile, LogError> {
 
 /// The writer's handle on `log/head`.
 pub struct HeadWriter {
-    file: File,
+    /// Opened (and created) at the first write: opening writes nothing.
+    file: Option<File>,
     path: PathBuf,
     last: Option<Evidence>,
     /// This writer closed the ledger: later "open" evidence is stale.
@@ -139,22 +148,31 @@ pub struct HeadWriter {
 }
 
 impl HeadWriter {
-    /// Opens (creating) the head file; `last` is what `read` found.
+    /// A writer for the head file of `log_dir`; `last` is what `read` found.
+    /// Nothing is opened or created until the first write.
     pub fn open(log_dir: &Path, last: Option<Evidence>) -> Result<HeadWriter, LogError> {
-        let path = log_dir.join(HEAD_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| LogError::io("open", &path, e))?;
         Ok(HeadWriter {
-            file,
-            path,
+            file: None,
+            path: log_dir.join(HEAD_FILE),
             last,
             closed: false,
         })
+    }
+
+    fn file(&mut self) -> Result<&File, LogError> {
+        if self.file.is_none() {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.path)
+                .map_err(|e| LogError::io("open", &self.path, e))?;
+            self.file = Some(f);
+        }
+        self.file
+            .as_ref()
+            .ok_or_else(|| LogError::Layout("head file is not open".into()))
     }
 
     /// Writes new evidence durably, into the slot the newest evidence is not
@@ -172,12 +190,12 @@ impl HeadWriter {
         };
         let slot = encode(KIND_EVIDENCE, counter, st, seq, &hash);
         let at = (counter % 2) * SLOT_BYTES as u64;
-        self.file
-            .write_all_at(&slot, at)
-            .map_err(|e| LogError::io("write", &self.path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| LogError::io("fdatasync", &self.path, e))?;
+        let path = self.path.clone();
+        let file = self.file()?;
+        file.write_all_at(&slot, at)
+            .map_err(|e| LogError::io("write", &path, e))?;
+        file.sync_data()
+            .map_err(|e| LogError::io("fdatasync", &path, e))?;
         self.last = Some(Evidence {
             state,
             seq,
@@ -188,11 +206,12 @@ impl HeadWriter {
     }
 
     /// Publishes the live durable head for readers (no fsync: not evidence).
-    pub fn publish_live(&self, seq: u64, hash: Hash) -> Result<(), LogError> {
+    pub fn publish_live(&mut self, seq: u64, hash: Hash) -> Result<(), LogError> {
         let slot = encode(KIND_LIVE, seq, 0, seq, &hash);
-        self.file
+        let path = self.path.clone();
+        self.file()?
             .write_all_at(&slot, LIVE_SLOT * SLOT_BYTES as u64)
-            .map_err(|e| LogError::io("write", &self.path, e))
+            .map_err(|e| LogError::io("write", &path, e))
     }
 
     /// The evidence last recorded.
@@ -218,7 +237,8 @@ mod tests {
         // Spoil the newest evidence slot: the older one still speaks.
         let path = dir.path().join(HEAD_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
-        let newest = (2 % 2) * SLOT_BYTES;
+        // The second record used counter 2: slot 0.
+        let newest = 0;
         bytes[newest + 40] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         let h = read(dir.path()).unwrap();
@@ -226,6 +246,9 @@ mod tests {
         let mut w = HeadWriter::open(dir.path(), h.evidence).unwrap();
         w.record(State::Closed, 12, [4; 32]).unwrap();
         let h = read(dir.path()).unwrap();
-        assert_eq!(h.evidence.map(|e| (e.state, e.seq)), Some((State::Closed, 12)));
+        assert_eq!(
+            h.evidence.map(|e| (e.state, e.seq)),
+            Some((State::Closed, 12))
+        );
     }
 }

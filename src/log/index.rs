@@ -90,7 +90,10 @@ impl SegmentIndex {
             put64(&mut out, 16 + 8 * i, v);
         }
         out[32..64].copy_from_slice(&self.last_hash);
-        for (i, v) in [offsets_at, table_at, n, names_at, seqs_at].into_iter().enumerate() {
+        for (i, v) in [offsets_at, table_at, n, names_at, seqs_at]
+            .into_iter()
+            .enumerate()
+        {
             put64(&mut out, 64 + 8 * i, v);
         }
         for o in &self.offsets {
@@ -341,7 +344,9 @@ mod tests {
         bytes[n - 3] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         let f = IndexFile::open(&path).unwrap();
-        let all: Vec<_> = (0..7).map(|i| f.entity_seqs(&format!("sku:S{i}"))).collect();
+        let all: Vec<_> = (0..7)
+            .map(|i| f.entity_seqs(&format!("sku:S{i}")))
+            .collect();
         assert!(all.iter().any(Result::is_err) || f.entity_seqs("run:r").is_err());
     }
 }

@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Location, Visit};
+use super::{
+    check_continues, EncodedRecord, Head, Location, LogEngine, LogError, LogReader, Visit,
+};
 use crate::record::{chain_hash, Record, StoredRecord};
 
 /// Records kept in memory, shared with readers.
@@ -102,7 +104,11 @@ impl LogReader for MemoryReader {
     fn entity_seqs(&self, entity: &str, head: u64) -> Result<Vec<u64>, LogError> {
         let mut out = Vec::new();
         self.scan(1, head, &mut |r| {
-            if r.record.index_entities().iter().any(|e| e.to_string() == entity) {
+            if r.record
+                .index_entities()
+                .iter()
+                .any(|e| e.to_string() == entity)
+            {
                 out.push(r.record.envelope.seq);
             }
             Ok(())

@@ -106,6 +106,11 @@ pub trait LogEngine: Send {
     fn append(&mut self, batch: &[EncodedRecord], at: &mut Vec<Location>) -> Result<(), LogError>;
     /// A reader for other threads.
     fn reader(&self) -> std::sync::Arc<dyn LogReader>;
+    /// The writer takes over: records the durable head as evidence (state
+    /// "open") and publishes it for readers. Called once every check at open passed.
+    fn begin(&mut self) -> Result<(), LogError> {
+        Ok(())
+    }
     /// Records the durable head as evidence (`log/head`); `closed` at a clean close.
     fn record_evidence(&mut self, _closed: bool) -> Result<(), LogError> {
         Ok(())

@@ -57,7 +57,12 @@ pub fn walk_offsets(path: &Path, first_seq: u64) -> Result<Vec<u64>, LogError> {
 }
 
 /// The record at `offset`, if it is record `seq` and its hash holds.
-fn read_at(file: &File, offset: u64, seq: u64, path: &Path) -> Result<Option<StoredRecord>, LogError> {
+fn read_at(
+    file: &File,
+    offset: u64,
+    seq: u64,
+    path: &Path,
+) -> Result<Option<StoredRecord>, LogError> {
     let mut head = [0u8; HEADER_BYTES];
     if file.read_exact_at(&mut head, offset).is_err() {
         return Ok(None);
@@ -178,12 +183,22 @@ impl LogFiles {
     }
 
     /// Seqs in the segment `first..` (up to `to`) naming `entity`, by scanning.
-    fn scan_entity(&self, from: u64, to: u64, entity: &str, out: &mut Vec<u64>) -> Result<(), LogError> {
+    fn scan_entity(
+        &self,
+        from: u64,
+        to: u64,
+        entity: &str,
+        out: &mut Vec<u64>,
+    ) -> Result<(), LogError> {
         if from > to {
             return Ok(());
         }
         scan_dir(&self.log_dir, from, to, &mut |r| {
-            if r.record.index_entities().iter().any(|e| e.to_string() == entity) {
+            if r.record
+                .index_entities()
+                .iter()
+                .any(|e| e.to_string() == entity)
+            {
                 out.push(r.record.envelope.seq);
             }
             Ok(())
@@ -226,7 +241,11 @@ impl LogReader for LogFiles {
                         .and_then(|i| i.offsets.get((seq - first) as usize).copied()),
                     Cover::None => None,
                 };
-                if let Some(r) = hint.map(|o| read_at(&file, o, seq, path)).transpose()?.flatten() {
+                if let Some(r) = hint
+                    .map(|o| read_at(&file, o, seq, path))
+                    .transpose()?
+                    .flatten()
+                {
                     out.push(r);
                     continue;
                 }
@@ -234,13 +253,21 @@ impl LogReader for LogFiles {
                 if walked.is_none() {
                     walked = Some(walk_offsets(path, *first)?);
                 }
-                let offset = walked.as_ref().and_then(|w| w.get((seq - first) as usize).copied());
-                match offset.map(|o| read_at(&file, o, seq, path)).transpose()?.flatten() {
+                let offset = walked
+                    .as_ref()
+                    .and_then(|w| w.get((seq - first) as usize).copied());
+                match offset
+                    .map(|o| read_at(&file, o, seq, path))
+                    .transpose()?
+                    .flatten()
+                {
                     Some(r) => out.push(r),
                     None => {
                         return Err(LogError::Corrupt {
                             seq,
-                            reason: format!("record {seq} is not where the log says, or is damaged"),
+                            reason: format!(
+                                "record {seq} is not where the log says, or is damaged"
+                            ),
                         })
                     }
                 }
@@ -264,18 +291,16 @@ impl LogReader for LogFiles {
             }
             let end = segments.get(i + 1).map_or(head, |s| (s.0 - 1).min(head));
             let covered = match self.cover(*first, path) {
-                Cover::File(f) => {
-                    match f.entity_seqs(entity) {
-                        Ok(seqs) => {
-                            out.extend(seqs.into_iter().filter(|s| *s <= end));
-                            f.last_seq()
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "ignoring a damaged index file");
-                            first - 1
-                        }
+                Cover::File(f) => match f.entity_seqs(entity) {
+                    Ok(seqs) => {
+                        out.extend(seqs.into_iter().filter(|s| *s <= end));
+                        f.last_seq()
                     }
-                }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ignoring a damaged index file");
+                        first - 1
+                    }
+                },
                 Cover::Memory(m) => {
                     let i = m
                         .read()

@@ -29,9 +29,7 @@ use std::path::{Path, PathBuf};
 
 use super::frame::{self, parse_frame, parse_header, Parsed};
 use super::head::{Evidence, State};
-use super::scan::{
-    check_segment_header, list_segments, read_full, scan_dir, SEGMENT_HEADER_BYTES,
-};
+use super::scan::{list_segments, open_segment, read_full, scan_dir, SEGMENT_HEADER_BYTES};
 use super::{Head, LogError};
 use crate::record::{Hash, Record, MAX_RECORD_BYTES};
 
@@ -147,19 +145,8 @@ fn walk(path: &Path, file: &File, first_seq: u64, want: u64) -> Result<Walk, Log
             w.problem = Some("frame does not parse".into());
             break;
         };
-        if !f.self_valid() {
-            w.problem = Some(frame::HASH_MISMATCH.into());
-            break;
-        }
-        if prev.is_some_and(|p| p != f.prev_hash) {
-            w.problem = Some("prev_hash does not link to the previous record".into());
-            break;
-        }
-        if f.batch_first_seq > seq {
-            w.problem = Some(format!(
-                "frame claims a batch starting at seq {} after its own",
-                f.batch_first_seq
-            ));
+        if let Some(problem) = frame_problem(&f, prev, seq) {
+            w.problem = Some(problem);
             break;
         }
         if seq == want {
@@ -178,31 +165,57 @@ fn walk(path: &Path, file: &File, first_seq: u64, want: u64) -> Result<Walk, Log
         seq += 1;
     }
     if let Some(h) = w.head.as_mut() {
-        // A self-valid frame whose payload does not decode was written by a
-        // broken writer, not torn by a crash: refuse rather than guess.
-        let record = Record::decode(&w.last_payload).map_err(|e| LogError::Corrupt {
-            seq: h.seq,
-            reason: format!("{}: {e}", path.display()),
-        })?;
-        if record.envelope.seq != h.seq {
-            return Err(LogError::Corrupt {
-                seq: h.seq,
-                reason: format!(
-                    "{}: record says seq {}, its position is seq {}",
-                    path.display(),
-                    record.envelope.seq,
-                    h.seq
-                ),
-            });
-        }
-        h.recorded_at_ms = record.envelope.recorded_at_ms;
+        h.recorded_at_ms = last_record_time(path, h.seq, &w.last_payload)?;
     }
     Ok(w)
 }
 
+/// Why a frame that parsed cannot follow the walk so far, if it cannot.
+fn frame_problem(f: &frame::Frame<'_>, prev: Option<Hash>, seq: u64) -> Option<String> {
+    if !f.self_valid() {
+        return Some(frame::HASH_MISMATCH.into());
+    }
+    if prev.is_some_and(|p| p != f.prev_hash) {
+        return Some("prev_hash does not link to the previous record".into());
+    }
+    if f.batch_first_seq > seq {
+        return Some(format!(
+            "frame claims a batch starting at seq {} after its own",
+            f.batch_first_seq
+        ));
+    }
+    None
+}
+
+/// The recording time of the last valid record, which must decode and sit
+/// at its own position. A self-valid frame whose payload does not decode was
+/// written by a broken writer, not torn by a crash: refuse rather than guess.
+fn last_record_time(path: &Path, seq: u64, payload: &[u8]) -> Result<u64, LogError> {
+    let record = Record::decode(payload).map_err(|e| LogError::Corrupt {
+        seq,
+        reason: format!("{}: {e}", path.display()),
+    })?;
+    if record.envelope.seq != seq {
+        return Err(LogError::Corrupt {
+            seq,
+            reason: format!(
+                "{}: record says seq {}, its position is seq {seq}",
+                path.display(),
+                record.envelope.seq,
+            ),
+        });
+    }
+    Ok(record.envelope.recorded_at_ms)
+}
+
 /// After damage at `from`: the highest "acknowledged before" any valid frame
 /// in the tail window proves, and whether anything but zeros lies past it.
-fn after_damage(file: &File, path: &Path, from: u64, file_len: u64) -> Result<(u64, bool), LogError> {
+fn after_damage(
+    file: &File,
+    path: &Path,
+    from: u64,
+    file_len: u64,
+) -> Result<(u64, bool), LogError> {
     let window_len = usize::try_from(file_len.saturating_sub(from))
         .map_or(TAIL_WINDOW_BYTES, |l| l.min(TAIL_WINDOW_BYTES));
     let mut window = vec![0u8; window_len];
@@ -247,7 +260,10 @@ fn damage_extent(file: &File, from: u64, file_len: u64) -> u64 {
     if file.read_exact_at(&mut window, from).is_err() {
         return 0;
     }
-    window.iter().rposition(|b| *b != 0).map_or(0, |p| p as u64 + 1)
+    window
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |p| p as u64 + 1)
 }
 
 fn corrupt(seq: u64, reason: String) -> LogError {
@@ -270,15 +286,7 @@ pub fn analyze(dir: &Path, proof: Proof) -> Result<Tail, LogError> {
         }
         return Ok(Tail::default());
     };
-    let file = File::open(&last_path).map_err(|e| LogError::io("open", &last_path, e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| LogError::io("stat", &last_path, e))?
-        .len();
-    let mut header = vec![0u8; SEGMENT_HEADER_BYTES];
-    let n = file.read_at(&mut header, 0).map_err(|e| LogError::io("read", &last_path, e))?;
-    let capacity = check_segment_header(&header[..n], last_first)
-        .map_err(|r| corrupt(last_first, format!("{}: {r}", last_path.display())))?;
+    let (file, file_len, capacity) = open_segment(&last_path, last_first)?;
     let want = proof.head_file.map_or(0, |e| e.seq);
     let w = walk(&last_path, &file, last_first, want)?;
     let head = match w.head {
@@ -324,7 +332,32 @@ pub fn analyze(dir: &Path, proof: Proof) -> Result<Tail, LogError> {
         Some(p) => p,
     };
     let seq = head_seq + 1;
-    let at = format!("{} offset {}", last_path.display(), w.end);
+    let end = tail.last.as_ref().map_or(0, |l| l.end);
+    judge_damage(&file, &last_path, (end, file_len), &proof, seq, &problem)?;
+    tail.torn = Some(TornTail {
+        seq,
+        segment: last_path,
+        offset: end,
+        bytes: extent,
+        reason: problem,
+    });
+    finish(tail, acked, dir)
+}
+
+/// Damage at `end` (the first byte past the valid records) is a torn write
+/// only if nothing proves a record at or past `seq` was acknowledged: not the
+/// evidence, not a later batch in the tail window, not data past it.
+fn judge_damage(
+    file: &File,
+    path: &Path,
+    (end, file_len): (u64, u64),
+    proof: &Proof,
+    seq: u64,
+    problem: &str,
+) -> Result<(), LogError> {
+    let want = proof.head_file.map_or(0, |e| e.seq);
+    let acked = proof.acknowledged();
+    let at = format!("{} offset {}", path.display(), end);
     if proof.clean() {
         return Err(corrupt(
             seq,
@@ -337,7 +370,7 @@ pub fn analyze(dir: &Path, proof: Proof) -> Result<Tail, LogError> {
             format!("{at}: {problem} (records up to seq {acked} were acknowledged)"),
         ));
     }
-    let (proven, beyond) = after_damage(&file, &last_path, w.end, file_len)?;
+    let (proven, beyond) = after_damage(file, path, end, file_len)?;
     if proven >= seq {
         return Err(corrupt(
             seq,
@@ -350,14 +383,7 @@ pub fn analyze(dir: &Path, proof: Proof) -> Result<Tail, LogError> {
             format!("{at}: {problem} (data lies beyond the reach of one torn write)"),
         ));
     }
-    tail.torn = Some(TornTail {
-        seq,
-        segment: last_path,
-        offset: w.end,
-        bytes: extent,
-        reason: problem,
-    });
-    finish(tail, acked, dir)
+    Ok(())
 }
 
 /// The head must reach every acknowledged seq.

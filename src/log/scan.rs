@@ -2,7 +2,8 @@
 //! is checked. Readers and `parley verify` both stand on it.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::frame::{parse_header, split_checked, HASH_MISMATCH, HEADER_BYTES};
@@ -36,6 +37,26 @@ pub fn segment_header(first_seq: u64, capacity: u64) -> [u8; SEGMENT_HEADER_BYTE
 }
 
 /// Checks a segment header against the seq its file name promises; returns the
+/// Opens a segment and checks its header: the file, its length and its
+/// capacity. Reads with `pread`, so the file's position is unchanged.
+pub fn open_segment(path: &Path, first_seq: u64) -> Result<(File, u64, u64), LogError> {
+    let file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| LogError::io("stat", path, e))?
+        .len();
+    let mut header = vec![0u8; SEGMENT_HEADER_BYTES];
+    let n = file
+        .read_at(&mut header, 0)
+        .map_err(|e| LogError::io("read", path, e))?;
+    let capacity =
+        check_segment_header(&header[..n], first_seq).map_err(|r| LogError::Corrupt {
+            seq: first_seq,
+            reason: format!("{}: {r}", path.display()),
+        })?;
+    Ok((file, file_len, capacity))
+}
+
 /// capacity it was created with.
 pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<u64, String> {
     if bytes.len() < SEGMENT_HEADER_BYTES {
@@ -184,20 +205,12 @@ fn scan_segment(
     cursor: &mut Cursor,
     visit: &mut Visit<'_>,
 ) -> Result<(), LogError> {
-    let file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
+    let (file, file_len, capacity) = open_segment(path, first_seq)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let file_len = reader
-        .get_ref()
-        .metadata()
-        .map_err(|e| LogError::io("stat", path, e))?
-        .len();
-    let mut header = [0u8; SEGMENT_HEADER_BYTES];
-    let n = read_full(&mut reader, &mut header, path)?;
-    let capacity =
-        check_segment_header(&header[..n], first_seq).map_err(|reason| LogError::Corrupt {
-            seq: first_seq,
-            reason: format!("{}: {reason}", path.display()),
-        })?;
+    // `open_segment` reads with pread: the position is still at 0.
+    reader
+        .seek(SeekFrom::Start(SEGMENT_HEADER_BYTES as u64))
+        .map_err(|e| LogError::io("seek", path, e))?;
     let mut frame_head = [0u8; HEADER_BYTES];
     let mut body = Vec::new();
     while cursor.next_seq <= to {

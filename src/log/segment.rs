@@ -6,9 +6,10 @@
 //!
 //! Opening for writing takes an exclusive `flock` on the `log/` directory
 //! itself (a file the ledger cannot run without), analyzes the tail
-//! (`recovery::analyze`), refuses corruption, cuts off a torn final write
-//! (and only that), records the durable head as evidence in `log/head`, and
-//! publishes the live head there after every batch.
+//! (`recovery::analyze`), refuses corruption and cuts off a torn final write
+//! (and only that). Once the ledger has checked the rest of the log, `begin`
+//! records the durable head as evidence in `log/head` (state "open"); the
+//! live head is published there after every batch.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -18,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use super::frame::write_frame;
 use super::head::{self, HeadWriter, State};
 use super::read::LogFiles;
-use super::recovery::{analyze, Proof, Tail, TornTail};
 pub use super::recovery::WRITE_UNIT_BYTES;
+use super::recovery::{analyze, Proof, Tail, TornTail};
 use super::scan::{list_segments, segment_header, segment_name, SEGMENT_HEADER_BYTES};
-use super::{check_continues, EncodedRecord, Head, LogEngine, LogError, LogReader, Location};
+use super::{check_continues, EncodedRecord, Head, Location, LogEngine, LogError, LogReader};
 
 /// Default preallocated size of a segment.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
@@ -168,16 +169,17 @@ impl SegmentLog {
                 "segment size {segment_bytes} is below the minimum of {MIN_SEGMENT_BYTES} bytes"
             )));
         }
-        let mut recovery = Recovery {
-            removed_temp_files: remove_empty_temps(dir)?,
-            ..Recovery::default()
-        };
         let file = head::read(dir)?;
         let proof = Proof {
             head_file: file.evidence,
             derived,
         };
         let tail = analyze(dir, proof)?;
+        // Only a log recovery accepts: leftovers of an interrupted creation go.
+        let mut recovery = Recovery {
+            removed_temp_files: remove_empty_temps(dir)?,
+            ..Recovery::default()
+        };
         recovery.head_file_missing = file.evidence.is_none() && tail.head.is_some();
         if let Some(t) = &tail.torn {
             cut(t)?;
@@ -192,10 +194,7 @@ impl SegmentLog {
         recovery.torn_tail = tail.torn.clone();
         recovery.reextended = tail.short_segment;
         let active = open_active(&tail)?;
-        let mut evidence = HeadWriter::open(dir, file.evidence)?;
-        let (seq, hash) = tail.head.map_or((0, [0; 32]), |h| (h.seq, h.hash));
-        evidence.record(State::Open, seq, hash)?;
-        evidence.publish_live(seq, hash)?;
+        let evidence = HeadWriter::open(dir, file.evidence)?;
         let reader = Arc::new(LogFiles::new(dir, index_dir));
         Ok((
             SegmentLog {
@@ -380,7 +379,7 @@ impl LogEngine for SegmentLog {
             rest = tail;
         }
         if let Some(h) = self.head {
-            let evidence = self
+            let mut evidence = self
                 .evidence
                 .lock()
                 .map_err(|_| LogError::Layout("head file lock poisoned".into()))?;
@@ -391,6 +390,16 @@ impl LogEngine for SegmentLog {
 
     fn reader(&self) -> Arc<dyn LogReader> {
         Arc::clone(&self.reader) as Arc<dyn LogReader>
+    }
+
+    fn begin(&mut self) -> Result<(), LogError> {
+        let (seq, hash) = self.head.map_or((0, [0; 32]), |h| (h.seq, h.hash));
+        let mut evidence = self
+            .evidence
+            .lock()
+            .map_err(|_| LogError::Layout("head file lock poisoned".into()))?;
+        evidence.record(State::Open, seq, hash)?;
+        evidence.publish_live(seq, hash)
     }
 
     fn record_evidence(&mut self, closed: bool) -> Result<(), LogError> {

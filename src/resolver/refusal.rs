@@ -30,7 +30,9 @@ pub enum Refusal {
     RulesInvalid(String),
     #[error("workflow definition refused: {0}")]
     WorkflowInvalid(String),
-    #[error("workflow `{name}` version {version} is already defined (seq {seq}); define version {next}")]
+    #[error(
+        "workflow `{name}` version {version} is already defined (seq {seq}); define version {next}"
+    )]
     WorkflowExists {
         name: String,
         version: u32,
@@ -44,7 +46,10 @@ pub enum Refusal {
         workflow: String,
         known: Vec<String>,
     },
-    #[error("workflow `{workflow}` has no version {version}; defined: {}", list(known))]
+    #[error(
+        "workflow `{workflow}` has no version {version}; defined: {}",
+        list(known)
+    )]
     NoSuchWorkflowVersion {
         workflow: String,
         version: u32,
@@ -83,7 +88,10 @@ pub enum Refusal {
     #[error("step `{step}` was skipped: run `{run}` turned to compensation")]
     StepSkipped { step: String, run: String },
     #[error("{entity} is not known: {hint}")]
-    UnknownEntity { entity: EntityRef, hint: &'static str },
+    UnknownEntity {
+        entity: EntityRef,
+        hint: &'static str,
+    },
     #[error("order {order} was already placed (seq {seq})")]
     OrderExists { order: String, seq: u64 },
     #[error("order {order} belongs to customer {customer}, not {claimed}")]
@@ -92,7 +100,10 @@ pub enum Refusal {
         customer: String,
         claimed: String,
     },
-    #[error("resolver version {version} is not known to this build (it knows {})", list(known))]
+    #[error(
+        "resolver version {version} is not known to this build (it knows {})",
+        list(known)
+    )]
     UnknownResolver { version: u32, known: Vec<u32> },
     #[error("resolver version {version} is not newer than the version in force ({current})")]
     ResolverNotNewer { version: u32, current: u32 },

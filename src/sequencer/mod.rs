@@ -55,7 +55,9 @@ pub enum AppendError {
     Invalid(#[from] CommandError),
     #[error("refused: {0}")]
     Refused(#[from] Refusal),
-    #[error("time goes backwards: at_ms {at_ms} is before the last record's recorded_at_ms {last_ms}")]
+    #[error(
+        "time goes backwards: at_ms {at_ms} is before the last record's recorded_at_ms {last_ms}"
+    )]
     TimeBackwards { at_ms: u64, last_ms: u64 },
     #[error("at_ms {at_ms} is {ahead_ms} ms ahead of this ledger's clock (at most {max_ms} ms is accepted)")]
     TimeAhead {
@@ -94,10 +96,18 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        u64::try_from(wall_ns() / 1_000_000).unwrap_or(u64::MAX)
     }
+}
+
+/// Nanoseconds since the Unix epoch by the wall clock (0 before 1970).
+/// The shell's one wall-clock read: envelopes of `wall` timelines and
+/// ledger ids come from here; the core never calls it.
+#[allow(clippy::disallowed_methods)] // the shell's clock, see above
+pub fn wall_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// A monotone value others can wait on (durable head, applied seq).

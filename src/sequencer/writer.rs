@@ -176,7 +176,10 @@ impl Writer {
             self.fail(e.to_string());
             return;
         }
-        tracing::warn!(records = batch.encoded.len(), "appended the follow-ups a cut log owed");
+        tracing::warn!(
+            records = batch.encoded.len(),
+            "appended the follow-ups a cut log owed"
+        );
         self.write(batch);
     }
 
@@ -198,10 +201,19 @@ impl Writer {
     }
 
     /// Encodes `record`, folds it into the context and the batch.
-    fn fold_in(&mut self, record: Record, tail: &mut Tail, batch: &mut Batch) -> Result<(), AppendError> {
+    fn fold_in(
+        &mut self,
+        record: Record,
+        tail: &mut Tail,
+        batch: &mut Batch,
+    ) -> Result<(), AppendError> {
         debug_assert_eq!(record.envelope.seq, tail.0 + 1, "records fold in order");
         let enc = encode_record(&record, &tail.1)?;
-        *tail = (record.envelope.seq, enc.hash, record.envelope.recorded_at_ms);
+        *tail = (
+            record.envelope.seq,
+            enc.hash,
+            record.envelope.recorded_at_ms,
+        );
         let s = StoredRecord {
             prev_hash: enc.prev_hash,
             hash: enc.hash,
@@ -209,9 +221,12 @@ impl Writer {
         };
         // The writer admitted the record: the fold takes it, or the log and
         // the context would part (the writer stops rather than diverge).
-        self.ctx
-            .apply(&s)
-            .map_err(|e| AppendError::Failed(format!("the fold refused seq {}: {e}", s.record.envelope.seq)))?;
+        self.ctx.apply(&s).map_err(|e| {
+            AppendError::Failed(format!(
+                "the fold refused seq {}: {e}",
+                s.record.envelope.seq
+            ))
+        })?;
         batch.encoded.push(enc);
         batch.stored.push(s);
         Ok(())
@@ -273,23 +288,38 @@ impl Writer {
                     max_ms: MAX_CLOCK_SKEW_MS,
                 })
             }
-            Timeline::Scripted if t - last_ms > MAX_SCRIPTED_STEP_MS => Err(AppendError::TimeJump {
-                at_ms: t,
-                jump_ms: t - last_ms,
-                max_ms: MAX_SCRIPTED_STEP_MS,
-            }),
+            Timeline::Scripted if t - last_ms > MAX_SCRIPTED_STEP_MS => {
+                Err(AppendError::TimeJump {
+                    at_ms: t,
+                    jump_ms: t - last_ms,
+                    max_ms: MAX_SCRIPTED_STEP_MS,
+                })
+            }
             _ => Ok(t),
         }
     }
 
     /// Admits one command into the batch, or says why not.
-    fn admit(&mut self, s: Submission, tail: &mut Tail, now_ms: u64, batch: &mut Batch) -> (Reply, Answer) {
+    fn admit(
+        &mut self,
+        s: Submission,
+        tail: &mut Tail,
+        now_ms: u64,
+        batch: &mut Batch,
+    ) -> (Reply, Answer) {
         let Submission {
             command,
             credential,
             reply,
         } = s;
-        let answer = self.admit_command(command.envelope, command.body, credential, tail, now_ms, batch);
+        let answer = self.admit_command(
+            command.envelope,
+            command.body,
+            credential,
+            tail,
+            now_ms,
+            batch,
+        );
         (reply, answer)
     }
 
@@ -336,7 +366,13 @@ impl Writer {
     }
 
     /// Time, causation and admission.
-    fn check(&self, env: &CommandEnvelope, body: &Body, tail: &Tail, now_ms: u64) -> Result<u64, AppendError> {
+    fn check(
+        &self,
+        env: &CommandEnvelope,
+        body: &Body,
+        tail: &Tail,
+        now_ms: u64,
+    ) -> Result<u64, AppendError> {
         let t = self.time_of(env.at_ms, tail.2, now_ms)?;
         if let Some(c) = env.causation.filter(|c| *c > tail.0) {
             return Err(Refusal::CausationUnknown {
@@ -349,11 +385,21 @@ impl Writer {
         Ok(t)
     }
 
-    fn append_command(&mut self, mut record: Record, at_ms: u64, tail: &mut Tail, batch: &mut Batch) -> Answer {
+    fn append_command(
+        &mut self,
+        mut record: Record,
+        at_ms: u64,
+        tail: &mut Tail,
+        batch: &mut Batch,
+    ) -> Answer {
         record.envelope.recorded_at_ms = at_ms;
         let seq = record.envelope.seq;
         let keyed = record.envelope.idempotency_key.clone().map(|k| {
-            let d = content_digest(&record.body, record.envelope.causation, record.envelope.correlation.as_deref());
+            let d = content_digest(
+                &record.body,
+                record.envelope.causation,
+                record.envelope.correlation.as_deref(),
+            );
             ((record.envelope.producer.clone(), k), d)
         });
         let correlation = record.envelope.correlation.clone();
@@ -386,7 +432,12 @@ impl Writer {
         })
     }
 
-    fn clock_tick(&mut self, now_ms: u64, tail: &mut Tail, batch: &mut Batch) -> Result<(), AppendError> {
+    fn clock_tick(
+        &mut self,
+        now_ms: u64,
+        tail: &mut Tail,
+        batch: &mut Batch,
+    ) -> Result<(), AppendError> {
         let record = Record {
             envelope: Envelope {
                 format: FORMAT_VERSION,
@@ -419,7 +470,9 @@ impl Writer {
         let mut tail = self
             .engine
             .head()
-            .map_or((0, crate::record::ZERO_HASH, 0), |h| (h.seq, h.hash, h.recorded_at_ms));
+            .map_or((0, crate::record::ZERO_HASH, 0), |h| {
+                (h.seq, h.hash, h.recorded_at_ms)
+            });
         let now = self.clock.now_ms();
         let mut batch = Batch::default();
         if clock_tick {
@@ -463,7 +516,10 @@ impl Writer {
                 return;
             }
             let head = self.engine.head();
-            debug_assert_eq!(head.map(|h| h.seq), stored.last().map(|r| r.record.envelope.seq));
+            debug_assert_eq!(
+                head.map(|h| h.seq),
+                stored.last().map(|r| r.record.envelope.seq)
+            );
             if let Ok(mut h) = self.head.lock() {
                 *h = head;
             }
@@ -506,7 +562,8 @@ impl Writer {
                 .map_err(|e| AppendError::Failed(e.to_string()))?;
             Ok(got.pop())
         };
-        let first = fetch(seq)?.ok_or_else(|| AppendError::Failed(format!("seq {seq} is not in the log")))?;
+        let first = fetch(seq)?
+            .ok_or_else(|| AppendError::Failed(format!("seq {seq} is not in the log")))?;
         let mut follow_ups = Vec::new();
         let mut next = seq + 1;
         while let Some(r) = fetch(next)? {

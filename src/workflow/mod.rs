@@ -154,77 +154,75 @@ impl Definition {
             check_id("params", p).map_err(|m| top("params", m))?;
         }
         for (i, s) in self.steps.iter().enumerate() {
-            let err = |field: &str, message: String| DefinitionError {
-                line: step_line(text, &s.name),
-                field: format!("steps[{i}].{field}"),
-                message,
-            };
-            check_id("name", &s.name).map_err(|m| err("name", m))?;
-            check_id("owner", &s.owner).map_err(|m| err("owner", m))?;
-            if self.steps[..i].iter().any(|o| o.name == s.name) {
-                return Err(err("name", format!("step `{}` is defined twice", s.name)));
-            }
-            if s.deadline_min
-                .is_some_and(|m| m == 0 || m > MAX_DEADLINE_MIN)
-            {
-                return Err(err(
-                    "deadline_min",
-                    format!("must be from 1 to {MAX_DEADLINE_MIN} minutes"),
-                ));
-            }
-            for d in &s.depends_on {
-                // Dependencies point backwards, so a definition cannot hold a cycle.
-                match self.steps[..i].iter().find(|o| &o.name == d) {
-                    None => {
-                        return Err(err(
-                            "depends_on",
-                            format!("`{d}` is not a step defined before `{}`", s.name),
-                        ))
-                    }
-                    Some(o) if o.compensation => {
-                        return Err(err(
-                            "depends_on",
-                            format!("`{d}` is a compensation step; nothing waits for it"),
-                        ))
-                    }
-                    Some(_) => {}
-                }
-            }
-            if s.compensation && !s.depends_on.is_empty() {
-                return Err(err(
-                    "depends_on",
-                    "a compensation step starts when a failure triggers it, not after other steps"
-                        .into(),
-                ));
-            }
-            match (s.on_failure, s.compensate.is_empty()) {
-                (OnFailure::Compensate, true) => {
-                    return Err(err(
-                        "compensate",
-                        "on_failure = \"compensate\" needs the compensation steps to run".into(),
-                    ))
-                }
-                (OnFailure::Abort, false) => {
-                    return Err(err(
-                        "on_failure",
-                        "`compensate` is set; say on_failure = \"compensate\"".into(),
-                    ))
-                }
-                _ => {}
-            }
-            for c in &s.compensate {
-                if !self.steps.iter().any(|o| &o.name == c && o.compensation) {
-                    return Err(err(
-                        "compensate",
-                        format!("`{c}` is not a step with compensation = true"),
-                    ));
-                }
+            if let Some((field, message)) = self.step_problem(i) {
+                return Err(DefinitionError {
+                    line: step_line(text, &s.name),
+                    field: format!("steps[{i}].{field}"),
+                    message,
+                });
             }
         }
         if self.steps.iter().all(|s| s.compensation) {
             return Err(top("steps", "every step is a compensation step".into()));
         }
         Ok(())
+    }
+
+    /// The first problem of step `i` as (field, message), if any.
+    fn step_problem(&self, i: usize) -> Option<(&'static str, String)> {
+        let s = &self.steps[i];
+        if let Err(m) = check_id("name", &s.name) {
+            return Some(("name", m));
+        }
+        if let Err(m) = check_id("owner", &s.owner) {
+            return Some(("owner", m));
+        }
+        if self.steps[..i].iter().any(|o| o.name == s.name) {
+            return Some(("name", format!("step `{}` is defined twice", s.name)));
+        }
+        if s.deadline_min
+            .is_some_and(|m| m == 0 || m > MAX_DEADLINE_MIN)
+        {
+            let m = format!("must be from 1 to {MAX_DEADLINE_MIN} minutes");
+            return Some(("deadline_min", m));
+        }
+        for d in &s.depends_on {
+            // Dependencies point backwards, so a definition cannot hold a cycle.
+            match self.steps[..i].iter().find(|o| &o.name == d) {
+                None => {
+                    let m = format!("`{d}` is not a step defined before `{}`", s.name);
+                    return Some(("depends_on", m));
+                }
+                Some(o) if o.compensation => {
+                    let m = format!("`{d}` is a compensation step; nothing waits for it");
+                    return Some(("depends_on", m));
+                }
+                Some(_) => {}
+            }
+        }
+        if s.compensation && !s.depends_on.is_empty() {
+            let m = "a compensation step starts when a failure triggers it, not after other steps";
+            return Some(("depends_on", m.into()));
+        }
+        match (s.on_failure, s.compensate.is_empty()) {
+            (OnFailure::Compensate, true) => {
+                let m = "on_failure = \"compensate\" needs the compensation steps to run";
+                return Some(("compensate", m.into()));
+            }
+            (OnFailure::Abort, false) => {
+                let m = "`compensate` is set; say on_failure = \"compensate\"";
+                return Some(("on_failure", m.into()));
+            }
+            _ => {}
+        }
+        let missing = s
+            .compensate
+            .iter()
+            .find(|c| !self.steps.iter().any(|o| &o.name == *c && o.compensation))?;
+        Some((
+            "compensate",
+            format!("`{missing}` is not a step with compensation = true"),
+        ))
     }
 
     pub fn step(&self, name: &str) -> Option<(usize, &StepDef)> {

@@ -172,54 +172,7 @@ impl Workflows {
                 workflow,
                 version,
                 params,
-            } => {
-                let Some(installed) = self.definitions.get(workflow).and_then(|v| v.get(version))
-                else {
-                    return;
-                };
-                if self.runs.contains_key(run) {
-                    return;
-                }
-                let def = installed.definition.clone();
-                let steps = def
-                    .steps
-                    .iter()
-                    .map(|s| StepState {
-                        name: s.name.clone(),
-                        owner: s.owner.clone(),
-                        status: StepStatus::Waiting,
-                        deadline_ms: None,
-                    })
-                    .collect();
-                self.runs.insert(
-                    run.clone(),
-                    RunState {
-                        run: run.clone(),
-                        workflow: workflow.clone(),
-                        version: *version,
-                        definition_seq: installed.seq,
-                        started_seq: seq,
-                        started_at_ms: at_ms,
-                        started_by: producer.to_owned(),
-                        params: params.clone(),
-                        definition: def.clone(),
-                        steps,
-                        status: RunStatus::Running,
-                        finished_seq: None,
-                    },
-                );
-                for (i, s) in def.steps.iter().enumerate() {
-                    if s.compensation {
-                        continue;
-                    }
-                    if let (DeadlineFrom::Start, Some(d)) = (s.deadline_from, s.deadline_ms()) {
-                        self.set_deadline(run, i, at_ms.saturating_add(d));
-                    }
-                    if s.depends_on.is_empty() {
-                        self.make_ready(run, i, seq, at_ms);
-                    }
-                }
-            }
+            } => self.start(seq, at_ms, producer, (run, workflow, *version, params)),
             Body::StepReady { run, step, .. } => {
                 if let Some(i) = self.index_of(run, step) {
                     self.announce.remove(&(run.clone(), i));
@@ -270,6 +223,67 @@ impl Workflows {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Starts a run of an installed definition: its first steps become ready
+    /// and deadlines counted from the start are set.
+    fn start(
+        &mut self,
+        seq: u64,
+        at_ms: u64,
+        producer: &str,
+        (run, workflow, version, params): (
+            &String,
+            &String,
+            u32,
+            &BTreeMap<String, crate::value::Value>,
+        ),
+    ) {
+        let Some(installed) = self.definitions.get(workflow).and_then(|v| v.get(&version)) else {
+            return;
+        };
+        if self.runs.contains_key(run) {
+            return;
+        }
+        let def = installed.definition.clone();
+        let steps = def
+            .steps
+            .iter()
+            .map(|s| StepState {
+                name: s.name.clone(),
+                owner: s.owner.clone(),
+                status: StepStatus::Waiting,
+                deadline_ms: None,
+            })
+            .collect();
+        self.runs.insert(
+            run.clone(),
+            RunState {
+                run: run.clone(),
+                workflow: workflow.clone(),
+                version,
+                definition_seq: installed.seq,
+                started_seq: seq,
+                started_at_ms: at_ms,
+                started_by: producer.to_owned(),
+                params: params.clone(),
+                definition: def.clone(),
+                steps,
+                status: RunStatus::Running,
+                finished_seq: None,
+            },
+        );
+        for (i, s) in def.steps.iter().enumerate() {
+            if s.compensation {
+                continue;
+            }
+            if let (DeadlineFrom::Start, Some(d)) = (s.deadline_from, s.deadline_ms()) {
+                self.set_deadline(run, i, at_ms.saturating_add(d));
+            }
+            if s.depends_on.is_empty() {
+                self.make_ready(run, i, seq, at_ms);
+            }
         }
     }
 

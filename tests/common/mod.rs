@@ -119,7 +119,10 @@ pub fn write_torn_batch(dir: &Path) -> (u64, usize) {
     let first_len = buf.len() / 2;
     buf[first_len / 2..first_len].fill(0); // the first frame is torn
     let torn_at = at + len;
-    assert!(torn_at + buf.len() <= data.len(), "room in the segment for the torn batch");
+    assert!(
+        torn_at + buf.len() <= data.len(),
+        "room in the segment for the torn batch"
+    );
     data[torn_at..torn_at + buf.len()].copy_from_slice(&buf);
     std::fs::write(&path, &data).unwrap();
     (seq + 1, torn_at)

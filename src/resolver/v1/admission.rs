@@ -141,9 +141,7 @@ fn define(ctx: &Context, text: &str) -> Result<(), Refusal> {
     let def = Definition::parse(text).map_err(|e| Refusal::WorkflowInvalid(e.to_string()))?;
     let versions = ctx.workflows.definitions.get(&def.name);
     if let Some(old) = versions.and_then(|v| v.get(&def.version)) {
-        let next = versions
-            .and_then(|v| v.keys().last())
-            .map_or(1, |v| v + 1);
+        let next = versions.and_then(|v| v.keys().last()).map_or(1, |v| v + 1);
         return Err(Refusal::WorkflowExists {
             name: def.name,
             version: def.version,
@@ -214,7 +212,11 @@ fn report(ctx: &Context, producer: &str, run: &str, step: &str) -> Result<(), Re
         workflow: r.workflow.clone(),
         step: step.to_owned(),
     })?;
-    let domain = ctx.authority.agents.get(producer).map(|a| a.value.domain.name());
+    let domain = ctx
+        .authority
+        .agents
+        .get(producer)
+        .map(|a| a.value.domain.name());
     let human = ctx.authority.holder(producer) == Some(Holder::Human);
     if !owns(&def.owner, producer, domain) && !human {
         return Err(Refusal::NotStepOwner {

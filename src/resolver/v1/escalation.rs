@@ -15,8 +15,8 @@ use crate::entity::EntityRef;
 use crate::rules::SafeDefault;
 use crate::value::Value;
 use crate::vocab::{
-    Action, CiteRole, Decision, EntityClass, Escalation, EscalationOption,
-    EscalationReason, Field, Finding, Involved, OptionChoice, Outcome, RuleId, Signature, Verdict,
+    Action, CiteRole, Decision, EntityClass, Escalation, EscalationOption, EscalationReason, Field,
+    Finding, Involved, OptionChoice, Outcome, RuleId, Signature, Verdict,
 };
 
 /// `x · part / whole`, truncated toward zero, in i128 (inside the bounds the
@@ -86,7 +86,12 @@ impl Eval<'_> {
             self.own_read(Field::RevenueImpactMinor, Value::Int(revenue)),
         ];
         if revenue.unsigned_abs() <= limit.unsigned_abs() {
-            self.push(RuleId::Threshold, Verdict::Pass, Finding::WithinLimit, reads);
+            self.push(
+                RuleId::Threshold,
+                Verdict::Pass,
+                Finding::WithinLimit,
+                reads,
+            );
             return None;
         }
         let f = Finding::AboveLimit {
@@ -248,7 +253,11 @@ impl Eval<'_> {
     /// The escalation for this intention: approve it, approve a pending rival
     /// instead, reject them all, or (when a rule suggests one) approve it with
     /// modified values.
-    pub(super) fn escalate(&mut self, reason: EscalationReason, modified: Option<Action>) -> Outcome {
+    pub(super) fn escalate(
+        &mut self,
+        reason: EscalationReason,
+        modified: Option<Action>,
+    ) -> Outcome {
         let me = self.s.seq;
         let rivals = self.live_rivals();
         let mut involved = vec![involved_of(self.s)];

@@ -75,7 +75,9 @@ impl Eval<'_> {
                             price_read,
                             price_setter: st.price_by,
                             discount_bp: other.map_or(*discount_bp, |o| o.0),
-                            discount_from: Some(other.map_or((self.s.seq, self.s.seq), |o| (o.1, o.2))),
+                            discount_from: Some(
+                                other.map_or((self.s.seq, self.s.seq), |o| (o.1, o.2)),
+                            ),
                             sku,
                         })
                     })
@@ -105,7 +107,11 @@ impl Eval<'_> {
         if let Some((intention, decision)) = c.discount_from {
             // This intention's own discount is read from the intention itself;
             // another promotion's from the decision that planned it.
-            let seq = if intention == self.s.seq { intention } else { decision };
+            let seq = if intention == self.s.seq {
+                intention
+            } else {
+                decision
+            };
             reads.push(read(
                 Field::DiscountBp,
                 Some(EntityRef::Intention(intention)),
@@ -143,9 +149,9 @@ impl Eval<'_> {
                 continue;
             }
             passing.push(m.sku.clone());
-            let lower = lowest
-                .as_ref()
-                .is_none_or(|(l, _)| m.margin_bp.unwrap_or(i64::MIN) < l.margin_bp.unwrap_or(i64::MIN));
+            let lower = lowest.as_ref().is_none_or(|(l, _)| {
+                m.margin_bp.unwrap_or(i64::MIN) < l.margin_bp.unwrap_or(i64::MIN)
+            });
             if lower {
                 lowest = Some((m, r));
             }

@@ -220,7 +220,7 @@ fn settle(ctx: &Context, s: &IntentionState) -> Decision {
         },
         vec![read(
             Field::ChosenOption,
-            Some(EntityRef::Intention(s.seq)),
+            Some(EntityRef::Intention(st.escalated)),
             Value::Int(i64::from(st.option)),
             st.resolution,
         )],

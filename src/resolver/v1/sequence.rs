@@ -5,14 +5,12 @@ use super::read;
 use super::steps::{Eval, Step};
 use crate::entity::EntityRef;
 use crate::value::Value;
-use crate::vocab::{
-    CiteRole, DeferUntil, Field, Finding, Outcome, Read, RuleId, StepRef, Verdict,
-};
-use crate::workflow::run::{owns, RunStatus, StepStatus};
+use crate::vocab::{CiteRole, DeferUntil, Field, Finding, Outcome, Read, RuleId, StepRef, Verdict};
+use crate::workflow::run::{owns, RunState, RunStatus, StepStatus};
 
 const RULE: RuleId = RuleId::WorkflowSequence;
 
-impl Eval<'_> {
+impl<'a> Eval<'a> {
     fn sequence_reject(&mut self, f: Finding, reads: Vec<Read>) -> Step {
         self.push(RULE, Verdict::Reject, f, reads);
         Some(Outcome::Rejected)
@@ -59,6 +57,24 @@ impl Eval<'_> {
             Value::Text(state.status.name().into()),
             status_seq,
         ));
+        self.step_status(r, run, idx, def.compensation, reads)
+    }
+
+    /// Decides by the run's and the step's status, once the step is known
+    /// and the agent owns it.
+    fn step_status(
+        &mut self,
+        r: StepRef,
+        run: &'a RunState,
+        idx: usize,
+        compensation: bool,
+        reads: Vec<Read>,
+    ) -> Step {
+        debug_assert!(
+            idx < run.steps.len(),
+            "the step index comes from the run's definition"
+        );
+        let state = &run.steps[idx];
         match (&run.status, &state.status) {
             (RunStatus::Ended { outcome }, _) => {
                 if let Some(end) = run.finished_seq {
@@ -82,7 +98,7 @@ impl Eval<'_> {
                 };
                 self.sequence_reject(f, reads)
             }
-            (RunStatus::Running, StepStatus::Waiting) if !def.compensation => {
+            (RunStatus::Running, StepStatus::Waiting) if !compensation => {
                 let missing = run.missing_dependency(idx).unwrap_or_default().to_owned();
                 let f = Finding::WaitsForStep {
                     step: r.clone(),

@@ -65,7 +65,12 @@ impl Eval<'_> {
                 return outcome;
             }
         }
-        self.push(RuleId::Approve, Verdict::Approve, Finding::AllPassed, vec![]);
+        self.push(
+            RuleId::Approve,
+            Verdict::Approve,
+            Finding::AllPassed,
+            vec![],
+        );
         Outcome::Approved
     }
 
@@ -166,7 +171,12 @@ impl Eval<'_> {
                 EntityRef::Order(id) => {
                     if let Some(o) = store.orders.get(id) {
                         let v = Value::Text(o.customer.value.clone());
-                        reads.push(read(Field::OrderCustomer, Some(e.clone()), v, o.customer.seq));
+                        reads.push(read(
+                            Field::OrderCustomer,
+                            Some(e.clone()),
+                            v,
+                            o.customer.seq,
+                        ));
                     }
                 }
                 _ => {}

@@ -1,0 +1,172 @@
+//! Small and full disks, on a real filesystem of a few MiB (a tmpfs this test
+//! mounts; it needs root or CAP_SYS_ADMIN, so `cargo test` lists it as
+//! ignored and `.ci/run` runs it with `-- --ignored`, where it fails loudly
+//! if it cannot mount).
+//!
+//! - A ledger whose first segment does not fit is not created, and nothing
+//!   is left behind; a smaller segment size works.
+//! - When the disk fills, the writer refuses new commands with a message that
+//!   says so; nothing acknowledged is lost, nothing is wiped, reads still work.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+
+use common::parley_bin;
+
+struct Mount(PathBuf);
+
+impl Mount {
+    fn new(size: &str) -> Mount {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let out = Process::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                dir.to_str().unwrap(),
+            ])
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a {size} tmpfs and needs root (or CAP_SYS_ADMIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mount(dir)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Process::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    let mut child = Process::new(parley_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let text = stdin.to_owned();
+    // The child may stop reading (it refused): a closed pipe is no error here.
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn facts(from: u64, n: u64, payload: usize) -> String {
+    (from..from + n)
+        .map(|i| {
+            format!(
+                "{{\"producer\":\"feed\",\"kind\":\"fact\",\"entity\":\"shelf:{i}\",\"attribute\":\"blob\",\"value\":\"{}\"}}\n",
+                "x".repeat(payload)
+            )
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "mounts a tmpfs: needs root; .ci/run runs it"]
+fn a_ledger_that_does_not_fit_is_not_created_and_leaves_nothing() {
+    let m = Mount::new("6m");
+    let data = m.0.join("ledger");
+    let d = data.to_str().unwrap();
+    let (code, _, err) = run(&["run", "--data", d, "-"], &facts(0, 1, 10));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("No space left") || err.contains("preallocate"),
+        "{err}"
+    );
+    assert!(
+        !data.exists(),
+        "a failed creation leaves nothing: {:?}",
+        std::fs::read_dir(&m.0).unwrap().collect::<Vec<_>>()
+    );
+    let (code, out, err) = run(
+        &["run", "--data", d, "--segment-mib", "1", "-"],
+        &facts(0, 5, 10),
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(run(&["verify", "--data", d], "").0, Some(0));
+}
+
+fn count_records(d: &str) -> u64 {
+    let (_, out, _) = run(&["verify", "--data", d, "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    v["records"].as_u64().unwrap_or(0)
+}
+
+#[test]
+#[ignore = "mounts a tmpfs: needs root; .ci/run runs it"]
+fn a_full_disk_refuses_writes_and_loses_nothing() {
+    let m = Mount::new("24m");
+    let data = m.0.join("ledger");
+    let d = data.to_str().unwrap();
+    let (code, out, err) = run(
+        &["run", "--data", d, "--segment-mib", "2", "-"],
+        &facts(0, 100, 200),
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Fill the disk with something else, then keep writing until parley refuses.
+    let filler = m.0.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![7u8; 1 << 20];
+    while f.write_all(&block).is_ok() {}
+    // Leave a little room: the writer opens, then the disk fills under it.
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(3 << 20)).unwrap();
+    drop(f);
+    let (code, out, err) = run(
+        &["run", "--data", d, "--segment-mib", "2", "-"],
+        &facts(100, 40_000, 400),
+    );
+    assert_eq!(
+        code,
+        Some(1),
+        "the writer must refuse once the disk is full"
+    );
+    assert!(
+        err.contains("No space left")
+            || out.contains("disk is full")
+            || out.contains("No space left"),
+        "{err}\n{}",
+        &out[out.len().saturating_sub(2000)..]
+    );
+    // Every acknowledged line is in the log.
+    let acked: u64 = out.lines().filter(|l| l.contains("\"ok\":true")).count() as u64;
+    let records = count_records(d);
+    assert!(
+        records >= 4 + 100 + acked,
+        "{records} records < acknowledged {}",
+        4 + 100 + acked
+    );
+    // Reads work from the log; nothing was wiped.
+    assert_eq!(run(&["verify", "--data", d], "").0, Some(0));
+    assert_eq!(
+        run(&["log", "--data", d, "--entity", "shelf:5"], "").0,
+        Some(0)
+    );
+    assert!(Path::new(d).join("derived").is_dir());
+    // With room again, the ledger opens and writes.
+    std::fs::remove_file(&filler).unwrap();
+    let (code, out, err) = run(&["run", "--data", d, "-"], &facts(100_000, 3, 10));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(run(&["verify", "--data", d, "--derived"], "").0, Some(0));
+}

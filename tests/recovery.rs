@@ -1,0 +1,530 @@
+//! Storage that never destroys what it acknowledged (ARCHITECTURE.md,
+//! "Recovery"): bit flips anywhere are reported at their seq by every
+//! command and cut off by none; read commands write nothing; rebuild writes
+//! nothing to the log; missing data is refused; readers next to a running
+//! writer see a consistent prefix and no false damage.
+//!
+//! `PARLEY_FLIPS=N` sets how many flips the bit-flip test tries (default 24;
+//! `tools/bitflip-test` runs more).
+
+// These tests wait on the wall clock (bounded waits, wall-time envelopes).
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+
+use common::{copy_dir, frame_map, parley_bin, snapshot_files, unclean};
+use parley::ledger::{Ledger, LedgerError, Options};
+use parley::log::LogError;
+use parley::record::Timeline;
+
+fn opts() -> Options {
+    Options {
+        segment_bytes: 16 << 10,
+        ledger_id: Some("ldg-flip".into()),
+        genesis_at_ms: Some(1_764_147_600_000),
+        timeline: Timeline::Scripted,
+        first_admin: "ops".into(),
+        ..Options::default()
+    }
+}
+
+/// A ledger of several segments and many batches: the demo store, then
+/// pipelined facts and intentions (so batches hold many records).
+fn build(dir: &Path) -> u64 {
+    let (ledger, _) = Ledger::open(dir, opts()).unwrap();
+    let store = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scenarios/_store.jsonl"
+    ))
+    .unwrap();
+    for l in store.lines() {
+        ledger.append(parley::Command::parse(l).unwrap()).unwrap();
+    }
+    let mut at = 1_764_147_700_000u64;
+    for round in 0..12 {
+        let tickets: Vec<_> = (0..40)
+            .map(|i| {
+                at += 1_000;
+                let text = if i % 4 == 0 {
+                    format!(r#"{{"producer":"pricing","at_ms":{at},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"SKU-2","price_minor":{}}},"reasoning":"round {round}","impact":{{"revenue_minor":100,"margin_minor":100}},"objective":"sales-growth"}}}}"#, 5000 + i)
+                } else {
+                    format!(r#"{{"producer":"inventory","at_ms":{at},"kind":"stock_changed","sku":"SKU-{}","stock":{i}}}"#, 1 + i % 3)
+                };
+                ledger.submit(parley::Command::parse(&text).unwrap()).unwrap()
+            })
+            .collect();
+        for t in tickets {
+            t.wait().unwrap();
+        }
+    }
+    let head = ledger.head().unwrap().seq;
+    ledger.close().unwrap();
+    head
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Process::new(parley_bin()).args(args).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+/// The read commands that read the whole log, on `d`.
+fn read_commands(d: &str) -> Vec<Vec<&str>> {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/default.toml");
+    vec![
+        vec!["verify", "--data", d, "--json"],
+        vec!["replay", "--data", d, "--json"],
+        vec!["state", "--data", d, "--json"],
+        vec!["log", "--data", d, "--json"],
+        vec!["export", "--data", d],
+        vec!["escalations", "--data", d, "--json"],
+        vec!["whatif", "--data", d, "--rules", rules, "--json"],
+    ]
+}
+
+/// The seq an offset of a segment file belongs to (a segment header belongs
+/// to the segment's first seq), and a sku that record names, if any.
+fn target(
+    frames: &[(u64, PathBuf, usize, usize)],
+    path: &Path,
+    offset: usize,
+    entities: &BTreeMap<u64, String>,
+) -> (u64, Option<String>) {
+    let first = frames.iter().find(|f| f.1 == path).unwrap().0;
+    let seq = frames
+        .iter()
+        .filter(|f| f.1 == path && f.2 <= offset)
+        .map(|f| f.0)
+        .max()
+        .unwrap_or(first);
+    (seq, entities.get(&seq).cloned())
+}
+
+/// A small deterministic generator (no randomness crate in the tests' path).
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// One entity each record names (to point audit at the damaged record).
+fn entities_by_seq(dir: &Path) -> BTreeMap<u64, String> {
+    let (view, _) = parley::reader::LogView::open(dir).unwrap();
+    let mut out = BTreeMap::new();
+    use parley::audit::LedgerRead;
+    view.scan(1, u64::MAX, &mut |r| {
+        let e = r
+            .record
+            .index_entities()
+            .into_iter()
+            .find(|e| e.kind() == Some("sku"));
+        if let Some(e) = e {
+            out.insert(r.record.envelope.seq, e.to_string());
+        }
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn every_flip_is_reported_at_its_seq_and_nothing_is_cut_off() {
+    let base = tempfile::tempdir().unwrap();
+    let clean = base.path().join("clean");
+    let head = build(&clean);
+    let frames = frame_map(&clean.join("log"));
+    assert!(
+        frames
+            .iter()
+            .map(|f| &f.1)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 3,
+        "several segments"
+    );
+    let entities = entities_by_seq(&clean);
+    let flips: u64 = std::env::var("PARLEY_FLIPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ flips);
+    let last_path = frames.last().unwrap().1.clone();
+    let mut in_last_unit = 0;
+    for n in 0..flips {
+        let work = base.path().join(format!("flip-{n}"));
+        copy_dir(&clean, &work);
+        // Every other flip lands in the final write unit of the last segment.
+        let (_, path, at, len) = if n % 2 == 0 {
+            frames[frames.len() - 1 - rng.below(8) as usize].clone()
+        } else {
+            frames[rng.below(frames.len() as u64) as usize].clone()
+        };
+        let path = work.join("log").join(path.file_name().unwrap());
+        let offset = at + rng.below(len as u64) as usize;
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[offset] ^= 1 << rng.below(8);
+        std::fs::write(&path, &bytes).unwrap();
+        let clean_path = clean.join("log").join(path.file_name().unwrap());
+        let (seq, entity) = target(&frames, &clean_path, offset, &entities);
+        in_last_unit += u64::from(clean_path == last_path && seq + 8 > head);
+        let before = snapshot_files(&work.join("log"));
+        let d = work.to_str().unwrap();
+        let mut commands = read_commands(d);
+        // Audit reads only the records its entity's index names (each one
+        // checked): pointed at the damaged record's sku, it must refuse too.
+        if let Some(e) = entity.as_deref() {
+            commands.push(vec!["audit", "--data", d, e, "--json"]);
+            commands.push(vec!["log", "--data", d, "--entity", e]);
+        }
+        for args in commands {
+            let (code, out) = run(&args);
+            assert_eq!(
+                code,
+                Some(1),
+                "flip {n} at seq {seq}: {args:?} did not refuse: {out}"
+            );
+            assert!(
+                out.contains(&format!("seq {seq}"))
+                    || out.contains(&format!("\"first_bad_seq\":{seq}")),
+                "flip {n}: {args:?} does not name seq {seq}: {out}"
+            );
+        }
+        match Ledger::open(&work, opts()) {
+            Err(LedgerError::Log(e)) => assert_eq!(e.corrupt_seq(), Some(seq), "flip {n}: {e}"),
+            Err(other) => panic!("flip {n} at seq {seq}: writer open failed otherwise: {other}"),
+            Ok(_) => panic!("flip {n} at seq {seq}: a writer opened a damaged ledger"),
+        }
+        assert!(
+            snapshot_files(&work.join("log")) == before,
+            "flip {n}: a byte of log/ changed"
+        );
+        std::fs::remove_dir_all(&work).unwrap();
+    }
+    assert!(
+        in_last_unit >= flips / 4,
+        "flips reached the final write unit"
+    );
+}
+
+#[test]
+fn a_torn_write_past_the_evidence_is_cut_and_nothing_acknowledged_is_lost() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("l");
+    build(&dir);
+    let frames = frame_map(&dir.join("log"));
+    // The writer "crashed" while its last batch was in flight: the evidence
+    // stops before that batch, and the last frame is damaged.
+    let (last_seq, path, at, len) = frames.last().unwrap().clone();
+    let batch_first = {
+        let data = std::fs::read(&path).unwrap();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&data[at + 8..at + 16]);
+        u64::from_le_bytes(b)
+    };
+    let acked = batch_first - 1;
+    let acked_hash = {
+        let (s, p, a, l) = frames.iter().find(|f| f.0 == acked).unwrap().clone();
+        assert_eq!(s, acked);
+        let data = std::fs::read(&p).unwrap();
+        let mut h = [0u8; 32];
+        h.copy_from_slice(&data[a + l - 32..a + l]);
+        h
+    };
+    unclean(&dir, acked, acked_hash);
+    common::flip_byte(&path, at + len / 2);
+    // The derived store had applied the whole batch: that is evidence it was
+    // acknowledged, so the damage is corruption and the writer refuses.
+    let err = Ledger::open(&dir, opts()).err().expect("refused");
+    assert!(
+        matches!(&err, LedgerError::Log(LogError::Corrupt { seq, .. }) if *seq == last_seq),
+        "{err}"
+    );
+    // Without it (sled lagged, as it may after a power loss), only log/head
+    // and the frames speak: the final batch was never acknowledged.
+    std::fs::remove_dir_all(dir.join("derived")).unwrap();
+    let d = dir.to_str().unwrap();
+    let before = snapshot_files(&dir.join("log"));
+    let (code, out) = run(&["verify", "--data", d, "--json"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("\"damage\":\"torn\"")
+            && out.contains(&format!("\"first_bad_seq\":{last_seq}")),
+        "{out}"
+    );
+    // Readers read the acknowledged prefix and write nothing.
+    let (code, out) = run(&["replay", "--data", d, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("torn final write"), "{out}");
+    assert!(
+        snapshot_files(&dir.join("log")) == before,
+        "a read command changed log/"
+    );
+    // A writer cuts the torn write off and keeps every acknowledged record.
+    let (ledger, report) = Ledger::open(&dir, opts()).unwrap();
+    assert_eq!(report.recovery.torn_tail.unwrap().seq, last_seq);
+    assert!(ledger.head().unwrap().seq >= acked);
+    ledger.close().unwrap();
+    assert_eq!(run(&["verify", "--data", d]).0, Some(0));
+}
+
+/// Runs every read command on `d` and checks that no file under it changed.
+fn reads_write_nothing(dir: &Path) -> Vec<(Option<i32>, String)> {
+    let d = dir.to_str().unwrap();
+    let before = snapshot_files(dir);
+    let mut commands = read_commands(d);
+    commands.push(vec!["audit", "--data", d, "sku:SKU-1", "price", "--json"]);
+    commands.push(vec!["log", "--data", d, "--entity", "sku:SKU-2"]);
+    commands.push(vec!["state", "--data", d, "sku:SKU-2"]);
+    commands.push(vec!["verify", "--data", d, "--derived"]);
+    let out: Vec<_> = commands.iter().map(|a| run(a)).collect();
+    let after = snapshot_files(dir);
+    let changed: Vec<_> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert!(changed.is_empty(), "read commands changed {changed:?}");
+    out
+}
+
+#[test]
+fn read_commands_change_nothing_whatever_they_find() {
+    let base = tempfile::tempdir().unwrap();
+    let clean = base.path().join("clean");
+    build(&clean);
+    // Healthy: every read succeeds.
+    for (code, out) in reads_write_nothing(&clean) {
+        assert_eq!(code, Some(0), "{out}");
+    }
+    let case = |name: &str, damage: &dyn Fn(&Path)| {
+        let dir = base.path().join(name);
+        copy_dir(&clean, &dir);
+        damage(&dir);
+        (dir.clone(), reads_write_nothing(&dir))
+    };
+    // Derived state gone: reads still work from the log, and rebuild nothing.
+    let (dir, out) = case("no-derived", &|d| {
+        std::fs::remove_dir_all(d.join("derived")).unwrap();
+        std::fs::remove_dir_all(d.join("index")).unwrap();
+    });
+    let verify_derived = out.last().unwrap();
+    assert_eq!(
+        verify_derived.0,
+        Some(1),
+        "verify --derived reports a missing store"
+    );
+    assert!(!dir.join("derived").exists() && !dir.join("index").exists());
+    for (code, o) in &out[..out.len() - 1] {
+        assert_eq!(*code, Some(0), "{o}");
+    }
+    // An empty leftover temp segment: read, not removed.
+    let (dir, out) = case("tmp", &|d| {
+        let mut b = vec![0u8; 4096];
+        b[..8].copy_from_slice(b"PARLEYSG");
+        std::fs::write(d.join("log").join("00000000000000999999.seg.tmp"), b).unwrap();
+    });
+    assert!(dir
+        .join("log")
+        .join("00000000000000999999.seg.tmp")
+        .exists());
+    assert!(out.iter().all(|(c, _)| *c == Some(0)));
+    let segments: Vec<PathBuf> = parley::log::scan::list_segments(&clean.join("log"))
+        .unwrap()
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    let last = segments.last().unwrap().file_name().unwrap().to_owned();
+    // The last segment deleted, or renamed to .seg.tmp: records acknowledged
+    // (log/head) are missing; every read command says so; nothing is removed.
+    for (name, rename) in [("deleted", false), ("renamed", true)] {
+        let (dir, out) = case(name, &|d| {
+            let p = d.join("log").join(&last);
+            if rename {
+                std::fs::rename(&p, p.with_extension("seg.tmp")).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        });
+        for (code, o) in &out {
+            assert_eq!(*code, Some(1), "{name}: {o}");
+            assert!(
+                o.contains("were acknowledged") || o.contains("missing"),
+                "{name}: {o}"
+            );
+        }
+        if rename {
+            assert!(dir
+                .join("log")
+                .join(&last)
+                .with_extension("seg.tmp")
+                .exists());
+            let err = Ledger::open(&dir, opts())
+                .err()
+                .expect("a writer refuses too");
+            assert!(
+                err.to_string().contains("holds data") || err.to_string().contains("acknowledged"),
+                "{err}"
+            );
+        }
+    }
+    // No segments at all: reads say so and create nothing.
+    let (dir, out) = case("empty-log", &|d| {
+        for s in &segments {
+            std::fs::remove_file(d.join("log").join(s.file_name().unwrap())).unwrap();
+        }
+    });
+    assert!(out.iter().all(|(c, _)| *c == Some(1)));
+    assert!(
+        std::fs::read_dir(dir.join("log")).unwrap().count() == 1,
+        "only log/head is there"
+    );
+    // One byte short: verify and open agree.
+    let (dir, out) = case("short", &|d| {
+        let p = d.join("log").join(&last);
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+    });
+    let verify = &out[0];
+    let opened = Ledger::open(&dir, opts());
+    assert_eq!(
+        verify.0 == Some(0),
+        opened.is_ok(),
+        "verify ({}) and open ({:?}) agree",
+        verify.1,
+        opened.as_ref().err()
+    );
+}
+
+#[test]
+fn rebuild_writes_nothing_to_the_log() {
+    let base = tempfile::tempdir().unwrap();
+    // A demo ledger, and a wall-clock one with a deferral long overdue: a
+    // writer would append a clock record and a decision; rebuild must not.
+    let demo = base.path().join("demo");
+    assert_eq!(
+        run(&["demo", "--data", demo.to_str().unwrap(), "--json"]).0,
+        Some(0)
+    );
+    let wall = base.path().join("wall");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let script = format!(
+        "{}\n{}\n{}\n",
+        r#"{"producer":"merchandising","kind":"catalog","sku":"S","category":"c","cost_minor":100,"price_minor":500,"stock":5,"lifecycle":"active"}"#,
+        format_args!(
+            r#"{{"producer":"marketing","kind":"intend","intention":{{"action":{{"type":"launch_promotion","target":{{"skus":["S"]}},"discount_bp":100,"starts_at_ms":{now},"ends_at_ms":{}}},"reasoning":"r","impact":{{"revenue_minor":1,"margin_minor":1}},"objective":"sales-growth"}}}}"#,
+            now + 2_000
+        ),
+        r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S","price_minor":450},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}}"#,
+    );
+    let reg = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":1}}
+{"producer":"admin","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":1}}
+"#;
+    let mut child = Process::new(parley_bin())
+        .args(["run", "--data", wall.to_str().unwrap(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all((reg.to_owned() + &script).as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    for dir in [&demo, &wall] {
+        let before = snapshot_files(&dir.join("log"));
+        std::fs::remove_dir_all(dir.join("derived")).unwrap();
+        let (code, out) = run(&["rebuild", "--data", dir.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(
+            snapshot_files(&dir.join("log")) == before,
+            "rebuild changed log/ of {}",
+            dir.display()
+        );
+        assert_eq!(
+            run(&["verify", "--data", dir.to_str().unwrap(), "--derived"]).0,
+            Some(0)
+        );
+    }
+}
+
+#[test]
+fn one_writer_and_readers_beside_it_see_no_false_damage() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("busy");
+    let d = dir.to_str().unwrap().to_owned();
+    let mut writer = Process::new(parley_bin())
+        .args(["run", "--data", &d, "--segment-mib", "1", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = writer.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        for i in 0..40_000u64 {
+            let line = format!(
+                r#"{{"producer":"feed","kind":"fact","entity":"shelf:{}","attribute":"n","value":{i}}}"#,
+                i % 50
+            );
+            if writeln!(input, "{line}").is_err() {
+                break;
+            }
+            if i % 500 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    });
+    // Wait for the writer to publish its head.
+    let start = std::time::Instant::now();
+    while run(&["verify", "--data", &d, "--json"]).0 != Some(0) {
+        assert!(start.elapsed().as_secs() < 20, "the writer never came up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = run(&["run", "--data", &d, "-"]);
+    assert_eq!(second.0, Some(1));
+    assert!(
+        second.1.contains("in use by another parley writer"),
+        "{}",
+        second.1
+    );
+    let mut runs = 0;
+    while !feeder.is_finished() || runs < 30 {
+        let (code, out) = run(&["verify", "--data", &d, "--json"]);
+        assert_eq!(code, Some(0), "false alarm next to a writer: {out}");
+        assert!(
+            out.contains("\"writer_running\":true") || feeder.is_finished(),
+            "{out}"
+        );
+        let (code, out) = run(&["log", "--data", &d, "--entity", "shelf:7"]);
+        assert_eq!(code, Some(0), "{out}");
+        runs += 1;
+        if runs > 400 {
+            break;
+        }
+    }
+    feeder.join().unwrap();
+    assert!(writer.wait().unwrap().success());
+    assert!(runs >= 30, "verify ran {runs} times");
+    assert_eq!(run(&["verify", "--data", &d]).0, Some(0));
+}
