@@ -113,17 +113,6 @@ pub struct AuditReport {
     pub changes: Vec<Change>,
 }
 
-/// The field names users may type for the canonical ones.
-fn canonical_field(field: &str) -> String {
-    match field {
-        "price" => "price_minor".into(),
-        "cost" => "cost_minor".into(),
-        "budget" => "budget_minor".into(),
-        "total" => "total_minor".into(),
-        other => other.to_owned(),
-    }
-}
-
 /// The records audit reads, by kind.
 struct Records<'a> {
     intentions: BTreeMap<u64, &'a StoredRecord>,
@@ -181,7 +170,7 @@ pub fn audit(
         return Err(AuditError::UnknownEntity(entity.clone()));
     }
     let records = ledger.read(&seqs)?;
-    let field = field.map(canonical_field);
+    let field = field.map(|f| crate::entity::canonical_field(f).to_owned());
     let by = Records::of(&records);
     let mut known = BTreeSet::new();
     let mut changes = Vec::new();

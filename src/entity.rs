@@ -98,10 +98,24 @@ impl EntityRef {
     }
 }
 
+/// The canonical name of a field a user may type by a short name
+/// (`price` for `price_minor`). Audit and the typed-field check share it, so
+/// a generic fact cannot hide under a short name.
+pub fn canonical_field(field: &str) -> &str {
+    match field {
+        "price" => "price_minor",
+        "cost" => "cost_minor",
+        "budget" => "budget_minor",
+        "total" => "total_minor",
+        other => other,
+    }
+}
+
 /// Fields of typed entities that only their typed records (or approved
 /// actions) write. A generic fact naming one of them is refused, pointing to
 /// the kind that writes it, so state, the resolver and audit agree on one value.
 pub fn typed_field(entity: &EntityRef, attribute: &str) -> Option<&'static str> {
+    let attribute = canonical_field(attribute);
     let hint: &'static str = match entity {
         EntityRef::Sku(_) => match attribute {
             "category" | "cost_minor" | "price_minor" | "lifecycle" => "catalog",
@@ -221,6 +235,11 @@ mod tests {
         let sku = EntityRef::Sku("S".into());
         assert_eq!(typed_field(&sku, "stock"), Some("stock_changed"));
         assert_eq!(typed_field(&sku, "colour"), None);
+        assert_eq!(typed_field(&sku, "price"), Some("catalog"));
+        assert_eq!(
+            typed_field(&EntityRef::Order("O".into()), "total"),
+            Some("order_placed")
+        );
         assert!(typed_field(&EntityRef::Agent("a".into()), "x").is_some());
     }
 }

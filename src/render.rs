@@ -118,9 +118,13 @@ pub fn finding(f: &Finding) -> String {
     match f {
         Finding::NoRuleSet => "no rule set is installed".into(),
         Finding::NotExpired => "not expired".into(),
-        Finding::Expired { expires_at_ms } => format!(
-            "the intention expired at {} before it was decided",
-            format_rfc3339(*expires_at_ms)
+        Finding::Expired {
+            expires_at_ms,
+            max_wait_h,
+        } => format!(
+            "the intention expired at {}{}; it is not carried out",
+            format_rfc3339(*expires_at_ms),
+            waited(*max_wait_h)
         ),
         Finding::AgentNotRegistered { agent } => format!("agent `{agent}` is not registered"),
         Finding::Autonomous { kind } => format!("the agent may {} on its own", kind.name()),
@@ -313,9 +317,13 @@ fn settlement_finding(f: &Finding) -> Option<String> {
             "no person settled the escalation (decision {escalation}) in time; the rule set's safe default is to {}",
             if *approve { "approve" } else { "reject" }
         ),
-        Finding::PendingExpired { expires_at_ms } => format!(
-            "the intention passed its expiry {} while it waited",
-            format_rfc3339(*expires_at_ms)
+        Finding::PendingExpired {
+            expires_at_ms,
+            max_wait_h,
+        } => format!(
+            "the intention passed its expiry {}{} while it waited",
+            format_rfc3339(*expires_at_ms),
+            waited(*max_wait_h)
         ),
         _ => return None,
     })
@@ -357,6 +365,13 @@ fn margin_below(
 fn unreachable_finding(f: &Finding) -> String {
     debug_assert!(false, "finding rendered by a group: {f:?}");
     String::new()
+}
+
+/// Names the rule set's longest wait when it set an expiry.
+fn waited(max_wait_h: Option<u64>) -> String {
+    max_wait_h.map_or_else(String::new, |h| {
+        format!(" (the rules let an intention wait at most {h} h)")
+    })
 }
 
 fn class(c: &EntityClass) -> String {

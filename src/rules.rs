@@ -86,6 +86,16 @@ pub struct EscalationRule {
     pub safe_default: SafeDefault,
 }
 
+/// Pending rule: no intention waits longer than `max_wait_h` after it was
+/// announced (deferred, waiting on a step or escalated); an intention's own
+/// `expires_at_ms` can only make the wait shorter. Keeps the set of open
+/// intentions, and the memory that holds it, to a window of the store's life.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PendingRule {
+    pub max_wait_h: u64,
+}
+
 /// A whole rule set. Every section is required (a rule set says what it means),
 /// except `[escalation]`, added later: without it escalations wait for a human
 /// forever, as rule sets written before it meant.
@@ -98,6 +108,7 @@ pub struct RuleSet {
     pub threshold: ThresholdRule,
     pub dedup: DedupRule,
     pub precedent: PrecedentRule,
+    pub pending: PendingRule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<EscalationRule>,
 }
@@ -242,13 +253,14 @@ impl RuleSet {
                 self.dedup.notification_window_h,
             ),
             ("precedent", "window_h", self.precedent.window_h),
+            ("pending", "max_wait_h", self.pending.max_wait_h),
             (
                 "escalation",
                 "expire_after_h",
                 self.escalation.as_ref().map_or(1, |e| e.expire_after_h),
             ),
         ] {
-            if section == "escalation" && hours == 0 {
+            if matches!(section, "escalation" | "pending") && hours == 0 {
                 return Err(err(section, key, "must be at least 1 hour".into()));
             }
             if hours > 24 * 366 * 10 {
@@ -278,6 +290,9 @@ impl RuleSet {
     }
     pub fn precedent_window_ms(&self) -> u64 {
         self.precedent.window_h * MS_PER_HOUR
+    }
+    pub fn max_wait_ms(&self) -> u64 {
+        self.pending.max_wait_h * MS_PER_HOUR
     }
     /// How long an escalation waits for a human, if it expires at all.
     pub fn escalation_expiry_ms(&self) -> Option<u64> {

@@ -277,9 +277,18 @@ fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
     let report = run.finish();
     let changed: Vec<u64> = report.changed.iter().map(|c| c.seq).collect();
     assert_eq!(changed, big_margin, "{:#?}", report.changed);
+    // Approved as recorded; under v2 it escalates, and as nobody settles it
+    // within the rules' 48 h (the log's last clock is 73 h later) it ends in
+    // the safe default.
+    let recorded = report.changed[0].recorded.as_ref().unwrap();
     assert_eq!(
-        report.changed[0].whatif.as_ref().unwrap().outcome,
-        "escalated"
+        (recorded.outcome.as_str(), recorded.rule.as_str()),
+        ("approved", "approve")
+    );
+    let whatif = report.changed[0].whatif.as_ref().unwrap();
+    assert_eq!(
+        (whatif.outcome.as_str(), whatif.rule.as_str()),
+        ("rejected", "escalation.expiry")
     );
 
     // A ledger that adopts v2 keeps its v1 decisions and makes new ones as v2.

@@ -82,6 +82,13 @@ pub struct IntentionState {
     pub agent: String,
     pub at_ms: u64,
     pub intention: Intention,
+    /// When it expires: the earlier of its own `expires_at_ms` and the rule
+    /// set's longest wait after its announcement (`None` only before any
+    /// rule set is installed, without an own expiry).
+    pub expires_at_ms: Option<u64>,
+    /// Set when the rule set's longest wait decided `expires_at_ms`:
+    /// (the rules record's seq, `max_wait_h`).
+    pub wait_limit: Option<(u64, u64)>,
     pub status: Status,
     /// Decision records about it, in order.
     pub decisions: Vec<u64>,
@@ -124,8 +131,25 @@ impl Intentions {
         self.states.get(&seq)
     }
 
-    pub fn announce(&mut self, seq: u64, agent: &str, at_ms: u64, intention: &Intention) {
+    /// A new intention. `limit` is the rule set's longest wait in force:
+    /// (the rules record's seq, `max_wait_h`).
+    pub fn announce(
+        &mut self,
+        seq: u64,
+        (agent, at_ms): (&str, u64),
+        intention: &Intention,
+        limit: Option<(u64, u64)>,
+    ) {
         debug_assert!(!self.states.contains_key(&seq), "seqs are unique");
+        let own = intention.expires_at_ms;
+        let cap = limit.map(|(_, h)| at_ms.saturating_add(h.saturating_mul(3_600_000)));
+        let (expires_at_ms, wait_limit) = match (own, cap) {
+            (Some(o), Some(c)) if c < o => (Some(c), limit),
+            (Some(o), _) => (Some(o), None),
+            (None, Some(c)) => (Some(c), limit),
+            (None, None) => (None, None),
+        };
+        debug_assert!(expires_at_ms.is_none_or(|e| own.is_none_or(|o| e <= o)));
         self.states.insert(
             seq,
             IntentionState {
@@ -133,6 +157,8 @@ impl Intentions {
                 agent: agent.to_owned(),
                 at_ms,
                 intention: intention.clone(),
+                expires_at_ms,
+                wait_limit,
                 status: Status::New,
                 decisions: Vec::new(),
                 escalation: None,
@@ -320,7 +346,7 @@ impl Intentions {
             }
             _ => {}
         }
-        if let Some(e) = s.intention.expires_at_ms {
+        if let Some(e) = s.expires_at_ms {
             self.expiring.remove(&(e, seq));
         }
         if let Some(k) = s.intention.action.conflict_key() {
@@ -366,7 +392,7 @@ impl Intentions {
             _ => {}
         }
         if pending {
-            if let Some(e) = s.intention.expires_at_ms {
+            if let Some(e) = s.expires_at_ms {
                 self.expiring.insert((e, seq));
             }
             if let Some(k) = s.intention.action.conflict_key() {

@@ -111,8 +111,13 @@ impl Context {
         match body {
             Body::Broadcast { .. } | Body::Clock => {}
             Body::Intend { intention } => {
+                let limit = self
+                    .authority
+                    .rules
+                    .as_ref()
+                    .map(|r| (r.seq, r.rules.pending.max_wait_h));
                 self.intentions
-                    .announce(seq, &env.producer, at_ms, intention)
+                    .announce(seq, (&env.producer, at_ms), intention, limit)
             }
             Body::Decision { decision } => {
                 let expiry = self

@@ -124,6 +124,9 @@ pub struct OpenIntentionView {
     pub status: &'static str,
     /// For a deferral: until when; for an escalation: when it expires.
     pub until_ms: Option<u64>,
+    /// When the intention itself expires if still open: its own
+    /// `expires_at_ms` or the rule set's longest wait, whichever is earlier.
+    pub expires_at_ms: Option<u64>,
     pub decisions: Vec<u64>,
 }
 
@@ -246,6 +249,7 @@ pub fn open_intention(s: &IntentionState) -> OpenIntentionView {
         reasoning: s.intention.reasoning.clone(),
         status,
         until_ms,
+        expires_at_ms: s.expires_at_ms,
         decisions: s.decisions.clone(),
     }
 }

@@ -166,7 +166,8 @@ pub fn run_cli(data: Option<PathBuf>, scenario: &str, seed: u64, json: bool) -> 
     if json {
         let mut v = serde_json::to_value(&report)?;
         v["verify_ok"] = verify.ok.into();
-        v["explore"] = output::commands(&dir, &whatif)
+        let ran: Vec<&str> = scenarios.iter().map(|s| s.name).collect();
+        v["explore"] = output::commands(&dir, &whatif, &ran)
             .into_iter()
             .map(|(c, _)| c)
             .collect();

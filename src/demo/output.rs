@@ -189,34 +189,38 @@ fn table(out: &mut impl Write, without: &Figures, with: &Figures) -> std::io::Re
 }
 
 /// The commands to explore a demo ledger, with what each shows.
-pub fn commands(dir: &Path, whatif: &Path) -> Vec<(String, &'static str)> {
+pub fn commands(dir: &Path, whatif: &Path, ran: &[&str]) -> Vec<(String, &'static str)> {
     let d = dir.display();
-    vec![
-        (
+    let mut out = Vec::new();
+    if ran.contains(&"price-war") {
+        out.push((
             format!("parley audit --data {d} sku:S1 price"),
             "why S1's price changed when it did, and who lost",
-        ),
-        (
+        ));
+    }
+    if ran.contains(&"flash-sale") {
+        out.push((
             format!("parley audit --data {d} sku:H4 price"),
             "a flash-sale price: its workflow step and the human's choice",
-        ),
-        (
-            format!("parley escalations --data {d}"),
-            "every escalation, its options and how it was settled",
-        ),
-        (
+        ));
+        out.push((
             format!("parley state --data {d} run:sale-hp"),
             "the flash-sale run, step by step",
-        ),
-        (
-            format!("parley replay --data {d}"),
-            "re-derive every decision from the log",
-        ),
-        (
-            format!("parley whatif --data {d} --rules {}", whatif.display()),
-            "the same day with the threshold at £20,000",
-        ),
-    ]
+        ));
+    }
+    out.push((
+        format!("parley escalations --data {d}"),
+        "every escalation, its options and how it was settled",
+    ));
+    out.push((
+        format!("parley replay --data {d}"),
+        "re-derive every decision from the log",
+    ));
+    out.push((
+        format!("parley whatif --data {d} --rules {}", whatif.display()),
+        "the same day with the threshold at £20,000",
+    ));
+    out
 }
 
 /// A what-if rule set to try: the default with a higher escalation threshold.
@@ -299,7 +303,8 @@ pub fn print(
         report.replay_divergent
     )?;
     writeln!(out, "\nExplore it:")?;
-    for (c, what) in commands(dir, whatif) {
+    let ran: Vec<&str> = scenarios.iter().map(|s| s.name).collect();
+    for (c, what) in commands(dir, whatif, &ran) {
         writeln!(out, "  {c}\n      {what}")?;
     }
     Ok(())

@@ -66,6 +66,8 @@ pub enum Field {
     EscalateAboveMinor,
     LiveWindowH,
     PrecedentWindowH,
+    /// The longest an intention waits (`[pending] max_wait_h`).
+    MaxWaitH,
     /// An objective's position in the rule set's order (0 first).
     ObjectiveRank,
     // The ledger.
@@ -129,8 +131,12 @@ pub struct SkuMargin {
 pub enum Finding {
     NoRuleSet,
     NotExpired,
+    /// The intention's expiry passed before it was first decided.
+    /// `max_wait_h` is set when the rule set's longest wait, not the
+    /// intention's own `expires_at_ms`, set the expiry.
     Expired {
         expires_at_ms: u64,
+        max_wait_h: Option<u64>,
     },
     AgentNotRegistered {
         agent: String,
@@ -258,8 +264,10 @@ pub enum Finding {
         escalation: u64,
         approve: bool,
     },
+    /// The expiry passed while the intention waited (see `Expired`).
     PendingExpired {
         expires_at_ms: u64,
+        max_wait_h: Option<u64>,
     },
 }
 

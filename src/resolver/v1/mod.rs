@@ -228,25 +228,36 @@ fn settle(ctx: &Context, s: &IntentionState) -> Decision {
     finish(d, outcome)
 }
 
-/// A pending intention that passed its own expiry.
+/// What an expiry check reads: the intention's expiry (from the intention
+/// record), the rule set's longest wait when that set it, and the time now.
+pub(super) fn expiry_reads(ctx: &Context, s: &IntentionState, expires_at_ms: u64) -> Vec<Read> {
+    let mut reads = vec![read(
+        Field::ExpiresAtMs,
+        Some(EntityRef::Intention(s.seq)),
+        int(expires_at_ms),
+        s.seq,
+    )];
+    if let Some((rules_seq, h)) = s.wait_limit {
+        reads.push(read(Field::MaxWaitH, None, int(h), rules_seq));
+    }
+    reads.push(read(Field::NowMs, None, int(ctx.now_ms), ctx.seq));
+    reads
+}
+
+/// A pending intention that passed its expiry.
 fn expire_pending(ctx: &Context, s: &IntentionState) -> Decision {
     let mut d = base(ctx, s);
-    let expires = s.intention.expires_at_ms.unwrap_or(0);
+    // Only intentions with an expiry are in the `expiring` queue.
+    let expires = s.expires_at_ms.unwrap_or(0);
+    debug_assert!(s.expires_at_ms.is_some_and(|e| e <= ctx.now_ms));
     d.trace.push(step(
         RuleId::Expiry,
         Verdict::Expire,
         Finding::PendingExpired {
             expires_at_ms: expires,
+            max_wait_h: s.wait_limit.map(|(_, h)| h),
         },
-        vec![
-            read(
-                Field::ExpiresAtMs,
-                Some(EntityRef::Intention(s.seq)),
-                int(expires),
-                s.seq,
-            ),
-            read(Field::NowMs, None, int(ctx.now_ms), ctx.seq),
-        ],
+        expiry_reads(ctx, s, expires),
     ));
     finish(d, Outcome::Expired)
 }

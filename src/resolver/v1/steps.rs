@@ -75,13 +75,13 @@ impl Eval<'_> {
     }
 
     fn expiry(&mut self) -> Step {
-        let exp = self.s.intention.expires_at_ms?;
-        let reads = vec![
-            self.own_read(Field::ExpiresAtMs, int(exp)),
-            read(Field::NowMs, None, int(self.ctx.now_ms), self.ctx.seq),
-        ];
+        let exp = self.s.expires_at_ms?;
+        let reads = super::expiry_reads(self.ctx, self.s, exp);
         if exp <= self.ctx.now_ms {
-            let f = Finding::Expired { expires_at_ms: exp };
+            let f = Finding::Expired {
+                expires_at_ms: exp,
+                max_wait_h: self.s.wait_limit.map(|(_, h)| h),
+            };
             self.push(RuleId::Expiry, Verdict::Expire, f, reads);
             return Some(Outcome::Expired);
         }
