@@ -158,6 +158,15 @@ impl Command {
             return Err(CommandError::SystemKind(kind));
         }
         let envelope: CommandEnvelope = from_json(serde_json::Value::Object(envelope_fields))?;
+        // serde ignores extra fields next to the tag of a unit variant
+        // (`clock`): refuse them as for every other kind.
+        if kind == Body::Clock.kind() {
+            if let Some(extra) = fields.keys().find(|k| k.as_str() != "kind") {
+                return Err(CommandError::Invalid(format!(
+                    "unknown field `{extra}`: `clock` has no fields"
+                )));
+            }
+        }
         let body: Body = from_json(serde_json::Value::Object(fields))?;
         let command = Command { envelope, body };
         command.validate()?;
@@ -452,6 +461,7 @@ mod tests {
                 "valu",
             ),
             (r#"{"producer":"a","kind":"fax"}"#, "fax"),
+            (r#"{"producer":"a","kind":"clock","bogus":1}"#, "bogus"),
             (r#"{"producer":"a","entity":"e"}"#, "kind"),
             (
                 r#"{"kind":"fact","entity":"e","attribute":"x","value":1}"#,
