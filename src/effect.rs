@@ -174,14 +174,19 @@ pub fn of_action(action: &Action) -> Vec<Effect> {
             entity,
             attribute,
             value,
-        } => one(
-            entity.clone(),
-            Change::Attribute {
-                attribute: attribute.clone(),
-                value: value.clone(),
-            },
-        ),
+        } => attribute_effect(entity, attribute, value),
     }
+}
+
+/// A generic value, written by a fact or an approved generic action.
+fn attribute_effect(entity: &EntityRef, attribute: &str, value: &Value) -> Vec<Effect> {
+    one(
+        entity.clone(),
+        Change::Attribute {
+            attribute: attribute.to_owned(),
+            value: value.clone(),
+        },
+    )
 }
 
 /// What a fact record writes into the store (nothing for other kinds).
@@ -238,13 +243,7 @@ pub fn of_fact(body: &Body) -> Vec<Effect> {
             entity,
             attribute,
             value,
-        } => one(
-            entity.clone(),
-            Change::Attribute {
-                attribute: attribute.clone(),
-                value: value.clone(),
-            },
-        ),
+        } => attribute_effect(entity, attribute, value),
         _ => Vec::new(),
     }
 }

@@ -154,13 +154,7 @@ impl Projector {
                 }
                 self.partial_seq = 0;
             }
-            let names: Vec<String> = r
-                .record
-                .index_entities()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            active.push(r.record.envelope.seq, *offset, r.hash, &names);
+            index_record(&mut active, r, *offset);
         }
         let grown = active.last_seq().saturating_sub(self.partial_seq);
         drop(active);
