@@ -399,9 +399,10 @@ pub fn whatif(
     };
     let resolvers = Resolvers::released();
     if let Some(v) = resolver.filter(|v| resolvers.get(*v).is_none()) {
+        let known: Vec<String> = resolvers.known().iter().map(u32::to_string).collect();
         bail!(
-            "--resolver {v}: this build knows resolver versions {:?}",
-            resolvers.known()
+            "--resolver {v}: this build knows resolver versions {}",
+            known.join(", ")
         );
     }
     if rules.is_none() && resolver.is_none() {
