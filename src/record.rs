@@ -141,6 +141,25 @@ pub enum Role {
 }
 
 impl Role {
+    /// Whether a credential of this role may write `body`: agents write
+    /// facts, broadcasts, intentions and workflow records as themselves;
+    /// humans resolve escalations and report steps; admins change who may act
+    /// and what the rules are; readers write nothing. Every role may also
+    /// broadcast, except readers.
+    pub fn permits(self, body: &Body) -> bool {
+        let human_kind = matches!(
+            body,
+            Body::HumanResolution { .. } | Body::StepCompleted { .. } | Body::StepFailed { .. }
+        );
+        match self {
+            Role::Reader => false,
+            _ if matches!(body, Body::Broadcast { .. }) => true,
+            Role::Admin => body.is_admin() || matches!(body, Body::Clock),
+            Role::Human => human_kind,
+            Role::Agent => !body.is_admin() && !matches!(body, Body::HumanResolution { .. }),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Role::Agent => "agent",

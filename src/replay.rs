@@ -131,8 +131,8 @@ impl Replayer {
             }
         } else {
             self.creating = false;
-            let producer = &r.record.envelope.producer;
-            if let Err(refusal) = self.resolvers.admit(&self.ctx, producer, body) {
+            let author = crate::resolver::Author::of(&r.record.envelope);
+            if let Err(refusal) = self.resolvers.admit(&self.ctx, author, body) {
                 return fail(Problem::Refused(refusal));
             }
         }

@@ -196,7 +196,7 @@ impl WhatIf {
             b if !system
                 && self
                     .resolvers
-                    .admit(ctx, &r.record.envelope.producer, b)
+                    .admit(ctx, crate::resolver::Author::of(&r.record.envelope), b)
                     .is_err() =>
             {
                 return

@@ -25,7 +25,7 @@ use parley::log::scan::list_segments;
 use parley::reader::LogView;
 use parley::record::{Body, StoredRecord, Timeline};
 use parley::replay::Replayer;
-use parley::resolver::{v1, Refusal, Resolver, Resolvers};
+use parley::resolver::{v1, Author, Refusal, Resolver, Resolvers};
 use parley::verify::verify_dir;
 use parley::vocab::{
     Escalation, EscalationOption, EscalationReason, Finding, Involved, OptionChoice, Outcome,
@@ -232,8 +232,8 @@ impl Resolver for V2 {
     fn next_follow_up(&self, ctx: &Context) -> Option<Body> {
         v1::V1.next_follow_up(ctx).map(|b| V2::amend(ctx, b))
     }
-    fn admit(&self, ctx: &Context, producer: &str, body: &Body) -> Result<(), Refusal> {
-        v1::V1.admit(ctx, producer, body)
+    fn admit(&self, ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal> {
+        v1::V1.admit(ctx, author, body)
     }
 }
 

@@ -37,9 +37,28 @@ pub trait Resolver: Send + Sync {
     /// The record that must follow the current context, if any: a decision,
     /// or workflow progress (`step_ready`, `step_timed_out`, `run_finished`).
     fn next_follow_up(&self, ctx: &Context) -> Option<Body>;
-    /// Whether `producer` may append `body` now (admission). Records written
+    /// Whether `author` may append `body` now (admission). Records written
     /// by parley itself are not admitted this way.
-    fn admit(&self, ctx: &Context, producer: &str, body: &Body) -> Result<(), Refusal>;
+    fn admit(&self, ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal>;
+}
+
+/// Who writes a record: its producer and the credential it came with (the
+/// seq of its `credential_granted` record; `None` for the embedded library
+/// and the CLI, which act with the data directory's owner's rights).
+#[derive(Clone, Copy, Debug)]
+pub struct Author<'a> {
+    pub producer: &'a str,
+    pub credential: Option<u64>,
+}
+
+impl<'a> Author<'a> {
+    /// The author of a record as its envelope says.
+    pub fn of(envelope: &'a crate::record::Envelope) -> Author<'a> {
+        Author {
+            producer: &envelope.producer,
+            credential: envelope.credential,
+        }
+    }
 }
 
 /// The resolver versions a build knows.
@@ -109,7 +128,7 @@ impl Resolvers {
 
     /// Admission under the version in force; a `resolver_adopted` record must
     /// name a version this build knows, newer than the one in force.
-    pub fn admit(&self, ctx: &Context, producer: &str, body: &Body) -> Result<(), Refusal> {
+    pub fn admit(&self, ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal> {
         if let Body::ResolverAdopted { version } = body {
             let current = ctx.authority.resolver.value;
             if !self.versions.contains_key(version) {
@@ -125,7 +144,7 @@ impl Resolvers {
                 });
             }
         }
-        self.in_force(ctx).admit(ctx, producer, body)
+        self.in_force(ctx).admit(ctx, author, body)
     }
 
     /// Checks that this build can continue a ledger whose context is `ctx`.

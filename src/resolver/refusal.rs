@@ -121,6 +121,21 @@ pub enum Refusal {
     AlreadyRevoked { grant: u64, revoked: u64 },
     #[error("`causation` {causation} names no record: the log ends at seq {head}")]
     CausationUnknown { causation: u64, head: u64 },
+    #[error("the credential granted at seq {grant} was revoked at seq {revoked}")]
+    CredentialRevoked { grant: u64, revoked: u64 },
+    #[error(
+        "the credential granted at seq {grant} is `{identity}`'s; it cannot write as `{producer}`"
+    )]
+    CredentialNotYours {
+        grant: u64,
+        identity: String,
+        producer: String,
+    },
+    #[error("a {role} credential cannot write `{kind}` records")]
+    RoleForbids {
+        role: &'static str,
+        kind: &'static str,
+    },
 }
 
 fn list(v: &[u32]) -> String {
@@ -163,6 +178,9 @@ impl Refusal {
             | Refusal::TokenReused { .. }
             | Refusal::NoSuchCredential { .. }
             | Refusal::AlreadyRevoked { .. } => "credential",
+            Refusal::CredentialRevoked { .. } => "credential-revoked",
+            Refusal::CredentialNotYours { .. } => "not-your-identity",
+            Refusal::RoleForbids { .. } => "role-forbids",
             Refusal::CausationUnknown { .. } => "unknown-causation",
         }
     }
@@ -171,7 +189,12 @@ impl Refusal {
     pub fn is_forbidden(&self) -> bool {
         matches!(
             self,
-            Refusal::NotAdmin { .. } | Refusal::NotHuman { .. } | Refusal::NotStepOwner { .. }
+            Refusal::NotAdmin { .. }
+                | Refusal::NotHuman { .. }
+                | Refusal::NotStepOwner { .. }
+                | Refusal::CredentialRevoked { .. }
+                | Refusal::CredentialNotYours { .. }
+                | Refusal::RoleForbids { .. }
         )
     }
 }

@@ -359,19 +359,20 @@ impl Writer {
                 Err(e) => return Answer::Err(e),
             }
         }
-        match self.check(&env, &record.body, tail, now_ms) {
+        match self.check(&record.envelope, &env, &record.body, (tail, now_ms)) {
             Ok(t) => self.append_command(record, t, tail, batch),
             Err(e) => Answer::Err(e),
         }
     }
 
-    /// Time, causation and admission.
+    /// Time, causation and admission (of the record's author: producer and
+    /// credential).
     fn check(
         &self,
+        record_env: &Envelope,
         env: &CommandEnvelope,
         body: &Body,
-        tail: &Tail,
-        now_ms: u64,
+        (tail, now_ms): (&Tail, u64),
     ) -> Result<u64, AppendError> {
         let t = self.time_of(env.at_ms, tail.2, now_ms)?;
         if let Some(c) = env.causation.filter(|c| *c > tail.0) {
@@ -381,7 +382,8 @@ impl Writer {
             }
             .into());
         }
-        self.resolvers.admit(&self.ctx, &env.producer, body)?;
+        let author = crate::resolver::Author::of(record_env);
+        self.resolvers.admit(&self.ctx, author, body)?;
         Ok(t)
     }
 

@@ -14,10 +14,41 @@ use crate::command::SYSTEM_PRODUCER;
 use crate::context::{Context, Holder};
 use crate::entity::EntityRef;
 use crate::record::{Body, Role};
-use crate::resolver::Refusal;
+use crate::resolver::{Author, Refusal};
 use crate::rules::RuleSet;
 use crate::workflow::run::{owns, RunStatus, StepStatus};
 use crate::workflow::Definition;
+
+/// A record that came with a credential: the credential must be in force,
+/// be the producer's, and its role must allow the record's kind. Records
+/// without one come from the data directory's owner (library, CLI).
+pub(super) fn credential(ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal> {
+    let Some(grant) = author.credential else {
+        return Ok(());
+    };
+    let c = ctx
+        .authority
+        .credentials
+        .get(&grant)
+        .ok_or(Refusal::NoSuchCredential { grant })?;
+    if let Some(revoked) = c.revoked {
+        return Err(Refusal::CredentialRevoked { grant, revoked });
+    }
+    if c.identity != author.producer {
+        return Err(Refusal::CredentialNotYours {
+            grant,
+            identity: c.identity.clone(),
+            producer: author.producer.to_owned(),
+        });
+    }
+    if !c.role.permits(body) {
+        return Err(Refusal::RoleForbids {
+            role: c.role.name(),
+            kind: body.kind(),
+        });
+    }
+    Ok(())
+}
 
 pub(super) fn admit(ctx: &Context, producer: &str, body: &Body) -> Result<(), Refusal> {
     if body.is_admin() && ctx.authority.holder(producer) != Some(Holder::Admin) {

@@ -34,7 +34,7 @@ mod priority;
 mod sequence;
 mod steps;
 
-use super::{Refusal, Resolver};
+use super::{Author, Refusal, Resolver};
 use crate::context::{Context, IntentionState};
 use crate::entity::EntityRef;
 use crate::record::Body;
@@ -62,8 +62,9 @@ impl Resolver for V1 {
         next_follow_up(ctx)
     }
 
-    fn admit(&self, ctx: &Context, producer: &str, body: &Body) -> Result<(), Refusal> {
-        admission::admit(ctx, producer, body)
+    fn admit(&self, ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal> {
+        admission::credential(ctx, author, body)?;
+        admission::admit(ctx, author.producer, body)
     }
 }
 
