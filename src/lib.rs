@@ -36,6 +36,7 @@ pub mod resolver;
 pub mod rules;
 pub mod schema;
 pub mod sequencer;
+pub mod server;
 pub mod time;
 pub mod value;
 pub mod verify;

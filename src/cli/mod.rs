@@ -5,6 +5,7 @@
 
 mod escalations;
 mod inspect;
+mod serve;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,43 @@ pub struct Create {
 }
 
 #[derive(Subcommand)]
+enum TokenCmd {
+    /// Grant a credential and print its token once (only its hash is kept, in the log).
+    Create {
+        #[arg(long)]
+        data: PathBuf,
+        /// The identity the token writes as (an agent, human or admin id; any name for a reader).
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// The admin granting it (default: the ledger's first admin).
+        #[arg(long = "as")]
+        admin: Option<String>,
+    },
+}
+
+/// A credential's role.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum TokenRole {
+    Agent,
+    Human,
+    Admin,
+    Reader,
+}
+
+impl From<TokenRole> for crate::record::Role {
+    fn from(r: TokenRole) -> crate::record::Role {
+        match r {
+            TokenRole::Agent => crate::record::Role::Agent,
+            TokenRole::Human => crate::record::Role::Human,
+            TokenRole::Admin => crate::record::Role::Admin,
+            TokenRole::Reader => crate::record::Role::Reader,
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
 enum Cmd {
     /// Run the seed's scenarios through a fresh ledger and compare them with the same agents uncoordinated.
     Demo {
@@ -80,6 +118,21 @@ enum Cmd {
         file: PathBuf,
         #[command(flatten)]
         create: Create,
+    },
+    /// Serve the ledger over HTTP (JSON under /v1/, SSE stream); creates it if DIR holds none.
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7420")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        create: Create,
+    },
+    /// Credentials for `parley serve`.
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
     },
     /// Recompute the whole hash chain (read-only). Exit 1 on any damage.
     Verify {
@@ -267,6 +320,20 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             json,
         } => inspect::simulate(&data, seed, records, skus, json),
         Cmd::Run { data, file, create } => write::run(&data, &file, &create),
+        Cmd::Serve {
+            data,
+            listen,
+            create,
+        } => serve::serve(&data, listen, &create),
+        Cmd::Token {
+            action:
+                TokenCmd::Create {
+                    data,
+                    name,
+                    role,
+                    admin,
+                },
+        } => serve::token_create(&data, &name, role, admin.as_deref()),
         Cmd::Verify {
             data,
             json,

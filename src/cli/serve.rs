@@ -1,0 +1,95 @@
+//! `parley serve` and `parley token create`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::write::{options, tell_recovery};
+use super::Create;
+use crate::audit::LedgerRead;
+use crate::command::{Command, CommandEnvelope};
+use crate::ledger::Ledger;
+use crate::record::{Body, Role, Timeline};
+
+/// `parley serve`: opens (or creates, on the wall clock) and serves DIR.
+pub fn serve(data: &Path, listen: SocketAddr, create: &Create) -> Result<ExitCode> {
+    let mut opts = options(create)?;
+    opts.serve = true;
+    let (ledger, report) =
+        Ledger::open(data, opts).with_context(|| format!("open {}", data.display()))?;
+    tell_recovery(&report);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(crate::server::serve(ledger, listen))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The genesis record's first admin and time line.
+fn genesis(ledger: &Ledger) -> Result<(String, Timeline)> {
+    let mut found = None;
+    ledger.scan(1, 1, &mut |r| {
+        if let Body::Genesis {
+            first_admin,
+            timeline,
+            ..
+        } = r.record.body
+        {
+            found = Some((first_admin, timeline));
+        }
+        Ok(())
+    })?;
+    found.context("the log has no genesis record")
+}
+
+/// `parley token create`: grants a credential as an admin and prints the
+/// token once. Needs the writer's lock: run it before `parley serve`.
+pub fn token_create(
+    data: &Path,
+    name: &str,
+    role: impl Into<Role>,
+    admin: Option<&str>,
+) -> Result<ExitCode> {
+    if !data.join("log").is_dir() {
+        bail!(
+            "{} holds no ledger: create it first (`parley serve` or `parley run`)",
+            data.display()
+        );
+    }
+    let (ledger, report) = Ledger::open(data, options(&Create::default())?).with_context(|| {
+        format!(
+            "open {} (stop `parley serve` to create tokens)",
+            data.display()
+        )
+    })?;
+    tell_recovery(&report);
+    let (first_admin, timeline) = genesis(&ledger)?;
+    let token = crate::server::auth::new_token().context("read the system's random source")?;
+    let at_ms = match timeline {
+        Timeline::Scripted => ledger.head().map(|h| h.recorded_at_ms),
+        Timeline::Wall => None,
+    };
+    let cmd = Command {
+        envelope: CommandEnvelope {
+            producer: admin.unwrap_or(&first_admin).to_owned(),
+            at_ms,
+            ..CommandEnvelope::default()
+        },
+        body: Body::CredentialGranted {
+            identity: name.to_owned(),
+            role: role.into(),
+            token_hash: crate::server::auth::token_hash(&token),
+        },
+    };
+    let ack = ledger.append(cmd).context("grant the credential")?;
+    ledger.close()?;
+    eprintln!(
+        "granted at seq {}; the token is shown once, keep it secret:",
+        ack.seq
+    );
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,117 @@
+//! Errors as RFC 9457 `application/problem+json`, with a stable `type` per
+//! kind of error, derived from the core's typed errors.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::command::CommandError;
+use crate::sequencer::AppendError;
+
+/// The base of every problem `type` URI.
+const TYPE_BASE: &str = "urn:parley:problem:";
+
+/// One problem: status, stable type, a human title and the specific detail.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Seconds to wait before retrying (429, 503).
+    #[serde(skip)]
+    pub retry_after_s: Option<u32>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, title: &'static str, detail: String) -> Problem {
+        debug_assert!(
+            !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+        );
+        Problem {
+            type_uri: format!("{TYPE_BASE}{code}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            retry_after_s: None,
+        }
+    }
+
+    pub fn unauthorized(detail: &str) -> Problem {
+        let status = StatusCode::UNAUTHORIZED;
+        Problem::new(
+            status,
+            "unauthorized",
+            "Not authenticated",
+            detail.to_owned(),
+        )
+    }
+
+    pub fn forbidden(code: &str, detail: String) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, code, "Not allowed", detail)
+    }
+
+    pub fn bad_request(code: &str, detail: String) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
+    }
+
+    pub fn not_found(detail: String) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub fn internal(detail: String) -> Problem {
+        let status = StatusCode::INTERNAL_SERVER_ERROR;
+        Problem::new(status, "internal", "Internal error", detail)
+    }
+}
+
+impl From<CommandError> for Problem {
+    fn from(e: CommandError) -> Problem {
+        Problem::bad_request("invalid-command", e.to_string())
+    }
+}
+
+impl From<&AppendError> for Problem {
+    fn from(e: &AppendError) -> Problem {
+        let code = crate::answer::code(e);
+        let (status, title) = match e {
+            AppendError::Invalid(_) | AppendError::Record(_) => {
+                (StatusCode::BAD_REQUEST, "Invalid command")
+            }
+            AppendError::Refused(r) if r.is_forbidden() => (StatusCode::FORBIDDEN, "Not allowed"),
+            AppendError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Refused"),
+            AppendError::TimeBackwards { .. }
+            | AppendError::TimeAhead { .. }
+            | AppendError::TimeMissing
+            | AppendError::TimeJump { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Wrong time"),
+            AppendError::KeyConflict { .. } => (StatusCode::CONFLICT, "Idempotency key reused"),
+            AppendError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "Busy"),
+            AppendError::Failed(_) | AppendError::Closed => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Ledger unavailable")
+            }
+        };
+        let mut p = Problem::new(status, code, title, e.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            p.retry_after_s = Some(1);
+        }
+        p
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(s) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}

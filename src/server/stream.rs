@@ -1,0 +1,207 @@
+//! `GET /v1/stream`: Server-Sent Events from any seq. It subscribes to the
+//! writer's feed of committed batches first, then catches up from the log in
+//! bounded chunks, then follows the feed; records are sent in seq order and a
+//! seq already sent is skipped, so the seam has no gap and no duplicate. A
+//! subscriber that falls behind the feed's bounded buffer gets a final
+//! `resume` event naming the seq to reconnect from.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::problem::Problem;
+use super::App;
+use crate::audit::LedgerRead;
+use crate::entity::EntityRef;
+use crate::export::ExportedRecord;
+use crate::record::StoredRecord;
+use crate::sequencer::projector::Committed;
+
+/// Records read from the log per catch-up step (bounds memory per stream).
+const CATCH_UP_CHUNK: u64 = 1_000;
+
+/// Which records a subscriber wants.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// The first seq wanted (default: the next one committed).
+    pub from: Option<u64>,
+    /// A record kind, e.g. `decision`.
+    pub kind: Option<String>,
+    /// An entity the record names, e.g. `sku:SKU-1`.
+    pub entity: Option<String>,
+    /// The producer.
+    pub producer: Option<String>,
+}
+
+struct Filter {
+    kind: Option<String>,
+    entity: Option<EntityRef>,
+    producer: Option<String>,
+}
+
+impl Filter {
+    fn wants(&self, r: &StoredRecord) -> bool {
+        let rec = &r.record;
+        self.kind.as_deref().is_none_or(|k| rec.body.kind() == k)
+            && self
+                .producer
+                .as_deref()
+                .is_none_or(|p| rec.envelope.producer == p)
+            && self
+                .entity
+                .as_ref()
+                .is_none_or(|e| rec.index_entities().contains(e))
+    }
+}
+
+enum Phase {
+    CatchUp { next: u64, head: u64 },
+    Live,
+    Done,
+}
+
+struct Follow {
+    app: App,
+    rx: tokio::sync::broadcast::Receiver<Arc<Committed>>,
+    filter: Filter,
+    /// The last seq sent (or skipped by the filter).
+    last: u64,
+    phase: Phase,
+    pending: VecDeque<StoredRecord>,
+}
+
+fn event(r: &StoredRecord) -> Event {
+    let data = serde_json::to_string(&ExportedRecord::from(r)).unwrap_or_default();
+    Event::default()
+        .id(r.record.envelope.seq.to_string())
+        .event(r.record.body.kind())
+        .data(data)
+}
+
+fn resume(from: u64, why: &str) -> Event {
+    let data = serde_json::json!({ "from": from, "reason": why }).to_string();
+    Event::default().event("resume").data(data)
+}
+
+impl Follow {
+    /// The next committed batch, unless the server starts shutting down
+    /// (reported as `Closed`).
+    async fn live(&mut self) -> Result<Arc<Committed>, RecvError> {
+        let mut closing = self.app.closing.clone();
+        tokio::select! {
+            r = self.rx.recv() => r,
+            _ = closing.wait_for(|c| *c) => Err(RecvError::Closed),
+        }
+    }
+
+    /// The next event, or `None` when the stream ends.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            while let Some(r) = self.pending.pop_front() {
+                let seq = r.record.envelope.seq;
+                if seq <= self.last {
+                    continue;
+                }
+                debug_assert_eq!(seq, self.last + 1, "records reach a stream in order");
+                self.last = seq;
+                if self.filter.wants(&r) {
+                    return Some(event(&r));
+                }
+            }
+            match self.phase {
+                Phase::Done => return None,
+                Phase::CatchUp { next, head } if next > head => self.phase = Phase::Live,
+                Phase::CatchUp { next, head } => {
+                    let to = head.min(next + CATCH_UP_CHUNK - 1);
+                    let ledger = self.app.ledger.clone();
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut out = Vec::new();
+                        ledger
+                            .scan(next, to, &mut |r| {
+                                out.push(r);
+                                Ok(())
+                            })
+                            .map(|()| out)
+                    })
+                    .await;
+                    match read {
+                        Ok(Ok(records)) => self.pending.extend(records),
+                        _ => {
+                            self.phase = Phase::Done;
+                            return Some(resume(self.last + 1, "the log could not be read"));
+                        }
+                    }
+                    self.phase = Phase::CatchUp { next: to + 1, head };
+                }
+                _ if *self.app.closing.borrow() => {
+                    self.phase = Phase::Done;
+                    return Some(resume(self.last + 1, "the server is shutting down"));
+                }
+                Phase::Live => match self.live().await {
+                    Ok(batch) => self.pending.extend(batch.records.iter().cloned()),
+                    Err(RecvError::Lagged(_)) => {
+                        self.phase = Phase::Done;
+                        return Some(resume(self.last + 1, "the subscriber fell behind"));
+                    }
+                    Err(RecvError::Closed) => {
+                        self.phase = Phase::Done;
+                        return Some(resume(self.last + 1, "the server is shutting down"));
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// The SSE handler.
+pub async fn stream(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    app.caller(&headers)?;
+    let rx = app
+        .ledger
+        .subscribe()
+        .ok_or_else(|| Problem::internal("this ledger was not opened to serve".into()))?;
+    let head = app.ledger.head_seq();
+    let resume_from = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<u64>())
+        .transpose()
+        .map_err(|_| Problem::bad_request("bad-last-event-id", "Last-Event-ID is a seq".into()))?
+        .map(|id| id + 1);
+    let from = resume_from.or(q.from).unwrap_or(head + 1).max(1);
+    let entity = q
+        .entity
+        .as_deref()
+        .map(EntityRef::parse)
+        .transpose()
+        .map_err(|e| Problem::bad_request("bad-entity", format!("entity: {e}")))?;
+    let follow = Follow {
+        app,
+        rx,
+        filter: Filter {
+            kind: q.kind,
+            entity,
+            producer: q.producer,
+        },
+        last: from - 1,
+        phase: Phase::CatchUp { next: from, head },
+        pending: VecDeque::new(),
+    };
+    let events = stream::unfold(follow, |mut f| async move {
+        let e = f.next().await?;
+        Some((Ok(e), f))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,273 @@
+//! `parley serve`, driven over HTTP on a loopback port by a plain HTTP/1.1
+//! client: writes answered once durable with the decision, the credential
+//! rules (401 and 403 apart, the log unchanged after each refusal),
+//! problem+json errors, the SSE stream across a reconnect with
+//! Last-Event-ID, and a clean stop on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command as Process, Stdio};
+use std::time::Duration;
+
+use common::parley_bin;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let mut child = Process::new(parley_bin())
+            .args([
+                "serve",
+                "--data",
+                dir.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start parley serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("parley serve: listening on http://")
+            .unwrap_or_else(|| panic!("parley serve did not start: {line:?}"))
+            .to_owned();
+        Server { child, addr }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    /// One request; returns (status, content type, body).
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String, String) {
+        let mut s = self.connect();
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head[9..12].parse().unwrap();
+        let ctype = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type: ")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        (status, ctype, body.to_owned())
+    }
+
+    fn post(&self, token: Option<&str>, body: &str) -> (u16, String, serde_json::Value) {
+        let (status, ctype, body) = self.request("POST", "/v1/commands", token, body);
+        let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        (status, ctype, json)
+    }
+
+    /// Opens the stream and reads `n` events: (id, event name).
+    fn events(
+        &self,
+        token: &str,
+        query: &str,
+        last_id: Option<u64>,
+        n: usize,
+    ) -> Vec<(u64, String)> {
+        let mut s = self.connect();
+        let last = last_id.map_or(String::new(), |i| format!("Last-Event-ID: {i}\r\n"));
+        write!(
+            s,
+            "GET /v1/stream{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{last}\r\n"
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let (mut out, mut id, mut line) = (Vec::new(), None, String::new());
+        while out.len() < n {
+            line.clear();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "stream ended early"
+            );
+            let l = line.trim_end();
+            if let Some(v) = l.strip_prefix("id: ") {
+                id = Some(v.parse::<u64>().unwrap());
+            } else if let Some(e) = l.strip_prefix("event: ") {
+                out.push((id.take().unwrap_or(0), e.to_owned()));
+            }
+        }
+        out
+    }
+
+    fn stop(self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        Process::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+fn parley(args: &[&str], stdin: &str) -> String {
+    let mut child = Process::new(parley_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "parley {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn records(dir: &Path) -> u64 {
+    let out = parley(&["verify", "--data", dir.to_str().unwrap(), "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["records"].as_u64().unwrap()
+}
+
+const SETUP: &str = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}
+{"producer":"admin","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":40}}
+{"producer":"admin","kind":"catalog","sku":"S1","category":"audio","cost_minor":1000,"price_minor":2000,"stock":5,"lifecycle":"active"}
+"#;
+
+const INTEND: &str = r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":1900},"reasoning":"match the rival","impact":{"revenue_minor":-100,"margin_minor":-100},"objective":"sales-growth"}}"#;
+
+fn fact(producer: &str, colour: &str) -> String {
+    format!(
+        r#"{{"producer":"{producer}","kind":"fact","entity":"sku:S1","attribute":"colour","value":"{colour}"}}"#
+    )
+}
+
+#[test]
+fn agents_write_read_and_follow_over_http() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("ledger");
+    let d = dir.to_str().unwrap();
+    parley(&["run", "--data", d, "-"], SETUP);
+    let token = |name: &str, role: &str| {
+        parley(
+            &[
+                "token", "create", "--data", d, "--name", name, "--role", role,
+            ],
+            "",
+        )
+        .trim()
+        .to_owned()
+    };
+    let pricing = token("pricing", "agent");
+    let reader = token("dashboard", "reader");
+    let server = Server::start(&dir);
+
+    // An intention is answered once durable, with its decision.
+    let (status, _, answer) = server.post(Some(&pricing), INTEND);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["decision"]["outcome"]["kind"], "approved",
+        "{answer}"
+    );
+    let intention = answer["seq"].as_u64().unwrap();
+    let (status, _, body) = server.request(
+        "GET",
+        &format!("/v1/intentions/{intention}"),
+        Some(&reader),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(got["decisions"][0]["body"]["decision"]["rule"], "approve");
+
+    // Refusals: 401 without or with a wrong token, 403 for another identity
+    // or a reader writing; problem+json; 400 for malformed JSON.
+    let cases: [(Option<&str>, String, u16, &str); 5] = [
+        (None, fact("pricing", "red"), 401, "unauthorized"),
+        (
+            Some("pk_wrong"),
+            fact("pricing", "red"),
+            401,
+            "unauthorized",
+        ),
+        (
+            Some(&pricing),
+            fact("marketing", "red"),
+            403,
+            "not-your-identity",
+        ),
+        (Some(&reader), fact("dashboard", "red"), 403, "role-forbids"),
+        (
+            Some(&pricing),
+            "{\"producer\":".into(),
+            400,
+            "invalid-command",
+        ),
+    ];
+    for (tok, body, want, kind) in &cases {
+        let (status, ctype, problem) = server.post(*tok, body);
+        assert_eq!(status, *want, "{body}: {problem}");
+        assert_eq!(ctype, "application/problem+json", "{body}");
+        assert_eq!(
+            problem["type"],
+            format!("urn:parley:problem:{kind}"),
+            "{problem}"
+        );
+        assert_eq!(problem["status"], *want);
+    }
+    let (status, _, _) = server.post(Some(&"x".repeat(300)), &fact("pricing", "red"));
+    assert_eq!(status, 401);
+
+    // The stream: catch up, disconnect, miss records, resume exactly.
+    let first = server.events(&pricing, "?from=1", None, 8);
+    let ids: Vec<u64> = first.iter().map(|e| e.0).collect();
+    assert_eq!(ids, (1..=8).collect::<Vec<_>>());
+    for colour in ["red", "green", "blue"] {
+        assert_eq!(server.post(Some(&pricing), &fact("pricing", colour)).0, 200);
+    }
+    let head = records(&dir);
+    let rest = server.events(&pricing, "", Some(8), (head - 8) as usize);
+    let ids: Vec<u64> = rest.iter().map(|e| e.0).collect();
+    assert_eq!(ids, (9..=head).collect::<Vec<_>>(), "{rest:?}");
+    assert_eq!(rest.last().unwrap().1, "fact");
+    let decisions = server.events(&pricing, "?from=1&kind=decision", None, 1);
+    assert_eq!(decisions[0].1, "decision");
+
+    // Nothing a refusal touched reached the log.
+    let before = records(&dir);
+    for (tok, body, _, _) in &cases {
+        server.post(*tok, body);
+    }
+    assert_eq!(records(&dir), before, "a refused request changed the log");
+
+    let (code, out) = server.stop();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("stopped cleanly"), "{out}");
+}
