@@ -158,6 +158,7 @@ fn records(dir: &Path) -> u64 {
 
 const SETUP: &str = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}
 {"producer":"admin","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":40}}
+{"producer":"admin","kind":"human_registered","human":"maya"}
 {"producer":"admin","kind":"catalog","sku":"S1","category":"audio","cost_minor":1000,"price_minor":2000,"stock":5,"lifecycle":"active"}
 "#;
 
@@ -187,6 +188,7 @@ fn agents_write_read_and_follow_over_http() {
     };
     let pricing = token("pricing", "agent");
     let reader = token("dashboard", "reader");
+    let maya = token("maya", "human");
     let server = Server::start(&dir);
 
     // An intention is answered once durable, with its decision.
@@ -206,6 +208,40 @@ fn agents_write_read_and_follow_over_http() {
     assert_eq!(status, 200, "{body}");
     let got: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(got["decisions"][0]["body"]["decision"]["rule"], "approve");
+
+    // An escalated intention's settlement reaches the agent that waits on it.
+    let big = INTEND.replace(
+        "-100,\"margin_minor\":-100",
+        "-900000,\"margin_minor\":-100",
+    );
+    let (status, _, answer) = server.post(Some(&pricing), &big);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["decision"]["outcome"]["kind"], "escalated",
+        "{answer}"
+    );
+    let escalated = answer["seq"].as_u64().unwrap();
+    let waiting = std::thread::scope(|scope| {
+        let poll = scope.spawn(|| {
+            let path = format!("/v1/intentions/{escalated}?wait_ms=20000");
+            server.request("GET", &path, Some(&pricing), "")
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let resolve = format!(
+            r#"{{"producer":"maya","kind":"human_resolution","intention":{escalated},"option":0,"rationale":"worth it"}}"#
+        );
+        let (status, _, answer) = server.post(Some(&maya), &resolve);
+        assert_eq!(status, 200, "{answer}");
+        poll.join().unwrap()
+    });
+    assert_eq!(waiting.0, 200, "{}", waiting.2);
+    let got: serde_json::Value = serde_json::from_str(&waiting.2).unwrap();
+    assert_eq!(got["settled"], true, "{got}");
+    let last = &got["decisions"][got["decisions"].as_array().unwrap().len() - 1];
+    assert_eq!(
+        last["body"]["decision"]["outcome"]["kind"], "approved",
+        "{got}"
+    );
 
     // Refusals: 401 without or with a wrong token, 403 for another identity
     // or a reader writing; problem+json; 400 for malformed JSON.
@@ -244,11 +280,23 @@ fn agents_write_read_and_follow_over_http() {
     }
     let (status, _, _) = server.post(Some(&"x".repeat(300)), &fact("pricing", "red"));
     assert_eq!(status, 401);
+    let huge = format!(
+        "{{\"producer\":\"pricing\",\"pad\":\"{}\"}}",
+        "x".repeat(3 << 20)
+    );
+    let (status, ctype, problem) = server.post(Some(&pricing), &huge);
+    assert_eq!(
+        (status, ctype.as_str()),
+        (413, "application/problem+json"),
+        "{problem}"
+    );
+    assert_eq!(problem["type"], "urn:parley:problem:body-too-large");
 
     // The stream: catch up, disconnect, miss records, resume exactly.
     let first = server.events(&pricing, "?from=1", None, 8);
     let ids: Vec<u64> = first.iter().map(|e| e.0).collect();
     assert_eq!(ids, (1..=8).collect::<Vec<_>>());
+    assert_eq!(first[0].1, "genesis");
     for colour in ["red", "green", "blue"] {
         assert_eq!(server.post(Some(&pricing), &fact("pricing", colour)).0, 200);
     }

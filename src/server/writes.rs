@@ -17,9 +17,18 @@ use crate::command::Command;
 pub async fn post_command(
     State(app): State<App>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<CommandAnswer>, Problem> {
     let caller = app.caller(&headers)?;
+    let body = body.map_err(|r| {
+        let status = r.status();
+        let code = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            "body-too-large"
+        } else {
+            "bad-body"
+        };
+        Problem::new(status, code, "Bad request body", r.body_text())
+    })?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::bad_request("invalid-command", "the body is not UTF-8".into()))?;
     let command = Command::parse(text)?;
