@@ -42,6 +42,14 @@ impl App {
     /// The caller a request's token names, checked against the published
     /// context (the credentials as of the durable head).
     pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, Problem> {
+        self.with_context(|ctx| auth::caller(headers, ctx))?
+    }
+
+    /// Runs `f` on the published context (read-locked, briefly).
+    pub fn with_context<T>(
+        &self,
+        f: impl FnOnce(&crate::context::Context) -> T,
+    ) -> Result<T, Problem> {
         let published = self
             .ledger
             .published()
@@ -49,7 +57,7 @@ impl App {
         let ctx = published
             .read()
             .map_err(|_| Problem::internal("the published context is unavailable".into()))?;
-        auth::caller(headers, &ctx)
+        Ok(f(&ctx))
     }
 }
 
@@ -61,6 +69,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/commands", post(writes::post_command))
         .route("/v1/stream", get(stream::stream))
         .route("/v1/intentions/{seq}", get(intention))
+        .route("/v1/state", get(state))
+        .route("/v1/entities/{entity}", get(entity))
         .layer(DefaultBodyLimit::max(MAX_COMMAND_BYTES))
         .with_state(app)
 }
@@ -70,6 +80,29 @@ async fn ready(State(app): State<App>) -> Result<&'static str, Problem> {
         Some(_) => Ok("ready"),
         None => Err(Problem::internal("not serving".into())),
     }
+}
+
+/// The shared context at the durable head (`schemas/state.schema.json`).
+async fn state(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<crate::context::view::StateView>, Problem> {
+    app.caller(&headers)?;
+    app.with_context(crate::context::view::state).map(Json)
+}
+
+/// One entity (`sku:S1`, `order:O-9`, …) at the durable head
+/// (`schemas/entity.schema.json`).
+async fn entity(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(text): Path<String>,
+) -> Result<Json<crate::context::view::EntityView>, Problem> {
+    app.caller(&headers)?;
+    let e = EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m))?;
+    app.with_context(|ctx| crate::context::view::entity(ctx, &e))?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("the shared context holds nothing about {e}")))
 }
 
 /// An intention and every decision about it so far, oldest first.
@@ -167,6 +200,9 @@ async fn read_intention(app: &App, seq: u64) -> Result<IntentionAnswer, Problem>
     })
 }
 
+/// How many 50 ms waits shutdown allows for request tasks to let go.
+const SHUTDOWN_WAITS: u32 = 200;
+
 /// Serves `ledger` on `listen` until SIGINT or SIGTERM, then stops accepting,
 /// lets in-flight requests finish and closes the ledger.
 pub async fn serve(ledger: Ledger, listen: SocketAddr) -> anyhow::Result<()> {
@@ -187,8 +223,21 @@ pub async fn serve(ledger: Ledger, listen: SocketAddr) -> anyhow::Result<()> {
             let _ = closing_tx.send(true);
         })
         .await?;
-    let ledger = Arc::try_unwrap(ledger)
-        .map_err(|_| anyhow::anyhow!("a request still holds the ledger at shutdown"))?;
+    // Connections are closed; their tasks (and blocking reads) may still be
+    // dropping their handles. Every acknowledged record is already durable.
+    let mut ledger = ledger;
+    let mut waits = 0u32;
+    let ledger = loop {
+        match Arc::try_unwrap(ledger) {
+            Ok(l) => break l,
+            Err(shared) if waits < SHUTDOWN_WAITS => {
+                ledger = shared;
+                waits += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(_) => anyhow::bail!("requests still held the ledger 10 s after shutdown"),
+        }
+    };
     ledger.close()?;
     println!("parley serve: stopped cleanly");
     Ok(())
