@@ -21,6 +21,10 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Server {
         let mut child = Process::new(parley_bin())
             .args([
                 "serve",
@@ -29,6 +33,7 @@ impl Server {
                 "--listen",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -413,4 +418,32 @@ fn sigterm_during_a_burst_loses_no_acknowledged_record() {
         "{} acknowledged writes during SIGTERM, all present after the stop",
         acked.len()
     );
+}
+
+#[test]
+fn a_caller_over_its_quota_gets_429_and_the_log_is_unchanged() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("ledger");
+    let d = dir.to_str().unwrap();
+    parley(&["run", "--data", d, "-"], SETUP);
+    let pricing = parley(
+        &[
+            "token", "create", "--data", d, "--name", "pricing", "--role", "agent",
+        ],
+        "",
+    )
+    .trim()
+    .to_owned();
+    let server = Server::start_with(&dir, &["--writes-per-s", "1"]);
+    assert_eq!(server.post(Some(&pricing), &fact("pricing", "red")).0, 200);
+    let before = records(&dir);
+    let (status, ctype, problem) = server.post(Some(&pricing), &fact("pricing", "blue"));
+    assert_eq!(
+        (status, ctype.as_str()),
+        (429, "application/problem+json"),
+        "{problem}"
+    );
+    assert_eq!(problem["type"], "urn:parley:problem:rate-limited");
+    assert_eq!(records(&dir), before);
+    assert_eq!(server.stop().0, Some(0));
 }

@@ -126,6 +126,9 @@ enum Cmd {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7420")]
         listen: std::net::SocketAddr,
+        /// Writes each identity may make per second before getting 429.
+        #[arg(long, default_value = "1000")]
+        writes_per_s: std::num::NonZeroU32,
         #[command(flatten)]
         create: Create,
     },
@@ -323,8 +326,9 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
         Cmd::Serve {
             data,
             listen,
+            writes_per_s,
             create,
-        } => serve::serve(&data, listen, &create),
+        } => serve::serve(&data, listen, writes_per_s, &create),
         Cmd::Token {
             action:
                 TokenCmd::Create {

@@ -14,7 +14,12 @@ use crate::ledger::Ledger;
 use crate::record::{Body, Role, Timeline};
 
 /// `parley serve`: opens (or creates, on the wall clock) and serves DIR.
-pub fn serve(data: &Path, listen: SocketAddr, create: &Create) -> Result<ExitCode> {
+pub fn serve(
+    data: &Path,
+    listen: SocketAddr,
+    writes_per_s: std::num::NonZeroU32,
+    create: &Create,
+) -> Result<ExitCode> {
     let mut opts = options(create)?;
     opts.serve = true;
     let (ledger, report) =
@@ -24,7 +29,7 @@ pub fn serve(data: &Path, listen: SocketAddr, create: &Create) -> Result<ExitCod
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    runtime.block_on(crate::server::serve(ledger, listen))?;
+    runtime.block_on(crate::server::serve(ledger, listen, writes_per_s))?;
     Ok(ExitCode::SUCCESS)
 }
 

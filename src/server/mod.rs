@@ -29,10 +29,19 @@ use crate::ledger::Ledger;
 use auth::Caller;
 use problem::Problem;
 
+/// A rate limiter keyed by identity (GCRA, from the `governor` crate).
+pub type Limiter = governor::RateLimiter<
+    String,
+    governor::state::keyed::HashMapStateStore<String>,
+    governor::clock::DefaultClock,
+>;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct App {
     pub ledger: Arc<Ledger>,
+    /// Writes per identity: a caller over its quota gets 429 with Retry-After.
+    pub limiter: Arc<Limiter>,
     /// Turns true when the server is shutting down: streams end with a
     /// resumable `resume` event.
     pub closing: tokio::sync::watch::Receiver<bool>,
@@ -205,11 +214,17 @@ const SHUTDOWN_WAITS: u32 = 200;
 
 /// Serves `ledger` on `listen` until SIGINT or SIGTERM, then stops accepting,
 /// lets in-flight requests finish and closes the ledger.
-pub async fn serve(ledger: Ledger, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn serve(
+    ledger: Ledger,
+    listen: SocketAddr,
+    writes_per_s: std::num::NonZeroU32,
+) -> anyhow::Result<()> {
     let ledger = Arc::new(ledger);
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let quota = governor::Quota::per_second(writes_per_s);
     let app = App {
         ledger: ledger.clone(),
+        limiter: Arc::new(governor::RateLimiter::hashmap(quota)),
         closing,
     };
     let listener = tokio::net::TcpListener::bind(listen).await?;

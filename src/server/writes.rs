@@ -20,6 +20,22 @@ pub async fn post_command(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<CommandAnswer>, Problem> {
     let caller = app.caller(&headers)?;
+    if let Err(not_until) = app.limiter.check_key(&caller.identity) {
+        use governor::clock::Clock as _;
+        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        let mut p = Problem::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("`{}` is over its write quota; retry later", caller.identity),
+        );
+        p.retry_after_s = Some(
+            u32::try_from(wait.as_secs())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1),
+        );
+        return Err(p);
+    }
     let body = body.map_err(|r| {
         let status = r.status();
         let code = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
