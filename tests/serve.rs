@@ -174,6 +174,22 @@ const SETUP: &str = r#"{"producer":"admin","kind":"agent_registered","profile":{
 {"producer":"admin","kind":"catalog","sku":"S1","category":"audio","cost_minor":1000,"price_minor":2000,"stock":5,"lifecycle":"active"}
 "#;
 
+/// A ledger with the agents, a human and a sku the tests use.
+fn ledger(base: &Path) -> std::path::PathBuf {
+    let dir = base.join("ledger");
+    parley(&["run", "--data", dir.to_str().unwrap(), "-"], SETUP);
+    dir
+}
+
+/// A new token for `name` in `role` (no server may hold `dir`).
+fn token(dir: &Path, name: &str, role: &str) -> String {
+    let d = dir.to_str().unwrap();
+    let args = [
+        "token", "create", "--data", d, "--name", name, "--role", role,
+    ];
+    parley(&args, "").trim().to_owned()
+}
+
 const INTEND: &str = r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":1900},"reasoning":"match the rival","impact":{"revenue_minor":-100,"margin_minor":-100},"objective":"sales-growth"}}"#;
 
 fn fact(producer: &str, colour: &str) -> String {
@@ -185,22 +201,10 @@ fn fact(producer: &str, colour: &str) -> String {
 #[test]
 fn agents_write_read_and_follow_over_http() {
     let base = tempfile::tempdir().unwrap();
-    let dir = base.path().join("ledger");
-    let d = dir.to_str().unwrap();
-    parley(&["run", "--data", d, "-"], SETUP);
-    let token = |name: &str, role: &str| {
-        parley(
-            &[
-                "token", "create", "--data", d, "--name", name, "--role", role,
-            ],
-            "",
-        )
-        .trim()
-        .to_owned()
-    };
-    let pricing = token("pricing", "agent");
-    let reader = token("dashboard", "reader");
-    let maya = token("maya", "human");
+    let dir = ledger(base.path());
+    let pricing = token(&dir, "pricing", "agent");
+    let reader = token(&dir, "dashboard", "reader");
+    let maya = token(&dir, "maya", "human");
     let server = Server::start(&dir);
 
     // An intention is answered once durable, with its decision.
@@ -346,17 +350,9 @@ fn agents_write_read_and_follow_over_http() {
 #[test]
 fn sigterm_during_a_burst_loses_no_acknowledged_record() {
     let base = tempfile::tempdir().unwrap();
-    let dir = base.path().join("ledger");
+    let dir = ledger(base.path());
     let d = dir.to_str().unwrap();
-    parley(&["run", "--data", d, "-"], SETUP);
-    let pricing = parley(
-        &[
-            "token", "create", "--data", d, "--name", "pricing", "--role", "agent",
-        ],
-        "",
-    )
-    .trim()
-    .to_owned();
+    let pricing = token(&dir, "pricing", "agent");
     let server = Server::start(&dir);
     let stop = std::sync::atomic::AtomicBool::new(false);
     // (seq, colour) of every acknowledged write.
@@ -423,17 +419,8 @@ fn sigterm_during_a_burst_loses_no_acknowledged_record() {
 #[test]
 fn a_caller_over_its_quota_gets_429_and_the_log_is_unchanged() {
     let base = tempfile::tempdir().unwrap();
-    let dir = base.path().join("ledger");
-    let d = dir.to_str().unwrap();
-    parley(&["run", "--data", d, "-"], SETUP);
-    let pricing = parley(
-        &[
-            "token", "create", "--data", d, "--name", "pricing", "--role", "agent",
-        ],
-        "",
-    )
-    .trim()
-    .to_owned();
+    let dir = ledger(base.path());
+    let pricing = token(&dir, "pricing", "agent");
     let server = Server::start_with(&dir, &["--writes-per-s", "1"]);
     assert_eq!(server.post(Some(&pricing), &fact("pricing", "red")).0, 200);
     let before = records(&dir);
