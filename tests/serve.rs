@@ -270,6 +270,18 @@ fn agents_write_read_and_follow_over_http() {
     let (status, ctype, _) = server.request("GET", "/v1/entities/sku:NOPE", Some(&reader), "");
     assert_eq!((status, ctype.as_str()), (404, "application/problem+json"));
 
+    let (status, _, text) = server.request("GET", "/metrics", Some(&reader), "");
+    assert_eq!(status, 200, "{text}");
+    for want in [
+        "parley_commands_total{result=\"ok\"}",
+        "parley_decisions_total{rule=\"approve\",outcome=\"approved\"} 1",
+        "parley_command_latency_us_count",
+        "parley_open_escalations 0",
+    ] {
+        assert!(text.contains(want), "/metrics lacks {want}: {text}");
+    }
+    assert_eq!(server.request("GET", "/metrics", None, "").0, 401);
+
     // Refusals: 401 without or with a wrong token, 403 for another identity
     // or a reader writing; problem+json; 400 for malformed JSON.
     let cases: [(Option<&str>, String, u16, &str); 5] = [

@@ -8,6 +8,7 @@
 //! credential the log granted (`parley token create`).
 
 pub mod auth;
+pub mod metrics;
 pub mod problem;
 pub mod stream;
 pub mod writes;
@@ -42,6 +43,7 @@ pub struct App {
     pub ledger: Arc<Ledger>,
     /// Writes per identity: a caller over its quota gets 429 with Retry-After.
     pub limiter: Arc<Limiter>,
+    pub metrics: Arc<metrics::Metrics>,
     /// Turns true when the server is shutting down: streams end with a
     /// resumable `resume` event.
     pub closing: tokio::sync::watch::Receiver<bool>,
@@ -75,6 +77,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
         .route("/v1/commands", post(writes::post_command))
         .route("/v1/stream", get(stream::stream))
         .route("/v1/intentions/{seq}", get(intention))
@@ -82,6 +85,26 @@ pub fn router(app: App) -> Router {
         .route("/v1/entities/{entity}", get(entity))
         .layer(DefaultBodyLimit::max(MAX_COMMAND_BYTES))
         .with_state(app)
+}
+
+/// `/metrics` (any valid token).
+async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Result<String, Problem> {
+    app.caller(&headers)?;
+    let open = app.with_context(|ctx| {
+        ctx.intentions
+            .states
+            .values()
+            .filter(|s| s.escalation.is_some())
+            .count()
+    })?;
+    let depth = app.ledger.queue_depth();
+    Ok(app.metrics.render(depth, app.ledger.head_seq(), open))
+}
+
+/// Microseconds since `start`: shell timing for metrics, never state.
+#[allow(clippy::disallowed_methods)] // measuring latency for /metrics
+pub fn started() -> std::time::Instant {
+    std::time::Instant::now()
 }
 
 async fn ready(State(app): State<App>) -> Result<&'static str, Problem> {
@@ -225,6 +248,7 @@ pub async fn serve(
     let app = App {
         ledger: ledger.clone(),
         limiter: Arc::new(governor::RateLimiter::hashmap(quota)),
+        metrics: Arc::new(metrics::Metrics::default()),
         closing,
     };
     let listener = tokio::net::TcpListener::bind(listen).await?;

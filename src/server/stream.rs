@@ -91,6 +91,12 @@ fn resume(from: u64, why: &str) -> Event {
     Event::default().event("resume").data(data)
 }
 
+impl Drop for Follow {
+    fn drop(&mut self) {
+        self.app.metrics.subscribers.dec();
+    }
+}
+
 impl Follow {
     /// The next committed batch, unless the server starts shutting down
     /// (reported as `Closed`).
@@ -187,6 +193,7 @@ pub async fn stream(
         .map(EntityRef::parse)
         .transpose()
         .map_err(|e| Problem::bad_request("bad-entity", format!("entity: {e}")))?;
+    app.metrics.subscribers.inc();
     let follow = Follow {
         app,
         rx,

@@ -57,11 +57,21 @@ pub async fn post_command(
             ),
         ));
     }
-    let ticket = app
-        .ledger
-        .try_submit(command, Some(caller.grant))
-        .map_err(|e| Problem::from(&e))?;
-    let ack = ticket.outcome().await.map_err(|e| Problem::from(&e))?;
+    let start = super::started();
+    let outcome = match app.ledger.try_submit(command, Some(caller.grant)) {
+        Ok(ticket) => ticket.outcome().await,
+        Err(e) => Err(e),
+    };
+    let ack = outcome.map_err(|e| {
+        app.metrics.command(crate::answer::code(&e));
+        Problem::from(&e)
+    })?;
+    let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    app.metrics.latency_us.observe(latency_us as f64);
+    app.metrics.command("ok");
+    if let Some((_, d)) = ack.decision() {
+        app.metrics.decision(d.rule.name(), d.outcome.name());
+    }
     tracing::info!(identity = %caller.identity, seq = ack.seq, "appended");
     Ok(Json(CommandAnswer::from(ack)))
 }
