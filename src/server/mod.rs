@@ -84,7 +84,26 @@ pub fn router(app: App) -> Router {
         .route("/v1/state", get(state))
         .route("/v1/entities/{entity}", get(entity))
         .layer(DefaultBodyLimit::max(MAX_COMMAND_BYTES))
+        .layer(axum::middleware::from_fn(trace_request))
         .with_state(app)
+}
+
+/// One `tracing` span per request (method, path, status); handlers add the
+/// identity and seq. Never the Authorization header.
+async fn trace_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        status = tracing::field::Empty
+    );
+    let res = next.run(req).instrument(span.clone()).await;
+    span.record("status", res.status().as_u16());
+    res
 }
 
 /// `/metrics` (any valid token).
