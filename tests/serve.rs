@@ -354,6 +354,16 @@ fn agents_write_read_and_follow_over_http() {
     }
     assert_eq!(records(&dir), before, "a refused request changed the log");
 
+    // The CLI's writers refuse a served directory and say how to write.
+    let out = Process::new(parley_bin())
+        .args(["run", "--data", dir.to_str().unwrap(), "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("POST /v1/commands"), "{err}");
+
     let (code, out) = server.stop();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("stopped cleanly"), "{out}");
