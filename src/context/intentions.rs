@@ -222,7 +222,8 @@ impl Intentions {
         match (status, key) {
             (Some(Status::Approved), Some(key)) => {
                 state.status = Status::Approved;
-                let at = state.at_ms;
+                let (at, agent) = (state.at_ms, state.agent.clone());
+                self.supersede(&key, &agent);
                 self.approved_by_conflict
                     .entry(key)
                     .or_default()
@@ -239,6 +240,30 @@ impl Intentions {
             }
         }
         Ok(action)
+    }
+
+    /// An agent's newly approved plan for a conflict key replaces its own
+    /// earlier approved one there: the earlier leaves the live set (an agent
+    /// revising its plan is not its own rival, and its old plan is no longer
+    /// anyone's). Keeps at most one live approval per agent and key.
+    fn supersede(&mut self, key: &ConflictKey, agent: &str) {
+        let Some(set) = self.approved_by_conflict.get_mut(key) else {
+            return;
+        };
+        let old: Vec<(u64, u64)> = set
+            .iter()
+            .filter(|(_, seq)| self.states.get(seq).is_some_and(|s| s.agent == agent))
+            .copied()
+            .collect();
+        debug_assert!(old.len() <= 1, "one live approval per agent and key");
+        for entry in old {
+            set.remove(&entry);
+            self.retiring.remove(&entry);
+            self.states.remove(&entry.1);
+        }
+        if set.is_empty() {
+            self.approved_by_conflict.remove(key);
+        }
     }
 
     /// A human chose option `option` of the escalation of `intention`: every
