@@ -30,7 +30,8 @@ use crate::ledger::Ledger;
 use auth::Caller;
 use problem::Problem;
 
-/// A rate limiter keyed by identity (GCRA, from the `governor` crate).
+/// A rate limiter keyed by identity (GCRA, from the `governor` crate). Its
+/// hash map is only looked up by key, never iterated into an output.
 pub type Limiter = governor::RateLimiter<
     String,
     governor::state::keyed::HashMapStateStore<String>,
