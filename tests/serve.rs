@@ -19,6 +19,14 @@ struct Server {
     addr: String,
 }
 
+impl Drop for Server {
+    /// A failed test must not leave a server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     fn start(dir: &Path) -> Server {
         Server::start_with(dir, &[])
@@ -133,10 +141,19 @@ impl Server {
         out
     }
 
-    fn stop(self) -> (Option<i32>, String) {
+    fn stop(mut self) -> (Option<i32>, String) {
         let pid = self.child.id().to_string();
         Process::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let out = self.child.wait_with_output().unwrap();
+        let status = self.child.wait().unwrap();
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout).unwrap();
+        }
+        let out = std::process::Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr: Vec::new(),
+        };
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -205,6 +222,15 @@ fn agents_write_read_and_follow_over_http() {
     let pricing = token(&dir, "pricing", "agent");
     let reader = token(&dir, "dashboard", "reader");
     let maya = token(&dir, "maya", "human");
+    let marketing = token(&dir, "marketing", "agent");
+    let admin = token(&dir, "admin", "admin");
+    let export = parley(&["export", "--data", dir.to_str().unwrap()], "");
+    let marketing_grant = export
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["body"]["kind"] == "credential_granted" && r["body"]["identity"] == "marketing")
+        .map(|r| r["seq"].as_u64().unwrap())
+        .unwrap();
     let server = Server::start(&dir);
 
     // An intention is answered once durable, with its decision.
@@ -258,6 +284,24 @@ fn agents_write_read_and_follow_over_http() {
         last["body"]["decision"]["outcome"]["kind"], "approved",
         "{got}"
     );
+
+    // An admin revokes a credential over HTTP; from then on it is refused.
+    assert_eq!(
+        server.post(Some(&marketing), &fact("marketing", "teal")).0,
+        200
+    );
+    let revoke =
+        format!(r#"{{"producer":"admin","kind":"credential_revoked","grant":{marketing_grant}}}"#);
+    let (status, _, answer) = server.post(Some(&pricing), &revoke.replace("admin", "pricing"));
+    assert_eq!(status, 403, "an agent cannot revoke: {answer}");
+    assert_eq!(
+        answer["type"], "urn:parley:problem:role-forbids",
+        "{answer}"
+    );
+    let (status, _, answer) = server.post(Some(&admin), &revoke);
+    assert_eq!(status, 200, "{answer}");
+    let (status, _, problem) = server.post(Some(&marketing), &fact("marketing", "teal"));
+    assert_eq!(status, 401, "{problem}");
 
     // Current reads come from the published context.
     let (status, _, body) = server.request("GET", "/v1/state", Some(&reader), "");

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::command::CommandError;
+use crate::resolver::Refusal;
 use crate::sequencer::AppendError;
 
 /// The base of every problem `type` URI.
@@ -78,6 +79,10 @@ impl From<&AppendError> for Problem {
         let (status, title) = match e {
             AppendError::Invalid(_) | AppendError::Record(_) => {
                 (StatusCode::BAD_REQUEST, "Invalid command")
+            }
+            // The token's credential was revoked after the request was let in.
+            AppendError::Refused(Refusal::CredentialRevoked { .. }) => {
+                (StatusCode::UNAUTHORIZED, "Not authenticated")
             }
             AppendError::Refused(r) if r.is_forbidden() => (StatusCode::FORBIDDEN, "Not allowed"),
             AppendError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Refused"),
