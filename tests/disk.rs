@@ -166,7 +166,11 @@ fn a_full_disk_refuses_writes_and_loses_nothing() {
     assert!(Path::new(d).join("derived").is_dir());
     // With room again, the ledger opens and writes.
     std::fs::remove_file(&filler).unwrap();
-    let (code, out, err) = run(&["run", "--data", d, "-"], &facts(100_000, 3, 10));
+    // (Segments stay at 2 MiB: a 64 MiB default segment would not fit this disk.)
+    let (code, out, err) = run(
+        &["run", "--data", d, "--segment-mib", "2", "-"],
+        &facts(100_000, 3, 10),
+    );
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(run(&["verify", "--data", d, "--derived"], "").0, Some(0));
 }
