@@ -49,7 +49,7 @@ pub enum AuditError {
 }
 
 /// The intention behind a change.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct IntentionView {
     pub seq: u64,
     pub agent: String,
@@ -61,7 +61,7 @@ pub struct IntentionView {
 }
 
 /// The workflow step an intention belonged to.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct WorkflowStepView {
     pub run: String,
     pub step: String,
@@ -70,7 +70,7 @@ pub struct WorkflowStepView {
 }
 
 /// A human resolution behind a decision.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct ResolutionView {
     pub seq: u64,
     pub human: String,
@@ -79,7 +79,7 @@ pub struct ResolutionView {
 }
 
 /// An intention that lost to the change.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Lost {
     pub seq: u64,
     pub agent: String,
@@ -89,7 +89,7 @@ pub struct Lost {
 }
 
 /// One change of a field.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Change {
     pub seq: u64,
     pub at_ms: u64,
@@ -106,7 +106,7 @@ pub struct Change {
 }
 
 /// The answer to `parley audit`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditReport {
     pub entity: EntityRef,
     pub field: Option<String>,

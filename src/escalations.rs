@@ -145,50 +145,46 @@ fn view(
     })
 }
 
-/// Every escalation in the log (or only the open ones), oldest first.
-pub fn escalation_views(
-    ledger: &dyn LedgerRead,
-    ctx: &Context,
-    only_open: bool,
-) -> Result<Vec<EscalationView>, LogError> {
-    if only_open {
-        return open_views(ledger, ctx);
-    }
-    let mut found: Vec<Found> = Vec::new();
-    let mut latest: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut agents: BTreeMap<u64, String> = BTreeMap::new();
-    let mut resolutions = BTreeMap::new();
-    ledger.scan(1, ledger.head_seq(), &mut |r: StoredRecord| {
+/// Escalating decisions and what closed them, folded from records in log order.
+#[derive(Default)]
+struct Collect {
+    found: Vec<Found>,
+    /// Intention seq → its latest escalation in `found`.
+    latest: BTreeMap<u64, usize>,
+    agents: BTreeMap<u64, String>,
+    resolutions: BTreeMap<u64, ResolutionView>,
+}
+
+impl Collect {
+    fn visit(&mut self, r: StoredRecord) {
         let (seq, at) = (r.record.envelope.seq, r.record.envelope.recorded_at_ms);
         match r.record.body {
             Body::Intend { .. } => {
-                agents.insert(seq, r.record.envelope.producer);
+                self.agents.insert(seq, r.record.envelope.producer);
             }
             Body::HumanResolution {
                 option, rationale, ..
             } => {
-                resolutions.insert(
+                let view = ResolutionView {
                     seq,
-                    ResolutionView {
-                        seq,
-                        human: r.record.envelope.producer,
-                        option,
-                        rationale,
-                        at_ms: at,
-                    },
-                );
+                    human: r.record.envelope.producer,
+                    option,
+                    rationale,
+                    at_ms: at,
+                };
+                self.resolutions.insert(seq, view);
             }
             Body::Decision { decision } => {
                 let i = decision.intention;
-                if let Some(&k) = latest.get(&i) {
-                    if found[k].closed.is_none() {
-                        found[k].closed = Some((seq, (*decision).clone()));
+                if let Some(&k) = self.latest.get(&i) {
+                    if self.found[k].closed.is_none() {
+                        self.found[k].closed = Some((seq, (*decision).clone()));
                     }
                 }
                 if matches!(decision.outcome, Outcome::Escalated { .. }) {
-                    latest.insert(i, found.len());
-                    let agent = agents.get(&i).cloned().unwrap_or_default();
-                    found.push(Found {
+                    self.latest.insert(i, self.found.len());
+                    let agent = self.agents.get(&i).cloned().unwrap_or_default();
+                    self.found.push(Found {
                         seq,
                         at_ms: at,
                         agent,
@@ -199,12 +195,48 @@ pub fn escalation_views(
             }
             _ => {}
         }
+    }
+
+    fn views(self, ctx: &Context) -> Vec<EscalationView> {
+        let resolutions = self.resolutions;
+        self.found
+            .into_iter()
+            .filter_map(|f| view(f, ctx, &resolutions))
+            .collect()
+    }
+}
+
+/// Every escalation in the log (or only the open ones), oldest first.
+pub fn escalation_views(
+    ledger: &dyn LedgerRead,
+    ctx: &Context,
+    only_open: bool,
+) -> Result<Vec<EscalationView>, LogError> {
+    if only_open {
+        return open_views(ledger, ctx);
+    }
+    let mut c = Collect::default();
+    ledger.scan(1, ledger.head_seq(), &mut |r: StoredRecord| {
+        c.visit(r);
         Ok(())
     })?;
-    Ok(found
-        .into_iter()
-        .filter_map(|f| view(f, ctx, &resolutions))
-        .collect())
+    Ok(c.views(ctx))
+}
+
+/// The escalations of one intention (an intention re-decided after a
+/// deferral may escalate more than once), oldest first; empty when it never
+/// escalated. Reads only the records that name the intention.
+pub fn escalations_of(
+    ledger: &dyn LedgerRead,
+    ctx: &Context,
+    intention: u64,
+) -> Result<Vec<EscalationView>, LogError> {
+    let seqs = ledger.entity_seqs(&EntityRef::Intention(intention))?;
+    let mut c = Collect::default();
+    for r in ledger.read(&seqs)? {
+        c.visit(r);
+    }
+    Ok(c.views(ctx))
 }
 
 /// The open escalations, from the context and the escalating decisions.

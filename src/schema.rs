@@ -41,5 +41,12 @@ pub fn all() -> Vec<(&'static str, String)> {
             "answer.schema.json",
             pretty(schemars::schema_for!(crate::answer::CommandAnswer)),
         ),
+        ("openapi.json", {
+            // A JSON value; pretty-printing it cannot fail.
+            let mut text =
+                serde_json::to_string_pretty(&crate::server::openapi::document()).unwrap_or_default();
+            text.push('\n');
+            text
+        }),
     ]
 }

@@ -23,14 +23,14 @@ use crate::rules::{rules_hash, RuleSet};
 const MAX_FOLLOW_UPS: usize = 100_000;
 
 /// One outcome and the rule that decided it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     pub outcome: String,
     pub rule: String,
 }
 
 /// A decision that differs between the record and the what-if run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct ChangedDecision {
     /// The intention's seq.
     pub seq: u64,
@@ -42,7 +42,7 @@ pub struct ChangedDecision {
 }
 
 /// Counts of final outcomes, and the revenue impact approved.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Tally {
     pub approved: u64,
     pub deferred: u64,
@@ -55,7 +55,7 @@ pub struct Tally {
 }
 
 /// Both ways side by side.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub intentions: u64,
     pub recorded: Tally,
@@ -63,7 +63,7 @@ pub struct Summary {
 }
 
 /// The answer to `parley whatif`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct WhatIfReport {
     pub from: u64,
     pub to: u64,

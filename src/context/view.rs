@@ -314,7 +314,7 @@ fn contact((k, v): (&super::store::ContactKey, &Stamped<u64>)) -> ContactView {
     }
 }
 
-fn workflow(i: &crate::workflow::run::Installed) -> WorkflowView {
+pub fn workflow(i: &crate::workflow::run::Installed) -> WorkflowView {
     WorkflowView {
         name: i.definition.name.clone(),
         version: i.definition.version,

@@ -121,11 +121,14 @@ impl Projector {
                 ctx.apply(r).map_err(|e| e.to_string())?;
             }
         }
+        // Applied before the feed: a reader that subscribes, then sees
+        // `applied` short of a seq, is sure to receive the batch reaching it
+        // (the server's read-your-writes waits rely on this order).
+        self.applied.publish(last.0);
         if let Some(feed) = &self.feed {
             // No follower is fine; a slow one lags and is told where to resume.
             let _ = feed.send(Arc::new(batch));
         }
-        self.applied.publish(last.0);
         if self.last_evidence.elapsed() >= EVIDENCE_EVERY {
             self.evidence(last)?;
         }

@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format (the `prometheus-client` crate):
 //! commands by result, decisions by rule and outcome, command latency,
-//! stream subscribers, and, read when scraped, the write queue's depth, the
+//! rejected requests by reason, records appended and per batch, stream
+//! subscribers, and, read when scraped, the write queue's depth, the
 //! durable head and the open escalations.
 
 use std::sync::atomic::AtomicU64;
@@ -20,6 +21,9 @@ pub struct Metrics {
     pub commands: Family<Labels, Counter>,
     pub decisions: Family<Labels, Counter>,
     pub latency_us: Histogram,
+    pub rejected: Family<Labels, Counter>,
+    pub appended: Counter,
+    pub batch_records: Histogram,
     pub subscribers: Gauge,
     queue_depth: Gauge,
     head_seq: Gauge<u64, AtomicU64>,
@@ -34,6 +38,10 @@ impl Default for Metrics {
             decisions: Family::default(),
             // 100 µs to about 3.3 s.
             latency_us: Histogram::new(exponential_buckets(100.0, 2.0, 16)),
+            rejected: Family::default(),
+            appended: Counter::default(),
+            // 1 to 4096 records.
+            batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             subscribers: Gauge::default(),
             queue_depth: Gauge::default(),
             head_seq: Gauge::default(),
@@ -54,6 +62,21 @@ impl Default for Metrics {
             "command_latency_us",
             "From a command's arrival to its durable answer, in microseconds",
             m.latency_us.clone(),
+        );
+        registry.register(
+            "rejected_requests",
+            "Requests answered with a problem, by reason (the problem type's code) and status",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "appended_records",
+            "Records committed while serving (commands and what they caused)",
+            m.appended.clone(),
+        );
+        registry.register(
+            "commit_batch_records",
+            "Records per committed batch (one fdatasync each)",
+            m.batch_records.clone(),
         );
         registry.register(
             "stream_subscribers",
@@ -81,6 +104,18 @@ impl Metrics {
         self.commands
             .get_or_create(&vec![("result", result.to_owned())])
             .inc();
+    }
+
+    /// Counts a request answered with a problem.
+    pub fn rejected(&self, reason: &str, status: u16) {
+        let labels = vec![("reason", reason.to_owned()), ("status", status.to_string())];
+        self.rejected.get_or_create(&labels).inc();
+    }
+
+    /// Counts a committed batch.
+    pub fn batch(&self, records: usize) {
+        self.appended.inc_by(records as u64);
+        self.batch_records.observe(records as f64);
     }
 
     /// Counts a decision.

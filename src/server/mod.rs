@@ -8,24 +8,28 @@
 //! credential the log granted (`parley token create`).
 
 pub mod auth;
+pub mod extract;
+pub mod filter;
+pub mod intentions;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
+pub mod reads;
 pub mod stream;
+pub mod tokens;
+pub mod whatif;
 pub mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Serialize;
+use axum::Router;
 
 use crate::audit::LedgerRead;
 use crate::command::MAX_COMMAND_BYTES;
-use crate::entity::EntityRef;
-use crate::export::ExportedRecord;
 use crate::ledger::Ledger;
 use auth::Caller;
 use problem::Problem;
@@ -48,13 +52,67 @@ pub struct App {
     /// Turns true when the server is shutting down: streams end with a
     /// resumable `resume` event.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Reads of the log (as-of, audit, escalations, records, what-if) that
+    /// may run at once on the blocking pool.
+    pub log_reads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Log reads running at once (the machine has few cores; the writer needs one).
+pub const LOG_READS: usize = 2;
+/// How long a log read waits for its turn before answering 503.
+const LOG_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a current read waits for the published context to reach the
+/// durable head it saw on arrival.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl App {
     /// The caller a request's token names, checked against the published
     /// context (the credentials as of the durable head).
     pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, Problem> {
         self.with_context(|ctx| auth::caller(headers, ctx))?
+    }
+
+    /// Runs `f` on the published context once it holds every record that
+    /// was durable when called (read-your-writes), waiting at most
+    /// `CATCH_UP_WAIT` for the projector.
+    pub async fn current<T>(
+        &self,
+        f: impl FnOnce(&crate::context::Context) -> T,
+    ) -> Result<T, Problem> {
+        let target = self.ledger.head_seq();
+        if self.ledger.applied_seq() < target {
+            // The projector publishes `applied` before it sends a batch, so a
+            // batch reaching `target` after this subscription is received.
+            if let Some(mut rx) = self.ledger.subscribe() {
+                let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+                while self.ledger.applied_seq() < target {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                        _ => break,
+                    }
+                }
+            }
+        }
+        self.with_context(f)
+    }
+
+    /// Runs `f` (a read of the log) on the blocking pool, at most
+    /// `LOG_READS` at a time; 503 when none frees up in `LOG_READ_WAIT`.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Ledger) -> Result<T, Problem> + Send + 'static,
+    ) -> Result<T, Problem> {
+        let permit = tokio::time::timeout(LOG_READ_WAIT, self.log_reads.clone().acquire_owned())
+            .await
+            .map_err(|_| Problem::busy("too many reads of the log are running; retry".into()))?
+            .map_err(|_| Problem::internal("the server is stopping".into()))?;
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || {
+            let _turn = permit;
+            f(&ledger)
+        })
+        .await
+        .map_err(|e| Problem::internal(format!("a log read failed: {e}")))?
     }
 
     /// Runs `f` on the published context (read-locked, briefly).
@@ -79,19 +137,30 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
+        .route("/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
         .route("/v1/commands", post(writes::post_command))
+        .route("/v1/commands/batch", post(writes::post_batch))
         .route("/v1/stream", get(stream::stream))
-        .route("/v1/intentions/{seq}", get(intention))
-        .route("/v1/state", get(state))
-        .route("/v1/entities/{entity}", get(entity))
+        .route("/v1/intentions/{seq}", get(intentions::intention))
+        .route("/v1/state", get(reads::state))
+        .route("/v1/entities/{entity}", get(reads::entity))
+        .route("/v1/entities/{entity}/audit", get(reads::audit))
+        .route("/v1/records", get(reads::records))
+        .route("/v1/escalations", get(reads::escalations))
+        .route("/v1/escalations/{id}", get(reads::escalation))
+        .route("/v1/workflows", get(reads::workflows))
+        .route("/v1/rules", get(reads::rules))
+        .route("/v1/whatif", post(whatif::whatif))
+        .route("/v1/tokens", post(tokens::create))
         .layer(DefaultBodyLimit::max(MAX_COMMAND_BYTES))
-        .layer(axum::middleware::from_fn(trace_request))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), trace_request))
         .with_state(app)
 }
 
 /// One `tracing` span per request (method, path, status); handlers add the
 /// identity and seq. Never the Authorization header.
 async fn trace_request(
+    State(app): State<App>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -104,6 +173,12 @@ async fn trace_request(
     );
     let res = next.run(req).instrument(span.clone()).await;
     span.record("status", res.status().as_u16());
+    if let Some(problem::Rejected(code)) = res.extensions().get::<problem::Rejected>() {
+        app.metrics.rejected(code, res.status().as_u16());
+    } else if res.status().is_client_error() {
+        // Routing's own refusals (no such route, wrong method).
+        app.metrics.rejected("no-route", res.status().as_u16());
+    }
     res
 }
 
@@ -134,124 +209,6 @@ async fn ready(State(app): State<App>) -> Result<&'static str, Problem> {
     }
 }
 
-/// The shared context at the durable head (`schemas/state.schema.json`).
-async fn state(
-    State(app): State<App>,
-    headers: HeaderMap,
-) -> Result<Json<crate::context::view::StateView>, Problem> {
-    app.caller(&headers)?;
-    app.with_context(crate::context::view::state).map(Json)
-}
-
-/// One entity (`sku:S1`, `order:O-9`, …) at the durable head
-/// (`schemas/entity.schema.json`).
-async fn entity(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(text): Path<String>,
-) -> Result<Json<crate::context::view::EntityView>, Problem> {
-    app.caller(&headers)?;
-    let e = EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m))?;
-    app.with_context(|ctx| crate::context::view::entity(ctx, &e))?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("the shared context holds nothing about {e}")))
-}
-
-/// An intention and every decision about it so far, oldest first.
-#[derive(Serialize)]
-struct IntentionAnswer {
-    intention: ExportedRecord,
-    decisions: Vec<ExportedRecord>,
-    /// True once a decision settled it for good (approved, modified,
-    /// rejected, expired): no later decision will follow.
-    settled: bool,
-}
-
-/// `?wait_ms=N`: wait up to N ms (at most 30 s) for a decision while the
-/// intention is not settled (a long poll).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IntentionQuery {
-    wait_ms: Option<u64>,
-}
-
-/// The longest a long poll waits.
-const MAX_WAIT_MS: u64 = 30_000;
-
-async fn intention(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(seq): Path<u64>,
-    axum::extract::Query(q): axum::extract::Query<IntentionQuery>,
-) -> Result<Json<IntentionAnswer>, Problem> {
-    app.caller(&headers)?;
-    // Subscribe before reading, so no decision slips between the two.
-    let mut rx = app.ledger.subscribe();
-    let answer = read_intention(&app, seq).await?;
-    let wait_ms = q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS);
-    let (true, false, Some(rx)) = (wait_ms > 0, answer.settled, rx.as_mut()) else {
-        return Ok(Json(answer));
-    };
-    let known = answer.decisions.len();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
-    loop {
-        let batch = match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(batch)) => batch,
-            // Timed out, lagged or closing: answer with what the log holds.
-            _ => return Ok(Json(read_intention(&app, seq).await?)),
-        };
-        let about_it = batch.records.iter().any(|r| {
-            matches!(&r.record.body, crate::record::Body::Decision { decision } if decision.intention == seq)
-        });
-        if about_it {
-            let now = read_intention(&app, seq).await?;
-            if now.decisions.len() > known {
-                return Ok(Json(now));
-            }
-        }
-    }
-}
-
-/// The intention at `seq` and its decisions, from the log.
-async fn read_intention(app: &App, seq: u64) -> Result<IntentionAnswer, Problem> {
-    let ledger = app.ledger.clone();
-    let records = tokio::task::spawn_blocking(move || {
-        let head = ledger.head_seq();
-        let mut seqs = ledger.entity_seqs(&EntityRef::Intention(seq))?;
-        seqs.push(seq);
-        seqs.sort_unstable();
-        seqs.dedup();
-        seqs.retain(|s| *s <= head);
-        ledger.read(&seqs)
-    })
-    .await
-    .map_err(|e| Problem::internal(e.to_string()))?
-    .map_err(|e| Problem::internal(e.to_string()))?;
-    let first = records
-        .iter()
-        .find(|r| r.record.envelope.seq == seq)
-        .filter(|r| matches!(r.record.body, crate::record::Body::Intend { .. }))
-        .ok_or_else(|| Problem::not_found(format!("seq {seq} is not an intention")))?;
-    let mut settled = false;
-    let decisions = records
-        .iter()
-        .filter(|r| {
-            matches!(&r.record.body, crate::record::Body::Decision { decision } if decision.intention == seq)
-        })
-        .inspect(|r| {
-            if let crate::record::Body::Decision { decision } = &r.record.body {
-                settled = decision.outcome.is_final();
-            }
-        })
-        .map(ExportedRecord::from)
-        .collect();
-    Ok(IntentionAnswer {
-        intention: ExportedRecord::from(first),
-        decisions,
-        settled,
-    })
-}
-
 /// How many 50 ms waits shutdown allows for request tasks to let go.
 const SHUTDOWN_WAITS: u32 = 200;
 
@@ -270,7 +227,21 @@ pub async fn serve(
         limiter: Arc::new(governor::RateLimiter::hashmap(quota)),
         metrics: Arc::new(metrics::Metrics::default()),
         closing,
+        log_reads: Arc::new(tokio::sync::Semaphore::new(LOG_READS)),
     };
+    if let Some(mut rx) = ledger.subscribe() {
+        // Counts committed batches for /metrics; ends when the ledger closes.
+        let metrics = app.metrics.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(batch) => metrics.batch(batch.records.len()),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     // The line scripts and tests wait for.

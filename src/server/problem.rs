@@ -13,7 +13,7 @@ use crate::sequencer::AppendError;
 const TYPE_BASE: &str = "urn:parley:problem:";
 
 /// One problem: status, stable type, a human title and the specific detail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,
@@ -25,7 +25,19 @@ pub struct Problem {
     pub retry_after_s: Option<u32>,
 }
 
+/// A response's problem code, kept for the metrics.
+#[derive(Clone, Debug)]
+pub struct Rejected(pub String);
+
 impl Problem {
+    /// The stable code the `type` URI ends in.
+    pub fn code(&self) -> String {
+        self.type_uri
+            .strip_prefix(TYPE_BASE)
+            .unwrap_or(&self.type_uri)
+            .to_owned()
+    }
+
     pub fn new(status: StatusCode, code: &str, title: &'static str, detail: String) -> Problem {
         debug_assert!(
             !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
@@ -61,9 +73,36 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }
 
+    pub fn busy(detail: String) -> Problem {
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        let mut p = Problem::new(status, "busy", "Busy", detail);
+        p.retry_after_s = Some(1);
+        p
+    }
+
     pub fn internal(detail: String) -> Problem {
         let status = StatusCode::INTERNAL_SERVER_ERROR;
         Problem::new(status, "internal", "Internal error", detail)
+    }
+}
+
+impl From<crate::log::LogError> for Problem {
+    /// The log could not be read (damage, or an I/O error): the server's fault.
+    fn from(e: crate::log::LogError) -> Problem {
+        tracing::error!(error = %e, "reading the log");
+        let status = StatusCode::INTERNAL_SERVER_ERROR;
+        Problem::new(status, "log-unreadable", "The log could not be read", e.to_string())
+    }
+}
+
+impl From<crate::audit::AuditError> for Problem {
+    fn from(e: crate::audit::AuditError) -> Problem {
+        use crate::audit::AuditError;
+        match e {
+            AuditError::UnknownEntity(_) => Problem::not_found(e.to_string()),
+            AuditError::UnknownField { .. } => Problem::bad_request("unknown-field", e.to_string()),
+            AuditError::Log(l) => Problem::from(l),
+        }
     }
 }
 
@@ -109,6 +148,8 @@ impl IntoResponse for Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut res = (status, body).into_response();
+        // For the rejected-requests metric (read by the request middleware).
+        res.extensions_mut().insert(Rejected(self.code()));
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -5,62 +5,65 @@
 //! subscriber that falls behind the feed's bounded buffer gets a final
 //! `resume` event naming the seq to reconnect from.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+use super::extract::Query;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::filter::{FilterQuery, RecordFilter};
 use super::problem::Problem;
 use super::App;
 use crate::audit::LedgerRead;
-use crate::entity::EntityRef;
 use crate::export::ExportedRecord;
-use crate::record::StoredRecord;
+use crate::record::{Body, StoredRecord};
 use crate::sequencer::projector::Committed;
 
 /// Records read from the log per catch-up step (bounds memory per stream).
 const CATCH_UP_CHUNK: u64 = 1_000;
 
-/// Which records a subscriber wants.
-#[derive(Debug, Default, Deserialize)]
+/// Where a stream starts and what it carries.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// The first seq wanted (default: the next one committed).
+    /// `Last-Event-ID` (the last seq received) takes precedence.
     pub from: Option<u64>,
     /// A record kind, e.g. `decision`.
+    #[schemars(length(min = 1, max = 256))]
     pub kind: Option<String>,
     /// An entity the record names, e.g. `sku:SKU-1`.
+    #[schemars(length(min = 1, max = 256))]
     pub entity: Option<String>,
+    /// A broadcast's topic.
+    #[schemars(length(min = 1, max = 256))]
+    pub topic: Option<String>,
     /// The producer.
+    #[schemars(length(min = 1, max = 256))]
     pub producer: Option<String>,
+    /// Only decisions on intentions the caller announced.
+    #[serde(default)]
+    pub mine: bool,
 }
 
-struct Filter {
-    kind: Option<String>,
-    entity: Option<EntityRef>,
-    producer: Option<String>,
+/// "Decisions on my intentions": the caller's intentions this stream saw,
+/// until a final decision settles them, and for older intentions (before the
+/// stream's start) their producer read once from the log.
+struct Mine {
+    identity: String,
+    start: u64,
+    open: BTreeSet<u64>,
+    older: BTreeMap<u64, bool>,
 }
 
-impl Filter {
-    fn wants(&self, r: &StoredRecord) -> bool {
-        let rec = &r.record;
-        self.kind.as_deref().is_none_or(|k| rec.body.kind() == k)
-            && self
-                .producer
-                .as_deref()
-                .is_none_or(|p| rec.envelope.producer == p)
-            && self
-                .entity
-                .as_ref()
-                .is_none_or(|e| rec.index_entities().contains(e))
-    }
-}
+/// How many older intentions a stream remembers the producer of.
+const MINE_CACHE: usize = 4_096;
 
 enum Phase {
     CatchUp { next: u64, head: u64 },
@@ -71,7 +74,8 @@ enum Phase {
 struct Follow {
     app: App,
     rx: tokio::sync::broadcast::Receiver<Arc<Committed>>,
-    filter: Filter,
+    filter: RecordFilter,
+    mine: Option<Mine>,
     /// The last seq sent (or skipped by the filter).
     last: u64,
     phase: Phase,
@@ -108,6 +112,47 @@ impl Follow {
         }
     }
 
+    /// With `mine`, whether `r` is a decision on the caller's intention.
+    /// Every record passes through here (wanted or not), so the caller's
+    /// intentions are remembered until a final decision settles them.
+    async fn is_mine(&mut self, r: &StoredRecord, wanted: bool) -> bool {
+        let Some(m) = self.mine.as_mut() else {
+            return true;
+        };
+        let decision = match &r.record.body {
+            Body::Intend { .. } => {
+                if r.record.envelope.producer == m.identity {
+                    m.open.insert(r.record.envelope.seq);
+                }
+                return false;
+            }
+            Body::Decision { decision } => decision,
+            _ => return false,
+        };
+        let i = decision.intention;
+        if i >= m.start {
+            let yes = m.open.contains(&i);
+            if decision.outcome.is_final() {
+                m.open.remove(&i);
+            }
+            return yes;
+        }
+        if !wanted {
+            return false;
+        }
+        if let Some(yes) = m.older.get(&i) {
+            return *yes;
+        }
+        let ledger = self.app.ledger.clone();
+        let read = tokio::task::spawn_blocking(move || ledger.read(&[i])).await;
+        let yes = matches!(read, Ok(Ok(rs)) if rs.first().is_some_and(|x| x.record.envelope.producer == m.identity));
+        if m.older.len() >= MINE_CACHE {
+            m.older.clear();
+        }
+        m.older.insert(i, yes);
+        yes
+    }
+
     /// The next event, or `None` when the stream ends.
     async fn next(&mut self) -> Option<Event> {
         loop {
@@ -118,7 +163,8 @@ impl Follow {
                 }
                 debug_assert_eq!(seq, self.last + 1, "records reach a stream in order");
                 self.last = seq;
-                if self.filter.wants(&r) {
+                let wanted = self.filter.wants(&r);
+                if self.is_mine(&r, wanted).await && wanted {
                     return Some(event(&r));
                 }
             }
@@ -173,7 +219,7 @@ pub async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    app.caller(&headers)?;
+    let caller = app.caller(&headers)?;
     let rx = app
         .ledger
         .subscribe()
@@ -185,23 +231,29 @@ pub async fn stream(
         .map(|v| v.trim().parse::<u64>())
         .transpose()
         .map_err(|_| Problem::bad_request("bad-last-event-id", "Last-Event-ID is a seq".into()))?
-        .map(|id| id + 1);
-    let from = resume_from.or(q.from).unwrap_or(head + 1).max(1);
-    let entity = q
-        .entity
-        .as_deref()
-        .map(EntityRef::parse)
-        .transpose()
-        .map_err(|e| Problem::bad_request("bad-entity", format!("entity: {e}")))?;
+        .map(|id| id.saturating_add(1));
+    let from = resume_from
+        .or(q.from)
+        .unwrap_or(head.saturating_add(1))
+        .clamp(1, head.saturating_add(1));
+    let filter = RecordFilter::parse(FilterQuery {
+        kind: q.kind,
+        entity: q.entity,
+        topic: q.topic,
+        producer: q.producer,
+    })?;
+    let mine = q.mine.then(|| Mine {
+        identity: caller.identity,
+        start: from,
+        open: BTreeSet::new(),
+        older: BTreeMap::new(),
+    });
     app.metrics.subscribers.inc();
     let follow = Follow {
         app,
         rx,
-        filter: Filter {
-            kind: q.kind,
-            entity,
-            producer: q.producer,
-        },
+        filter,
+        mine,
         last: from - 1,
         phase: Phase::CatchUp { next: from, head },
         pending: VecDeque::new(),

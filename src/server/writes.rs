@@ -1,52 +1,88 @@
-//! `POST /v1/commands`: one command, answered once it is durable, in the
-//! shape `parley run` prints (`crate::answer::CommandAnswer`). The envelope's
-//! producer must be the token's identity; the sequencer checks the credential
-//! again against the log (admission), so a revocation between the two checks
-//! still wins.
+//! The write routes. `POST /v1/commands` takes one command (the JSON line
+//! `parley run` reads) and answers once it is durable, in the shape `parley
+//! run` prints (`crate::answer::CommandAnswer`); `POST /v1/commands/batch`
+//! takes up to `MAX_BATCH` and answers each. The envelope's producer must be
+//! the token's identity; the sequencer checks the credential again against
+//! the log (admission), so a revocation between the two checks still wins.
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use serde::Serialize;
 
+use super::auth::Caller;
 use super::problem::Problem;
 use super::App;
 use crate::answer::CommandAnswer;
 use crate::command::Command;
+use crate::ledger::Ticket;
+use crate::sequencer::AppendError;
 
-/// The handler.
-pub async fn post_command(
-    State(app): State<App>,
-    headers: HeaderMap,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<CommandAnswer>, Problem> {
-    let caller = app.caller(&headers)?;
-    if let Err(not_until) = app.limiter.check_key(&caller.identity) {
-        use governor::clock::Clock as _;
-        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-        let mut p = Problem::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many requests",
-            format!("`{}` is over its write quota; retry later", caller.identity),
-        );
-        p.retry_after_s = Some(
-            u32::try_from(wait.as_secs())
-                .unwrap_or(u32::MAX)
-                .saturating_add(1),
-        );
-        return Err(p);
-    }
+/// The most commands one batch request carries.
+pub const MAX_BATCH: usize = 256;
+
+/// The body as UTF-8 text, or the problem with it (too large, unreadable).
+pub fn body_text(body: Result<axum::body::Bytes, BytesRejection>) -> Result<String, Problem> {
     let body = body.map_err(|r| {
         let status = r.status();
-        let code = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
             "body-too-large"
         } else {
             "bad-body"
         };
         Problem::new(status, code, "Bad request body", r.body_text())
     })?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| Problem::bad_request("invalid-command", "the body is not UTF-8".into()))?;
+    String::from_utf8(body.to_vec())
+        .map_err(|_| Problem::bad_request("bad-body", "the body is not UTF-8".into()))
+}
+
+/// A JSON body as `T`, with the path of the first thing wrong in it.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<T, Problem> {
+    let text = body_text(body)?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let detail = if at == "." {
+            e.inner().to_string()
+        } else {
+            format!("at {at}: {}", e.inner())
+        };
+        Problem::bad_request("bad-body", detail)
+    })
+}
+
+/// 429 unless `caller` is within its write quota for `n` more commands.
+fn quota(app: &App, caller: &Caller, n: usize) -> Result<(), Problem> {
+    let n = std::num::NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX))
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    let over = match app.limiter.check_key_n(&caller.identity, n) {
+        Ok(Ok(())) => None,
+        Ok(Err(not_until)) => {
+            use governor::clock::Clock as _;
+            Some(not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
+        }
+        // More than the quota's burst: never allowed at once.
+        Err(_) => Some(std::time::Duration::from_secs(1)),
+    };
+    if let Some(wait) = over {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("`{}` is over its write quota; retry later", caller.identity),
+        );
+        let secs = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX);
+        p.retry_after_s = Some(secs.saturating_add(1));
+        return Err(p);
+    }
+    Ok(())
+}
+
+/// Parses one command and checks it is written as the caller.
+fn command_as(caller: &Caller, text: &str) -> Result<Command, Problem> {
     let command = Command::parse(text)?;
     if command.envelope.producer != caller.identity {
         return Err(Problem::forbidden(
@@ -57,9 +93,23 @@ pub async fn post_command(
             ),
         ));
     }
-    let start = super::started();
-    let outcome = match app.ledger.try_submit(command, Some(caller.grant)) {
-        Ok(ticket) => ticket.outcome().await,
+    Ok(command)
+}
+
+/// Hands a command to the writer without blocking (a full queue is `Busy`).
+fn submit(app: &App, caller: &Caller, command: Command) -> Result<Ticket, AppendError> {
+    app.ledger.try_submit(command, Some(caller.grant))
+}
+
+/// Awaits a ticket and counts its result.
+async fn answer(
+    app: &App,
+    caller: &Caller,
+    ticket: Result<Ticket, AppendError>,
+    start: std::time::Instant,
+) -> Result<CommandAnswer, Problem> {
+    let outcome = match ticket {
+        Ok(t) => t.outcome().await,
         Err(e) => Err(e),
     };
     let ack = outcome.map_err(|e| {
@@ -73,5 +123,82 @@ pub async fn post_command(
         app.metrics.decision(d.rule.name(), d.outcome.name());
     }
     tracing::info!(identity = %caller.identity, seq = ack.seq, "appended");
-    Ok(Json(CommandAnswer::from(ack)))
+    Ok(CommandAnswer::from(ack))
+}
+
+/// `POST /v1/commands`.
+pub async fn post_command(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<CommandAnswer>, Problem> {
+    let caller = app.caller(&headers)?;
+    quota(&app, &caller, 1)?;
+    let command = command_as(&caller, &body_text(body)?)?;
+    let start = super::started();
+    let ticket = submit(&app, &caller, command);
+    answer(&app, &caller, ticket, start).await.map(Json)
+}
+
+/// One command's result in a batch: its answer, or the problem that kept it
+/// out of the log (the others are unaffected).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct BatchItem {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<CommandAnswer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// `POST /v1/commands/batch`: a JSON array of commands. A malformed command,
+/// or one not written as the caller, refuses the whole batch (nothing is
+/// appended); the others are admitted one by one in order (the resolver may
+/// refuse some and approve the rest) and answered in the same order.
+pub async fn post_batch(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<Vec<BatchItem>>, Problem> {
+    let caller = app.caller(&headers)?;
+    let items: Vec<serde_json::Value> = json_body(body)?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(Problem::bad_request(
+            "bad-batch",
+            format!("a batch holds 1 to {MAX_BATCH} commands; got {}", items.len()),
+        ));
+    }
+    // Every command must parse and be the caller's before any is appended.
+    let mut commands = Vec::with_capacity(items.len());
+    for (n, v) in items.iter().enumerate() {
+        let c = command_as(&caller, &v.to_string()).map_err(|mut p| {
+            p.detail = format!("command {n} of the batch (nothing was appended): {}", p.detail);
+            p
+        })?;
+        commands.push(c);
+    }
+    quota(&app, &caller, commands.len())?;
+    let start = super::started();
+    let tickets: Vec<Result<Ticket, AppendError>> = commands
+        .into_iter()
+        .map(|c| submit(&app, &caller, c))
+        .collect();
+    let mut out = Vec::with_capacity(tickets.len());
+    for ticket in tickets {
+        let result = answer(&app, &caller, ticket, start).await;
+        out.push(match result {
+            Ok(a) => BatchItem {
+                ok: true,
+                answer: Some(a),
+                problem: None,
+            },
+            Err(p) => BatchItem {
+                ok: false,
+                answer: None,
+                problem: Some(p),
+            },
+        });
+    }
+    debug_assert_eq!(out.len(), items.len());
+    Ok(Json(out))
 }

@@ -1,0 +1,250 @@
+//! The OpenAPI 3.1 document of the HTTP API (`GET /v1/openapi.json`, and
+//! `schemas/openapi.json`), generated from the handlers' own request and
+//! response types: response schemas describe what is serialized, request
+//! schemas what is accepted. `tests/openapi.rs` fails when a route of the
+//! router is missing here or the committed copy drifts.
+
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::{JsonSchema, Schema};
+use serde_json::{json, Map, Value};
+
+use super::intentions::{IntentionAnswer, IntentionQuery};
+use super::problem::Problem;
+use super::reads::{
+    AtQuery, AuditQuery, EscalationsQuery, RecordsPage, RecordsQuery, RulesView, WorkflowsView,
+};
+use super::stream::StreamQuery;
+use super::tokens::{TokenAnswer, TokenRequest};
+use super::whatif::WhatIfRequest;
+use super::writes::BatchItem;
+use crate::answer::CommandAnswer;
+use crate::audit::AuditReport;
+use crate::command::CommandLine;
+use crate::context::view::{EntityView, StateView};
+use crate::escalations::EscalationView;
+use crate::whatif::WhatIfReport;
+
+const REF_BASE: &str = "#/components/schemas/";
+
+fn settings() -> SchemaSettings {
+    SchemaSettings::draft2020_12().with(|s| {
+        s.definitions_path = "/components/schemas".into();
+        s.meta_schema = None;
+    })
+}
+
+/// Generators for what the API reads and what it writes.
+struct Schemas {
+    request: SchemaGenerator,
+    response: SchemaGenerator,
+}
+
+impl Schemas {
+    fn req<T: JsonSchema>(&mut self) -> Value {
+        self.request.subschema_for::<T>().to_value()
+    }
+
+    fn res<T: JsonSchema>(&mut self) -> Value {
+        self.response.subschema_for::<T>().to_value()
+    }
+
+    /// The query parameters of `Q` (a struct of optional scalars).
+    fn query<Q: JsonSchema>() -> Vec<Value> {
+        let gen = settings().with(|s| s.inline_subschemas = true).into_generator();
+        let root: Schema = gen.into_root_schema_for::<Q>();
+        let root = root.to_value();
+        let required: Vec<&str> = root["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let Some(props) = root["properties"].as_object() else {
+            return Vec::new();
+        };
+        props
+            .iter()
+            .map(|(name, schema)| {
+                let mut schema = schema.clone();
+                let description = schema
+                    .as_object_mut()
+                    .and_then(|o| o.remove("description"))
+                    .unwrap_or(Value::Null);
+                not_null(&mut schema);
+                let mut p = json!({
+                    "name": name, "in": "query",
+                    "required": required.contains(&name.as_str()),
+                    "schema": schema,
+                });
+                if !description.is_null() {
+                    p["description"] = description;
+                }
+                p
+            })
+            .collect()
+    }
+
+    /// Every named schema, response and request ones merged; a request
+    /// schema that differs from the response schema of the same name is
+    /// renamed `…Input` (and references to it rewritten).
+    fn components(mut self, paths: &mut Value) -> Map<String, Value> {
+        let mut out = self.response.take_definitions(true);
+        let requests = self.request.take_definitions(true);
+        let renamed: Vec<String> = requests
+            .iter()
+            .filter(|(name, schema)| out.get(*name).is_some_and(|s| s != *schema))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let rewrite = |v: &mut Value| {
+            if renamed.is_empty() {
+                return;
+            }
+            let mut text = v.to_string();
+            for name in &renamed {
+                let from = format!("\"{REF_BASE}{name}\"");
+                let to = format!("\"{REF_BASE}{name}Input\"");
+                text = text.replace(&from, &to);
+            }
+            // Re-parsing text this function wrote from a Value cannot fail.
+            *v = serde_json::from_str(&text).unwrap_or(Value::Null);
+        };
+        for (name, mut schema) in requests {
+            rewrite(&mut schema);
+            if renamed.contains(&name) {
+                out.insert(format!("{name}Input"), schema);
+            } else {
+                out.entry(name).or_insert(schema);
+            }
+        }
+        // Request bodies are in `paths`; their references follow the renames.
+        for (_, item) in paths.as_object_mut().into_iter().flatten() {
+            for (_, op) in item.as_object_mut().into_iter().flatten() {
+                if let Some(body) = op.get_mut("requestBody") {
+                    rewrite(body);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Query parameters are never `null`: drops `null` from a `type` list.
+fn not_null(schema: &mut Value) {
+    if let Some(types) = schema.get_mut("type").and_then(Value::as_array_mut) {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types[0].clone();
+            schema["type"] = only;
+        }
+    }
+}
+
+/// A path parameter.
+fn path_param(name: &str, integer: bool, description: &str) -> Value {
+    let schema = if integer {
+        json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+    } else {
+        json!({"type": "string"})
+    };
+    json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description})
+}
+
+/// One operation: its success answer and, for every other status, a problem.
+fn op(summary: &str, id: &str, params: Vec<Value>, ok: (&str, &str, Value)) -> Value {
+    let (status, media, schema) = ok;
+    let mut responses = Map::new();
+    responses.insert(
+        status.to_owned(),
+        json!({"description": "Success", "content": {media: {"schema": schema}}}),
+    );
+    responses.insert(
+        "default".to_owned(),
+        json!({
+            "description": "A problem (RFC 9457); `type` is `urn:parley:problem:<code>`",
+            "content": {"application/problem+json": {"schema": {"$ref": format!("{REF_BASE}Problem")}}}
+        }),
+    );
+    json!({"summary": summary, "operationId": id, "parameters": params, "responses": responses})
+}
+
+fn json_ok(schema: Value) -> (&'static str, &'static str, Value) {
+    ("200", "application/json", schema)
+}
+
+fn with_body(mut operation: Value, schema: Value) -> Value {
+    operation["requestBody"] = json!({
+        "required": true,
+        "content": {"application/json": {"schema": schema}}
+    });
+    operation
+}
+
+fn public(mut operation: Value) -> Value {
+    operation["security"] = json!([]);
+    operation
+}
+
+fn text_ok() -> (&'static str, &'static str, Value) {
+    ("200", "text/plain", json!({"type": "string"}))
+}
+
+/// The paths, each operation built from its handler's types.
+fn paths(s: &mut Schemas) -> Value {
+    let entity = || path_param("entity", false, "An entity: `sku:SKU-1`, `order:O-9`, `customer:C-3`, `run:flash-1`, …");
+    let with_at = |mut params: Vec<Value>| {
+        params.extend(Schemas::query::<AtQuery>());
+        params
+    };
+    let command = s.req::<CommandLine>();
+    let batch = json!({"type": "array", "minItems": 1, "maxItems": super::writes::MAX_BATCH, "items": command.clone()});
+    json!({
+        "/healthz": {"get": public(op("Liveness", "healthz", vec![], text_ok()))},
+        "/readyz": {"get": public(op("Readiness: the ledger is open and serving", "readyz", vec![], text_ok()))},
+        "/metrics": {"get": op("Prometheus metrics", "metrics", vec![], text_ok())},
+        "/v1/openapi.json": {"get": public(op("This document", "openapi", vec![], json_ok(json!({"type": "object"}))))},
+        "/v1/commands": {"post": with_body(op("Append one command; answered once durable, with its decision", "postCommand", vec![], json_ok(s.res::<CommandAnswer>())), command)},
+        "/v1/commands/batch": {"post": with_body(op("Append up to 256 commands, each answered on its own", "postBatch", vec![], json_ok(s.res::<Vec<BatchItem>>())), batch)},
+        "/v1/intentions/{seq}": {"get": op("An intention and its decisions; `wait_ms` long-polls for the next", "getIntention",
+            [vec![path_param("seq", true, "The intention's seq")], Schemas::query::<IntentionQuery>()].concat(), json_ok(s.res::<IntentionAnswer>()))},
+        "/v1/state": {"get": op("The shared context, now or as of a seq", "getState", with_at(vec![]), json_ok(s.res::<StateView>()))},
+        "/v1/entities/{entity}": {"get": op("One entity of the shared context, now or as of a seq", "getEntity", with_at(vec![entity()]), json_ok(s.res::<EntityView>()))},
+        "/v1/entities/{entity}/audit": {"get": op("Every change of an entity's fields, newest first, with the decisions behind them", "auditEntity",
+            [vec![entity()], Schemas::query::<AuditQuery>()].concat(), json_ok(s.res::<AuditReport>()))},
+        "/v1/records": {"get": op("Records from a seq, filtered, one page at a time", "getRecords", Schemas::query::<RecordsQuery>(), json_ok(s.res::<RecordsPage>()))},
+        "/v1/stream": {"get": op("Server-Sent Events: records from a seq, then live (event id = seq)", "stream", Schemas::query::<StreamQuery>(),
+            ("200", "text/event-stream", json!({"type": "string"})))},
+        "/v1/escalations": {"get": op("Escalations, oldest first", "getEscalations", Schemas::query::<EscalationsQuery>(), json_ok(s.res::<Vec<EscalationView>>()))},
+        "/v1/escalations/{id}": {"get": op("The escalations of one intention, oldest first", "getEscalation",
+            vec![path_param("id", true, "The escalated intention's seq")], json_ok(s.res::<Vec<EscalationView>>()))},
+        "/v1/workflows": {"get": op("Workflow definitions and runs", "getWorkflows", vec![], json_ok(s.res::<WorkflowsView>()))},
+        "/v1/rules": {"get": op("The rule set in force", "getRules", vec![], json_ok(s.res::<RulesView>()))},
+        "/v1/whatif": {"post": with_body(op("Replay decisions under another rule set or resolver", "whatIf", vec![], json_ok(s.res::<WhatIfReport>())), s.req::<WhatIfRequest>())},
+        "/v1/tokens": {"post": with_body(op("Grant a credential (admins); the token is shown once", "createToken", vec![],
+            ("201", "application/json", s.res::<TokenAnswer>())), s.req::<TokenRequest>())},
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut s = Schemas {
+        request: settings().for_deserialize().into_generator(),
+        response: settings().for_serialize().into_generator(),
+    };
+    // Problems are referenced by every operation's default response.
+    s.res::<Problem>();
+    let mut paths = paths(&mut s);
+    let schemas = s.components(&mut paths);
+    json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "parley",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A coordination ledger for the AI agents that run an online store. Every request but the health checks and this document carries `Authorization: Bearer <token>` (`parley token create`, or `POST /v1/tokens` as an admin).",
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    })
+}

@@ -1,0 +1,338 @@
+//! The read routes: the shared context and one entity (now, or as of a
+//! seq), records from a seq (filtered, paginated), the audit of a field,
+//! escalations, workflows and the rule set in force.
+//!
+//! Current reads come from the context the writer publishes after each
+//! batch, after waiting (bounded) until it holds every record durable when
+//! the request arrived: a client that got an acknowledgement reads its own
+//! write. Reads of the log run on the blocking pool, a few at a time.
+
+use axum::extract::State;
+use super::extract::{Path, Query};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::filter::{FilterQuery, RecordFilter};
+use super::problem::Problem;
+use super::App;
+use crate::audit::{AuditReport, LedgerRead};
+use crate::context::view::{self, EntityView, RunView, StateView, WorkflowView};
+use crate::entity::EntityRef;
+use crate::escalations::EscalationView;
+use crate::export::ExportedRecord;
+use crate::record::{Digest, StoredRecord};
+
+/// `?at=SEQ`: the context as of a seq (a fold of the log up to it).
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AtQuery {
+    /// A seq between 1 and the head (default: the durable head).
+    #[schemars(range(min = 1))]
+    pub at: Option<u64>,
+}
+
+/// Checks an `at` seq against the head.
+fn check_at(app: &App, at: u64) -> Result<u64, Problem> {
+    let head = app.ledger.head_seq();
+    if at == 0 || at > head {
+        return Err(Problem::bad_request(
+            "bad-seq",
+            format!("`at` must be a seq from 1 to the head ({head}); got {at}"),
+        ));
+    }
+    Ok(at)
+}
+
+/// `GET /v1/state`.
+pub async fn state(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<AtQuery>,
+) -> Result<Json<StateView>, Problem> {
+    app.caller(&headers)?;
+    let Some(at) = q.at else {
+        return app.current(view::state).await.map(Json);
+    };
+    let at = check_at(&app, at)?;
+    app.blocking(move |ledger| Ok(view::state(&ledger.context_at(at)?)))
+        .await
+        .map(Json)
+}
+
+/// `GET /v1/entities/{entity}`.
+pub async fn entity(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(text): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> Result<Json<EntityView>, Problem> {
+    app.caller(&headers)?;
+    let e = EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m))?;
+    let found = match q.at {
+        None => {
+            let e = e.clone();
+            app.current(move |ctx| view::entity(ctx, &e)).await?
+        }
+        Some(at) => {
+            let at = check_at(&app, at)?;
+            let e = e.clone();
+            app.blocking(move |ledger| Ok(view::entity(&ledger.context_at(at)?, &e)))
+                .await?
+        }
+    };
+    found
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("the shared context holds nothing about {e}")))
+}
+
+/// The most records one page holds.
+const MAX_PAGE: u32 = 1_000;
+/// The most records one page request reads looking for matches.
+const MAX_SCAN: u64 = 100_000;
+/// Records read per step of a scan.
+const SCAN_CHUNK: u64 = 1_000;
+
+/// `GET /v1/records` parameters.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsQuery {
+    /// The first seq to look at (default 1).
+    pub from: Option<u64>,
+    /// Records per page, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<u32>,
+    /// A record kind, e.g. `decision`.
+    #[schemars(length(min = 1, max = 256))]
+    pub kind: Option<String>,
+    /// An entity the record names, e.g. `sku:SKU-1`.
+    #[schemars(length(min = 1, max = 256))]
+    pub entity: Option<String>,
+    /// A broadcast's topic.
+    #[schemars(length(min = 1, max = 256))]
+    pub topic: Option<String>,
+    /// The producer.
+    #[schemars(length(min = 1, max = 256))]
+    pub producer: Option<String>,
+}
+
+/// One page of records.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct RecordsPage {
+    pub records: Vec<ExportedRecord>,
+    /// Pass as `from` for the next page; absent when the head was reached.
+    pub next: Option<u64>,
+    /// The durable head when the page was read.
+    pub head_seq: u64,
+}
+
+/// `GET /v1/records`.
+pub async fn records(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<RecordsQuery>,
+) -> Result<Json<RecordsPage>, Problem> {
+    app.caller(&headers)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::bad_request(
+            "bad-limit",
+            format!("`limit` is 1 to {MAX_PAGE}; got {limit}"),
+        ));
+    }
+    let from = q.from.unwrap_or(1).max(1);
+    let filter = RecordFilter::parse(FilterQuery {
+        kind: q.kind,
+        entity: q.entity,
+        topic: q.topic,
+        producer: q.producer,
+    })?;
+    app.blocking(move |ledger| page(ledger, &filter, from, limit as usize))
+        .await
+        .map(Json)
+}
+
+fn page(
+    ledger: &dyn LedgerRead,
+    filter: &RecordFilter,
+    from: u64,
+    limit: usize,
+) -> Result<RecordsPage, Problem> {
+    let head = ledger.head_seq();
+    let mut out: Vec<StoredRecord> = Vec::new();
+    let mut next = from;
+    if let Some(e) = &filter.entity {
+        let seqs: Vec<u64> = ledger
+            .entity_seqs(e)?
+            .into_iter()
+            .filter(|s| (from..=head).contains(s))
+            .collect();
+        for chunk in seqs.chunks(SCAN_CHUNK as usize) {
+            for r in ledger.read(chunk)? {
+                next = r.record.envelope.seq + 1;
+                if filter.wants(&r) {
+                    out.push(r);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            if out.len() == limit {
+                break;
+            }
+        }
+        let more = seqs.last().is_some_and(|last| *last >= next);
+        return Ok(finish(out, more.then_some(next), head));
+    }
+    let end = head.min(from.saturating_add(MAX_SCAN - 1));
+    while next <= end && out.len() < limit {
+        let to = end.min(next + SCAN_CHUNK - 1);
+        ledger.scan(next, to, &mut |r| {
+            if out.len() < limit {
+                next = r.record.envelope.seq + 1;
+                if filter.wants(&r) {
+                    out.push(r);
+                }
+            }
+            Ok(())
+        })?;
+        if out.len() < limit {
+            next = to + 1;
+        }
+    }
+    Ok(finish(out, (next <= head).then_some(next), head))
+}
+
+fn finish(records: Vec<StoredRecord>, next: Option<u64>, head: u64) -> RecordsPage {
+    debug_assert!(records.windows(2).all(|w| w[0].record.envelope.seq < w[1].record.envelope.seq));
+    RecordsPage {
+        records: records.iter().map(ExportedRecord::from).collect(),
+        next,
+        head_seq: head,
+    }
+}
+
+/// `GET /v1/entities/{entity}/audit` parameters.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// One field (e.g. `price`); default: every field.
+    pub field: Option<String>,
+}
+
+/// `GET /v1/entities/{entity}/audit`: every change, newest first.
+pub async fn audit(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(text): Path<String>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditReport>, Problem> {
+    app.caller(&headers)?;
+    let e = EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m))?;
+    app.blocking(move |ledger| {
+        crate::audit::audit(ledger, &e, q.field.as_deref()).map_err(Problem::from)
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /v1/escalations` parameters.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationsQuery {
+    /// Only the open ones (default false: every escalation in the log).
+    #[serde(default)]
+    pub open: bool,
+}
+
+/// `GET /v1/escalations`: oldest first.
+pub async fn escalations(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<EscalationsQuery>,
+) -> Result<Json<Vec<EscalationView>>, Problem> {
+    app.caller(&headers)?;
+    let ctx = app.current(Clone::clone).await?;
+    app.blocking(move |ledger| Ok(crate::escalations::escalation_views(ledger, &ctx, q.open)?))
+        .await
+        .map(Json)
+}
+
+/// `GET /v1/escalations/{id}`: the escalations of intention `id`, oldest
+/// first (the last is the current one).
+pub async fn escalation(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Result<Json<Vec<EscalationView>>, Problem> {
+    app.caller(&headers)?;
+    let ctx = app.current(Clone::clone).await?;
+    let views = app
+        .blocking(move |ledger| Ok(crate::escalations::escalations_of(ledger, &ctx, id)?))
+        .await?;
+    if views.is_empty() {
+        return Err(Problem::not_found(format!(
+            "seq {id} is not an intention that escalated"
+        )));
+    }
+    Ok(Json(views))
+}
+
+/// The workflows defined and their runs.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct WorkflowsView {
+    pub workflows: Vec<WorkflowView>,
+    pub runs: Vec<RunView>,
+}
+
+/// `GET /v1/workflows`.
+pub async fn workflows(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<WorkflowsView>, Problem> {
+    app.caller(&headers)?;
+    app.current(|ctx| WorkflowsView {
+        workflows: ctx
+            .workflows
+            .definitions
+            .values()
+            .flat_map(|v| v.values())
+            .map(view::workflow)
+            .collect(),
+        runs: ctx.workflows.runs.values().map(view::run).collect(),
+    })
+    .await
+    .map(Json)
+}
+
+/// The rule set in force.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct RulesView {
+    /// The record that installed it.
+    pub seq: u64,
+    /// blake3 of its text, as decisions record it.
+    pub hash: Digest,
+    /// The resolver version in force.
+    pub resolver: u32,
+    pub rules: crate::rules::RuleSet,
+}
+
+/// `GET /v1/rules`.
+pub async fn rules(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<RulesView>, Problem> {
+    app.caller(&headers)?;
+    app.current(|ctx| {
+        let a = &ctx.authority;
+        a.rules.as_ref().map(|r| RulesView {
+            seq: r.seq,
+            hash: r.hash,
+            resolver: a.resolver.value,
+            rules: r.rules.clone(),
+        })
+    })
+    .await?
+    .map(Json)
+    .ok_or_else(|| Problem::not_found("no rule set is installed".into()))
+}

@@ -1,0 +1,87 @@
+//! `POST /v1/whatif`: replays the log's decisions under another rule set
+//! (TOML text, as `parley whatif --rules FILE` reads) and/or another resolver
+//! version, and reports what would have been decided differently. Reads the
+//! log only; appends nothing.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+
+use super::problem::Problem;
+use super::writes::json_body;
+use super::App;
+use crate::audit::LedgerRead;
+use crate::resolver::Resolvers;
+use crate::rules::RuleSet;
+use crate::whatif::{Alternative, WhatIf, WhatIfReport};
+
+/// The alternative to replay.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhatIfRequest {
+    /// Another rule set, as TOML text (`schemas/rules.schema.json`).
+    pub rules: Option<String>,
+    /// Another released resolver version.
+    pub resolver: Option<u32>,
+    /// The first decision to compare (default 1).
+    pub from: Option<u64>,
+    /// The last (default: the durable head).
+    pub to: Option<u64>,
+}
+
+/// Checks the request against the log and the versions this build knows.
+fn alternative(
+    req: WhatIfRequest,
+    head: u64,
+    resolvers: &Resolvers,
+) -> Result<(Alternative, u64, u64), Problem> {
+    let bad = |m: String| Problem::bad_request("bad-whatif", m);
+    if req.rules.is_none() && req.resolver.is_none() {
+        return Err(bad("give `rules`, `resolver` or both: the alternative to replay".into()));
+    }
+    if let Some(v) = req.resolver.filter(|v| resolvers.get(*v).is_none()) {
+        let known: Vec<String> = resolvers.known().iter().map(u32::to_string).collect();
+        return Err(bad(format!(
+            "resolver {v}: this build knows resolver versions {}",
+            known.join(", ")
+        )));
+    }
+    let rules = match req.rules {
+        Some(text) => {
+            let parsed = RuleSet::parse(&text).map_err(|e| bad(format!("rules: {e}")))?;
+            Some((text, parsed))
+        }
+        None => None,
+    };
+    let (from, to) = (req.from.unwrap_or(1), req.to.unwrap_or(head));
+    if from == 0 || to > head || from > to {
+        return Err(bad(format!(
+            "`from` {from} and `to` {to} must satisfy 1 <= from <= to <= {head} (the head)"
+        )));
+    }
+    Ok((Alternative { rules, resolver: req.resolver }, from, to))
+}
+
+/// The handler.
+pub async fn whatif(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<WhatIfReport>, Problem> {
+    app.caller(&headers)?;
+    let req: WhatIfRequest = json_body(body)?;
+    let resolvers = Resolvers::released();
+    let (alt, from, to) = alternative(req, app.ledger.head_seq(), &resolvers)?;
+    app.blocking(move |ledger| {
+        let mut run = WhatIf::new(alt, from, to, resolvers);
+        ledger.scan(1, to, &mut |r| {
+            run.feed(&r);
+            Ok(())
+        })?;
+        Ok(run.finish())
+    })
+    .await
+    .map(Json)
+}
