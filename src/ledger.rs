@@ -112,7 +112,7 @@ pub enum LedgerError {
     Log(#[from] LogError),
     #[error(transparent)]
     Derived(#[from] DerivedError),
-    #[error("{} is in use by another parley writer (parley serve or parley run); read commands work next to it; while `parley serve` holds it, write through its HTTP API (POST /v1/commands)", .0.display())]
+    #[error("{} is in use by another parley writer (parley serve or parley run); read commands work next to it; while `parley serve` holds it, write through it: `parley run --server URL FILE` or `parley resolve --server URL …` with PARLEY_TOKEN set, or POST /v1/commands", .0.display())]
     Locked(PathBuf),
     #[error("{} holds no ledger (no log/ directory)", .0.display())]
     NoLedger(PathBuf),

@@ -17,6 +17,7 @@ pub mod answer;
 pub mod audit;
 pub mod bounds;
 pub mod cli;
+pub mod client;
 pub mod command;
 pub mod context;
 pub mod demo;

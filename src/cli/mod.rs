@@ -5,6 +5,7 @@
 
 mod escalations;
 mod inspect;
+mod remote;
 mod serve;
 mod write;
 
@@ -112,8 +113,12 @@ enum Cmd {
     },
     /// Append commands from a JSON Lines file (or `-` for stdin); print one JSON answer per line.
     Run {
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "server")]
+        data: Option<PathBuf>,
+        /// Send the commands to a running `parley serve` instead (token from
+        /// PARLEY_TOKEN; each command must be written as the token's identity).
+        #[arg(long, conflicts_with = "data")]
+        server: Option<String>,
         /// File of commands, one JSON object per line; `-` reads stdin.
         file: PathBuf,
         #[command(flatten)]
@@ -249,8 +254,12 @@ enum Cmd {
     },
     /// Settle an open escalation as a registered human: choose one of its options.
     Resolve {
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "server")]
+        data: Option<PathBuf>,
+        /// Resolve through a running `parley serve` (token from PARLEY_TOKEN,
+        /// a human's; `--as` must be its identity).
+        #[arg(long, conflicts_with_all = ["data", "at"])]
+        server: Option<String>,
         /// The escalation's id (the escalated intention's seq, as `parley escalations` lists it).
         escalation: u64,
         /// The option's number, from 0.
@@ -322,7 +331,16 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             skus,
             json,
         } => inspect::simulate(&data, seed, records, skus, json),
-        Cmd::Run { data, file, create } => write::run(&data, &file, &create),
+        Cmd::Run {
+            data,
+            server,
+            file,
+            create,
+        } => match (data, server) {
+            (_, Some(url)) => remote::run(&url, &file),
+            (Some(data), None) => write::run(&data, &file, &create),
+            (None, None) => anyhow::bail!("give --data DIR or --server URL"),
+        },
         Cmd::Serve {
             data,
             listen,
@@ -401,13 +419,20 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
         } => escalations::list(&view(&data)?, only_open, json),
         Cmd::Resolve {
             data,
+            server,
             escalation,
             option,
             human,
             why,
             at,
             json,
-        } => escalations::resolve(&data, escalation, option, &human, &why, at.as_deref(), json),
+        } => match (data, server) {
+            (_, Some(url)) => remote::resolve(&url, escalation, option, &human, &why, json),
+            (Some(data), None) => {
+                escalations::resolve(&data, escalation, option, &human, &why, at.as_deref(), json)
+            }
+            (None, None) => anyhow::bail!("give --data DIR or --server URL"),
+        },
         Cmd::Schema { out } => schema(out.as_deref()),
     }
 }

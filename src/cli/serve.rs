@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 
 use super::write::{options, tell_recovery};
 use super::Create;
@@ -51,7 +51,9 @@ fn genesis(ledger: &Ledger) -> Result<(String, Timeline)> {
 }
 
 /// `parley token create`: grants a credential as an admin and prints the
-/// token once. Needs the writer's lock: run it before `parley serve`.
+/// token once; creates the ledger if DIR holds none. Needs the writer's
+/// lock: run it before `parley serve` (a running server grants tokens with
+/// `POST /v1/tokens`).
 pub fn token_create(
     data: &Path,
     name: &str,
@@ -59,10 +61,9 @@ pub fn token_create(
     admin: Option<&str>,
 ) -> Result<ExitCode> {
     if !data.join("log").is_dir() {
-        bail!(
-            "{} holds no ledger: create it first (`parley serve` or `parley run`)",
-            data.display()
-        );
+        // A new ledger (on the wall clock, as `parley serve` makes), so the
+        // first admin can get a token before the server starts.
+        eprintln!("parley: created a new ledger in {}", data.display());
     }
     let (ledger, report) = Ledger::open(data, options(&Create::default())?).with_context(|| {
         format!(

@@ -109,7 +109,7 @@ fn line_of(pending: Pending) -> RunLine {
 }
 
 /// Reads one line of at most `MAX_COMMAND_BYTES`; `Ok(None)` at end of input.
-fn read_line(
+pub(super) fn read_line(
     input: &mut dyn BufRead,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Result<String, CommandError>>> {
@@ -140,7 +140,7 @@ fn read_line(
     }))
 }
 
-fn open_input(file: &Path) -> Result<Box<dyn BufRead>> {
+pub(super) fn open_input(file: &Path) -> Result<Box<dyn BufRead>> {
     if file == Path::new("-") {
         return Ok(Box::new(BufReader::new(std::io::stdin())));
     }

@@ -131,7 +131,7 @@ pub enum Refusal {
         identity: String,
         producer: String,
     },
-    #[error("a {role} credential cannot write `{kind}` records")]
+    #[error("a credential of role `{role}` cannot write `{kind}` records")]
     RoleForbids {
         role: &'static str,
         kind: &'static str,

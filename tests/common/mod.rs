@@ -158,3 +158,4 @@ pub fn snapshot_files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>
     }
     out
 }
+pub mod server;

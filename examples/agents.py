@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""Three store agents as separate processes, coordinating through `parley serve`.
+
+Python standard library only. Run it next to a server:
+
+    parley serve --data /tmp/store &                      # terminal 1
+    parley token create --data /tmp/store --name admin --role admin   # before serve
+    python3 examples/agents.py --server http://127.0.0.1:7420 --admin-token pk_...
+
+What happens (the seed's conflict: a price match meets a planned promotion):
+
+1. This process (the store's admin) registers the agents, puts three earbuds
+   in the catalog, grants each agent a token, and starts the pricing,
+   marketing and customer-service agents as separate processes. Each one
+   follows the ledger's live stream (`GET /v1/stream`) and acts only on
+   decisions parley gives it.
+2. competitor-tracking reports a rival's 10 % cut on E2. The pricing agent
+   sees it on the stream, announces a price match and, once approved,
+   applies it.
+3. The admin broadcasts that the weekend campaign is being planned. The
+   marketing agent announces 15 % off the whole earbuds category. parley
+   rejects it (guard.margin): with the matched price, E2 would sell below
+   cost. Marketing reacts to the rejection: it announces the promotion on
+   the skus the decision says keep the margin, which is approved.
+4. Customer service follows the decisions on promotions and prepares answers
+   for the approved one.
+
+The run ends with the same decisions as the conflict in `parley demo`, and
+exits 0 only if every step was decided as expected.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+
+AGENTS = {
+    "merchandising": ("merchandising", 45),
+    "pricing": ("pricing", 50),
+    "marketing": ("marketing", 40),
+    "customer-service": ("customer-service", 30),
+    "competitor-tracking": ("competitor-tracking", 20),
+}
+# sku: (price, cost) in pence; cost is 80 % of the price, as in `parley demo`.
+EARBUDS = {"E1": (8999, 7199), "E2": (5999, 4799), "E3": (12999, 10399)}
+HOUR_MS = 3_600_000
+
+
+class Api:
+    """One keep-alive connection to the server, as one identity."""
+
+    def __init__(self, server, token):
+        url = urllib.parse.urlsplit(server)
+        if url.scheme != "http" or not url.hostname:
+            sys.exit(f"--server must look like http://127.0.0.1:7420, not {server!r}")
+        self.host, self.port, self.token = url.hostname, url.port or 80, token
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        for attempt in range(5):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                res = self.conn.getresponse()
+                text = res.read()
+            except (ConnectionError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+                time.sleep(0.2)
+                continue
+            if res.status in (429, 503):  # over quota or busy: wait as told
+                time.sleep(float(res.getheader("Retry-After", "1")))
+                continue
+            answer = json.loads(text) if text else None
+            if res.status >= 400:
+                raise RuntimeError(f"{method} {path}: {res.status} {answer}")
+            return answer
+        raise RuntimeError(f"{method} {path}: no answer after retries")
+
+    def post(self, command):
+        return self.call("POST", "/v1/commands", command)
+
+    def stream(self, query):
+        """Yields (seq, kind, record) from the live stream, reconnecting with
+        Last-Event-ID when the server asks (a `resume` event) or drops."""
+        last = None
+        while True:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+            headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/event-stream"}
+            if last is not None:
+                headers["Last-Event-ID"] = str(last)
+            conn.request("GET", "/v1/stream?" + urllib.parse.urlencode(query), headers=headers)
+            res = conn.getresponse()
+            if res.status != 200:
+                raise RuntimeError(f"stream: {res.status} {res.read()!r}")
+            event, data, ident = None, [], None
+            for raw in res:
+                line = raw.decode().rstrip("\n").rstrip("\r")
+                if line.startswith(":"):
+                    continue  # a heartbeat
+                if line == "":
+                    if event == "resume":
+                        break
+                    if event and data:
+                        if ident is not None:
+                            last = ident
+                        yield ident, event, json.loads("\n".join(data))
+                    event, data, ident = None, [], None
+                elif line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif line.startswith("id: "):
+                    ident = int(line[4:])
+            conn.close()
+            time.sleep(0.2)
+
+
+def say(who, text):
+    print(f"{who:<17} {text}", flush=True)
+
+
+def pounds(minor):
+    return f"£{minor // 100}.{minor % 100:02d}"
+
+
+def intention(agent, action, reasoning, revenue, margin, objective="sales-growth"):
+    return {
+        "producer": agent,
+        "kind": "intend",
+        "intention": {
+            "action": action,
+            "reasoning": reasoning,
+            "impact": {"revenue_minor": revenue, "margin_minor": margin},
+            "objective": objective,
+        },
+    }
+
+
+def outcome(answer):
+    d = answer["decision"]
+    return d["outcome"]["kind"], d["rule"], d["summary"]
+
+
+def final_decision(api, seq):
+    """The intention's decision once settled (a deferral waits for the next)."""
+    while True:
+        got = api.call("GET", f"/v1/intentions/{seq}?wait_ms=10000")
+        if got["settled"]:
+            d = got["decisions"][-1]["body"]["decision"]
+            return d["outcome"]["kind"], d["rule"]
+
+
+# ---------------------------------------------------------------- agents --
+
+def pricing_agent(api, start):
+    """Matches a rival's lower price, acting only on approval."""
+    prices = {}
+    for seq, kind, r in api.stream({"from": start}):
+        body = r["body"]
+        if kind == "catalog":
+            prices[body["sku"]] = body["price_minor"]
+        elif kind == "competitor_price":
+            sku, rival = body["sku"], body["price_minor"]
+            if rival >= prices.get(sku, 0):
+                continue
+            cut = prices[sku] - rival
+            answer = api.post(intention(
+                "pricing", {"type": "set_price", "sku": sku, "price_minor": rival},
+                f"rival cut {sku} to {pounds(rival)}; match it to hold share",
+                -cut * 80, -cut * 80))
+            state, rule, summary = outcome(answer)
+            say("pricing", f"#{answer['seq']} set {sku} to {pounds(rival)}: {summary}")
+            if state in ("deferred", "escalated"):
+                state, rule = final_decision(api, answer["seq"])
+            if state in ("approved", "modified"):
+                say("pricing", f"applied: {sku} now sells at {pounds(rival)} (rule {rule})")
+                print(json.dumps({"agent": "pricing", "outcome": state, "rule": rule}), flush=True)
+                return
+
+
+def passing_skus(decision):
+    for step in decision["trace"]:
+        finding = step.get("finding", {})
+        if finding.get("passing"):
+            return finding["passing"]
+    return []
+
+
+def marketing_agent(api, start):
+    """Plans the weekend promotion; when parley refuses it for margin, narrows
+    it to the skus the decision names as safe."""
+    for seq, kind, r in api.stream({"from": start, "kind": "broadcast", "topic": "weekend_planning"}):
+        now = api.call("GET", "/v1/state")["at_ms"]
+        window = (now + 24 * HOUR_MS, now + 72 * HOUR_MS)
+        target = {"category": "earbuds"}
+        results = []
+        for _ in range(2):
+            answer = api.post(intention(
+                "marketing",
+                {"type": "launch_promotion", "target": target, "discount_bp": 1500,
+                 "starts_at_ms": window[0], "ends_at_ms": window[1]},
+                "earbuds weekend: 15 % off from tomorrow", 300_000, 60_000))
+            state, rule, summary = outcome(answer)
+            what = f"category {target['category']}" if "category" in target else ", ".join(target["skus"])
+            say("marketing", f"#{answer['seq']} 15 % off {what}: {summary}")
+            results.append({"outcome": state, "rule": rule})
+            safe = passing_skus(answer["decision"])
+            if state != "rejected" or not safe:
+                break
+            target = {"skus": safe}
+            say("marketing", f"reacting: the same promotion on {', '.join(safe)} only")
+        print(json.dumps({"agent": "marketing", "decisions": results}), flush=True)
+        return
+
+
+def customer_service_agent(api, start):
+    """Prepares answers for every promotion parley approves."""
+    intents = {}
+    for seq, kind, r in api.stream({"from": start}):
+        body = r["body"]
+        if kind == "intend" and body["intention"]["action"]["type"] == "launch_promotion":
+            intents[seq] = body["intention"]["action"]
+        elif kind == "decision" and body["decision"]["intention"] in intents:
+            d = body["decision"]
+            if d["outcome"]["kind"] != "approved":
+                say("customer-service", f"noted: promotion #{d['intention']} was {d['outcome']['kind']}")
+                continue
+            action = intents[d["intention"]]
+            skus = action["target"].get("skus") or [action["target"].get("category")]
+            answer = api.post(intention(
+                "customer-service",
+                {"type": "generic", "entity": f"campaign:promo-{d['intention']}",
+                 "attribute": "support_answers", "value": f"15 % off {', '.join(skus)} this weekend"},
+                "customers will ask about the promotion; answers ready", 0, 0,
+                "customer-experience"))
+            state, rule, summary = outcome(answer)
+            say("customer-service", f"#{answer['seq']} prepare answers: {summary}")
+            print(json.dumps({"agent": "customer-service", "outcome": state, "rule": rule}), flush=True)
+            return
+
+
+RUNNERS = {"pricing": pricing_agent, "marketing": marketing_agent,
+           "customer-service": customer_service_agent}
+
+
+def run_agent(name):
+    api = Api(os.environ["PARLEY_SERVER"], os.environ["PARLEY_TOKEN"])
+    start = int(os.environ["PARLEY_FROM"])
+    print("ready", flush=True)
+    RUNNERS[name](api, start)
+
+
+# ----------------------------------------------------------------- admin --
+
+def setup(server, admin, admin_name):
+    """Registers the agents, grants their tokens, and has merchandising (whose
+    domain the catalog is) list the earbuds."""
+    for agent, (domain, priority) in AGENTS.items():
+        admin.post({"producer": admin_name, "kind": "agent_registered",
+                    "idempotency_key": f"register-{agent}",
+                    "profile": {"agent": agent, "domain": domain, "priority": priority}})
+    tokens = {a: admin.call("POST", "/v1/tokens", {"name": a, "role": "agent"})["token"] for a in AGENTS}
+    merchandising = Api(server, tokens["merchandising"])
+    for sku, (price, cost) in EARBUDS.items():
+        merchandising.post({"producer": "merchandising", "kind": "catalog",
+                            "idempotency_key": f"catalog-{sku}", "sku": sku, "category": "earbuds",
+                            "cost_minor": cost, "price_minor": price, "stock": 120,
+                            "lifecycle": "active"})
+    return tokens
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--server", default=os.environ.get("PARLEY_SERVER", "http://127.0.0.1:7420"))
+    p.add_argument("--admin-token", default=os.environ.get("PARLEY_ADMIN_TOKEN"))
+    p.add_argument("--agent", choices=sorted(RUNNERS), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.agent:
+        return run_agent(args.agent)
+    if not args.admin_token:
+        sys.exit("give --admin-token (or PARLEY_ADMIN_TOKEN): an admin's token from `parley token create`")
+    admin = Api(args.server, args.admin_token)
+    state = admin.call("GET", "/v1/state")
+    admin_name = next((a["name"] for a in state["admins"]), None)
+    if admin_name is None:
+        sys.exit("the ledger has no admin")
+    tokens = setup(args.server, admin, admin_name)
+    # The agents follow the stream from the catalog on (pricing learns its
+    # prices from it).
+    start = admin.call("GET", "/v1/state")["seq"] - len(EARBUDS) + 1
+    say("admin", f"set up 3 earbuds and {len(AGENTS)} agents; the agents follow the stream from seq {start}")
+    procs = {}
+    for name in RUNNERS:
+        env = dict(os.environ, PARLEY_SERVER=args.server, PARLEY_TOKEN=tokens[name], PARLEY_FROM=str(start))
+        procs[name] = subprocess.Popen([sys.executable, __file__, "--agent", name], env=env,
+                                       stdout=subprocess.PIPE, text=True)
+        if procs[name].stdout.readline().strip() != "ready":
+            sys.exit(f"the {name} agent did not start")
+    rival = Api(args.server, tokens["competitor-tracking"])
+    rival.post({"producer": "competitor-tracking", "kind": "competitor_price",
+                "sku": "E2", "competitor": "rival", "price_minor": 5399})
+    say("competitor-tracking", "rival now sells E2 at £53.99 (10 % below ours)")
+    results = {}
+    results["pricing"] = collect(procs["pricing"])
+    admin.post({"producer": admin_name, "kind": "broadcast", "topic": "weekend_planning",
+                "entity": "category:earbuds"})
+    say("admin", "broadcast: the earbuds weekend campaign is being planned")
+    results["marketing"] = collect(procs["marketing"])
+    results["customer-service"] = collect(procs["customer-service"])
+    expected = {
+        "pricing": {"agent": "pricing", "outcome": "approved", "rule": "approve"},
+        "marketing": {"agent": "marketing", "decisions": [
+            {"outcome": "rejected", "rule": "guard.margin"},
+            {"outcome": "approved", "rule": "approve"}]},
+        "customer-service": {"agent": "customer-service", "outcome": "approved", "rule": "approve"},
+    }
+    if results != expected:
+        print(f"UNEXPECTED: {json.dumps(results)}", flush=True)
+        return 1
+    print("price war decided as in `parley demo`: the match approved, the 15 % category "
+          "promotion rejected by guard.margin, the promotion on the skus that keep the margin approved",
+          flush=True)
+    return 0
+
+
+def collect(proc):
+    """Echoes an agent's lines until its JSON result; waits for it to exit."""
+    result = None
+    for line in proc.stdout:
+        if line.startswith("{"):
+            result = json.loads(line)
+        else:
+            print(line, end="", flush=True)
+    if proc.wait(timeout=60) != 0:
+        sys.exit("an agent failed")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

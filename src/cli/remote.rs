@@ -1,0 +1,205 @@
+//! `parley run --server URL` and `parley resolve --server URL`: the same
+//! commands, sent to a running `parley serve` (token from `PARLEY_TOKEN`),
+//! with the same output as on a local ledger.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::client::{token_from_env, Answer, Client};
+use crate::command::{Command, CommandEnvelope};
+use crate::record::Body;
+
+/// Commands sent per batch request (the server takes up to 256).
+const BATCH: usize = 128;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+}
+
+async fn connect(url: &str) -> Result<Client> {
+    let token = token_from_env().map_err(anyhow::Error::msg)?;
+    Ok(Client::connect(url, token).await?)
+}
+
+/// One output line: `{"line": n, "ok": …, …answer or code/error}`.
+fn line(n: u64, ok: bool, mut fields: Value) -> Value {
+    let mut out = json!({"line": n, "ok": ok});
+    if let (Some(o), Some(f)) = (out.as_object_mut(), fields.as_object_mut()) {
+        o.append(f);
+    }
+    out
+}
+
+fn failed(n: u64, code: &str, error: &str) -> Value {
+    line(n, false, json!({"code": code, "error": error}))
+}
+
+/// Sends one command; its output line.
+async fn one(client: &mut Client, n: u64, text: &str) -> Result<Value> {
+    let a: Answer = client
+        .request(Method::POST, "/v1/commands", Some(text.as_bytes().to_vec()))
+        .await?;
+    if a.status == 200 {
+        return Ok(line(n, true, a.json()));
+    }
+    let (code, detail) = a.problem();
+    Ok(failed(n, &code, &detail))
+}
+
+/// Sends a batch; one output line per command. A batch refused as a whole
+/// (a malformed command, another identity's) is sent again one by one so
+/// each line gets its own answer.
+async fn batch(client: &mut Client, lines: &[(u64, String)]) -> Result<Vec<Value>> {
+    let mut body = Vec::from(&b"["[..]);
+    for (i, (_, text)) in lines.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(text.as_bytes());
+    }
+    body.push(b']');
+    let a = client
+        .request(Method::POST, "/v1/commands/batch", Some(body))
+        .await?;
+    let items = a.json();
+    match items.as_array() {
+        Some(items) if a.status == 200 && items.len() == lines.len() => Ok(lines
+            .iter()
+            .zip(items)
+            .map(|((n, _), item)| match item["ok"].as_bool() {
+                Some(true) => line(*n, true, item["answer"].clone()),
+                _ => {
+                    let code = item["problem"]["type"]
+                        .as_str()
+                        .and_then(|t| t.strip_prefix("urn:parley:problem:"))
+                        .unwrap_or("refused");
+                    failed(*n, code, item["problem"]["detail"].as_str().unwrap_or(""))
+                }
+            })
+            .collect()),
+        _ if a.status == 400 || a.status == 403 => {
+            let mut out = Vec::with_capacity(lines.len());
+            for (n, text) in lines {
+                out.push(one(client, *n, text).await?);
+            }
+            Ok(out)
+        }
+        _ => {
+            let (code, detail) = a.problem();
+            anyhow::bail!("the server refused a batch ({}): {code}: {detail}", a.status)
+        }
+    }
+}
+
+/// `parley run --server URL FILE`.
+pub fn run(url: &str, file: &Path) -> Result<ExitCode> {
+    let mut input = super::write::open_input(file)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let mut client = connect(url).await?;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut buf = Vec::new();
+        // (line, the command's text or why the line is not one)
+        let mut pending: Vec<(u64, Result<String, String>)> = Vec::new();
+        let (mut n, mut failures, mut commands) = (0u64, 0u64, 0u64);
+        loop {
+            let read = super::write::read_line(&mut *input, &mut buf)?;
+            let done = read.is_none();
+            if let Some(r) = read {
+                n += 1;
+                match r {
+                    Ok(text) if text.is_empty() => {}
+                    Ok(text) => pending.push((n, Ok(text))),
+                    Err(e) => pending.push((n, Err(e.to_string()))),
+                }
+            }
+            if pending.len() < BATCH && !(done && !pending.is_empty()) {
+                if done {
+                    break;
+                }
+                continue;
+            }
+            let mut good = Vec::with_capacity(pending.len());
+            let mut lines = Vec::with_capacity(pending.len());
+            for (n, r) in pending.drain(..) {
+                match r {
+                    Ok(text) => good.push((n, text)),
+                    Err(e) => lines.push(failed(n, "invalid-command", &e)),
+                }
+            }
+            if !good.is_empty() {
+                lines.extend(batch(&mut client, &good).await?);
+            }
+            lines.sort_by_key(|l| l["line"].as_u64());
+            for l in &lines {
+                failures += u64::from(l["ok"] != Value::Bool(true));
+                commands += 1;
+                serde_json::to_writer(&mut out, l)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            if done {
+                break;
+            }
+        }
+        if failures > 0 {
+            eprintln!("parley: {failures} of {commands} commands were not appended");
+            return Ok(ExitCode::FAILURE);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `parley resolve --server URL ID …`.
+pub fn resolve(
+    url: &str,
+    id: u64,
+    option: u32,
+    human: &str,
+    why: &str,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let command = Command {
+        envelope: CommandEnvelope {
+            producer: human.to_owned(),
+            ..CommandEnvelope::default()
+        },
+        body: Body::HumanResolution {
+            intention: id,
+            option,
+            rationale: why.to_owned(),
+        },
+    };
+    let text = command.to_json();
+    runtime()?.block_on(async move {
+        let mut client = connect(url).await?;
+        let a = client
+            .request(Method::POST, "/v1/commands", Some(text.into_bytes()))
+            .await?;
+        if a.status != 200 {
+            let (code, detail) = a.problem();
+            anyhow::bail!("escalation {id} not resolved: {code}: {detail}");
+        }
+        let answer = a.json();
+        if json_out {
+            println!("{answer}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("resolution recorded at seq {}", answer["seq"]);
+        for c in answer["caused"].as_array().into_iter().flatten() {
+            if let Some(summary) = c["summary"].as_str() {
+                println!("  {} {}", c["seq"], summary);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,43 @@
+//! `examples/agents.py` (Python standard library only) runs the pricing,
+//! marketing and customer-service agents as separate processes against a
+//! real `parley serve`, and must end with the seed's conflict decided as in
+//! `parley demo`. Needs python3, so `cargo test` lists it ignored and
+//! `.ci/run` runs it (`cargo test --test agents -- --ignored`).
+
+mod common;
+
+use common::server::{parley, Server};
+
+#[test]
+#[ignore = "needs python3; .ci/run runs it"]
+fn the_example_agents_settle_the_price_war_over_http() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("store");
+    let d = dir.to_str().unwrap();
+    // On a new directory `token create` makes the ledger, then the server serves it.
+    let admin = parley(&["token", "create", "--data", d, "--name", "admin", "--role", "admin"], "");
+    let server = Server::start(&dir);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agents.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["--server", &format!("http://{}", server.addr)])
+        .args(["--admin-token", admin.trim()])
+        .output()
+        .expect("python3 must be installed to run this test (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "agents.py failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("price war decided as in `parley demo`"), "{stdout}");
+    for line in [
+        "set E2 to £53.99: approved by approve",
+        "15 % off category earbuds: rejected by guard.margin",
+        "15 % off E1, E3: approved by approve",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    let (code, _) = server.stop();
+    assert_eq!(code, Some(0));
+    // Every decision the agents saw is in the log.
+    let log = parley(&["log", "--data", d, "--kind", "decision", "--json"], "");
+    assert_eq!(log.lines().count(), 4, "{log}");
+}

@@ -1,0 +1,403 @@
+//! `parley serve`'s API against the library and the CLI: the same commands
+//! decide the same over HTTP as in `parley run`; every route is in the
+//! OpenAPI document and real answers match its schemas; `parley run` and
+//! `parley resolve` work through a server; pages, batches and stream filters.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::server::{ledger, parley, records, token, Server};
+use serde_json::Value;
+
+fn golden_lines() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/commands.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The golden commands' first 10 lines (rules, workflow, agents, a human, an
+/// admin): the set-up both ledgers get from `parley run`.
+const SETUP_LINES: usize = 10;
+/// Golden lines 11 and 12 grant and revoke a credential by seq; left out.
+const SKIPPED_LINES: usize = 2;
+
+/// Who writes the golden commands, in the order their tokens are granted.
+const WRITERS: [(&str, &str); 12] = [
+    ("ops", "admin"),
+    ("lee", "admin"),
+    ("maya", "human"),
+    ("pricing", "agent"),
+    ("marketing", "agent"),
+    ("inventory", "agent"),
+    ("merchandising", "agent"),
+    ("customer-service", "agent"),
+    ("orders", "agent"),
+    ("fraud", "agent"),
+    ("supply", "agent"),
+    ("competitor-tracking", "agent"),
+];
+
+/// A ledger holding the set-up lines and one token per writer.
+fn prepared(dir: &Path) -> Vec<String> {
+    let setup = golden_lines()[..SETUP_LINES].join("\n") + "\n";
+    let d = dir.to_str().unwrap();
+    let args = ["run", "--data", d, "--bare", "--admin", "ops", "--ledger-id", "ldg-match", "-"];
+    parley(&args, &setup);
+    WRITERS
+        .iter()
+        .map(|(name, role)| token(dir, name, role))
+        .collect()
+}
+
+/// The remaining golden lines with their seq references moved by `shift`
+/// (the tokens' records and the two skipped lines change every later seq).
+fn shifted_lines(shift: i64) -> Vec<String> {
+    let first_moved = (SETUP_LINES + SKIPPED_LINES + 1) as u64;
+    golden_lines()[SETUP_LINES + SKIPPED_LINES..]
+        .iter()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            for key in ["intention", "grant", "causation"] {
+                if let Some(seq) = v[key].as_u64().filter(|s| *s >= first_moved) {
+                    v[key] = Value::from(seq.checked_add_signed(shift).unwrap());
+                }
+            }
+            v.to_string()
+        })
+        .collect()
+}
+
+/// Every record's seq, time, producer and body (token hashes blanked: each
+/// ledger's tokens are its own).
+fn records_of(dir: &Path) -> Vec<Value> {
+    parley(&["export", "--data", dir.to_str().unwrap()], "")
+        .lines()
+        .map(|l| {
+            let mut r: Value = serde_json::from_str(l).unwrap();
+            if r["body"]["kind"] == "credential_granted" {
+                r["body"]["token_hash"] = Value::Null;
+            }
+            serde_json::json!({"seq": r["seq"], "at": r["recorded_at_ms"], "producer": r["producer"], "body": r["body"]})
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_commands_decide_the_same_over_http_as_in_parley_run() {
+    let base = tempfile::tempdir().unwrap();
+    let (served, local) = (base.path().join("served"), base.path().join("local"));
+    let tokens = prepared(&served);
+    prepared(&local);
+    let setup_head = records(&served);
+    // Golden line 13 was seq 14 in the golden ledger; here it follows the tokens.
+    let shift = setup_head as i64 + 1 - 14;
+    let lines = shifted_lines(shift);
+
+    let server = Server::start(&served);
+    let mut http_answers = Vec::new();
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let producer = v["producer"].as_str().unwrap();
+        let n = WRITERS.iter().position(|(w, _)| *w == producer).unwrap();
+        let (status, ctype, answer) = server.post(Some(&tokens[n]), line);
+        assert!(
+            status == 200 || ctype == "application/problem+json",
+            "{status} {answer}"
+        );
+        http_answers.push((status, answer));
+    }
+    let (code, _) = server.stop();
+    assert_eq!(code, Some(0));
+
+    let file = base.path().join("rest.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = std::process::Command::new(common::parley_bin())
+        .args(["run", "--data", local.to_str().unwrap(), file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let run_lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(run_lines.len(), http_answers.len());
+    let mut decided = 0;
+    for (n, ((status, http), run)) in http_answers.iter().zip(&run_lines).enumerate() {
+        assert_eq!(*status == 200, run["ok"] == true, "line {n}: {http} vs {run}");
+        if *status == 200 {
+            for key in ["seq", "decision", "caused", "recorded_at_ms"] {
+                assert_eq!(http[key], run[key], "line {n}, {key}");
+            }
+            decided += usize::from(!http["decision"].is_null());
+        }
+    }
+    assert!(decided >= 20, "only {decided} intentions were decided");
+    // Not only the answers: both logs hold the same records.
+    assert_eq!(records_of(&served), records_of(&local));
+}
+
+/// `.route("PATH", METHOD(` pairs in the router's source.
+fn routes_in_source() -> Vec<(String, String)> {
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/mod.rs"),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    for part in src.split(".route(\"").skip(1) {
+        let (path, rest) = part.split_once('"').unwrap();
+        let method = rest
+            .trim_start_matches(|c: char| c == ',' || c.is_whitespace())
+            .split('(')
+            .next()
+            .unwrap()
+            .to_owned();
+        out.push((path.to_owned(), method));
+    }
+    assert!(out.len() >= 15, "found only {out:?}");
+    out
+}
+
+fn document() -> Value {
+    parley::server::openapi::document()
+}
+
+#[test]
+fn every_route_is_in_the_openapi_document_and_nothing_else_is() {
+    let doc = document();
+    let paths = doc["paths"].as_object().unwrap();
+    let routes = routes_in_source();
+    for (path, method) in &routes {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is served but missing from the OpenAPI document"
+        );
+    }
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            assert!(
+                routes.iter().any(|(p, m)| p == path && m == method),
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+    assert_eq!(doc["openapi"], "3.1.0");
+}
+
+/// Validates `body` against the schema the document gives for `path`'s
+/// `method` answer `status`.
+fn check(doc: &Value, method: &str, path: &str, status: &str, body: &Value) {
+    let escaped = path
+        .replace('~', "~0")
+        .replace('/', "~1")
+        .replace('{', "%7B")
+        .replace('}', "%7D");
+    let media = if status == "default" {
+        "application~1problem+json"
+    } else {
+        "application~1json"
+    };
+    let pointer = format!("#/paths/{escaped}/{method}/responses/{status}/content/{media}/schema");
+    let mut root = doc.clone();
+    root["$ref"] = Value::from(pointer.clone());
+    let validator = jsonschema::validator_for(&root).unwrap();
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{method} {path} {status}: {errors:?}\n{body}");
+}
+
+const INTEND_BIG: &str = r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":1200},"reasoning":"clear the stock","impact":{"revenue_minor":-900000,"margin_minor":-800},"objective":"sales-growth"}}"#;
+
+#[test]
+fn real_answers_match_the_openapi_document() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = ledger(base.path());
+    let pricing = token(&dir, "pricing", "agent");
+    let maya = token(&dir, "maya", "human");
+    let admin = token(&dir, "admin", "admin");
+    let server = Server::start(&dir);
+    let doc = document();
+    let get = |path: &str, token: &str| {
+        let (status, _, body) = server.request("GET", path, Some(token), "");
+        (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+    };
+
+    let (status, _, answer) = server.post(Some(&pricing), INTEND_BIG);
+    assert_eq!(status, 200, "{answer}");
+    check(&doc, "post", "/v1/commands", "200", &answer);
+    assert_eq!(answer["decision"]["outcome"]["kind"], "escalated", "{answer}");
+    let id = answer["seq"].as_u64().unwrap();
+    let resolve = format!(
+        r#"{{"producer":"maya","kind":"human_resolution","intention":{id},"option":0,"rationale":"approved after review"}}"#
+    );
+    let (status, _, answer) = server.post(Some(&maya), &resolve);
+    assert_eq!(status, 200, "{answer}");
+    check(&doc, "post", "/v1/commands", "200", &answer);
+
+    for (path, doc_path) in [
+        ("/v1/state".to_owned(), "/v1/state"),
+        ("/v1/state?at=3".to_owned(), "/v1/state"),
+        ("/v1/entities/sku:S1".to_owned(), "/v1/entities/{entity}"),
+        ("/v1/entities/sku:S1/audit?field=price".to_owned(), "/v1/entities/{entity}/audit"),
+        ("/v1/records?limit=3&from=2".to_owned(), "/v1/records"),
+        ("/v1/records?kind=decision".to_owned(), "/v1/records"),
+        ("/v1/escalations".to_owned(), "/v1/escalations"),
+        (format!("/v1/escalations/{id}"), "/v1/escalations/{id}"),
+        (format!("/v1/intentions/{id}"), "/v1/intentions/{seq}"),
+        ("/v1/workflows".to_owned(), "/v1/workflows"),
+        ("/v1/rules".to_owned(), "/v1/rules"),
+    ] {
+        let (status, body) = get(&path, &pricing);
+        assert_eq!(status, 200, "{path}: {body}");
+        check(&doc, "get", doc_path, "200", &body);
+    }
+    let (status, body) = get("/v1/escalations/1", &pricing);
+    assert_eq!(status, 404);
+    check(&doc, "get", "/v1/escalations/{id}", "default", &body);
+
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/default.toml"),
+    )
+    .unwrap()
+    .replace("escalate_above_minor = 500000", "escalate_above_minor = 5000000");
+    let body = serde_json::json!({"rules": rules}).to_string();
+    let (status, _, text) = server.request("POST", "/v1/whatif", Some(&pricing), &body);
+    assert_eq!(status, 200, "{text}");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    check(&doc, "post", "/v1/whatif", "200", &report);
+    assert_eq!(report["changed"][0]["seq"], id, "{report}");
+
+    let (status, _, text) = server.request("POST", "/v1/tokens", Some(&admin), r#"{"name":"marketing","role":"agent"}"#);
+    assert_eq!(status, 201, "{text}");
+    check(&doc, "post", "/v1/tokens", "201", &serde_json::from_str(&text).unwrap());
+    let (status, _, text) = server.request("POST", "/v1/tokens", Some(&pricing), r#"{"name":"pricing2","role":"agent"}"#);
+    assert_eq!(status, 403, "{text}");
+    check(&doc, "post", "/v1/tokens", "default", &serde_json::from_str(&text).unwrap());
+    server.stop();
+}
+
+#[test]
+fn run_and_resolve_go_through_a_server() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = ledger(base.path());
+    let pricing = token(&dir, "pricing", "agent");
+    let maya = token(&dir, "maya", "human");
+    let server = Server::start(&dir);
+    let url = format!("http://{}", server.addr);
+    let file = base.path().join("cmds.jsonl");
+    let fact = r#"{"producer":"pricing","kind":"fact","entity":"sku:S1","attribute":"colour","value":"red"}"#;
+    let other = r#"{"producer":"marketing","kind":"fact","entity":"sku:S1","attribute":"colour","value":"blue"}"#;
+    std::fs::write(&file, format!("{fact}\n\nnot json\n{INTEND_BIG}\n{other}\n")).unwrap();
+    let before = server_records(&server, &pricing);
+    let out = std::process::Command::new(common::parley_bin())
+        .args(["run", "--server", &url, file.to_str().unwrap()])
+        .env("PARLEY_TOKEN", &pricing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "two lines fail, so run exits 1");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(u64, bool)> = lines
+        .iter()
+        .map(|l| (l["line"].as_u64().unwrap(), l["ok"] == true))
+        .collect();
+    assert_eq!(summary, [(1, true), (3, false), (4, true), (5, false)], "{lines:?}");
+    assert_eq!(lines[3]["code"], "not-your-identity", "{lines:?}");
+    assert_eq!(lines[2]["decision"]["outcome"]["kind"], "escalated");
+    let id = lines[2]["seq"].as_u64().unwrap();
+    // fact + intention + its escalating decision
+    assert_eq!(server_records(&server, &pricing), before + 3);
+
+    // Without --server the served directory is refused, saying how.
+    let out = std::process::Command::new(common::parley_bin())
+        .args(["resolve", "--data", dir.to_str().unwrap(), &id.to_string(), "--option", "0", "--as", "maya", "--why", "ok"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--server"));
+    // A wrong token, then the human's.
+    for (token, ok) in [(&pricing, false), (&maya, true)] {
+        let out = std::process::Command::new(common::parley_bin())
+            .args(["resolve", "--server", &url, &id.to_string(), "--option", "0", "--as", "maya", "--why", "fine by me", "--json"])
+            .env("PARLEY_TOKEN", token)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.success(), ok, "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (_, _, text) = server.request("GET", &format!("/v1/intentions/{id}"), Some(&pricing), "");
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["settled"], true, "{got}");
+    server.stop();
+}
+
+fn server_records(server: &Server, token: &str) -> u64 {
+    let (_, _, text) = server.request("GET", "/v1/state", Some(token), "");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["seq"].as_u64().unwrap()
+}
+
+#[test]
+fn pages_batches_and_stream_filters() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = ledger(base.path());
+    let pricing = token(&dir, "pricing", "agent");
+    let marketing = token(&dir, "marketing", "agent");
+    let server = Server::start(&dir);
+    let fact = |p: &str, v: u32| {
+        format!(r#"{{"producer":"{p}","kind":"fact","entity":"sku:S1","attribute":"n","value":{v}}}"#)
+    };
+
+    // A batch with one malformed command appends nothing.
+    let head = server_records(&server, &pricing);
+    let bad = format!("[{},{{\"producer\":\"pricing\",\"kind\":\"fact\"}}]", fact("pricing", 1));
+    let (status, ctype, text) = server.request("POST", "/v1/commands/batch", Some(&pricing), &bad);
+    assert_eq!((status, ctype.as_str()), (400, "application/problem+json"), "{text}");
+    assert!(text.contains("command 1 of the batch"), "{text}");
+    assert_eq!(server_records(&server, &pricing), head);
+    // A good one is answered in order.
+    let good = format!("[{}]", (0..20).map(|n| fact("pricing", n)).collect::<Vec<_>>().join(","));
+    let (status, _, text) = server.request("POST", "/v1/commands/batch", Some(&pricing), &good);
+    assert_eq!(status, 200, "{text}");
+    let items: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let seqs: Vec<u64> = items.iter().map(|i| i["answer"]["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (head + 1..=head + 20).collect::<Vec<_>>());
+
+    // Pages: every fact exactly once, in order, 7 at a time.
+    let mut from = 1;
+    let mut seen = Vec::new();
+    loop {
+        let path = format!("/v1/records?kind=fact&producer=pricing&limit=7&from={from}");
+        let (status, _, text) = server.request("GET", &path, Some(&pricing), "");
+        assert_eq!(status, 200, "{text}");
+        let page: Value = serde_json::from_str(&text).unwrap();
+        seen.extend(page["records"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()));
+        match page["next"].as_u64() {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, seqs);
+    for bad in ["/v1/records?kind=nope", "/v1/records?limit=0", "/v1/records?frm=1", "/v1/state?at=abc"] {
+        let (status, ctype, text) = server.request("GET", bad, Some(&pricing), "");
+        assert_eq!((status, ctype.as_str()), (400, "application/problem+json"), "{bad}: {text}");
+    }
+
+    // `mine`: marketing's stream carries decisions on its own intentions only.
+    let start = server_records(&server, &pricing) + 1;
+    let intend = |p: &str, price: u32| {
+        format!(r#"{{"producer":"{p}","kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S1","price_minor":{price}}},"reasoning":"r","impact":{{"revenue_minor":-10,"margin_minor":-10}},"objective":"sales-growth"}}}}"#)
+    };
+    let (s1, _, a1) = server.post(Some(&pricing), &intend("pricing", 1950));
+    let (s2, _, a2) = server.post(Some(&marketing), &intend("marketing", 1990));
+    assert_eq!((s1, s2), (200, 200), "{a1} {a2}");
+    let events = server.events(&marketing, &format!("?from={start}&kind=decision&mine=true"), None, 1);
+    assert_eq!(events, [(a2["decision"]["seq"].as_u64().unwrap(), "decision".to_owned())]);
+    let events = server.events(&pricing, &format!("?from={start}&topic=nothing-here&kind=intend"), None, 0);
+    assert!(events.is_empty());
+    server.stop();
+}
