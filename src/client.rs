@@ -7,6 +7,9 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, Uri};
 
+/// How often a request is sent again after 429 or 503.
+const RETRIES: u32 = 10;
+
 /// The largest answer read (a batch of 256 answers fits many times over).
 const MAX_ANSWER_BYTES: usize = 64 << 20;
 
@@ -28,6 +31,8 @@ pub enum ClientError {
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Retry-After` in seconds (429, 503).
+    pub retry_after_s: Option<u64>,
 }
 
 impl Answer {
@@ -94,8 +99,29 @@ impl Client {
         })
     }
 
-    /// One request; `body` is JSON.
+    /// One request, sent again (at most `RETRIES` times) while the server
+    /// answers 429 or 503 with `Retry-After`.
     pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        let mut tries = 0;
+        loop {
+            let a = self.once(method.clone(), path, body.clone()).await?;
+            match a.retry_after_s {
+                Some(s) if tries < RETRIES && (a.status == 429 || a.status == 503) => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(s.clamp(1, 60))).await;
+                }
+                _ => return Ok(a),
+            }
+        }
+    }
+
+    /// One request; `body` is JSON.
+    async fn once(
         &mut self,
         method: Method,
         path: &str,
@@ -109,7 +135,10 @@ impl Client {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &self.addr)
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.token));
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            );
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -117,8 +146,17 @@ impl Client {
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| failed(&e))?;
         self.sender.ready().await.map_err(|e| failed(&e))?;
-        let res = self.sender.send_request(req).await.map_err(|e| failed(&e))?;
+        let res = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| failed(&e))?;
         let status = res.status().as_u16();
+        let retry_after_s = res
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let limited = http_body_util::Limited::new(res.into_body(), MAX_ANSWER_BYTES);
         let body = limited.collect().await.map_err(|_| ClientError::TooLarge {
             addr: self.addr.clone(),
@@ -126,6 +164,7 @@ impl Client {
         Ok(Answer {
             status,
             body: body.to_bytes().to_vec(),
+            retry_after_s,
         })
     }
 }
@@ -134,6 +173,9 @@ impl Client {
 pub fn token_from_env() -> Result<String, String> {
     match std::env::var("PARLEY_TOKEN") {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
-        _ => Err("set PARLEY_TOKEN to your token (`parley token create` prints one) to use --server".into()),
+        _ => Err(
+            "set PARLEY_TOKEN to your token (`parley token create` prints one) to use --server"
+                .into(),
+        ),
     }
 }

@@ -129,6 +129,9 @@ pub struct Derived {
     pending: Mutex<Layer>,
 }
 
+/// 20 ms waits for a locked store to be let go (2 s in all).
+const LOCK_WAITS: u32 = 100;
+
 /// Why sled did not open, as the caller must treat it.
 enum OpenFailure {
     Locked,
@@ -189,7 +192,19 @@ impl Derived {
     pub fn open(path: &Path) -> Result<(Derived, Option<String>), DerivedError> {
         let shown = path.display().to_string();
         let path_buf = path.to_path_buf();
-        match attempt(&path_buf) {
+        // The caller holds the writer's lock on log/, so a lock on the store
+        // is either a store this process closed a moment ago (sled's flusher
+        // thread lets go of its file lock shortly after the last handle is
+        // dropped) or a foreign process: wait a bounded time, then refuse.
+        let mut first = attempt(&path_buf);
+        for _ in 0..LOCK_WAITS {
+            if !matches!(first, Err(OpenFailure::Locked)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            first = attempt(&path_buf);
+        }
+        match first {
             Ok(db) => Ok((Derived::from_db(shown, db)?, None)),
             Err(OpenFailure::Locked) => Err(DerivedError::Locked(shown)),
             Err(OpenFailure::DiskFull) => Err(DerivedError::DiskFull(shown)),

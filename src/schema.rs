@@ -43,8 +43,8 @@ pub fn all() -> Vec<(&'static str, String)> {
         ),
         ("openapi.json", {
             // A JSON value; pretty-printing it cannot fail.
-            let mut text =
-                serde_json::to_string_pretty(&crate::server::openapi::document()).unwrap_or_default();
+            let mut text = serde_json::to_string_pretty(&crate::server::openapi::document())
+                .unwrap_or_default();
             text.push('\n');
             text
         }),

@@ -15,7 +15,12 @@ fn the_example_agents_settle_the_price_war_over_http() {
     let dir = base.path().join("store");
     let d = dir.to_str().unwrap();
     // On a new directory `token create` makes the ledger, then the server serves it.
-    let admin = parley(&["token", "create", "--data", d, "--name", "admin", "--role", "admin"], "");
+    let admin = parley(
+        &[
+            "token", "create", "--data", d, "--name", "admin", "--role", "admin",
+        ],
+        "",
+    );
     let server = Server::start(&dir);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agents.py");
     let out = std::process::Command::new("python3")
@@ -26,8 +31,14 @@ fn the_example_agents_settle_the_price_war_over_http() {
         .expect("python3 must be installed to run this test (.ci/run installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "agents.py failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("price war decided as in `parley demo`"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "agents.py failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("price war decided as in `parley demo`"),
+        "{stdout}"
+    );
     for line in [
         "set E2 to £53.99: approved by approve",
         "15 % off category earbuds: rejected by guard.margin",

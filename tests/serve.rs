@@ -133,7 +133,19 @@ fn agents_write_read_and_follow_over_http() {
 
     // Refusals: 401 without or with a wrong token, 403 for another identity
     // or a reader writing; problem+json; 400 for malformed JSON.
-    let cases: [(Option<&str>, String, u16, &str); 5] = [
+    let agent_resolves = format!(
+        r#"{{"producer":"pricing","kind":"human_resolution","intention":{escalated},"option":1,"rationale":"mine"}}"#
+    );
+    let agent_installs_rules =
+        r#"{"producer":"pricing","kind":"rules_installed","text":"[guard]\nmin_margin_bp = 0\n"}"#;
+    let cases: [(Option<&str>, String, u16, &str); 7] = [
+        (Some(&pricing), agent_resolves, 403, "role-forbids"),
+        (
+            Some(&pricing),
+            agent_installs_rules.into(),
+            403,
+            "role-forbids",
+        ),
         (None, fact("pricing", "red"), 401, "unauthorized"),
         (
             Some("pk_wrong"),

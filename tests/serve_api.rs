@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::server::{ledger, parley, records, token, Server};
 use serde_json::Value;
@@ -45,7 +45,17 @@ const WRITERS: [(&str, &str); 12] = [
 fn prepared(dir: &Path) -> Vec<String> {
     let setup = golden_lines()[..SETUP_LINES].join("\n") + "\n";
     let d = dir.to_str().unwrap();
-    let args = ["run", "--data", d, "--bare", "--admin", "ops", "--ledger-id", "ldg-match", "-"];
+    let args = [
+        "run",
+        "--data",
+        d,
+        "--bare",
+        "--admin",
+        "ops",
+        "--ledger-id",
+        "ldg-match",
+        "-",
+    ];
     parley(&args, &setup);
     WRITERS
         .iter()
@@ -116,7 +126,12 @@ fn the_same_commands_decide_the_same_over_http_as_in_parley_run() {
     let file = base.path().join("rest.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let out = std::process::Command::new(common::parley_bin())
-        .args(["run", "--data", local.to_str().unwrap(), file.to_str().unwrap()])
+        .args([
+            "run",
+            "--data",
+            local.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let run_lines: Vec<Value> = String::from_utf8(out.stdout)
@@ -127,7 +142,11 @@ fn the_same_commands_decide_the_same_over_http_as_in_parley_run() {
     assert_eq!(run_lines.len(), http_answers.len());
     let mut decided = 0;
     for (n, ((status, http), run)) in http_answers.iter().zip(&run_lines).enumerate() {
-        assert_eq!(*status == 200, run["ok"] == true, "line {n}: {http} vs {run}");
+        assert_eq!(
+            *status == 200,
+            run["ok"] == true,
+            "line {n}: {http} vs {run}"
+        );
         if *status == 200 {
             for key in ["seq", "decision", "caused", "recorded_at_ms"] {
                 assert_eq!(http[key], run[key], "line {n}, {key}");
@@ -142,12 +161,12 @@ fn the_same_commands_decide_the_same_over_http_as_in_parley_run() {
 
 /// `.route("PATH", METHOD(` pairs in the router's source.
 fn routes_in_source() -> Vec<(String, String)> {
-    let src = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/mod.rs"),
-    )
-    .unwrap();
+    let src =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/mod.rs"))
+            .unwrap();
     let mut out = Vec::new();
-    for part in src.split(".route(\"").skip(1) {
+    for part in src.split(".route(").skip(1) {
+        let part = part.trim_start().strip_prefix('"').unwrap();
         let (path, rest) = part.split_once('"').unwrap();
         let method = rest
             .trim_start_matches(|c: char| c == ',' || c.is_whitespace())
@@ -204,8 +223,14 @@ fn check(doc: &Value, method: &str, path: &str, status: &str, body: &Value) {
     let mut root = doc.clone();
     root["$ref"] = Value::from(pointer.clone());
     let validator = jsonschema::validator_for(&root).unwrap();
-    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path)).collect();
-    assert!(errors.is_empty(), "{method} {path} {status}: {errors:?}\n{body}");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: {errors:?}\n{body}"
+    );
 }
 
 const INTEND_BIG: &str = r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":1200},"reasoning":"clear the stock","impact":{"revenue_minor":-900000,"margin_minor":-800},"objective":"sales-growth"}}"#;
@@ -221,13 +246,19 @@ fn real_answers_match_the_openapi_document() {
     let doc = document();
     let get = |path: &str, token: &str| {
         let (status, _, body) = server.request("GET", path, Some(token), "");
-        (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
     };
 
     let (status, _, answer) = server.post(Some(&pricing), INTEND_BIG);
     assert_eq!(status, 200, "{answer}");
     check(&doc, "post", "/v1/commands", "200", &answer);
-    assert_eq!(answer["decision"]["outcome"]["kind"], "escalated", "{answer}");
+    assert_eq!(
+        answer["decision"]["outcome"]["kind"], "escalated",
+        "{answer}"
+    );
     let id = answer["seq"].as_u64().unwrap();
     let resolve = format!(
         r#"{{"producer":"maya","kind":"human_resolution","intention":{id},"option":0,"rationale":"approved after review"}}"#
@@ -240,7 +271,10 @@ fn real_answers_match_the_openapi_document() {
         ("/v1/state".to_owned(), "/v1/state"),
         ("/v1/state?at=3".to_owned(), "/v1/state"),
         ("/v1/entities/sku:S1".to_owned(), "/v1/entities/{entity}"),
-        ("/v1/entities/sku:S1/audit?field=price".to_owned(), "/v1/entities/{entity}/audit"),
+        (
+            "/v1/entities/sku:S1/audit?field=price".to_owned(),
+            "/v1/entities/{entity}/audit",
+        ),
         ("/v1/records?limit=3&from=2".to_owned(), "/v1/records"),
         ("/v1/records?kind=decision".to_owned(), "/v1/records"),
         ("/v1/escalations".to_owned(), "/v1/escalations"),
@@ -257,11 +291,13 @@ fn real_answers_match_the_openapi_document() {
     assert_eq!(status, 404);
     check(&doc, "get", "/v1/escalations/{id}", "default", &body);
 
-    let rules = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/default.toml"),
-    )
-    .unwrap()
-    .replace("escalate_above_minor = 500000", "escalate_above_minor = 5000000");
+    let rules =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/default.toml"))
+            .unwrap()
+            .replace(
+                "escalate_above_minor = 500000",
+                "escalate_above_minor = 5000000",
+            );
     let body = serde_json::json!({"rules": rules}).to_string();
     let (status, _, text) = server.request("POST", "/v1/whatif", Some(&pricing), &body);
     assert_eq!(status, 200, "{text}");
@@ -269,12 +305,34 @@ fn real_answers_match_the_openapi_document() {
     check(&doc, "post", "/v1/whatif", "200", &report);
     assert_eq!(report["changed"][0]["seq"], id, "{report}");
 
-    let (status, _, text) = server.request("POST", "/v1/tokens", Some(&admin), r#"{"name":"marketing","role":"agent"}"#);
+    let (status, _, text) = server.request(
+        "POST",
+        "/v1/tokens",
+        Some(&admin),
+        r#"{"name":"marketing","role":"agent"}"#,
+    );
     assert_eq!(status, 201, "{text}");
-    check(&doc, "post", "/v1/tokens", "201", &serde_json::from_str(&text).unwrap());
-    let (status, _, text) = server.request("POST", "/v1/tokens", Some(&pricing), r#"{"name":"pricing2","role":"agent"}"#);
+    check(
+        &doc,
+        "post",
+        "/v1/tokens",
+        "201",
+        &serde_json::from_str(&text).unwrap(),
+    );
+    let (status, _, text) = server.request(
+        "POST",
+        "/v1/tokens",
+        Some(&pricing),
+        r#"{"name":"pricing2","role":"agent"}"#,
+    );
     assert_eq!(status, 403, "{text}");
-    check(&doc, "post", "/v1/tokens", "default", &serde_json::from_str(&text).unwrap());
+    check(
+        &doc,
+        "post",
+        "/v1/tokens",
+        "default",
+        &serde_json::from_str(&text).unwrap(),
+    );
     server.stop();
 }
 
@@ -289,7 +347,11 @@ fn run_and_resolve_go_through_a_server() {
     let file = base.path().join("cmds.jsonl");
     let fact = r#"{"producer":"pricing","kind":"fact","entity":"sku:S1","attribute":"colour","value":"red"}"#;
     let other = r#"{"producer":"marketing","kind":"fact","entity":"sku:S1","attribute":"colour","value":"blue"}"#;
-    std::fs::write(&file, format!("{fact}\n\nnot json\n{INTEND_BIG}\n{other}\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("{fact}\n\nnot json\n{INTEND_BIG}\n{other}\n"),
+    )
+    .unwrap();
     let before = server_records(&server, &pricing);
     let out = std::process::Command::new(common::parley_bin())
         .args(["run", "--server", &url, file.to_str().unwrap()])
@@ -306,7 +368,11 @@ fn run_and_resolve_go_through_a_server() {
         .iter()
         .map(|l| (l["line"].as_u64().unwrap(), l["ok"] == true))
         .collect();
-    assert_eq!(summary, [(1, true), (3, false), (4, true), (5, false)], "{lines:?}");
+    assert_eq!(
+        summary,
+        [(1, true), (3, false), (4, true), (5, false)],
+        "{lines:?}"
+    );
     assert_eq!(lines[3]["code"], "not-your-identity", "{lines:?}");
     assert_eq!(lines[2]["decision"]["outcome"]["kind"], "escalated");
     let id = lines[2]["seq"].as_u64().unwrap();
@@ -315,7 +381,18 @@ fn run_and_resolve_go_through_a_server() {
 
     // Without --server the served directory is refused, saying how.
     let out = std::process::Command::new(common::parley_bin())
-        .args(["resolve", "--data", dir.to_str().unwrap(), &id.to_string(), "--option", "0", "--as", "maya", "--why", "ok"])
+        .args([
+            "resolve",
+            "--data",
+            dir.to_str().unwrap(),
+            &id.to_string(),
+            "--option",
+            "0",
+            "--as",
+            "maya",
+            "--why",
+            "ok",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -323,11 +400,28 @@ fn run_and_resolve_go_through_a_server() {
     // A wrong token, then the human's.
     for (token, ok) in [(&pricing, false), (&maya, true)] {
         let out = std::process::Command::new(common::parley_bin())
-            .args(["resolve", "--server", &url, &id.to_string(), "--option", "0", "--as", "maya", "--why", "fine by me", "--json"])
+            .args([
+                "resolve",
+                "--server",
+                &url,
+                &id.to_string(),
+                "--option",
+                "0",
+                "--as",
+                "maya",
+                "--why",
+                "fine by me",
+                "--json",
+            ])
             .env("PARLEY_TOKEN", token)
             .output()
             .unwrap();
-        assert_eq!(out.status.success(), ok, "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let (_, _, text) = server.request("GET", &format!("/v1/intentions/{id}"), Some(&pricing), "");
     let got: Value = serde_json::from_str(&text).unwrap();
@@ -349,22 +443,40 @@ fn pages_batches_and_stream_filters() {
     let marketing = token(&dir, "marketing", "agent");
     let server = Server::start(&dir);
     let fact = |p: &str, v: u32| {
-        format!(r#"{{"producer":"{p}","kind":"fact","entity":"sku:S1","attribute":"n","value":{v}}}"#)
+        format!(
+            r#"{{"producer":"{p}","kind":"fact","entity":"sku:S1","attribute":"n","value":{v}}}"#
+        )
     };
 
     // A batch with one malformed command appends nothing.
     let head = server_records(&server, &pricing);
-    let bad = format!("[{},{{\"producer\":\"pricing\",\"kind\":\"fact\"}}]", fact("pricing", 1));
+    let bad = format!(
+        "[{},{{\"producer\":\"pricing\",\"kind\":\"fact\"}}]",
+        fact("pricing", 1)
+    );
     let (status, ctype, text) = server.request("POST", "/v1/commands/batch", Some(&pricing), &bad);
-    assert_eq!((status, ctype.as_str()), (400, "application/problem+json"), "{text}");
+    assert_eq!(
+        (status, ctype.as_str()),
+        (400, "application/problem+json"),
+        "{text}"
+    );
     assert!(text.contains("command 1 of the batch"), "{text}");
     assert_eq!(server_records(&server, &pricing), head);
     // A good one is answered in order.
-    let good = format!("[{}]", (0..20).map(|n| fact("pricing", n)).collect::<Vec<_>>().join(","));
+    let good = format!(
+        "[{}]",
+        (0..20)
+            .map(|n| fact("pricing", n))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let (status, _, text) = server.request("POST", "/v1/commands/batch", Some(&pricing), &good);
     assert_eq!(status, 200, "{text}");
     let items: Vec<Value> = serde_json::from_str(&text).unwrap();
-    let seqs: Vec<u64> = items.iter().map(|i| i["answer"]["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = items
+        .iter()
+        .map(|i| i["answer"]["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (head + 1..=head + 20).collect::<Vec<_>>());
 
     // Pages: every fact exactly once, in order, 7 at a time.
@@ -375,29 +487,62 @@ fn pages_batches_and_stream_filters() {
         let (status, _, text) = server.request("GET", &path, Some(&pricing), "");
         assert_eq!(status, 200, "{text}");
         let page: Value = serde_json::from_str(&text).unwrap();
-        seen.extend(page["records"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()));
+        seen.extend(
+            page["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["seq"].as_u64().unwrap()),
+        );
         match page["next"].as_u64() {
             Some(n) => from = n,
             None => break,
         }
     }
     assert_eq!(seen, seqs);
-    for bad in ["/v1/records?kind=nope", "/v1/records?limit=0", "/v1/records?frm=1", "/v1/state?at=abc"] {
+    for bad in [
+        "/v1/records?kind=nope",
+        "/v1/records?limit=0",
+        "/v1/records?frm=1",
+        "/v1/state?at=abc",
+    ] {
         let (status, ctype, text) = server.request("GET", bad, Some(&pricing), "");
-        assert_eq!((status, ctype.as_str()), (400, "application/problem+json"), "{bad}: {text}");
+        assert_eq!(
+            (status, ctype.as_str()),
+            (400, "application/problem+json"),
+            "{bad}: {text}"
+        );
     }
 
     // `mine`: marketing's stream carries decisions on its own intentions only.
     let start = server_records(&server, &pricing) + 1;
     let intend = |p: &str, price: u32| {
-        format!(r#"{{"producer":"{p}","kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S1","price_minor":{price}}},"reasoning":"r","impact":{{"revenue_minor":-10,"margin_minor":-10}},"objective":"sales-growth"}}}}"#)
+        format!(
+            r#"{{"producer":"{p}","kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S1","price_minor":{price}}},"reasoning":"r","impact":{{"revenue_minor":-10,"margin_minor":-10}},"objective":"sales-growth"}}}}"#
+        )
     };
     let (s1, _, a1) = server.post(Some(&pricing), &intend("pricing", 1950));
     let (s2, _, a2) = server.post(Some(&marketing), &intend("marketing", 1990));
     assert_eq!((s1, s2), (200, 200), "{a1} {a2}");
-    let events = server.events(&marketing, &format!("?from={start}&kind=decision&mine=true"), None, 1);
-    assert_eq!(events, [(a2["decision"]["seq"].as_u64().unwrap(), "decision".to_owned())]);
-    let events = server.events(&pricing, &format!("?from={start}&topic=nothing-here&kind=intend"), None, 0);
+    let events = server.events(
+        &marketing,
+        &format!("?from={start}&kind=decision&mine=true"),
+        None,
+        1,
+    );
+    assert_eq!(
+        events,
+        [(
+            a2["decision"]["seq"].as_u64().unwrap(),
+            "decision".to_owned()
+        )]
+    );
+    let events = server.events(
+        &pricing,
+        &format!("?from={start}&topic=nothing-here&kind=intend"),
+        None,
+        0,
+    );
     assert!(events.is_empty());
     server.stop();
 }

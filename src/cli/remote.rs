@@ -94,9 +94,41 @@ async fn batch(client: &mut Client, lines: &[(u64, String)]) -> Result<Vec<Value
         }
         _ => {
             let (code, detail) = a.problem();
-            anyhow::bail!("the server refused a batch ({}): {code}: {detail}", a.status)
+            anyhow::bail!(
+                "the server refused a batch ({}): {code}: {detail}",
+                a.status
+            )
         }
     }
+}
+
+/// Sends the pending lines (malformed ones are answered here) and prints one
+/// output line each, in line order; (failures, lines).
+async fn send(
+    client: &mut Client,
+    pending: &mut Vec<(u64, Result<String, String>)>,
+    out: &mut impl Write,
+) -> Result<(u64, u64)> {
+    let mut good = Vec::with_capacity(pending.len());
+    let mut lines = Vec::with_capacity(pending.len());
+    for (n, r) in pending.drain(..) {
+        match r {
+            Ok(text) => good.push((n, text)),
+            Err(e) => lines.push(failed(n, "invalid-command", &e)),
+        }
+    }
+    if !good.is_empty() {
+        lines.extend(batch(client, &good).await?);
+    }
+    lines.sort_by_key(|l| l["line"].as_u64());
+    let mut failures = 0;
+    for l in &lines {
+        failures += u64::from(l["ok"] != Value::Bool(true));
+        serde_json::to_writer(&mut *out, l)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok((failures, lines.len() as u64))
 }
 
 /// `parley run --server URL FILE`.
@@ -122,31 +154,12 @@ pub fn run(url: &str, file: &Path) -> Result<ExitCode> {
                     Err(e) => pending.push((n, Err(e.to_string()))),
                 }
             }
-            if pending.len() < BATCH && !(done && !pending.is_empty()) {
-                if done {
-                    break;
-                }
-                continue;
+            let flush = pending.len() >= BATCH || (done && !pending.is_empty());
+            if flush {
+                let (bad, sent) = send(&mut client, &mut pending, &mut out).await?;
+                failures += bad;
+                commands += sent;
             }
-            let mut good = Vec::with_capacity(pending.len());
-            let mut lines = Vec::with_capacity(pending.len());
-            for (n, r) in pending.drain(..) {
-                match r {
-                    Ok(text) => good.push((n, text)),
-                    Err(e) => lines.push(failed(n, "invalid-command", &e)),
-                }
-            }
-            if !good.is_empty() {
-                lines.extend(batch(&mut client, &good).await?);
-            }
-            lines.sort_by_key(|l| l["line"].as_u64());
-            for l in &lines {
-                failures += u64::from(l["ok"] != Value::Bool(true));
-                commands += 1;
-                serde_json::to_writer(&mut out, l)?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()?;
             if done {
                 break;
             }

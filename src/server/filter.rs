@@ -2,7 +2,6 @@
 //! `GET /v1/stream` share (record kind, entity, broadcast topic, producer),
 //! checked when the request arrives so a typo is a 400, not an empty answer.
 
-
 use super::problem::Problem;
 use crate::entity::EntityRef;
 use crate::record::{Body, StoredRecord};
@@ -56,7 +55,10 @@ impl RecordFilter {
                     .ok_or_else(|| {
                         Problem::bad_request(
                             "bad-filter",
-                            format!("`{k}` is not a record kind; kinds: {}", Body::KINDS.join(", ")),
+                            format!(
+                                "`{k}` is not a record kind; kinds: {}",
+                                Body::KINDS.join(", ")
+                            ),
                         )
                     })?,
             ),
@@ -77,9 +79,10 @@ impl RecordFilter {
     /// Whether `r` passes every filter given.
     pub fn wants(&self, r: &StoredRecord) -> bool {
         let rec = &r.record;
-        let topic_ok = self.topic.as_deref().is_none_or(
-            |t| matches!(&rec.body, Body::Broadcast { topic, .. } if topic == t),
-        );
+        let topic_ok = self
+            .topic
+            .as_deref()
+            .is_none_or(|t| matches!(&rec.body, Body::Broadcast { topic, .. } if topic == t));
         self.kind.is_none_or(|k| rec.body.kind() == k)
             && topic_ok
             && self

@@ -2,8 +2,8 @@
 //! a bounded long poll for the next one, so a deferral's later approval or an
 //! escalation's human settlement reaches the agent that announced it.
 
-use axum::extract::State;
 use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Serialize;
@@ -113,4 +113,3 @@ async fn read_intention(app: &App, seq: u64) -> Result<IntentionAnswer, Problem>
         settled,
     })
 }
-

@@ -108,7 +108,10 @@ impl Metrics {
 
     /// Counts a request answered with a problem.
     pub fn rejected(&self, reason: &str, status: u16) {
-        let labels = vec![("reason", reason.to_owned()), ("status", status.to_string())];
+        let labels = vec![
+            ("reason", reason.to_owned()),
+            ("status", status.to_string()),
+        ];
         self.rejected.get_or_create(&labels).inc();
     }
 

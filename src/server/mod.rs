@@ -137,7 +137,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
-        .route("/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
+        .route("/v1/openapi.json", get(openapi_json))
         .route("/v1/commands", post(writes::post_command))
         .route("/v1/commands/batch", post(writes::post_batch))
         .route("/v1/stream", get(stream::stream))
@@ -153,7 +153,10 @@ pub fn router(app: App) -> Router {
         .route("/v1/whatif", post(whatif::whatif))
         .route("/v1/tokens", post(tokens::create))
         .layer(DefaultBodyLimit::max(MAX_COMMAND_BYTES))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), trace_request))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            trace_request,
+        ))
         .with_state(app)
 }
 
@@ -180,6 +183,11 @@ async fn trace_request(
         app.metrics.rejected("no-route", res.status().as_u16());
     }
     res
+}
+
+/// `GET /v1/openapi.json`: the API's contract (no token needed).
+async fn openapi_json() -> axum::Json<serde_json::Value> {
+    axum::Json(openapi::document())
 }
 
 /// `/metrics` (any valid token).

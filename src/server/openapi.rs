@@ -50,7 +50,9 @@ impl Schemas {
 
     /// The query parameters of `Q` (a struct of optional scalars).
     fn query<Q: JsonSchema>() -> Vec<Value> {
-        let gen = settings().with(|s| s.inline_subschemas = true).into_generator();
+        let gen = settings()
+            .with(|s| s.inline_subschemas = true)
+            .into_generator();
         let root: Schema = gen.into_root_schema_for::<Q>();
         let root = root.to_value();
         let required: Vec<&str> = root["required"]
@@ -144,7 +146,11 @@ fn path_param(name: &str, integer: bool, description: &str) -> Value {
     } else {
         json!({"type": "string"})
     };
-    json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description})
+    let mut p = json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description});
+    if !integer {
+        p["example"] = json!("sku:S1");
+    }
+    p
 }
 
 /// One operation: its success answer and, for every other status, a problem.
@@ -188,7 +194,13 @@ fn text_ok() -> (&'static str, &'static str, Value) {
 
 /// The paths, each operation built from its handler's types.
 fn paths(s: &mut Schemas) -> Value {
-    let entity = || path_param("entity", false, "An entity: `sku:SKU-1`, `order:O-9`, `customer:C-3`, `run:flash-1`, …");
+    let entity = || {
+        path_param(
+            "entity",
+            false,
+            "An entity: `sku:SKU-1`, `order:O-9`, `customer:C-3`, `run:flash-1`, …",
+        )
+    };
     let with_at = |mut params: Vec<Value>| {
         params.extend(Schemas::query::<AtQuery>());
         params

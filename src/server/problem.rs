@@ -91,7 +91,12 @@ impl From<crate::log::LogError> for Problem {
     fn from(e: crate::log::LogError) -> Problem {
         tracing::error!(error = %e, "reading the log");
         let status = StatusCode::INTERNAL_SERVER_ERROR;
-        Problem::new(status, "log-unreadable", "The log could not be read", e.to_string())
+        Problem::new(
+            status,
+            "log-unreadable",
+            "The log could not be read",
+            e.to_string(),
+        )
     }
 }
 

@@ -7,8 +7,8 @@
 //! the request arrived: a client that got an acknowledgement reads its own
 //! write. Reads of the log run on the blocking pool, a few at a time.
 
-use axum::extract::State;
 use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -204,7 +204,9 @@ fn page(
 }
 
 fn finish(records: Vec<StoredRecord>, next: Option<u64>, head: u64) -> RecordsPage {
-    debug_assert!(records.windows(2).all(|w| w[0].record.envelope.seq < w[1].record.envelope.seq));
+    debug_assert!(records
+        .windows(2)
+        .all(|w| w[0].record.envelope.seq < w[1].record.envelope.seq));
     RecordsPage {
         records: records.iter().map(ExportedRecord::from).collect(),
         next,
@@ -318,10 +320,7 @@ pub struct RulesView {
 }
 
 /// `GET /v1/rules`.
-pub async fn rules(
-    State(app): State<App>,
-    headers: HeaderMap,
-) -> Result<Json<RulesView>, Problem> {
+pub async fn rules(State(app): State<App>, headers: HeaderMap) -> Result<Json<RulesView>, Problem> {
     app.caller(&headers)?;
     app.current(|ctx| {
         let a = &ctx.authority;

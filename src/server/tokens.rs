@@ -46,13 +46,18 @@ pub async fn create(
     if caller.role != Role::Admin {
         return Err(Problem::forbidden(
             "admins-only",
-            format!("`{}` is not an admin; only admins grant tokens", caller.identity),
+            format!(
+                "`{}` is not an admin; only admins grant tokens",
+                caller.identity
+            ),
         ));
     }
     let req: TokenRequest = json_body(body)?;
-    let token = new_token()
-        .map_err(|e| Problem::internal(format!("the system's random source: {e}")))?;
-    let (timeline, head_at) = app.current(|ctx| (ctx.authority.timeline, ctx.now_ms)).await?;
+    let token =
+        new_token().map_err(|e| Problem::internal(format!("the system's random source: {e}")))?;
+    let (timeline, head_at) = app
+        .current(|ctx| (ctx.authority.timeline, ctx.now_ms))
+        .await?;
     let command = Command {
         envelope: CommandEnvelope {
             producer: caller.identity.clone(),

@@ -39,7 +39,9 @@ fn alternative(
 ) -> Result<(Alternative, u64, u64), Problem> {
     let bad = |m: String| Problem::bad_request("bad-whatif", m);
     if req.rules.is_none() && req.resolver.is_none() {
-        return Err(bad("give `rules`, `resolver` or both: the alternative to replay".into()));
+        return Err(bad(
+            "give `rules`, `resolver` or both: the alternative to replay".into(),
+        ));
     }
     if let Some(v) = req.resolver.filter(|v| resolvers.get(*v).is_none()) {
         let known: Vec<String> = resolvers.known().iter().map(u32::to_string).collect();
@@ -61,7 +63,14 @@ fn alternative(
             "`from` {from} and `to` {to} must satisfy 1 <= from <= to <= {head} (the head)"
         )));
     }
-    Ok((Alternative { rules, resolver: req.resolver }, from, to))
+    Ok((
+        Alternative {
+            rules,
+            resolver: req.resolver,
+        },
+        from,
+        to,
+    ))
 }
 
 /// The handler.

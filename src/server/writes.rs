@@ -165,14 +165,20 @@ pub async fn post_batch(
     if items.is_empty() || items.len() > MAX_BATCH {
         return Err(Problem::bad_request(
             "bad-batch",
-            format!("a batch holds 1 to {MAX_BATCH} commands; got {}", items.len()),
+            format!(
+                "a batch holds 1 to {MAX_BATCH} commands; got {}",
+                items.len()
+            ),
         ));
     }
     // Every command must parse and be the caller's before any is appended.
     let mut commands = Vec::with_capacity(items.len());
     for (n, v) in items.iter().enumerate() {
         let c = command_as(&caller, &v.to_string()).map_err(|mut p| {
-            p.detail = format!("command {n} of the batch (nothing was appended): {}", p.detail);
+            p.detail = format!(
+                "command {n} of the batch (nothing was appended): {}",
+                p.detail
+            );
             p
         })?;
         commands.push(c);

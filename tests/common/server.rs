@@ -201,4 +201,3 @@ pub fn token(dir: &Path, name: &str, role: &str) -> String {
     ];
     parley(&args, "").trim().to_owned()
 }
-
