@@ -546,3 +546,61 @@ fn pages_batches_and_stream_filters() {
     assert!(events.is_empty());
     server.stop();
 }
+
+#[test]
+fn a_deferred_intentions_later_approval_reaches_the_agent() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = ledger(base.path());
+    let pricing = token(&dir, "pricing", "agent");
+    let inventory = token(&dir, "inventory", "agent");
+    let admin = token(&dir, "admin", "admin");
+    let server = Server::start(&dir);
+    let register = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"inventory","domain":"inventory","priority":45}}"#;
+    assert_eq!(server.post(Some(&admin), register).0, 200);
+    let start = r#"{"producer":"pricing","kind":"workflow_started","run":"sale-1","workflow":"flash-sale-preparation","version":1,"params":{"skus":"S1"}}"#;
+    let (status, _, answer) = server.post(Some(&pricing), start);
+    assert_eq!(status, 200, "{answer}");
+    let intend = r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":1800},"reasoning":"sale price","impact":{"revenue_minor":100,"margin_minor":100},"objective":"sales-growth","workflow_step":{"run":"sale-1","step":"update-prices"}}}"#;
+    let (status, _, answer) = server.post(Some(&pricing), intend);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["decision"]["outcome"]["kind"], "deferred",
+        "{answer}"
+    );
+    assert!(
+        answer["decision"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("verify-inventory"),
+        "{answer}"
+    );
+    let seq = answer["seq"].as_u64().unwrap();
+
+    // The agent long-polls its intention; inventory finishes the step it waits for.
+    std::thread::scope(|s| {
+        let poll = s.spawn(|| {
+            let path = format!("/v1/intentions/{seq}?wait_ms=20000");
+            let (status, _, text) = server.request("GET", &path, Some(&pricing), "");
+            assert_eq!(status, 200, "{text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let done = r#"{"producer":"inventory","kind":"step_completed","run":"sale-1","step":"verify-inventory"}"#;
+        let (status, _, answer) = server.post(Some(&inventory), done);
+        assert_eq!(status, 200, "{answer}");
+        let got = poll.join().unwrap();
+        assert_eq!(got["settled"], true, "{got}");
+        let kinds: Vec<&str> = got["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["body"]["decision"]["outcome"]["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["deferred", "approved"], "{got}");
+    });
+    // The stream of the agent's own decisions carries both, in order.
+    let events = server.events(&pricing, "?from=1&kind=decision&mine=true", None, 2);
+    assert_eq!(events.len(), 2);
+    assert!(events[0].0 < events[1].0);
+    server.stop();
+}
