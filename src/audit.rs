@@ -101,6 +101,8 @@ pub struct Change {
     pub producer: String,
     pub intention: Option<IntentionView>,
     pub decision: Option<Box<Decision>>,
+    /// The decision in words (rendered now; not part of the record).
+    pub summary: Option<String>,
     pub resolution: Option<ResolutionView>,
     pub lost: Vec<Lost>,
 }
@@ -208,6 +210,7 @@ pub fn audit(
                 kind: r.record.body.kind(),
                 producer: r.record.envelope.producer.clone(),
                 intention,
+                summary: decision.map(crate::render::decision_line),
                 decision: decision.map(|d| Box::new(d.clone())),
                 resolution: None,
                 lost,

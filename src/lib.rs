@@ -25,6 +25,7 @@ pub mod derived;
 pub mod effect;
 pub mod entity;
 pub mod escalations;
+pub mod explain;
 pub mod export;
 pub mod fuzzing;
 pub mod ledger;

@@ -64,3 +64,25 @@ pub fn caller(headers: &HeaderMap, ctx: &Context) -> Result<Caller, Problem> {
         role: c.role,
     })
 }
+
+/// `GET /v1/whoami`: the identity and role of the request's token.
+pub async fn whoami(
+    axum::extract::State(app): axum::extract::State<super::App>,
+    headers: HeaderMap,
+) -> Result<axum::Json<WhoAmI>, Problem> {
+    let c = app.caller(&headers)?;
+    Ok(axum::Json(WhoAmI {
+        identity: c.identity,
+        role: c.role,
+        grant: c.grant,
+    }))
+}
+
+/// Who a token writes as.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct WhoAmI {
+    pub identity: String,
+    pub role: Role,
+    /// The seq of the credential's grant.
+    pub grant: u64,
+}

@@ -1,6 +1,7 @@
 //! `GET /v1/intentions/{seq}`: an intention and every decision about it, with
 //! a bounded long poll for the next one, so a deferral's later approval or an
-//! escalation's human settlement reaches the agent that announced it.
+//! escalation's human settlement reaches the agent that announced it; and
+//! `GET /v1/decisions/{seq}`: one decision explained in sentences.
 
 use super::extract::{Path, Query};
 use axum::extract::State;
@@ -12,6 +13,7 @@ use super::problem::Problem;
 use super::App;
 use crate::audit::LedgerRead;
 use crate::entity::EntityRef;
+use crate::explain::Explanation;
 use crate::export::ExportedRecord;
 
 /// An intention and every decision about it so far, oldest first.
@@ -112,4 +114,35 @@ async fn read_intention(app: &App, seq: u64) -> Result<IntentionAnswer, Problem>
         decisions,
         settled,
     })
+}
+
+/// `GET /v1/decisions/{seq}`: a decision explained in sentences (its rule,
+/// each trace step and the values it read).
+pub async fn decision(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(seq): Path<u64>,
+) -> Result<Json<Explanation>, Problem> {
+    app.caller(&headers)?;
+    let head = app.ledger.head_seq();
+    if seq == 0 || seq > head {
+        return Err(Problem::not_found(format!(
+            "seq {seq} is not in the log (its head is {head})"
+        )));
+    }
+    let records = app.blocking(move |ledger| Ok(ledger.read(&[seq])?)).await?;
+    let r = records
+        .first()
+        .ok_or_else(|| Problem::not_found(format!("seq {seq} is not in the log")))?;
+    match &r.record.body {
+        crate::record::Body::Decision { decision } => Ok(Json(Explanation::of(
+            seq,
+            r.record.envelope.recorded_at_ms,
+            decision,
+        ))),
+        other => Err(Problem::not_found(format!(
+            "seq {seq} is a `{}` record, not a decision",
+            other.kind()
+        ))),
+    }
 }

@@ -8,6 +8,7 @@
 //! credential the log granted (`parley token create`).
 
 pub mod auth;
+pub mod console;
 pub mod extract;
 pub mod filter;
 pub mod intentions;
@@ -142,6 +143,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/commands/batch", post(writes::post_batch))
         .route("/v1/stream", get(stream::stream))
         .route("/v1/intentions/{seq}", get(intentions::intention))
+        .route("/v1/decisions/{seq}", get(intentions::decision))
+        .route("/v1/whoami", get(auth::whoami))
         .route("/v1/state", get(reads::state))
         .route("/v1/entities/{entity}", get(reads::entity))
         .route("/v1/entities/{entity}/audit", get(reads::audit))
@@ -152,6 +155,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/rules", get(reads::rules))
         .route("/v1/whatif", post(whatif::whatif))
         .route("/v1/tokens", post(tokens::create))
+        .merge(console::routes())
         .layer(DefaultBodyLimit::max(MAX_COMMAND_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

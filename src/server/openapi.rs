@@ -8,6 +8,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{json, Map, Value};
 
+use super::auth::WhoAmI;
 use super::intentions::{IntentionAnswer, IntentionQuery};
 use super::problem::Problem;
 use super::reads::{
@@ -22,6 +23,7 @@ use crate::audit::AuditReport;
 use crate::command::CommandLine;
 use crate::context::view::{EntityView, StateView};
 use crate::escalations::EscalationView;
+use crate::explain::Explanation;
 use crate::whatif::WhatIfReport;
 
 const REF_BASE: &str = "#/components/schemas/";
@@ -216,6 +218,9 @@ fn paths(s: &mut Schemas) -> Value {
         "/v1/commands/batch": {"post": with_body(op("Append up to 256 commands, each answered on its own", "postBatch", vec![], json_ok(s.res::<Vec<BatchItem>>())), batch)},
         "/v1/intentions/{seq}": {"get": op("An intention and its decisions; `wait_ms` long-polls for the next", "getIntention",
             [vec![path_param("seq", true, "The intention's seq")], Schemas::query::<IntentionQuery>()].concat(), json_ok(s.res::<IntentionAnswer>()))},
+        "/v1/decisions/{seq}": {"get": op("A decision explained: its rule, each trace step and the values it read, in sentences", "explainDecision",
+            vec![path_param("seq", true, "The decision's seq")], json_ok(s.res::<Explanation>()))},
+        "/v1/whoami": {"get": op("The identity and role of the token", "whoAmI", vec![], json_ok(s.res::<WhoAmI>()))},
         "/v1/state": {"get": op("The shared context, now or as of a seq", "getState", with_at(vec![]), json_ok(s.res::<StateView>()))},
         "/v1/entities/{entity}": {"get": op("One entity of the shared context, now or as of a seq", "getEntity", with_at(vec![entity()]), json_ok(s.res::<EntityView>()))},
         "/v1/entities/{entity}/audit": {"get": op("Every change of an entity's fields, newest first, with the decisions behind them", "auditEntity",
