@@ -30,6 +30,7 @@ pub mod export;
 pub mod fuzzing;
 pub mod ledger;
 pub mod log;
+pub mod mcp;
 pub mod reader;
 pub mod record;
 pub mod render;

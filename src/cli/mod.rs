@@ -134,8 +134,23 @@ enum Cmd {
         /// Writes each identity may make per second before getting 429.
         #[arg(long, default_value = "1000")]
         writes_per_s: std::num::NonZeroU32,
+        /// Let MCP clients without a token initialize and list tools and
+        /// resources at /mcp (for conformance suites); tool calls and
+        /// resource reads still need a token.
+        #[arg(long)]
+        mcp_anonymous_handshake: bool,
+        /// A host name /mcp accepts besides loopback and the listen address
+        /// (repeatable; other Host headers are refused against DNS rebinding).
+        #[arg(long = "mcp-allowed-host")]
+        mcp_allowed_hosts: Vec<String>,
         #[command(flatten)]
         create: Create,
+    },
+    /// An MCP server on stdio for a desktop MCP host, using a running `parley serve` (token from PARLEY_TOKEN).
+    Mcp {
+        /// The server, e.g. http://127.0.0.1:7420
+        #[arg(long)]
+        server: String,
     },
     /// Credentials for `parley serve`.
     Token {
@@ -345,8 +360,21 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             data,
             listen,
             writes_per_s,
+            mcp_anonymous_handshake,
+            mcp_allowed_hosts,
             create,
-        } => serve::serve(&data, listen, writes_per_s, &create),
+        } => {
+            let opts = crate::server::ServeOptions {
+                listen,
+                writes_per_s,
+                mcp: crate::server::mcp_http::McpOptions {
+                    anonymous_handshake: mcp_anonymous_handshake,
+                    allowed_hosts: mcp_allowed_hosts,
+                },
+            };
+            serve::serve(&data, opts, &create)
+        }
+        Cmd::Mcp { server } => serve::mcp_stdio(&server),
         Cmd::Token {
             action:
                 TokenCmd::Create {

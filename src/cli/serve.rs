@@ -1,6 +1,5 @@
 //! `parley serve` and `parley token create`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -16,8 +15,7 @@ use crate::record::{Body, Role, Timeline};
 /// `parley serve`: opens (or creates, on the wall clock) and serves DIR.
 pub fn serve(
     data: &Path,
-    listen: SocketAddr,
-    writes_per_s: std::num::NonZeroU32,
+    serve_opts: crate::server::ServeOptions,
     create: &Create,
 ) -> Result<ExitCode> {
     let mut opts = options(create)?;
@@ -29,7 +27,30 @@ pub fn serve(
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    runtime.block_on(crate::server::serve(ledger, listen, writes_per_s))?;
+    runtime.block_on(crate::server::serve(ledger, serve_opts))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `parley mcp --server URL`: an MCP server on stdin/stdout (the form a
+/// desktop MCP host launches), whose tools call the server as the token in
+/// `PARLEY_TOKEN`.
+pub fn mcp_stdio(url: &str) -> Result<ExitCode> {
+    use rmcp::ServiceExt as _;
+    let token = crate::client::token_from_env().map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async move {
+        let handler = crate::mcp::Parley::remote(url.to_owned(), token);
+        let service = handler
+            .serve(rmcp::transport::stdio())
+            .await
+            .context("start the MCP session on stdio")?;
+        service.waiting().await.context("the MCP session")?;
+        anyhow::Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

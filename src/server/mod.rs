@@ -12,6 +12,7 @@ pub mod console;
 pub mod extract;
 pub mod filter;
 pub mod intentions;
+pub mod mcp_http;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -132,7 +133,7 @@ impl App {
     }
 }
 
-/// The routes.
+/// The API routes and the console (what MCP tools call in process).
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -226,14 +227,19 @@ const SHUTDOWN_WAITS: u32 = 200;
 
 /// Serves `ledger` on `listen` until SIGINT or SIGTERM, then stops accepting,
 /// lets in-flight requests finish and closes the ledger.
-pub async fn serve(
-    ledger: Ledger,
-    listen: SocketAddr,
-    writes_per_s: std::num::NonZeroU32,
-) -> anyhow::Result<()> {
+/// How `parley serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Writes per identity per second before 429.
+    pub writes_per_s: std::num::NonZeroU32,
+    pub mcp: mcp_http::McpOptions,
+}
+
+pub async fn serve(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
     let ledger = Arc::new(ledger);
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
-    let quota = governor::Quota::per_second(writes_per_s);
+    let quota = governor::Quota::per_second(opts.writes_per_s);
     let app = App {
         ledger: ledger.clone(),
         limiter: Arc::new(governor::RateLimiter::hashmap(quota)),
@@ -254,13 +260,27 @@ pub async fn serve(
             }
         });
     }
+    let listen = opts.listen;
+    let stop_mcp = tokio_util::sync::CancellationToken::new();
+    let api = router(app.clone());
+    let mcp = mcp_http::routes(
+        app.clone(),
+        api.clone(),
+        &opts.mcp,
+        listen,
+        stop_mcp.clone(),
+    );
+    let all = api.merge(mcp);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     // The line scripts and tests wait for.
     println!("parley serve: listening on http://{local}");
-    axum::serve(listener, router(app))
+    drop(app);
+    axum::serve(listener, all)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
+            // MCP sessions hold the ledger: end them.
+            stop_mcp.cancel();
             // Streams never end on their own: tell them to.
             let _ = closing_tx.send(true);
         })

@@ -23,13 +23,66 @@ use crate::escalations::EscalationView;
 use crate::export::ExportedRecord;
 use crate::record::{Digest, StoredRecord};
 
-/// `?at=SEQ`: the context as of a seq (a fold of the log up to it).
+/// `?at=SEQ` or `?at_time=RFC3339`: the context as of a seq or a time (a
+/// fold of the log up to it).
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AtQuery {
     /// A seq between 1 and the head (default: the durable head).
     #[schemars(range(min = 1))]
     pub at: Option<u64>,
+    /// A time (RFC 3339): the last record at or before it.
+    pub at_time: Option<String>,
+}
+
+impl AtQuery {
+    /// The seq asked for, if any (`at_time` is looked up in the log).
+    async fn seq(self, app: &App) -> Result<Option<u64>, Problem> {
+        match (self.at, self.at_time) {
+            (Some(_), Some(_)) => Err(Problem::bad_request(
+                "bad-seq",
+                "give `at` or `at_time`, not both".into(),
+            )),
+            (Some(at), None) => check_at(app, at).map(Some),
+            (None, Some(t)) => {
+                let ms = crate::time::parse_rfc3339(&t)
+                    .map_err(|e| Problem::bad_request("bad-time", format!("at_time: {e}")))?;
+                app.blocking(move |ledger| seq_at_time(ledger, ms).map(Some))
+                    .await
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// The last seq recorded at or before `ms` (record times never go back, so
+/// a binary search over seqs reads about log2(head) records).
+fn seq_at_time(ledger: &dyn LedgerRead, ms: u64) -> Result<u64, Problem> {
+    let time_of = |seq: u64| -> Result<u64, Problem> {
+        let r = ledger.read(&[seq])?;
+        r.first()
+            .map(|r| r.record.envelope.recorded_at_ms)
+            .ok_or_else(|| Problem::internal(format!("seq {seq} is missing")))
+    };
+    let head = ledger.head_seq();
+    if head == 0 || time_of(1)? > ms {
+        return Err(Problem::not_found(format!(
+            "the ledger has no record at or before {}",
+            crate::time::format_rfc3339(ms)
+        )));
+    }
+    let (mut lo, mut hi) = (1u64, head);
+    // Invariant: time_of(lo) <= ms; the answer is in lo..=hi.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if time_of(mid)? <= ms {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    debug_assert!(lo >= 1 && lo <= head);
+    Ok(lo)
 }
 
 /// Checks an `at` seq against the head.
@@ -51,10 +104,9 @@ pub async fn state(
     Query(q): Query<AtQuery>,
 ) -> Result<Json<StateView>, Problem> {
     app.caller(&headers)?;
-    let Some(at) = q.at else {
+    let Some(at) = q.seq(&app).await? else {
         return app.current(view::state).await.map(Json);
     };
-    let at = check_at(&app, at)?;
     app.blocking(move |ledger| Ok(view::state(&ledger.context_at(at)?)))
         .await
         .map(Json)
@@ -69,13 +121,12 @@ pub async fn entity(
 ) -> Result<Json<EntityView>, Problem> {
     app.caller(&headers)?;
     let e = EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m))?;
-    let found = match q.at {
+    let found = match q.seq(&app).await? {
         None => {
             let e = e.clone();
             app.current(move |ctx| view::entity(ctx, &e)).await?
         }
         Some(at) => {
-            let at = check_at(&app, at)?;
             let e = e.clone();
             app.blocking(move |ledger| Ok(view::entity(&ledger.context_at(at)?, &e)))
                 .await?

@@ -1,0 +1,91 @@
+//! `/mcp`: the MCP server (`crate::mcp`) over Streamable HTTP (rmcp's tower
+//! service), behind a gate that checks the bearer token like every API
+//! route, limits the body, and leaves Host/Origin checks against DNS
+//! rebinding to the SDK (loopback names, the listen address and any
+//! `--mcp-allowed-host`).
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use super::problem::Problem;
+use super::App;
+use crate::command::MAX_COMMAND_BYTES;
+use crate::mcp::Parley;
+
+/// How `/mcp` is served.
+#[derive(Clone, Debug, Default)]
+pub struct McpOptions {
+    /// Let clients without a token initialize and list tools and resources
+    /// (conformance suites cannot send one); every tool call and resource
+    /// read still needs a token.
+    pub anonymous_handshake: bool,
+    /// Host names accepted besides loopback and the listen address.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The `/mcp` routes; sessions end when `stop` is cancelled.
+pub fn routes(
+    app: App,
+    api: Router,
+    opts: &McpOptions,
+    listen: std::net::SocketAddr,
+    stop: CancellationToken,
+) -> Router {
+    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    if !listen.ip().is_unspecified() {
+        hosts.push(listen.ip().to_string());
+    }
+    hosts.extend(opts.allowed_hosts.iter().cloned());
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_cancellation_token(stop);
+    let factory_app = app.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(Parley::local(factory_app.clone(), api.clone())),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    let anonymous = opts.anonymous_handshake;
+    Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state((app, anonymous), gate))
+}
+
+/// Checks the token (when one is sent, or always unless anonymous
+/// handshakes are allowed) and bounds the body.
+async fn gate(State((app, anonymous)): State<(App, bool)>, req: Request, next: Next) -> Response {
+    if req.headers().contains_key(header::AUTHORIZATION) || !anonymous {
+        if let Err(p) = app.caller(req.headers()) {
+            let mut res = p.into_response();
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"parley\""),
+            );
+            return res;
+        }
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_COMMAND_BYTES) {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Bad request body",
+            format!("an MCP message is at most {MAX_COMMAND_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = Body::new(http_body_util::Limited::new(body, MAX_COMMAND_BYTES));
+    next.run(Request::from_parts(parts, body)).await
+}
