@@ -178,7 +178,38 @@ fn the_python_sdk_uses_parley_over_streamable_http() {
         r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
     );
     assert_eq!((status, ctype.as_str()), (401, "application/problem+json"));
-    let (code, _) = server.stop();
+    // A session left open (never deleted), with its event stream, must not
+    // hold up shutdown.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let auth = format!("Authorization: Bearer {marketing}\r\n");
+    let headers = format!(
+        "{auth}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+    );
+    let (status, head, body) = server.raw("POST", "/mcp", &headers, init);
+    assert_eq!(status, 200, "{head}\n{body}");
+    let session = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no session id in {head}"));
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let headers =
+        format!("{headers}Mcp-Session-Id: {session}\r\nMcp-Protocol-Version: 2025-06-18\r\n");
+    let (status, head, _) = server.raw("POST", "/mcp", &headers, note);
+    assert_eq!(status, 202, "{head}");
+    let (status, _, _) = server.raw("POST", "/mcp", "", init);
+    assert_eq!(status, 401, "no token, no session");
+    let started = std::time::Instant::now();
+    let (code, out) = server.stop();
+    assert_eq!(code, Some(0), "an open MCP session held up shutdown: {out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(
         code,
         Some(0),

@@ -4,6 +4,8 @@
 //! rebinding to the SDK (loopback names, the listen address and any
 //! `--mcp-allowed-host`).
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -30,14 +32,16 @@ pub struct McpOptions {
     pub allowed_hosts: Vec<String>,
 }
 
-/// The `/mcp` routes; sessions end when `stop` is cancelled.
+/// The `/mcp` routes, and the sessions (which `close_sessions` ends at
+/// shutdown: a session holds the ledger until then). Streams end when
+/// `stop` is cancelled.
 pub fn routes(
     app: App,
     api: Router,
     opts: &McpOptions,
     listen: std::net::SocketAddr,
     stop: CancellationToken,
-) -> Router {
+) -> (Router, Arc<LocalSessionManager>) {
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     if !listen.ip().is_unspecified() {
         hosts.push(listen.ip().to_string());
@@ -47,15 +51,27 @@ pub fn routes(
         .with_allowed_hosts(hosts)
         .with_cancellation_token(stop);
     let factory_app = app.clone();
+    let sessions = Arc::new(LocalSessionManager::default());
     let service = StreamableHttpService::new(
         move || Ok(Parley::local(factory_app.clone(), api.clone())),
-        LocalSessionManager::default().into(),
+        sessions.clone(),
         config,
     );
     let anonymous = opts.anonymous_handshake;
-    Router::new()
+    let router = Router::new()
         .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state((app, anonymous), gate))
+        .layer(axum::middleware::from_fn_with_state((app, anonymous), gate));
+    (router, sessions)
+}
+
+/// Ends every open MCP session (their workers otherwise live until an idle
+/// timeout, holding the ledger).
+pub async fn close_sessions(sessions: &LocalSessionManager) {
+    let open: Vec<_> = sessions.sessions.write().await.drain().collect();
+    for (_, handle) in open {
+        // A session already gone is fine.
+        let _ = handle.close().await;
+    }
 }
 
 /// Checks the token (when one is sent, or always unless anonymous

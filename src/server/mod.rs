@@ -263,7 +263,7 @@ pub async fn serve(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
     let listen = opts.listen;
     let stop_mcp = tokio_util::sync::CancellationToken::new();
     let api = router(app.clone());
-    let mcp = mcp_http::routes(
+    let (mcp, sessions) = mcp_http::routes(
         app.clone(),
         api.clone(),
         &opts.mcp,
@@ -281,6 +281,7 @@ pub async fn serve(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
             shutdown_signal().await;
             // MCP sessions hold the ledger: end them.
             stop_mcp.cancel();
+            mcp_http::close_sessions(&sessions).await;
             // Streams never end on their own: tell them to.
             let _ = closing_tx.send(true);
         })

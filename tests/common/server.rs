@@ -61,6 +61,33 @@ impl Server {
 
     /// One request; returns (status, content type, body); status 0 when the
     /// connection failed (the server is stopping).
+    /// One request with the given extra header lines (each ending `\r\n`);
+    /// returns (status, the response's head, body).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> (u16, String, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (
+            head[9..12].parse().unwrap(),
+            head.to_owned(),
+            body.to_owned(),
+        )
+    }
+
     pub fn request(
         &self,
         method: &str,
