@@ -202,14 +202,8 @@ fn the_python_sdk_uses_parley_over_streamable_http() {
     assert_eq!(status, 202, "{head}");
     let (status, _, _) = server.raw("POST", "/mcp", "", init);
     assert_eq!(status, 401, "no token, no session");
-    let started = std::time::Instant::now();
     let (code, out) = server.stop();
     assert_eq!(code, Some(0), "an open MCP session held up shutdown: {out}");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(
         code,
         Some(0),
