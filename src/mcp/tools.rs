@@ -43,18 +43,51 @@ pub enum Plan {
 
 fn input<T: JsonSchema>() -> Value {
     let settings = schemars::generate::SchemaSettings::draft2020_12().for_deserialize();
-    settings
-        .into_generator()
-        .into_root_schema_for::<T>()
-        .to_value()
+    portable(
+        settings
+            .into_generator()
+            .into_root_schema_for::<T>()
+            .to_value(),
+    )
 }
 
 fn output<T: JsonSchema>() -> Value {
     let settings = schemars::generate::SchemaSettings::draft2020_12().for_serialize();
-    settings
-        .into_generator()
-        .into_root_schema_for::<T>()
-        .to_value()
+    portable(
+        settings
+            .into_generator()
+            .into_root_schema_for::<T>()
+            .to_value(),
+    )
+}
+
+/// Drops the Rust integer `format`s schemars adds (`uint64`, `int32`, …):
+/// they are not JSON Schema formats, so strict validators in MCP hosts warn
+/// about them. The ranges (`minimum`) stay.
+fn portable(mut schema: Value) -> Value {
+    fn walk(v: &mut Value, depth: u32) {
+        if depth > 64 {
+            return; // schemas are far shallower; a bound on the walk all the same
+        }
+        match v {
+            Value::Object(o) => {
+                let rust_int = o
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| f.trim_start_matches('u').starts_with("int"));
+                if rust_int {
+                    o.remove("format");
+                }
+                for x in o.values_mut() {
+                    walk(x, depth + 1);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, depth + 1)),
+            _ => {}
+        }
+    }
+    walk(&mut schema, 0);
+    schema
 }
 
 /// An object holding one field `key` of type `T` (for answers that are not objects).
