@@ -114,9 +114,25 @@ fn check(seen: &Value, dir: &Path, before: u64) {
         "{seen}"
     );
 
-    // Exactly the records the calls made: the intention and its decision.
+    // Over Streamable HTTP a subscription to E2 hears about the fact.
+    if seen["subscribed"] == true {
+        assert_eq!(
+            seen["updated"],
+            serde_json::json!(["parley://sku/E2"]),
+            "{seen}"
+        );
+    } else {
+        assert!(
+            seen["subscribe_refusal"]
+                .as_str()
+                .unwrap()
+                .contains("Streamable HTTP"),
+            "{seen}"
+        );
+    }
+    // Exactly the records the calls made: the intention, its decision, the fact.
     let after = records(dir);
-    assert_eq!(after, before + 2, "{seen}");
+    assert_eq!(after, before + 3, "{seen}");
     let log = parley(
         &[
             "log",
@@ -148,7 +164,12 @@ fn check(seen: &Value, dir: &Path, before: u64) {
                 seen["decision_seq"].as_u64().unwrap(),
                 "parley".to_owned(),
                 "decision".to_owned()
-            )
+            ),
+            (
+                seen["fact_seq"].as_u64().unwrap(),
+                "marketing".to_owned(),
+                "fact".to_owned()
+            ),
         ]
     );
 }
@@ -169,6 +190,7 @@ fn the_python_sdk_uses_parley_over_streamable_http() {
     let before = records(&dir);
     let url = format!("http://{}/mcp", server.addr);
     let seen = client(&["http", &url, &marketing], &marketing);
+    assert_eq!(seen["subscribed"], true, "{seen}");
     check(&seen, &dir, before);
     // Without a token, /mcp refuses before MCP starts.
     let (status, ctype, _) = server.request(

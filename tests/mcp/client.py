@@ -8,7 +8,9 @@ SDK (`mcp` from PyPI) as the client, over Streamable HTTP or stdio.
 Acting for the marketing agent, it initializes, lists tools and resources,
 reads the rule set, announces a promotion that conflicts with the price the
 pricing agent set (parley rejects it for margin), explains the decision, and
-is refused when it writes as another agent or calls a human-only tool. It
+is refused when it writes as another agent or calls a human-only tool, and
+follows parley://sku/E2 (a subscription, on Streamable HTTP) while it
+publishes a fact about E2. It
 prints one JSON line: what it saw, for tests/mcp.rs to check against the log.
 """
 
@@ -20,7 +22,17 @@ import sys
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamablehttp_client
+from mcp import types
 from mcp.types import TextContent
+
+UPDATED = []  # resource URIs the server said changed
+
+
+async def on_message(message):
+    if isinstance(message, types.ServerNotification):
+        root = message.root
+        if isinstance(root, types.ResourceUpdatedNotification):
+            UPDATED.append(str(root.params.uri))
 
 PROMOTION = {
     "action": {"type": "launch_promotion", "target": {"category": "earbuds"}, "discount_bp": 1500,
@@ -85,6 +97,22 @@ async def exercise(session: ClientSession) -> dict:
     human = await session.call_tool("resolve_escalation", {"escalation": answer["seq"], "option": 0, "rationale": "me"})
     seen["human_only_refused"] = bool(human.isError)
     seen["human_only_message"] = text_of(human)
+
+    # Subscriptions (Streamable HTTP): a fact about E2 updates parley://sku/E2.
+    seen["subscribed"] = False
+    try:
+        await session.subscribe_resource("parley://sku/E2")
+        seen["subscribed"] = True
+    except Exception as e:  # stdio has no feed to follow: refused with a reason
+        seen["subscribe_refusal"] = str(e)
+    fact = await session.call_tool("publish_fact", {"entity": "sku:E2", "attribute": "colour", "value": "black"})
+    assert not fact.isError, text_of(fact)
+    seen["fact_seq"] = fact.structuredContent["seq"]
+    for _ in range(50):
+        if UPDATED or not seen["subscribed"]:
+            break
+        await asyncio.sleep(0.1)
+    seen["updated"] = sorted(set(UPDATED))
     return seen
 
 
@@ -94,13 +122,13 @@ async def main():
         url, token = sys.argv[2], sys.argv[3]
         headers = {"Authorization": f"Bearer {token}"}
         async with streamablehttp_client(url, headers=headers) as (read, write, _):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, message_handler=on_message) as session:
                 seen = await exercise(session)
     elif mode == "stdio":
         binary, server = sys.argv[2], sys.argv[3]
         params = StdioServerParameters(command=binary, args=["mcp", "--server", server], env=dict(os.environ))
         async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, message_handler=on_message) as session:
                 seen = await exercise(session)
     else:
         sys.exit(f"unknown mode {mode!r}")
