@@ -23,6 +23,11 @@ use crate::record::{Body, Digest, Hash, StoredRecord};
 
 const META_APPLIED: &[u8] = b"m\0applied";
 const META_LEDGER: &[u8] = b"m\0ledger";
+const META_SNAPSHOT: &[u8] = b"m\0snapshot";
+/// What a snapshot's bytes mean: bump when `Context`'s encoding or what
+/// folding a record computes changes, so older snapshots are ignored (the
+/// log is folded instead). The build's version is checked as well.
+pub const SNAPSHOT_FORMAT: u32 = 1;
 const CATCH_UP_CHUNK: usize = 4096;
 /// Records held in the pending layer before it is written to sled.
 pub const FLUSH_RECORDS: usize = 16_384;
@@ -108,6 +113,23 @@ impl Layer {
             self.records += 1;
         }
     }
+}
+
+/// A stored snapshot's parts, or `None` when it is from another format or
+/// build, cut short, or its bytes do not match their checksum.
+fn parse_snapshot(v: &[u8]) -> Option<(u64, Hash, Vec<u8>)> {
+    let format = u32::from_be_bytes(v.get(0..4)?.try_into().ok()?);
+    let len = usize::from(*v.get(4)?);
+    let version = v.get(5..5 + len)?;
+    if format != SNAPSHOT_FORMAT || version != env!("CARGO_PKG_VERSION").as_bytes() {
+        return None;
+    }
+    let rest = v.get(5 + len..)?;
+    let seq = be_u64(rest)?;
+    let hash: Hash = rest.get(8..40)?.try_into().ok()?;
+    let sum = rest.get(40..72)?;
+    let bytes = rest.get(72..)?;
+    (blake3::hash(bytes).as_bytes() == sum).then(|| (seq, hash, bytes.to_vec()))
 }
 
 fn be_u64(bytes: &[u8]) -> Option<u64> {
@@ -299,6 +321,34 @@ impl Derived {
         Ok(())
     }
 
+    /// Stores a context snapshot: the context folded up to `seq`, whose
+    /// record has hash `hash`. Derived state like the rest: a snapshot that is
+    /// missing, stale or damaged only costs a longer fold at open.
+    pub fn put_snapshot(&self, seq: u64, hash: Hash, bytes: &[u8]) -> Result<(), DerivedError> {
+        let mut v = Vec::with_capacity(bytes.len() + 128);
+        v.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
+        let version = env!("CARGO_PKG_VERSION").as_bytes();
+        v.push(u8::try_from(version.len()).unwrap_or(u8::MAX));
+        v.extend_from_slice(version);
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&hash);
+        v.extend_from_slice(blake3::hash(bytes).as_bytes());
+        v.extend_from_slice(bytes);
+        self.tree
+            .insert(META_SNAPSHOT, v)
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The stored snapshot, if one was written by this build's format and
+    /// its bytes check: (seq, the record's hash at seq, context bytes).
+    pub fn snapshot(&self) -> Result<Option<(u64, Hash, Vec<u8>)>, DerivedError> {
+        let Some(v) = self.tree.get(META_SNAPSHOT).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        Ok(parse_snapshot(&v))
+    }
+
     /// Removes everything (before a rebuild).
     pub fn clear(&self) -> Result<(), DerivedError> {
         *self.layer()? = Layer::default();
@@ -438,6 +488,39 @@ impl Derived {
                     |(k, _)| String::from_utf8_lossy(k).into_owned(),
                 );
             return Ok(Some(format!("derived entry differs from the log: {first}")));
+        }
+        self.snapshot_difference(reader, head_seq)
+    }
+
+    /// A stored snapshot of this log must equal a fold of the log to its seq.
+    fn snapshot_difference(
+        &self,
+        reader: &dyn LogReader,
+        head_seq: u64,
+    ) -> Result<Option<String>, DerivedError> {
+        let Some((seq, hash, bytes)) = self.snapshot()? else {
+            return Ok(None);
+        };
+        if seq == 0 || seq > head_seq {
+            return Ok(Some(format!(
+                "the context snapshot is at seq {seq}, beyond the log's head {head_seq}"
+            )));
+        }
+        let at = reader.read(&[seq], head_seq)?;
+        if at.first().is_none_or(|r| r.hash != hash) {
+            return Ok(Some(format!(
+                "the context snapshot at seq {seq} belongs to another log"
+            )));
+        }
+        let snap = match crate::context::Context::from_snapshot(&bytes) {
+            Ok(c) => c,
+            Err(e) => return Ok(Some(format!("the context snapshot at seq {seq}: {e}"))),
+        };
+        let folded = crate::ledger::fold(reader, seq)?;
+        if snap.state_hash() != folded.state_hash() {
+            return Ok(Some(format!(
+                "the context snapshot at seq {seq} differs from a fold of the log"
+            )));
         }
         Ok(None)
     }

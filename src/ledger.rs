@@ -73,6 +73,9 @@ pub struct Options {
     /// Keep a context at the durable head for reads, and a feed of committed
     /// batches for live followers (the server does).
     pub serve: bool,
+    /// Records between context snapshots in the derived store (also one on
+    /// close); at least 1.
+    pub snapshot_every: u64,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             auto_clock: true,
             resolvers: Resolvers::released(),
             serve: false,
+            snapshot_every: crate::sequencer::SNAPSHOT_EVERY,
         }
     }
 }
@@ -98,6 +102,9 @@ impl Default for Options {
 /// What opening a ledger found.
 #[derive(Clone, Debug, Default)]
 pub struct OpenReport {
+    /// The seq of the context snapshot the open started from (`None`: the
+    /// whole log was folded).
+    pub context_from_snapshot: Option<u64>,
     pub created: bool,
     pub recovery: Recovery,
     pub derived: DerivedOpen,
@@ -357,8 +364,10 @@ impl Ledger {
         durable.publish(head_seq);
         let applied = Arc::new(Progress::default());
         applied.publish(head_seq);
-        // The writer's context: the resolver's input, folded once here.
-        let ctx = fold(reader.as_ref(), head_seq)?;
+        // The writer's context: the resolver's input, from the derived
+        // store's snapshot and the log after it, or folded from the start.
+        let (ctx, from_snapshot) = open_context(reader.as_ref(), &derived, head_seq)?;
+        report.context_from_snapshot = from_snapshot;
         opts.resolvers
             .check_known(&ctx)
             .map_err(LedgerError::Resolver)?;
@@ -372,7 +381,7 @@ impl Ledger {
         // The projector queue holds whole batches: this bounds memory held for it.
         let (ptx, prx) = bounded::<Committed>(64);
         let head = Arc::new(Mutex::new(head));
-        let writer = Writer::new(
+        let mut writer = Writer::new(
             engine,
             Arc::clone(&opts.clock),
             opts.resolvers.clone(),
@@ -384,6 +393,8 @@ impl Ledger {
             ctx,
             opts.auto_clock,
         );
+        writer.snapshot_every = opts.snapshot_every.max(1);
+        writer.snapshot_seq = from_snapshot.unwrap_or(0);
         let mut projector = Projector::new(Arc::clone(&derived), Arc::clone(&applied), files);
         projector.published = published.clone();
         projector.feed = feed.clone();
@@ -490,6 +501,11 @@ impl Ledger {
     /// The shared context as of `seq` (clamped to the head): a fold of the log.
     pub fn context_at(&self, seq: u64) -> Result<Context, LogError> {
         fold(self.reader.as_ref(), seq.min(self.durable.get()))
+    }
+
+    /// The seq of the context snapshot the derived store holds, if any.
+    pub fn snapshot_seq(&self) -> Result<Option<u64>, LedgerError> {
+        Ok(self.derived.snapshot()?.map(|(seq, _, _)| seq))
     }
 
     /// `None` when the derived store equals a fresh fold of the log.
@@ -608,6 +624,48 @@ pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
         })
     })?;
     Ok(ctx)
+}
+
+/// The context at `head`: a snapshot from the derived store when its seq is
+/// in the log with the same record hash (then the records before it are only
+/// checked, and the ones after it folded), else a fold of the whole log.
+/// Returns the snapshot's seq if used.
+fn open_context(
+    reader: &dyn LogReader,
+    derived: &Derived,
+    head: u64,
+) -> Result<(Context, Option<u64>), LogError> {
+    let usable = derived
+        .snapshot()
+        .ok()
+        .flatten()
+        .filter(|(seq, _, _)| (1..=head).contains(seq));
+    if let Some((seq, hash, bytes)) = usable {
+        let at = reader.read(&[seq], head)?;
+        let same_log = at.first().is_some_and(|r| r.hash == hash);
+        match Context::from_snapshot(&bytes) {
+            Ok(mut ctx) if same_log && ctx.seq == seq => {
+                // Every record before the snapshot is still read and its hash
+                // and link checked (a writer never opens a damaged log); only
+                // folding it is skipped.
+                reader.scan(1, seq, &mut |_| Ok(()))?;
+                reader.scan(seq + 1, head, &mut |r| {
+                    let s = r.record.envelope.seq;
+                    ctx.apply(&r).map_err(|e| LogError::Corrupt {
+                        seq: s,
+                        reason: e.to_string(),
+                    })
+                })?;
+                debug_assert_eq!(ctx.seq, head);
+                return Ok((ctx, Some(seq)));
+            }
+            Ok(_) => tracing::info!(seq, "the context snapshot is not of this log; folding it"),
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "the context snapshot does not decode; folding the log")
+            }
+        }
+    }
+    Ok((fold(reader, head)?, None))
 }
 
 /// What `parley rebuild` did.

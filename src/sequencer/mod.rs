@@ -12,6 +12,7 @@
 
 pub mod projector;
 mod writer;
+pub use writer::SNAPSHOT_EVERY;
 
 use std::sync::{Condvar, Mutex};
 

@@ -78,7 +78,17 @@ pub(crate) struct Writer {
     pub auto_clock: bool,
     recent: RecentKeys,
     failed: Option<String>,
+    /// The seq of the snapshot the derived store holds (0: none): a close
+    /// writes one unless it is already at the head.
+    pub snapshot_seq: u64,
+    /// Records between snapshots (`Options::snapshot_every`).
+    pub snapshot_every: u64,
 }
+
+/// Records between context snapshots in the derived store: a writer that
+/// crashed folds at most this many at its next open (plus what the derived
+/// store's flush had not reached).
+pub const SNAPSHOT_EVERY: u64 = 131_072;
 
 impl Writer {
     #[allow(clippy::too_many_arguments)] // the writer owns every part of the write path
@@ -112,6 +122,30 @@ impl Writer {
             auto_clock: auto_clock && timeline == Timeline::Wall,
             recent: RecentKeys::default(),
             failed: None,
+            snapshot_seq: 0,
+            snapshot_every: SNAPSHOT_EVERY,
+        }
+    }
+
+    /// Writes the context as a snapshot (on close, and every
+    /// `SNAPSHOT_EVERY` records). Only a writer that has not failed does:
+    /// its context is exactly the fold of the durable log.
+    fn snapshot(&mut self) {
+        let Some(head) = self.engine.head() else {
+            return;
+        };
+        if self.failed.is_some() || head.seq == self.snapshot_seq {
+            return;
+        }
+        debug_assert_eq!(self.ctx.seq, head.seq, "the context is at the durable head");
+        if self.ctx.seq != head.seq {
+            return;
+        }
+        let bytes = self.ctx.to_snapshot();
+        match self.derived.put_snapshot(head.seq, head.hash, &bytes) {
+            Ok(()) => self.snapshot_seq = head.seq,
+            // Derived state: a missed snapshot costs a longer fold at open.
+            Err(e) => tracing::warn!(error = %e, seq = head.seq, "context snapshot not written"),
         }
     }
 
@@ -128,7 +162,7 @@ impl Writer {
             let first = match deadline {
                 None => match rx.recv() {
                     Ok(s) => s,
-                    Err(_) => return,
+                    Err(_) => return self.snapshot(),
                 },
                 Some(at) => {
                     // Wait at most MAX_CLOCK_WAIT_MS at a time: the clock may jump.
@@ -145,7 +179,9 @@ impl Writer {
                             }
                             continue;
                         }
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                            return self.snapshot()
+                        }
                     }
                 }
             };
@@ -544,6 +580,11 @@ impl Writer {
             if self.to_projector.send(committed).is_err() {
                 self.failed = Some("the projector stopped".into());
             }
+        }
+        // After the answers: a snapshot never delays an acknowledgement.
+        let head_seq = self.engine.head().map_or(0, |h| h.seq);
+        if head_seq >= self.snapshot_seq.saturating_add(self.snapshot_every) {
+            self.snapshot();
         }
     }
 

@@ -1,0 +1,191 @@
+//! Context snapshots in the derived store: a writer's open starts from the
+//! snapshot and folds only the log after it, and the result is the same
+//! context a fold of the whole log gives. A snapshot that is not of this log,
+//! does not decode, or was written by another format is ignored; one that
+//! decodes but holds a wrong context is what `verify --derived` reports.
+
+use std::path::Path;
+
+use parley::command::Command;
+use parley::derived::Derived;
+use parley::ledger::{Ledger, Options};
+
+fn commands(n: usize) -> Vec<Command> {
+    let mut out = vec![
+        Command::parse(r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}"#).unwrap(),
+    ];
+    for i in 0..n {
+        let sku = format!("S{}", i % 40);
+        let line = if i % 3 == 0 {
+            format!(
+                r#"{{"producer":"admin","kind":"catalog","sku":"{sku}","category":"audio","cost_minor":1000,"price_minor":{},"stock":5,"lifecycle":"active"}}"#,
+                2000 + i
+            )
+        } else {
+            format!(
+                r#"{{"producer":"pricing","kind":"intend","intention":{{"action":{{"type":"set_price","sku":"{sku}","price_minor":{}}},"reasoning":"r","impact":{{"revenue_minor":-10,"margin_minor":-10}},"objective":"sales-growth"}}}}"#,
+                1900 + i
+            )
+        };
+        out.push(Command::parse(&line).unwrap());
+    }
+    out
+}
+
+fn opts(every: u64) -> Options {
+    Options {
+        snapshot_every: every,
+        ..Options::default()
+    }
+}
+
+fn run(dir: &Path, cmds: Vec<Command>, every: u64) {
+    let (ledger, _) = Ledger::open(dir, opts(every)).unwrap();
+    for c in cmds {
+        // Some intentions are refused or rejected; that is part of the context too.
+        let _ = ledger.append(c);
+    }
+    ledger.close().unwrap();
+}
+
+/// The fold of the whole log, and the head.
+fn folded(dir: &Path) -> (String, u64) {
+    let (view, _) = parley::reader::LogView::open(dir).unwrap();
+    let head = parley::audit::LedgerRead::head_seq(&view);
+    (view.context_at(head).unwrap().state_hash(), head)
+}
+
+#[test]
+fn a_clean_close_leaves_a_snapshot_the_next_open_starts_from() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), commands(300), 1_000_000);
+    let (want, head) = folded(dir.path());
+    let (ledger, report) = Ledger::open(dir.path(), opts(1_000_000)).unwrap();
+    assert_eq!(
+        report.context_from_snapshot,
+        Some(head),
+        "close wrote a snapshot at the head"
+    );
+    assert_eq!(ledger.derived_differences().unwrap(), None);
+    // More records after the snapshot: the open folds only those (a writer
+    // dropped without `close` still closes, and snapshots, on drop).
+    for c in commands(50) {
+        let _ = ledger.append(c);
+    }
+    drop(ledger);
+    let (want2, head2) = folded(dir.path());
+    assert!(head2 > head);
+    let (ledger, report) = Ledger::open(dir.path(), opts(1_000_000)).unwrap();
+    let from = report.context_from_snapshot.unwrap();
+    assert!(from >= head, "{from} {head}");
+    assert_ne!(want, want2);
+    assert_eq!(ledger.derived_differences().unwrap(), None);
+    ledger.close().unwrap();
+}
+
+#[test]
+fn snapshots_are_written_every_n_records_and_match_a_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, report) = Ledger::open(dir.path(), opts(64)).unwrap();
+    let start = report.context_from_snapshot.unwrap_or(0);
+    let mut taken = std::collections::BTreeSet::new();
+    for c in commands(400) {
+        let _ = ledger.append(c);
+        taken.extend(ledger.snapshot_seq().unwrap());
+    }
+    // While the writer runs, a snapshot is taken about every 64 records.
+    let head = parley::audit::LedgerRead::head_seq(&ledger);
+    assert!(
+        taken.len() as u64 >= (head - start) / 64 - 1,
+        "{taken:?} up to {head}"
+    );
+    assert!(taken.iter().all(|s| *s < head), "{taken:?}");
+    assert_eq!(ledger.derived_differences().unwrap(), None);
+    ledger.close().unwrap();
+    let d = Derived::open(&dir.path().join("derived")).unwrap().0;
+    let (seq, _, bytes) = d.snapshot().unwrap().expect("a snapshot");
+    drop(d);
+    let (view, _) = parley::reader::LogView::open(dir.path()).unwrap();
+    let ctx = parley::context::Context::from_snapshot(&bytes).unwrap();
+    assert_eq!(ctx.state_hash(), view.context_at(seq).unwrap().state_hash());
+}
+
+/// Replaces the stored snapshot (the writer is closed).
+fn put(dir: &Path, seq: u64, hash: [u8; 32], bytes: &[u8]) {
+    let (d, _) = Derived::open(&dir.join("derived")).unwrap();
+    d.put_snapshot(seq, hash, bytes).unwrap();
+    d.flush().unwrap();
+}
+
+#[test]
+fn a_snapshot_not_of_this_log_or_not_decoding_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), commands(120), 1_000_000);
+    let (want, head) = folded(dir.path());
+    let (view, _) = parley::reader::LogView::open(dir.path()).unwrap();
+    let good = view.context_at(head).unwrap().to_snapshot();
+    drop(view);
+    for (hash, bytes) in [
+        ([7u8; 32], good.clone()),
+        ([0u8; 32], b"not a context".to_vec()),
+    ] {
+        let real = {
+            let (v, _) = parley::reader::LogView::open(dir.path()).unwrap();
+            parley::audit::LedgerRead::read(&v, &[head]).unwrap()[0].hash
+        };
+        let hash = if bytes == good { hash } else { real };
+        put(dir.path(), head, hash, &bytes);
+        let (ledger, report) = Ledger::open(dir.path(), opts(1_000_000)).unwrap();
+        assert_eq!(report.context_from_snapshot, None, "ignored");
+        assert_eq!(folded(dir.path()).0, want);
+        ledger.close().unwrap();
+    }
+}
+
+#[test]
+fn a_wrong_context_under_a_right_seal_is_what_verify_derived_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), commands(120), 1_000_000);
+    let (view, _) = parley::reader::LogView::open(dir.path()).unwrap();
+    let head = parley::audit::LedgerRead::head_seq(&view);
+    let hash = parley::audit::LedgerRead::read(&view, &[head]).unwrap()[0].hash;
+    // The context one record earlier, sealed as if it were the head's.
+    let mut wrong = view.context_at(head - 1).unwrap();
+    wrong.seq = head;
+    drop(view);
+    put(dir.path(), head, hash, &wrong.to_snapshot());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args([
+            "verify",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--derived",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("differs from a fold of the log"), "{text}");
+    // `parley rebuild` drops it with the rest of the derived store.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["rebuild", "--data", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (ledger, report) = Ledger::open(dir.path(), opts(1_000_000)).unwrap();
+    assert_eq!(report.context_from_snapshot, None);
+    ledger.close().unwrap();
+    // And the next open starts from the snapshot its close wrote, equal to a fold.
+    let (view, _) = parley::reader::LogView::open(dir.path()).unwrap();
+    let head = parley::audit::LedgerRead::head_seq(&view);
+    let want = fold_hash(&view, head);
+    let (ledger, report) = Ledger::open(dir.path(), opts(1_000_000)).unwrap();
+    assert_eq!(report.context_from_snapshot, Some(head));
+    assert_eq!(ledger.context_at(head).unwrap().state_hash(), want);
+    ledger.close().unwrap();
+}
+
+fn fold_hash(view: &parley::reader::LogView, head: u64) -> String {
+    view.context_at(head).unwrap().state_hash()
+}
