@@ -221,6 +221,50 @@ impl Parley {
             }
         }
     }
+
+    /// A tool call: who is calling, the plan, the API requests.
+    async fn call(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let auth = Parley::auth(&ctx);
+        let name = request.name.to_string();
+        if !tools::catalog().iter().any(|s| s.name == name) {
+            return Err(McpError::invalid_params(
+                format!("there is no tool `{name}`; tools/list names them"),
+                None,
+            ));
+        }
+        let me = self
+            .api(auth.as_deref(), Method::GET, "/v1/whoami", None)
+            .await?;
+        if !me.ok() {
+            return Ok(refusal(&name, &me));
+        }
+        let identity = me.body["identity"].as_str().unwrap_or_default().to_owned();
+        if name == "resolve_escalation" && me.body["role"] != "human" {
+            return Ok(failed(format!(
+                "resolve_escalation is for people: your token is `{identity}`, role {}. What to do: ask a human to decide (list_escalations shows what waits).",
+                me.body["role"]
+            )));
+        }
+        let state = self
+            .api(auth.as_deref(), Method::GET, "/v1/records?limit=1", None)
+            .await?;
+        let head = state.body["head_seq"].as_u64().unwrap_or(0);
+        let raw = Value::Object(request.arguments.unwrap_or_default());
+        let plan = match tools::plan(&name, &raw, &identity, head) {
+            Ok(p) => p,
+            Err(why) => return Ok(failed(format!("{name} refused: {why}"))),
+        };
+        let run = self.run_plan(auth.as_deref(), &name, plan);
+        if name == "whatif" {
+            Parley::with_progress(&ctx, "what-if", run).await
+        } else {
+            run.await
+        }
+    }
 }
 
 impl ServerHandler for Parley {
@@ -266,41 +310,14 @@ impl ServerHandler for Parley {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let auth = Parley::auth(&ctx);
-        let name = request.name.to_string();
-        if !tools::catalog().iter().any(|s| s.name == name) {
-            return Err(McpError::invalid_params(
-                format!("there is no tool `{name}`; tools/list names them"),
-                None,
-            ));
-        }
-        let me = self
-            .api(auth.as_deref(), Method::GET, "/v1/whoami", None)
-            .await?;
-        if !me.ok() {
-            return Ok(refusal(&name, &me));
-        }
-        let identity = me.body["identity"].as_str().unwrap_or_default().to_owned();
-        if name == "resolve_escalation" && me.body["role"] != "human" {
-            return Ok(failed(format!(
-                "resolve_escalation is for people: your token is `{identity}`, role {}. What to do: ask a human to decide (list_escalations shows what waits).",
-                me.body["role"]
-            )));
-        }
-        let state = self
-            .api(auth.as_deref(), Method::GET, "/v1/records?limit=1", None)
-            .await?;
-        let head = state.body["head_seq"].as_u64().unwrap_or(0);
-        let raw = Value::Object(request.arguments.unwrap_or_default());
-        let plan = match tools::plan(&name, &raw, &identity, head) {
-            Ok(p) => p,
-            Err(why) => return Ok(failed(format!("{name} refused: {why}"))),
-        };
-        let run = self.run_plan(auth.as_deref(), &name, plan);
-        if name == "whatif" {
-            Parley::with_progress(&ctx, "what-if", run).await
-        } else {
-            run.await
+        match self.call(request, ctx).await {
+            // The API could not be reached or answered oddly: tell the model
+            // in words (hosts show protocol errors opaquely).
+            Err(e) if e.code == rmcp::model::ErrorCode::INTERNAL_ERROR => Ok(failed(format!(
+                "{}\nWhat to do: check that the parley server is running and reachable, then call again.",
+                e.message
+            ))),
+            other => other,
         }
     }
 
