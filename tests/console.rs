@@ -119,16 +119,25 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
 }
 
+/// The text of the element `css` names (it must be there).
+async fn text(c: &Client, css: &str) -> String {
+    let e = c.find(Locator::Css(css)).await;
+    let e = e.unwrap_or_else(|err| panic!("{css}: {err}"));
+    e.text().await.unwrap()
+}
+
+/// Clicks the element `css` names (it must be there).
+async fn click(c: &Client, css: &str) {
+    let e = c.find(Locator::Css(css)).await;
+    let e = e.unwrap_or_else(|err| panic!("{css}: {err}"));
+    e.click().await.unwrap();
+}
+
 async fn sign_in(c: &Client, token: &str) {
     let input = wait_for(c, "#token-input").await;
     input.clear().await.unwrap();
     input.send_keys(token).await.unwrap();
-    c.find(Locator::Css("#signin-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "#signin-button").await;
 }
 
 const BIG_CUT: &str = r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":1200},"reasoning":"clear the stock before the new model","impact":{"revenue_minor":-900000,"margin_minor":-800000},"objective":"sales-growth"}}"#;
@@ -160,10 +169,10 @@ fn a_person_settles_an_escalation_in_the_console() {
         );
         let id = answer["seq"].as_u64().unwrap();
         let card = wait_for(&c, &format!("#inbox-list li[data-id='{id}']")).await;
-        let text = card.text().await.unwrap();
+        let card_text = card.text().await.unwrap();
         assert!(
-            text.contains("sku:S1") && text.contains("pricing"),
-            "{text}"
+            card_text.contains("sku:S1") && card_text.contains("pricing"),
+            "{card_text}"
         );
         shot(&c, "inbox-1280x800", (1280, 800)).await;
         shot(&c, "inbox-390x844", (390, 844)).await;
@@ -177,50 +186,23 @@ fn a_person_settles_an_escalation_in_the_console() {
             .await
             .unwrap();
         wait_for(&c, "#decide-form").await;
-        let sides = c
-            .find(Locator::Css("#sides"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let sides = text(&c, "#sides").await;
         assert!(
             sides.contains("clear the stock before the new model"),
             "{sides}"
         );
-        let context = c
-            .find(Locator::Css("#context"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let context = text(&c, "#context").await;
         assert!(
             context.contains("£20.00") && context.contains("£10.00"),
             "{context}"
         );
         shot(&c, "detail-1280x800", (1280, 800)).await;
-        c.find(Locator::Css("input[data-choice='approve-modified']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "input[data-choice='approve-modified']").await;
         // Without a rationale the page refuses to submit.
-        c.find(Locator::Css("#decide"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#decide").await;
         let rationale = c.find(Locator::Css("#rationale")).await.unwrap();
         rationale.send_keys(RATIONALE).await.unwrap();
-        c.find(Locator::Css("#decide"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#decide").await;
         let result = wait_for(&c, "#decision-result").await.text().await.unwrap();
         assert!(result.contains("Recorded as seq"), "{result}");
         assert!(result.contains("modified"), "{result}");
@@ -234,23 +216,12 @@ fn a_person_settles_an_escalation_in_the_console() {
             .unwrap();
         let audit = wait_for(&c, "#audit .human-name").await;
         assert_eq!(audit.text().await.unwrap(), "maya");
-        let chain = c
-            .find(Locator::Css("#audit"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let chain = text(&c, "#audit").await;
         assert!(chain.contains(RATIONALE), "{chain}");
         shot(&c, "audit-1280x800", (1280, 800)).await;
 
         // A wrong token is refused on the page.
-        c.find(Locator::Css("#signout"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#signout").await;
         sign_in(&c, "pk_not-a-real-token").await;
         let error = wait_for(&c, "#signin-error").await;
         c.wait()
