@@ -198,8 +198,13 @@ fn a_person_settles_an_escalation_in_the_console() {
         );
         shot(&c, "detail-1280x800", (1280, 800)).await;
         click(&c, "input[data-choice='approve-modified']").await;
-        // Without a rationale the page refuses to submit.
+        // Without a rationale the page refuses to submit: nothing recorded.
         click(&c, "#decide").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(c.find(Locator::Css("#decision-result")).await.is_err());
+        let path = format!("/v1/escalations/{id}");
+        let (_, _, still) = server.request("GET", &path, Some(&pricing), "");
+        assert!(still.contains("\"status\":\"open\""), "{still}");
         let rationale = c.find(Locator::Css("#rationale")).await.unwrap();
         rationale.send_keys(RATIONALE).await.unwrap();
         click(&c, "#decide").await;
