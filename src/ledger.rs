@@ -626,6 +626,34 @@ pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
     Ok(ctx)
 }
 
+/// Records below which `check_log` does not split its work.
+const CHECK_SPLIT_MIN: u64 = 256;
+
+/// Reads records `1..=to` and checks every hash and link, on two threads
+/// for a long log: `1..mid` and `mid..=to`. A scan checks every frame from
+/// the start of the segment it starts in, so the two ranges together check
+/// every record and every link; when both find damage, the lower seq is
+/// reported (the first scan's).
+fn check_log(reader: &dyn LogReader, to: u64) -> Result<(), LogError> {
+    if to < CHECK_SPLIT_MIN {
+        return reader.scan(1, to, &mut |_| Ok(()));
+    }
+    let mid = to / 2;
+    debug_assert!(1 < mid && mid < to);
+    let (low, high) = std::thread::scope(|s| {
+        let high = s.spawn(|| reader.scan(mid, to, &mut |_| Ok(())));
+        let low = reader.scan(1, mid - 1, &mut |_| Ok(()));
+        // A panicked scan is a bug; report it as damage-free failure to read.
+        let high = high.join().unwrap_or_else(|_| {
+            Err(LogError::Layout(
+                "the log check's second thread panicked".into(),
+            ))
+        });
+        (low, high)
+    });
+    low.and(high)
+}
+
 /// The context at `head`: a snapshot from the derived store when its seq is
 /// in the log with the same record hash (then the records before it are only
 /// checked, and the ones after it folded), else a fold of the whole log.
@@ -648,7 +676,7 @@ fn open_context(
                 // Every record before the snapshot is still read and its hash
                 // and link checked (a writer never opens a damaged log); only
                 // folding it is skipped.
-                reader.scan(1, seq, &mut |_| Ok(()))?;
+                check_log(reader, seq)?;
                 reader.scan(seq + 1, head, &mut |r| {
                     let s = r.record.envelope.seq;
                     ctx.apply(&r).map_err(|e| LogError::Corrupt {
