@@ -629,20 +629,21 @@ pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
 /// Records below which `check_log` does not split its work.
 const CHECK_SPLIT_MIN: u64 = 256;
 
-/// Reads records `1..=to` and checks every hash and link, on two threads
+/// Reads records `1..=to` and checks every hash, link and frame (without
+/// decoding them: random damage cannot pass the hash check), on two threads
 /// for a long log: `1..mid` and `mid..=to`. A scan checks every frame from
 /// the start of the segment it starts in, so the two ranges together check
 /// every record and every link; when both find damage, the lower seq is
 /// reported (the first scan's).
 fn check_log(reader: &dyn LogReader, to: u64) -> Result<(), LogError> {
     if to < CHECK_SPLIT_MIN {
-        return reader.scan(1, to, &mut |_| Ok(()));
+        return reader.check(1, to);
     }
     let mid = to / 2;
     debug_assert!(1 < mid && mid < to);
     let (low, high) = std::thread::scope(|s| {
-        let high = s.spawn(|| reader.scan(mid, to, &mut |_| Ok(())));
-        let low = reader.scan(1, mid - 1, &mut |_| Ok(()));
+        let high = s.spawn(|| reader.check(mid, to));
+        let low = reader.check(1, mid - 1);
         // A panicked scan is a bug; report it as damage-free failure to read.
         let high = high.join().unwrap_or_else(|_| {
             Err(LogError::Layout(

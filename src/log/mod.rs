@@ -90,6 +90,11 @@ pub type Location = (u64, u64);
 pub trait LogReader: Send + Sync {
     /// Visits records `from..=to` in order, checking every hash and link.
     fn scan(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<(), LogError>;
+    /// Checks records `from..=to` (every hash, link and frame) without
+    /// handing them out; engines may skip decoding them.
+    fn check(&self, from: u64, to: u64) -> Result<(), LogError> {
+        self.scan(from, to, &mut |_| Ok(()))
+    }
     /// The records at `seqs` (ascending, each at most `head`).
     fn read(&self, seqs: &[u64], head: u64) -> Result<Vec<StoredRecord>, LogError>;
     /// Every seq up to `head` whose record names `entity` (its text form), ascending.

@@ -212,6 +212,10 @@ impl LogReader for LogFiles {
         scan_dir(&self.log_dir, from, to, visit).map(|_| ())
     }
 
+    fn check(&self, from: u64, to: u64) -> Result<(), LogError> {
+        super::scan::check_dir(&self.log_dir, from, to)
+    }
+
     fn read(&self, seqs: &[u64], head: u64) -> Result<Vec<StoredRecord>, LogError> {
         if let Some(beyond) = seqs.iter().find(|s| **s > head || **s == 0) {
             return Err(LogError::Layout(format!(
