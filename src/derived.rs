@@ -473,9 +473,11 @@ impl Derived {
             }
         }
         if actual.last != expected.last {
+            let reflects = actual
+                .last
+                .map_or_else(|| "no record".to_owned(), |(seq, _)| format!("seq {seq}"));
             return Ok(Some(format!(
-                "derived store reflects seq {:?}, the log's head is seq {head_seq}",
-                actual.last.map(|a| a.0)
+                "derived store reflects {reflects}, the log's head is seq {head_seq}"
             )));
         }
         if actual.kv != expected.kv {
