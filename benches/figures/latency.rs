@@ -1,0 +1,121 @@
+//! Figure 2: durable decision latency, embedded, open loop. A pacer submits
+//! intentions at a fixed rate with as many facts between them; a collector
+//! waits for each acknowledgement (decision durable). Latency runs from the
+//! command's scheduled time, so a stall of the pacer counts against parley
+//! (no coordinated omission).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use parley::command::Command;
+use parley::ledger::{Ledger, Ticket};
+
+use crate::stats::percentile;
+use crate::store::{options, setup, Pipeline, T0_MS};
+
+pub struct Latency {
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub intentions: usize,
+    pub achieved_per_s: f64,
+}
+
+fn intention(i: u64, skus: u64) -> String {
+    let s = (i * 7919) % skus;
+    let agent = if i % 2 == 0 {
+        "pricing"
+    } else {
+        "merchandising"
+    };
+    format!(
+        r#"{{"producer":"{agent}","at_ms":{},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S{s}","price_minor":{}}},"reasoning":"r","impact":{{"revenue_minor":{},"margin_minor":1}},"objective":"margin-protection"}}}}"#,
+        T0_MS + 1000 + i,
+        3000 + (i % 2000),
+        (i % 900) * 100
+    )
+}
+
+fn fact(i: u64, skus: u64) -> String {
+    format!(
+        r#"{{"producer":"inventory","at_ms":{},"kind":"stock_changed","sku":"S{}","stock":{}}}"#,
+        T0_MS + 1000 + i,
+        (i * 104_729) % skus,
+        i % 500
+    )
+}
+
+/// Runs `warmup` then `measure` at `per_s` intentions a second (and as many
+/// facts); latencies of the intentions in the measured window.
+pub fn figure(dir: &Path, per_s: u64, warmup: Duration, measure: Duration) -> Latency {
+    let skus = 1000;
+    let _ = std::fs::remove_dir_all(dir);
+    let (ledger, _) = Ledger::open(dir, options()).expect("open");
+    {
+        let mut pipe = Pipeline::new(&ledger, 1024);
+        for line in setup(skus) {
+            pipe.submit(Command::parse(&line).expect("setup"));
+        }
+        pipe.drain();
+    }
+    // Commands are parsed before the clock starts: the pacer only submits.
+    let total = ((warmup + measure).as_secs_f64() * per_s as f64) as u64;
+    let commands: Vec<(Command, Command)> = (0..total)
+        .map(|i| {
+            (
+                Command::parse(&intention(i, skus)).expect("intention"),
+                Command::parse(&fact(i, skus)).expect("fact"),
+            )
+        })
+        .collect();
+    let interval = Duration::from_secs_f64(1.0 / per_s as f64);
+    let (tx, rx) = crossbeam_channel::bounded::<(Instant, Ticket, Ticket)>(1 << 20);
+    let warm_until = warmup.as_secs_f64();
+    let collector = std::thread::spawn(move || {
+        let mut lat = Vec::new();
+        let mut first: Option<Instant> = None;
+        let mut last = None;
+        for (scheduled, intent, fact) in rx {
+            let t0 = *first.get_or_insert(scheduled);
+            let ack = intent.wait();
+            let done = Instant::now();
+            fact.wait().expect("fact appended");
+            ack.expect("intention decided");
+            if scheduled.duration_since(t0).as_secs_f64() >= warm_until {
+                lat.push(done.duration_since(scheduled).as_micros() as u64);
+                last = Some(done);
+            }
+        }
+        (lat, first, last)
+    });
+    let start = Instant::now();
+    let mut pending = commands.into_iter().enumerate().peekable();
+    while pending.peek().is_some() {
+        let now = Instant::now();
+        while let Some((k, _)) = pending.peek() {
+            let scheduled = start + interval * *k as u32;
+            if scheduled > now {
+                break;
+            }
+            let (_, (intent, fact)) = pending.next().expect("peeked");
+            let a = ledger.submit(intent).expect("submit intention");
+            let b = ledger.submit(fact).expect("submit fact");
+            tx.send((scheduled, a, b)).expect("collector alive");
+        }
+        // Commands due while the pacer sleeps are sent on waking, late:
+        // their latency counts from when they were due.
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    drop(tx);
+    let (mut lat, _, last) = collector.join().expect("collector");
+    let span = last.map_or(1.0, |l| l.duration_since(start).as_secs_f64() - warm_until);
+    ledger.close().expect("close");
+    let n = lat.len();
+    Latency {
+        p50_us: percentile(&mut lat, 0.50),
+        p99_us: percentile(&mut lat, 0.99),
+        p999_us: percentile(&mut lat, 0.999),
+        intentions: n,
+        achieved_per_s: n as f64 / span,
+    }
+}

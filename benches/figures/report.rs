@@ -1,0 +1,469 @@
+//! The report: every figure's JSON key, its median, spread and rounds, its
+//! target and whether this run met it; printed as JSON and as the table
+//! between the markers in BENCHMARKS.md.
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use crate::stats::{ratios, Rounds};
+
+const BEGIN: &str = "<!-- figures:begin (written by tools/bench) -->";
+const END: &str = "<!-- figures:end -->";
+
+struct Row {
+    figure: u8,
+    key: &'static str,
+    what: String,
+    value: f64,
+    spread: Option<f64>,
+    baseline: String,
+    target: &'static str,
+    met: Option<bool>,
+}
+
+pub struct Report {
+    rows: Vec<Row>,
+    extra: Map<String, Value>,
+    rounds: usize,
+}
+
+fn fmt(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn cmd_out(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "memory_gib": mem_kib / (1024 * 1024),
+        "kernel": cmd_out("uname", &["-r"]),
+        "filesystem": cmd_out("df", &["--output=fstype", env!("CARGO_MANIFEST_DIR")]).lines().last().unwrap_or("").to_owned(),
+        "rustc": cmd_out("rustc", &["-V"]),
+    })
+}
+
+impl Report {
+    pub fn new(rounds: usize, large: u64, replay: u64, skus: u64) -> Report {
+        let mut extra = Map::new();
+        let dirty = !cmd_out("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+        let commit = cmd_out("git", &["rev-parse", "--short=12", "HEAD"]);
+        extra.insert(
+            "commit".into(),
+            json!(if dirty {
+                format!("{commit}+changes")
+            } else {
+                commit
+            }),
+        );
+        let command = std::env::var("PARLEY_BENCH_COMMAND")
+            .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
+        extra.insert("command".into(), json!(command));
+        extra.insert(
+            "date".into(),
+            json!(cmd_out("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
+        );
+        extra.insert("machine".into(), machine());
+        extra.insert("rounds".into(), json!(rounds));
+        extra.insert(
+            "sizes".into(),
+            json!({"large_ledger_records": large, "replay_records": replay, "skus": skus}),
+        );
+        Report {
+            rows: Vec::new(),
+            extra,
+            rounds,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &mut self,
+        figure: u8,
+        key: &'static str,
+        what: String,
+        r: &Rounds,
+        baseline: String,
+        target: &'static str,
+        met: Option<bool>,
+    ) {
+        self.extra.insert(format!("{key}_rounds"), json!(r.values));
+        self.rows.push(Row {
+            figure,
+            key,
+            what,
+            value: r.median(),
+            spread: (r.values.len() > 1).then(|| r.spread()),
+            baseline,
+            target,
+            met,
+        });
+    }
+
+    fn single(
+        &mut self,
+        figure: u8,
+        key: &'static str,
+        what: String,
+        v: f64,
+        baseline: String,
+        target: &'static str,
+        met: Option<bool>,
+    ) {
+        self.rows.push(Row {
+            figure,
+            key,
+            what,
+            value: v,
+            spread: None,
+            baseline,
+            target,
+            met,
+        });
+    }
+
+    pub fn generated(&mut self, secs: f64, points: &[(u64, f64)]) {
+        self.extra
+            .insert("large_ledger_written_s".into(), json!(secs));
+        self.extra
+            .insert("large_ledger_rss_points".into(), json!(points));
+        let (first, last) = (
+            points.first().copied().unwrap_or_default(),
+            points.last().copied().unwrap_or_default(),
+        );
+        let grows = last.1 > first.1 * 1.25;
+        self.single(
+            7,
+            "rss_1m_mib",
+            format!("writer's resident memory after {} records", first.0),
+            first.1,
+            String::new(),
+            "follows live entities",
+            None,
+        );
+        self.single(
+            7,
+            "rss_10m_mib",
+            format!("the same writer after {} records (same skus)", last.0),
+            last.1,
+            format!("{} MiB at {} records", fmt(first.1), first.0),
+            "≤ 1.25× rss_1m",
+            Some(!grows),
+        );
+    }
+
+    pub fn append(&mut self, figs: &[(usize, Rounds, Rounds)]) {
+        for (batch, raw, led) in figs {
+            let key = if *batch == 256 {
+                "append_ratio_vs_raw_256"
+            } else {
+                "append_ratio_vs_raw_1024"
+            };
+            let r = ratios(led, raw);
+            let what = format!("durable append, batch {batch}: {} rec/s", fmt(led.median()));
+            let met = r.median() >= 0.8;
+            self.row(
+                1,
+                key,
+                what,
+                &r,
+                format!("raw file {} rec/s", fmt(raw.median())),
+                "≥ 0.8×",
+                Some(met),
+            );
+            self.extra
+                .insert(format!("append_{batch}_records_per_s"), json!(led.median()));
+            self.extra
+                .insert(format!("raw_{batch}_records_per_s"), json!(raw.median()));
+        }
+    }
+
+    pub fn latency(&mut self, l: &crate::latency::Latency) {
+        let what = |p: &str| {
+            format!("decision {p}, open loop 10 k intentions/s + 10 k facts/s ({} intentions, {} /s achieved)", l.intentions, fmt(l.achieved_per_s))
+        };
+        self.single(
+            2,
+            "decision_p50_us",
+            what("p50"),
+            l.p50_us as f64,
+            String::new(),
+            "",
+            None,
+        );
+        self.single(
+            2,
+            "decision_p99_us",
+            what("p99"),
+            l.p99_us as f64,
+            String::new(),
+            "≤ 2000 µs",
+            Some(l.p99_us <= 2000),
+        );
+        self.single(
+            2,
+            "decision_p999_us",
+            what("p99.9"),
+            l.p999_us as f64,
+            String::new(),
+            "",
+            None,
+        );
+    }
+
+    pub fn http(&mut self, h: &crate::http::Http) {
+        let v = h.intents_per_s.median();
+        self.row(
+            3,
+            "http_intents_per_s",
+            "HTTP intentions/s, 32 keep-alive connections, load from another process".into(),
+            &h.intents_per_s.clone(),
+            format!("/healthz {} req/s", fmt(h.healthz_per_s.median())),
+            "≥ 20000",
+            Some(v >= 20_000.0),
+        );
+        self.extra
+            .insert("http_healthz_per_s".into(), json!(h.healthz_per_s.median()));
+        self.extra.insert("http_p50_us".into(), json!(h.p50_us));
+        self.single(
+            3,
+            "http_p99_us",
+            format!(
+                "HTTP intention p99 at {} /s (half of saturation, open loop; p50 {} µs)",
+                fmt(h.offered_per_s),
+                h.p50_us
+            ),
+            h.p99_us as f64,
+            String::new(),
+            "≤ 5000 µs",
+            Some(h.p99_us <= 5000),
+        );
+    }
+
+    pub fn replay(&mut self, r: &crate::replay::Replay) {
+        let what = format!(
+            "full replay of {} records ({} decisions re-derived, {} divergent)",
+            r.records, r.decisions, r.divergent
+        );
+        let ok = r.divergent == 0;
+        self.row(
+            4,
+            "replay_events_per_s",
+            what,
+            &r.replay_per_s,
+            String::new(),
+            "≥ 1000000",
+            Some(ok && r.replay_per_s.median() >= 1e6),
+        );
+        let ratio = ratios(&r.replay_per_s, &r.chain_per_s);
+        self.row(
+            4,
+            "replay_ratio_vs_chain",
+            "replay / bare blake3 chain (one core) over the same bytes".into(),
+            &ratio,
+            format!("chain {} rec/s", fmt(r.chain_per_s.median())),
+            "≥ 0.5×",
+            Some(ok && ratio.median() >= 0.5),
+        );
+        self.extra
+            .insert("replay_divergent".into(), json!(r.divergent));
+        self.extra
+            .insert("replay_decisions".into(), json!(r.decisions));
+    }
+
+    pub fn whatif(&mut self, w: &crate::replay::WhatIfFigure) {
+        let what = format!("what-if, other rules, over the first records ({} intentions, {} decisions changed; same rules: {} changed)", w.intentions, w.changed, w.same_rules_changed);
+        let v = w.seconds.median();
+        self.row(
+            5,
+            "whatif_1m_s",
+            what,
+            &w.seconds,
+            String::new(),
+            "< 2 s",
+            Some(v < 2.0 && w.same_rules_changed == 0),
+        );
+        self.extra.insert(
+            "whatif_same_rules_changed".into(),
+            json!(w.same_rules_changed),
+        );
+    }
+
+    pub fn audit(&mut self, a: &crate::durable::Audit) {
+        self.row(
+            6,
+            "audit_10m_ms",
+            format!(
+                "audit of one sku's price, in process, open included ({} changes)",
+                a.changes
+            ),
+            &a.in_process_ms,
+            String::new(),
+            "< 50 ms",
+            Some(a.in_process_ms.median() < 50.0),
+        );
+        self.row(
+            6,
+            "audit_cli_10m_ms",
+            "the same as a `parley audit` process".into(),
+            &a.cli_ms,
+            String::new(),
+            "< 300 ms",
+            Some(a.cli_ms.median() < 300.0),
+        );
+    }
+
+    pub fn restart(&mut self, r: &crate::durable::Restart) {
+        let what = format!("restart of the large ledger until a write is durable (context from snapshot: {}; {} MiB resident)", r.from_snapshot, fmt(r.rss_mib));
+        self.row(
+            7,
+            "restart_10m_s",
+            what,
+            &r.seconds,
+            String::new(),
+            "≤ 1 s",
+            Some(r.seconds.median() <= 1.0),
+        );
+    }
+
+    pub fn postgres(&mut self, p: &crate::postgres::Postgres) {
+        let (led, pg) = &p.batched;
+        let r = ratios(led, pg);
+        self.row(
+            8,
+            "postgres_ratio_batched",
+            format!("parley {} rec/s at batch 256", fmt(led.median())),
+            &r,
+            format!(
+                "PostgreSQL {} rows/s, 256 per transaction",
+                fmt(pg.median())
+            ),
+            "≥ 4×",
+            Some(r.median() >= 4.0),
+        );
+        for (clients, led, pg) in &p.concurrent {
+            let r = ratios(led, pg);
+            let (key, target, goal) = if *clients == 16 {
+                ("postgres_ratio_concurrent", "≥ 5×", 5.0)
+            } else {
+                ("postgres_ratio_concurrent_64", "≥ 10×", 10.0)
+            };
+            self.row(
+                8,
+                key,
+                format!(
+                    "parley {} rec/s, {clients} producers each waiting",
+                    fmt(led.median())
+                ),
+                &r,
+                format!("PostgreSQL {} rows/s, {clients} clients", fmt(pg.median())),
+                target,
+                Some(r.median() >= goal),
+            );
+        }
+    }
+
+    pub fn finish(&mut self, secs: f64) {
+        self.extra.insert("duration_s".into(), json!(secs));
+    }
+
+    pub fn json(&self) -> String {
+        let mut m = self.extra.clone();
+        let mut targets = Map::new();
+        for r in &self.rows {
+            m.insert(r.key.into(), json!(r.value));
+            targets.insert(r.key.into(), json!({"figure": r.figure, "what": r.what, "spread": r.spread, "baseline": r.baseline, "target": r.target, "met": r.met}));
+        }
+        m.insert("figures".into(), Value::Object(targets));
+        serde_json::to_string_pretty(&Value::Object(m)).expect("JSON")
+    }
+
+    pub fn markdown(&self) -> String {
+        let e = &self.extra;
+        let mut s = format!(
+            "Run `{}` at commit `{}` on {}: {} cores, {} ({} GiB, {}), {}; {} interleaved rounds, {:.0} s in all.\n\n",
+            e["command"].as_str().unwrap_or(""),
+            e["commit"].as_str().unwrap_or(""),
+            e["date"].as_str().unwrap_or(""),
+            e["machine"]["cores"],
+            e["machine"]["cpu"].as_str().unwrap_or(""),
+            e["machine"]["memory_gib"],
+            e["machine"]["filesystem"].as_str().unwrap_or(""),
+            e["machine"]["rustc"].as_str().unwrap_or(""),
+            self.rounds,
+            e.get("duration_s").and_then(Value::as_f64).unwrap_or(0.0),
+        );
+        s += "| # | key | median | spread | baseline (same run) | target | met | what |\n|---|---|---:|---:|---|---|---|---|\n";
+        for r in &self.rows {
+            let met = match r.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            };
+            let spread = r
+                .spread
+                .map_or(String::new(), |v| format!("{:.0} %", v * 100.0));
+            s += &format!(
+                "| {} | `{}` | {} | {} | {} | {} | {} | {} |\n",
+                r.figure,
+                r.key,
+                fmt(r.value),
+                spread,
+                r.baseline,
+                r.target,
+                met,
+                r.what
+            );
+        }
+        s
+    }
+}
+
+/// Replaces the table between the markers (or appends it) in `path`.
+pub fn write_markdown(path: &Path, table: &str) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+    let block = format!("{BEGIN}\n{table}{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+        _ => format!("{}\n{block}\n", old.trim_end()),
+    };
+    std::fs::write(path, new)
+}
