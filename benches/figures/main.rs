@@ -15,6 +15,7 @@
 
 mod append;
 mod durable;
+mod guard;
 mod http;
 mod latency;
 mod postgres;
@@ -70,7 +71,23 @@ fn child_mode() -> bool {
             let marks: Vec<u64> = argv[5..].iter().map(|m| m.parse().expect("mark")).collect();
             store::generate(Path::new(&argv[2]), records, skus, &marks, &mut |head| {
                 println!("{head} {}", stats::proc_status_kib("VmRSS"));
+                if std::env::var_os("PARLEY_BENCH_RSS_DETAIL").is_some() {
+                    eprintln!("{head} anon {} file {}", stats::proc_status_kib("RssAnon"), stats::proc_status_kib("RssFile"));
+                }
             });
+        }
+        Some("guard") => guard::run(&argv[2..]),
+        Some("context-size") => {
+            let (ledger, _) = parley::Ledger::open(Path::new(&argv[2]), store::options()).expect("open");
+            let head = ledger.head().map_or(0, |h| h.seq);
+            let ctx = ledger.context_at(head).expect("context");
+            let (i, st) = (&ctx.intentions, &ctx.store);
+            println!(
+                "seq {head} snapshot {} B; intentions {} open {} due {} expiring {} esc {}; skus {} orders {} contacts {} facts {} promotions {}; precedents {}",
+                ctx.to_snapshot().len(), i.states.len(), i.open.len(), i.due.len(), i.expiring.len(), i.escalations_expiring.len(),
+                st.skus.len(), st.orders.len(), st.contacts.len(), st.facts.len(), st.promotions.len(), ctx.precedents.by_resolution.len()
+            );
+            ledger.close().expect("close");
         }
         _ => return false,
     }

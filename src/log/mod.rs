@@ -56,6 +56,10 @@ pub enum LogError {
     OutOfOrder(String),
     #[error("record: {0}")]
     Record(#[from] RecordError),
+    /// A pipelined scan's reading thread stopped because the visitor did
+    /// (the visitor's own error is the one returned).
+    #[error("the scan stopped: its visitor returned early")]
+    Stopped,
 }
 
 impl LogError {

@@ -149,7 +149,6 @@ fn expect_zeroes(reader: &mut impl Read, path: &Path, seq: u64) -> Result<(), Lo
 struct Cursor {
     next_seq: u64,
     prev_hash: Option<Hash>,
-    last: Option<Head>,
 }
 
 /// Visits records `from..=to` of the segment files in `dir`, checking every frame
@@ -162,7 +161,150 @@ pub fn scan_dir(
     to: u64,
     visit: &mut Visit<'_>,
 ) -> Result<Option<Head>, LogError> {
-    walk_dir(dir, from, from, to, visit)
+    if to.saturating_sub(from) < PIPELINE_MIN_RECORDS {
+        let mut last = None;
+        walk_dir(dir, from, to, &mut |f: Frame<'_>| {
+            if f.seq >= from {
+                last = Some(decode_visit(f, visit)?);
+            }
+            Ok(())
+        })?;
+        return Ok(last);
+    }
+    pipelined(dir, from, to, visit)
+}
+
+/// A frame whose hash, link and framing checked: not yet decoded.
+struct Frame<'a> {
+    seq: u64,
+    prev_hash: Hash,
+    hash: Hash,
+    payload: &'a [u8],
+    path: &'a Path,
+}
+
+type FrameSink<'a> = dyn FnMut(Frame<'_>) -> Result<(), LogError> + 'a;
+
+/// Decodes a checked frame, checks its seq and visits it; its head.
+fn decode_visit(f: Frame<'_>, visit: &mut Visit<'_>) -> Result<Head, LogError> {
+    let corrupt = |reason: String| LogError::Corrupt {
+        seq: f.seq,
+        reason: format!("{}: {reason}", f.path.display()),
+    };
+    let record = Record::decode(f.payload).map_err(|e| corrupt(e.to_string()))?;
+    if record.envelope.seq != f.seq {
+        return Err(corrupt(format!(
+            "record says seq {}, its position is seq {}",
+            record.envelope.seq, f.seq
+        )));
+    }
+    let head = Head {
+        seq: f.seq,
+        hash: f.hash,
+        recorded_at_ms: record.envelope.recorded_at_ms,
+    };
+    visit(StoredRecord {
+        prev_hash: f.prev_hash,
+        hash: f.hash,
+        record,
+    })?;
+    Ok(head)
+}
+
+/// Scans shorter than this run on the caller's thread alone.
+const PIPELINE_MIN_RECORDS: u64 = 8192;
+/// Frames handed from the reading thread to the visitor at a time.
+const PIPELINE_CHUNK: usize = 1024;
+/// Chunks read ahead of the visitor (bounds the memory in flight).
+const PIPELINE_CHUNKS: usize = 4;
+
+/// Checked frames of one segment, copied out for the decoding thread.
+struct Chunk {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    /// (seq, prev_hash, hash, payload's end in `bytes`), in order.
+    frames: Vec<(u64, Hash, Hash, usize)>,
+}
+
+impl Chunk {
+    fn new(path: &Path) -> Chunk {
+        Chunk {
+            path: path.to_path_buf(),
+            bytes: Vec::with_capacity(PIPELINE_CHUNK * 512),
+            frames: Vec::with_capacity(PIPELINE_CHUNK),
+        }
+    }
+}
+
+/// `scan_dir` on two threads: one reads and checks every frame (hash, link,
+/// framing: the blake3 chain), the caller decodes and visits. Each thread
+/// allocates and frees its own memory (records are made and dropped on the
+/// caller's). The visitor sees the same records in the same order, and every
+/// record before the first damaged one, as it would alone; then the same error.
+fn pipelined(
+    dir: &Path,
+    from: u64,
+    to: u64,
+    visit: &mut Visit<'_>,
+) -> Result<Option<Head>, LogError> {
+    let (tx, rx) = crossbeam_channel::bounded::<Chunk>(PIPELINE_CHUNKS);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut chunk: Option<Chunk> = None;
+            let result = walk_dir(dir, from, to, &mut |f: Frame<'_>| {
+                if f.seq < from {
+                    return Ok(());
+                }
+                let c = match &mut chunk {
+                    Some(c) if c.path == f.path && c.frames.len() < PIPELINE_CHUNK => c,
+                    _ => {
+                        if let Some(full) = chunk.replace(Chunk::new(f.path)) {
+                            tx.send(full).map_err(|_| LogError::Stopped)?;
+                        }
+                        chunk.get_or_insert_with(|| Chunk::new(f.path))
+                    }
+                };
+                c.bytes.extend_from_slice(f.payload);
+                c.frames.push((f.seq, f.prev_hash, f.hash, c.bytes.len()));
+                Ok(())
+            });
+            // The records before a damaged one still reach the visitor.
+            if let Some(c) = chunk {
+                let _ = tx.send(c);
+            }
+            result
+        });
+        let mut last = None;
+        let mut visited = Ok(());
+        'chunks: for c in &rx {
+            let mut start = 0;
+            for &(seq, prev_hash, hash, end) in &c.frames {
+                let frame = Frame {
+                    seq,
+                    prev_hash,
+                    hash,
+                    payload: &c.bytes[start..end],
+                    path: &c.path,
+                };
+                start = end;
+                match decode_visit(frame, visit) {
+                    Ok(h) => last = Some(h),
+                    Err(e) => {
+                        visited = Err(e);
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+        // The reader's next send fails once the receiver is gone: it stops.
+        drop(rx);
+        let read = match reader.join() {
+            Ok(read) => read,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        visited?;
+        read.map(|()| last)
+    })
 }
 
 /// Checks every frame of the records `from..=to` (from the start of the
@@ -170,18 +312,12 @@ pub fn scan_dir(
 /// at the seq it hit, without decoding the records (which random damage
 /// cannot get past the hash check into). The writer's open uses it.
 pub fn check_dir(dir: &Path, from: u64, to: u64) -> Result<(), LogError> {
-    walk_dir(dir, from, u64::MAX, to, &mut |_| Ok(())).map(|_| ())
+    walk_dir(dir, from, to, &mut |_| Ok(()))
 }
 
 /// Walks the segments from the one that holds `start` through seq `to`,
-/// checking every frame, decoding and visiting the records from `decode`.
-fn walk_dir(
-    dir: &Path,
-    start: u64,
-    decode: u64,
-    to: u64,
-    visit: &mut Visit<'_>,
-) -> Result<Option<Head>, LogError> {
+/// checking every frame and handing it to `sink`.
+fn walk_dir(dir: &Path, start: u64, to: u64, sink: &mut FrameSink<'_>) -> Result<(), LogError> {
     let from = start;
     let segments = list_segments(dir)?;
     let start = segments
@@ -191,7 +327,6 @@ fn walk_dir(
     let mut cursor = Cursor {
         next_seq: segments.get(start).map_or(1, |(s, _)| *s),
         prev_hash: None,
-        last: None,
     };
     if start == 0 && cursor.next_seq != 1 {
         return Err(LogError::Corrupt {
@@ -213,18 +348,17 @@ fn walk_dir(
                 ),
             });
         }
-        scan_segment(path, *first_seq, decode, to, &mut cursor, visit)?;
+        scan_segment(path, *first_seq, to, &mut cursor, sink)?;
     }
-    Ok(cursor.last)
+    Ok(())
 }
 
 fn scan_segment(
     path: &Path,
     first_seq: u64,
-    from: u64,
     to: u64,
     cursor: &mut Cursor,
-    visit: &mut Visit<'_>,
+    sink: &mut FrameSink<'_>,
 ) -> Result<(), LogError> {
     let (file, file_len, capacity) = open_segment(path, first_seq)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -276,25 +410,13 @@ fn scan_segment(
                 header.batch_first_seq
             )));
         }
-        if seq >= from {
-            let record = Record::decode(payload).map_err(|e| corrupt(e.to_string()))?;
-            if record.envelope.seq != seq {
-                return Err(corrupt(format!(
-                    "record says seq {}, its position is seq {seq}",
-                    record.envelope.seq
-                )));
-            }
-            cursor.last = Some(Head {
-                seq,
-                hash,
-                recorded_at_ms: record.envelope.recorded_at_ms,
-            });
-            visit(StoredRecord {
-                prev_hash,
-                hash,
-                record,
-            })?;
-        }
+        sink(Frame {
+            seq,
+            prev_hash,
+            hash,
+            payload,
+            path,
+        })?;
         cursor.prev_hash = Some(hash);
         cursor.next_seq += 1;
     }
