@@ -353,7 +353,10 @@ impl Derived {
         v.extend_from_slice(blake3::hash(bytes).as_bytes());
         v.extend_from_slice(bytes);
         let Some(file) = &self.snapshot_file else {
-            *self.snapshot_mem.lock().map_err(|_| self.err("snapshot lock poisoned"))? = Some(v);
+            *self
+                .snapshot_mem
+                .lock()
+                .map_err(|_| self.err("snapshot lock poisoned"))? = Some(v);
             return Ok(());
         };
         // Written aside, then renamed over the old one: a reader sees one
@@ -369,7 +372,10 @@ impl Derived {
     /// its bytes check: (seq, the record's hash at seq, context bytes).
     pub fn snapshot(&self) -> Result<Option<(u64, Hash, Vec<u8>)>, DerivedError> {
         let Some(file) = &self.snapshot_file else {
-            let mem = self.snapshot_mem.lock().map_err(|_| self.err("snapshot lock poisoned"))?;
+            let mem = self
+                .snapshot_mem
+                .lock()
+                .map_err(|_| self.err("snapshot lock poisoned"))?;
             return Ok(mem.as_deref().and_then(parse_snapshot));
         };
         match std::fs::read(file) {
@@ -382,7 +388,10 @@ impl Derived {
     /// Removes everything (before a rebuild).
     pub fn clear(&self) -> Result<(), DerivedError> {
         *self.layer()? = Layer::default();
-        *self.snapshot_mem.lock().map_err(|_| self.err("snapshot lock poisoned"))? = None;
+        *self
+            .snapshot_mem
+            .lock()
+            .map_err(|_| self.err("snapshot lock poisoned"))? = None;
         if let Some(file) = &self.snapshot_file {
             match std::fs::remove_file(file) {
                 Ok(()) => {}

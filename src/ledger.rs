@@ -29,7 +29,10 @@ use crate::record::{
 };
 use crate::resolver::{Refusal, Resolvers, CURRENT};
 use crate::sequencer::projector::{Committed, Feed, Files, Projector, Published};
-use crate::sequencer::{Ack, AppendError, Clock, Progress, Submission, SystemClock, Writer};
+use crate::sequencer::{
+    Ack, AppendError, Batch, Clock, Progress, Submission, Syncer, SystemClock, Writer,
+    SYNC_QUEUE_BATCHES,
+};
 
 /// How far ahead of the wall clock a command's `at_ms` may be on a
 /// wall-clock ledger.
@@ -380,21 +383,27 @@ impl Ledger {
         let (tx, rx) = bounded::<Submission>(opts.queue_capacity.max(1));
         // The projector queue holds whole batches: this bounds memory held for it.
         let (ptx, prx) = bounded::<Committed>(64);
-        let head = Arc::new(Mutex::new(head));
+        let (stx, srx) = bounded::<Batch>(SYNC_QUEUE_BATCHES);
         let mut writer = Writer::new(
-            engine,
+            head,
             Arc::clone(&opts.clock),
             opts.resolvers.clone(),
             Arc::clone(&derived),
             (Arc::clone(&durable), Arc::clone(&applied)),
-            Arc::clone(&head),
-            ptx,
+            stx,
             opts.max_batch,
             ctx,
             opts.auto_clock,
         );
         writer.snapshot_every = opts.snapshot_every.max(1);
         writer.snapshot_seq = from_snapshot.unwrap_or(0);
+        let head = Arc::new(Mutex::new(head));
+        let syncer = Syncer::new(
+            engine,
+            (Arc::clone(&durable), Arc::clone(&applied)),
+            Arc::clone(&head),
+            ptx,
+        );
         let mut projector = Projector::new(Arc::clone(&derived), Arc::clone(&applied), files);
         projector.published = published.clone();
         projector.feed = feed.clone();
@@ -409,6 +418,7 @@ impl Ledger {
                 })
         };
         let projector = spawn("parley-projector", Box::new(move || projector.run(prx)))?;
+        let syncer = spawn("parley-syncer", Box::new(move || syncer.run(srx)))?;
         let writer = spawn("parley-writer", Box::new(move || writer.run(rx)))?;
         Ok(Ledger {
             tx: Some(tx),
@@ -417,7 +427,8 @@ impl Ledger {
             durable,
             head,
             applied,
-            threads: vec![writer, projector],
+            // Joined in this order: each stops once the one before it has.
+            threads: vec![writer, syncer, projector],
             evidence: None,
             published,
             feed,

@@ -13,6 +13,41 @@ use parley::ledger::{Ledger, Ticket};
 use crate::stats::percentile;
 use crate::store::{options, setup, Pipeline, T0_MS};
 
+/// The disk's own latency: one 4 KiB pwrite + fdatasync to a preallocated
+/// file every `interval`, for `secs`; (p50, p99, p999) in µs.
+pub fn raw_fdatasync(dir: &Path, interval: Duration, total: Duration) -> (u64, u64, u64) {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("raw-latency.bin");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("raw file");
+    let n = (total.as_secs_f64() / interval.as_secs_f64()) as u64;
+    file.set_len(n * 4096 + 4096).expect("size");
+    file.sync_all().expect("sync");
+    let buf = vec![0x5au8; 4096];
+    let start = Instant::now();
+    let mut lat = Vec::with_capacity(n as usize);
+    for k in 0..n {
+        let due = start + interval * k as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        file.write_all_at(&buf, k * 4096).expect("pwrite");
+        file.sync_data().expect("fdatasync");
+        lat.push(due.elapsed().as_micros() as u64);
+    }
+    let _ = std::fs::remove_file(&path);
+    (
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        percentile(&mut lat, 0.999),
+    )
+}
+
 pub struct Latency {
     pub p50_us: u64,
     pub p99_us: u64,

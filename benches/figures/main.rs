@@ -72,13 +72,18 @@ fn child_mode() -> bool {
             store::generate(Path::new(&argv[2]), records, skus, &marks, &mut |head| {
                 println!("{head} {}", stats::proc_status_kib("VmRSS"));
                 if std::env::var_os("PARLEY_BENCH_RSS_DETAIL").is_some() {
-                    eprintln!("{head} anon {} file {}", stats::proc_status_kib("RssAnon"), stats::proc_status_kib("RssFile"));
+                    eprintln!(
+                        "{head} anon {} file {}",
+                        stats::proc_status_kib("RssAnon"),
+                        stats::proc_status_kib("RssFile")
+                    );
                 }
             });
         }
         Some("guard") => guard::run(&argv[2..]),
         Some("context-size") => {
-            let (ledger, _) = parley::Ledger::open(Path::new(&argv[2]), store::options()).expect("open");
+            let (ledger, _) =
+                parley::Ledger::open(Path::new(&argv[2]), store::options()).expect("open");
             let head = ledger.head().map_or(0, |h| h.seq);
             let ctx = ledger.context_at(head).expect("context");
             let (i, st) = (&ctx.intentions, &ctx.store);
@@ -183,7 +188,12 @@ fn main() {
             Duration::from_secs(2),
             Duration::from_secs(secs * 2),
         );
-        rep.latency(&lat);
+        let raw = latency::raw_fdatasync(
+            &root,
+            Duration::from_millis(1),
+            Duration::from_secs(secs * 2),
+        );
+        rep.latency(&lat, raw);
     }
     if want("3") {
         rep.http(&http::figure(&root.join("http"), rounds, secs as f64));

@@ -16,7 +16,10 @@ pub fn options() -> Options {
         timeline: parley::record::Timeline::Scripted,
         first_admin: "ops".into(),
         ledger_id: Some("bench".into()),
-        snapshot_every: crate::stats::env_or("PARLEY_BENCH_SNAPSHOT_EVERY", parley::sequencer::SNAPSHOT_EVERY),
+        snapshot_every: crate::stats::env_or(
+            "PARLEY_BENCH_SNAPSHOT_EVERY",
+            parley::sequencer::SNAPSHOT_EVERY,
+        ),
         ..Options::default()
     }
 }

@@ -1,21 +1,26 @@
 //! The sequencer: the single writer. Producers hand it commands over a bounded
 //! channel; it takes whatever is waiting (at most `max_batch`), assigns seq,
-//! time and hashes, admits each command, appends the batch (one write and one
-//! fdatasync per write unit), then acknowledges every command in it and hands
-//! the batch to the projector ([`projector`]).
+//! time and hashes, admits each command and hands the batch to the syncer
+//! ([`syncer`]), which appends it (one write and one fdatasync per write
+//! unit), then acknowledges every command in it and hands the batch to the
+//! projector ([`projector`]). The writer makes the next batch meanwhile.
 //!
 //! Architecture invariant: an `Ack` is sent only after the engine's `append`
-//! returned, i.e. after the batch is durable. A full channel blocks a
+//! returned, i.e. after the batch is durable; the writer's context may be up
+//! to `SYNC_QUEUE_BATCHES` batches ahead (plus those being synced) of the durable head, and if an
+//! append fails none of those batches is acknowledged. A full channel blocks a
 //! producer that waits, or is refused at once to one that asks not to wait
 //! (`Ledger::try_submit`); nothing is dropped. Acknowledgements are one-shot
 //! channels that both threads and async tasks can wait on.
 
 pub mod projector;
+mod syncer;
 mod writer;
 pub use writer::SNAPSHOT_EVERY;
 
 use std::sync::{Condvar, Mutex};
 
+pub(crate) use syncer::{Batch, Syncer, SYNC_QUEUE_BATCHES};
 pub(crate) use writer::Writer;
 
 use crate::command::{Command, CommandError};

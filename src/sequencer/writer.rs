@@ -1,18 +1,19 @@
 //! The writer thread: group commit, admission, time, idempotency, follow-ups,
-//! clock records, acknowledgements.
+//! clock records; its batches go to the syncer ([`super::syncer`]), which
+//! makes them durable and acknowledges them.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::projector::Committed;
+use super::syncer::{Answer, Batch};
 use super::{Ack, AppendError, Clock, Progress, Reply, Submission};
 use crate::command::{CommandEnvelope, SYSTEM_PRODUCER};
 use crate::context::Context;
 use crate::derived::{content_digest, Derived};
 use crate::ledger::{MAX_CLOCK_SKEW_MS, MAX_SCRIPTED_STEP_MS};
-use crate::log::{encode_record, EncodedRecord, Head, LogEngine, LogReader};
+use crate::log::{encode_record, Head};
 use crate::record::{Body, Digest, Envelope, Record, StoredRecord, Timeline, FORMAT_VERSION};
 use crate::resolver::{Refusal, Resolvers};
 
@@ -41,35 +42,20 @@ impl RecentKeys {
     }
 }
 
-/// The batch being built.
-#[derive(Default)]
-struct Batch {
-    encoded: Vec<EncodedRecord>,
-    stored: Vec<StoredRecord>,
-    replies: Vec<(Reply, Answer)>,
-}
-
-/// What a submission will be answered.
-enum Answer {
-    Ack(Ack),
-    /// A retry: the original's result, read once the batch is durable.
-    Duplicate(u64),
-    Err(AppendError),
-}
-
 /// The tail of the log as the batch grows: (seq, hash, time).
 type Tail = (u64, crate::record::Hash, u64);
 
 pub(crate) struct Writer {
-    pub engine: Box<dyn LogEngine>,
-    pub reader: Arc<dyn LogReader>,
     pub clock: Arc<dyn Clock>,
     pub resolvers: Resolvers,
     pub derived: Arc<Derived>,
     pub durable: Arc<Progress>,
-    pub head: Arc<Mutex<Option<Head>>>,
     pub applied: Arc<Progress>,
-    pub to_projector: Sender<Committed>,
+    /// Where batches go to be made durable (`None` once the writer stops).
+    to_syncer: Option<Sender<Batch>>,
+    /// The last record handed to the syncer: (seq, hash, time). The context
+    /// is folded up to it; the durable head is at most one or two batches behind.
+    tail: Tail,
     pub max_batch: usize,
     /// The shared context at the head: the resolver's input.
     pub ctx: Context,
@@ -93,29 +79,30 @@ pub const SNAPSHOT_EVERY: u64 = 131_072;
 impl Writer {
     #[allow(clippy::too_many_arguments)] // the writer owns every part of the write path
     pub fn new(
-        engine: Box<dyn LogEngine>,
+        head: Option<Head>,
         clock: Arc<dyn Clock>,
         resolvers: Resolvers,
         derived: Arc<Derived>,
         progress: (Arc<Progress>, Arc<Progress>),
-        head: Arc<Mutex<Option<Head>>>,
-        to_projector: Sender<Committed>,
+        to_syncer: Sender<Batch>,
         max_batch: usize,
         ctx: Context,
         auto_clock: bool,
     ) -> Writer {
         assert!(max_batch >= 1, "a batch holds at least one command");
         let timeline = ctx.authority.timeline.unwrap_or(Timeline::Wall);
+        let tail = head.map_or((0, crate::record::ZERO_HASH, 0), |h| {
+            (h.seq, h.hash, h.recorded_at_ms)
+        });
+        assert_eq!(ctx.seq, tail.0, "the writer's context is at the log's head");
         Writer {
-            reader: engine.reader(),
-            engine,
             clock,
             resolvers,
             derived,
             durable: progress.0,
-            head,
             applied: progress.1,
-            to_projector,
+            to_syncer: Some(to_syncer),
+            tail,
             max_batch,
             ctx,
             timeline,
@@ -131,22 +118,29 @@ impl Writer {
     /// `SNAPSHOT_EVERY` records). Only a writer that has not failed does:
     /// its context is exactly the fold of the durable log.
     fn snapshot(&mut self) {
-        let Some(head) = self.engine.head() else {
-            return;
-        };
-        if self.failed.is_some() || head.seq == self.snapshot_seq {
+        let (seq, hash, _) = self.tail;
+        if self.failed.is_some() || seq == 0 || seq == self.snapshot_seq {
             return;
         }
-        debug_assert_eq!(self.ctx.seq, head.seq, "the context is at the durable head");
-        if self.ctx.seq != head.seq {
+        // Only a durable context is a snapshot: wait for the syncer (one
+        // batch's fdatasync at most, every `snapshot_every` records).
+        if self.durable.wait_for(seq).is_err() {
             return;
         }
+        debug_assert_eq!(self.ctx.seq, seq, "the context is at the tail");
         let bytes = self.ctx.to_snapshot();
-        match self.derived.put_snapshot(head.seq, head.hash, &bytes) {
-            Ok(()) => self.snapshot_seq = head.seq,
+        match self.derived.put_snapshot(seq, hash, &bytes) {
+            Ok(()) => self.snapshot_seq = seq,
             // Derived state: a missed snapshot costs a longer fold at open.
-            Err(e) => tracing::warn!(error = %e, seq = head.seq, "context snapshot not written"),
+            Err(e) => tracing::warn!(error = %e, seq, "context snapshot not written"),
         }
+    }
+
+    /// The writer stops: the syncer answers what it holds, then the last
+    /// snapshot is written.
+    fn finish(&mut self) {
+        self.to_syncer = None;
+        self.snapshot();
     }
 
     /// Runs until every sender is gone.
@@ -162,7 +156,7 @@ impl Writer {
             let first = match deadline {
                 None => match rx.recv() {
                     Ok(s) => s,
-                    Err(_) => return self.snapshot(),
+                    Err(_) => return self.finish(),
                 },
                 Some(at) => {
                     // Wait at most MAX_CLOCK_WAIT_MS at a time: the clock may jump.
@@ -180,7 +174,7 @@ impl Writer {
                             continue;
                         }
                         Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                            return self.snapshot()
+                            return self.finish()
                         }
                     }
                 }
@@ -200,15 +194,13 @@ impl Writer {
     /// A log cut after a crash may end owing follow-ups (an intention whose
     /// decision was in the part never written): the writer appends them first.
     fn settle_owed(&mut self) {
-        if self.resolvers.next_follow_up(&self.ctx).is_none() {
+        if self.resolvers.next_follow_up(&self.ctx).is_none() || self.tail.0 == 0 {
             return;
         }
-        let Some(h) = self.engine.head() else {
-            return;
-        };
-        let mut tail = (h.seq, h.hash, h.recorded_at_ms);
+        let mut tail = self.tail;
+        let (cause, at_ms) = (tail.0, tail.2);
         let mut batch = Batch::default();
-        if let Err(e) = self.follow_ups(h.seq, h.recorded_at_ms, None, &mut tail, &mut batch) {
+        if let Err(e) = self.follow_ups(cause, at_ms, None, &mut tail, &mut batch) {
             self.fail(e.to_string());
             return;
         }
@@ -216,7 +208,7 @@ impl Writer {
             records = batch.encoded.len(),
             "appended the follow-ups a cut log owed"
         );
-        self.write(batch);
+        self.write(batch, tail);
     }
 
     /// The log's state is unknown after this: no more appends, no clean close.
@@ -496,7 +488,7 @@ impl Writer {
 
     pub(super) fn commit(&mut self, pending: &mut Vec<Submission>, clock_tick: bool) {
         if self.failed.is_none() {
-            self.failed = self.applied.failure();
+            self.failed = self.applied.failure().or_else(|| self.durable.failure());
         }
         if let Some(reason) = &self.failed {
             for s in pending.drain(..) {
@@ -505,12 +497,7 @@ impl Writer {
             return;
         }
         self.recent.prune(self.applied.get());
-        let mut tail = self
-            .engine
-            .head()
-            .map_or((0, crate::record::ZERO_HASH, 0), |h| {
-                (h.seq, h.hash, h.recorded_at_ms)
-            });
+        let mut tail = self.tail;
         let now = self.clock.now_ms();
         let mut batch = Batch::default();
         if clock_tick {
@@ -532,98 +519,36 @@ impl Writer {
             }
             return;
         }
-        self.write(batch);
+        self.write(batch, tail);
     }
 
-    /// Appends the batch durably, then answers and hands it to the projector.
-    fn write(&mut self, batch: Batch) {
-        let Batch {
-            encoded,
-            stored,
-            replies,
-        } = batch;
-        let mut locations = Vec::with_capacity(encoded.len());
-        if !encoded.is_empty() {
-            if let Err(e) = self.engine.append(&encoded, &mut locations) {
-                let reason = e.to_string();
-                tracing::error!(%reason, "append failed; the writer stops accepting commands");
-                self.fail(reason.clone());
-                for (tx, _) in replies {
-                    let _ = tx.send(Err(AppendError::Failed(reason.clone())));
-                }
-                return;
+    /// Hands the batch to the syncer, which makes it durable and answers;
+    /// the context and the tail already include it.
+    fn write(&mut self, batch: Batch, tail: Tail) {
+        debug_assert!(tail.0 >= self.tail.0, "the tail only moves forward");
+        debug_assert_eq!(
+            batch
+                .stored
+                .last()
+                .map_or(self.tail.0, |r| r.record.envelope.seq),
+            tail.0,
+            "the batch ends at the new tail"
+        );
+        self.tail = tail;
+        let sent = match &self.to_syncer {
+            Some(tx) => tx.send(batch).map_err(|e| e.into_inner()),
+            None => Err(batch),
+        };
+        if let Err(batch) = sent {
+            self.fail("the syncer stopped".into());
+            for (tx, _) in batch.replies {
+                let _ = tx.send(Err(AppendError::Failed("the syncer stopped".into())));
             }
-            let head = self.engine.head();
-            debug_assert_eq!(
-                head.map(|h| h.seq),
-                stored.last().map(|r| r.record.envelope.seq)
-            );
-            if let Ok(mut h) = self.head.lock() {
-                *h = head;
-            }
-            self.durable.publish(head.map_or(0, |h| h.seq));
+            return;
         }
-        for (tx, answer) in replies {
-            let result = match answer {
-                Answer::Ack(a) => Ok(a),
-                Answer::Err(e) => Err(e),
-                Answer::Duplicate(seq) => self.original(seq, &stored),
-            };
-            // A producer that stopped waiting is not an error for the ledger.
-            let _ = tx.send(result);
-        }
-        if !stored.is_empty() {
-            let committed = Committed {
-                records: stored,
-                locations,
-            };
-            if self.to_projector.send(committed).is_err() {
-                self.failed = Some("the projector stopped".into());
-            }
-        }
-        // After the answers: a snapshot never delays an acknowledgement.
-        let head_seq = self.engine.head().map_or(0, |h| h.seq);
-        if head_seq >= self.snapshot_seq.saturating_add(self.snapshot_every) {
+        // After the hand-off: a snapshot never delays this batch.
+        if self.tail.0 >= self.snapshot_seq.saturating_add(self.snapshot_every) {
             self.snapshot();
         }
-    }
-
-    /// A retried command's original result: the record and its follow-ups
-    /// (contiguous after it), from this batch or the log.
-    fn original(&self, seq: u64, batch: &[StoredRecord]) -> Result<Ack, AppendError> {
-        let durable = self.durable.get();
-        let fetch = |s: u64| -> Result<Option<StoredRecord>, AppendError> {
-            if let Some(r) = batch.iter().find(|r| r.record.envelope.seq == s) {
-                return Ok(Some(r.clone()));
-            }
-            if s > durable {
-                return Ok(None);
-            }
-            let mut got = self
-                .reader
-                .read(&[s], durable)
-                .map_err(|e| AppendError::Failed(e.to_string()))?;
-            Ok(got.pop())
-        };
-        let first = fetch(seq)?
-            .ok_or_else(|| AppendError::Failed(format!("seq {seq} is not in the log")))?;
-        let mut follow_ups = Vec::new();
-        let mut next = seq + 1;
-        while let Some(r) = fetch(next)? {
-            let caused = r.record.envelope.causation == Some(seq)
-                && r.record.envelope.producer == SYSTEM_PRODUCER;
-            if !caused || follow_ups.len() >= MAX_FOLLOW_UPS {
-                break;
-            }
-            follow_ups.push((next, r.record.body));
-            next += 1;
-        }
-        Ok(Ack {
-            seq,
-            hash: first.hash,
-            recorded_at_ms: first.record.envelope.recorded_at_ms,
-            duplicate: true,
-            follow_ups,
-        })
     }
 }
