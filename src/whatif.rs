@@ -147,7 +147,9 @@ impl WhatIf {
             return;
         }
         if seq >= self.from && self.whatif.is_none() {
-            let mut ctx = self.recorded.clone();
+            // From here on only the what-if context folds: the recorded one
+            // moves into it (nothing reads it after `from`).
+            let mut ctx = std::mem::take(&mut self.recorded);
             if let Some(alt) = &self.alt {
                 ctx.authority.rules = Some(alt.clone());
             }
@@ -156,8 +158,11 @@ impl WhatIf {
             }
             self.whatif = Some(ctx);
         }
-        // The recorded log folds as written (it was checked when written).
-        let _ = self.recorded.apply(r);
+        // Before `from`, the recorded log folds as written (it was checked
+        // when written).
+        if self.whatif.is_none() {
+            let _ = self.recorded.apply(r);
+        }
         if let Body::Intend { intention } = &r.record.body {
             self.intentions.insert(
                 seq,

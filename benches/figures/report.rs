@@ -138,6 +138,7 @@ impl Report {
         });
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn single(
         &mut self,
         figure: u8,
