@@ -142,6 +142,36 @@ fn a_snapshot_not_of_this_log_or_not_decoding_is_ignored() {
     }
 }
 
+/// The snapshot file is written without fsync: after a crash it may be cut
+/// short, zeroed or missing. Each is ignored and the log folded instead.
+#[test]
+fn a_torn_zeroed_or_missing_snapshot_file_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), commands(120), 1_000_000);
+    let (want, head) = folded(dir.path());
+    let file = dir.path().join("derived").join("context.snapshot");
+    let whole = std::fs::read(&file).expect("close wrote the snapshot file");
+    let torn = whole[..whole.len() / 2].to_vec();
+    let zeroed = vec![0u8; whole.len()];
+    for damaged in [Some(torn), Some(zeroed), None] {
+        match &damaged {
+            Some(bytes) => std::fs::write(&file, bytes).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        let (ledger, report) = Ledger::open(dir.path(), opts(1_000_000)).unwrap();
+        assert_eq!(report.context_from_snapshot, None, "ignored");
+        assert_eq!(ledger.head().map(|h| h.seq), Some(head));
+        // Close writes a good one again; damage it anew next round.
+        ledger.close().unwrap();
+        assert_eq!(folded(dir.path()).0, want);
+        assert!(std::fs::read(&file).unwrap().len() > 100);
+    }
+    // And the next open starts from the snapshot close wrote.
+    let (ledger, report) = Ledger::open(dir.path(), opts(1_000_000)).unwrap();
+    assert_eq!(report.context_from_snapshot, Some(head));
+    ledger.close().unwrap();
+}
+
 #[test]
 fn a_wrong_context_under_a_right_seal_is_what_verify_derived_reports() {
     let dir = tempfile::tempdir().unwrap();
