@@ -3,9 +3,8 @@
 //! Replay throughput (decode + verify the chain + fold the context + re-derive
 //! every decision, in memory) against a plain blake3 chain check over the same
 //! bytes, measured in the same run with interleaved rounds. Prints events/s and
-//! the ratio. PARLEY_BENCH_EVENTS (default 1,000,000), PARLEY_BENCH_ROUNDS (3),
-//! PARLEY_BENCH_ESCALATING_PCT (default 1): the share of price changes that
-//! escalate (and, unanswered, stay live rivals).
+//! the ratio, phase by phase (figure 4 of `tools/bench` is the whole path
+//! from disk). PARLEY_BENCH_EVENTS (default 1,000,000), PARLEY_BENCH_ROUNDS (3).
 
 // Benchmarks measure elapsed wall time: that is their job.
 #![allow(clippy::disallowed_methods)]
@@ -14,98 +13,35 @@ use std::time::Instant;
 
 use parley::audit::LedgerRead;
 use parley::command::Command;
-use parley::ledger::{Ledger, Options};
+use parley::ledger::Ledger;
 use parley::record::{chain_hash, Hash, Record, StoredRecord, ZERO_HASH};
 use parley::replay::Replayer;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use stats::env_or;
 
-/// Projected revenue of the i-th intention. PARLEY_BENCH_ESCALATING_PCT
-/// (default 1) percent exceed the GBP 5,000 threshold and escalate; nobody
-/// resolves them in the bench, so they stay live rivals until the end.
-fn revenue(i: u64) -> i64 {
-    let pct = env_or("PARLEY_BENCH_ESCALATING_PCT", 1);
-    if (i / 5) % 100 < pct {
-        600_000
-    } else {
-        ((i % 900) * 100) as i64
-    }
-}
+#[path = "figures/stats.rs"]
+#[allow(dead_code)]
+mod stats;
+#[path = "figures/store.rs"]
+#[allow(dead_code)]
+mod store;
 
-/// A store's day at scale: stock moves, competitor prices, notifications and
-/// price intentions (with their decisions) over 1,000 skus.
+/// The store's day of the figures (benches/figures/store.rs) over 1,000
+/// skus, through an in-memory sequencer: the records' bytes and hashes.
 fn generate(events: u64) -> Vec<(Hash, Vec<u8>, Hash)> {
-    let t0 = 1_764_147_600_000u64;
-    let opts = Options {
-        genesis_at_ms: Some(t0),
-        timeline: parley::record::Timeline::Scripted,
-        first_admin: "ops".into(),
-        ..Options::default()
-    };
-    let ledger = Ledger::in_memory(opts).unwrap();
-    let mut lines = vec![
-        format!(
-            r#"{{"producer":"ops","at_ms":{t0},"kind":"agent_registered","profile":{{"agent":"pricing","domain":"pricing","priority":50}}}}"#
-        ),
-        format!(
-            r#"{{"producer":"ops","at_ms":{t0},"kind":"agent_registered","profile":{{"agent":"merchandising","domain":"merchandising","priority":40}}}}"#
-        ),
-        format!(
-            r#"{{"producer":"ops","at_ms":{t0},"kind":"agent_registered","profile":{{"agent":"customer-service","domain":"customer-service","priority":30}}}}"#
-        ),
-    ];
-    for s in 0..1000 {
-        lines.push(format!(r#"{{"producer":"merchandising","at_ms":{t0},"kind":"catalog","sku":"S{s}","category":"c{}","cost_minor":{},"price_minor":{},"stock":100,"lifecycle":"active"}}"#, s % 20, 2000 + s, 4000 + 2 * s));
+    let ledger = Ledger::in_memory(store::options()).unwrap();
+    let mut pipe = store::Pipeline::new(&ledger, 4096);
+    for line in store::setup(1000) {
+        pipe.submit(Command::parse(&line).unwrap());
     }
-    let mut tickets = std::collections::VecDeque::new();
     let mut i = 0u64;
-    while ledger.head().map_or(0, |h| h.seq) + tickets.len() as u64 * 2 < events {
-        let at = t0 + 1000 + i * 1000;
-        let s = (i * 7919) % 1000;
-        let line = match i % 10 {
-            0 | 5 => {
-                let (agent, objective) = if i % 20 == 0 {
-                    ("pricing", "margin-protection")
-                } else {
-                    ("merchandising", "sales-growth")
-                };
-                format!(
-                    r#"{{"producer":"{agent}","at_ms":{at},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S{s}","price_minor":{}}},"reasoning":"r","impact":{{"revenue_minor":{},"margin_minor":1}},"objective":"{objective}"}}}}"#,
-                    2100 + (i % 3000),
-                    revenue(i)
-                )
-            }
-            1 => format!(
-                r#"{{"producer":"customer-service","at_ms":{at},"kind":"intend","intention":{{"action":{{"type":"notify_customer","customer":"C{}","order":"O{}","topic":"delay"}},"reasoning":"r","impact":{{"revenue_minor":0,"margin_minor":0}},"objective":"customer-experience"}}}}"#,
-                i % 5000,
-                i % 7000
-            ),
-            2 | 3 => format!(
-                r#"{{"producer":"competitor-tracking","at_ms":{at},"kind":"competitor_price","sku":"S{s}","competitor":"rival","price_minor":{}}}"#,
-                3000 + i % 999
-            ),
-            _ => format!(
-                r#"{{"producer":"inventory","at_ms":{at},"kind":"stock_changed","sku":"S{s}","stock":{}}}"#,
-                i % 500
-            ),
-        };
-        lines.push(line);
-        for l in lines.drain(..) {
-            tickets.push_back(ledger.submit(Command::parse(&l).unwrap()).unwrap());
-            if tickets.len() >= 4096 {
-                tickets.pop_front().unwrap().wait().unwrap();
-            }
+    while ledger.head().map_or(0, |h| h.seq) < events {
+        for _ in 0..1024 {
+            pipe.submit(Command::parse(&store::command(i, 1000)).unwrap());
+            i += 1;
         }
-        i += 1;
     }
-    for t in tickets {
-        t.wait().unwrap();
-    }
+    pipe.drain();
     let mut out = Vec::new();
     ledger
         .scan(1, u64::MAX, &mut |r: StoredRecord| {

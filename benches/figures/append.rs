@@ -62,25 +62,31 @@ pub fn command(producer: &str, i: u64, text: &str) -> Command {
     }
 }
 
-/// Raw baseline: preallocated file, one pwrite + fdatasync per batch.
-pub fn raw_round(dir: &Path, frame_bytes: usize, batch: usize, batches: usize) -> Duration {
-    let path = dir.join("raw.bin");
-    let _ = std::fs::remove_file(&path);
+/// A new file of `bytes` preallocated (posix_fallocate) and synced: the
+/// raw baselines write into it.
+pub fn preallocated(path: &Path, bytes: u64) -> std::fs::File {
+    let _ = std::fs::remove_file(path);
     let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
-        .open(&path)
+        .open(path)
         .expect("raw file");
-    let total = (frame_bytes * batch * batches) as u64 + 4096;
     {
         use std::os::fd::AsRawFd;
         // SAFETY: the fd is open for the duration of the call.
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, total as libc::off_t) };
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, bytes as libc::off_t) };
         assert_eq!(rc, 0, "posix_fallocate");
     }
     file.sync_all().expect("sync");
+    file
+}
+
+/// Raw baseline: preallocated file, one pwrite + fdatasync per batch.
+pub fn raw_round(dir: &Path, frame_bytes: usize, batch: usize, batches: usize) -> Duration {
+    let total = (frame_bytes * batch * batches) as u64 + 4096;
+    let file = preallocated(&dir.join("raw.bin"), total);
     let buf = vec![0x5au8; frame_bytes * batch];
     let start = Instant::now();
     let mut offset = 64u64;

@@ -18,16 +18,8 @@ use crate::store::{options, setup, Pipeline, T0_MS};
 pub fn raw_fdatasync(dir: &Path, interval: Duration, total: Duration) -> (u64, u64, u64) {
     use std::os::unix::fs::FileExt;
     let path = dir.join("raw-latency.bin");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .expect("raw file");
     let n = (total.as_secs_f64() / interval.as_secs_f64()) as u64;
-    file.set_len(n * 4096 + 4096).expect("size");
-    file.sync_all().expect("sync");
+    let file = crate::append::preallocated(&path, n * 4096 + 4096);
     let buf = vec![0x5au8; 4096];
     let start = Instant::now();
     let mut lat = Vec::with_capacity(n as usize);
