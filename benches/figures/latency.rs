@@ -98,6 +98,7 @@ pub fn figure(dir: &Path, per_s: u64, warmup: Duration, measure: Duration) -> La
     let interval = Duration::from_secs_f64(1.0 / per_s as f64);
     let (tx, rx) = crossbeam_channel::bounded::<(Instant, Ticket, Ticket)>(1 << 20);
     let warm_until = warmup.as_secs_f64();
+    let trace = std::env::var_os("PARLEY_BENCH_TRACE").is_some();
     let collector = std::thread::spawn(move || {
         let mut lat = Vec::new();
         let mut first: Option<Instant> = None;
@@ -110,6 +111,11 @@ pub fn figure(dir: &Path, per_s: u64, warmup: Duration, measure: Duration) -> La
             ack.expect("intention decided");
             if scheduled.duration_since(t0).as_secs_f64() >= warm_until {
                 lat.push(done.duration_since(scheduled).as_micros() as u64);
+                // PARLEY_BENCH_TRACE=1: when the slow ones were due (stalls).
+                if trace && lat.last().is_some_and(|l| *l > 5000) {
+                    let at_s = scheduled.duration_since(t0).as_secs_f64();
+                    eprintln!("slow: due at {at_s:.3} s, {} us", lat.last().unwrap_or(&0));
+                }
                 last = Some(done);
             }
         }
