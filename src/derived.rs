@@ -23,6 +23,12 @@ use crate::log::{Head, LogError, LogReader};
 use crate::record::{Body, Digest, Hash, StoredRecord};
 
 const META_APPLIED: &[u8] = b"m\0applied";
+/// The applied marker as a file beside sled's, which readers can read
+/// without opening sled: recovery evidence for the writer and for `verify`
+/// alike (see [`read_marker`]).
+pub const MARKER_FILE: &str = "applied";
+const MARKER_MAGIC: &[u8; 8] = b"PARLEYAP";
+const MARKER_BYTES: usize = 96;
 const META_LEDGER: &[u8] = b"m\0ledger";
 const META_SNAPSHOT: &[u8] = b"m\0snapshot";
 /// What a snapshot's bytes mean: bump when `Context`'s encoding or what
@@ -154,6 +160,36 @@ pub struct Derived {
     /// (`None`: a temporary store keeps it in memory).
     snapshot_file: Option<PathBuf>,
     snapshot_mem: Mutex<Option<Vec<u8>>>,
+    /// The applied marker's file (`None` for a temporary store).
+    marker_file: Option<PathBuf>,
+}
+
+fn encode_marker(genesis: &Hash, seq: u64, hash: &Hash) -> [u8; MARKER_BYTES] {
+    let mut b = [0u8; MARKER_BYTES];
+    b[..8].copy_from_slice(MARKER_MAGIC);
+    b[8..40].copy_from_slice(genesis);
+    b[40..48].copy_from_slice(&seq.to_le_bytes());
+    b[48..80].copy_from_slice(hash);
+    let check = blake3::hash(&b[..80]);
+    b[80..96].copy_from_slice(&check.as_bytes()[..16]);
+    b
+}
+
+/// The derived store's applied marker, read from its file in `dir` without
+/// opening sled: (the genesis hash of its ledger, seq, that seq's hash).
+/// `None` when the file is missing, cut or damaged: no evidence.
+pub fn read_marker(dir: &Path) -> Option<(Hash, u64, Hash)> {
+    let b = std::fs::read(dir.join(MARKER_FILE)).ok()?;
+    if b.len() != MARKER_BYTES || &b[..8] != MARKER_MAGIC {
+        return None;
+    }
+    if blake3::hash(&b[..80]).as_bytes()[..16] != b[80..96] {
+        return None;
+    }
+    let genesis: Hash = b[8..40].try_into().ok()?;
+    let seq = u64::from_le_bytes(b[40..48].try_into().ok()?);
+    let hash: Hash = b[48..80].try_into().ok()?;
+    Some((genesis, seq, hash))
 }
 
 /// The context snapshot's file in the store's directory. Not a sled value:
@@ -224,6 +260,7 @@ impl Derived {
             pending: Mutex::new(Layer::default()),
             snapshot_file: dir.map(|d| d.join(SNAPSHOT_FILE)),
             snapshot_mem: Mutex::new(None),
+            marker_file: dir.map(|d| d.join(MARKER_FILE)),
         })
     }
 
@@ -336,7 +373,20 @@ impl Derived {
         batch.insert(META_APPLIED, marker);
         self.tree.apply_batch(batch).map_err(|e| self.err(e))?;
         *layer = Layer::default();
-        Ok(())
+        self.write_marker(seq, hash)
+    }
+
+    /// Writes the marker file (no fsync: whichever version of it survives
+    /// names records that were durable before it was written).
+    fn write_marker(&self, seq: u64, hash: Hash) -> Result<(), DerivedError> {
+        let (Some(file), Some(genesis)) = (&self.marker_file, self.binding()?) else {
+            return Ok(());
+        };
+        let bytes = encode_marker(&genesis, seq, &hash);
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .map_err(|e| self.err(format!("write {}: {e}", file.display())))
     }
 
     /// Stores a context snapshot: the context folded up to `seq`, whose
@@ -392,7 +442,10 @@ impl Derived {
             .snapshot_mem
             .lock()
             .map_err(|_| self.err("snapshot lock poisoned"))? = None;
-        if let Some(file) = &self.snapshot_file {
+        for file in [&self.snapshot_file, &self.marker_file]
+            .into_iter()
+            .flatten()
+        {
             match std::fs::remove_file(file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -478,7 +531,7 @@ impl Derived {
                 if chunk.len() == CATCH_UP_CHUNK {
                     if let Err(e) = self.apply(&chunk) {
                         failure = Some(e);
-                        return Err(LogError::Layout("derived store failed".into()));
+                        return Err(LogError::Stopped);
                     }
                     chunk.clear();
                 }

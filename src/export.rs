@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::LedgerRead;
 use crate::ledger::{Ledger, LedgerError, Options};
+use crate::log::recovery::Proof;
 use crate::log::segment::{self, SegmentLog};
 use crate::log::{EncodedRecord, LogEngine, LogError};
 use crate::record::{
@@ -87,11 +88,13 @@ pub fn export(ledger: &dyn LedgerRead, out: &mut dyn Write) -> Result<u64, Ledge
     let mut io_error = None;
     ledger
         .scan(1, u64::MAX, &mut |r| {
-            let line = serde_json::to_string(&ExportedRecord::from(&r))
-                .map_err(|e| LogError::Layout(format!("cannot encode record as JSON: {e}")))?;
-            if let Err(e) = writeln!(out, "{line}") {
+            // serde_json's errors while writing are the output's (I/O) errors.
+            let written = serde_json::to_writer(&mut *out, &ExportedRecord::from(&r))
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = written {
                 io_error = Some(e);
-                return Err(LogError::Layout("export output failed".into()));
+                return Err(LogError::Stopped);
             }
             count += 1;
             Ok(())
@@ -222,7 +225,8 @@ fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, I
         source: std::io::Error::other(e.to_string()),
     })?;
     let index_dir = staging.join("..").join("index");
-    let (mut engine, _) = SegmentLog::open(staging, segment_bytes, None, &index_dir)?;
+    let (mut engine, _) =
+        SegmentLog::open(staging, segment_bytes, Proof::default(), &index_dir, None)?;
     engine.begin()?;
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let (mut prev, mut last_at, mut seq) = (ZERO_HASH, 0u64, 0u64);

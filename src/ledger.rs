@@ -20,6 +20,7 @@ use crate::entity::EntityRef;
 use crate::log::head::{HeadWriter, State};
 use crate::log::memory::MemoryLog;
 use crate::log::read::LogFiles;
+use crate::log::recovery::Proof;
 use crate::log::segment::{
     self, LockError, Recovery, SegmentLog, WriterLock, DEFAULT_SEGMENT_BYTES,
 };
@@ -180,7 +181,7 @@ pub struct Ledger {
     evidence: Option<Arc<Mutex<HeadWriter>>>,
     published: Option<Published>,
     feed: Option<Feed>,
-    _lock: Option<WriterLock>,
+    _lock: Option<Arc<WriterLock>>,
 }
 
 fn new_ledger_id(dir: Option<&Path>) -> String {
@@ -295,11 +296,16 @@ impl Ledger {
     fn open_dir(dir: &Path, opts: Options) -> Result<(Ledger, OpenReport), LedgerError> {
         let log_dir = dir.join("log");
         let index_dir = dir.join("index");
-        let lock = segment::lock(&log_dir)?;
+        let lock = Arc::new(segment::lock(&log_dir)?);
         let (derived, rebuilt) = Derived::open(&dir.join("derived"))?;
-        let proof = derived_proof(&derived, &log_dir, &index_dir)?;
-        let (mut engine, recovery) =
-            SegmentLog::open(&log_dir, opts.segment_bytes, proof, &index_dir)?;
+        let proof = Proof::gather(&log_dir, &dir.join("derived"))?;
+        let (mut engine, recovery) = SegmentLog::open(
+            &log_dir,
+            opts.segment_bytes,
+            proof,
+            &index_dir,
+            Some(Arc::clone(&lock)),
+        )?;
         let created = engine.head().is_none();
         if created {
             let mut at = Vec::new();
@@ -595,32 +601,6 @@ impl LedgerRead for Ledger {
     }
 }
 
-/// The derived store's applied marker as evidence, when the store belongs to
-/// this ledger (its binding names the log's genesis hash).
-fn derived_proof(
-    derived: &Derived,
-    log_dir: &Path,
-    index_dir: &Path,
-) -> Result<Option<u64>, LedgerError> {
-    let files = LogFiles::new(log_dir, index_dir);
-    let mut genesis = None;
-    let segments = crate::log::scan::list_segments(log_dir)?;
-    if segments.first().is_some_and(|s| s.0 == 1) {
-        // A damaged genesis is reported by recovery; here it only means no proof.
-        let _ = files.scan(1, 1, &mut |r| {
-            genesis = Some(r.hash);
-            Ok(())
-        });
-    }
-    let Some(genesis) = genesis else {
-        return Ok(None);
-    };
-    if derived.binding()? != Some(genesis) {
-        return Ok(None);
-    }
-    Ok(derived.applied()?.map(|(seq, _)| seq))
-}
-
 /// The context folded over seqs `1..=to`.
 pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
     let mut ctx = Context::default();
@@ -656,11 +636,9 @@ fn check_log(reader: &dyn LogReader, to: u64) -> Result<(), LogError> {
         let high = s.spawn(|| reader.check(mid, to));
         let low = reader.check(1, mid - 1);
         // A panicked scan is a bug; report it as damage-free failure to read.
-        let high = high.join().unwrap_or_else(|_| {
-            Err(LogError::Layout(
-                "the log check's second thread panicked".into(),
-            ))
-        });
+        let high = high.join().unwrap_or(Err(LogError::ThreadPanicked(
+            "the log check's second thread",
+        )));
         (low, high)
     });
     low.and(high)
@@ -727,11 +705,7 @@ pub fn rebuild(dir: &Path) -> Result<RebuildReport, LedgerError> {
         return Err(LedgerError::NoLedger(dir.to_path_buf()));
     }
     let _lock = segment::lock(&log_dir)?;
-    let evidence = crate::log::head::read(&log_dir)?.evidence;
-    let proof = crate::log::recovery::Proof {
-        head_file: evidence,
-        derived: None,
-    };
+    let proof = Proof::gather(&log_dir, &dir.join("derived"))?;
     let tail = crate::log::recovery::analyze(&log_dir, proof)?;
     let index_dir = dir.join("index");
     for sub in [&index_dir, &dir.join("derived")] {

@@ -66,13 +66,7 @@ impl LogView {
                 .ok_or_else(|| ViewError::NoLiveHead(log_dir.clone()))?;
             Some(live_head(&files, seq, hash)?)
         } else {
-            let tail = analyze(
-                &log_dir,
-                Proof {
-                    head_file: file.evidence,
-                    derived: None,
-                },
-            )?;
+            let tail = analyze(&log_dir, Proof::gather(&log_dir, &dir.join("derived"))?)?;
             report.torn_tail = tail.torn;
             tail.head
         };
@@ -92,7 +86,7 @@ impl LogView {
 /// The record at the published live head must be there with that hash.
 fn live_head(files: &LogFiles, seq: u64, hash: crate::record::Hash) -> Result<Head, LogError> {
     if seq == 0 {
-        return Err(LogError::Layout("the writer's log is empty".into()));
+        return Err(LogError::EmptyWriterLog);
     }
     let r = files.read(&[seq], seq)?;
     match r.first() {

@@ -62,10 +62,7 @@ impl VerifyReport {
 pub fn verify_dir(data_dir: &Path) -> Result<VerifyReport, LogError> {
     let log_dir = data_dir.join("log");
     if !log_dir.is_dir() {
-        return Err(LogError::Layout(format!(
-            "{} holds no ledger (no log/ directory)",
-            data_dir.display()
-        )));
+        return Err(LogError::NoLedger(data_dir.to_path_buf()));
     }
     let file = head::read(&log_dir)?;
     let running = writer_running(&log_dir);
@@ -81,10 +78,7 @@ pub fn verify_dir(data_dir: &Path) -> Result<VerifyReport, LogError> {
             }
         }
     } else {
-        let proof = Proof {
-            head_file: file.evidence,
-            derived: None,
-        };
+        let proof = Proof::gather(&log_dir, &data_dir.join("derived"))?;
         match analyze(&log_dir, proof) {
             Ok(tail) => {
                 if let Some(t) = tail.torn {

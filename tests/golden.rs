@@ -159,6 +159,56 @@ fn the_golden_ledger_is_written_read_verified_and_replayed_identically() {
     .unwrap();
 }
 
+/// A ledger written by earlier builds (segment format 1, frames without
+/// write units: `tests/golden/log-v1/`, the same records) is read, verified,
+/// exported and replayed exactly as before, and a writer of this build
+/// continues it in a new version-2 segment without touching the old ones.
+#[test]
+fn a_version_1_ledger_is_read_as_before_and_continued_in_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    std::fs::create_dir_all(&log).unwrap();
+    let old = list_segments(&golden().join("log-v1")).unwrap();
+    for (_, path) in &old {
+        std::fs::copy(path, log.join(path.file_name().unwrap())).unwrap();
+    }
+    let report = verify_dir(dir.path()).unwrap();
+    let head = std::fs::read_to_string(golden().join("head_hash.txt")).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.head_hash.as_deref(), Some(head.trim()));
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap())
+            .unwrap();
+    assert_eq!(replay_json(dir.path(), Resolvers::released()), want);
+    let (view, _) = LogView::open(dir.path()).unwrap();
+    let mut export = Vec::new();
+    parley::export::export(&view, &mut export).unwrap();
+    assert!(export == std::fs::read(golden().join("export.jsonl")).unwrap());
+
+    let before: Vec<Vec<u8>> = old.iter().map(|(_, p)| std::fs::read(p).unwrap()).collect();
+    let (ledger, _) = Ledger::open(dir.path(), options()).unwrap();
+    let last = commands().last().unwrap().envelope.at_ms.unwrap();
+    let next = Command::parse(&format!(
+        r#"{{"producer":"ops","at_ms":{last},"kind":"human_registered","human":"late"}}"#
+    ))
+    .unwrap();
+    let ack = ledger.append(next).unwrap();
+    ledger.close().unwrap();
+    let now = list_segments(&log).unwrap();
+    assert_eq!(now.len(), old.len() + 1, "a new segment for the new unit");
+    assert_eq!(now.last().unwrap().0, ack.seq);
+    for ((_, p), bytes) in now.iter().zip(&before) {
+        assert!(
+            &std::fs::read(p).unwrap() == bytes,
+            "{} changed",
+            p.display()
+        );
+    }
+    let report = verify_dir(dir.path()).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.head_seq, Some(ack.seq));
+}
+
 /// A version 2 for the test only: version 1, except that the threshold also
 /// looks at the projected margin impact (a change of decision content, so a
 /// new version).

@@ -121,8 +121,14 @@ fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
     }
     let forged = dir.path().join("forged");
     std::fs::create_dir_all(forged.join("log")).unwrap();
-    let (mut log, _) =
-        SegmentLog::open(&forged.join("log"), 1 << 20, None, &forged.join("index")).unwrap();
+    let (mut log, _) = SegmentLog::open(
+        &forged.join("log"),
+        1 << 20,
+        Default::default(),
+        &forged.join("index"),
+        None,
+    )
+    .unwrap();
     let mut prev = ZERO_HASH;
     let batch: Vec<_> = records
         .iter()

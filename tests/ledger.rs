@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{fact, flip_byte, frame_map, unclean};
+use common::{fact, flip_byte, frame_map, unclean, Tear};
 use parley::audit::LedgerRead;
 use parley::entity::EntityRef;
 use parley::ledger::{Ledger, LedgerError, Options};
@@ -204,39 +204,75 @@ fn invalid_and_oversized_commands_are_refused_whole() {
 
 #[test]
 fn a_torn_final_batch_after_a_crash_is_cut_off_and_reported() {
+    // A writer killed in this boot leaves a page prefix; one that lost power
+    // (another boot) may leave any sectors unwritten, a prefix among them.
+    for (power_cut, tear) in [
+        (false, Tear::Killed),
+        (true, Tear::PowerCut),
+        (true, Tear::Killed),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
+        fill(&ledger, 10, 10);
+        let head = ledger.head().unwrap();
+        ledger.close().unwrap();
+        // The writer crashed while writing one more batch: the head file
+        // still says "open" at the head it had recorded.
+        if power_cut {
+            common::unclean_other_boot(dir.path(), head.seq, head.hash);
+        } else {
+            unclean(dir.path(), head.seq, head.hash);
+        }
+        let (torn_seq, torn_at) = common::write_torn_batch(dir.path(), tear);
+        let bad = verify_dir(dir.path()).unwrap();
+        assert_eq!(
+            (bad.ok, bad.first_bad_seq, bad.damage),
+            (false, Some(torn_seq), Some("torn")),
+            "{tear:?}: {bad:?}"
+        );
+
+        let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
+        let torn = report.recovery.torn_tail.expect("torn tail reported");
+        assert_eq!((torn.seq, torn.offset), (torn_seq, torn_at as u64));
+        assert_eq!(
+            ledger.head(),
+            Some(head),
+            "every acknowledged record is kept"
+        );
+        let ack = ledger
+            .append(fact("a", 6_000, None, "shelf:B", "stock", 1))
+            .unwrap();
+        assert_eq!(
+            ack.seq, torn_seq,
+            "appending continues where the valid log ends"
+        );
+        assert_eq!(ledger.derived_differences().unwrap(), None);
+        ledger.close().unwrap();
+        assert!(verify_dir(dir.path()).unwrap().ok);
+    }
+}
+
+#[test]
+fn in_the_same_boot_only_a_killed_writes_prefix_is_torn() {
+    // An unwritten sector in the middle of a unit cannot come from a killed
+    // process (the page cache kept its whole pwrite prefix): in this boot it
+    // is damage, refused at its seq by the writer and every reader.
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
     fill(&ledger, 10, 10);
     let head = ledger.head().unwrap();
     ledger.close().unwrap();
-    // The writer crashed while writing one more batch: the head file still
-    // says "open" at the head it had recorded.
     unclean(dir.path(), head.seq, head.hash);
-    let (torn_seq, torn_at) = common::write_torn_batch(dir.path());
+    let (torn_seq, _) = common::write_torn_batch(dir.path(), Tear::PowerCut);
     let bad = verify_dir(dir.path()).unwrap();
-    assert_eq!(
-        (bad.ok, bad.first_bad_seq, bad.damage),
-        (false, Some(torn_seq), Some("torn"))
+    assert_eq!((bad.ok, bad.damage), (false, Some("corrupt")), "{bad:?}");
+    assert!(bad.first_bad_seq >= Some(torn_seq), "{bad:?}");
+    let err = Ledger::open(dir.path(), small()).err().expect("refused");
+    assert!(
+        matches!(&err, LedgerError::Log(LogError::Corrupt { .. }))
+            && err.to_string().contains("this boot"),
+        "{err}"
     );
-
-    let (ledger, report) = Ledger::open(dir.path(), small()).unwrap();
-    let torn = report.recovery.torn_tail.expect("torn tail reported");
-    assert_eq!((torn.seq, torn.offset), (torn_seq, torn_at as u64));
-    assert_eq!(
-        ledger.head(),
-        Some(head),
-        "every acknowledged record is kept"
-    );
-    let ack = ledger
-        .append(fact("a", 6_000, None, "shelf:B", "stock", 1))
-        .unwrap();
-    assert_eq!(
-        ack.seq, torn_seq,
-        "appending continues where the valid log ends"
-    );
-    assert_eq!(ledger.derived_differences().unwrap(), None);
-    ledger.close().unwrap();
-    assert!(verify_dir(dir.path()).unwrap().ok);
 }
 
 #[test]
@@ -246,15 +282,16 @@ fn after_a_clean_close_the_same_damage_is_corruption() {
     fill(&ledger, 10, 10);
     let head = ledger.head().unwrap();
     ledger.close().unwrap();
-    let (torn_seq, _) = common::write_torn_batch(dir.path());
+    let (torn_seq, _) = common::write_torn_batch(dir.path(), Tear::Killed);
+    assert_eq!(torn_seq, head.seq + 1);
     let bad = verify_dir(dir.path()).unwrap();
-    assert_eq!(
-        (bad.ok, bad.first_bad_seq, bad.damage),
-        (false, Some(torn_seq), Some("corrupt"))
-    );
+    assert_eq!((bad.ok, bad.damage), (false, Some("corrupt")), "{bad:?}");
+    // Named at the record the cut reached (the unit holds two).
+    let named = bad.first_bad_seq.unwrap();
+    assert!((torn_seq..=torn_seq + 1).contains(&named), "{bad:?}");
     let err = Ledger::open(dir.path(), small()).err().expect("refused");
     assert!(
-        matches!(&err, LedgerError::Log(LogError::Corrupt { seq, .. }) if *seq == head.seq + 1),
+        matches!(&err, LedgerError::Log(LogError::Corrupt { seq, .. }) if *seq == named),
         "{err}"
     );
 }
@@ -274,8 +311,7 @@ fn a_log_missing_acknowledged_records_is_refused() {
     std::fs::write(&path, &data).unwrap();
     let err = Ledger::open(dir.path(), small()).err().expect("refused");
     assert!(
-        err.to_string()
-            .contains(&format!("ends at seq {}", seq - 1)),
+        matches!(&err, LedgerError::Log(LogError::Corrupt { seq: s, .. }) if *s == seq),
         "{err}"
     );
     let report = verify_dir(dir.path()).unwrap();
@@ -360,10 +396,18 @@ fn a_cut_zero_tail_after_a_clean_close_loses_nothing_and_opens() {
     fill(&ledger, 3, 10);
     let head = ledger.head().unwrap();
     ledger.close().unwrap();
-    let frames = frame_map(&dir.path().join("log"));
-    let (_, path, at, len) = frames.last().unwrap().clone();
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len((at + len) as u64).unwrap();
+    // Cut right after the last write unit: only preallocated zeros go.
+    let tail = parley::log::recovery::analyze(
+        &dir.path().join("log"),
+        parley::log::recovery::Proof::default(),
+    )
+    .unwrap();
+    let last = tail.last.unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last.path)
+        .unwrap();
+    file.set_len(last.end).unwrap();
     assert!(
         verify_dir(dir.path()).unwrap().ok,
         "nothing acknowledged is missing"

@@ -126,7 +126,14 @@ proptest! {
 /// files), in batches of three, and closes it cleanly.
 fn write_log(dir: &std::path::Path, bodies: &[Body]) {
     std::fs::create_dir_all(dir.join("log")).unwrap();
-    let (mut log, _) = SegmentLog::open(&dir.join("log"), 4096, None, &dir.join("index")).unwrap();
+    let (mut log, _) = SegmentLog::open(
+        &dir.join("log"),
+        4096,
+        Default::default(),
+        &dir.join("index"),
+        None,
+    )
+    .unwrap();
     let mut prev = ZERO_HASH;
     let mut all = vec![Body::Genesis {
         ledger_id: "ldg-prop".into(),

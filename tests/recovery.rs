@@ -220,64 +220,54 @@ fn every_flip_is_reported_at_its_seq_and_nothing_is_cut_off() {
 }
 
 #[test]
-fn a_torn_write_past_the_evidence_is_cut_and_nothing_acknowledged_is_lost() {
-    let base = tempfile::tempdir().unwrap();
-    let dir = base.path().join("l");
-    build(&dir);
-    let frames = frame_map(&dir.join("log"));
-    // The writer "crashed" while its last batch was in flight: the evidence
-    // stops before that batch, and the last frame is damaged.
-    let (last_seq, path, at, len) = frames.last().unwrap().clone();
-    let batch_first = {
-        let data = std::fs::read(&path).unwrap();
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&data[at + 8..at + 16]);
-        u64::from_le_bytes(b)
-    };
-    let acked = batch_first - 1;
-    let acked_hash = {
-        let (s, p, a, l) = frames.iter().find(|f| f.0 == acked).unwrap().clone();
-        assert_eq!(s, acked);
-        let data = std::fs::read(&p).unwrap();
-        let mut h = [0u8; 32];
-        h.copy_from_slice(&data[a + l - 32..a + l]);
-        h
-    };
-    unclean(&dir, acked, acked_hash);
-    common::flip_byte(&path, at + len / 2);
-    // The derived store had applied the whole batch: that is evidence it was
-    // acknowledged, so the damage is corruption and the writer refuses.
-    let err = Ledger::open(&dir, opts()).err().expect("refused");
-    assert!(
-        matches!(&err, LedgerError::Log(LogError::Corrupt { seq, .. }) if *seq == last_seq),
-        "{err}"
-    );
-    // Without it (sled lagged, as it may after a power loss), only log/head
-    // and the frames speak: the final batch was never acknowledged.
-    std::fs::remove_dir_all(dir.join("derived")).unwrap();
-    let d = dir.to_str().unwrap();
-    let before = snapshot_files(&dir.join("log"));
-    let (code, out) = run(&["verify", "--data", d, "--json"]);
-    assert_eq!(code, Some(1));
-    assert!(
-        out.contains("\"damage\":\"torn\"")
-            && out.contains(&format!("\"first_bad_seq\":{last_seq}")),
-        "{out}"
-    );
-    // Readers read the acknowledged prefix and write nothing.
-    let (code, out) = run(&["replay", "--data", d, "--json"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("torn final write"), "{out}");
-    assert!(
-        snapshot_files(&dir.join("log")) == before,
-        "a read command changed log/"
-    );
-    // A writer cuts the torn write off and keeps every acknowledged record.
-    let (ledger, report) = Ledger::open(&dir, opts()).unwrap();
-    assert_eq!(report.recovery.torn_tail.unwrap().seq, last_seq);
-    assert!(ledger.head().unwrap().seq >= acked);
-    ledger.close().unwrap();
-    assert_eq!(run(&["verify", "--data", d]).0, Some(0));
+fn a_flip_in_the_last_unit_is_refused_even_where_no_evidence_reaches() {
+    // The testers' case: a crash, then one flipped bit in the final write
+    // unit, with no evidence covering it (log/head and the derived store
+    // both behind it). Earlier builds took it for a torn write and cut
+    // acknowledged records. Now the unit's trailer shows it was written
+    // whole, so it is damage: refused, in this boot or after a power cut.
+    for other_boot in [false, true] {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("l");
+        build(&dir);
+        let frames = frame_map(&dir.join("log"));
+        let (last_seq, path, at, len) = frames.last().unwrap().clone();
+        let batch_first = {
+            let data = std::fs::read(&path).unwrap();
+            u64::from_le_bytes(data[at + 8..at + 16].try_into().unwrap())
+        };
+        let acked = batch_first - 1;
+        let acked_hash = {
+            let (_, p, a, l) = frames.iter().find(|f| f.0 == acked).unwrap().clone();
+            let data = std::fs::read(&p).unwrap();
+            <[u8; 32]>::try_from(&data[a + l - 32..a + l]).unwrap()
+        };
+        if other_boot {
+            common::unclean_other_boot(&dir, acked, acked_hash);
+        } else {
+            unclean(&dir, acked, acked_hash);
+        }
+        std::fs::remove_dir_all(dir.join("derived")).unwrap();
+        common::flip_byte(&path, at + len / 2);
+        let d = dir.to_str().unwrap();
+        let before = snapshot_files(&dir.join("log"));
+        let (code, out) = run(&["verify", "--data", d, "--json"]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains("\"damage\":\"corrupt\"")
+                && out.contains(&format!("\"first_bad_seq\":{last_seq}")),
+            "{out}"
+        );
+        let err = Ledger::open(&dir, opts()).err().expect("refused");
+        assert!(
+            matches!(&err, LedgerError::Log(LogError::Corrupt { seq, .. }) if *seq == last_seq),
+            "{err}"
+        );
+        assert!(
+            snapshot_files(&dir.join("log")) == before,
+            "nothing under log/ changed"
+        );
+    }
 }
 
 /// Runs every read command on `d` and checks that no file under it changed.

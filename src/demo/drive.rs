@@ -175,8 +175,11 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
     let mut d = Driver::new(scenarios);
     let (ctx, records) = (&mut d.ctx, &mut d.records);
     ledger.scan(1, u64::MAX, &mut |r| {
-        ctx.apply(&r)
-            .map_err(|e| crate::log::LogError::Layout(e.to_string()))?;
+        let seq = r.record.envelope.seq;
+        ctx.apply(&r).map_err(|e| crate::log::LogError::Corrupt {
+            seq,
+            reason: e.to_string(),
+        })?;
         records.push(r);
         Ok(())
     })?;

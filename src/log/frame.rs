@@ -99,6 +99,34 @@ pub fn split_checked(body: &[u8], payload_len: usize) -> Option<(Hash, &[u8], Ha
     (chain_hash(&prev_hash, payload) == hash).then_some((prev_hash, payload, hash))
 }
 
+/// Checks the bytes after a frame header (`body`: prev_hash, payload, hash,
+/// of which `got` were read) of the frame at `seq`, against the hash it must
+/// link to (`prev`, if known): hash, link and batch. Returns
+/// (prev_hash, hash); `Err` says what is wrong.
+pub fn check_body(
+    header: &Header,
+    body: &[u8],
+    got: usize,
+    prev: Option<Hash>,
+    seq: u64,
+) -> Result<(Hash, Hash), String> {
+    if got < body.len() {
+        return Err(format!("frame cut short: {got} of {} bytes", body.len()));
+    }
+    let (prev_hash, _, hash) =
+        split_checked(body, header.payload_len).ok_or_else(|| HASH_MISMATCH.to_owned())?;
+    if prev.is_some_and(|p| p != prev_hash) {
+        return Err("prev_hash does not link to the previous record".into());
+    }
+    if header.batch_first_seq > seq {
+        return Err(format!(
+            "frame claims a batch starting at seq {} after its own",
+            header.batch_first_seq
+        ));
+    }
+    Ok((prev_hash, hash))
+}
+
 /// A decoded frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {

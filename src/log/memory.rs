@@ -21,7 +21,7 @@ impl MemoryLog {
 }
 
 fn poisoned() -> LogError {
-    LogError::Layout("in-memory log lock poisoned by a panicked thread".into())
+    LogError::Poisoned("in-memory log")
 }
 
 impl LogEngine for MemoryLog {
@@ -95,7 +95,7 @@ impl LogReader for MemoryReader {
                 let r = records
                     .get(usize::try_from(s.saturating_sub(1)).unwrap_or(usize::MAX))
                     .filter(|r| r.seq == *s && *s <= head)
-                    .ok_or_else(|| LogError::Layout(format!("seq {s} is not in the log")))?;
+                    .ok_or(LogError::NotInLog(*s))?;
                 decode(r)
             })
             .collect()

@@ -14,6 +14,7 @@ pub mod read;
 pub mod recovery;
 pub mod scan;
 pub mod segment;
+pub mod unit;
 
 use std::path::PathBuf;
 
@@ -50,8 +51,33 @@ pub enum LogError {
         capacity: u64,
         last_seq: u64,
     },
-    #[error("log layout: {0}")]
-    Layout(String),
+    #[error("seq {seq} is beyond the log, which ends at seq {head}")]
+    BeyondHead { seq: u64, head: u64 },
+    #[error("seq {0} is not in the log")]
+    NotInLog(u64),
+    #[error("unexpected segment file name {0} in the log directory (segments are named <20-digit first seq>.seg)")]
+    BadSegmentName(String),
+    #[error("{} holds data; it is not a leftover of an interrupted segment creation (rename it back to .seg, or move it away)", .0.display())]
+    StrayTemp(PathBuf),
+    #[error("segment size {bytes} is below the minimum of {min} bytes")]
+    SegmentTooSmall { bytes: u64, min: u64 },
+    #[error("segment size {0} is too large for this system")]
+    SegmentTooLarge(u64),
+    #[error("a write unit of {0} bytes of frames is too large to frame")]
+    UnitTooLarge(usize),
+    #[error("the writer has no active segment to append to")]
+    NoActiveSegment,
+    /// The writer's `log/` directory was moved, replaced or deleted while it ran.
+    #[error("{} is no longer the directory this writer locked (it was moved, replaced or deleted): the writer stops, and nothing more is acknowledged", .0.display())]
+    Replaced(PathBuf),
+    #[error("{} holds no ledger (no log/ directory)", .0.display())]
+    NoLedger(PathBuf),
+    #[error("the writer's log is empty")]
+    EmptyWriterLog,
+    #[error("the {0} lock was poisoned by a panicked thread")]
+    Poisoned(&'static str),
+    #[error("{0} panicked")]
+    ThreadPanicked(&'static str),
     #[error("append out of order: {0}")]
     OutOfOrder(String),
     #[error("record: {0}")]

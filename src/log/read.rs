@@ -17,42 +17,61 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::frame::{parse_header, split_checked, HEADER_BYTES};
 use super::index::{file_name, IndexFile, SegmentIndex};
 use super::scan::{check_segment_header, list_segments, read_full, scan_dir, SEGMENT_HEADER_BYTES};
+use super::unit::{Next, UnitWalk};
 use super::{LogError, LogReader, Visit};
 use crate::record::{Record, StoredRecord};
 
 /// The active segment's index, shared by a writer's projector and readers.
 pub type SharedIndex = Arc<RwLock<SegmentIndex>>;
 
-/// Every frame offset of a segment, by walking its frame headers.
+/// Every frame offset of a segment, by walking its frame headers (and, in
+/// a version-2 segment, its unit headers and trailers).
 pub fn walk_offsets(path: &Path, first_seq: u64) -> Result<Vec<u64>, LogError> {
+    Ok(walk_frames(path, first_seq)?
+        .into_iter()
+        .map(|f| f.0)
+        .collect())
+}
+
+/// Every frame of a segment as (offset, length), walked as [`walk_offsets`] does.
+pub fn walk_frames(path: &Path, first_seq: u64) -> Result<Vec<(u64, u64)>, LogError> {
     let file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut header = [0u8; SEGMENT_HEADER_BYTES];
     let n = read_full(&mut reader, &mut header, path)?;
-    check_segment_header(&header[..n], first_seq).map_err(|reason| LogError::Corrupt {
-        seq: first_seq,
-        reason,
-    })?;
+    let (_, version) =
+        check_segment_header(&header[..n], first_seq).map_err(|reason| LogError::Corrupt {
+            seq: first_seq,
+            reason,
+        })?;
+    let mut units = UnitWalk::new(version, SEGMENT_HEADER_BYTES as u64, first_seq);
     let mut out = Vec::new();
     let mut at = SEGMENT_HEADER_BYTES as u64;
     let mut frame_head = [0u8; HEADER_BYTES];
     loop {
         let n = read_full(&mut reader, &mut frame_head, path)?;
         let seq = first_seq + out.len() as u64;
-        let h = match parse_header(&frame_head[..n]) {
-            Ok(Some(h)) => h,
-            Ok(None) => return Ok(out),
+        let skip = match units.head(&frame_head[..n], at, seq) {
+            Ok(Next::Frame(h)) => {
+                out.push((at, (HEADER_BYTES + h.payload_len + 64) as u64));
+                h.payload_len + 64
+            }
+            Ok(Next::End) => return Ok(out),
+            Ok(Next::UnitBegins) => 0,
+            Ok(Next::Trailer(len)) => {
+                // Offsets only: the trailer is checked by scans and recovery.
+                units.skip_trailer(at + len as u64, seq);
+                len - HEADER_BYTES
+            }
             // A damaged or torn frame ends what can be walked; the records
             // before it are still found, and reading this one fails its checks.
             Err(_) if n < HEADER_BYTES => return Ok(out),
             Err(reason) => return Err(LogError::Corrupt { seq, reason }),
         };
-        out.push(at);
-        let rest = h.payload_len + 64;
         reader
-            .seek_relative(i64::try_from(rest).unwrap_or(i64::MAX))
+            .seek_relative(i64::try_from(skip).unwrap_or(i64::MAX))
             .map_err(|e| LogError::io("seek", path, e))?;
-        at += (HEADER_BYTES + rest) as u64;
+        at += (n + skip) as u64;
     }
 }
 
@@ -218,9 +237,7 @@ impl LogReader for LogFiles {
 
     fn read(&self, seqs: &[u64], head: u64) -> Result<Vec<StoredRecord>, LogError> {
         if let Some(beyond) = seqs.iter().find(|s| **s > head || **s == 0) {
-            return Err(LogError::Layout(format!(
-                "seq {beyond} is beyond the log, which ends at seq {head}"
-            )));
+            return Err(LogError::BeyondHead { seq: *beyond, head });
         }
         let segments = list_segments(&self.log_dir)?;
         let mut out = Vec::with_capacity(seqs.len());
@@ -306,9 +323,7 @@ impl LogReader for LogFiles {
                     }
                 },
                 Cover::Memory(m) => {
-                    let i = m
-                        .read()
-                        .map_err(|_| LogError::Layout("active index lock poisoned".into()))?;
+                    let i = m.read().map_err(|_| LogError::Poisoned("active index"))?;
                     if let Some(seqs) = i.entities.get(entity) {
                         out.extend(seqs.iter().copied().filter(|s| *s <= end));
                     }

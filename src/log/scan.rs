@@ -6,14 +6,18 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::frame::{parse_header, split_checked, HASH_MISMATCH, HEADER_BYTES};
+use super::frame::{check_body, HEADER_BYTES};
+use super::unit::{Next, UnitWalk};
 use super::{Head, LogError, Visit};
 use crate::record::{Hash, Record, StoredRecord};
 
 /// Bytes of a segment file header.
 pub const SEGMENT_HEADER_BYTES: usize = 64;
 const SEGMENT_MAGIC: &[u8; 8] = b"PARLEYSG";
-const SEGMENT_VERSION: u32 = 1;
+/// The segment format new segments are written in: version 2 frames every
+/// write unit with a unit header and trailer (`super::unit`). Version 1
+/// segments (frames only) are still read.
+pub const SEGMENT_VERSION: u32 = 2;
 const SEGMENT_SUFFIX: &str = ".seg";
 
 /// The file name of the segment whose first record is `first_seq`.
@@ -26,9 +30,13 @@ pub fn segment_name(first_seq: u64) -> String {
 /// check u32 (first 4 bytes of blake3 of bytes 0..32) | zeroes to 64.
 /// `capacity` is the preallocated length: a file shorter than that was truncated.
 pub fn segment_header(first_seq: u64, capacity: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+    versioned_header(SEGMENT_VERSION, first_seq, capacity)
+}
+
+fn versioned_header(version: u32, first_seq: u64, capacity: u64) -> [u8; SEGMENT_HEADER_BYTES] {
     let mut h = [0u8; SEGMENT_HEADER_BYTES];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[16..24].copy_from_slice(&first_seq.to_le_bytes());
     h[24..32].copy_from_slice(&capacity.to_le_bytes());
     let check = blake3::hash(&h[..32]);
@@ -36,10 +44,20 @@ pub fn segment_header(first_seq: u64, capacity: u64) -> [u8; SEGMENT_HEADER_BYTE
     h
 }
 
-/// Checks a segment header against the seq its file name promises; returns the
-/// Opens a segment and checks its header: the file, its length and its
-/// capacity. Reads with `pread`, so the file's position is unchanged.
-pub fn open_segment(path: &Path, first_seq: u64) -> Result<(File, u64, u64), LogError> {
+/// A segment file opened and its header checked.
+pub struct Opened {
+    pub file: File,
+    /// Its length now.
+    pub len: u64,
+    /// The length it was preallocated with.
+    pub capacity: u64,
+    /// Its format version (1: frames only; 2: write units).
+    pub version: u32,
+}
+
+/// Opens a segment and checks its header. Reads with `pread`, so the
+/// file's position is unchanged.
+pub fn open_segment(path: &Path, first_seq: u64) -> Result<Opened, LogError> {
     let file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
     let file_len = file
         .metadata()
@@ -49,16 +67,22 @@ pub fn open_segment(path: &Path, first_seq: u64) -> Result<(File, u64, u64), Log
     let n = file
         .read_at(&mut header, 0)
         .map_err(|e| LogError::io("read", path, e))?;
-    let capacity =
+    let (capacity, version) =
         check_segment_header(&header[..n], first_seq).map_err(|r| LogError::Corrupt {
             seq: first_seq,
             reason: format!("{}: {r}", path.display()),
         })?;
-    Ok((file, file_len, capacity))
+    Ok(Opened {
+        file,
+        len: file_len,
+        capacity,
+        version,
+    })
 }
 
-/// capacity it was created with.
-pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<u64, String> {
+/// Checks a segment header against the seq its file name promises; returns
+/// the capacity it was created with and its format version.
+pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<(u64, u32), String> {
     if bytes.len() < SEGMENT_HEADER_BYTES {
         return Err(format!(
             "segment header cut short: {} of {SEGMENT_HEADER_BYTES} bytes",
@@ -68,12 +92,20 @@ pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<u64, String>
     let mut capacity = [0u8; 8];
     capacity.copy_from_slice(&bytes[24..32]);
     let capacity = u64::from_le_bytes(capacity);
-    if bytes[..SEGMENT_HEADER_BYTES] != segment_header(first_seq, capacity) {
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if !(1..=SEGMENT_VERSION).contains(&version)
+        || bytes[..SEGMENT_HEADER_BYTES] != versioned_header(version, first_seq, capacity)
+    {
         return Err(format!(
-            "segment header is not that of a version-{SEGMENT_VERSION} segment starting at seq {first_seq}"
+            "segment header is not that of a version 1 to {SEGMENT_VERSION} segment starting at seq {first_seq}"
         ));
     }
-    Ok(capacity)
+    Ok((capacity, version))
+}
+
+/// A version-1 segment header (tests of older ledgers).
+pub fn legacy_segment_header(first_seq: u64, capacity: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+    versioned_header(1, first_seq, capacity)
 }
 
 /// The error for a segment file shorter than it was created.
@@ -100,7 +132,7 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
             .parse::<u64>()
             .ok()
             .filter(|s| *s >= 1 && stem.len() == 20)
-            .ok_or_else(|| LogError::Layout(format!("unexpected segment file name {name}")))?;
+            .ok_or_else(|| LogError::BadSegmentName(name.to_string()))?;
         out.push((first_seq, entry.path()));
     }
     out.sort();
@@ -360,18 +392,29 @@ fn scan_segment(
     cursor: &mut Cursor,
     sink: &mut FrameSink<'_>,
 ) -> Result<(), LogError> {
-    let (file, file_len, capacity) = open_segment(path, first_seq)?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let seg = open_segment(path, first_seq)?;
+    let (file_len, capacity) = (seg.len, seg.capacity);
+    let mut reader = BufReader::with_capacity(1 << 20, seg.file);
     // `open_segment` reads with pread: the position is still at 0.
     reader
         .seek(SeekFrom::Start(SEGMENT_HEADER_BYTES as u64))
         .map_err(|e| LogError::io("seek", path, e))?;
+    let mut units = UnitWalk::new(seg.version, SEGMENT_HEADER_BYTES as u64, first_seq);
+    let mut offset = SEGMENT_HEADER_BYTES as u64;
     let mut frame_head = [0u8; HEADER_BYTES];
     let mut body = Vec::new();
-    while cursor.next_seq <= to {
+    // A scan that stops at `to` still reads to the end of the unit holding
+    // it, so that unit's trailer is checked too.
+    while cursor.next_seq <= to || units.in_unit() {
         let seq = cursor.next_seq;
+        // Damage to a unit's trailer is named at the unit's last record.
+        let named = if units.at_trailer(offset) {
+            seq - 1
+        } else {
+            seq
+        };
         let corrupt = |reason: String| LogError::Corrupt {
-            seq,
+            seq: named,
             reason: format!("{}: {reason}", path.display()),
         };
         let n = read_full(&mut reader, &mut frame_head, path)?;
@@ -381,44 +424,42 @@ fn scan_segment(
                 reason: truncated(path, file_len, capacity),
             });
         }
-        let header = match parse_header(&frame_head[..n]) {
-            Ok(Some(h)) => h,
-            Ok(None) => return expect_zeroes(&mut reader, path, seq),
+        let header = match units.head(&frame_head[..n], offset, seq) {
+            Ok(Next::Frame(h)) => h,
+            Ok(Next::End) => return expect_zeroes(&mut reader, path, seq),
+            Ok(Next::UnitBegins) => {
+                offset += n as u64;
+                continue;
+            }
+            Ok(Next::Trailer(len)) => {
+                body.resize(len, 0);
+                body[..HEADER_BYTES].copy_from_slice(&frame_head);
+                let got = read_full(&mut reader, &mut body[HEADER_BYTES..], path)?;
+                units
+                    .trailer(&body[..HEADER_BYTES + got], offset, seq)
+                    .map_err(corrupt)?;
+                offset += len as u64;
+                continue;
+            }
             Err(reason) => return Err(corrupt(reason)),
         };
         body.resize(header.payload_len + 64, 0);
         let got = read_full(&mut reader, &mut body, path)?;
-        if got < body.len() {
-            return Err(corrupt(format!(
-                "frame cut short: {got} of {} bytes",
-                body.len()
-            )));
+        let (prev_hash, hash) =
+            check_body(&header, &body, got, cursor.prev_hash, seq).map_err(corrupt)?;
+        let payload = &body[32..32 + header.payload_len];
+        if seq <= to {
+            sink(Frame {
+                seq,
+                prev_hash,
+                hash,
+                payload,
+                path,
+            })?;
         }
-        let Some((prev_hash, payload, hash)) = split_checked(&body, header.payload_len) else {
-            return Err(corrupt(HASH_MISMATCH.into()));
-        };
-        if let Some(expected) = cursor.prev_hash {
-            if prev_hash != expected {
-                return Err(corrupt(
-                    "prev_hash does not link to the previous record".into(),
-                ));
-            }
-        }
-        if header.batch_first_seq > seq {
-            return Err(corrupt(format!(
-                "frame claims a batch starting at seq {} after its own",
-                header.batch_first_seq
-            )));
-        }
-        sink(Frame {
-            seq,
-            prev_hash,
-            hash,
-            payload,
-            path,
-        })?;
         cursor.prev_hash = Some(hash);
         cursor.next_seq += 1;
+        offset += (HEADER_BYTES + body.len()) as u64;
     }
     Ok(())
 }

@@ -17,11 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::frame::write_frame;
-use super::head::{self, HeadWriter, State};
+use super::head::{HeadWriter, State};
 use super::read::LogFiles;
 pub use super::recovery::WRITE_UNIT_BYTES;
 use super::recovery::{analyze, Proof, Tail, TornTail};
-use super::scan::{list_segments, segment_header, segment_name, SEGMENT_HEADER_BYTES};
+use super::scan::{
+    list_segments, segment_header, segment_name, SEGMENT_HEADER_BYTES, SEGMENT_VERSION,
+};
+use super::unit::{append_trailer, encode_header, UNIT_HEADER_BYTES};
 use super::{check_continues, EncodedRecord, Head, Location, LogEngine, LogError, LogReader};
 
 /// Default preallocated size of a segment.
@@ -45,7 +48,26 @@ pub struct Recovery {
 
 /// The exclusive writer lock: an `flock` on the `log/` directory.
 pub struct WriterLock {
-    _dir: File,
+    dir: File,
+    path: PathBuf,
+}
+
+impl WriterLock {
+    /// Fails when `log/` is no longer the directory this lock holds (it was
+    /// moved, replaced or deleted): writes would land where no one reads, and
+    /// another writer may already hold the new one.
+    pub fn still_held(&self) -> Result<(), LogError> {
+        use std::os::unix::fs::MetadataExt;
+        let held = self
+            .dir
+            .metadata()
+            .map_err(|e| LogError::io("stat", &self.path, e))?;
+        let now = std::fs::metadata(&self.path);
+        match now {
+            Ok(m) if m.dev() == held.dev() && m.ino() == held.ino() => Ok(()),
+            _ => Err(LogError::Replaced(self.path.clone())),
+        }
+    }
 }
 
 /// Why the lock was not taken.
@@ -66,7 +88,10 @@ pub fn lock(log_dir: &Path) -> Result<WriterLock, LockError> {
     if rc != 0 {
         return Err(LockError::Held(log_dir.to_path_buf()));
     }
-    Ok(WriterLock { _dir: dir })
+    Ok(WriterLock {
+        dir,
+        path: log_dir.to_path_buf(),
+    })
 }
 
 /// True when a writer holds the lock on `log_dir` right now.
@@ -91,6 +116,9 @@ struct Active {
     first_seq: u64,
     write_offset: u64,
     capacity: u64,
+    /// Its format version: only a current one is appended to (a segment of
+    /// an older build is sealed as it is, and the next unit starts a new one).
+    version: u32,
 }
 
 /// The durable engine.
@@ -102,13 +130,14 @@ pub struct SegmentLog {
     buf: Vec<u8>,
     evidence: Arc<Mutex<HeadWriter>>,
     reader: Arc<LogFiles>,
+    /// The writer's lock, checked before every batch is acknowledged.
+    lock: Option<Arc<WriterLock>>,
 }
 
 /// Makes a file `len` bytes long with its blocks allocated.
 fn preallocate(file: &File, len: u64, path: &Path) -> Result<(), LogError> {
     use std::os::fd::AsRawFd;
-    let off = libc::off_t::try_from(len)
-        .map_err(|_| LogError::Layout(format!("segment size {len} is too large")))?;
+    let off = libc::off_t::try_from(len).map_err(|_| LogError::SegmentTooLarge(len))?;
     // SAFETY: the fd is open and owned by `file` for the duration of the call.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off) };
     match rc {
@@ -143,10 +172,7 @@ fn remove_empty_temps(dir: &Path) -> Result<u32, LogError> {
         let data = std::fs::read(&path).map_err(|e| LogError::io("read", &path, e))?;
         let body = data.get(SEGMENT_HEADER_BYTES..).unwrap_or(&[]);
         if body.iter().any(|b| *b != 0) {
-            return Err(LogError::Layout(format!(
-                "{} holds data; it is not a leftover of an interrupted segment creation (rename it back to .seg, or move it away)",
-                path.display()
-            )));
+            return Err(LogError::StrayTemp(path));
         }
         std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
         removed += 1;
@@ -155,32 +181,30 @@ fn remove_empty_temps(dir: &Path) -> Result<u32, LogError> {
 }
 
 impl SegmentLog {
-    /// Opens the log in `dir` for writing (the caller holds the lock):
+    /// Opens the log in `dir` for writing (the caller holds `lock`):
     /// refuses corruption, cuts off a torn final write, records evidence.
-    /// `derived` is the derived store's applied marker, if one was read.
+    /// `proof` is the evidence every reader uses too ([`Proof::gather`]).
     pub fn open(
         dir: &Path,
         segment_bytes: u64,
-        derived: Option<u64>,
+        proof: Proof,
         index_dir: &Path,
+        lock: Option<Arc<WriterLock>>,
     ) -> Result<(SegmentLog, Recovery), LogError> {
         if segment_bytes < MIN_SEGMENT_BYTES {
-            return Err(LogError::Layout(format!(
-                "segment size {segment_bytes} is below the minimum of {MIN_SEGMENT_BYTES} bytes"
-            )));
+            return Err(LogError::SegmentTooSmall {
+                bytes: segment_bytes,
+                min: MIN_SEGMENT_BYTES,
+            });
         }
-        let file = head::read(dir)?;
-        let proof = Proof {
-            head_file: file.evidence,
-            derived,
-        };
         let tail = analyze(dir, proof)?;
         // Only a log recovery accepts: leftovers of an interrupted creation go.
         let mut recovery = Recovery {
             removed_temp_files: remove_empty_temps(dir)?,
             ..Recovery::default()
         };
-        recovery.head_file_missing = file.evidence.is_none() && tail.head.is_some();
+        recovery.head_file_missing =
+            proof.head_file.is_none() && proof.live.is_none() && tail.head.is_some();
         if let Some(t) = &tail.torn {
             cut(t)?;
             tracing::warn!(
@@ -194,7 +218,7 @@ impl SegmentLog {
         recovery.torn_tail = tail.torn.clone();
         recovery.reextended = tail.short_segment;
         let active = open_active(&tail)?;
-        let evidence = HeadWriter::open(dir, file.evidence)?;
+        let evidence = HeadWriter::open(dir, proof.head_file)?;
         let reader = Arc::new(LogFiles::new(dir, index_dir));
         Ok((
             SegmentLog {
@@ -205,6 +229,7 @@ impl SegmentLog {
                 buf: Vec::new(),
                 evidence: Arc::new(Mutex::new(evidence)),
                 reader,
+                lock,
             },
             recovery,
         ))
@@ -253,11 +278,13 @@ impl SegmentLog {
             first_seq,
             write_offset: SEGMENT_HEADER_BYTES as u64,
             capacity,
+            version: SEGMENT_VERSION,
         })
     }
 
     /// One write and one fdatasync for `unit` of the batch starting at
-    /// `batch_first_seq`, rolling to a new segment first when it does not fit.
+    /// `batch_first_seq`, rolling to a new segment first when it does not fit:
+    /// its unit header, its frames and its trailer (`super::unit`).
     fn write_unit(
         &mut self,
         batch_first_seq: u64,
@@ -265,42 +292,59 @@ impl SegmentLog {
         at: &mut Vec<Location>,
     ) -> Result<(), LogError> {
         debug_assert!(!unit.is_empty());
+        let body_len: usize = unit.iter().map(EncodedRecord::frame_len).sum();
+        // The trailer's size depends on where the unit lands; at most one
+        // piece per sector plus two.
+        let most = (UNIT_HEADER_BYTES
+            + body_len
+            + super::unit::TRAILER_FIXED_BYTES
+            + 4 * (body_len / 512 + 3)) as u64;
+        let fits = self.active.as_ref().is_some_and(|a| {
+            a.version == SEGMENT_VERSION
+                && (a.write_offset + most <= a.capacity
+                    || a.write_offset == SEGMENT_HEADER_BYTES as u64)
+        });
+        if !fits {
+            let capacity = self.segment_bytes.max(SEGMENT_HEADER_BYTES as u64 + most);
+            self.active = Some(self.create_segment(unit[0].seq, capacity)?);
+        }
+        let active = self.active.as_mut().ok_or(LogError::NoActiveSegment)?;
+        let start = active.write_offset;
         self.buf.clear();
+        // A unit holds at most WRITE_UNIT_BYTES of frames plus one record: u32.
+        let body = u32::try_from(body_len).map_err(|_| LogError::UnitTooLarge(body_len))?;
+        self.buf
+            .extend_from_slice(&encode_header(body, unit[0].seq));
         for record in unit {
             write_frame(&mut self.buf, batch_first_seq, record);
         }
+        let records = u32::try_from(unit.len()).map_err(|_| LogError::UnitTooLarge(body_len))?;
+        let framed = self.buf.len();
+        let mut trailer = Vec::new();
+        append_trailer(&mut trailer, start, &self.buf[..framed], records);
+        self.buf.extend_from_slice(&trailer);
         let len = self.buf.len() as u64;
-        let fits = self.active.as_ref().is_some_and(|a| {
-            a.write_offset + len <= a.capacity || a.write_offset == SEGMENT_HEADER_BYTES as u64
-        });
-        if !fits {
-            let capacity = self.segment_bytes.max(SEGMENT_HEADER_BYTES as u64 + len);
-            self.active = Some(self.create_segment(unit[0].seq, capacity)?);
-        }
-        let active = self
-            .active
-            .as_mut()
-            .ok_or_else(|| LogError::Layout("no active segment".into()))?;
-        if active.write_offset + len > active.capacity {
+        debug_assert!(len <= most, "the unit fits the room it was given");
+        if start + len > active.capacity {
             // An empty segment and a unit larger than the segment size.
-            active.capacity = active.write_offset + len;
+            active.capacity = start + len;
             preallocate(&active.file, active.capacity, &active.path)?;
         }
         active
             .file
-            .write_all_at(&self.buf, active.write_offset)
+            .write_all_at(&self.buf, start)
             .map_err(|e| LogError::io("write", &active.path, e))?;
         active
             .file
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &active.path, e))?;
-        let mut offset = active.write_offset;
+        let mut offset = start + UNIT_HEADER_BYTES as u64;
         for r in unit {
             at.push((active.first_seq, offset));
             offset += r.frame_len() as u64;
         }
-        active.write_offset += len;
-        debug_assert_eq!(offset, active.write_offset);
+        debug_assert_eq!(offset, start + framed as u64);
+        active.write_offset = start + len;
         let last = &unit[unit.len() - 1];
         self.head = Some(Head {
             seq: last.seq,
@@ -349,6 +393,7 @@ fn open_active(tail: &Tail) -> Result<Option<Active>, LogError> {
         first_seq: last.first_seq,
         write_offset: last.end,
         capacity: last.capacity.max(len),
+        version: last.version,
     }))
 }
 
@@ -378,11 +423,16 @@ impl LogEngine for SegmentLog {
             self.write_unit(first, unit, at)?;
             rest = tail;
         }
+        // The batch went into the directory this writer locked: if that is
+        // no longer DIR/log, no acknowledgement may claim it is in the ledger.
+        if let Some(lock) = &self.lock {
+            lock.still_held()?;
+        }
         if let Some(h) = self.head {
             let mut evidence = self
                 .evidence
                 .lock()
-                .map_err(|_| LogError::Layout("head file lock poisoned".into()))?;
+                .map_err(|_| LogError::Poisoned("head file"))?;
             evidence.publish_live(h.seq, h.hash)?;
         }
         Ok(())
@@ -397,7 +447,7 @@ impl LogEngine for SegmentLog {
         let mut evidence = self
             .evidence
             .lock()
-            .map_err(|_| LogError::Layout("head file lock poisoned".into()))?;
+            .map_err(|_| LogError::Poisoned("head file"))?;
         evidence.record(State::Open, seq, hash)?;
         evidence.publish_live(seq, hash)
     }
@@ -407,7 +457,7 @@ impl LogEngine for SegmentLog {
         let state = if closed { State::Closed } else { State::Open };
         self.evidence
             .lock()
-            .map_err(|_| LogError::Layout("head file lock poisoned".into()))?
+            .map_err(|_| LogError::Poisoned("head file"))?
             .record(state, seq, hash)
     }
 }

@@ -38,13 +38,9 @@ pub fn fact(
 pub fn frame_map(log_dir: &Path) -> Vec<(u64, PathBuf, usize, usize)> {
     let mut out = Vec::new();
     for (first_seq, path) in list_segments(log_dir).unwrap() {
-        let data = std::fs::read(&path).unwrap();
-        let mut at = SEGMENT_HEADER_BYTES;
-        let mut seq = first_seq;
-        while let Parsed::Frame(f) = parse_frame(&data[at..]) {
-            out.push((seq, path.clone(), at, f.len));
-            at += f.len;
-            seq += 1;
+        let frames = parley::log::read::walk_frames(&path, first_seq).unwrap();
+        for (seq, (at, len)) in (first_seq..).zip(frames) {
+            out.push((seq, path.clone(), at as usize, len as usize));
         }
     }
     out
@@ -62,44 +58,62 @@ pub fn parley_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_parley"))
 }
 
-/// Makes `log/head` say a writer was running (no clean close) with records
-/// up to `seq` acknowledged: the state a crash leaves behind.
+/// Makes `log/head` say a writer was running in this boot (no clean close)
+/// with records up to `seq` acknowledged, its evidence and live head both
+/// there: the state a crash leaves behind when nothing after `seq` was
+/// acknowledged.
 pub fn unclean(dir: &Path, seq: u64, hash: [u8; 32]) {
     use parley::log::head::{self, HeadWriter, State};
     let log = dir.join("log");
     let last = head::read(&log).unwrap().evidence;
     let mut w = HeadWriter::open(&log, last).unwrap();
     w.record(State::Open, seq, hash).unwrap();
+    w.publish_live(seq, hash).unwrap();
 }
 
 /// The hash of seq 1.
 pub fn genesis_hash(dir: &Path) -> [u8; 32] {
     let data = std::fs::read(dir.join("log").join("00000000000000000001.seg")).unwrap();
-    match parse_frame(&data[SEGMENT_HEADER_BYTES..]) {
+    let at = SEGMENT_HEADER_BYTES + parley::log::unit::UNIT_HEADER_BYTES;
+    match parse_frame(&data[at..]) {
         Parsed::Frame(f) => f.hash,
         _ => panic!("no genesis frame"),
     }
 }
 
-/// Writes, after the last record, the frames of a batch the writer never
-/// finished: the first cut in half, the second complete (pages reach the disk
-/// out of order). Returns the torn seq and the offset where it starts.
-pub fn write_torn_batch(dir: &Path) -> (u64, usize) {
+/// How a write in flight is left on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tear {
+    /// The process was killed mid-`pwrite`: a prefix up to a page
+    /// boundary, zeros after it.
+    Killed,
+    /// The power was cut before the `fdatasync` returned: one whole sector
+    /// in the middle of the unit never reached the disk.
+    PowerCut,
+}
+
+/// Writes a write unit of two records after the last valid one, torn as
+/// `tear` says, where the writer would have put it (a new segment when the
+/// last has no room). Returns the seq of its first record and its offset.
+pub fn write_torn_batch(dir: &Path, tear: Tear) -> (u64, usize) {
     use parley::log::encode_record;
     use parley::log::frame::write_frame;
+    use parley::log::recovery::{analyze, Proof};
+    use parley::log::scan::{segment_header, segment_name};
+    use parley::log::unit::{append_trailer, encode_header};
     use parley::record::{Envelope, Record, FORMAT_VERSION};
-    let frames = frame_map(&dir.join("log"));
-    let (seq, path, at, len) = frames.last().unwrap().clone();
-    let mut data = std::fs::read(&path).unwrap();
-    let mut prev = [0u8; 32];
-    prev.copy_from_slice(&data[at + len - 32..at + len]);
-    let mut buf = Vec::new();
-    for s in [seq + 1, seq + 2] {
+    let log = dir.join("log");
+    let tail = analyze(&log, Proof::default()).unwrap();
+    let head = tail.head.unwrap();
+    let last = tail.last.unwrap();
+    let mut prev = head.hash;
+    let mut frames = Vec::new();
+    for s in [head.seq + 1, head.seq + 2] {
         let record = Record {
             envelope: Envelope {
                 format: FORMAT_VERSION,
                 seq: s,
-                recorded_at_ms: 5_000,
+                recorded_at_ms: head.recorded_at_ms,
                 producer: "a".into(),
                 idempotency_key: None,
                 causation: None,
@@ -109,23 +123,58 @@ pub fn write_torn_batch(dir: &Path) -> (u64, usize) {
             body: Body::Fact {
                 entity: parley::entity::EntityRef::parse("shelf:T").unwrap(),
                 attribute: "n".into(),
-                value: Value::Int(1),
+                value: Value::Text("t".repeat(3000)),
             },
         };
         let enc = encode_record(&record, &prev).unwrap();
         prev = enc.hash;
-        write_frame(&mut buf, seq + 1, &enc);
+        write_frame(&mut frames, head.seq + 1, &enc);
     }
-    let first_len = buf.len() / 2;
-    buf[first_len / 2..first_len].fill(0); // the first frame is torn
-    let torn_at = at + len;
-    assert!(
-        torn_at + buf.len() <= data.len(),
-        "room in the segment for the torn batch"
-    );
-    data[torn_at..torn_at + buf.len()].copy_from_slice(&buf);
+    let unit_len = 20 + frames.len() + 44 + 4 * (frames.len() / 512 + 3);
+    let (path, start) = if last.end as usize + unit_len <= last.capacity as usize {
+        (last.path.clone(), last.end as usize)
+    } else {
+        let path = log.join(segment_name(head.seq + 1));
+        let mut data = segment_header(head.seq + 1, 16384).to_vec();
+        data.resize(16384, 0);
+        std::fs::write(&path, &data).unwrap();
+        (path, 64)
+    };
+    let mut unit = encode_header(u32::try_from(frames.len()).unwrap(), head.seq + 1).to_vec();
+    unit.extend_from_slice(&frames);
+    let mut trailer = Vec::new();
+    append_trailer(&mut trailer, start as u64, &unit, 2);
+    unit.extend_from_slice(&trailer);
+    match tear {
+        Tear::Killed => {
+            let cut = (start / 4096 + 1) * 4096 - start;
+            assert!(
+                cut > 20 && cut < unit.len(),
+                "the unit spans a page boundary"
+            );
+            unit[cut..].fill(0);
+        }
+        Tear::PowerCut => {
+            let sector = (start / 512 + 2) * 512 - start;
+            assert!(sector + 512 < unit.len() - trailer.len());
+            unit[sector..sector + 512].fill(0);
+        }
+    }
+    let mut data = std::fs::read(&path).unwrap();
+    data[start..start + unit.len()].copy_from_slice(&unit);
     std::fs::write(&path, &data).unwrap();
-    (seq + 1, torn_at)
+    (head.seq + 1, start)
+}
+
+/// Like [`unclean`], but the writer ran in another boot: the machine lost
+/// power (or rebooted) since, so unsynced writes may be torn at any sector.
+pub fn unclean_other_boot(dir: &Path, seq: u64, hash: [u8; 32]) {
+    use parley::log::head::{self, HeadWriter, State};
+    let log = dir.join("log");
+    let last = head::read(&log).unwrap().evidence;
+    let mut w = HeadWriter::open(&log, last).unwrap().in_boot(Some([7; 16]));
+    w.record(State::Open, seq, hash).unwrap();
+    w.publish_live(seq, hash).unwrap();
 }
 
 /// Copies a directory tree.
