@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
 
 AGENTS = {
     "merchandising": ("merchandising", 45),
@@ -73,7 +74,10 @@ class Api:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
                 time.sleep(0.2)
                 continue
-            if res.status in (429, 503):  # over quota or busy: wait as told
+            if res.status in (429, 503):  # over quota, busy, or outcome unknown: wait as told
+                # Safe to send again: every command carries an idempotency key
+                # (see post), so a command whose outcome was unknown is appended
+                # at most once, and the retry's answer says whether it was.
                 time.sleep(float(res.getheader("Retry-After", "1")))
                 continue
             answer = json.loads(text) if text else None
@@ -83,6 +87,8 @@ class Api:
         raise RuntimeError(f"{method} {path}: no answer after retries")
 
     def post(self, command):
+        # A key of its own for every command, so any retry is safe.
+        command = {"idempotency_key": f"{command['producer']}-{uuid.uuid4().hex}", **command}
         return self.call("POST", "/v1/commands", command)
 
     def stream(self, query):

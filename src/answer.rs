@@ -142,6 +142,7 @@ pub fn code(e: &AppendError) -> &'static str {
         AppendError::KeyConflict { .. } => "idempotency-conflict",
         AppendError::Record(_) => "record-too-large",
         AppendError::Failed(_) => "ledger-failed",
+        AppendError::OutcomeUnknown(_) => "outcome-unknown",
         AppendError::Closed => "ledger-closed",
         AppendError::Busy => "busy",
     }

@@ -100,7 +100,9 @@ impl Client {
     }
 
     /// One request, sent again (at most `RETRIES` times) while the server
-    /// answers 429 or 503 with `Retry-After`.
+    /// answers 429 or 503 with `Retry-After`. An unknown outcome (503
+    /// `outcome-unknown`) is never sent again here: only a caller that knows
+    /// the command carries an idempotency key may retry it.
     pub async fn request(
         &mut self,
         method: Method,
@@ -110,8 +112,9 @@ impl Client {
         let mut tries = 0;
         loop {
             let a = self.once(method.clone(), path, body.clone()).await?;
+            let unknown = a.status == 503 && a.problem().0 == "outcome-unknown";
             match a.retry_after_s {
-                Some(s) if tries < RETRIES && (a.status == 429 || a.status == 503) => {
+                Some(s) if tries < RETRIES && !unknown && (a.status == 429 || a.status == 503) => {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_secs(s.clamp(1, 60))).await;
                 }

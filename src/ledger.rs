@@ -344,16 +344,23 @@ impl Ledger {
 
     /// A ledger that lives in memory only (tests, what-if).
     pub fn in_memory(opts: Options) -> Result<Ledger, LedgerError> {
-        let mut engine = MemoryLog::new();
-        engine.append(&genesis_batch(&opts, None)?, &mut Vec::new())?;
+        Ledger::with_engine(Box::new(MemoryLog::new()), opts)
+    }
+
+    /// A ledger on an engine the caller built: the seam other log engines
+    /// plug into. An empty engine gets the new ledger's first records
+    /// (genesis, rules, workflows); a non-empty one is continued after its
+    /// log is checked and folded. Derived state (idempotency keys, the
+    /// context snapshot) is kept in memory and rebuilt from the log.
+    pub fn with_engine(
+        mut engine: Box<dyn LogEngine>,
+        opts: Options,
+    ) -> Result<Ledger, LedgerError> {
+        if engine.head().is_none() {
+            engine.append(&genesis_batch(&opts, None)?, &mut Vec::new())?;
+        }
         let mut report = OpenReport::default();
-        Ledger::start(
-            Box::new(engine),
-            Derived::temporary()?,
-            &opts,
-            &mut report,
-            None,
-        )
+        Ledger::start(engine, Derived::temporary()?, &opts, &mut report, None)
     }
 
     fn start(

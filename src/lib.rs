@@ -34,6 +34,7 @@ pub mod mcp;
 pub mod reader;
 pub mod record;
 pub mod render;
+pub mod repair;
 pub mod replay;
 pub mod resolver;
 pub mod rules;

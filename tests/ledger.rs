@@ -507,6 +507,45 @@ fn one_writer_even_when_files_are_deleted() {
 }
 
 #[test]
+fn a_writer_whose_log_directory_is_replaced_stops_acknowledging() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
+    fill(&ledger, 3, 10);
+    // Someone swaps log/ for a copy (a restore, a careless script): the
+    // lock on the old directory no longer keeps other writers out of the new
+    // one, and what this writer appends lands where no one reads it.
+    let log = dir.path().join("log");
+    let moved = dir.path().join("log.old");
+    std::fs::rename(&log, &moved).unwrap();
+    common::copy_dir(&moved, &log);
+    assert!(
+        !parley::log::segment::writer_running(&log),
+        "the new directory is not locked"
+    );
+    let err = ledger
+        .append(fact("a", 100, None, "shelf:Z", "n", 1))
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppendError::OutcomeUnknown(r) if r.contains("no longer the directory")),
+        "{err:?}"
+    );
+    let err = ledger
+        .append(fact("a", 101, None, "shelf:Z", "n", 2))
+        .unwrap_err();
+    assert!(matches!(&err, AppendError::Failed(_)), "{err:?}");
+    drop(ledger);
+    // The ledger at DIR is the copy, and a new writer goes on with it.
+    let (second, _) = Ledger::open(dir.path(), small()).unwrap();
+    let ack = second
+        .append(fact("b", 100, None, "shelf:Y", "n", 1))
+        .unwrap();
+    second.close().unwrap();
+    let report = verify_dir(dir.path()).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.head_seq, Some(ack.seq));
+}
+
+#[test]
 fn a_zeroed_frame_header_cannot_hide_the_records_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
@@ -621,4 +660,81 @@ fn reads_by_seq_survive_a_stale_or_damaged_index_file() {
     assert!(report.indexes_rebuilt > 0);
     ledger.close().unwrap();
     check();
+}
+
+/// An engine whose `fdatasync` fails from the `fail_at`-th append on: the
+/// batch reaches the log (as it may, on a real disk) and then the error comes.
+struct FailingSync {
+    inner: parley::log::memory::MemoryLog,
+    appends: usize,
+    fail_at: usize,
+}
+
+impl parley::log::LogEngine for FailingSync {
+    fn head(&self) -> Option<parley::log::Head> {
+        parley::log::LogEngine::head(&self.inner)
+    }
+    fn append(
+        &mut self,
+        batch: &[parley::log::EncodedRecord],
+        at: &mut Vec<parley::log::Location>,
+    ) -> Result<(), LogError> {
+        self.appends += 1;
+        parley::log::LogEngine::append(&mut self.inner, batch, at)?;
+        if self.appends >= self.fail_at {
+            return Err(LogError::Io {
+                op: "fdatasync",
+                path: "segment".into(),
+                source: std::io::Error::from_raw_os_error(5), // EIO
+            });
+        }
+        Ok(())
+    }
+    fn reader(&self) -> Arc<dyn parley::log::LogReader> {
+        parley::log::LogEngine::reader(&self.inner)
+    }
+}
+
+#[test]
+fn an_append_whose_outcome_is_unknown_is_never_reported_as_failed() {
+    let engine = FailingSync {
+        inner: parley::log::memory::MemoryLog::new(),
+        appends: 0,
+        // The genesis batch is append 1; the first command's batch fails.
+        fail_at: 2,
+    };
+    let reader = parley::log::LogEngine::reader(&engine.inner);
+    let ledger = Ledger::with_engine(Box::new(engine), small()).unwrap();
+    let err = ledger
+        .append(fact("a", 10, Some("k1"), "shelf:A", "n", 1))
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppendError::OutcomeUnknown(_)),
+        "a failed sync of a written batch: {err:?}"
+    );
+    assert_eq!(parley::answer::code(&err), "outcome-unknown");
+    assert!(err.to_string().contains("same idempotency key"), "{err}");
+    // It was in fact written: "failed" would have been a lie.
+    let mut kinds = Vec::new();
+    reader
+        .scan(1, u64::MAX, &mut |r| {
+            kinds.push(r.record.envelope.seq);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(kinds.len(), 2, "genesis and the command are in the log");
+    // The writer takes nothing more, and says so: this one was never written.
+    let err = ledger
+        .append(fact("a", 11, Some("k2"), "shelf:A", "n", 2))
+        .unwrap_err();
+    assert!(matches!(&err, AppendError::Failed(_)), "{err:?}");
+    assert_eq!(parley::answer::code(&err), "ledger-failed");
+    let mut after = 0;
+    reader
+        .scan(1, u64::MAX, &mut |_| {
+            after += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(after, 2, "a command answered `failed` is not in the log");
 }

@@ -88,24 +88,6 @@ fn read_commands(d: &str) -> Vec<Vec<&str>> {
     ]
 }
 
-/// The seq an offset of a segment file belongs to (a segment header belongs
-/// to the segment's first seq), and a sku that record names, if any.
-fn target(
-    frames: &[(u64, PathBuf, usize, usize)],
-    path: &Path,
-    offset: usize,
-    entities: &BTreeMap<u64, String>,
-) -> (u64, Option<String>) {
-    let first = frames.iter().find(|f| f.1 == path).unwrap().0;
-    let seq = frames
-        .iter()
-        .filter(|f| f.1 == path && f.2 <= offset)
-        .map(|f| f.0)
-        .max()
-        .unwrap_or(first);
-    (seq, entities.get(&seq).cloned())
-}
-
 /// A small deterministic generator (no randomness crate in the tests' path).
 struct Rng(u64);
 impl Rng {
@@ -141,12 +123,12 @@ fn entities_by_seq(dir: &Path) -> BTreeMap<u64, String> {
 fn every_flip_is_reported_at_its_seq_and_nothing_is_cut_off() {
     let base = tempfile::tempdir().unwrap();
     let clean = base.path().join("clean");
-    let head = build(&clean);
-    let frames = frame_map(&clean.join("log"));
+    build(&clean);
+    let regions = regions(&clean.join("log"));
     assert!(
-        frames
+        regions
             .iter()
-            .map(|f| &f.1)
+            .map(|r| &r.path)
             .collect::<std::collections::BTreeSet<_>>()
             .len()
             >= 3,
@@ -157,32 +139,44 @@ fn every_flip_is_reported_at_its_seq_and_nothing_is_cut_off() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ flips);
-    let last_path = frames.last().unwrap().1.clone();
-    let mut in_last_unit = 0;
+    let seed = std::env::var("PARLEY_FLIP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("bit flips: {flips}, PARLEY_FLIP_SEED={seed}");
+    let mut rng = Rng(seed);
+    // The final write unit: its header, frames and trailer.
+    let final_unit: Vec<&Region> = regions.iter().filter(|r| r.final_unit).collect();
+    let (mut in_final_unit, mut in_markers) = (0, 0);
     for n in 0..flips {
         let work = base.path().join(format!("flip-{n}"));
         copy_dir(&clean, &work);
         // Every other flip lands in the final write unit of the last segment.
-        let (_, path, at, len) = if n % 2 == 0 {
-            frames[frames.len() - 1 - rng.below(8) as usize].clone()
+        let region = if n % 2 == 0 {
+            final_unit[rng.below(final_unit.len() as u64) as usize]
         } else {
-            frames[rng.below(frames.len() as u64) as usize].clone()
+            &regions[rng.below(regions.len() as u64) as usize]
         };
-        let path = work.join("log").join(path.file_name().unwrap());
-        let offset = at + rng.below(len as u64) as usize;
+        in_final_unit += u64::from(region.final_unit);
+        in_markers += u64::from(!region.record);
+        let path = work.join("log").join(region.path.file_name().unwrap());
+        let offset = region.start + rng.below((region.end - region.start) as u64) as usize;
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[offset] ^= 1 << rng.below(8);
         std::fs::write(&path, &bytes).unwrap();
-        let clean_path = clean.join("log").join(path.file_name().unwrap());
-        let (seq, entity) = target(&frames, &clean_path, offset, &entities);
-        in_last_unit += u64::from(clean_path == last_path && seq + 8 > head);
+        let seq = region.seq;
         let before = snapshot_files(&work.join("log"));
         let d = work.to_str().unwrap();
         let mut commands = read_commands(d);
         // Audit reads only the records its entity's index names (each one
         // checked): pointed at the damaged record's sku, it must refuse too.
-        if let Some(e) = entity.as_deref() {
+        if let Some(e) = entities.get(&seq).filter(|_| region.record) {
             commands.push(vec!["audit", "--data", d, e, "--json"]);
             commands.push(vec!["log", "--data", d, "--entity", e]);
         }
@@ -191,16 +185,22 @@ fn every_flip_is_reported_at_its_seq_and_nothing_is_cut_off() {
             assert_eq!(
                 code,
                 Some(1),
-                "flip {n} at seq {seq}: {args:?} did not refuse: {out}"
+                "flip {n} at seq {seq} ({}): {args:?} did not refuse: {out}",
+                region.what
             );
             assert!(
-                out.contains(&format!("seq {seq}"))
-                    || out.contains(&format!("\"first_bad_seq\":{seq}")),
-                "flip {n}: {args:?} does not name seq {seq}: {out}"
+                names_seq(&out, seq),
+                "flip {n} ({}): {args:?} does not name seq {seq}: {out}",
+                region.what
             );
         }
         match Ledger::open(&work, opts()) {
-            Err(LedgerError::Log(e)) => assert_eq!(e.corrupt_seq(), Some(seq), "flip {n}: {e}"),
+            Err(LedgerError::Log(e)) => assert_eq!(
+                e.corrupt_seq(),
+                Some(seq),
+                "flip {n} ({}): {e}",
+                region.what
+            ),
             Err(other) => panic!("flip {n} at seq {seq}: writer open failed otherwise: {other}"),
             Ok(_) => panic!("flip {n} at seq {seq}: a writer opened a damaged ledger"),
         }
@@ -211,12 +211,80 @@ fn every_flip_is_reported_at_its_seq_and_nothing_is_cut_off() {
         std::fs::remove_dir_all(&work).unwrap();
     }
     assert!(
-        in_last_unit >= flips / 4,
+        in_final_unit >= flips / 2,
         "flips reached the final write unit"
     );
     println!(
-        "{flips} bit flips ({in_last_unit} in the final write unit): every read command, verify and a writer's open named the flipped record's seq; no byte of log/ changed"
+        "{flips} bit flips ({in_final_unit} in the final write unit, {in_markers} in unit headers or trailers): every read command, verify and a writer's open named the flipped record's seq exactly; no byte of log/ changed"
     );
+}
+
+/// True when `out` names exactly `seq` ("seq 12", not "seq 123").
+fn names_seq(out: &str, seq: u64) -> bool {
+    let exact = |needle: &str| {
+        out.match_indices(needle).any(|(i, _)| {
+            !out[i + needle.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+    };
+    exact(&format!("seq {seq}")) || exact(&format!("\"first_bad_seq\":{seq}"))
+}
+
+/// A byte range of a segment and the seq damage there is named at.
+struct Region {
+    path: PathBuf,
+    start: usize,
+    end: usize,
+    seq: u64,
+    /// A record's frame (else a unit header or trailer).
+    record: bool,
+    /// Part of the last write unit of the last segment.
+    final_unit: bool,
+    what: &'static str,
+}
+
+/// Every frame, unit header and unit trailer of the log: a header is named
+/// at its unit's first record, a trailer at its last.
+fn regions(log: &Path) -> Vec<Region> {
+    let mut out = Vec::new();
+    for (first, path) in parley::log::segment::segments(log).unwrap() {
+        let bytes = std::fs::read(&path).unwrap();
+        let frames = parley::log::read::walk_frames(&path, first).unwrap();
+        let mut prev_end = None;
+        let region = |start, end, seq, record, what| Region {
+            path: path.clone(),
+            start,
+            end,
+            seq,
+            record,
+            final_unit: false,
+            what,
+        };
+        for (seq, (at, len)) in (first..).zip(frames) {
+            let (at, len) = (at as usize, len as usize);
+            if prev_end != Some(at) {
+                if let Some(end) = prev_end {
+                    out.push(region(end, at - 20, seq - 1, false, "a unit trailer"));
+                }
+                out.push(region(at - 20, at, seq, false, "a unit header"));
+            }
+            out.push(region(at, at + len, seq, true, "a record's frame"));
+            prev_end = Some(at + len);
+        }
+        if let Some(end) = prev_end {
+            let len = parley::log::unit::trailer_len(&bytes[end..]).unwrap();
+            let seq = out.last().unwrap().seq;
+            out.push(region(end, end + len, seq, false, "a unit trailer"));
+        }
+    }
+    // The final unit: from the last unit header on.
+    let last = out.iter().rposition(|r| r.what == "a unit header").unwrap();
+    for r in &mut out[last..] {
+        r.final_unit = true;
+    }
+    out
 }
 
 #[test]
@@ -520,4 +588,136 @@ fn one_writer_and_readers_beside_it_see_no_false_damage() {
     assert!(writer.wait().unwrap().success());
     assert!(runs >= 30, "verify ran {runs} times");
     assert_eq!(run(&["verify", "--data", &d]).0, Some(0));
+}
+
+#[test]
+fn readers_refuse_what_the_writer_refuses_from_the_same_evidence() {
+    let base = tempfile::tempdir().unwrap();
+    let clean = base.path().join("clean");
+    build(&clean);
+    // The last segment and log/head both deleted: the derived store's marker
+    // still says what was acknowledged, for verify as for a writer.
+    let dir = base.path().join("no-tail");
+    copy_dir(&clean, &dir);
+    let segments = parley::log::segment::segments(&dir.join("log")).unwrap();
+    let (last_first, last_path) = segments.last().unwrap().clone();
+    std::fs::remove_file(&last_path).unwrap();
+    std::fs::remove_file(dir.join("log").join("head")).unwrap();
+    let d = dir.to_str().unwrap();
+    let (code, out) = run(&["verify", "--data", d, "--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("\"first_bad_seq\":{last_first}")),
+        "{out}"
+    );
+    match Ledger::open(&dir, opts()) {
+        Err(LedgerError::Log(e)) => assert_eq!(e.corrupt_seq(), Some(last_first), "{e}"),
+        other => panic!("the writer must refuse: {:?}", other.err()),
+    }
+    // The first segment deleted: indexed reads (log --entity, audit) refuse
+    // rather than answer with part of the history.
+    let dir = base.path().join("no-head");
+    copy_dir(&clean, &dir);
+    std::fs::remove_file(dir.join("log").join(segments[0].1.file_name().unwrap())).unwrap();
+    let d = dir.to_str().unwrap();
+    for args in [
+        vec!["log", "--data", d, "--entity", "sku:SKU-2"],
+        vec!["audit", "--data", d, "sku:SKU-2", "price", "--json"],
+        vec!["verify", "--data", d, "--json"],
+    ] {
+        let (code, out) = run(&args);
+        assert_eq!(code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.contains("seq 1") || out.contains("\"first_bad_seq\":1"),
+            "{args:?}: {out}"
+        );
+    }
+}
+
+#[test]
+fn repair_cuts_only_what_no_evidence_shows_was_acknowledged() {
+    let base = tempfile::tempdir().unwrap();
+    let clean = base.path().join("clean");
+    let head = build(&clean);
+    let tail = parley::log::recovery::analyze(
+        &clean.join("log"),
+        parley::log::recovery::Proof::gather(&clean.join("log"), &clean.join("derived")).unwrap(),
+    )
+    .unwrap();
+    let last = tail.last.unwrap();
+
+    // A flip in the zeros after the data of a cleanly closed ledger: no
+    // record is damaged, yet every command refuses it. Repair shows, then cuts.
+    let dir = base.path().join("zeros");
+    copy_dir(&clean, &dir);
+    let seg = dir.join("log").join(last.path.file_name().unwrap());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    assert!(last.end + 64 < len, "zeros after the data");
+    common::flip_byte(&seg, ((last.end + len) / 2) as usize);
+    let d = dir.to_str().unwrap();
+    assert_eq!(run(&["verify", "--data", d]).0, Some(1));
+    assert!(Ledger::open(&dir, opts()).is_err());
+    let before = snapshot_files(&dir.join("log"));
+    let (code, out) = run(&["repair", "--data", d]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("would cut") && out.contains("--yes"), "{out}");
+    assert!(
+        snapshot_files(&dir.join("log")) == before,
+        "a plan changes nothing"
+    );
+    let (code, out) = run(&["repair", "--data", d, "--yes"]);
+    assert_eq!(code, Some(0), "{out}");
+    let kept = std::fs::read_dir(dir.join("repair")).unwrap().count();
+    assert_eq!(kept, 2, "the cut bytes and the plan are kept");
+    let (code, out) = run(&["verify", "--data", d, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("\"head_seq\":{head}")),
+        "every record kept: {out}"
+    );
+    assert_eq!(
+        run(&["repair", "--data", d]).0,
+        Some(0),
+        "nothing left to repair"
+    );
+
+    // A flip in a unit's trailer: its records all check, so the trailer is
+    // written again and nothing is cut.
+    let dir = base.path().join("trailer");
+    copy_dir(&clean, &dir);
+    let seg = dir.join("log").join(last.path.file_name().unwrap());
+    common::flip_byte(&seg, last.end as usize - 6);
+    let d = dir.to_str().unwrap();
+    assert_eq!(run(&["verify", "--data", d]).0, Some(1));
+    let (code, out) = run(&["repair", "--data", d, "--yes"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("trailer"), "{out}");
+    let (code, out) = run(&["verify", "--data", d, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("\"head_seq\":{head}")), "{out}");
+
+    // Damage inside acknowledged records: repair says so and stops.
+    let dir = base.path().join("acked");
+    copy_dir(&clean, &dir);
+    let frames = frame_map(&dir.join("log"));
+    let (seq, path, at, len) = frames[frames.len() / 2].clone();
+    common::flip_byte(&path, at + len / 2);
+    let d = dir.to_str().unwrap();
+    let before = snapshot_files(&dir.join("log"));
+    for args in [
+        vec!["repair", "--data", d],
+        vec!["repair", "--data", d, "--yes"],
+    ] {
+        let (code, out) = run(&args);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains(&format!("seq {seq}")) && out.contains("replica"),
+            "{out}"
+        );
+    }
+    assert!(
+        snapshot_files(&dir.join("log")) == before,
+        "nothing changed"
+    );
+    assert!(!dir.join("repair").exists());
 }

@@ -6,6 +6,7 @@
 mod escalations;
 mod inspect;
 mod remote;
+mod repair;
 mod serve;
 mod write;
 
@@ -187,6 +188,18 @@ enum Cmd {
     Rebuild {
         #[arg(long)]
         data: PathBuf,
+    },
+    /// Show what can be cut or rewritten from a ledger a writer refuses, and why; with --yes, do it. Never touches a record evidence shows was acknowledged.
+    Repair {
+        /// The ledger's data directory.
+        #[arg(long, env = "PARLEY_DATA")]
+        data: PathBuf,
+        /// Carry out the repair shown (a copy of every replaced byte is kept under DIR/repair/).
+        #[arg(long)]
+        yes: bool,
+        /// Print the plan (and what was done) as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Re-derive every decision from the log and check every record's right to be there. Exit 1 on a divergence.
     Replay {
@@ -392,6 +405,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
         Cmd::Export { data, out } => inspect::export(&view(&data)?, out.as_deref()),
         Cmd::Import { data, file, json } => write::import(&data, &file, json),
         Cmd::Rebuild { data } => write::rebuild(&data),
+        Cmd::Repair { data, yes, json } => repair::run(&data, yes, json),
         Cmd::Replay { data, until, json } => inspect::replay(&view(&data)?, until, json),
         Cmd::State {
             data,

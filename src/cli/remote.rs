@@ -16,6 +16,9 @@ use crate::record::Body;
 
 /// Commands sent per batch request (the server takes up to 256).
 const BATCH: usize = 128;
+/// Times a command whose outcome is unknown is sent again (with its own
+/// idempotency key, so it is appended at most once), waiting as the server says.
+const UNKNOWN_RETRIES: u32 = 3;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -102,6 +105,40 @@ async fn batch(client: &mut Client, lines: &[(u64, String)]) -> Result<Vec<Value
     }
 }
 
+/// A command the server could not confirm (`outcome-unknown`) is sent again
+/// when it carries an idempotency key: the ledger appends it at most once, and
+/// the retry's answer says whether it was there already. Without a key a
+/// retry could append it twice, so the line says to check the log instead.
+async fn settle_unknown(client: &mut Client, n: u64, text: &str, answer: Value) -> Result<Value> {
+    if answer["code"] != "outcome-unknown" {
+        return Ok(answer);
+    }
+    let keyed = serde_json::from_str::<Value>(text).is_ok_and(|v| v["idempotency_key"].is_string());
+    if !keyed {
+        let error = format!(
+            "{} — this command has no idempotency key, so it is not sent again: look for it in the log (GET /v1/records) before sending it again",
+            answer["error"].as_str().unwrap_or("")
+        );
+        return Ok(failed(n, "outcome-unknown", &error));
+    }
+    for _ in 0..UNKNOWN_RETRIES {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        // A server that is down (being reopened) is unavailable too.
+        let Ok(retry) = one(client, n, text).await else {
+            continue;
+        };
+        // The ledger unavailable (not yet reopened) says nothing of the
+        // first attempt: its outcome stays unknown.
+        let unavailable = ["outcome-unknown", "ledger-failed", "ledger-closed", "busy"]
+            .iter()
+            .any(|c| retry["code"] == *c);
+        if !unavailable {
+            return Ok(retry);
+        }
+    }
+    Ok(answer)
+}
+
 /// Sends the pending lines (malformed ones are answered here) and prints one
 /// output line each, in line order; (failures, lines).
 async fn send(
@@ -118,7 +155,10 @@ async fn send(
         }
     }
     if !good.is_empty() {
-        lines.extend(batch(client, &good).await?);
+        let answers = batch(client, &good).await?;
+        for (answer, (n, text)) in answers.into_iter().zip(&good) {
+            lines.push(settle_unknown(client, *n, text, answer).await?);
+        }
     }
     lines.sort_by_key(|l| l["line"].as_u64());
     let mut failures = 0;

@@ -305,6 +305,17 @@ impl LogReader for LogFiles {
 
     fn entity_seqs(&self, entity: &str, head: u64) -> Result<Vec<u64>, LogError> {
         let segments = list_segments(&self.log_dir)?;
+        // Index files answer for their own segment only: the segments
+        // before it must be there too, or the answer is a partial history.
+        if let Some(first) = segments.first().map(|s| s.0).filter(|f| *f != 1) {
+            return Err(LogError::Corrupt {
+                seq: 1,
+                reason: format!(
+                    "the first segment in {} starts at seq {first}: the segments before it are missing",
+                    self.log_dir.display()
+                ),
+            });
+        }
         let mut out = Vec::new();
         for (i, (first, path)) in segments.iter().enumerate() {
             if *first > head {

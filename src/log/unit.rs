@@ -236,6 +236,8 @@ pub struct UnitWalk {
     pub complete_end: u64,
     /// The seq after the last complete unit's last record.
     pub complete_next_seq: u64,
+    /// Where the last complete unit began.
+    pub complete_start: Option<u64>,
 }
 
 impl UnitWalk {
@@ -246,6 +248,7 @@ impl UnitWalk {
             open: None,
             complete_end: start,
             complete_next_seq: first_seq,
+            complete_start: None,
         }
     }
 
@@ -302,7 +305,8 @@ impl UnitWalk {
     /// Steps past the open unit's trailer without checking it (a walk for
     /// offsets only); `end` is where the trailer ends.
     pub fn skip_trailer(&mut self, end: u64, seq: u64) {
-        if self.open.take().is_some() {
+        if let Some(open) = self.open.take() {
+            self.complete_start = Some(open.start);
             self.complete_end = end;
             self.complete_next_seq = seq;
         }
@@ -323,6 +327,7 @@ impl UnitWalk {
             ));
         }
         debug_assert_eq!(offset, open.body_end);
+        self.complete_start = Some(open.start);
         self.complete_end = offset + b.len() as u64;
         self.complete_next_seq = seq;
         Ok(())

@@ -83,8 +83,14 @@ pub enum AppendError {
     KeyConflict { key: String, original: u64 },
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// The command was not appended: the writer had stopped after a failure.
     #[error("the ledger stopped accepting appends after a failure ({0}); reopen it")]
     Failed(String),
+    /// Writing the batch that held the command failed part way: it may or
+    /// may not be in the log. Never reported as a failure: a client that
+    /// retries must use the same idempotency key.
+    #[error("the ledger could not confirm this command was written ({0}): it may or may not be in the log; once the ledger is reopened, send it again with the same idempotency key and it is appended at most once (without a key, check the log first)")]
+    OutcomeUnknown(String),
     #[error("the ledger is closed")]
     Closed,
     #[error("the ledger's queue is full; retry shortly")]

@@ -88,9 +88,26 @@ impl Syncer {
         }
     }
 
+    /// Answers a batch that was never handed to the engine: nothing of it
+    /// was written.
     fn refuse(replies: Vec<(Reply, Answer)>, reason: &str) {
         for (tx, _) in replies {
             let _ = tx.send(Err(AppendError::Failed(reason.to_owned())));
+        }
+    }
+
+    /// Answers a batch whose append failed part way: some of its write units
+    /// may be durable, so its commands' outcome is unknown (a command refused
+    /// before writing keeps its own answer).
+    fn unknown(replies: Vec<(Reply, Answer)>, reason: &str) {
+        for (tx, answer) in replies {
+            let result = match answer {
+                Answer::Err(e) => Err(e),
+                Answer::Ack(_) | Answer::Duplicate(_) => {
+                    Err(AppendError::OutcomeUnknown(reason.to_owned()))
+                }
+            };
+            let _ = tx.send(result);
         }
     }
 
@@ -112,7 +129,7 @@ impl Syncer {
                 tracing::error!(%reason, "append failed; the writer stops accepting commands");
                 self.durable.fail(reason.clone());
                 self.failed = Some(reason.clone());
-                return Self::refuse(replies, &reason);
+                return Self::unknown(replies, &reason);
             }
             let head = self.engine.head();
             assert_eq!(

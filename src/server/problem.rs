@@ -139,10 +139,12 @@ impl From<&AppendError> for Problem {
             AppendError::Failed(_) | AppendError::Closed => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Ledger unavailable")
             }
+            AppendError::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "Outcome unknown"),
         };
         let mut p = Problem::new(status, code, title, e.to_string());
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            p.retry_after_s = Some(1);
+            // An unknown outcome needs the ledger reopened before a retry.
+            p.retry_after_s = Some(if code == "outcome-unknown" { 5 } else { 1 });
         }
         p
     }

@@ -12,7 +12,7 @@ use crate::log::LogError;
 /// The highest "acknowledged before" any valid frame in the tail window
 /// proves (a frame of a later batch proves every seq below its batch's
 /// first was acknowledged).
-fn proven_by_later_batches(window: &[u8]) -> u64 {
+pub(crate) fn proven_by_later_batches(window: &[u8]) -> u64 {
     let mut proven = 0u64;
     let mut at = 1;
     while at + frame::OVERHEAD_BYTES <= window.len() {

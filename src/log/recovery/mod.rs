@@ -28,7 +28,7 @@
 //! This module only reads. Cutting a torn write off is the writer's job
 //! (`segment::SegmentLog::open`), and `parley repair`'s.
 
-mod legacy;
+pub(crate) mod legacy;
 pub mod units;
 
 use std::fs::File;
@@ -77,6 +77,8 @@ pub struct LastSegment {
     pub version: u32,
     /// Where its valid data ends.
     pub end: u64,
+    /// Where the last whole write unit before `end` begins (version 2).
+    pub last_unit: Option<u64>,
     /// The offset of each valid frame.
     pub offsets: Vec<u64>,
 }
@@ -152,7 +154,8 @@ impl Proof {
         self.claims().iter().map(|c| c.0).max().unwrap_or(0)
     }
 
-    fn clean(&self) -> bool {
+    /// The last writer closed cleanly: nothing was written after its evidence.
+    pub fn clean(&self) -> bool {
         self.head_file.is_some_and(|e| e.state == State::Closed)
     }
 }
@@ -179,6 +182,8 @@ struct Walk {
     end: u64,
     /// The offset of every valid frame before `end`.
     offsets: Vec<u64>,
+    /// Where the last whole unit begins (version 2).
+    last_unit: Option<u64>,
     /// The last record before `end`: (seq, hash, offset).
     last: Option<(u64, Hash, u64)>,
     /// The hashes of the seqs the evidence names, where reached.
@@ -209,11 +214,13 @@ fn walk(path: &Path, seg: &Opened, first_seq: u64, wanted: &[u64]) -> Result<Wal
         } else {
             seq
         };
+        let trailer = units.at_trailer(offset);
         let fail = |reason: String, len: Option<u64>| units::Damage {
             seq: named,
             at: offset,
             len,
             reason,
+            trailer,
         };
         let header = match units.head(&buf[..n], offset, seq) {
             Ok(Next::End) => break,
@@ -263,7 +270,9 @@ fn walk(path: &Path, seg: &Opened, first_seq: u64, wanted: &[u64]) -> Result<Wal
     } else {
         (offset, frames.len() as u64)
     };
-    Ok(Walk::keep(end, count, first_seq, frames, found, damage))
+    let mut w = Walk::keep(end, count, first_seq, frames, found, damage);
+    w.last_unit = units.complete_start;
+    Ok(w)
 }
 
 impl Walk {
@@ -286,6 +295,7 @@ impl Walk {
         frames.truncate(count);
         Walk {
             end,
+            last_unit: None,
             offsets: frames.into_iter().map(|f| f.0).collect(),
             last,
             found,
@@ -447,6 +457,7 @@ pub fn examine(dir: &Path, proof: &Proof) -> Result<Examined, LogError> {
             at: w.end,
             len: None,
             reason: "zeros where the next frame or unit begins, with data after them".to_owned(),
+            trailer: false,
         });
     }
     Ok(Examined {
@@ -458,6 +469,7 @@ pub fn examine(dir: &Path, proof: &Proof) -> Result<Examined, LogError> {
                 capacity: seg.capacity,
                 version: seg.version,
                 end: w.end,
+                last_unit: w.last_unit,
                 offsets: w.offsets,
             }),
             torn: None,

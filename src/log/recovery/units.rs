@@ -48,6 +48,8 @@ pub struct Damage {
     /// Its length, when its own header said (else unknown).
     pub len: Option<u64>,
     pub reason: String,
+    /// The item is a unit's trailer, and every frame of the unit checked.
+    pub trailer: bool,
 }
 
 /// The length of a unit with `body_len` bytes of frames, starting at `start`.
