@@ -81,6 +81,21 @@ pub struct CommandAnswer {
     /// settling several, a step completion unblocking intentions) and
     /// workflow progress.
     pub caused: Vec<Caused>,
+    /// What parley recorded just before the command because its time had
+    /// passed due timers: a clock record at each due time and the decisions
+    /// it brought, in log order (empty when none were due).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timers: Vec<Caused>,
+}
+
+impl Caused {
+    fn of(seq: u64, body: Body) -> Caused {
+        let summary = match &body {
+            Body::Decision { decision } => Some(render::decision_line(decision)),
+            _ => None,
+        };
+        Caused { seq, body, summary }
+    }
 }
 
 impl From<Ack> for CommandAnswer {
@@ -93,13 +108,7 @@ impl From<Ack> for CommandAnswer {
                 Body::Decision { decision: d } if Some(seq) == own => {
                     decision = Some(DecisionAnswer::new(seq, *d));
                 }
-                body => {
-                    let summary = match &body {
-                        Body::Decision { decision } => Some(render::decision_line(decision)),
-                        _ => None,
-                    };
-                    caused.push(Caused { seq, body, summary });
-                }
+                body => caused.push(Caused::of(seq, body)),
             }
         }
         CommandAnswer {
@@ -109,6 +118,11 @@ impl From<Ack> for CommandAnswer {
             duplicate: ack.duplicate,
             decision,
             caused,
+            timers: ack
+                .timers
+                .into_iter()
+                .map(|(s, b)| Caused::of(s, b))
+                .collect(),
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct Options {
     pub auto_clock: bool,
     /// The resolver versions this process knows.
     pub resolvers: Resolvers,
+    /// The resolver version a new ledger starts with (its genesis names it).
+    pub resolver_version: u32,
     /// Keep a context at the durable head for reads, and a feed of committed
     /// batches for live followers (the server does).
     pub serve: bool,
@@ -97,6 +99,7 @@ impl Default for Options {
             initial_workflows: crate::workflow::SHIPPED.map(str::to_owned).to_vec(),
             auto_clock: true,
             resolvers: Resolvers::released(),
+            resolver_version: CURRENT,
             serve: false,
             snapshot_every: crate::sequencer::SNAPSHOT_EVERY,
         }
@@ -209,13 +212,19 @@ fn genesis_batch(
             "`{SYSTEM_PRODUCER}` cannot be an admin"
         )));
     }
+    if opts.resolvers.get(opts.resolver_version).is_none() {
+        return Err(LedgerError::Resolver(Refusal::UnknownResolver {
+            version: opts.resolver_version,
+            known: opts.resolvers.known(),
+        }));
+    }
     let at = opts.genesis_at_ms.unwrap_or_else(|| opts.clock.now_ms());
     let mut bodies = vec![Body::Genesis {
         ledger_id: opts.ledger_id.clone().unwrap_or_else(|| new_ledger_id(dir)),
         format: FORMAT_VERSION,
         timeline: opts.timeline,
         first_admin: opts.first_admin.clone(),
-        resolver: CURRENT,
+        resolver: opts.resolver_version,
     }];
     if let Some(text) = &opts.initial_rules {
         crate::rules::RuleSet::parse(text)

@@ -47,6 +47,7 @@ pub mod verify;
 pub mod vocab;
 pub mod whatif;
 pub mod workflow;
+pub mod writers;
 
 pub use command::Command;
 pub use ledger::{Ledger, Options};

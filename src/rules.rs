@@ -111,6 +111,10 @@ pub struct RuleSet {
     pub pending: PendingRule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<EscalationRule>,
+    /// Who may write which kind of store record (resolver version 2 on;
+    /// `crate::writers`). Kinds not listed keep version 2's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers: Option<crate::writers::WritersTable>,
 }
 
 /// A rule set that does not parse or does not make sense.

@@ -30,7 +30,9 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-const SCRIPT: &str = r#"{"producer":"merchandising","at_ms":1000,"kind":"catalog","sku":"SKU-1","category":"headphones","cost_minor":6200,"price_minor":7999,"stock":10,"lifecycle":"active"}
+const SCRIPT: &str = r#"{"producer":"admin","at_ms":1000,"kind":"agent_registered","profile":{"agent":"merchandising","domain":"merchandising","priority":45}}
+{"producer":"admin","at_ms":1000,"kind":"agent_registered","profile":{"agent":"inventory","domain":"inventory","priority":30}}
+{"producer":"merchandising","at_ms":1000,"kind":"catalog","sku":"SKU-1","category":"headphones","cost_minor":6200,"price_minor":7999,"stock":10,"lifecycle":"active"}
 {"producer":"inventory","at_ms":1001,"idempotency_key":"stock-1","kind":"stock_changed","sku":"SKU-1","stock":50}
 {"producer":"inventory","at_ms":1002,"idempotency_key":"stock-1","kind":"stock_changed","sku":"SKU-1","stock":50}
 
@@ -52,11 +54,11 @@ fn run_verify_export_tamper_import() {
     let seqs: Vec<_> = results.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(
         seqs,
-        vec![5, 6, 6, 7],
+        vec![5, 6, 7, 8, 8, 9],
         "the retried key returns the original seq"
     );
-    assert_eq!(results[2]["duplicate"], true);
-    assert_eq!(results[3]["line"], 5, "results name their input line");
+    assert_eq!(results[4]["duplicate"], true);
+    assert_eq!(results[5]["line"], 7, "results name their input line");
 
     let out = parley(&["verify", "--data", data_s, "--json"], None);
     assert!(out.status.success());
@@ -67,7 +69,7 @@ fn run_verify_export_tamper_import() {
             v["records"].as_u64(),
             v["head_seq"].as_u64()
         ),
-        (Some(true), Some(7), Some(7))
+        (Some(true), Some(9), Some(9))
     );
     let head_hash = v["head_hash"].as_str().unwrap().to_owned();
 
@@ -88,9 +90,9 @@ fn run_verify_export_tamper_import() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&export).unwrap();
-    assert_eq!(text.lines().count(), 7);
+    assert_eq!(text.lines().count(), 9);
 
-    // One byte of one record's body changed: 50 → 51 in seq 6.
+    // One byte of one record's body changed: 50 → 51 in seq 8.
     let tampered = text.replacen("\"stock\":50", "\"stock\":51", 1);
     assert_ne!(tampered, text);
     let bad = dir.path().join("tampered.jsonl");
@@ -110,7 +112,7 @@ fn run_verify_export_tamper_import() {
     let r = &json_lines(&out)[0];
     assert_eq!(
         (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
-        (Some(false), Some(6))
+        (Some(false), Some(8))
     );
     assert!(
         !target.join("log").exists(),
@@ -249,7 +251,7 @@ fn rebuild_restores_the_derived_store() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from 7 records"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from 9 records"));
     let out = parley(&["verify", "--data", d, "--derived", "--json"], None);
     assert!(out.status.success());
 }

@@ -55,6 +55,8 @@ fn options() -> Options {
         first_admin: "ops".into(),
         initial_rules: None,
         initial_workflows: Vec::new(),
+        // The golden ledger is version 1's: it stays version 1.
+        resolver_version: 1,
         ..Options::default()
     }
 }
@@ -160,9 +162,13 @@ fn the_golden_ledger_is_written_read_verified_and_replayed_identically() {
 }
 
 /// A ledger written by earlier builds (segment format 1, frames without
-/// write units: `tests/golden/log-v1/`, the same records) is read, verified,
-/// exported and replayed exactly as before, and a writer of this build
-/// continues it in a new version-2 segment without touching the old ones.
+/// write units, and `clock` commands recorded as the producer's clock
+/// records: `tests/golden/log-v1/`, with the export, replay and head hash
+/// those builds gave) is read, verified, exported and replayed exactly as
+/// before (the same decisions; `state_hash` there is of this build's context
+/// encoding, `SNAPSHOT_FORMAT` 2, which added the rule set's `[writers]`),
+/// and a writer of this build continues it in a new version-2 segment
+/// without touching the old ones.
 #[test]
 fn a_version_1_ledger_is_read_as_before_and_continued_in_version_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,17 +179,18 @@ fn a_version_1_ledger_is_read_as_before_and_continued_in_version_2() {
         std::fs::copy(path, log.join(path.file_name().unwrap())).unwrap();
     }
     let report = verify_dir(dir.path()).unwrap();
-    let head = std::fs::read_to_string(golden().join("head_hash.txt")).unwrap();
+    let fixture = golden().join("log-v1");
+    let head = std::fs::read_to_string(fixture.join("head_hash.txt")).unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.head_hash.as_deref(), Some(head.trim()));
     let want: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("replay.json")).unwrap())
             .unwrap();
     assert_eq!(replay_json(dir.path(), Resolvers::released()), want);
     let (view, _) = LogView::open(dir.path()).unwrap();
     let mut export = Vec::new();
     parley::export::export(&view, &mut export).unwrap();
-    assert!(export == std::fs::read(golden().join("export.jsonl")).unwrap());
+    assert!(export == std::fs::read(fixture.join("export.jsonl")).unwrap());
 
     let before: Vec<Vec<u8>> = old.iter().map(|(_, p)| std::fs::read(p).unwrap()).collect();
     let (ledger, _) = Ledger::open(dir.path(), options()).unwrap();
@@ -209,19 +216,19 @@ fn a_version_1_ledger_is_read_as_before_and_continued_in_version_2() {
     assert_eq!(report.head_seq, Some(ack.seq));
 }
 
-/// A version 2 for the test only: version 1, except that the threshold also
+/// A version 3 for the test only (a future version): version 1, except that the threshold also
 /// looks at the projected margin impact (a change of decision content, so a
 /// new version).
-struct V2;
+struct V3;
 
-impl V2 {
+impl V3 {
     /// Version 1's approval of an intention whose |margin impact| is beyond
-    /// the limit becomes an escalation; every decision says version 2.
+    /// the limit becomes an escalation; every decision says version 3.
     fn amend(ctx: &Context, body: Body) -> Body {
         let Body::Decision { mut decision } = body else {
             return body;
         };
-        decision.resolver = 2;
+        decision.resolver = 3;
         let limit = ctx
             .authority
             .rules
@@ -275,41 +282,41 @@ impl V2 {
     }
 }
 
-impl Resolver for V2 {
+impl Resolver for V3 {
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn next_follow_up(&self, ctx: &Context) -> Option<Body> {
-        v1::V1.next_follow_up(ctx).map(|b| V2::amend(ctx, b))
+        v1::V1.next_follow_up(ctx).map(|b| V3::amend(ctx, b))
     }
     fn admit(&self, ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal> {
         v1::V1.admit(ctx, author, body)
     }
 }
 
-fn with_v2() -> Resolvers {
-    Resolvers::released().with(Arc::new(V2))
+fn with_v3() -> Resolvers {
+    Resolvers::released().with(Arc::new(V3))
 }
 
 #[test]
-fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
-    // The v1 ledger still replays 0 divergent with a build that knows v2.
+fn a_new_version_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
+    // The v1 ledger still replays 0 divergent with a build that knows v3.
     let want: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap())
             .unwrap();
-    assert_eq!(replay_json(&golden(), with_v2()), want);
+    assert_eq!(replay_json(&golden(), with_v3()), want);
 
-    // What-if with v2 over the v1 ledger lists exactly the decisions the
+    // What-if with v3 over the v1 ledger lists exactly the decisions the
     // change affects: the one approval whose margin impact is beyond the limit.
     let (view, _) = LogView::open(&golden()).unwrap();
     let mut run = WhatIf::new(
         Alternative {
             rules: None,
-            resolver: Some(2),
+            resolver: Some(3),
         },
         1,
         view.head_seq(),
-        with_v2(),
+        with_v3(),
     );
     let mut big_margin = Vec::new();
     view.scan(1, u64::MAX, &mut |r: StoredRecord| {
@@ -327,7 +334,7 @@ fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
     let report = run.finish();
     let changed: Vec<u64> = report.changed.iter().map(|c| c.seq).collect();
     assert_eq!(changed, big_margin, "{:#?}", report.changed);
-    // Approved as recorded; under v2 it escalates, and as nobody settles it
+    // Approved as recorded; under v3 it escalates, and as nobody settles it
     // within the rules' 48 h (the log's last clock is 73 h later) it ends in
     // the safe default.
     let recorded = report.changed[0].recorded.as_ref().unwrap();
@@ -341,17 +348,17 @@ fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
         ("rejected", "escalation.expiry")
     );
 
-    // A ledger that adopts v2 keeps its v1 decisions and makes new ones as v2.
+    // A ledger that adopts v3 keeps its v1 decisions and makes new ones as v3.
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
-        resolvers: with_v2(),
+        resolvers: with_v3(),
         ..options()
     };
     build(dir.path(), opts.clone());
     let (ledger, _) = Ledger::open(dir.path(), opts).unwrap();
     let at = ledger.head().unwrap().recorded_at_ms + 1_000;
     let adopt =
-        format!(r#"{{"producer":"ops","at_ms":{at},"kind":"resolver_adopted","version":2}}"#);
+        format!(r#"{{"producer":"ops","at_ms":{at},"kind":"resolver_adopted","version":3}}"#);
     ledger.append(Command::parse(&adopt).unwrap()).unwrap();
     let again = format!(
         r#"{{"producer":"pricing","at_ms":{},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"SKU-3","price_minor":4399}},"reasoning":"again","impact":{{"revenue_minor":10000,"margin_minor":700000}},"objective":"margin-protection"}}}}"#,
@@ -359,14 +366,14 @@ fn a_version_2_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
     );
     let ack = ledger.append(Command::parse(&again).unwrap()).unwrap();
     let (_, d) = ack.decision().unwrap();
-    assert_eq!((d.resolver, d.outcome.name()), (2, "escalated"));
+    assert_eq!((d.resolver, d.outcome.name()), (3, "escalated"));
     ledger.close().unwrap();
-    // Replay re-derives the v1 part with v1 and the rest with v2.
-    replay_json(dir.path(), with_v2());
-    // A build that knows only v1 refuses to continue the ledger, and replay
-    // says why instead of guessing.
+    // Replay re-derives the v1 part with v1 and the rest with v3.
+    replay_json(dir.path(), with_v3());
+    // A build that knows only the released versions refuses to continue the
+    // ledger, and replay says why instead of guessing.
     let err = Ledger::open(dir.path(), options())
         .err()
         .expect("unknown version");
-    assert!(err.to_string().contains("resolver version 2"), "{err}");
+    assert!(err.to_string().contains("resolver version 3"), "{err}");
 }

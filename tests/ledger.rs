@@ -572,16 +572,24 @@ fn the_entity_index_spans_segments_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let n = 3_000u64;
     let (ledger, _) = Ledger::open(dir.path(), small()).unwrap();
-    let tickets: Vec<_> = (0..n)
-        .map(|i| {
-            let shelf = format!("shelf:E{}", i % 3);
-            ledger
-                .submit(fact("inventory", 10 + i, None, &shelf, "stock", i as i64))
-                .unwrap()
-        })
-        .collect();
-    for t in tickets {
-        t.wait().unwrap();
+    // Ten commands in flight at a time: a batch (one write unit) holds at
+    // most ten small records, far below the 4 KiB segment size, so every
+    // segment holds at most 4 KiB of units and 3,000 records need many
+    // segments, however the writer groups them. (A unit is never split: a
+    // batch larger than a segment gets a segment of its own, grown to fit.)
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
+        let tickets: Vec<_> = chunk
+            .iter()
+            .map(|&i| {
+                let shelf = format!("shelf:E{}", i % 3);
+                ledger
+                    .submit(fact("inventory", 10 + i, None, &shelf, "stock", i as i64))
+                    .unwrap()
+            })
+            .collect();
+        for t in tickets {
+            t.wait().unwrap();
+        }
     }
     let e1 = EntityRef::parse("shelf:E1").unwrap();
     let want: Vec<u64> = (0..n).filter(|i| i % 3 == 1).map(|i| i + 2).collect();

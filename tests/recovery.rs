@@ -497,6 +497,7 @@ fn rebuild_writes_nothing_to_the_log() {
     );
     let reg = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":1}}
 {"producer":"admin","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":1}}
+{"producer":"admin","kind":"agent_registered","profile":{"agent":"merchandising","domain":"merchandising","priority":1}}
 "#;
     let mut child = Process::new(parley_bin())
         .args(["run", "--data", wall.to_str().unwrap(), "-"])

@@ -277,9 +277,12 @@ fn run_scenario(path: &Path) {
             decisions.insert(ack.seq, d.clone());
         }
         if let Some(Json::Array(wants)) = answer_caused {
+            // The answer reports the timers recorded for its time, then
+            // what the command caused.
             let got: Vec<Decision> = ack
-                .follow_ups
+                .timers
                 .iter()
+                .chain(&ack.follow_ups)
                 .filter_map(|(_, b)| match b {
                     Body::Decision { decision } if decision.intention != ack.seq => {
                         Some((**decision).clone())
@@ -308,8 +311,16 @@ fn run_scenario(path: &Path) {
             check_decision(&ctx, d, &want, &labels);
             checked += 1;
         }
+        // What the line brought about: the timers parley recorded for its
+        // time (without their clock records), then what follows it.
+        let timers: Vec<Body> = ack
+            .timers
+            .iter()
+            .map(|(_, b)| b.clone())
+            .filter(|b| !matches!(b, Body::Clock))
+            .collect();
         if let Some(Json::Array(wants)) = caused {
-            let mut got = Vec::new();
+            let mut got = timers.clone();
             ledger
                 .scan(ack.seq + 1, u64::MAX, &mut |r| {
                     got.push(r.record.body);
@@ -320,7 +331,13 @@ fn run_scenario(path: &Path) {
             checked += 1;
         }
         if let Some(Json::Array(wants)) = follow {
-            let mut got = Vec::new();
+            let mut got: Vec<Box<Decision>> = timers
+                .iter()
+                .filter_map(|b| match b {
+                    Body::Decision { decision } => Some(decision.clone()),
+                    _ => None,
+                })
+                .collect();
             ledger
                 .scan(ack.seq + 1, u64::MAX, &mut |r| {
                     if let Body::Decision { decision } = r.record.body {

@@ -13,12 +13,13 @@ use parley::ledger::{Ledger, Options};
 fn commands(n: usize) -> Vec<Command> {
     let mut out = vec![
         Command::parse(r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}"#).unwrap(),
+        Command::parse(r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"merchandising","domain":"merchandising","priority":45}}"#).unwrap(),
     ];
     for i in 0..n {
         let sku = format!("S{}", i % 40);
         let line = if i % 3 == 0 {
             format!(
-                r#"{{"producer":"admin","kind":"catalog","sku":"{sku}","category":"audio","cost_minor":1000,"price_minor":{},"stock":5,"lifecycle":"active"}}"#,
+                r#"{{"producer":"merchandising","kind":"catalog","sku":"{sku}","category":"audio","cost_minor":1000,"price_minor":{},"stock":5,"lifecycle":"active"}}"#,
                 2000 + i
             )
         } else {

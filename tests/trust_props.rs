@@ -34,7 +34,13 @@ fn ledger() -> Ledger {
 
 fn preamble() -> Vec<Json> {
     let mut out = Vec::new();
-    for (a, p) in [("pricing", 50), ("marketing", 40), ("inventory", 30)] {
+    for (a, p) in [
+        ("pricing", 50),
+        ("marketing", 40),
+        ("inventory", 30),
+        ("merchandising", 45),
+        ("orders", 20),
+    ] {
         out.push(json!({"producer":"ops","kind":"agent_registered","profile":{"agent":a,"domain":a,"priority":p}}));
     }
     out.push(json!({"producer":"ops","kind":"human_registered","human":"maya"}));

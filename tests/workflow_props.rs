@@ -66,13 +66,14 @@ fn run_ops(ops: &[Op]) -> (Ledger, Definition) {
         ("inventory", "inventory"),
         ("customer-service", "customer-service"),
         ("marketing", "marketing"),
+        ("merchandising", "merchandising"),
     ] {
         ledger
             .append(cmd(json!({"producer":"ops","at_ms":t,"kind":"agent_registered","profile":{"agent":agent,"domain":domain,"priority":1}})))
             .unwrap();
     }
     ledger
-        .append(cmd(json!({"producer":"ops","at_ms":t,"kind":"catalog","sku":"S","category":"c","cost_minor":100,"price_minor":1000,"stock":5,"lifecycle":"active"})))
+        .append(cmd(json!({"producer":"merchandising","at_ms":t,"kind":"catalog","sku":"S","category":"c","cost_minor":100,"price_minor":1000,"stock":5,"lifecycle":"active"})))
         .unwrap();
     for run in RUNS {
         ledger

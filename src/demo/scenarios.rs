@@ -194,11 +194,12 @@ pub fn build(name: &str, index: u64, rng: &mut Rng) -> Option<Scenario> {
         _ => return None,
     };
     let mut beats = b.beats;
-    // The store's end-of-window heartbeat: time reaches the window's end.
+    // The store's time reaches the window's end: parley records every
+    // timer due by then.
     let end = start + WINDOW_MS - HOUR_MS;
     beats.push(Beat {
         at_ms: end,
-        producer: "scheduler".into(),
+        producer: super::store::ADMIN.into(),
         body: Body::Clock,
     });
     beats.sort_by_key(|x| x.at_ms);

@@ -18,6 +18,7 @@
 
 mod refusal;
 pub mod v1;
+pub mod v2;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use crate::context::Context;
 use crate::record::Body;
 
 /// The version a new ledger starts with.
-pub const CURRENT: u32 = 1;
+pub const CURRENT: u32 = 2;
 
 /// One version of the decision logic.
 pub trait Resolver: Send + Sync {
@@ -84,6 +85,7 @@ impl Resolvers {
     pub fn released() -> Resolvers {
         let mut versions: BTreeMap<u32, Arc<dyn Resolver>> = BTreeMap::new();
         versions.insert(1, Arc::new(v1::V1));
+        versions.insert(2, Arc::new(v2::V2));
         debug_assert!(versions.contains_key(&CURRENT));
         Resolvers { versions }
     }
@@ -129,6 +131,19 @@ impl Resolvers {
     /// Admission under the version in force; a `resolver_adopted` record must
     /// name a version this build knows, newer than the one in force.
     pub fn admit(&self, ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal> {
+        // A `[writers]` table means nothing to version 1: refused there, so a
+        // rule set never says more than the version in force enforces.
+        if let Body::RulesInstalled { text } = body {
+            let current = ctx.authority.resolver.value;
+            let writers = crate::rules::RuleSet::parse(text).is_ok_and(|r| r.writers.is_some());
+            if writers && current < v2::VERSION {
+                return Err(Refusal::NeedsResolver {
+                    what: "a [writers] table",
+                    version: v2::VERSION,
+                    current,
+                });
+            }
+        }
         if let Body::ResolverAdopted { version } = body {
             let current = ctx.authority.resolver.value;
             if !self.versions.contains_key(version) {
@@ -145,6 +160,26 @@ impl Resolvers {
             }
         }
         self.in_force(ctx).admit(ctx, author, body)
+    }
+
+    /// Whether `author` may send a `clock` command: ask the sequencer to
+    /// record the timers due by the command's time (nothing of the request
+    /// itself is recorded). Its credential, if any, must be in force, its
+    /// own, and of a role that may move time (admin, agent); from version 2
+    /// on, an unregistered producer asks nothing of a ledger that has
+    /// credentials.
+    pub fn may_request_time(&self, ctx: &Context, author: Author<'_>) -> Result<(), Refusal> {
+        v1::admit_credential(ctx, author, &Body::Clock)?;
+        let unregistered = ctx.authority.holder(author.producer).is_none();
+        if ctx.authority.resolver.value >= v2::VERSION
+            && unregistered
+            && !ctx.authority.credentials.is_empty()
+        {
+            return Err(Refusal::Unregistered {
+                producer: author.producer.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Checks that this build can continue a ledger whose context is `ctx`.

@@ -107,7 +107,10 @@ pub enum Refusal {
     UnknownResolver { version: u32, known: Vec<u32> },
     #[error("resolver version {version} is not newer than the version in force ({current})")]
     ResolverNotNewer { version: u32, current: u32 },
-    #[error("{role} credentials are only for {needs}; `{identity}` is not one")]
+    #[error(
+        "{role} credentials are only for {needs}; `{identity}` is not one{}",
+        register_hint(role)
+    )]
     CredentialRole {
         identity: String,
         role: &'static str,
@@ -136,6 +139,32 @@ pub enum Refusal {
         role: &'static str,
         kind: &'static str,
     },
+    #[error("`{producer}` ({standing}) may not write `{kind}` records: the rule set's [writers] table allows {} (an admin changes it by installing a rule set)", if writers.is_empty() { "no producer (parley writes them itself)".to_owned() } else { writers.join(", ") })]
+    NotAWriter {
+        producer: String,
+        kind: &'static str,
+        standing: String,
+        writers: Vec<String>,
+    },
+    #[error("`{producer}` is not registered, and this ledger has credentials: an admin registers it (agent_registered) and it writes with its own token")]
+    Unregistered { producer: String },
+    #[error("clock records are parley's: `{producer}` cannot write one (a `clock` command asks parley to record the timers due by its time)")]
+    ClockIsParleys { producer: String },
+    #[error("{what} needs resolver version {version} (this ledger is on version {current}); an admin adopts it first (`resolver_adopted`)")]
+    NeedsResolver {
+        what: &'static str,
+        version: u32,
+        current: u32,
+    },
+}
+
+/// How an identity comes to hold `role` (for a refused credential).
+fn register_hint(role: &str) -> String {
+    match role {
+        "admin" => " (an admin registers it first with an `admin_registered` record; a new ledger's first admin is named by `--admin`)".into(),
+        "human" => " (an admin registers it first with a `human_registered` record)".into(),
+        _ => String::new(),
+    }
 }
 
 fn list(v: &[u32]) -> String {
@@ -181,6 +210,10 @@ impl Refusal {
             Refusal::CredentialRevoked { .. } => "credential-revoked",
             Refusal::CredentialNotYours { .. } => "not-your-identity",
             Refusal::RoleForbids { .. } => "role-forbids",
+            Refusal::NotAWriter { .. } => "not-a-writer",
+            Refusal::Unregistered { .. } => "unregistered-producer",
+            Refusal::ClockIsParleys { .. } => "clock-is-parleys",
+            Refusal::NeedsResolver { .. } => "resolver-version",
             Refusal::CausationUnknown { .. } => "unknown-causation",
         }
     }
@@ -195,6 +228,9 @@ impl Refusal {
                 | Refusal::CredentialRevoked { .. }
                 | Refusal::CredentialNotYours { .. }
                 | Refusal::RoleForbids { .. }
+                | Refusal::NotAWriter { .. }
+                | Refusal::Unregistered { .. }
+                | Refusal::ClockIsParleys { .. }
         )
     }
 }

@@ -40,6 +40,10 @@ pub struct Ack {
     /// Every record the command caused, in log order: its own decision (for
     /// an intention), decisions of other intentions, workflow progress.
     pub follow_ups: Vec<(u64, Body)>,
+    /// What parley recorded just before the command because its time passed
+    /// due timers: a clock record at each due time and the decisions it
+    /// brought (expiries, re-decided deferrals, step timeouts), in log order.
+    pub timers: Vec<(u64, Body)>,
 }
 
 impl Ack {

@@ -199,6 +199,7 @@ impl Syncer {
             recorded_at_ms: first.record.envelope.recorded_at_ms,
             duplicate: true,
             follow_ups,
+            timers: Vec::new(),
         })
     }
 }

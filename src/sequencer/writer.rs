@@ -22,6 +22,9 @@ use crate::resolver::{Refusal, Resolvers};
 pub const MAX_FOLLOW_UPS: usize = 100_000;
 /// Longest the writer sleeps before it looks at the clock again.
 const MAX_CLOCK_WAIT_MS: u64 = 1_000;
+/// Most timer clock records written before one command (each settles every
+/// timer due at its time; a bound, not an expectation).
+pub const MAX_TIMER_TICKS: usize = 100_000;
 
 /// Idempotency keys of records not yet in sled: bounded by the projector's queue.
 #[derive(Default)]
@@ -373,6 +376,9 @@ impl Writer {
             },
             body,
         };
+        if matches!(record.body, Body::Clock) {
+            return self.request_time(&record.envelope, &env, (tail, now_ms), batch);
+        }
         if let Some(key) = &env.idempotency_key {
             let digest = content_digest(&record.body, env.causation, env.correlation.as_deref());
             match self.lookup(&env.producer, key) {
@@ -387,8 +393,76 @@ impl Writer {
                 Err(e) => return Answer::Err(e),
             }
         }
-        match self.check(&record.envelope, &env, &record.body, (tail, now_ms)) {
-            Ok(t) => self.append_command(record, t, tail, batch),
+        let t = match self.check(&record.envelope, &env, &record.body, (tail, now_ms)) {
+            Ok(t) => t,
+            Err(e) => return Answer::Err(e),
+        };
+        self.timers_then_append(record, &env, t, (tail, now_ms), batch)
+    }
+
+    /// A `clock` command: the requester says the ledger's time has reached
+    /// its `at_ms`; parley records the timers due by then (clock records of
+    /// its own and their decisions). Nothing of the request is recorded: no
+    /// producer writes clock records. The answer names the log's head after it.
+    fn request_time(
+        &mut self,
+        record_env: &Envelope,
+        env: &CommandEnvelope,
+        (tail, now_ms): (&mut Tail, u64),
+        batch: &mut Batch,
+    ) -> Answer {
+        let t = match self.time_of(env.at_ms, tail.2, now_ms) {
+            Ok(t) => t,
+            Err(e) => return Answer::Err(e),
+        };
+        let author = crate::resolver::Author::of(record_env);
+        if let Err(r) = self.resolvers.may_request_time(&self.ctx, author) {
+            return Answer::Err(r.into());
+        }
+        let timers = match self.due_timers(t, tail, batch) {
+            Ok(timers) => timers,
+            Err(e) => {
+                self.fail(e.to_string());
+                return Answer::Err(e);
+            }
+        };
+        Answer::Ack(Ack {
+            seq: tail.0,
+            hash: tail.1,
+            recorded_at_ms: tail.2,
+            duplicate: false,
+            follow_ups: Vec::new(),
+            timers,
+        })
+    }
+
+    /// Records the timers due by the command's time `t` first (only for a
+    /// command its author may write: a refused one moves no time), then
+    /// admits the command again against the context they leave (an
+    /// escalation they expired is no longer open to settle) and appends it.
+    fn timers_then_append(
+        &mut self,
+        mut record: Record,
+        env: &CommandEnvelope,
+        t: u64,
+        (tail, now_ms): (&mut Tail, u64),
+        batch: &mut Batch,
+    ) -> Answer {
+        if !self.ctx.next_deadline_ms().is_some_and(|d| d <= t) {
+            return self.append_command(record, t, Vec::new(), tail, batch);
+        }
+        let timers = match self.due_timers(t, tail, batch) {
+            Ok(timers) => timers,
+            Err(e) => {
+                // Part of them is folded in: the context is ahead of the batch.
+                self.fail(e.to_string());
+                return Answer::Err(e);
+            }
+        };
+        debug_assert!(!timers.is_empty(), "a due timer writes a clock record");
+        record.envelope.seq = tail.0 + 1;
+        match self.check(&record.envelope, env, &record.body, (tail, now_ms)) {
+            Ok(t) => self.append_command(record, t, timers, tail, batch),
             Err(e) => Answer::Err(e),
         }
     }
@@ -419,9 +493,15 @@ impl Writer {
         &mut self,
         mut record: Record,
         at_ms: u64,
+        timers: Vec<(u64, Body)>,
         tail: &mut Tail,
         batch: &mut Batch,
     ) -> Answer {
+        debug_assert_eq!(
+            record.envelope.seq,
+            tail.0 + 1,
+            "the command follows the tail"
+        );
         record.envelope.recorded_at_ms = at_ms;
         let seq = record.envelope.seq;
         let keyed = record.envelope.idempotency_key.clone().map(|k| {
@@ -459,20 +539,23 @@ impl Writer {
             recorded_at_ms: at_ms,
             duplicate: false,
             follow_ups,
+            timers,
         })
     }
 
+    /// One clock record at `at_ms` and the follow-ups it brings; returns them
+    /// (the clock first).
     fn clock_tick(
         &mut self,
-        now_ms: u64,
+        at_ms: u64,
         tail: &mut Tail,
         batch: &mut Batch,
-    ) -> Result<(), AppendError> {
+    ) -> Result<Vec<(u64, Body)>, AppendError> {
         let record = Record {
             envelope: Envelope {
                 format: FORMAT_VERSION,
                 seq: tail.0 + 1,
-                recorded_at_ms: now_ms.max(tail.2),
+                recorded_at_ms: at_ms.max(tail.2),
                 producer: SYSTEM_PRODUCER.into(),
                 idempotency_key: None,
                 causation: None,
@@ -483,7 +566,40 @@ impl Writer {
         };
         let (seq, at) = (record.envelope.seq, record.envelope.recorded_at_ms);
         self.fold_in(record, tail, batch)?;
-        self.follow_ups(seq, at, None, tail, batch).map(|_| ())
+        let mut out = vec![(seq, Body::Clock)];
+        out.extend(self.follow_ups(seq, at, None, tail, batch)?);
+        Ok(out)
+    }
+
+    /// Records every timer due at or before `until_ms` (an escalation's
+    /// expiry, a deferral's end, a step's deadline, an intention's longest
+    /// wait): a clock record at each due time, with the decisions it brings,
+    /// so they are on the log, stamped when they were due, before whatever
+    /// comes next. Returns the records written.
+    fn due_timers(
+        &mut self,
+        until_ms: u64,
+        tail: &mut Tail,
+        batch: &mut Batch,
+    ) -> Result<Vec<(u64, Body)>, AppendError> {
+        let mut out = Vec::new();
+        for _ in 0..MAX_TIMER_TICKS {
+            let Some(due) = self.ctx.next_deadline_ms().filter(|d| *d <= until_ms) else {
+                return Ok(out);
+            };
+            let at = due.max(tail.2);
+            out.extend(self.clock_tick(at, tail, batch)?);
+            // The clock settled every timer due by then (the resolver owes
+            // nothing once its follow-ups are written): time moves on.
+            if self.ctx.next_deadline_ms().is_some_and(|d| d <= at) {
+                return Err(AppendError::Failed(format!(
+                    "a timer due at {due} ms was not settled by the clock record at {at} ms"
+                )));
+            }
+        }
+        Err(AppendError::Failed(format!(
+            "more than {MAX_TIMER_TICKS} timers fell due before one command"
+        )))
     }
 
     pub(super) fn commit(&mut self, pending: &mut Vec<Submission>, clock_tick: bool) {
@@ -501,7 +617,7 @@ impl Writer {
         let now = self.clock.now_ms();
         let mut batch = Batch::default();
         if clock_tick {
-            if let Err(e) = self.clock_tick(now, &mut tail, &mut batch) {
+            if let Err(e) = self.due_timers(now, &mut tail, &mut batch) {
                 self.fail(e.to_string());
             }
         }

@@ -56,6 +56,9 @@ named_enum!(
         Merchandising = "merchandising",
         CompetitorTracking = "competitor-tracking",
         Supply = "supply",
+        /// A store platform's connector (webhooks, catalog imports): it
+        /// writes the store's facts, not intentions.
+        Integration = "integration",
     }
 );
 named_enum!(

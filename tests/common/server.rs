@@ -209,8 +209,9 @@ pub fn records(dir: &Path) -> u64 {
 
 pub const SETUP: &str = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}
 {"producer":"admin","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":40}}
+{"producer":"admin","kind":"agent_registered","profile":{"agent":"merchandising","domain":"merchandising","priority":45}}
 {"producer":"admin","kind":"human_registered","human":"maya"}
-{"producer":"admin","kind":"catalog","sku":"S1","category":"audio","cost_minor":1000,"price_minor":2000,"stock":5,"lifecycle":"active"}
+{"producer":"merchandising","kind":"catalog","sku":"S1","category":"audio","cost_minor":1000,"price_minor":2000,"stock":5,"lifecycle":"active"}
 "#;
 
 /// A ledger with the agents, a human and a sku the tests use.

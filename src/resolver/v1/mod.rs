@@ -68,7 +68,22 @@ impl Resolver for V1 {
     }
 }
 
-fn next_follow_up(ctx: &Context) -> Option<Body> {
+/// Version 1's credential check (version 2 builds on it).
+pub(crate) fn admit_credential(
+    ctx: &Context,
+    author: Author<'_>,
+    body: &Body,
+) -> Result<(), Refusal> {
+    admission::credential(ctx, author, body)
+}
+
+/// Version 1's per-kind admission (version 2 builds on it).
+pub(crate) fn admit_record(ctx: &Context, producer: &str, body: &Body) -> Result<(), Refusal> {
+    admission::admit(ctx, producer, body)
+}
+
+/// The record owed next under version 1 (version 2 builds on it).
+pub(crate) fn next_follow_up(ctx: &Context) -> Option<Body> {
     let q = &ctx.intentions;
     let get = |seq: &u64| q.get(*seq);
     if let Some(s) = q.fresh.first().and_then(get) {
