@@ -448,7 +448,7 @@ impl Writer {
         (tail, now_ms): (&mut Tail, u64),
         batch: &mut Batch,
     ) -> Answer {
-        if !self.ctx.next_deadline_ms().is_some_and(|d| d <= t) {
+        if self.ctx.next_deadline_ms().is_none_or(|d| d > t) {
             return self.append_command(record, t, Vec::new(), tail, batch);
         }
         let timers = match self.due_timers(t, tail, batch) {
