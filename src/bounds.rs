@@ -15,7 +15,7 @@
 //! | days (supplier and order delays) | 0 ..= [`DAYS_MAX`] (3,650) |
 //! | times (ms since the epoch) | 0 ..= [`TIME_MAX_MS`] (9999-12-31T23:59:59.999Z) |
 //! | skus in one promotion, supplier delay | 1 ..= [`SKUS_MAX`] (1,000) |
-//! | free text (reasoning, rationale, reasons, notes) | ..= [`TEXT_MAX_BYTES`] (4,096 bytes) |
+//! | free text (reasoning, rationale, reasons, notes) | ..= [`TEXT_MAX_CHARS`] (4,096 characters) |
 //!
 //! Architecture invariant: pure; every check is a function of the value alone.
 
@@ -35,8 +35,8 @@ pub const DAYS_MAX: u32 = 3_650;
 pub const TIME_MAX_MS: u64 = 253_402_300_799_999;
 /// Most skus one promotion or supplier delay names.
 pub const SKUS_MAX: usize = 1_000;
-/// Longest free text, in bytes.
-pub const TEXT_MAX_BYTES: usize = 4_096;
+/// Longest free text, in characters (as JSON Schema's `maxLength` counts them).
+pub const TEXT_MAX_CHARS: usize = 4_096;
 
 /// An amount outside its documented range.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -105,7 +105,8 @@ pub fn count(field: &str, n: usize, max: usize) -> Result<(), OutOfRange> {
     check(field, n as u64, 1u64, max as u64, " entries")
 }
 pub fn text(field: &str, t: &str) -> Result<(), OutOfRange> {
-    check(field, t.len() as u64, 0u64, TEXT_MAX_BYTES as u64, " bytes")
+    let chars = t.chars().count() as u64;
+    check(field, chars, 0u64, TEXT_MAX_CHARS as u64, " characters")
 }
 
 #[cfg(test)]

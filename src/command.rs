@@ -29,22 +29,27 @@ pub const MAX_MAP_ENTRIES: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct CommandEnvelope {
     /// The agent or human sending the command.
+    #[schemars(with = "crate::schema::bound::Producer")]
     pub producer: String,
     /// Time of the command in ms since the Unix epoch. Required on a scripted
     /// ledger; on a wall-clock ledger it may not be ahead of the clock. Never
     /// earlier than the ledger's last record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "crate::schema::bound::OptionalTimeMs")]
     pub at_ms: Option<u64>,
     /// Retrying a command with the same (producer, key) appends nothing and
     /// returns the original result, also after a restart; the same key with
     /// different content is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "crate::schema::bound::OptionalId")]
     pub idempotency_key: Option<String>,
     /// Seq of the record that caused this one (it must exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "crate::schema::bound::OptionalSeq")]
     pub causation: Option<u64>,
     /// Grouping id, e.g. a workflow run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "crate::schema::bound::OptionalId")]
     pub correlation: Option<String>,
 }
 
@@ -64,13 +69,55 @@ pub struct Command {
     pub body: Body,
 }
 
-/// The shape of one command line, for the JSON Schema only.
+/// The shape of one command line, for the JSON Schema only: the kinds a
+/// producer may send (parley's own, like `decision`, are left out).
 #[derive(Serialize, JsonSchema)]
+#[schemars(transform = producer_kinds_only)]
 pub struct CommandLine {
     #[serde(flatten)]
     pub envelope: CommandEnvelope,
     #[serde(flatten)]
     pub body: Body,
+}
+
+/// Makes a command schema say exactly what the parser takes: one closed
+/// object per kind a producer may send (the envelope's fields merged into
+/// each, no other property), without the kinds parley writes itself.
+fn producer_kinds_only(schema: &mut schemars::Schema) {
+    let envelope = schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .cloned()
+        .unwrap_or_default();
+    let required: Vec<serde_json::Value> = schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let Some(variants) = schema.get_mut("oneOf").and_then(|v| v.as_array_mut()) else {
+        return;
+    };
+    let allowed = producer_kinds();
+    variants.retain(|v| {
+        v.pointer("/properties/kind/const")
+            .and_then(|k| k.as_str())
+            .is_none_or(|k| allowed.contains(&k))
+    });
+    for v in variants.iter_mut() {
+        if let Some(props) = v.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            for (k, s) in &envelope {
+                props.entry(k.clone()).or_insert_with(|| s.clone());
+            }
+        }
+        if let Some(req) = v.get_mut("required").and_then(|r| r.as_array_mut()) {
+            req.extend(required.iter().cloned());
+        }
+        v["additionalProperties"] = serde_json::Value::Bool(false);
+    }
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("properties");
+        obj.remove("required");
+    }
 }
 
 /// Why a line is not a command.
@@ -90,6 +137,10 @@ pub enum CommandError {
     SystemKind(String),
     #[error("{0}")]
     Invalid(String),
+    /// Fields that each match the schema but not each other (a promotion
+    /// ending before it starts, a generic fact under a typed field's name).
+    #[error("{0}")]
+    Inconsistent(String),
     #[error(transparent)]
     OutOfRange(#[from] OutOfRange),
 }
@@ -298,12 +349,15 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
         Body::OrderPlaced { total_minor, .. } => bounds::money("total_minor", *total_minor)?,
         Body::OrderDelayed { days, .. } => bounds::days("days", *days)?,
         Body::OrderFlagged { reason, .. } => bounds::text("reason", reason)?,
-        Body::Intend { intention } => intention.validate().map_err(invalid)?,
+        Body::Intend { intention } => intention.validate().map_err(|e| match e {
+            crate::vocab::Invalid::Field(m) => CommandError::Invalid(m),
+            crate::vocab::Invalid::Inconsistent(m) => CommandError::Inconsistent(m),
+        })?,
         Body::Fact {
             entity, attribute, ..
         } => {
             if let Some(kind) = typed_field(entity, attribute) {
-                return Err(invalid(format!(
+                return Err(CommandError::Inconsistent(format!(
                     "`attribute`: `{attribute}` of {entity} is written by `{kind}`, not by a generic fact"
                 )));
             }
@@ -358,6 +412,9 @@ pub fn strict_parse(text: &str) -> Result<serde_json::Value, CommandError> {
     Ok(value)
 }
 
+/// The largest magnitude up to which every integer is exactly an `f64`.
+const EXACT_INTEGER_MAX: f64 = 9_007_199_254_740_992.0;
+
 /// A seed that builds a `serde_json::Value` strictly, knowing its path.
 struct Strict {
     path: String,
@@ -406,9 +463,17 @@ impl<'de> Visitor<'de> for Strict {
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
         Ok(v.into())
     }
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // JSON Schema counts 2.0 and 2e3 as integers: so does the parser,
+        // where the number is exactly that integer (within ±2^53, every
+        // integer is exact). Any other fraction is refused.
+        if v.fract() == 0.0 && v.abs() <= EXACT_INTEGER_MAX {
+            // Within ±2^53 the conversion is exact.
+            #[allow(clippy::cast_possible_truncation)]
+            return Ok((v as i64).into());
+        }
         Err(E::custom(format!(
-            "{}: numbers are 64-bit integers (money in minor units, rates in basis points); a fraction, an exponent or a value beyond the 64-bit range is refused",
+            "{}: numbers are 64-bit integers (money in minor units, rates in basis points); a fraction, or a value written with a fraction or an exponent beyond ±2^53, is refused",
             self.at()
         )))
     }
@@ -518,5 +583,39 @@ mod tests {
         let err = Command::parse(text).unwrap_err().to_string();
         assert!(err.contains("intention.impact.revenue_minor"), "{err}");
         assert!(!err.contains("floating point"), "{err}");
+    }
+
+    #[test]
+    fn an_integer_written_with_a_zero_fraction_is_that_integer() {
+        // JSON Schema counts 2.0 as an integer, as the documents promise.
+        let with = |n: &str| {
+            Command::parse(&format!(
+                r#"{{"producer":"p","kind":"stock_changed","sku":"S","stock":{n}}}"#
+            ))
+        };
+        let stock = |c: Command| match c.body {
+            Body::StockChanged { stock, .. } => stock,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(stock(with("40.0").unwrap()), 40);
+        assert_eq!(stock(with("4e1").unwrap()), 40);
+        let big = Command::parse(
+            r#"{"producer":"p","kind":"fact","entity":"e","attribute":"n","value":9007199254740992.0}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            big.body,
+            Body::Fact {
+                value: crate::value::Value::Int(9_007_199_254_740_992),
+                ..
+            }
+        ));
+        for refused in ["40.5", "1e300", "9007199254740994.0", "-0.5"] {
+            let err = with(refused).unwrap_err().to_string();
+            assert!(
+                err.contains("`stock`") && err.contains("refused"),
+                "{refused}: {err}"
+            );
+        }
     }
 }

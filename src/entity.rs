@@ -192,7 +192,8 @@ impl schemars::JsonSchema for EntityRef {
             "description": "An entity as `kind:id` (sku:SKU-1, order:O-9, customer:C-3, category:headphones, campaign:bf, agent:pricing, human:maya, run:flash-1, intention:42) or any other identifier for a generic fact.",
             "type": "string",
             "minLength": 1,
-            "maxLength": crate::record::MAX_ID_BYTES
+            "maxLength": crate::record::MAX_ID_CHARS,
+            "pattern": crate::schema::bound::entity_pattern()
         })
     }
 }

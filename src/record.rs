@@ -20,8 +20,9 @@ use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, RunOutcome};
 pub const FORMAT_VERSION: u16 = 1;
 /// Largest canonical encoding of one record, in bytes.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
-/// Longest identifier (producer, entity, attribute, topic, key), in bytes.
-pub const MAX_ID_BYTES: usize = 256;
+/// Longest identifier (producer, entity, attribute, topic, key), in
+/// characters (as JSON Schema's `maxLength` counts them).
+pub const MAX_ID_CHARS: usize = 256;
 
 /// A blake3 digest.
 pub type Hash = [u8; 32];
@@ -188,64 +189,92 @@ pub enum Body {
     /// A fact about an entity: `entity.attribute = value`.
     Fact {
         entity: EntityRef,
+        #[schemars(with = "crate::schema::bound::Id")]
         attribute: String,
         value: Value,
     },
     /// An event announced to every agent.
     Broadcast {
+        #[schemars(with = "crate::schema::bound::Id")]
         topic: String,
         entity: Option<EntityRef>,
         #[serde(default)]
+        #[schemars(with = "crate::schema::bound::ValueMap")]
         detail: BTreeMap<String, Value>,
     },
     /// A catalog entry: the sku's full state.
     Catalog {
+        #[schemars(with = "crate::schema::bound::Id")]
         sku: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         category: String,
+        #[schemars(with = "crate::schema::bound::Money")]
         cost_minor: i64,
+        #[schemars(with = "crate::schema::bound::Price")]
         price_minor: i64,
+        #[schemars(with = "crate::schema::bound::Stock")]
         stock: i64,
         lifecycle: Lifecycle,
     },
     /// A sku's stock level changed.
     StockChanged {
+        #[schemars(with = "crate::schema::bound::Id")]
         sku: String,
+        #[schemars(with = "crate::schema::bound::Stock")]
         stock: i64,
     },
     /// A competitor's price was observed.
     CompetitorPrice {
+        #[schemars(with = "crate::schema::bound::Id")]
         sku: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         competitor: String,
+        #[schemars(with = "crate::schema::bound::Money")]
         price_minor: i64,
     },
     /// A supplier announced a delay on skus.
     SupplierDelay {
+        #[schemars(with = "crate::schema::bound::Id")]
         supplier: String,
+        #[schemars(with = "crate::schema::bound::Skus")]
         skus: Vec<String>,
+        #[schemars(with = "crate::schema::bound::Days")]
         days: u32,
     },
     /// Traffic to a sku rose by `increase_bp`.
     TrafficSpike {
+        #[schemars(with = "crate::schema::bound::Id")]
         sku: String,
+        #[schemars(with = "crate::schema::bound::IncreaseBp")]
         increase_bp: u32,
     },
     OrderPlaced {
+        #[schemars(with = "crate::schema::bound::Id")]
         order: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         customer: String,
+        #[schemars(with = "crate::schema::bound::Money")]
         total_minor: i64,
     },
     OrderDelayed {
+        #[schemars(with = "crate::schema::bound::Id")]
         order: String,
+        #[schemars(with = "crate::schema::bound::Days")]
         days: u32,
     },
     OrderFlagged {
+        #[schemars(with = "crate::schema::bound::Id")]
         order: String,
+        #[schemars(with = "crate::schema::bound::Text")]
         reason: String,
     },
     /// A customer was contacted (outside an intention).
     CustomerContacted {
+        #[schemars(with = "crate::schema::bound::Id")]
         customer: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         order: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         topic: String,
     },
     AgentRegistered {
@@ -253,6 +282,7 @@ pub enum Body {
     },
     /// An identity allowed to resolve escalations.
     HumanRegistered {
+        #[schemars(with = "crate::schema::bound::Id")]
         human: String,
     },
     /// An agent announces what it intends to do; the resolver answers with a decision.
@@ -269,8 +299,10 @@ pub enum Body {
     },
     /// A human settles an escalated intention by choosing one of its options.
     HumanResolution {
+        #[schemars(with = "crate::schema::bound::Seq")]
         intention: u64,
         option: u32,
+        #[schemars(with = "crate::schema::bound::Said")]
         rationale: String,
     },
     /// Written by parley when time passes with nothing else arriving.
@@ -281,23 +313,33 @@ pub enum Body {
     },
     /// A run of a defined workflow starts.
     WorkflowStarted {
+        #[schemars(with = "crate::schema::bound::Id")]
         run: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         workflow: String,
+        #[schemars(with = "crate::schema::bound::Version")]
         version: u32,
         #[serde(default)]
+        #[schemars(with = "crate::schema::bound::ValueMap")]
         params: BTreeMap<String, Value>,
     },
     /// A step's owner reports it done.
     StepCompleted {
+        #[schemars(with = "crate::schema::bound::Id")]
         run: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         step: String,
         #[serde(default)]
+        #[schemars(with = "crate::schema::bound::Text")]
         note: String,
     },
     /// A step's owner reports it failed.
     StepFailed {
+        #[schemars(with = "crate::schema::bound::Id")]
         run: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         step: String,
+        #[schemars(with = "crate::schema::bound::Text")]
         reason: String,
     },
     /// Written by parley: a step's dependencies are complete; its owner may act.
@@ -319,20 +361,24 @@ pub enum Body {
     },
     /// An identity allowed to change who may act and what the rules are.
     AdminRegistered {
+        #[schemars(with = "crate::schema::bound::Id")]
         admin: String,
     },
     /// From this record on, decisions are made by resolver `version`.
     ResolverAdopted {
+        #[schemars(with = "crate::schema::bound::Version")]
         version: u32,
     },
     /// A bearer token for `identity` in `role`; only its blake3 hash is kept.
     CredentialGranted {
+        #[schemars(with = "crate::schema::bound::Id")]
         identity: String,
         role: Role,
         token_hash: Digest,
     },
     /// The credential granted at seq `grant` no longer authenticates anyone.
     CredentialRevoked {
+        #[schemars(with = "crate::schema::bound::Seq")]
         grant: u64,
     },
 }
@@ -661,7 +707,7 @@ pub fn hash_from_hex(text: &str) -> Option<Hash> {
     Some(out)
 }
 
-/// Checks an identifier: non-empty, at most [`MAX_ID_BYTES`], no control
+/// Checks an identifier: non-empty, at most [`MAX_ID_CHARS`], no control
 /// characters (NUL separates key parts in the derived store), and no white
 /// space at either end (`" pricing"` and `"pricing"` would look alike).
 pub fn check_id(field: &str, value: &str) -> Result<(), String> {
@@ -673,10 +719,10 @@ pub fn check_id(field: &str, value: &str) -> Result<(), String> {
             "`{field}` must not start or end with white space: {value:?}"
         ));
     }
-    if value.len() > MAX_ID_BYTES {
+    let chars = value.chars().count();
+    if chars > MAX_ID_CHARS {
         return Err(format!(
-            "`{field}` is {} bytes; the limit is {MAX_ID_BYTES}",
-            value.len()
+            "`{field}` is {chars} characters; the limit is {MAX_ID_CHARS}"
         ));
     }
     if value.chars().any(char::is_control) {

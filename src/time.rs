@@ -35,6 +35,14 @@ pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
     u64::try_from(ms).map_err(|_| format!("`{text}` is before 1970"))
 }
 
+/// As [`parse_rfc3339`], but a time before 1970 is 0 (before every record).
+pub fn parse_rfc3339_from_epoch(text: &str) -> Result<u64, String> {
+    let t = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time like 2025-11-26T09:00:00Z ({e})"))?;
+    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
+    Ok(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,9 @@ impl schemars::JsonSchema for Value {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "description": "A scalar: null, boolean, 64-bit integer (money in minor units, rates in basis points) or string. Floats are refused.",
-            "type": ["null", "boolean", "integer", "string"]
+            "type": ["null", "boolean", "integer", "string"],
+            "minimum": i64::MIN,
+            "maximum": i64::MAX
         })
     }
 }

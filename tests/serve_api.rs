@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::server::{ledger, parley, records, token, Server};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn golden_lines() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/commands.jsonl");
@@ -231,6 +231,91 @@ fn check(doc: &Value, method: &str, path: &str, status: &str, body: &Value) {
         errors.is_empty(),
         "{method} {path} {status}: {errors:?}\n{body}"
     );
+}
+
+/// The schema the document gives at `pointer` (a JSON pointer into it).
+fn validator_at(doc: &Value, pointer: &str) -> jsonschema::Validator {
+    let mut root = doc.clone();
+    root["$ref"] = Value::from(format!("#{pointer}"));
+    jsonschema::validator_for(&root).unwrap()
+}
+
+/// The schema of `name`, a query parameter of `path`'s GET.
+fn query_param(doc: &Value, path: &str, name: &str) -> jsonschema::Validator {
+    let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+    let i = params.iter().position(|p| p["name"] == name).unwrap();
+    let escaped = path
+        .replace('~', "~0")
+        .replace('/', "~1")
+        .replace('{', "%7B")
+        .replace('}', "%7D");
+    validator_at(doc, &format!("/paths/{escaped}/get/parameters/{i}/schema"))
+}
+
+#[test]
+fn the_document_states_the_bounds_the_server_enforces() {
+    // The testers' examples: each was allowed by the document and refused
+    // by the server. Now the document refuses them too.
+    let doc = document();
+    assert!(!query_param(&doc, "/v1/state", "at_time").is_valid(&json!("")));
+    assert!(query_param(&doc, "/v1/state", "at_time").is_valid(&json!("2025-11-26T09:00:00Z")));
+    assert!(!query_param(&doc, "/v1/intentions/{seq}", "wait_ms").is_valid(&json!(1e34)));
+    assert!(!query_param(&doc, "/v1/intentions/{seq}", "wait_ms").is_valid(&json!(30_001)));
+    assert!(query_param(&doc, "/v1/intentions/{seq}", "wait_ms").is_valid(&json!(30_000)));
+    assert!(!query_param(&doc, "/v1/records", "from").is_valid(&json!(0)));
+    assert!(!query_param(&doc, "/v1/records", "entity").is_valid(&json!("sku:")));
+    assert!(!query_param(&doc, "/v1/records", "kind").is_valid(&json!("no-such-kind")));
+    let whatif = validator_at(
+        &doc,
+        "/paths/~1v1~1whatif/post/requestBody/content/application~1json/schema",
+    );
+    assert!(!whatif.is_valid(&json!({"resolver": 0})));
+    assert!(
+        !whatif.is_valid(&json!({"rules": null})),
+        "nothing to replay"
+    );
+    assert!(whatif.is_valid(&json!({"resolver": 2})));
+    let command = validator_at(
+        &doc,
+        "/paths/~1v1~1commands/post/requestBody/content/application~1json/schema",
+    );
+    let fact = |producer: &str| json!({"producer": producer, "kind": "fact", "entity": "shelf:1", "attribute": "n", "value": 1});
+    assert!(command.is_valid(&fact("pricing")));
+    for bad in ["", " pricing", "parley", "a\u{9b}b"] {
+        assert!(!command.is_valid(&fact(bad)), "producer {bad:?}");
+    }
+    let mut extra = fact("pricing");
+    extra["bogus"] = json!(1);
+    assert!(
+        !command.is_valid(&extra),
+        "unknown fields are refused, so documented as such"
+    );
+    let decision = json!({"producer": "pricing", "kind": "decision", "decision": {}});
+    assert!(
+        !command.is_valid(&decision),
+        "parley's own kinds are not commands"
+    );
+    // And the server refuses each with the code the document's schema implies.
+    for (text, code) in [
+        (
+            r#"{"producer":"","kind":"fact","entity":"e","attribute":"n","value":1}"#,
+            "invalid",
+        ),
+        (
+            r#"{"producer":"p","kind":"fact","entity":"e","attribute":"n","value":1,"bogus":1}"#,
+            "invalid",
+        ),
+        (
+            r#"{"producer":"p","kind":"decision","decision":{}}"#,
+            "parley",
+        ),
+    ] {
+        let err = parley::Command::parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains(code) || err.contains("unknown") || err.contains("must not"),
+            "{text}: {err}"
+        );
+    }
 }
 
 const INTEND_BIG: &str = r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":1200},"reasoning":"clear the stock","impact":{"revenue_minor":-900000,"margin_minor":-800},"objective":"sales-growth"}}"#;

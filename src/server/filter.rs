@@ -6,9 +6,6 @@ use super::problem::Problem;
 use crate::entity::EntityRef;
 use crate::record::{Body, StoredRecord};
 
-/// The longest filter value accepted (identities and topics are short).
-const MAX_FILTER_BYTES: usize = 256;
-
 /// The filters as they arrive in a query string (each query type names
 /// them itself, so unknown parameters stay refused).
 #[derive(Debug, Default)]
@@ -32,14 +29,12 @@ pub struct RecordFilter {
     pub producer: Option<String>,
 }
 
+/// A filter names an identifier, as records hold them (`check_id`).
 fn bounded(name: &str, v: Option<String>) -> Result<Option<String>, Problem> {
-    match v {
-        Some(t) if t.is_empty() || t.len() > MAX_FILTER_BYTES => Err(Problem::bad_request(
-            "bad-filter",
-            format!("`{name}` must be 1 to {MAX_FILTER_BYTES} bytes"),
-        )),
-        v => Ok(v),
+    if let Some(t) = &v {
+        crate::record::check_id(name, t).map_err(|m| Problem::bad_request("bad-filter", m))?;
     }
+    Ok(v)
 }
 
 impl RecordFilter {

@@ -31,6 +31,7 @@ pub struct IntentionAnswer {
 #[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntentionQuery {
+    #[schemars(range(min = 0, max = 30_000))]
     wait_ms: Option<u64>,
 }
 
@@ -44,10 +45,16 @@ pub async fn intention(
     Query(q): Query<IntentionQuery>,
 ) -> Result<Json<IntentionAnswer>, Problem> {
     app.caller(&headers)?;
+    let wait_ms = q.wait_ms.unwrap_or(0);
+    if wait_ms > MAX_WAIT_MS {
+        return Err(Problem::bad_request(
+            "bad-wait",
+            format!("`wait_ms` is at most {MAX_WAIT_MS}; got {wait_ms}"),
+        ));
+    }
     // Subscribe before reading, so no decision slips between the two.
     let mut rx = app.ledger.subscribe();
     let answer = read_intention(&app, seq).await?;
-    let wait_ms = q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS);
     let (true, false, Some(rx)) = (wait_ms > 0, answer.settled, rx.as_mut()) else {
         return Ok(Json(answer));
     };

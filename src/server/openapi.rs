@@ -144,9 +144,10 @@ fn not_null(schema: &mut Value) {
 /// A path parameter.
 fn path_param(name: &str, integer: bool, description: &str) -> Value {
     let schema = if integer {
-        json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+        json!({"type": "integer", "minimum": 1, "maximum": u64::MAX})
     } else {
-        json!({"type": "string"})
+        json!({"type": "string", "minLength": 1, "maxLength": crate::record::MAX_ID_CHARS,
+               "pattern": crate::schema::bound::entity_pattern()})
     };
     let mut p = json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description});
     if !integer {

@@ -69,6 +69,17 @@ impl Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
     }
 
+    /// A well-formed request whose content the server refuses (a
+    /// combination the documented schema cannot state, a state it conflicts with).
+    pub fn unprocessable(code: &str, detail: String) -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            "Unprocessable",
+            detail,
+        )
+    }
+
     pub fn not_found(detail: String) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }
@@ -105,7 +116,13 @@ impl From<crate::audit::AuditError> for Problem {
         use crate::audit::AuditError;
         match e {
             AuditError::UnknownEntity(_) => Problem::not_found(e.to_string()),
-            AuditError::UnknownField { .. } => Problem::bad_request("unknown-field", e.to_string()),
+            // The entity has no such field: a sub-resource that is not there.
+            AuditError::UnknownField { .. } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown-field",
+                "Not found",
+                e.to_string(),
+            ),
             AuditError::Log(l) => Problem::from(l),
         }
     }
@@ -113,7 +130,13 @@ impl From<crate::audit::AuditError> for Problem {
 
 impl From<CommandError> for Problem {
     fn from(e: CommandError) -> Problem {
-        Problem::bad_request("invalid-command", e.to_string())
+        match e {
+            // Fields that agree with the schema but not with each other.
+            CommandError::Inconsistent(_) => {
+                Problem::unprocessable("invalid-command", e.to_string())
+            }
+            _ => Problem::bad_request("invalid-command", e.to_string()),
+        }
     }
 }
 
@@ -121,9 +144,12 @@ impl From<&AppendError> for Problem {
     fn from(e: &AppendError) -> Problem {
         let code = crate::answer::code(e);
         let (status, title) = match e {
-            AppendError::Invalid(_) | AppendError::Record(_) => {
-                (StatusCode::BAD_REQUEST, "Invalid command")
+            AppendError::Invalid(CommandError::Inconsistent(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "Invalid command")
             }
+            AppendError::Invalid(_) => (StatusCode::BAD_REQUEST, "Invalid command"),
+            // The record's encoded size: a limit no schema states exactly.
+            AppendError::Record(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Command too large"),
             // The token's credential was revoked after the request was let in.
             AppendError::Refused(Refusal::CredentialRevoked { .. }) => {
                 (StatusCode::UNAUTHORIZED, "Not authenticated")

@@ -28,10 +28,11 @@ use crate::record::{Digest, StoredRecord};
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AtQuery {
-    /// A seq between 1 and the head (default: the durable head).
-    #[schemars(range(min = 1))]
+    /// A seq between 1 and the head (default: the durable head); not with `at_time`.
+    #[schemars(range(min = 1, max = u64::MAX))]
     pub at: Option<u64>,
-    /// A time (RFC 3339): the last record at or before it.
+    /// A time (RFC 3339): the last record at or before it; not with `at`.
+    #[schemars(length(min = 1), extend("format" = "date-time"))]
     pub at_time: Option<String>,
 }
 
@@ -39,13 +40,15 @@ impl AtQuery {
     /// The seq asked for, if any (`at_time` is looked up in the log).
     async fn seq(self, app: &App) -> Result<Option<u64>, Problem> {
         match (self.at, self.at_time) {
-            (Some(_), Some(_)) => Err(Problem::bad_request(
+            // A combination the query's schema cannot state: unprocessable.
+            (Some(_), Some(_)) => Err(Problem::unprocessable(
                 "bad-seq",
                 "give `at` or `at_time`, not both".into(),
             )),
             (Some(at), None) => check_at(app, at).map(Some),
             (None, Some(t)) => {
-                let ms = crate::time::parse_rfc3339(&t)
+                // A time before 1970 is before every record: not found.
+                let ms = crate::time::parse_rfc3339_from_epoch(&t)
                     .map_err(|e| Problem::bad_request("bad-time", format!("at_time: {e}")))?;
                 app.blocking(move |ledger| seq_at_time(ledger, ms).map(Some))
                     .await
@@ -88,11 +91,16 @@ fn seq_at_time(ledger: &dyn LedgerRead, ms: u64) -> Result<u64, Problem> {
 /// Checks an `at` seq against the head.
 fn check_at(app: &App, at: u64) -> Result<u64, Problem> {
     let head = app.ledger.head_seq();
-    if at == 0 || at > head {
+    if at == 0 {
         return Err(Problem::bad_request(
             "bad-seq",
-            format!("`at` must be a seq from 1 to the head ({head}); got {at}"),
+            "`at` is a seq, and seqs start at 1".into(),
         ));
+    }
+    if at > head {
+        return Err(Problem::not_found(format!(
+            "no record has seq {at}: the head is seq {head}"
+        )));
     }
     Ok(at)
 }
@@ -149,21 +157,26 @@ const SCAN_CHUNK: u64 = 1_000;
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     /// The first seq to look at (default 1).
+    #[schemars(range(min = 1, max = u64::MAX))]
     pub from: Option<u64>,
     /// Records per page, 1 to 1000 (default 100).
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<u32>,
     /// A record kind, e.g. `decision`.
-    #[schemars(length(min = 1, max = 256))]
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalKind")]
     pub kind: Option<String>,
     /// An entity the record names, e.g. `sku:SKU-1`.
-    #[schemars(length(min = 1, max = 256))]
+    #[serde(default)]
+    #[schemars(with = "Option<crate::entity::EntityRef>")]
     pub entity: Option<String>,
     /// A broadcast's topic.
-    #[schemars(length(min = 1, max = 256))]
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalId")]
     pub topic: Option<String>,
     /// The producer.
-    #[schemars(length(min = 1, max = 256))]
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalId")]
     pub producer: Option<String>,
 }
 
@@ -191,7 +204,13 @@ pub async fn records(
             format!("`limit` is 1 to {MAX_PAGE}; got {limit}"),
         ));
     }
-    let from = q.from.unwrap_or(1).max(1);
+    let from = q.from.unwrap_or(1);
+    if from == 0 {
+        return Err(Problem::bad_request(
+            "bad-seq",
+            "`from` is a seq, and seqs start at 1".into(),
+        ));
+    }
     let filter = RecordFilter::parse(FilterQuery {
         kind: q.kind,
         entity: q.entity,
@@ -270,6 +289,8 @@ fn finish(records: Vec<StoredRecord>, next: Option<u64>, head: u64) -> RecordsPa
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// One field (e.g. `price`); default: every field.
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalId")]
     pub field: Option<String>,
 }
 

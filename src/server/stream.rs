@@ -34,18 +34,23 @@ const CATCH_UP_CHUNK: u64 = 1_000;
 pub struct StreamQuery {
     /// The first seq wanted (default: the next one committed).
     /// `Last-Event-ID` (the last seq received) takes precedence.
+    #[schemars(range(min = 1, max = u64::MAX))]
     pub from: Option<u64>,
     /// A record kind, e.g. `decision`.
-    #[schemars(length(min = 1, max = 256))]
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalKind")]
     pub kind: Option<String>,
     /// An entity the record names, e.g. `sku:SKU-1`.
-    #[schemars(length(min = 1, max = 256))]
+    #[serde(default)]
+    #[schemars(with = "Option<crate::entity::EntityRef>")]
     pub entity: Option<String>,
     /// A broadcast's topic.
-    #[schemars(length(min = 1, max = 256))]
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalId")]
     pub topic: Option<String>,
     /// The producer.
-    #[schemars(length(min = 1, max = 256))]
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalId")]
     pub producer: Option<String>,
     /// Only decisions on intentions the caller announced.
     #[serde(default)]

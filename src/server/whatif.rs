@@ -20,14 +20,25 @@ use crate::whatif::{Alternative, WhatIf, WhatIfReport};
 /// The alternative to replay.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [
+    {"required": ["rules"], "properties": {"rules": {"type": "string"}}},
+    {"required": ["resolver"], "properties": {"resolver": {"type": "integer"}}}
+]))]
 pub struct WhatIfRequest {
     /// Another rule set, as TOML text (`schemas/rules.schema.json`).
+    #[serde(default)]
     pub rules: Option<String>,
     /// Another released resolver version.
+    #[serde(default)]
+    #[schemars(with = "Option<crate::schema::bound::KnownResolver>")]
     pub resolver: Option<u32>,
-    /// The first decision to compare (default 1).
+    /// The first seq to compare (default 1).
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalSeq")]
     pub from: Option<u64>,
     /// The last (default: the durable head).
+    #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalSeq")]
     pub to: Option<u64>,
 }
 
@@ -38,6 +49,8 @@ fn alternative(
     resolvers: &Resolvers,
 ) -> Result<(Alternative, u64, u64), Problem> {
     let bad = |m: String| Problem::bad_request("bad-whatif", m);
+    // Well-formed, but not something to replay: unprocessable.
+    let refused = |m: String| Problem::unprocessable("bad-whatif", m);
     if req.rules.is_none() && req.resolver.is_none() {
         return Err(bad(
             "give `rules`, `resolver` or both: the alternative to replay".into(),
@@ -52,14 +65,17 @@ fn alternative(
     }
     let rules = match req.rules {
         Some(text) => {
-            let parsed = RuleSet::parse(&text).map_err(|e| bad(format!("rules: {e}")))?;
+            let parsed = RuleSet::parse(&text).map_err(|e| refused(format!("rules: {e}")))?;
             Some((text, parsed))
         }
         None => None,
     };
     let (from, to) = (req.from.unwrap_or(1), req.to.unwrap_or(head));
-    if from == 0 || to > head || from > to {
-        return Err(bad(format!(
+    if from == 0 {
+        return Err(bad("`from` is a seq, and seqs start at 1".into()));
+    }
+    if to > head || from > to {
+        return Err(refused(format!(
             "`from` {from} and `to` {to} must satisfy 1 <= from <= to <= {head} (the head)"
         )));
     }

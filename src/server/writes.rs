@@ -42,8 +42,10 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<T, Problem> {
     let text = body_text(body)?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    // The commands' strict reading: repeated keys refused, 2.0 read as 2.
+    let value = crate::command::strict_parse(&text)
+        .map_err(|e| Problem::bad_request("bad-body", e.to_string()))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
         let detail = if at == "." {
             e.inner().to_string()

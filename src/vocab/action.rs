@@ -29,8 +29,8 @@ use crate::value::Value;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PromotionTarget {
     /// 1 to 1,000 distinct skus.
-    Skus(Vec<String>),
-    Category(String),
+    Skus(#[schemars(with = "crate::schema::bound::Skus")] Vec<String>),
+    Category(#[schemars(with = "crate::schema::bound::Id")] String),
 }
 
 /// A perk offered on an order.
@@ -39,7 +39,7 @@ pub enum PromotionTarget {
 pub enum Perk {
     FreeShipping,
     /// 1 to 10,000 basis points off the order.
-    DiscountBp(u32),
+    DiscountBp(#[schemars(with = "crate::schema::bound::DiscountBp")] u32),
 }
 
 impl Perk {
@@ -56,41 +56,58 @@ impl Perk {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     SetPrice {
+        #[schemars(with = "crate::schema::bound::Id")]
         sku: String,
+        #[schemars(with = "crate::schema::bound::Price")]
         price_minor: i64,
     },
     LaunchPromotion {
         target: PromotionTarget,
+        #[schemars(with = "crate::schema::bound::DiscountBp")]
         discount_bp: u32,
+        #[schemars(with = "crate::schema::bound::TimeMs")]
         starts_at_ms: u64,
+        #[schemars(with = "crate::schema::bound::TimeMs")]
         ends_at_ms: u64,
     },
     Reorder {
+        #[schemars(with = "crate::schema::bound::Id")]
         sku: String,
+        #[schemars(with = "crate::schema::bound::Quantity")]
         quantity: u32,
     },
     Discontinue {
+        #[schemars(with = "crate::schema::bound::Id")]
         sku: String,
     },
     NotifyCustomer {
+        #[schemars(with = "crate::schema::bound::Id")]
         customer: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         order: String,
+        #[schemars(with = "crate::schema::bound::Id")]
         topic: String,
     },
     OfferPerk {
+        #[schemars(with = "crate::schema::bound::Id")]
         order: String,
         perk: Perk,
     },
     ChangeAdBudget {
+        #[schemars(with = "crate::schema::bound::Id")]
         campaign: String,
+        #[schemars(with = "crate::schema::bound::Money")]
         budget_minor: i64,
     },
     ReserveStock {
+        #[schemars(with = "crate::schema::bound::Id")]
         sku: String,
+        #[schemars(with = "crate::schema::bound::Quantity")]
         quantity: u32,
     },
     Generic {
         entity: EntityRef,
+        #[schemars(with = "crate::schema::bound::Id")]
         attribute: String,
         value: Value,
     },
@@ -196,15 +213,18 @@ impl Action {
 
     /// Checks identifiers and every amount against its documented range;
     /// errors name the field under `prefix` (e.g. `intention.action`).
-    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+    pub fn validate(&self, prefix: &str) -> Result<(), Invalid> {
         let f = |name: &str| format!("{prefix}.{name}");
-        let e = |r: bounds::OutOfRange| r.to_string();
+        let e = |r: bounds::OutOfRange| Invalid::Field(r.to_string());
         match self {
             Action::SetPrice { sku, price_minor } => {
                 check_id(&f("sku"), sku)?;
                 bounds::money(&f("price_minor"), *price_minor).map_err(e)?;
                 if *price_minor == 0 {
-                    return Err(format!("`{}` must be above 0", f("price_minor")));
+                    return Err(Invalid::Field(format!(
+                        "`{}` must be above 0",
+                        f("price_minor")
+                    )));
                 }
             }
             Action::LaunchPromotion {
@@ -218,11 +238,11 @@ impl Action {
                 bounds::time_ms(&f("starts_at_ms"), *starts_at_ms).map_err(e)?;
                 bounds::time_ms(&f("ends_at_ms"), *ends_at_ms).map_err(e)?;
                 if ends_at_ms <= starts_at_ms {
-                    return Err(format!(
+                    return Err(Invalid::Inconsistent(format!(
                         "`{}` ({ends_at_ms}) must be after `{}` ({starts_at_ms})",
                         f("ends_at_ms"),
                         f("starts_at_ms")
-                    ));
+                    )));
                 }
             }
             Action::Reorder { sku, quantity } | Action::ReserveStock { sku, quantity } => {
@@ -257,10 +277,10 @@ impl Action {
             } => {
                 check_id(&f("attribute"), attribute)?;
                 if let Some(kind) = typed_field(entity, attribute) {
-                    return Err(format!(
+                    return Err(Invalid::Inconsistent(format!(
                         "`{}`: `{attribute}` of {entity} is written by `{kind}`, not by a generic action",
                         f("attribute")
-                    ));
+                    )));
                 }
             }
         }
@@ -268,17 +288,36 @@ impl Action {
     }
 }
 
-fn validate_target(target: &PromotionTarget, field: &str) -> Result<(), String> {
+/// Why an action (or an intention) is not valid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// A field is malformed or out of its range (what the schema states).
+    #[error("{0}")]
+    Field(String),
+    /// Fields that are each valid do not agree with each other.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl From<String> for Invalid {
+    fn from(s: String) -> Invalid {
+        Invalid::Field(s)
+    }
+}
+
+fn validate_target(target: &PromotionTarget, field: &str) -> Result<(), Invalid> {
     match target {
-        PromotionTarget::Category(c) => check_id(&format!("{field}.category"), c),
+        PromotionTarget::Category(c) => Ok(check_id(&format!("{field}.category"), c)?),
         PromotionTarget::Skus(skus) => {
             bounds::count(&format!("{field}.skus"), skus.len(), bounds::SKUS_MAX)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Invalid::Field(e.to_string()))?;
             let mut seen = std::collections::BTreeSet::new();
             for s in skus {
                 check_id(&format!("{field}.skus"), s)?;
                 if !seen.insert(s) {
-                    return Err(format!("`{field}.skus` names sku `{s}` twice"));
+                    return Err(Invalid::Field(format!(
+                        "`{field}.skus` names sku `{s}` twice"
+                    )));
                 }
             }
             Ok(())
@@ -315,7 +354,7 @@ mod tests {
             starts_at_ms: 5,
             ends_at_ms: 6,
         };
-        let e = a.validate("intention.action").unwrap_err();
+        let e = a.validate("intention.action").unwrap_err().to_string();
         assert!(e.contains("intention.action.discount_bp"), "{e}");
         let a = Action::LaunchPromotion {
             target: PromotionTarget::Category("c".into()),
@@ -323,12 +362,18 @@ mod tests {
             starts_at_ms: 6,
             ends_at_ms: 5,
         };
-        assert!(a.validate("x").unwrap_err().contains("must be after"));
+        assert!(
+            matches!(a.validate("x"), Err(Invalid::Inconsistent(m)) if m.contains("must be after"))
+        );
         let a = Action::Generic {
             entity: EntityRef::Sku("S".into()),
             attribute: "stock".into(),
             value: Value::Int(1),
         };
-        assert!(a.validate("x").unwrap_err().contains("stock_changed"));
+        assert!(a
+            .validate("x")
+            .unwrap_err()
+            .to_string()
+            .contains("stock_changed"));
     }
 }

@@ -16,7 +16,7 @@ use bincode::{Decode, Encode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use action::{Action, ConflictKey, Perk, PromotionTarget};
+pub use action::{Action, ConflictKey, Invalid, Perk, PromotionTarget};
 pub use decision::{
     Cite, CiteRole, Decision, DeferUntil, Direction, EntityClass, Escalation, EscalationOption,
     EscalationReason, Field, Finding, Involved, OptionChoice, Outcome, Read, RuleId, Signature,
@@ -112,7 +112,9 @@ named_enum!(
 )]
 #[serde(deny_unknown_fields)]
 pub struct Impact {
+    #[schemars(with = "crate::schema::bound::Impact")]
     pub revenue_minor: i64,
+    #[schemars(with = "crate::schema::bound::Impact")]
     pub margin_minor: i64,
 }
 
@@ -121,11 +123,13 @@ pub struct Impact {
 #[serde(deny_unknown_fields)]
 pub struct Intention {
     pub action: Action,
-    /// Why the agent wants it (at most 4,096 bytes).
+    /// Why the agent wants it (at most 4,096 characters).
+    #[schemars(with = "crate::schema::bound::Text")]
     pub reasoning: String,
     pub impact: Impact,
     pub objective: Objective,
     #[serde(default)]
+    #[schemars(with = "crate::schema::bound::OptionalTimeMs")]
     pub expires_at_ms: Option<u64>,
     /// The workflow step this intention belongs to: decided only once the
     /// step's dependencies are complete (rule `workflow.sequence`).
@@ -135,9 +139,9 @@ pub struct Intention {
 
 impl Intention {
     /// Checks every amount against its documented range, naming the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), action::Invalid> {
         use crate::bounds;
-        let e = |r: bounds::OutOfRange| r.to_string();
+        let e = |r: bounds::OutOfRange| action::Invalid::Field(r.to_string());
         bounds::text("intention.reasoning", &self.reasoning).map_err(e)?;
         bounds::impact("intention.impact.revenue_minor", self.impact.revenue_minor).map_err(e)?;
         bounds::impact("intention.impact.margin_minor", self.impact.margin_minor).map_err(e)?;
@@ -154,7 +158,9 @@ impl Intention {
 )]
 #[serde(deny_unknown_fields)]
 pub struct StepRef {
+    #[schemars(with = "crate::schema::bound::Id")]
     pub run: String,
+    #[schemars(with = "crate::schema::bound::Id")]
     pub step: String,
 }
 
@@ -200,6 +206,7 @@ impl RunOutcome {
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentProfile {
+    #[schemars(with = "crate::schema::bound::Id")]
     pub agent: String,
     pub domain: Domain,
     pub priority: u32,
