@@ -164,13 +164,32 @@ pub struct HeadFile {
 }
 
 /// Reads `log/head`; a missing file is an empty `HeadFile`.
+/// Reads of the file a running writer may be rewriting when a slot holds
+/// data that does not check.
+const TORN_READ_RETRIES: u32 = 64;
+
 pub fn read(log_dir: &Path) -> Result<HeadFile, LogError> {
     let path = log_dir.join(HEAD_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HeadFile::default()),
-        Err(e) => return Err(LogError::io("read", &path, e)),
-    };
+    let mut bytes = Vec::new();
+    for _ in 0..TORN_READ_RETRIES {
+        bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HeadFile::default()),
+            Err(e) => return Err(LogError::io("read", &path, e)),
+        };
+        // A running writer rewrites a slot in place while a reader copies it
+        // (a read is not atomic against a write): a slot caught half-written
+        // is read again. One that stays damaged is left to the checks below.
+        let torn = (0..3).any(|i| {
+            bytes
+                .get(i * SLOT_BYTES..(i + 1) * SLOT_BYTES)
+                .is_some_and(|b| b.iter().any(|x| *x != 0) && decode(b).is_none())
+        });
+        if !torn {
+            break;
+        }
+        std::thread::yield_now();
+    }
     let slot = |i: usize| {
         bytes
             .get(i * SLOT_BYTES..(i + 1) * SLOT_BYTES)
