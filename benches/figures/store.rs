@@ -27,10 +27,14 @@ pub fn options() -> Options {
 /// The agents and the catalog of `skus` skus.
 pub fn setup(skus: u64) -> Vec<String> {
     let mut lines = Vec::new();
+    // Every producer of the day is registered in its domain: resolver
+    // version 2 admits store facts by domain (the [writers] table).
     for (agent, priority) in [
         ("pricing", 50),
         ("merchandising", 40),
         ("customer-service", 30),
+        ("inventory", 20),
+        ("competitor-tracking", 10),
     ] {
         lines.push(format!(
             r#"{{"producer":"ops","at_ms":{T0_MS},"kind":"agent_registered","profile":{{"agent":"{agent}","domain":"{agent}","priority":{priority}}}}}"#

@@ -386,7 +386,10 @@ pub struct Examined {
     pub damage: Option<units::Damage>,
     /// The bytes from the end of the valid data on (at most the tail window).
     pub window: Vec<u8>,
-    /// Anything but zeros lies past the window.
+    /// Bytes from the end of the valid data to the window's last non-zero byte.
+    extent: u64,
+    /// Anything but zeros lies past the window (looked at only when there is
+    /// damage: with only zeros after the valid data, nothing there matters).
     pub beyond: bool,
     /// The last segment is shorter than it was created.
     pub truncated: bool,
@@ -397,10 +400,7 @@ pub struct Examined {
 impl Examined {
     /// Bytes from the end of the valid data to the last non-zero byte of the window.
     pub fn extent(&self) -> u64 {
-        self.window
-            .iter()
-            .rposition(|b| *b != 0)
-            .map_or(0, |p| p as u64 + 1)
+        self.extent
     }
 }
 
@@ -423,6 +423,7 @@ pub fn examine(dir: &Path, proof: &Proof) -> Result<Examined, LogError> {
             tail: Tail::default(),
             damage: None,
             window: Vec::new(),
+            extent: 0,
             beyond: false,
             truncated: false,
             file_len: 0,
@@ -448,10 +449,17 @@ pub fn examine(dir: &Path, proof: &Proof) -> Result<Examined, LogError> {
     let head_seq = head.map_or(0, |h| h.seq);
     check_claims(dir, proof, head_seq, &w.found)?;
     let window = tail_window(&seg.file, &last_path, w.end, seg.len)?;
-    let beyond = data_from(&seg.file, &last_path, w.end + window.len() as u64, seg.len)?;
+    let extent = window
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |p| p as u64 + 1);
     let mut damage = w.damage;
-    let nonzero = window.iter().any(|b| *b != 0) || beyond;
-    if damage.is_none() && nonzero {
+    let beyond = if damage.is_some() || extent > 0 {
+        data_from(&seg.file, &last_path, w.end + window.len() as u64, seg.len)?
+    } else {
+        false
+    };
+    if damage.is_none() && extent > 0 {
         damage = Some(units::Damage {
             seq: head_seq + 1,
             at: w.end,
@@ -477,6 +485,7 @@ pub fn examine(dir: &Path, proof: &Proof) -> Result<Examined, LogError> {
         },
         damage,
         window,
+        extent,
         beyond,
         truncated: seg.len < seg.capacity,
         file_len: seg.len,
