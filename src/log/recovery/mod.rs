@@ -448,26 +448,8 @@ pub fn examine(dir: &Path, proof: &Proof) -> Result<Examined, LogError> {
     };
     let head_seq = head.map_or(0, |h| h.seq);
     check_claims(dir, proof, head_seq, &w.found)?;
-    let window = tail_window(&seg.file, &last_path, w.end, seg.len)?;
-    let extent = window
-        .iter()
-        .rposition(|b| *b != 0)
-        .map_or(0, |p| p as u64 + 1);
-    let mut damage = w.damage;
-    let beyond = if damage.is_some() || extent > 0 {
-        data_from(&seg.file, &last_path, w.end + window.len() as u64, seg.len)?
-    } else {
-        false
-    };
-    if damage.is_none() && extent > 0 {
-        damage = Some(units::Damage {
-            seq: head_seq + 1,
-            at: w.end,
-            len: None,
-            reason: "zeros where the next frame or unit begins, with data after them".to_owned(),
-            trailer: false,
-        });
-    }
+    let past = past_end(&seg, &last_path, w.end, w.damage, head_seq + 1)?;
+    let (window, extent, beyond, damage) = past;
     Ok(Examined {
         tail: Tail {
             head,
@@ -490,6 +472,38 @@ pub fn examine(dir: &Path, proof: &Proof) -> Result<Examined, LogError> {
         truncated: seg.len < seg.capacity,
         file_len: seg.len,
     })
+}
+
+/// What lies past the valid data ending at `end` (where seq `next` would
+/// begin): the tail window, its extent, whether data lies past it, and the
+/// damage (the walk's, or data after zeros where the next unit begins).
+fn past_end(
+    seg: &Opened,
+    path: &Path,
+    end: u64,
+    damage: Option<units::Damage>,
+    next: u64,
+) -> Result<(Vec<u8>, u64, bool, Option<units::Damage>), LogError> {
+    let window = tail_window(&seg.file, path, end, seg.len)?;
+    let extent = window
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |p| p as u64 + 1);
+    let beyond = if damage.is_some() || extent > 0 {
+        data_from(&seg.file, path, end + window.len() as u64, seg.len)?
+    } else {
+        false
+    };
+    let damage = damage.or_else(|| {
+        (extent > 0).then(|| units::Damage {
+            seq: next,
+            at: end,
+            len: None,
+            reason: "zeros where the next frame or unit begins, with data after them".to_owned(),
+            trailer: false,
+        })
+    });
+    Ok((window, extent, beyond, damage))
 }
 
 /// Analyzes the end of the log in `dir` against `proof`. Reads only.
