@@ -11,9 +11,9 @@
 
 use std::time::Instant;
 
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::Ledger;
+use parley::reader::LedgerRead;
 use parley::record::{chain_hash, Hash, Record, StoredRecord, ZERO_HASH};
 use parley::replay::Replayer;
 

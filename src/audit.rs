@@ -11,27 +11,10 @@ use serde::Serialize;
 use crate::effect::{self, Effect};
 use crate::entity::EntityRef;
 use crate::log::LogError;
+use crate::reader::LedgerRead;
 use crate::record::{Body, StoredRecord};
 use crate::value::Value;
 use crate::vocab::{Action, CiteRole, Decision, Impact, Objective, StepRef};
-
-/// Reading a ledger: what audit, the CLI's inspection commands and the
-/// server's reads need, from a writer's ledger or a read-only view.
-pub trait LedgerRead {
-    /// The last durable record's seq (0: an empty log).
-    fn head_seq(&self) -> u64;
-    /// Visits records `from..=to` (clamped to the head) in order, checked.
-    fn scan(
-        &self,
-        from: u64,
-        to: u64,
-        visit: &mut dyn FnMut(StoredRecord) -> Result<(), LogError>,
-    ) -> Result<(), LogError>;
-    /// The records at `seqs` (ascending, each at most the head), checked.
-    fn read(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError>;
-    /// Every seq that names `entity`, ascending.
-    fn entity_seqs(&self, entity: &EntityRef) -> Result<Vec<u64>, LogError>;
-}
 
 /// Why an audit cannot be given.
 #[derive(Debug, thiserror::Error)]

@@ -14,42 +14,41 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::bounds::{self, OutOfRange};
+use crate::bounds::{check_id, IdError, MAP_ENTRIES_MAX};
 use crate::entity::typed_field;
-use crate::record::{check_id, Body};
+use crate::record::Body;
 
 /// Longest command line `parley run` accepts, in bytes.
 pub const MAX_COMMAND_BYTES: usize = 2 << 20;
 /// The producer id parley uses for the records it writes itself.
 pub const SYSTEM_PRODUCER: &str = "parley";
-/// Most entries of a broadcast's `detail` or a run's `params`.
-pub const MAX_MAP_ENTRIES: usize = 64;
 
 /// Envelope fields a command may set. The sequencer assigns seq and hashes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandEnvelope {
     /// The agent or human sending the command.
-    #[schemars(with = "crate::schema::bound::Producer")]
+    #[schemars(with = "crate::bounds::schema::Producer")]
     pub producer: String,
     /// Time of the command in ms since the Unix epoch. Required on a scripted
     /// ledger; on a wall-clock ledger it may not be ahead of the clock. Never
     /// earlier than the ledger's last record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "crate::schema::bound::OptionalTimeMs")]
+    #[schemars(with = "crate::bounds::schema::OptionalTimeMs")]
     pub at_ms: Option<u64>,
     /// Retrying a command with the same (producer, key) appends nothing and
     /// returns the original result, also after a restart; the same key with
     /// different content is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "crate::schema::bound::OptionalId")]
+    #[schemars(with = "crate::bounds::schema::OptionalId")]
     pub idempotency_key: Option<String>,
     /// Seq of the record that caused this one (it must exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "crate::schema::bound::OptionalSeq")]
+    #[schemars(with = "crate::bounds::schema::OptionalSeq")]
     pub causation: Option<u64>,
     /// Grouping id, e.g. a workflow run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "crate::schema::bound::OptionalId")]
+    #[schemars(with = "crate::bounds::schema::OptionalId")]
     pub correlation: Option<String>,
 }
 
@@ -143,6 +142,8 @@ pub enum CommandError {
     Inconsistent(String),
     #[error(transparent)]
     OutOfRange(#[from] OutOfRange),
+    #[error(transparent)]
+    Id(#[from] IdError),
 }
 
 /// The kinds a producer may send.
@@ -238,17 +239,17 @@ impl Command {
     pub fn validate(&self) -> Result<(), CommandError> {
         let env = &self.envelope;
         let invalid = CommandError::Invalid;
-        check_id("producer", &env.producer).map_err(invalid)?;
+        check_id("producer", &env.producer)?;
         if env.producer == SYSTEM_PRODUCER {
             return Err(invalid(format!(
                 "producer `{SYSTEM_PRODUCER}` is reserved for parley itself"
             )));
         }
         if let Some(key) = &env.idempotency_key {
-            check_id("idempotency_key", key).map_err(invalid)?;
+            check_id("idempotency_key", key)?;
         }
         if let Some(c) = &env.correlation {
-            check_id("correlation", c).map_err(invalid)?;
+            check_id("correlation", c)?;
         }
         if let Some(t) = env.at_ms {
             bounds::time_ms("at_ms", t)?;
@@ -260,7 +261,7 @@ impl Command {
             return Err(CommandError::SystemKind(self.body.kind().into()));
         }
         for (field, value) in self.body.ids() {
-            check_id(field, value).map_err(invalid)?;
+            check_id(field, value)?;
         }
         validate_body(&self.body)
     }
@@ -352,6 +353,7 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
         Body::Intend { intention } => intention.validate().map_err(|e| match e {
             crate::vocab::Invalid::Field(m) => CommandError::Invalid(m),
             crate::vocab::Invalid::Inconsistent(m) => CommandError::Inconsistent(m),
+            crate::vocab::Invalid::Id(e) => CommandError::Id(e),
         })?,
         Body::Fact {
             entity, attribute, ..
@@ -367,7 +369,7 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
                 "detail",
                 detail.len() as u64,
                 0u64,
-                MAX_MAP_ENTRIES as u64,
+                MAP_ENTRIES_MAX as u64,
                 " entries",
             )?;
         }
@@ -376,7 +378,7 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
                 "params",
                 params.len() as u64,
                 0u64,
-                MAX_MAP_ENTRIES as u64,
+                MAP_ENTRIES_MAX as u64,
                 " entries",
             )?;
         }

@@ -23,12 +23,6 @@ use crate::log::{Head, LogError, LogReader};
 use crate::record::{Body, Digest, Hash, StoredRecord};
 
 const META_APPLIED: &[u8] = b"m\0applied";
-/// The applied marker as a file beside sled's, which readers can read
-/// without opening sled: recovery evidence for the writer and for `verify`
-/// alike (see [`read_marker`]).
-pub const MARKER_FILE: &str = "applied";
-const MARKER_MAGIC: &[u8; 8] = b"PARLEYAP";
-const MARKER_BYTES: usize = 96;
 const META_LEDGER: &[u8] = b"m\0ledger";
 const META_SNAPSHOT: &[u8] = b"m\0snapshot";
 /// What a snapshot's bytes mean: bump when `Context`'s encoding or what
@@ -164,34 +158,6 @@ pub struct Derived {
     marker_file: Option<PathBuf>,
 }
 
-fn encode_marker(genesis: &Hash, seq: u64, hash: &Hash) -> [u8; MARKER_BYTES] {
-    let mut b = [0u8; MARKER_BYTES];
-    b[..8].copy_from_slice(MARKER_MAGIC);
-    b[8..40].copy_from_slice(genesis);
-    b[40..48].copy_from_slice(&seq.to_le_bytes());
-    b[48..80].copy_from_slice(hash);
-    let check = blake3::hash(&b[..80]);
-    b[80..96].copy_from_slice(&check.as_bytes()[..16]);
-    b
-}
-
-/// The derived store's applied marker, read from its file in `dir` without
-/// opening sled: (the genesis hash of its ledger, seq, that seq's hash).
-/// `None` when the file is missing, cut or damaged: no evidence.
-pub fn read_marker(dir: &Path) -> Option<(Hash, u64, Hash)> {
-    let b = std::fs::read(dir.join(MARKER_FILE)).ok()?;
-    if b.len() != MARKER_BYTES || &b[..8] != MARKER_MAGIC {
-        return None;
-    }
-    if blake3::hash(&b[..80]).as_bytes()[..16] != b[80..96] {
-        return None;
-    }
-    let genesis: Hash = b[8..40].try_into().ok()?;
-    let seq = u64::from_le_bytes(b[40..48].try_into().ok()?);
-    let hash: Hash = b[48..80].try_into().ok()?;
-    Some((genesis, seq, hash))
-}
-
 /// The context snapshot's file in the store's directory. Not a sled value:
 /// sled 0.34 keeps memory for every version of a large value written (with
 /// a 2.5 MB snapshot every 131,072 records a writer grew from 93 MiB at 1 M
@@ -260,7 +226,7 @@ impl Derived {
             pending: Mutex::new(Layer::default()),
             snapshot_file: dir.map(|d| d.join(SNAPSHOT_FILE)),
             snapshot_mem: Mutex::new(None),
-            marker_file: dir.map(|d| d.join(MARKER_FILE)),
+            marker_file: dir.map(|d| d.join(crate::log::marker::MARKER_FILE)),
         })
     }
 
@@ -382,7 +348,7 @@ impl Derived {
         let (Some(file), Some(genesis)) = (&self.marker_file, self.binding()?) else {
             return Ok(());
         };
-        let bytes = encode_marker(&genesis, seq, &hash);
+        let bytes = crate::log::marker::encode(&genesis, seq, &hash);
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, file))
@@ -618,7 +584,7 @@ impl Derived {
             Ok(c) => c,
             Err(e) => return Ok(Some(format!("the context snapshot at seq {seq}: {e}"))),
         };
-        let folded = crate::ledger::fold(reader, seq)?;
+        let folded = crate::reader::fold(reader, seq)?;
         if snap.state_hash() != folded.state_hash() {
             return Ok(Some(format!(
                 "the context snapshot at seq {seq} differs from a fold of the log"

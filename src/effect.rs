@@ -8,10 +8,11 @@
 
 use serde::Serialize;
 
+use crate::bounds::BP_PER_UNIT;
 use crate::entity::EntityRef;
 use crate::record::Body;
 use crate::value::Value;
-use crate::vocab::{Action, Lifecycle, Perk, PromotionTarget, BP_PER_UNIT};
+use crate::vocab::{Action, Lifecycle, Perk, PromotionTarget};
 
 /// A change to one field of one entity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

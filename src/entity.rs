@@ -12,7 +12,7 @@ use std::fmt;
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::record::check_id;
+use crate::bounds::{check_id, IdError};
 
 /// An entity of the shared context.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
@@ -63,13 +63,16 @@ impl EntityRef {
 
     /// Parses `kind:id`. A known kind with an empty or malformed id is an
     /// error; text without a known kind prefix is an [`EntityRef::Other`].
-    pub fn parse(text: &str) -> Result<EntityRef, String> {
+    pub fn parse(text: &str) -> Result<EntityRef, EntityError> {
         check_id("entity", text)?;
         let Some((kind, id)) = text.split_once(':') else {
             return Ok(EntityRef::Other(text.to_owned()));
         };
         let typed = |f: fn(String) -> EntityRef| {
-            check_id(kind, id).map_err(|e| format!("entity `{text}`: {e}"))?;
+            check_id(kind, id).map_err(|e| EntityError::Id {
+                text: text.to_owned(),
+                id: e,
+            })?;
             Ok(f(id.to_owned()))
         };
         match kind {
@@ -86,7 +89,9 @@ impl EntityRef {
                 .ok()
                 .filter(|s| *s >= 1 && !id.starts_with('0') && !id.starts_with('+'))
                 .map(EntityRef::Intention)
-                .ok_or_else(|| format!("entity `{text}`: an intention is named by its seq")),
+                .ok_or_else(|| EntityError::NotASeq {
+                    text: text.to_owned(),
+                }),
             _ => Ok(EntityRef::Other(text.to_owned())),
         }
     }
@@ -183,6 +188,17 @@ impl<'de> Deserialize<'de> for EntityRef {
     }
 }
 
+/// Why a text is not an entity.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntityError {
+    #[error(transparent)]
+    Text(#[from] IdError),
+    #[error("entity `{text}`: {id}")]
+    Id { text: String, id: IdError },
+    #[error("entity `{text}`: an intention is named by its seq")]
+    NotASeq { text: String },
+}
+
 impl schemars::JsonSchema for EntityRef {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "EntityRef".into()
@@ -192,8 +208,8 @@ impl schemars::JsonSchema for EntityRef {
             "description": "An entity as `kind:id` (sku:SKU-1, order:O-9, customer:C-3, category:headphones, campaign:bf, agent:pricing, human:maya, run:flash-1, intention:42) or any other identifier for a generic fact.",
             "type": "string",
             "minLength": 1,
-            "maxLength": crate::record::MAX_ID_CHARS,
-            "pattern": crate::schema::bound::entity_pattern()
+            "maxLength": crate::bounds::ID_CHARS_MAX,
+            "pattern": crate::bounds::schema::entity_pattern()
         })
     }
 }

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::audit::LedgerRead;
 use crate::context::{Context, Status};
 use crate::entity::EntityRef;
 use crate::log::LogError;
+use crate::reader::LedgerRead;
 use crate::record::{Body, StoredRecord};
 use crate::render;
 use crate::time::format_rfc3339;

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::LedgerRead;
 use crate::ledger::{Ledger, LedgerError, Options};
 use crate::log::recovery::Proof;
 use crate::log::segment::{self, SegmentLog};
 use crate::log::{EncodedRecord, LogEngine, LogError};
+use crate::reader::LedgerRead;
 use crate::record::{
     chain_hash, hash_from_hex, to_hex, Body, Envelope, Record, StoredRecord, ZERO_HASH,
 };

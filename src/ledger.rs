@@ -12,7 +12,6 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
-use crate::audit::LedgerRead;
 use crate::command::{Command, SYSTEM_PRODUCER};
 use crate::context::Context;
 use crate::derived::{Derived, DerivedError, DerivedOpen};
@@ -25,6 +24,7 @@ use crate::log::segment::{
     self, LockError, Recovery, SegmentLog, WriterLock, DEFAULT_SEGMENT_BYTES,
 };
 use crate::log::{encode_record, Head, LogEngine, LogError, LogReader};
+use crate::reader::{fold, LedgerRead};
 use crate::record::{
     Body, Envelope, Hash, Record, StoredRecord, Timeline, FORMAT_VERSION, ZERO_HASH,
 };
@@ -35,11 +35,6 @@ use crate::sequencer::{
     SYNC_QUEUE_BATCHES,
 };
 
-/// How far ahead of the wall clock a command's `at_ms` may be on a
-/// wall-clock ledger.
-pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
-/// How far past the last record one command may move a scripted ledger.
-pub const MAX_SCRIPTED_STEP_MS: u64 = 366 * 24 * 3600 * 1000;
 /// The first admin of a new ledger unless another is named.
 pub const DEFAULT_ADMIN: &str = "admin";
 /// Batches the feed keeps for followers before a slow one falls behind.
@@ -206,7 +201,8 @@ fn genesis_batch(
     opts: &Options,
     dir: Option<&Path>,
 ) -> Result<Vec<crate::log::EncodedRecord>, LedgerError> {
-    crate::record::check_id("first admin", &opts.first_admin).map_err(LedgerError::Setup)?;
+    crate::bounds::check_id("first admin", &opts.first_admin)
+        .map_err(|e| LedgerError::Setup(e.to_string()))?;
     if opts.first_admin == SYSTEM_PRODUCER {
         return Err(LedgerError::Setup(format!(
             "`{SYSTEM_PRODUCER}` cannot be an admin"
@@ -615,22 +611,6 @@ impl LedgerRead for Ledger {
         let _ = self.applied.wait_for(head);
         self.reader.entity_seqs(&entity.to_string(), head)
     }
-}
-
-/// The context folded over seqs `1..=to`.
-pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
-    let mut ctx = Context::default();
-    if to == 0 {
-        return Ok(ctx);
-    }
-    reader.scan(1, to, &mut |r| {
-        let seq = r.record.envelope.seq;
-        ctx.apply(&r).map_err(|e| LogError::Corrupt {
-            seq,
-            reason: e.to_string(),
-        })
-    })?;
-    Ok(ctx)
 }
 
 /// Records below which `check_log` does not split its work.

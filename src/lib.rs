@@ -22,6 +22,7 @@ pub mod command;
 pub mod context;
 pub mod demo;
 pub mod derived;
+pub mod digest;
 pub mod effect;
 pub mod entity;
 pub mod escalations;

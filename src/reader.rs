@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::audit::LedgerRead;
 use crate::context::Context;
 use crate::entity::EntityRef;
 use crate::log::head;
@@ -22,6 +21,43 @@ use crate::log::scan::list_segments;
 use crate::log::segment::writer_running;
 use crate::log::{Head, LogError, LogReader};
 use crate::record::StoredRecord;
+
+/// Reading a ledger up to a fixed durable head: what audit, the CLI's
+/// inspection commands and the server's reads need, from a writer's
+/// [`crate::Ledger`] or a read-only [`LogView`]. The one difference from
+/// [`LogReader`] (the engines' reader): a `LogReader` reads any range it is
+/// given a head for; a `LedgerRead` knows its head and never reads past it.
+pub trait LedgerRead {
+    /// The last durable record's seq (0: an empty log).
+    fn head_seq(&self) -> u64;
+    /// Visits records `from..=to` (clamped to the head) in order, checked.
+    fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(StoredRecord) -> Result<(), LogError>,
+    ) -> Result<(), LogError>;
+    /// The records at `seqs` (ascending, each at most the head), checked.
+    fn read(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError>;
+    /// Every seq that names `entity`, ascending.
+    fn entity_seqs(&self, entity: &EntityRef) -> Result<Vec<u64>, LogError>;
+}
+
+/// The context folded over seqs `1..=to`.
+pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
+    let mut ctx = Context::default();
+    if to == 0 {
+        return Ok(ctx);
+    }
+    reader.scan(1, to, &mut |r| {
+        let seq = r.record.envelope.seq;
+        ctx.apply(&r).map_err(|e| LogError::Corrupt {
+            seq,
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(ctx)
+}
 
 /// Why a view could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +113,14 @@ impl LogView {
         self.head
     }
 
+    /// The segment and index files it reads.
+    pub fn files(&self) -> &LogFiles {
+        &self.files
+    }
+
     /// The shared context as of `seq` (clamped to the head).
     pub fn context_at(&self, seq: u64) -> Result<Context, LogError> {
-        crate::ledger::fold(&self.files, seq.min(self.head_seq()))
+        fold(&self.files, seq.min(self.head_seq()))
     }
 }
 
@@ -175,7 +216,7 @@ pub fn build_indexes(
 }
 
 /// One segment's index, by walking and scanning it up to `last`.
-fn segment_index(
+pub(crate) fn segment_index(
     files: &LogFiles,
     first: u64,
     path: &Path,
@@ -189,90 +230,8 @@ fn segment_index(
             seq: r.record.envelope.seq,
             reason: "frame offsets and records disagree".into(),
         })?;
-        crate::sequencer::projector::index_record(&mut index, &r, offset);
+        index.push_record(&r, offset);
         Ok(())
     })?;
     Ok(index)
-}
-
-/// `verify --derived`: every sealed segment's index file must equal one
-/// rebuilt from the log, and (when no writer holds it) the derived store must
-/// equal a fresh fold. The store is compared through a copy, so nothing under
-/// `dir` is written. `None` when all agree.
-pub fn derived_differences(dir: &Path) -> Result<Option<String>, crate::ledger::LedgerError> {
-    let (view, _) =
-        LogView::open(dir).map_err(|e| crate::ledger::LedgerError::Setup(e.to_string()))?;
-    let files = &view.files;
-    let head = view.head_seq();
-    let segments = list_segments(files.log_dir())?;
-    for (i, (first, path)) in segments.iter().enumerate() {
-        let Some((next, _)) = segments.get(i + 1) else {
-            break;
-        };
-        let index_path = files
-            .index_dir()
-            .join(crate::log::index::file_name(*first, false));
-        let Ok(on_disk) = std::fs::read(&index_path) else {
-            return Ok(Some(format!(
-                "the index file of segment {first} is missing ({})",
-                index_path.display()
-            )));
-        };
-        let rebuilt = segment_index(files, *first, path, next - 1)?;
-        if on_disk != rebuilt.encode(false) {
-            return Ok(Some(format!(
-                "the index file of segment {first} differs from the log ({})",
-                index_path.display()
-            )));
-        }
-    }
-    if writer_running(files.log_dir()) {
-        return Ok(None);
-    }
-    let store = dir.join("derived");
-    if !store.is_dir() {
-        return Ok(Some(
-            "the derived store is missing (the next writer, or `parley rebuild`, rebuilds it)"
-                .into(),
-        ));
-    }
-    // The copy is removed when `copy` drops, after the store that uses it.
-    let copy = tempfile::Builder::new()
-        .prefix("parley-verify-")
-        .tempdir()
-        .map_err(|source| crate::ledger::LedgerError::Io {
-            op: "create a temporary directory",
-            path: std::env::temp_dir(),
-            source,
-        })?;
-    copy_dir(&store, &copy.path().join("derived"))?;
-    let (derived, rebuilt) = crate::derived::Derived::open(&copy.path().join("derived"))?;
-    let result = match rebuilt {
-        Some(why) => Some(format!("the derived store does not open: {why}")),
-        None => derived.differences(files, head)?,
-    };
-    drop(derived);
-    Ok(result)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<(), crate::ledger::LedgerError> {
-    let io = |op, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| crate::ledger::LedgerError::Io { op, path, source }
-    };
-    std::fs::create_dir_all(to).map_err(io("create directory", to))?;
-    for entry in std::fs::read_dir(from).map_err(io("read directory", from))? {
-        let entry = entry.map_err(io("read directory", from))?;
-        let target = to.join(entry.file_name());
-        if entry
-            .file_type()
-            .map_err(io("stat", &entry.path()))?
-            .is_dir()
-        {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target).map_err(io("copy", &entry.path()))?;
-        }
-    }
-    Ok(())
 }

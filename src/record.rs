@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+pub use crate::digest::{hash_from_hex, to_hex, Digest, Hash, ZERO_HASH};
 use crate::entity::EntityRef;
 use crate::value::Value;
 use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, RunOutcome};
@@ -20,14 +21,6 @@ use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, RunOutcome};
 pub const FORMAT_VERSION: u16 = 1;
 /// Largest canonical encoding of one record, in bytes.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
-/// Longest identifier (producer, entity, attribute, topic, key), in
-/// characters (as JSON Schema's `maxLength` counts them).
-pub const MAX_ID_CHARS: usize = 256;
-
-/// A blake3 digest.
-pub type Hash = [u8; 32];
-/// The `prev_hash` of the genesis record.
-pub const ZERO_HASH: Hash = [0; 32];
 
 /// The one bincode configuration of format version 1.
 pub type CodecConfig = bincode::config::Configuration<
@@ -67,38 +60,6 @@ pub struct Envelope {
     pub credential: Option<u64>,
 }
 
-/// A blake3 digest as a value: bytes in records, 64 hex digits in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-pub struct Digest(pub Hash);
-
-impl Serialize for Digest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&to_hex(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
-        let text = String::deserialize(d)?;
-        hash_from_hex(&text)
-            .map(Digest)
-            .ok_or_else(|| serde::de::Error::custom("expected 64 lower-case hex digits"))
-    }
-}
-
-impl schemars::JsonSchema for Digest {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Digest".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "A blake3 digest: 64 lower-case hex digits.",
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$"
-        })
-    }
-}
-
 /// Where a ledger's time comes from, fixed when it is created.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, schemars::JsonSchema,
@@ -106,10 +67,10 @@ impl schemars::JsonSchema for Digest {
 #[serde(rename_all = "snake_case")]
 pub enum Timeline {
     /// The wall clock: a command's `at_ms`, if given, may not be more than
-    /// [`crate::ledger::MAX_CLOCK_SKEW_MS`] ahead of it.
+    /// 5 minutes ahead of it (`CLOCK_SKEW_MS_MAX`).
     Wall,
     /// The commands' own `at_ms` (simulations, scripts, the demo): each must be
-    /// given, and none more than [`crate::ledger::MAX_SCRIPTED_STEP_MS`] after
+    /// given, and none more than 366 days (`SCRIPTED_STEP_MS_MAX`) after
     /// the last record.
     Scripted,
 }
@@ -189,92 +150,92 @@ pub enum Body {
     /// A fact about an entity: `entity.attribute = value`.
     Fact {
         entity: EntityRef,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         attribute: String,
         value: Value,
     },
     /// An event announced to every agent.
     Broadcast {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         topic: String,
         entity: Option<EntityRef>,
         #[serde(default)]
-        #[schemars(with = "crate::schema::bound::ValueMap")]
+        #[schemars(with = "crate::bounds::schema::ValueMap")]
         detail: BTreeMap<String, Value>,
     },
     /// A catalog entry: the sku's full state.
     Catalog {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         sku: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         category: String,
-        #[schemars(with = "crate::schema::bound::Money")]
+        #[schemars(with = "crate::bounds::schema::Money")]
         cost_minor: i64,
-        #[schemars(with = "crate::schema::bound::Price")]
+        #[schemars(with = "crate::bounds::schema::Price")]
         price_minor: i64,
-        #[schemars(with = "crate::schema::bound::Stock")]
+        #[schemars(with = "crate::bounds::schema::Stock")]
         stock: i64,
         lifecycle: Lifecycle,
     },
     /// A sku's stock level changed.
     StockChanged {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         sku: String,
-        #[schemars(with = "crate::schema::bound::Stock")]
+        #[schemars(with = "crate::bounds::schema::Stock")]
         stock: i64,
     },
     /// A competitor's price was observed.
     CompetitorPrice {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         sku: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         competitor: String,
-        #[schemars(with = "crate::schema::bound::Money")]
+        #[schemars(with = "crate::bounds::schema::Money")]
         price_minor: i64,
     },
     /// A supplier announced a delay on skus.
     SupplierDelay {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         supplier: String,
-        #[schemars(with = "crate::schema::bound::Skus")]
+        #[schemars(with = "crate::bounds::schema::Skus")]
         skus: Vec<String>,
-        #[schemars(with = "crate::schema::bound::Days")]
+        #[schemars(with = "crate::bounds::schema::Days")]
         days: u32,
     },
     /// Traffic to a sku rose by `increase_bp`.
     TrafficSpike {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         sku: String,
-        #[schemars(with = "crate::schema::bound::IncreaseBp")]
+        #[schemars(with = "crate::bounds::schema::IncreaseBp")]
         increase_bp: u32,
     },
     OrderPlaced {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         order: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         customer: String,
-        #[schemars(with = "crate::schema::bound::Money")]
+        #[schemars(with = "crate::bounds::schema::Money")]
         total_minor: i64,
     },
     OrderDelayed {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         order: String,
-        #[schemars(with = "crate::schema::bound::Days")]
+        #[schemars(with = "crate::bounds::schema::Days")]
         days: u32,
     },
     OrderFlagged {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         order: String,
-        #[schemars(with = "crate::schema::bound::Text")]
+        #[schemars(with = "crate::bounds::schema::Text")]
         reason: String,
     },
     /// A customer was contacted (outside an intention).
     CustomerContacted {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         customer: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         order: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         topic: String,
     },
     AgentRegistered {
@@ -282,7 +243,7 @@ pub enum Body {
     },
     /// An identity allowed to resolve escalations.
     HumanRegistered {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         human: String,
     },
     /// An agent announces what it intends to do; the resolver answers with a decision.
@@ -299,10 +260,10 @@ pub enum Body {
     },
     /// A human settles an escalated intention by choosing one of its options.
     HumanResolution {
-        #[schemars(with = "crate::schema::bound::Seq")]
+        #[schemars(with = "crate::bounds::schema::Seq")]
         intention: u64,
         option: u32,
-        #[schemars(with = "crate::schema::bound::Said")]
+        #[schemars(with = "crate::bounds::schema::Said")]
         rationale: String,
     },
     /// Written by parley when time passes with nothing else arriving.
@@ -313,33 +274,33 @@ pub enum Body {
     },
     /// A run of a defined workflow starts.
     WorkflowStarted {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         run: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         workflow: String,
-        #[schemars(with = "crate::schema::bound::Version")]
+        #[schemars(with = "crate::bounds::schema::Version")]
         version: u32,
         #[serde(default)]
-        #[schemars(with = "crate::schema::bound::ValueMap")]
+        #[schemars(with = "crate::bounds::schema::ValueMap")]
         params: BTreeMap<String, Value>,
     },
     /// A step's owner reports it done.
     StepCompleted {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         run: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         step: String,
         #[serde(default)]
-        #[schemars(with = "crate::schema::bound::Text")]
+        #[schemars(with = "crate::bounds::schema::Text")]
         note: String,
     },
     /// A step's owner reports it failed.
     StepFailed {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         run: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         step: String,
-        #[schemars(with = "crate::schema::bound::Text")]
+        #[schemars(with = "crate::bounds::schema::Text")]
         reason: String,
     },
     /// Written by parley: a step's dependencies are complete; its owner may act.
@@ -361,24 +322,24 @@ pub enum Body {
     },
     /// An identity allowed to change who may act and what the rules are.
     AdminRegistered {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         admin: String,
     },
     /// From this record on, decisions are made by resolver `version`.
     ResolverAdopted {
-        #[schemars(with = "crate::schema::bound::Version")]
+        #[schemars(with = "crate::bounds::schema::Version")]
         version: u32,
     },
     /// A bearer token for `identity` in `role`; only its blake3 hash is kept.
     CredentialGranted {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         identity: String,
         role: Role,
         token_hash: Digest,
     },
     /// The credential granted at seq `grant` no longer authenticates anyone.
     CredentialRevoked {
-        #[schemars(with = "crate::schema::bound::Seq")]
+        #[schemars(with = "crate::bounds::schema::Seq")]
         grant: u64,
     },
 }
@@ -679,56 +640,6 @@ pub fn chain_hash(prev_hash: &Hash, canonical: &[u8]) -> Hash {
     hasher.update(prev_hash);
     hasher.update(canonical);
     *hasher.finalize().as_bytes()
-}
-
-/// Lower-case hex of a hash.
-pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-/// Parses 64 hex digits into a hash.
-pub fn hash_from_hex(text: &str) -> Option<Hash> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = char::from(pair[0]).to_digit(16)?;
-        let lo = char::from(pair[1]).to_digit(16)?;
-        out[i] = u8::try_from(hi * 16 + lo).ok()?;
-    }
-    Some(out)
-}
-
-/// Checks an identifier: non-empty, at most [`MAX_ID_CHARS`], no control
-/// characters (NUL separates key parts in the derived store), and no white
-/// space at either end (`" pricing"` and `"pricing"` would look alike).
-pub fn check_id(field: &str, value: &str) -> Result<(), String> {
-    if value.trim().is_empty() {
-        return Err(format!("`{field}` must not be empty or blank"));
-    }
-    if value.trim() != value {
-        return Err(format!(
-            "`{field}` must not start or end with white space: {value:?}"
-        ));
-    }
-    let chars = value.chars().count();
-    if chars > MAX_ID_CHARS {
-        return Err(format!(
-            "`{field}` is {chars} characters; the limit is {MAX_ID_CHARS}"
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(format!("`{field}` must not contain control characters"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

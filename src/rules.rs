@@ -8,8 +8,9 @@ use bincode::{Decode, Encode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::bounds::BP_PER_UNIT;
 use crate::record::Digest;
-use crate::vocab::{Lifecycle, Objective, BP_PER_UNIT};
+use crate::vocab::{Lifecycle, Objective};
 
 /// The rule set parley installs into a new ledger unless given another.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");

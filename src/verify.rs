@@ -13,9 +13,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::log::recovery::{analyze, Proof};
-use crate::log::scan::scan_dir;
+use crate::log::scan::{list_segments, scan_dir};
 use crate::log::segment::writer_running;
 use crate::log::{head, LogError};
+use crate::reader::LedgerRead;
 use crate::record::{to_hex, Body};
 
 /// The outcome of a full verification.
@@ -154,4 +155,86 @@ fn check_chain(log_dir: &Path, to: u64) -> Result<VerifyReport, LogError> {
         Err(LogError::Corrupt { seq, reason }) => Ok(VerifyReport::bad(seq, "corrupt", reason)),
         Err(e) => Err(e),
     }
+}
+
+/// `verify --derived`: every sealed segment's index file must equal one
+/// rebuilt from the log, and (when no writer holds it) the derived store must
+/// equal a fresh fold. The store is compared through a copy, so nothing under
+/// `dir` is written. `None` when all agree.
+pub fn derived_differences(dir: &Path) -> Result<Option<String>, crate::ledger::LedgerError> {
+    let (view, _) = crate::reader::LogView::open(dir)
+        .map_err(|e| crate::ledger::LedgerError::Setup(e.to_string()))?;
+    let files = view.files();
+    let head = view.head_seq();
+    let segments = list_segments(files.log_dir())?;
+    for (i, (first, path)) in segments.iter().enumerate() {
+        let Some((next, _)) = segments.get(i + 1) else {
+            break;
+        };
+        let index_path = files
+            .index_dir()
+            .join(crate::log::index::file_name(*first, false));
+        let Ok(on_disk) = std::fs::read(&index_path) else {
+            return Ok(Some(format!(
+                "the index file of segment {first} is missing ({})",
+                index_path.display()
+            )));
+        };
+        let rebuilt = crate::reader::segment_index(files, *first, path, next - 1)?;
+        if on_disk != rebuilt.encode(false) {
+            return Ok(Some(format!(
+                "the index file of segment {first} differs from the log ({})",
+                index_path.display()
+            )));
+        }
+    }
+    if writer_running(files.log_dir()) {
+        return Ok(None);
+    }
+    let store = dir.join("derived");
+    if !store.is_dir() {
+        return Ok(Some(
+            "the derived store is missing (the next writer, or `parley rebuild`, rebuilds it)"
+                .into(),
+        ));
+    }
+    // The copy is removed when `copy` drops, after the store that uses it.
+    let copy = tempfile::Builder::new()
+        .prefix("parley-verify-")
+        .tempdir()
+        .map_err(|source| crate::ledger::LedgerError::Io {
+            op: "create a temporary directory",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    copy_dir(&store, &copy.path().join("derived"))?;
+    let (derived, rebuilt) = crate::derived::Derived::open(&copy.path().join("derived"))?;
+    let result = match rebuilt {
+        Some(why) => Some(format!("the derived store does not open: {why}")),
+        None => derived.differences(files, head)?,
+    };
+    drop(derived);
+    Ok(result)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), crate::ledger::LedgerError> {
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| crate::ledger::LedgerError::Io { op, path, source }
+    };
+    std::fs::create_dir_all(to).map_err(io("create directory", to))?;
+    for entry in std::fs::read_dir(from).map_err(io("read directory", from))? {
+        let entry = entry.map_err(io("read directory", from))?;
+        let target = to.join(entry.file_name());
+        if entry
+            .file_type()
+            .map_err(io("stat", &entry.path()))?
+            .is_dir()
+        {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(io("copy", &entry.path()))?;
+        }
+    }
+    Ok(())
 }

@@ -17,10 +17,8 @@ use serde::Serialize;
 use crate::context::{Context, InstalledRules};
 use crate::record::{Body, Digest, StoredRecord};
 use crate::resolver::Resolvers;
+use crate::resolver::MAX_FOLLOW_UPS;
 use crate::rules::{rules_hash, RuleSet};
-
-/// Most follow-ups one record may cause during a what-if (as in the sequencer).
-const MAX_FOLLOW_UPS: usize = 100_000;
 
 /// One outcome and the rule that decided it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]

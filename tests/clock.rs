@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::{Ledger, Options};
+use parley::reader::LedgerRead;
 use parley::record::Body;
 use parley::replay::Replayer;
 use parley::sequencer::Clock;

@@ -22,8 +22,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::parley_bin;
-use parley::audit::LedgerRead;
 use parley::ledger::{Ledger, Options};
+use parley::reader::LedgerRead;
 use parley::record::Body;
 use parley::value::Value;
 use parley::verify::verify_dir;

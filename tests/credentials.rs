@@ -3,9 +3,9 @@
 //! record's kind. A refused record leaves the log unchanged, and replay
 //! checks the same rule for every record in the log.
 
-use parley::audit::LedgerRead;
 use parley::command::{Command, CommandEnvelope};
 use parley::ledger::{Ledger, Options};
+use parley::reader::LedgerRead;
 use parley::record::{Body, Digest, Role, StoredRecord, Timeline};
 use parley::replay::Replayer;
 use parley::resolver::{Refusal, Resolvers};

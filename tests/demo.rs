@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use parley::demo::scenarios::NAMES;
 use parley::demo::world::Figures;
+use parley::demo::NAMES;
 
 mod common;
 

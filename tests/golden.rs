@@ -17,11 +17,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::context::Context;
 use parley::ledger::{Ledger, Options};
 use parley::log::scan::list_segments;
+use parley::reader::LedgerRead;
 use parley::reader::LogView;
 use parley::record::{Body, StoredRecord, Timeline};
 use parley::replay::Replayer;

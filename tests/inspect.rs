@@ -5,11 +5,11 @@ mod common;
 use std::process::Command as Process;
 
 use common::parley_bin;
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::{Ledger, Options};
 use parley::log::segment::SegmentLog;
 use parley::log::{encode_record, LogEngine};
+use parley::reader::LedgerRead;
 use parley::reader::LogView;
 use parley::record::{Body, ZERO_HASH};
 use parley::vocab::{Outcome, RuleId};

@@ -6,10 +6,10 @@ mod common;
 use std::sync::Arc;
 
 use common::{fact, flip_byte, frame_map, unclean, Tear};
-use parley::audit::LedgerRead;
 use parley::entity::EntityRef;
 use parley::ledger::{Ledger, LedgerError, Options};
 use parley::log::LogError;
+use parley::reader::LedgerRead;
 use parley::reader::LogView;
 use parley::record::Timeline;
 use parley::sequencer::AppendError;

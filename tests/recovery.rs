@@ -103,7 +103,7 @@ impl Rng {
 fn entities_by_seq(dir: &Path) -> BTreeMap<u64, String> {
     let (view, _) = parley::reader::LogView::open(dir).unwrap();
     let mut out = BTreeMap::new();
-    use parley::audit::LedgerRead;
+    use parley::reader::LedgerRead;
     view.scan(1, u64::MAX, &mut |r| {
         let e = r
             .record

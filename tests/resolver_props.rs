@@ -3,10 +3,10 @@
 //! plus the tail = the full fold; interleaving records about entities no rule
 //! connects never changes a decision; nothing panics.
 
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::context::Context;
 use parley::ledger::{Ledger, Options};
+use parley::reader::LedgerRead;
 use parley::record::{Body, StoredRecord};
 use parley::replay::Replayer;
 use parley::rules::DEFAULT_RULES;

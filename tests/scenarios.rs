@@ -27,9 +27,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::{Ledger, Options};
+use parley::reader::LedgerRead;
 use parley::record::{Body, Timeline};
 use parley::vocab::{Decision, DeferUntil, Outcome, Read};
 use serde_json::Value as Json;

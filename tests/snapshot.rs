@@ -52,7 +52,7 @@ fn run(dir: &Path, cmds: Vec<Command>, every: u64) {
 /// The fold of the whole log, and the head.
 fn folded(dir: &Path) -> (String, u64) {
     let (view, _) = parley::reader::LogView::open(dir).unwrap();
-    let head = parley::audit::LedgerRead::head_seq(&view);
+    let head = parley::reader::LedgerRead::head_seq(&view);
     (view.context_at(head).unwrap().state_hash(), head)
 }
 
@@ -95,7 +95,7 @@ fn snapshots_are_written_every_n_records_and_match_a_fold() {
         taken.extend(ledger.snapshot_seq().unwrap());
     }
     // While the writer runs, a snapshot is taken about every 64 records.
-    let head = parley::audit::LedgerRead::head_seq(&ledger);
+    let head = parley::reader::LedgerRead::head_seq(&ledger);
     assert!(
         taken.len() as u64 >= (head - start) / 64 - 1,
         "{taken:?} up to {head}"
@@ -132,7 +132,7 @@ fn a_snapshot_not_of_this_log_or_not_decoding_is_ignored() {
     ] {
         let real = {
             let (v, _) = parley::reader::LogView::open(dir.path()).unwrap();
-            parley::audit::LedgerRead::read(&v, &[head]).unwrap()[0].hash
+            parley::reader::LedgerRead::read(&v, &[head]).unwrap()[0].hash
         };
         let hash = if bytes == good { hash } else { real };
         put(dir.path(), head, hash, &bytes);
@@ -178,8 +178,8 @@ fn a_wrong_context_under_a_right_seal_is_what_verify_derived_reports() {
     let dir = tempfile::tempdir().unwrap();
     run(dir.path(), commands(120), 1_000_000);
     let (view, _) = parley::reader::LogView::open(dir.path()).unwrap();
-    let head = parley::audit::LedgerRead::head_seq(&view);
-    let hash = parley::audit::LedgerRead::read(&view, &[head]).unwrap()[0].hash;
+    let head = parley::reader::LedgerRead::head_seq(&view);
+    let hash = parley::reader::LedgerRead::read(&view, &[head]).unwrap()[0].hash;
     // The context one record earlier, sealed as if it were the head's.
     let mut wrong = view.context_at(head - 1).unwrap();
     wrong.seq = head;
@@ -209,7 +209,7 @@ fn a_wrong_context_under_a_right_seal_is_what_verify_derived_reports() {
     ledger.close().unwrap();
     // And the next open starts from the snapshot its close wrote, equal to a fold.
     let (view, _) = parley::reader::LogView::open(dir.path()).unwrap();
-    let head = parley::audit::LedgerRead::head_seq(&view);
+    let head = parley::reader::LedgerRead::head_seq(&view);
     let want = fold_hash(&view, head);
     let (ledger, report) = Ledger::open(dir.path(), opts(1_000_000)).unwrap();
     assert_eq!(report.context_from_snapshot, Some(head));

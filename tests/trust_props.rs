@@ -7,11 +7,11 @@
 //!   record that wrote it, no non-admin changes who may act or the rules,
 //!   and replay agrees.
 
-use parley::audit::LedgerRead;
 use parley::bounds::{COUNT_MAX, IMPACT_MAX_MINOR, MONEY_MAX_MINOR};
 use parley::command::Command;
 use parley::entity::EntityRef;
 use parley::ledger::{Ledger, Options};
+use parley::reader::LedgerRead;
 use parley::record::{Body, StoredRecord, Timeline};
 use parley::replay::Replayer;
 use parley::vocab::Field;

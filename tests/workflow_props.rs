@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::context::Context;
 use parley::ledger::{Ledger, Options};
+use parley::reader::LedgerRead;
 use parley::record::{Body, StoredRecord};
 use parley::replay::Replayer;
 use parley::workflow::{Definition, FLASH_SALE};

@@ -4,9 +4,9 @@
 //! credentials; clock records as parley's alone; version 1 ledgers as they
 //! were.
 
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::{Ledger, Options};
+use parley::reader::LedgerRead;
 use parley::record::{Body, Timeline};
 use parley::sequencer::AppendError;
 

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use parley::audit::LedgerRead;
 use parley::command::Command;
 use parley::ledger::Ledger;
+use parley::reader::LedgerRead;
 use parley::reader::LogView;
 use parley::replay::Replayer;
 use parley::resolver::Resolvers;

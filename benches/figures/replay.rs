@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use parley::audit::LedgerRead;
+use parley::reader::LedgerRead;
 use parley::reader::LogView;
 use parley::record::{chain_hash, Hash, StoredRecord, ZERO_HASH};
 use parley::replay::Replayer;

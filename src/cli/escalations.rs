@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _, Result};
 
 use crate::answer::CommandAnswer;
-use crate::audit::LedgerRead;
 use crate::command::{Command, CommandEnvelope};
 use crate::escalations::{escalation_views, EscalationView};
 use crate::ledger::{Ledger, Options};
+use crate::reader::LedgerRead;
 use crate::reader::LogView;
 use crate::record::Body;
 use crate::render;

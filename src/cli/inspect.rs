@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::audit::{audit, to_dot, AuditReport, LedgerRead};
+use crate::audit::{audit, to_dot, AuditReport};
 use crate::context::view;
 use crate::entity::EntityRef;
+use crate::reader::LedgerRead;
 use crate::reader::LogView;
 use crate::record::{Body, StoredRecord};
 use crate::render;
@@ -56,7 +57,7 @@ pub fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
         Err(e) => return Err(e).context("verify"),
     };
     if report.ok && derived {
-        if let Some(d) = crate::reader::derived_differences(data)? {
+        if let Some(d) = crate::verify::derived_differences(data)? {
             report.ok = false;
             report.reason = Some(format!("derived state disagrees with the log: {d}"));
         }

@@ -394,10 +394,10 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             mcp_allowed_hosts,
             create,
         } => {
-            let opts = crate::server::ServeOptions {
+            let opts = serve::ServeOptions {
                 listen,
                 writes_per_s,
-                mcp: crate::server::mcp_http::McpOptions {
+                mcp: crate::mcp::http::McpOptions {
                     anonymous_handshake: mcp_anonymous_handshake,
                     allowed_hosts: mcp_allowed_hosts,
                 },

@@ -1,23 +1,22 @@
 //! `parley serve` and `parley token create`.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
 use super::write::{options, tell_recovery};
 use super::Create;
-use crate::audit::LedgerRead;
 use crate::command::{Command, CommandEnvelope};
 use crate::ledger::Ledger;
+use crate::reader::LedgerRead;
 use crate::record::{Body, Role, Timeline};
+use crate::server::App;
 
 /// `parley serve`: opens (or creates, on the wall clock) and serves DIR.
-pub fn serve(
-    data: &Path,
-    serve_opts: crate::server::ServeOptions,
-    create: &Create,
-) -> Result<ExitCode> {
+pub fn serve(data: &Path, serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
     let mut opts = options(create)?;
     opts.serve = true;
     let (ledger, report) =
@@ -27,7 +26,7 @@ pub fn serve(
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    runtime.block_on(crate::server::serve(ledger, serve_opts))?;
+    runtime.block_on(run_server(ledger, serve_opts))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -119,4 +118,85 @@ pub fn token_create(
     );
     println!("{token}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many 50 ms waits shutdown allows for request tasks to let go.
+const SHUTDOWN_WAITS: u32 = 200;
+
+/// How `parley serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Writes per identity per second before 429.
+    pub writes_per_s: std::num::NonZeroU32,
+    pub mcp: crate::mcp::http::McpOptions,
+}
+
+/// Serves `ledger` on `listen` until SIGINT or SIGTERM (the HTTP API and MCP
+/// on one listener: the one place that composes them), then stops
+/// accepting, lets in-flight requests finish and closes the ledger.
+pub async fn run_server(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
+    let ledger = Arc::new(ledger);
+    let (app, closing_tx) = App::new(ledger.clone(), opts.writes_per_s);
+    app.count_batches();
+    let listen = opts.listen;
+    let stop_mcp = tokio_util::sync::CancellationToken::new();
+    let api = crate::server::router(app.clone());
+    let (mcp, sessions) = crate::mcp::http::routes(
+        app.clone(),
+        api.clone(),
+        &opts.mcp,
+        listen,
+        stop_mcp.clone(),
+    );
+    let all = api.merge(mcp);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let local = listener.local_addr()?;
+    // The line scripts and tests wait for.
+    println!("parley serve: listening on http://{local}");
+    drop(app);
+    axum::serve(listener, all)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // MCP sessions hold the ledger: end them.
+            stop_mcp.cancel();
+            crate::mcp::http::close_sessions(&sessions).await;
+            // Streams never end on their own: tell them to.
+            let _ = closing_tx.send(true);
+        })
+        .await?;
+    // Connections are closed; their tasks (and blocking reads) may still be
+    // dropping their handles. Every acknowledged record is already durable.
+    let mut ledger = ledger;
+    let mut waits = 0u32;
+    let ledger = loop {
+        match Arc::try_unwrap(ledger) {
+            Ok(l) => break l,
+            Err(shared) if waits < SHUTDOWN_WAITS => {
+                ledger = shared;
+                waits += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(_) => anyhow::bail!("requests still held the ledger 10 s after shutdown"),
+        }
+    };
+    ledger.close()?;
+    println!("parley serve: stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

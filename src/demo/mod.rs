@@ -21,7 +21,8 @@ use serde::Serialize;
 
 use crate::record::StoredRecord;
 use crate::replay::Replayer;
-use scenarios::{Rng, Scenario, NAMES, WINDOW_MS};
+use scenarios::{Rng, Scenario, WINDOW_MS};
+pub use stories::NAMES;
 use world::{Event, Figures, World};
 
 /// The seed used when none is given.
@@ -67,7 +68,7 @@ pub fn select(name: &str, seed: u64) -> Result<Vec<Scenario>> {
     let mut rng = Rng(seed);
     let mut out = Vec::new();
     for (i, n) in (0u64..).zip(names) {
-        out.extend(scenarios::build(n, i, &mut rng));
+        out.extend(stories::build(n, i, &mut rng));
     }
     Ok(out)
 }

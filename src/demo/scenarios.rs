@@ -6,23 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use super::store::{catalog, Sku, HOUR_MS, MINUTE_MS, T0_MS};
-use super::stories;
+use super::store::{Sku, HOUR_MS, MINUTE_MS};
 use crate::entity::EntityRef;
 use crate::record::Body;
 use crate::value::Value;
 use crate::vocab::{Action, Impact, Intention, Objective, StepRef};
-
-/// Every scenario, in the order `all` runs them.
-pub const NAMES: [&str; 7] = [
-    "conflict",
-    "redundancy",
-    "sequencing",
-    "price-war",
-    "viral",
-    "supply-delay",
-    "flash-sale",
-];
 
 /// Each scenario has this much ledger time to itself.
 pub const WINDOW_MS: u64 = 4 * 24 * HOUR_MS;
@@ -99,7 +87,22 @@ pub(super) fn generic(entity: EntityRef, attribute: &str, value: Value) -> Actio
     }
 }
 
-impl B<'_> {
+impl<'a> B<'a> {
+    /// A script starting at `start` over the store's `catalog`.
+    pub(super) fn new(start: u64, rng: &'a mut Rng, catalog: Vec<Sku>) -> B<'a> {
+        B {
+            start,
+            rng,
+            beats: Vec::new(),
+            skus: catalog.into_iter().map(|s| (s.id.clone(), s)).collect(),
+        }
+    }
+
+    /// The beats written so far.
+    pub(super) fn into_beats(self) -> Vec<Beat> {
+        self.beats
+    }
+
     /// `minutes` after the start, plus up to `jitter` more minutes.
     pub(super) fn at(&mut self, minutes: u64, jitter: u64) -> u64 {
         self.start + (minutes + self.rng.below(jitter + 1)) * MINUTE_MS
@@ -151,63 +154,4 @@ impl B<'_> {
             },
         );
     }
-}
-
-/// Builds scenario `name` as the `index`-th of the run, with the seed's jitter.
-pub fn build(name: &str, index: u64, rng: &mut Rng) -> Option<Scenario> {
-    let start = T0_MS + HOUR_MS + index * WINDOW_MS;
-    let mut b = B {
-        start,
-        rng,
-        beats: Vec::new(),
-        skus: catalog().into_iter().map(|s| (s.id.clone(), s)).collect(),
-    };
-    let title = match name {
-        "conflict" => {
-            stories::conflict(&mut b);
-            "price match meets a planned promotion (the seed's conflict problem)"
-        }
-        "redundancy" => {
-            stories::redundancy(&mut b);
-            "two agents message one customer about one delay (the redundancy problem)"
-        }
-        "sequencing" => {
-            stories::sequencing(&mut b);
-            "a sale email before its price is live (the sequencing problem)"
-        }
-        "price-war" => {
-            stories::price_war(&mut b);
-            "a competitor cuts a category 15 %"
-        }
-        "viral" => {
-            stories::viral(&mut b);
-            "a viral product: traffic +500 %, stock running out"
-        }
-        "supply-delay" => {
-            stories::supply_delay(&mut b);
-            "a supplier's 3-week delay on 15 products"
-        }
-        "flash-sale" => {
-            stories::flash_sale(&mut b);
-            "flash-sale preparation, the workflow"
-        }
-        _ => return None,
-    };
-    let mut beats = b.beats;
-    // The store's time reaches the window's end: parley records every
-    // timer due by then.
-    let end = start + WINDOW_MS - HOUR_MS;
-    beats.push(Beat {
-        at_ms: end,
-        producer: super::store::ADMIN.into(),
-        body: Body::Clock,
-    });
-    beats.sort_by_key(|x| x.at_ms);
-    Some(Scenario {
-        name: NAMES.iter().find(|n| **n == name)?,
-        title,
-        start_ms: start,
-        end_ms: end,
-        beats,
-    })
 }

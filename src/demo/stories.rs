@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::scenarios::{generic, intention, B};
-use super::store::HOUR_MS;
+use super::scenarios::{generic, intention, Beat, Rng, Scenario, B, WINDOW_MS};
+use super::store::{catalog, HOUR_MS, T0_MS};
 use crate::entity::EntityRef;
 use crate::record::Body;
 use crate::value::Value;
@@ -516,4 +516,69 @@ fn supply_delay_marketing(b: &mut B) {
         "acme-delay",
         "adjust-promotions",
     );
+}
+
+/// Every scenario, in the order `all` runs them.
+pub const NAMES: [&str; 7] = [
+    "conflict",
+    "redundancy",
+    "sequencing",
+    "price-war",
+    "viral",
+    "supply-delay",
+    "flash-sale",
+];
+
+/// Builds scenario `name` as the `index`-th of the run, with the seed's jitter.
+pub fn build(name: &str, index: u64, rng: &mut Rng) -> Option<Scenario> {
+    let start = T0_MS + HOUR_MS + index * WINDOW_MS;
+    let mut b = B::new(start, rng, catalog());
+    let title = match name {
+        "conflict" => {
+            conflict(&mut b);
+            "price match meets a planned promotion (the seed's conflict problem)"
+        }
+        "redundancy" => {
+            redundancy(&mut b);
+            "two agents message one customer about one delay (the redundancy problem)"
+        }
+        "sequencing" => {
+            sequencing(&mut b);
+            "a sale email before its price is live (the sequencing problem)"
+        }
+        "price-war" => {
+            price_war(&mut b);
+            "a competitor cuts a category 15 %"
+        }
+        "viral" => {
+            viral(&mut b);
+            "a viral product: traffic +500 %, stock running out"
+        }
+        "supply-delay" => {
+            supply_delay(&mut b);
+            "a supplier's 3-week delay on 15 products"
+        }
+        "flash-sale" => {
+            flash_sale(&mut b);
+            "flash-sale preparation, the workflow"
+        }
+        _ => return None,
+    };
+    let mut beats = b.into_beats();
+    // The store's time reaches the window's end: parley records every
+    // timer due by then.
+    let end = start + WINDOW_MS - HOUR_MS;
+    beats.push(Beat {
+        at_ms: end,
+        producer: super::store::ADMIN.into(),
+        body: Body::Clock,
+    });
+    beats.sort_by_key(|x| x.at_ms);
+    Some(Scenario {
+        name: NAMES.iter().find(|n| **n == name)?,
+        title,
+        start_ms: start,
+        end_ms: end,
+        beats,
+    })
 }

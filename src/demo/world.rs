@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::scenarios::Rng;
 use super::store::HOUR_MS;
+use crate::bounds::BP_PER_UNIT;
 use crate::effect::{self, Change};
 use crate::entity::EntityRef;
 use crate::record::Body;
-use crate::vocab::{Action, Lifecycle, PromotionTarget, StepRef, BP_PER_UNIT};
+use crate::vocab::{Action, Lifecycle, PromotionTarget, StepRef};
 use crate::workflow::{Definition, SHIPPED};
 
 /// The figures the demo compares, named as in `--json`.

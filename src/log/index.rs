@@ -32,8 +32,8 @@ const VERSION: u32 = 1;
 const HEADER_BYTES: u64 = 136;
 const ENTRY_BYTES: u64 = 48;
 /// Longest entity name an entry may hold: `kind:` and an identifier of
-/// `MAX_ID_CHARS` characters of up to 4 bytes each.
-const MAX_NAME_BYTES: usize = 16 + 4 * crate::record::MAX_ID_CHARS;
+/// `ID_CHARS_MAX` characters of up to 4 bytes each.
+const MAX_NAME_BYTES: usize = 16 + 4 * crate::bounds::ID_CHARS_MAX;
 
 /// The index file name of the sealed segment starting at `first_seq`.
 pub fn file_name(first_seq: u64, partial: bool) -> String {
@@ -57,6 +57,18 @@ impl SegmentIndex {
             first_seq,
             ..SegmentIndex::default()
         }
+    }
+
+    /// The next record of the segment, as the writer's projector and a
+    /// rebuild take it: its offset, hash and the entities it names.
+    pub fn push_record(&mut self, r: &crate::record::StoredRecord, offset: u64) {
+        let names: Vec<String> = r
+            .record
+            .index_entities()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.push(r.record.envelope.seq, offset, r.hash, &names);
     }
 
     /// The next record of the segment: its offset, hash and entities.

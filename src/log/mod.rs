@@ -9,6 +9,7 @@
 pub mod frame;
 pub mod head;
 pub mod index;
+pub mod marker;
 pub mod memory;
 pub mod read;
 pub mod recovery;

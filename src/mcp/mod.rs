@@ -6,6 +6,7 @@
 //! (`backend`), so identity, roles and validation are the API's own.
 
 pub mod backend;
+pub mod http;
 pub mod resources;
 pub mod tools;
 

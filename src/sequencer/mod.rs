@@ -16,6 +16,7 @@
 pub mod projector;
 mod syncer;
 mod writer;
+pub(crate) use crate::resolver::MAX_FOLLOW_UPS;
 pub use writer::SNAPSHOT_EVERY;
 
 use std::sync::{Condvar, Mutex};

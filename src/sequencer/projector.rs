@@ -157,7 +157,7 @@ impl Projector {
                 }
                 self.partial_seq = 0;
             }
-            index_record(&mut active, r, *offset);
+            active.push_record(r, *offset);
         }
         let grown = active.last_seq().saturating_sub(self.partial_seq);
         drop(active);
@@ -214,17 +214,6 @@ impl Projector {
         }
         Ok(())
     }
-}
-
-/// Builds what a segment index needs from scanned records (catch-up, rebuild).
-pub fn index_record(index: &mut SegmentIndex, r: &StoredRecord, offset: u64) {
-    let names: Vec<String> = r
-        .record
-        .index_entities()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    index.push(r.record.envelope.seq, offset, r.hash, &names);
 }
 
 /// When evidence was last recorded: paces the once-a-second evidence write.

@@ -20,7 +20,7 @@ use crate::log::{EncodedRecord, Head, LogEngine, LogReader};
 use crate::record::StoredRecord;
 
 /// Most follow-ups a retried command's original answer lists (as the writer).
-use super::writer::MAX_FOLLOW_UPS;
+use super::MAX_FOLLOW_UPS;
 
 /// Batches the writer may have made ahead of the one being synced. The
 /// syncer takes every batch waiting into one append (one fdatasync): while

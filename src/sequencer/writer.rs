@@ -8,18 +8,15 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::syncer::{Answer, Batch};
-use super::{Ack, AppendError, Clock, Progress, Reply, Submission};
+use super::{Ack, AppendError, Clock, Progress, Reply, Submission, MAX_FOLLOW_UPS};
+use crate::bounds::{CLOCK_SKEW_MS_MAX, SCRIPTED_STEP_MS_MAX};
 use crate::command::{CommandEnvelope, SYSTEM_PRODUCER};
 use crate::context::Context;
 use crate::derived::{content_digest, Derived};
-use crate::ledger::{MAX_CLOCK_SKEW_MS, MAX_SCRIPTED_STEP_MS};
 use crate::log::{encode_record, Head};
 use crate::record::{Body, Digest, Envelope, Record, StoredRecord, Timeline, FORMAT_VERSION};
 use crate::resolver::{Refusal, Resolvers};
 
-/// Most follow-up records one record may cause (a bound, not an expectation:
-/// each follow-up settles one pending intention).
-pub const MAX_FOLLOW_UPS: usize = 100_000;
 /// Longest the writer sleeps before it looks at the clock again.
 const MAX_CLOCK_WAIT_MS: u64 = 1_000;
 /// Most timer clock records written before one command (each settles every
@@ -312,18 +309,18 @@ impl Writer {
             return Err(AppendError::TimeBackwards { at_ms: t, last_ms });
         }
         match self.timeline {
-            Timeline::Wall if t > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) => {
+            Timeline::Wall if t > now_ms.saturating_add(CLOCK_SKEW_MS_MAX) => {
                 Err(AppendError::TimeAhead {
                     at_ms: t,
                     ahead_ms: t - now_ms,
-                    max_ms: MAX_CLOCK_SKEW_MS,
+                    max_ms: CLOCK_SKEW_MS_MAX,
                 })
             }
-            Timeline::Scripted if t - last_ms > MAX_SCRIPTED_STEP_MS => {
+            Timeline::Scripted if t - last_ms > SCRIPTED_STEP_MS_MAX => {
                 Err(AppendError::TimeJump {
                     at_ms: t,
                     jump_ms: t - last_ms,
-                    max_ms: MAX_SCRIPTED_STEP_MS,
+                    max_ms: SCRIPTED_STEP_MS_MAX,
                 })
             }
             _ => Ok(t),

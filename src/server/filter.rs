@@ -32,7 +32,8 @@ pub struct RecordFilter {
 /// A filter names an identifier, as records hold them (`check_id`).
 fn bounded(name: &str, v: Option<String>) -> Result<Option<String>, Problem> {
     if let Some(t) = &v {
-        crate::record::check_id(name, t).map_err(|m| Problem::bad_request("bad-filter", m))?;
+        crate::bounds::check_id(name, t)
+            .map_err(|m| Problem::bad_request("bad-filter", m.to_string()))?;
     }
     Ok(v)
 }

@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use super::problem::Problem;
 use super::App;
-use crate::audit::LedgerRead;
 use crate::entity::EntityRef;
 use crate::explain::Explanation;
 use crate::export::ExportedRecord;
+use crate::reader::LedgerRead;
 
 /// An intention and every decision about it so far, oldest first.
 #[derive(Serialize, schemars::JsonSchema)]

@@ -12,7 +12,7 @@ pub mod console;
 pub mod extract;
 pub mod filter;
 pub mod intentions;
-pub mod mcp_http;
+pub(crate) mod known;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -22,7 +22,6 @@ pub mod tokens;
 pub mod whatif;
 pub mod writes;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -30,9 +29,9 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::audit::LedgerRead;
 use crate::command::MAX_COMMAND_BYTES;
 use crate::ledger::Ledger;
+use crate::reader::LedgerRead;
 use auth::Caller;
 use problem::Problem;
 
@@ -43,6 +42,9 @@ pub type Limiter = governor::RateLimiter<
     governor::state::keyed::HashMapStateStore<String>,
     governor::clock::DefaultClock,
 >;
+
+/// Tells streams the server is shutting down (they end with `resume`).
+pub type Closer = tokio::sync::watch::Sender<bool>;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -222,34 +224,28 @@ async fn ready(State(app): State<App>) -> Result<&'static str, Problem> {
     }
 }
 
-/// How many 50 ms waits shutdown allows for request tasks to let go.
-const SHUTDOWN_WAITS: u32 = 200;
+impl App {
+    /// What the handlers of a server over `ledger` share, with `writes_per_s`
+    /// writes per identity before 429; and the switch that ends streams.
+    pub fn new(ledger: Arc<Ledger>, writes_per_s: std::num::NonZeroU32) -> (App, Closer) {
+        let (closer, closing) = tokio::sync::watch::channel(false);
+        let quota = governor::Quota::per_second(writes_per_s);
+        let app = App {
+            ledger,
+            limiter: Arc::new(governor::RateLimiter::hashmap(quota)),
+            metrics: Arc::new(metrics::Metrics::default()),
+            closing,
+            log_reads: Arc::new(tokio::sync::Semaphore::new(LOG_READS)),
+        };
+        (app, closer)
+    }
 
-/// Serves `ledger` on `listen` until SIGINT or SIGTERM, then stops accepting,
-/// lets in-flight requests finish and closes the ledger.
-/// How `parley serve` runs.
-#[derive(Clone, Debug)]
-pub struct ServeOptions {
-    pub listen: SocketAddr,
-    /// Writes per identity per second before 429.
-    pub writes_per_s: std::num::NonZeroU32,
-    pub mcp: mcp_http::McpOptions,
-}
-
-pub async fn serve(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
-    let ledger = Arc::new(ledger);
-    let (closing_tx, closing) = tokio::sync::watch::channel(false);
-    let quota = governor::Quota::per_second(opts.writes_per_s);
-    let app = App {
-        ledger: ledger.clone(),
-        limiter: Arc::new(governor::RateLimiter::hashmap(quota)),
-        metrics: Arc::new(metrics::Metrics::default()),
-        closing,
-        log_reads: Arc::new(tokio::sync::Semaphore::new(LOG_READS)),
-    };
-    if let Some(mut rx) = ledger.subscribe() {
-        // Counts committed batches for /metrics; ends when the ledger closes.
-        let metrics = app.metrics.clone();
+    /// Counts committed batches for `/metrics` until the ledger closes.
+    pub fn count_batches(&self) {
+        let Some(mut rx) = self.ledger.subscribe() else {
+            return;
+        };
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
@@ -259,65 +255,5 @@ pub async fn serve(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
                 }
             }
         });
-    }
-    let listen = opts.listen;
-    let stop_mcp = tokio_util::sync::CancellationToken::new();
-    let api = router(app.clone());
-    let (mcp, sessions) = mcp_http::routes(
-        app.clone(),
-        api.clone(),
-        &opts.mcp,
-        listen,
-        stop_mcp.clone(),
-    );
-    let all = api.merge(mcp);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let local = listener.local_addr()?;
-    // The line scripts and tests wait for.
-    println!("parley serve: listening on http://{local}");
-    drop(app);
-    axum::serve(listener, all)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // MCP sessions hold the ledger: end them.
-            stop_mcp.cancel();
-            mcp_http::close_sessions(&sessions).await;
-            // Streams never end on their own: tell them to.
-            let _ = closing_tx.send(true);
-        })
-        .await?;
-    // Connections are closed; their tasks (and blocking reads) may still be
-    // dropping their handles. Every acknowledged record is already durable.
-    let mut ledger = ledger;
-    let mut waits = 0u32;
-    let ledger = loop {
-        match Arc::try_unwrap(ledger) {
-            Ok(l) => break l,
-            Err(shared) if waits < SHUTDOWN_WAITS => {
-                ledger = shared;
-                waits += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            Err(_) => anyhow::bail!("requests still held the ledger 10 s after shutdown"),
-        }
-    };
-    ledger.close()?;
-    println!("parley serve: stopped cleanly");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

@@ -146,8 +146,8 @@ fn path_param(name: &str, integer: bool, description: &str) -> Value {
     let schema = if integer {
         json!({"type": "integer", "minimum": 1, "maximum": u64::MAX})
     } else {
-        json!({"type": "string", "minLength": 1, "maxLength": crate::record::MAX_ID_CHARS,
-               "pattern": crate::schema::bound::entity_pattern()})
+        json!({"type": "string", "minLength": 1, "maxLength": crate::bounds::ID_CHARS_MAX,
+               "pattern": crate::bounds::schema::entity_pattern()})
     };
     let mut p = json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description});
     if !integer {

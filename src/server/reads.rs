@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use super::filter::{FilterQuery, RecordFilter};
 use super::problem::Problem;
 use super::App;
-use crate::audit::{AuditReport, LedgerRead};
+use crate::audit::AuditReport;
 use crate::context::view::{self, EntityView, RunView, StateView, WorkflowView};
 use crate::entity::EntityRef;
 use crate::escalations::EscalationView;
 use crate::export::ExportedRecord;
+use crate::reader::LedgerRead;
 use crate::record::{Digest, StoredRecord};
 
 /// `?at=SEQ` or `?at_time=RFC3339`: the context as of a seq or a time (a
@@ -128,7 +129,8 @@ pub async fn entity(
     Query(q): Query<AtQuery>,
 ) -> Result<Json<EntityView>, Problem> {
     app.caller(&headers)?;
-    let e = EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m))?;
+    let e =
+        EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m.to_string()))?;
     let found = match q.seq(&app).await? {
         None => {
             let e = e.clone();
@@ -164,7 +166,7 @@ pub struct RecordsQuery {
     pub limit: Option<u32>,
     /// A record kind, e.g. `decision`.
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalKind")]
+    #[schemars(with = "super::known::OptionalKind")]
     pub kind: Option<String>,
     /// An entity the record names, e.g. `sku:SKU-1`.
     #[serde(default)]
@@ -172,11 +174,11 @@ pub struct RecordsQuery {
     pub entity: Option<String>,
     /// A broadcast's topic.
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalId")]
+    #[schemars(with = "crate::bounds::schema::OptionalId")]
     pub topic: Option<String>,
     /// The producer.
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalId")]
+    #[schemars(with = "crate::bounds::schema::OptionalId")]
     pub producer: Option<String>,
 }
 
@@ -290,7 +292,7 @@ fn finish(records: Vec<StoredRecord>, next: Option<u64>, head: u64) -> RecordsPa
 pub struct AuditQuery {
     /// One field (e.g. `price`); default: every field.
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalId")]
+    #[schemars(with = "crate::bounds::schema::OptionalId")]
     pub field: Option<String>,
 }
 
@@ -302,7 +304,8 @@ pub async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditReport>, Problem> {
     app.caller(&headers)?;
-    let e = EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m))?;
+    let e =
+        EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m.to_string()))?;
     app.blocking(move |ledger| {
         crate::audit::audit(ledger, &e, q.field.as_deref()).map_err(Problem::from)
     })

@@ -20,8 +20,8 @@ use tokio::sync::broadcast::error::RecvError;
 use super::filter::{FilterQuery, RecordFilter};
 use super::problem::Problem;
 use super::App;
-use crate::audit::LedgerRead;
 use crate::export::ExportedRecord;
+use crate::reader::LedgerRead;
 use crate::record::{Body, StoredRecord};
 use crate::sequencer::projector::Committed;
 
@@ -38,7 +38,7 @@ pub struct StreamQuery {
     pub from: Option<u64>,
     /// A record kind, e.g. `decision`.
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalKind")]
+    #[schemars(with = "super::known::OptionalKind")]
     pub kind: Option<String>,
     /// An entity the record names, e.g. `sku:SKU-1`.
     #[serde(default)]
@@ -46,11 +46,11 @@ pub struct StreamQuery {
     pub entity: Option<String>,
     /// A broadcast's topic.
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalId")]
+    #[schemars(with = "crate::bounds::schema::OptionalId")]
     pub topic: Option<String>,
     /// The producer.
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalId")]
+    #[schemars(with = "crate::bounds::schema::OptionalId")]
     pub producer: Option<String>,
     /// Only decisions on intentions the caller announced.
     #[serde(default)]

@@ -21,7 +21,7 @@ use crate::record::{Body, Role, Timeline};
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The identity it writes as (an agent's, a human's or an admin's name).
-    #[schemars(with = "crate::schema::bound::Producer")]
+    #[schemars(with = "crate::bounds::schema::Producer")]
     pub name: String,
     pub role: Role,
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::problem::Problem;
 use super::writes::json_body;
 use super::App;
-use crate::audit::LedgerRead;
+use crate::reader::LedgerRead;
 use crate::resolver::Resolvers;
 use crate::rules::RuleSet;
 use crate::whatif::{Alternative, WhatIf, WhatIfReport};
@@ -30,15 +30,15 @@ pub struct WhatIfRequest {
     pub rules: Option<String>,
     /// Another released resolver version.
     #[serde(default)]
-    #[schemars(with = "Option<crate::schema::bound::KnownResolver>")]
+    #[schemars(with = "Option<super::known::KnownResolver>")]
     pub resolver: Option<u32>,
     /// The first seq to compare (default 1).
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalSeq")]
+    #[schemars(with = "crate::bounds::schema::OptionalSeq")]
     pub from: Option<u64>,
     /// The last (default: the durable head).
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalSeq")]
+    #[schemars(with = "crate::bounds::schema::OptionalSeq")]
     pub to: Option<u64>,
 }
 

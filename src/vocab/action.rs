@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ActionKind;
 use crate::bounds;
+use crate::bounds::{check_id, IdError};
 use crate::entity::{typed_field, EntityRef};
-use crate::record::check_id;
 use crate::value::Value;
 
 /// Which skus a promotion covers.
@@ -29,8 +29,8 @@ use crate::value::Value;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PromotionTarget {
     /// 1 to 1,000 distinct skus.
-    Skus(#[schemars(with = "crate::schema::bound::Skus")] Vec<String>),
-    Category(#[schemars(with = "crate::schema::bound::Id")] String),
+    Skus(#[schemars(with = "crate::bounds::schema::Skus")] Vec<String>),
+    Category(#[schemars(with = "crate::bounds::schema::Id")] String),
 }
 
 /// A perk offered on an order.
@@ -39,7 +39,7 @@ pub enum PromotionTarget {
 pub enum Perk {
     FreeShipping,
     /// 1 to 10,000 basis points off the order.
-    DiscountBp(#[schemars(with = "crate::schema::bound::DiscountBp")] u32),
+    DiscountBp(#[schemars(with = "crate::bounds::schema::DiscountBp")] u32),
 }
 
 impl Perk {
@@ -56,58 +56,58 @@ impl Perk {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     SetPrice {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         sku: String,
-        #[schemars(with = "crate::schema::bound::Price")]
+        #[schemars(with = "crate::bounds::schema::Price")]
         price_minor: i64,
     },
     LaunchPromotion {
         target: PromotionTarget,
-        #[schemars(with = "crate::schema::bound::DiscountBp")]
+        #[schemars(with = "crate::bounds::schema::DiscountBp")]
         discount_bp: u32,
-        #[schemars(with = "crate::schema::bound::TimeMs")]
+        #[schemars(with = "crate::bounds::schema::TimeMs")]
         starts_at_ms: u64,
-        #[schemars(with = "crate::schema::bound::TimeMs")]
+        #[schemars(with = "crate::bounds::schema::TimeMs")]
         ends_at_ms: u64,
     },
     Reorder {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         sku: String,
-        #[schemars(with = "crate::schema::bound::Quantity")]
+        #[schemars(with = "crate::bounds::schema::Quantity")]
         quantity: u32,
     },
     Discontinue {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         sku: String,
     },
     NotifyCustomer {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         customer: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         order: String,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         topic: String,
     },
     OfferPerk {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         order: String,
         perk: Perk,
     },
     ChangeAdBudget {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         campaign: String,
-        #[schemars(with = "crate::schema::bound::Money")]
+        #[schemars(with = "crate::bounds::schema::Money")]
         budget_minor: i64,
     },
     ReserveStock {
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         sku: String,
-        #[schemars(with = "crate::schema::bound::Quantity")]
+        #[schemars(with = "crate::bounds::schema::Quantity")]
         quantity: u32,
     },
     Generic {
         entity: EntityRef,
-        #[schemars(with = "crate::schema::bound::Id")]
+        #[schemars(with = "crate::bounds::schema::Id")]
         attribute: String,
         value: Value,
     },
@@ -297,12 +297,9 @@ pub enum Invalid {
     /// Fields that are each valid do not agree with each other.
     #[error("{0}")]
     Inconsistent(String),
-}
-
-impl From<String> for Invalid {
-    fn from(s: String) -> Invalid {
-        Invalid::Field(s)
-    }
+    /// An identifier is not one.
+    #[error(transparent)]
+    Id(#[from] IdError),
 }
 
 fn validate_target(target: &PromotionTarget, field: &str) -> Result<(), Invalid> {

@@ -17,8 +17,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{named_enum, Action, ActionKind, Impact, Lifecycle, Objective, StepRef};
+use crate::digest::Digest;
 use crate::entity::EntityRef;
-use crate::record::Digest;
 use crate::value::Value;
 
 named_enum!(

@@ -23,9 +23,6 @@ pub use decision::{
     SkuMargin, TraceStep, Verdict,
 };
 
-/// Basis points in 100 %.
-pub const BP_PER_UNIT: i64 = 10_000;
-
 /// A fieldless enum with explicit, stable names: `name()` and serde agree.
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $text:literal),+ $(,)? }) => {
@@ -112,9 +109,9 @@ named_enum!(
 )]
 #[serde(deny_unknown_fields)]
 pub struct Impact {
-    #[schemars(with = "crate::schema::bound::Impact")]
+    #[schemars(with = "crate::bounds::schema::Impact")]
     pub revenue_minor: i64,
-    #[schemars(with = "crate::schema::bound::Impact")]
+    #[schemars(with = "crate::bounds::schema::Impact")]
     pub margin_minor: i64,
 }
 
@@ -124,12 +121,12 @@ pub struct Impact {
 pub struct Intention {
     pub action: Action,
     /// Why the agent wants it (at most 4,096 characters).
-    #[schemars(with = "crate::schema::bound::Text")]
+    #[schemars(with = "crate::bounds::schema::Text")]
     pub reasoning: String,
     pub impact: Impact,
     pub objective: Objective,
     #[serde(default)]
-    #[schemars(with = "crate::schema::bound::OptionalTimeMs")]
+    #[schemars(with = "crate::bounds::schema::OptionalTimeMs")]
     pub expires_at_ms: Option<u64>,
     /// The workflow step this intention belongs to: decided only once the
     /// step's dependencies are complete (rule `workflow.sequence`).
@@ -158,9 +155,9 @@ impl Intention {
 )]
 #[serde(deny_unknown_fields)]
 pub struct StepRef {
-    #[schemars(with = "crate::schema::bound::Id")]
+    #[schemars(with = "crate::bounds::schema::Id")]
     pub run: String,
-    #[schemars(with = "crate::schema::bound::Id")]
+    #[schemars(with = "crate::bounds::schema::Id")]
     pub step: String,
 }
 
@@ -206,7 +203,7 @@ impl RunOutcome {
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentProfile {
-    #[schemars(with = "crate::schema::bound::Id")]
+    #[schemars(with = "crate::bounds::schema::Id")]
     pub agent: String,
     pub domain: Domain,
     pub priority: u32,

@@ -11,7 +11,7 @@ use bincode::{Decode, Encode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::record::check_id;
+use crate::bounds::check_id;
 use crate::rules::{key_line, toml_error};
 
 /// `flash-sale-preparation`, shipped with parley and installed into new ledgers.
@@ -140,7 +140,7 @@ impl Definition {
             field: field.into(),
             message,
         };
-        check_id("name", &self.name).map_err(|m| top("name", m))?;
+        check_id("name", &self.name).map_err(|m| top("name", m.to_string()))?;
         if self.version == 0 {
             return Err(top("version", "versions start at 1".into()));
         }
@@ -151,7 +151,7 @@ impl Definition {
             ));
         }
         for p in &self.params {
-            check_id("params", p).map_err(|m| top("params", m))?;
+            check_id("params", p).map_err(|m| top("params", m.to_string()))?;
         }
         for (i, s) in self.steps.iter().enumerate() {
             if let Some((field, message)) = self.step_problem(i) {
@@ -172,10 +172,10 @@ impl Definition {
     fn step_problem(&self, i: usize) -> Option<(&'static str, String)> {
         let s = &self.steps[i];
         if let Err(m) = check_id("name", &s.name) {
-            return Some(("name", m));
+            return Some(("name", m.to_string()));
         }
         if let Err(m) = check_id("owner", &s.owner) {
-            return Some(("owner", m));
+            return Some(("owner", m.to_string()));
         }
         if self.steps[..i].iter().any(|o| o.name == s.name) {
             return Some(("name", format!("step `{}` is defined twice", s.name)));

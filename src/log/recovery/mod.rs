@@ -123,7 +123,7 @@ impl Proof {
             },
             _ => None,
         };
-        let derived = crate::derived::read_marker(derived_dir).and_then(|(genesis, seq, hash)| {
+        let derived = super::marker::read(derived_dir).and_then(|(genesis, seq, hash)| {
             (genesis_hash(log_dir) == Some(genesis)).then_some((seq, hash))
         });
         Ok(Proof {

@@ -20,7 +20,9 @@ use super::v1;
 use super::{Author, Refusal, Resolver};
 use crate::context::Context;
 use crate::record::Body;
-use crate::writers::{check, Denied};
+mod writers;
+
+use writers::{check, Denied};
 
 /// This version's number.
 pub const VERSION: u32 = 2;

@@ -19,7 +19,20 @@
 //!
 //! Architecture invariant: pure; every check is a function of the value alone.
 
-use crate::vocab::BP_PER_UNIT;
+pub mod schema;
+
+/// Basis points in 100 %.
+pub const BP_PER_UNIT: i64 = 10_000;
+/// Longest identifier (producer, entity, attribute, topic, key), in
+/// characters (as JSON Schema's `maxLength` counts them).
+pub const ID_CHARS_MAX: usize = 256;
+/// Most entries of a broadcast's `detail` or a run's `params`.
+pub const MAP_ENTRIES_MAX: usize = 64;
+/// How far ahead of the wall clock a command's `at_ms` may be on a
+/// wall-clock ledger.
+pub const CLOCK_SKEW_MS_MAX: u64 = 5 * 60 * 1000;
+/// How far past the last record one command may move a scripted ledger.
+pub const SCRIPTED_STEP_MS_MAX: u64 = 366 * 24 * 3600 * 1000;
 
 /// Largest price, cost, order total or budget, in minor units.
 pub const MONEY_MAX_MINOR: i64 = 1_000_000_000_000;
@@ -107,6 +120,46 @@ pub fn count(field: &str, n: usize, max: usize) -> Result<(), OutOfRange> {
 pub fn text(field: &str, t: &str) -> Result<(), OutOfRange> {
     let chars = t.chars().count() as u64;
     check(field, chars, 0u64, TEXT_MAX_CHARS as u64, " characters")
+}
+
+/// Why a text is not an identifier.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("`{field}` must not be empty or blank")]
+    Blank { field: String },
+    #[error("`{field}` must not start or end with white space: `{value}`")]
+    Padded { field: String, value: String },
+    #[error("`{field}` is {chars} characters; the limit is {ID_CHARS_MAX}")]
+    TooLong { field: String, chars: usize },
+    #[error("`{field}` must not contain control characters")]
+    Control { field: String },
+}
+
+/// Checks an identifier: non-empty, at most [`ID_CHARS_MAX`] characters, no
+/// control characters (NUL separates key parts in the derived store), and no
+/// white space at either end (`" pricing"` and `"pricing"` would look alike).
+pub fn check_id(field: &str, value: &str) -> Result<(), IdError> {
+    let field = || field.to_owned();
+    if value.trim().is_empty() {
+        return Err(IdError::Blank { field: field() });
+    }
+    if value.trim() != value {
+        return Err(IdError::Padded {
+            field: field(),
+            value: value.to_owned(),
+        });
+    }
+    let chars = value.chars().count();
+    if chars > ID_CHARS_MAX {
+        return Err(IdError::TooLong {
+            field: field(),
+            chars,
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(IdError::Control { field: field() });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

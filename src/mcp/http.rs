@@ -16,10 +16,10 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use super::problem::Problem;
-use super::App;
+use super::Parley;
 use crate::command::MAX_COMMAND_BYTES;
-use crate::mcp::Parley;
+use crate::server::problem::Problem;
+use crate::server::App;
 
 /// How `/mcp` is served.
 #[derive(Clone, Debug, Default)]
