@@ -2,6 +2,7 @@
 //! per command), the HTTP API returns it, MCP tools carry it. A refused
 //! command's answer is an [`ErrorAnswer`] with a stable `code`.
 
+use crate::vocab::ProblemCode;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -131,7 +132,7 @@ impl From<Ack> for CommandAnswer {
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ErrorAnswer {
     /// A stable name for the kind of refusal.
-    pub code: &'static str,
+    pub code: ProblemCode,
     pub error: String,
 }
 
@@ -145,19 +146,19 @@ impl From<&AppendError> for ErrorAnswer {
 }
 
 /// A stable name for each kind of append error.
-pub fn code(e: &AppendError) -> &'static str {
+pub fn code(e: &AppendError) -> ProblemCode {
     match e {
-        AppendError::Invalid(_) => "invalid-command",
+        AppendError::Invalid(_) => ProblemCode::InvalidCommand,
         AppendError::Refused(r) => r.code(),
         AppendError::TimeBackwards { .. }
         | AppendError::TimeAhead { .. }
         | AppendError::TimeMissing
-        | AppendError::TimeJump { .. } => "time",
-        AppendError::KeyConflict { .. } => "idempotency-conflict",
-        AppendError::Record(_) => "record-too-large",
-        AppendError::Failed(_) => "ledger-failed",
-        AppendError::OutcomeUnknown(_) => "outcome-unknown",
-        AppendError::Closed => "ledger-closed",
-        AppendError::Busy => "busy",
+        | AppendError::TimeJump { .. } => ProblemCode::Time,
+        AppendError::KeyConflict { .. } => ProblemCode::IdempotencyConflict,
+        AppendError::Record(_) => ProblemCode::RecordTooLarge,
+        AppendError::Failed(_) => ProblemCode::LedgerFailed,
+        AppendError::OutcomeUnknown(_) => ProblemCode::OutcomeUnknown,
+        AppendError::Closed => ProblemCode::LedgerClosed,
+        AppendError::Busy => ProblemCode::Busy,
     }
 }

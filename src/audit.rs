@@ -14,7 +14,7 @@ use crate::log::LogError;
 use crate::reader::LedgerRead;
 use crate::record::{Body, StoredRecord};
 use crate::value::Value;
-use crate::vocab::{Action, CiteRole, Decision, Impact, Objective, StepRef};
+use crate::vocab::{Action, CiteRole, Decision, Impact, Objective, OutcomeKind, RuleId, StepRef};
 
 /// Why an audit cannot be given.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +67,8 @@ pub struct Lost {
     pub seq: u64,
     pub agent: String,
     pub reasoning: String,
-    pub outcome: String,
-    pub rule: String,
+    pub outcome: OutcomeKind,
+    pub rule: RuleId,
 }
 
 /// One change of a field.
@@ -302,8 +302,8 @@ fn losers(winner: u64, by: &Records<'_>) -> Vec<Lost> {
                 seq: d.intention,
                 agent: rec.record.envelope.producer.clone(),
                 reasoning: i.reasoning.clone(),
-                outcome: last.outcome.name().to_owned(),
-                rule: last.rule.name().to_owned(),
+                outcome: last.outcome.kind(),
+                rule: last.rule,
             });
         }
     }
@@ -373,7 +373,7 @@ pub fn to_dot(report: &AuditReport) -> String {
                 escape(&l.reasoning),
                 l.seq,
                 c.seq,
-                escape(&l.rule)
+                escape(l.rule.name())
             ));
         }
     }

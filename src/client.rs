@@ -2,6 +2,7 @@
 //! connection), used by `parley run --server` and `parley resolve --server`.
 //! Plain `http://` only: put TLS in a proxy in front of the server.
 
+use crate::vocab::ProblemCode;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
@@ -11,24 +12,24 @@ use hyper::{Method, Request, Uri};
 const RETRIES: u32 = 10;
 
 /// The largest answer read (a batch of 256 answers fits many times over).
-const MAX_ANSWER_BYTES: usize = 64 << 20;
+const ANSWER_BYTES_MAX: usize = 64 << 20;
 
 /// Why a request got no HTTP answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error("`{0}` is not a server address; give one like http://127.0.0.1:7420")]
     BadUrl(String),
     #[error("connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
     #[error("request to {addr} failed: {reason}")]
     Request { addr: String, reason: String },
-    #[error("the answer from {addr} is larger than {MAX_ANSWER_BYTES} bytes")]
+    #[error("the answer from {addr} is larger than {ANSWER_BYTES_MAX} bytes")]
     TooLarge { addr: String },
 }
 
 /// An answer: status and body.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
     /// `Retry-After` in seconds (429, 503).
@@ -37,12 +38,20 @@ pub struct Answer {
 
 impl Answer {
     /// The body as JSON (`Null` when it is not JSON).
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 
     /// For a problem+json answer: (code, detail).
-    pub fn problem(&self) -> (String, String) {
+    /// The problem code of a refusal, if it is one parley names.
+    pub(crate) fn code(&self) -> Option<ProblemCode> {
+        self.json()["type"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("urn:parley:problem:"))
+            .and_then(ProblemCode::parse)
+    }
+
+    pub(crate) fn problem(&self) -> (String, String) {
         let v = self.json();
         let code = v["type"]
             .as_str()
@@ -57,7 +66,7 @@ impl Answer {
 }
 
 /// One connection to a server, with the bearer token every request carries.
-pub struct Client {
+pub(crate) struct Client {
     addr: String,
     token: String,
     sender: SendRequest<Full<Bytes>>,
@@ -65,7 +74,7 @@ pub struct Client {
 
 impl Client {
     /// Connects to `url` (`http://host:port`).
-    pub async fn connect(url: &str, token: String) -> Result<Client, ClientError> {
+    pub(crate) async fn connect(url: &str, token: String) -> Result<Client, ClientError> {
         let bad = || ClientError::BadUrl(url.to_owned());
         let uri: Uri = url.parse().map_err(|_| bad())?;
         if uri.scheme_str() != Some("http") {
@@ -103,7 +112,7 @@ impl Client {
     /// answers 429 or 503 with `Retry-After`. An unknown outcome (503
     /// `outcome-unknown`) is never sent again here: only a caller that knows
     /// the command carries an idempotency key may retry it.
-    pub async fn request(
+    pub(crate) async fn request(
         &mut self,
         method: Method,
         path: &str,
@@ -112,7 +121,7 @@ impl Client {
         let mut tries = 0;
         loop {
             let a = self.once(method.clone(), path, body.clone()).await?;
-            let unknown = a.status == 503 && a.problem().0 == "outcome-unknown";
+            let unknown = a.status == 503 && a.code() == Some(ProblemCode::OutcomeUnknown);
             match a.retry_after_s {
                 Some(s) if tries < RETRIES && !unknown && (a.status == 429 || a.status == 503) => {
                     tries += 1;
@@ -160,7 +169,7 @@ impl Client {
             .get(hyper::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let limited = http_body_util::Limited::new(res.into_body(), MAX_ANSWER_BYTES);
+        let limited = http_body_util::Limited::new(res.into_body(), ANSWER_BYTES_MAX);
         let body = limited.collect().await.map_err(|_| ClientError::TooLarge {
             addr: self.addr.clone(),
         })?;
@@ -173,12 +182,14 @@ impl Client {
 }
 
 /// The token for `--server`, from `PARLEY_TOKEN`.
-pub fn token_from_env() -> Result<String, String> {
+pub(crate) fn token_from_env() -> Result<String, NoToken> {
     match std::env::var("PARLEY_TOKEN") {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
-        _ => Err(
-            "set PARLEY_TOKEN to your token (`parley token create` prints one) to use --server"
-                .into(),
-        ),
+        _ => Err(NoToken),
     }
 }
+
+/// `PARLEY_TOKEN` is unset or empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("set PARLEY_TOKEN to your token (`parley token create` prints one) to use --server")]
+pub(crate) struct NoToken;

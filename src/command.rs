@@ -19,7 +19,7 @@ use crate::entity::typed_field;
 use crate::record::Body;
 
 /// Longest command line `parley run` accepts, in bytes.
-pub const MAX_COMMAND_BYTES: usize = 2 << 20;
+pub const COMMAND_BYTES_MAX: usize = 2 << 20;
 /// The producer id parley uses for the records it writes itself.
 pub const SYSTEM_PRODUCER: &str = "parley";
 
@@ -122,7 +122,7 @@ fn producer_kinds_only(schema: &mut schemars::Schema) {
 /// Why a line is not a command.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
-    #[error("the command is longer than {MAX_COMMAND_BYTES} bytes (at least {0} bytes)")]
+    #[error("the command is longer than {COMMAND_BYTES_MAX} bytes (at least {0} bytes)")]
     TooLong(usize),
     #[error("not valid JSON: {0}")]
     NotJson(String),
@@ -172,18 +172,52 @@ fn tidy(message: &str) -> String {
     }
 }
 
+/// A command that passed [`Command::validate`]: what the ledger's queue
+/// takes without checking it again (a server request is parsed and checked
+/// once).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checked(Command);
+
+impl Checked {
+    pub fn new(command: Command) -> Result<Checked, CommandError> {
+        command.validate()?;
+        Ok(Checked(command))
+    }
+
+    pub fn command(&self) -> &Command {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> Command {
+        self.0
+    }
+}
+
 impl Command {
     /// Parses and validates one JSON command.
     pub fn parse(text: &str) -> Result<Command, CommandError> {
-        if text.len() > MAX_COMMAND_BYTES {
+        Command::parse_checked(text).map(Checked::into_inner)
+    }
+
+    /// Parses one JSON command (one strict parse) and validates it (once).
+    pub fn parse_checked(text: &str) -> Result<Checked, CommandError> {
+        if text.len() > COMMAND_BYTES_MAX {
             return Err(CommandError::TooLong(text.len()));
         }
         let value = strict_parse(text)?;
-        Command::from_value(value)
+        let command = Command::from_value_unchecked(value)?;
+        Checked::new(command)
     }
 
     /// Validates a command already read as JSON (the HTTP layer's form).
     pub fn from_value(value: serde_json::Value) -> Result<Command, CommandError> {
+        let command = Command::from_value_unchecked(value)?;
+        Checked::new(command).map(Checked::into_inner)
+    }
+
+    /// The command a JSON value states, its fields checked against the
+    /// schema but its values not yet validated.
+    fn from_value_unchecked(value: serde_json::Value) -> Result<Command, CommandError> {
         let mut fields = match value {
             serde_json::Value::Object(m) => m,
             serde_json::Value::Array(_) => return Err(CommandError::NotObject("a list")),
@@ -220,9 +254,7 @@ impl Command {
             }
         }
         let body: Body = from_json(serde_json::Value::Object(fields))?;
-        let command = Command { envelope, body };
-        command.validate()?;
-        Ok(command)
+        Ok(Command { envelope, body })
     }
 
     /// The JSON line for this command (the inverse of [`Command::parse`]).
@@ -315,6 +347,11 @@ fn path_of_number(v: &serde_json::Value, n: i128, at: &str) -> Option<String> {
     }
 }
 
+/// A map field holds at most `MAP_ENTRIES_MAX` entries.
+fn entries(field: &str, n: usize) -> Result<(), bounds::OutOfRange> {
+    bounds::check(field, n as u64, 0u64, MAP_ENTRIES_MAX as u64, " entries")
+}
+
 /// The ranges of each kind's amounts and texts.
 fn validate_body(body: &Body) -> Result<(), CommandError> {
     let invalid = CommandError::Invalid;
@@ -364,24 +401,8 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
                 )));
             }
         }
-        Body::Broadcast { detail, .. } => {
-            bounds::check(
-                "detail",
-                detail.len() as u64,
-                0u64,
-                MAP_ENTRIES_MAX as u64,
-                " entries",
-            )?;
-        }
-        Body::WorkflowStarted { params, .. } => {
-            bounds::check(
-                "params",
-                params.len() as u64,
-                0u64,
-                MAP_ENTRIES_MAX as u64,
-                " entries",
-            )?;
-        }
+        Body::Broadcast { detail, .. } => entries("detail", detail.len())?,
+        Body::WorkflowStarted { params, .. } => entries("params", params.len())?,
         Body::HumanResolution { rationale, .. } => {
             bounds::text("rationale", rationale)?;
             if rationale.trim().is_empty() {

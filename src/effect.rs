@@ -126,7 +126,7 @@ fn one(entity: EntityRef, change: Change) -> Vec<Effect> {
 }
 
 /// What an approved action does to the store.
-pub fn of_action(action: &Action) -> Vec<Effect> {
+pub(crate) fn of_action(action: &Action) -> Vec<Effect> {
     let sku = |s: &String| EntityRef::Sku(s.clone());
     match action {
         Action::SetPrice {
@@ -191,7 +191,7 @@ fn attribute_effect(entity: &EntityRef, attribute: &str, value: &Value) -> Vec<E
 }
 
 /// What a fact record writes into the store (nothing for other kinds).
-pub fn of_fact(body: &Body) -> Vec<Effect> {
+pub(crate) fn of_fact(body: &Body) -> Vec<Effect> {
     if let Some(e) = of_order_fact(body) {
         return vec![e];
     }
@@ -288,7 +288,7 @@ fn of_order_fact(body: &Body) -> Option<Effect> {
 }
 
 /// The price after a discount, truncated toward zero: `price · (1 − bp/10⁴)`.
-pub fn effective_price(price_minor: i64, discount_bp: u32) -> i64 {
+pub(crate) fn effective_price(price_minor: i64, discount_bp: u32) -> i64 {
     debug_assert!((0..=crate::bounds::MONEY_MAX_MINOR).contains(&price_minor));
     debug_assert!(i64::from(discount_bp) <= BP_PER_UNIT);
     let keep = BP_PER_UNIT - i64::from(discount_bp).min(BP_PER_UNIT);
@@ -299,7 +299,7 @@ pub fn effective_price(price_minor: i64, discount_bp: u32) -> i64 {
 
 /// The margin of an effective price over cost in basis points, truncated
 /// toward zero; `None` when the effective price is 0 (no margin exists).
-pub fn margin_bp(effective_minor: i64, cost_minor: i64) -> Option<i64> {
+pub(crate) fn margin_bp(effective_minor: i64, cost_minor: i64) -> Option<i64> {
     if effective_minor <= 0 {
         return None;
     }

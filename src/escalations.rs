@@ -14,7 +14,9 @@ use crate::reader::LedgerRead;
 use crate::record::{Body, StoredRecord};
 use crate::render;
 use crate::time::format_rfc3339;
-use crate::vocab::{Action, CiteRole, Decision, Escalation, OptionChoice, Outcome, RuleId};
+use crate::vocab::{
+    Action, CiteRole, Decision, Escalation, OptionChoice, Outcome, OutcomeKind, RuleId,
+};
 
 /// One option, numbered as `resolve` takes it, in words.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -41,7 +43,7 @@ pub struct ResolutionView {
 pub struct ClosedBy {
     pub decision: u64,
     pub rule: RuleId,
-    pub outcome: String,
+    pub outcome: OutcomeKind,
     pub summary: String,
     /// The human resolution, if a person closed it.
     pub resolution: Option<ResolutionView>,
@@ -113,7 +115,7 @@ fn view(
     let closed_by = f.closed.map(|(seq, d)| ClosedBy {
         decision: seq,
         rule: d.rule,
-        outcome: d.outcome.name().into(),
+        outcome: d.outcome.kind(),
         summary: render::decision_line(&d),
         resolution: d
             .cited(CiteRole::Resolution)
@@ -207,7 +209,7 @@ impl Collect {
 }
 
 /// Every escalation in the log (or only the open ones), oldest first.
-pub fn escalation_views(
+pub(crate) fn escalation_views(
     ledger: &dyn LedgerRead,
     ctx: &Context,
     only_open: bool,
@@ -226,7 +228,7 @@ pub fn escalation_views(
 /// The escalations of one intention (an intention re-decided after a
 /// deferral may escalate more than once), oldest first; empty when it never
 /// escalated. Reads only the records that name the intention.
-pub fn escalations_of(
+pub(crate) fn escalations_of(
     ledger: &dyn LedgerRead,
     ctx: &Context,
     intention: u64,
@@ -243,9 +245,7 @@ pub fn escalations_of(
 fn open_views(ledger: &dyn LedgerRead, ctx: &Context) -> Result<Vec<EscalationView>, LogError> {
     let mut open: Vec<(u64, String)> = ctx
         .intentions
-        .open
-        .iter()
-        .filter_map(|s| ctx.intentions.get(*s))
+        .open()
         .filter_map(|s| Some((s.escalation.as_ref()?.decision, s.agent.clone())))
         .collect();
     open.sort();

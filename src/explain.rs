@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::entity::EntityRef;
 use crate::render;
-use crate::vocab::{Decision, RuleId};
+use crate::vocab::{Decision, OutcomeKind, RuleId};
 
 /// One trace step in words.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -31,8 +31,7 @@ pub struct Explanation {
     /// The intention decided.
     pub intention: u64,
     pub entity: EntityRef,
-    /// approved | modified | deferred | escalated | rejected | expired
-    pub outcome: String,
+    pub outcome: OutcomeKind,
     pub rule: RuleId,
     pub resolver: u32,
     /// The seq of the context the decision read.
@@ -69,7 +68,7 @@ impl Explanation {
             at_ms,
             intention: d.intention,
             entity: d.entity.clone(),
-            outcome: d.outcome.name().to_owned(),
+            outcome: d.outcome.kind(),
             rule: d.rule,
             resolver: d.resolver,
             context_seq: d.context_seq,

@@ -115,33 +115,58 @@ pub fn export(ledger: &dyn LedgerRead, out: &mut dyn Write) -> Result<u64, Ledge
     Ok(count)
 }
 
+/// What is wrong with one exported line.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("line holds seq {got}, expected seq {expected}")]
+    Seq { got: u64, expected: u64 },
+    #[error("{0} is not 64 hex digits")]
+    NotHex(&'static str),
+    #[error("prev_hash does not link to the previous record")]
+    Unlinked,
+    #[error("a genesis record after seq 1")]
+    LateGenesis,
+    #[error("seq 1 is not a genesis record")]
+    NoGenesis,
+    #[error("recorded_at_ms goes backwards")]
+    TimeBackwards,
+    #[error("unknown format version {0}")]
+    Format(u16),
+    #[error("{0}")]
+    Encode(#[from] crate::record::RecordError),
+    #[error("hash does not match the record's content (was it changed?)")]
+    HashMismatch,
+}
+
 /// Checks one exported line against the chain so far and re-encodes it.
 fn check_line(
     line: &str,
     expected_seq: u64,
     prev: &[u8; 32],
     last_at: u64,
-) -> Result<(EncodedRecord, u64), String> {
-    let ex: ExportedRecord = serde_json::from_str(line).map_err(|e| e.to_string())?;
+) -> Result<(EncodedRecord, u64), LineError> {
+    let ex: ExportedRecord = serde_json::from_str(line)?;
     if ex.seq != expected_seq {
-        return Err(format!(
-            "line holds seq {}, expected seq {expected_seq}",
-            ex.seq
-        ));
+        return Err(LineError::Seq {
+            got: ex.seq,
+            expected: expected_seq,
+        });
     }
-    let prev_hash = hash_from_hex(&ex.prev_hash).ok_or("prev_hash is not 64 hex digits")?;
-    let hash = hash_from_hex(&ex.hash).ok_or("hash is not 64 hex digits")?;
+    let prev_hash = hash_from_hex(&ex.prev_hash).ok_or(LineError::NotHex("prev_hash"))?;
+    let hash = hash_from_hex(&ex.hash).ok_or(LineError::NotHex("hash"))?;
     if prev_hash != *prev {
-        return Err("prev_hash does not link to the previous record".into());
+        return Err(LineError::Unlinked);
     }
     match (&ex.body, ex.seq) {
         (Body::Genesis { .. }, 1) => {}
-        (Body::Genesis { .. }, _) => return Err("a genesis record after seq 1".into()),
-        (_, 1) => return Err("seq 1 is not a genesis record".into()),
+        (Body::Genesis { .. }, _) => return Err(LineError::LateGenesis),
+        (_, 1) => return Err(LineError::NoGenesis),
         _ => {}
     }
     if ex.recorded_at_ms < last_at {
-        return Err("recorded_at_ms goes backwards".into());
+        return Err(LineError::TimeBackwards);
     }
     let record = Record {
         envelope: Envelope {
@@ -157,11 +182,11 @@ fn check_line(
         body: ex.body,
     };
     if record.envelope.format != crate::record::FORMAT_VERSION {
-        return Err(format!("unknown format version {}", record.envelope.format));
+        return Err(LineError::Format(record.envelope.format));
     }
-    let payload = record.canonical_bytes().map_err(|e| e.to_string())?;
+    let payload = record.canonical_bytes()?;
     if chain_hash(&prev_hash, &payload) != hash {
-        return Err("hash does not match the record's content (was it changed?)".into());
+        return Err(LineError::HashMismatch);
     }
     let at = record.envelope.recorded_at_ms;
     let enc = EncodedRecord {

@@ -472,10 +472,10 @@ impl Ledger {
     /// queue answers `Busy` at once (the server's 503).
     pub fn try_submit(
         &self,
-        command: Command,
+        command: crate::command::Checked,
         credential: Option<u64>,
     ) -> Result<Ticket, AppendError> {
-        command.validate()?;
+        let command = command.into_inner();
         let (reply, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
         let s = Submission {
@@ -524,7 +524,7 @@ impl Ledger {
     pub fn wait_applied(&self, seq: u64) -> Result<(), LedgerError> {
         self.applied
             .wait_for(seq)
-            .map_err(LedgerError::DerivedFailed)
+            .map_err(|e| LedgerError::DerivedFailed(e.to_string()))
     }
 
     /// The shared context as of `seq` (clamped to the head): a fold of the log.
@@ -608,7 +608,12 @@ impl LedgerRead for Ledger {
         let head = self.durable.get();
         // The active segment's index is the projector's: wait until it has
         // every durable record (a short wait, bounded by the batch in flight).
-        let _ = self.applied.wait_for(head);
+        if self.applied.wait_for(head).is_err() {
+            return Err(LogError::IndexBehind {
+                indexed: self.applied.get(),
+                head,
+            });
+        }
         self.reader.entity_seqs(&entity.to_string(), head)
     }
 }
@@ -649,11 +654,13 @@ fn open_context(
     derived: &Derived,
     head: u64,
 ) -> Result<(Context, Option<u64>), LogError> {
-    let usable = derived
-        .snapshot()
-        .ok()
-        .flatten()
-        .filter(|(seq, _, _)| (1..=head).contains(seq));
+    // The derived store is rebuildable: a snapshot that cannot be read only
+    // costs a fold from zero, so it is reported, not fatal.
+    let stored = derived.snapshot().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the context snapshot cannot be read; folding the log");
+        None
+    });
+    let usable = stored.filter(|(seq, _, _)| (1..=head).contains(seq));
     if let Some((seq, hash, bytes)) = usable {
         let at = reader.read(&[seq], head)?;
         let same_log = at.first().is_some_and(|r| r.hash == hash);

@@ -12,43 +12,57 @@
 // Floats never enter the core's arithmetic (money in minor units, rates in bp).
 #![deny(clippy::float_arithmetic)]
 #![warn(clippy::too_many_lines)]
+// Every `pub` item is reachable from outside: the rest is `pub(crate)`.
+#![deny(unreachable_pub)]
 
 pub mod answer;
 pub mod audit;
 pub mod bounds;
 pub mod cli;
-pub mod client;
+mod client;
 pub mod command;
 pub mod context;
 pub mod demo;
 pub mod derived;
-pub mod digest;
-pub mod effect;
+mod digest;
+mod effect;
 pub mod entity;
-pub mod escalations;
-pub mod explain;
+mod escalations;
+mod explain;
 pub mod export;
 pub mod fuzzing;
 pub mod ledger;
 pub mod log;
-pub mod mcp;
+mod mcp;
 pub mod reader;
 pub mod record;
 pub mod render;
-pub mod repair;
+mod repair;
 pub mod replay;
 pub mod resolver;
 pub mod rules;
 pub mod schema;
 pub mod sequencer;
 pub mod server;
-pub mod time;
+mod time;
 pub mod value;
 pub mod verify;
 pub mod vocab;
 pub mod whatif;
 pub mod workflow;
-pub mod writers;
+mod writers;
 
-pub use command::Command;
+// The crate's surface: the public modules above, and these names. The
+// private modules (client, digest, effect, escalations, explain, mcp,
+// repair, time, writers) serve the CLI and the server.
+pub use command::{Checked, Command};
+pub use context::{Context, Violation};
 pub use ledger::{Ledger, Options};
+pub use log::{LogEngine, LogError, LogReader};
+pub use mcp::tools::McpTool;
+pub use reader::{LedgerRead, LogView};
+pub use record::{Body, Record, StoredRecord};
+pub use resolver::Resolvers;
+pub use sequencer::{Ack, AppendError};
+pub use vocab::{OutcomeKind, ProblemCode};
+pub use writers::Writer;

@@ -19,7 +19,7 @@ use crate::log::read::{walk_offsets, LogFiles};
 use crate::log::recovery::{analyze, Proof, TornTail};
 use crate::log::scan::list_segments;
 use crate::log::segment::writer_running;
-use crate::log::{Head, LogError, LogReader};
+use crate::log::{Head, LogError, LogReader, Until};
 use crate::record::StoredRecord;
 
 /// Reading a ledger up to a fixed durable head: what audit, the CLI's
@@ -37,6 +37,10 @@ pub trait LedgerRead {
         to: u64,
         visit: &mut dyn FnMut(StoredRecord) -> Result<(), LogError>,
     ) -> Result<(), LogError>;
+    /// As `scan`, until `visit` breaks (then `Ok`).
+    fn scan_until(&self, from: u64, to: u64, visit: &mut Until<'_>) -> Result<(), LogError> {
+        crate::log::until(visit, |v| self.scan(from, to, v))
+    }
     /// The records at `seqs` (ascending, each at most the head), checked.
     fn read(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError>;
     /// Every seq that names `entity`, ascending.

@@ -20,13 +20,13 @@ use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, RunOutcome};
 /// Version of the record schema (envelope + body). Stored in every envelope.
 pub const FORMAT_VERSION: u16 = 1;
 /// Largest canonical encoding of one record, in bytes.
-pub const MAX_RECORD_BYTES: usize = 1 << 20;
+pub const RECORD_BYTES_MAX: usize = 1 << 20;
 
 /// The one bincode configuration of format version 1.
 pub type CodecConfig = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Fixint,
-    bincode::config::Limit<MAX_RECORD_BYTES>,
+    bincode::config::Limit<RECORD_BYTES_MAX>,
 >;
 
 /// The one bincode configuration of format version 1.
@@ -34,7 +34,7 @@ pub fn codec_config() -> CodecConfig {
     bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding()
-        .with_limit::<MAX_RECORD_BYTES>()
+        .with_limit::<RECORD_BYTES_MAX>()
 }
 
 /// Metadata every record carries, assigned by the sequencer (seq, time) or taken
@@ -581,7 +581,7 @@ impl Record {
 /// Why bytes are not a record.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
-    #[error("record is {0} bytes encoded; the limit is {MAX_RECORD_BYTES}")]
+    #[error("record is {0} bytes encoded; the limit is {RECORD_BYTES_MAX}")]
     TooLarge(usize),
     #[error("record does not encode: {0}")]
     Encode(String),
@@ -601,7 +601,7 @@ impl Record {
         // bincode applies its limit when decoding only; the encoder is checked here.
         let bytes = bincode::encode_to_vec(self, codec_config())
             .map_err(|e| RecordError::Encode(e.to_string()))?;
-        if bytes.len() > MAX_RECORD_BYTES {
+        if bytes.len() > RECORD_BYTES_MAX {
             return Err(RecordError::TooLarge(bytes.len()));
         }
         Ok(bytes)
@@ -691,7 +691,7 @@ mod tests {
         record.body = Body::Fact {
             entity: EntityRef::Other("e".into()),
             attribute: "a".into(),
-            value: Value::Text("x".repeat(MAX_RECORD_BYTES)),
+            value: Value::Text("x".repeat(RECORD_BYTES_MAX)),
         };
         assert!(matches!(
             record.canonical_bytes(),

@@ -34,7 +34,7 @@ use crate::log::LogError;
 /// What repair would do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
-pub enum Plan {
+pub(crate) enum Plan {
     /// The log needs no repair.
     Nothing,
     /// Zero `bytes` bytes of `segment` from `offset`: the records from
@@ -65,7 +65,7 @@ pub enum Plan {
 
 /// Why repair could not run.
 #[derive(Debug, thiserror::Error)]
-pub enum RepairError {
+pub(crate) enum RepairError {
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
@@ -85,7 +85,7 @@ pub enum RepairError {
 }
 
 /// What repair would do to the ledger in `dir`. Reads only.
-pub fn plan(dir: &Path) -> Result<Plan, RepairError> {
+pub(crate) fn plan(dir: &Path) -> Result<Plan, RepairError> {
     let log = dir.join("log");
     if !log.is_dir() {
         return Err(RepairError::NoLedger(dir.to_path_buf()));
@@ -234,7 +234,7 @@ fn extent_to_end(path: &Path, from: u64) -> Result<u64, RepairError> {
 
 /// What [`apply`] did.
 #[derive(Clone, Debug, Serialize)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub plan: Plan,
     /// Where the replaced bytes were kept.
     pub saved: Option<PathBuf>,
@@ -242,7 +242,7 @@ pub struct Applied {
 
 /// Carries out `shown` (what [`plan`] returned and the user agreed to) on
 /// the ledger in `dir`, holding the writer's lock.
-pub fn apply(dir: &Path, shown: &Plan) -> Result<Applied, RepairError> {
+pub(crate) fn apply(dir: &Path, shown: &Plan) -> Result<Applied, RepairError> {
     let log = dir.join("log");
     let _lock = lock(&log)?;
     let now = plan(dir)?;

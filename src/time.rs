@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 /// `2025-11-26T09:00:00.000Z` for ms since the epoch (times past year 9999,
 /// which no command may carry, are shown as a number of ms).
-pub fn format_rfc3339(ms: u64) -> String {
+pub(crate) fn format_rfc3339(ms: u64) -> String {
     let Some(t) = i128::from(ms)
         .checked_mul(1_000_000)
         .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(ns).ok())
@@ -28,19 +28,33 @@ pub fn format_rfc3339(ms: u64) -> String {
 
 /// Parses an RFC 3339 time (`2025-11-26T09:00:00Z`, `…+01:00`, fractions)
 /// into ms since the epoch; sub-millisecond digits are truncated.
-pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
-    let t = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|e| format!("`{text}` is not an RFC 3339 time like 2025-11-26T09:00:00Z ({e})"))?;
-    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
-    u64::try_from(ms).map_err(|_| format!("`{text}` is before 1970"))
+pub(crate) fn parse_rfc3339(text: &str) -> Result<u64, TimeError> {
+    let ms = parse_ms(text)?;
+    u64::try_from(ms).map_err(|_| TimeError::BeforeEpoch(text.to_owned()))
 }
 
 /// As [`parse_rfc3339`], but a time before 1970 is 0 (before every record).
-pub fn parse_rfc3339_from_epoch(text: &str) -> Result<u64, String> {
-    let t = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|e| format!("`{text}` is not an RFC 3339 time like 2025-11-26T09:00:00Z ({e})"))?;
-    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
+pub(crate) fn parse_rfc3339_from_epoch(text: &str) -> Result<u64, TimeError> {
+    let ms = parse_ms(text)?;
     Ok(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
+}
+
+/// A time that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TimeError {
+    #[error("`{text}` is not an RFC 3339 time like 2025-11-26T09:00:00Z ({why})")]
+    NotRfc3339 { text: String, why: String },
+    #[error("`{0}` is before 1970")]
+    BeforeEpoch(String),
+}
+
+/// Milliseconds since the epoch (negative before 1970).
+fn parse_ms(text: &str) -> Result<i128, TimeError> {
+    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| TimeError::NotRfc3339 {
+        text: text.to_owned(),
+        why: e.to_string(),
+    })?;
+    Ok(t.unix_timestamp_nanos().div_euclid(1_000_000))
 }
 
 #[cfg(test)]
@@ -67,11 +81,14 @@ mod tests {
             "é",
         ] {
             assert!(
-                parse_rfc3339(bad).unwrap_err().contains("RFC 3339"),
+                matches!(parse_rfc3339(bad), Err(TimeError::NotRfc3339 { .. })),
                 "{bad}"
             );
         }
-        assert!(parse_rfc3339("1969-12-31T23:59:59Z").is_err());
+        assert_eq!(
+            parse_rfc3339("1969-12-31T23:59:59Z"),
+            Err(TimeError::BeforeEpoch("1969-12-31T23:59:59Z".into()))
+        );
         assert!(format_rfc3339(u64::MAX).contains("ms"));
     }
 }

@@ -17,14 +17,15 @@ use serde::Serialize;
 use crate::context::{Context, InstalledRules};
 use crate::record::{Body, Digest, StoredRecord};
 use crate::resolver::Resolvers;
-use crate::resolver::MAX_FOLLOW_UPS;
+use crate::resolver::FOLLOW_UPS_MAX;
 use crate::rules::{rules_hash, RuleSet};
+use crate::vocab::{OutcomeKind, RuleId};
 
 /// One outcome and the rule that decided it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
-    pub outcome: String,
-    pub rule: String,
+    pub outcome: OutcomeKind,
+    pub rule: RuleId,
 }
 
 /// A decision that differs between the record and the what-if run.
@@ -45,9 +46,12 @@ pub struct Tally {
     pub approved: u64,
     pub deferred: u64,
     pub rejected: u64,
-    pub escalated: u64,
+    /// Intentions whose last decision escalated them: still waiting for a
+    /// human at the end of the range.
+    pub awaiting_human: u64,
     pub expired: u64,
-    /// Escalation decisions made (an intention can be escalated and then settled).
+    /// Escalation decisions made (an intention can be escalated and then
+    /// settled, so this counts more than `awaiting_human`).
     pub escalations: u64,
     pub approved_revenue_impact_minor: i64,
 }
@@ -110,8 +114,8 @@ pub struct WhatIf {
 
 fn verdict(d: &crate::vocab::Decision) -> Verdict {
     Verdict {
-        outcome: d.outcome.name().to_owned(),
-        rule: d.rule.name().to_owned(),
+        outcome: d.outcome.kind(),
+        rule: d.rule,
     }
 }
 
@@ -185,7 +189,7 @@ impl WhatIf {
 
         match &r.record.body {
             Body::Decision { decision } => {
-                self.escalations.0 += u64::from(decision.outcome.name() == "escalated");
+                self.escalations.0 += u64::from(decision.outcome.kind() == OutcomeKind::Escalated);
                 self.recorded_final
                     .insert(decision.intention, verdict(decision));
                 return;
@@ -214,12 +218,12 @@ impl WhatIf {
             // alternative stays in force over it.
             ctx.authority.resolver.value = v;
         }
-        for _ in 0..MAX_FOLLOW_UPS {
+        for _ in 0..FOLLOW_UPS_MAX {
             let Some(body) = self.resolvers.next_follow_up(ctx) else {
                 break;
             };
             if let Body::Decision { decision } = &body {
-                self.escalations.1 += u64::from(decision.outcome.name() == "escalated");
+                self.escalations.1 += u64::from(decision.outcome.kind() == OutcomeKind::Escalated);
                 self.whatif_final
                     .insert(decision.intention, verdict(decision));
             }
@@ -244,18 +248,16 @@ impl WhatIf {
             .chain(self.whatif_final.keys())
             .copied()
             .collect();
-        let tally = |t: &mut Tally, v: Option<&Verdict>, revenue: i64| match v
-            .map(|v| v.outcome.as_str())
-        {
-            Some("approved" | "modified") => {
+        let tally = |t: &mut Tally, v: Option<&Verdict>, revenue: i64| match v.map(|v| v.outcome) {
+            Some(OutcomeKind::Approved | OutcomeKind::Modified) => {
                 t.approved += 1;
                 t.approved_revenue_impact_minor += revenue;
             }
-            Some("deferred") => t.deferred += 1,
-            Some("rejected") => t.rejected += 1,
-            Some("escalated") => t.escalated += 1,
-            Some("expired") => t.expired += 1,
-            _ => {}
+            Some(OutcomeKind::Deferred) => t.deferred += 1,
+            Some(OutcomeKind::Rejected) => t.rejected += 1,
+            Some(OutcomeKind::Escalated) => t.awaiting_human += 1,
+            Some(OutcomeKind::Expired) => t.expired += 1,
+            None => {}
         };
         for seq in seqs {
             let (rec, wif) = (self.recorded_final.get(&seq), self.whatif_final.get(&seq));
@@ -265,7 +267,7 @@ impl WhatIf {
             tally(&mut summary.recorded, rec, revenue);
             tally(&mut summary.whatif, wif, revenue);
             if rec != wif {
-                let approval = |v: &Verdict| matches!(v.outcome.as_str(), "approved" | "modified");
+                let approval = |v: &Verdict| v.outcome.is_approval();
                 if wif.is_some_and(approval) && !rec.is_some_and(approval) {
                     would_have.push(seq);
                 }

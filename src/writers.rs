@@ -100,7 +100,7 @@ impl Writer {
     }
 
     /// Parses an entry; the error says what is accepted.
-    pub fn parse(text: &str) -> Result<Writer, String> {
+    pub fn parse(text: &str) -> Result<Writer, NotAWriter> {
         match text {
             "role:agent" => return Ok(Writer::Agents),
             "role:human" => return Ok(Writer::Humans),
@@ -113,12 +113,18 @@ impl Writer {
                 return Ok(Writer::Domain(*domain));
             }
         }
-        let domains: Vec<&str> = Domain::ALL.iter().map(|d| d.name()).collect();
-        Err(format!(
-            "`{text}` is not a writer: use role:agent, role:human, role:admin, unregistered, or domain:<{}>",
-            domains.join("|")
-        ))
+        Err(NotAWriter(text.to_owned()))
     }
+}
+
+/// A `[writers]` entry that names no writer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a writer: use role:agent, role:human, role:admin, unregistered, or domain:<{domains}>", domains = domain_names())]
+pub struct NotAWriter(pub String);
+
+fn domain_names() -> String {
+    let domains: Vec<&str> = Domain::ALL.iter().map(|d| d.name()).collect();
+    domains.join("|")
 }
 
 impl Serialize for Writer {
@@ -152,10 +158,10 @@ impl JsonSchema for Writer {
 }
 
 /// A `[writers]` table: who may write each listed kind.
-pub type WritersTable = BTreeMap<WrittenKind, Vec<Writer>>;
+pub(crate) type WritersTable = BTreeMap<WrittenKind, Vec<Writer>>;
 
 /// Version 2's writers of `kind`, where the rule set's table does not list it.
-pub fn default_writers(kind: WrittenKind) -> &'static [Writer] {
+pub(crate) fn default_writers(kind: WrittenKind) -> &'static [Writer] {
     use Domain as D;
     use Writer::{Admins, Agents, Domain as Of, Humans, Unregistered};
     match kind {
@@ -196,7 +202,7 @@ pub fn default_writers(kind: WrittenKind) -> &'static [Writer] {
 }
 
 /// The writers of `kind` under `table` (the rule set's, if any).
-pub fn writers_of(table: Option<&WritersTable>, kind: WrittenKind) -> Vec<Writer> {
+pub(crate) fn writers_of(table: Option<&WritersTable>, kind: WrittenKind) -> Vec<Writer> {
     match table.and_then(|t| t.get(&kind)) {
         Some(list) => list.clone(),
         None => default_writers(kind).to_vec(),
@@ -219,9 +225,9 @@ mod tests {
         for w in all {
             assert_eq!(Writer::parse(&w.name()), Ok(w));
         }
-        assert!(Writer::parse("domain:nobody")
-            .unwrap_err()
-            .contains("domain:<"));
+        let e = Writer::parse("domain:nobody").unwrap_err();
+        assert_eq!(e, NotAWriter("domain:nobody".into()));
+        assert!(e.to_string().contains("domain:<pricing|"), "{e}");
         assert!(
             Writer::parse("parley").is_err(),
             "parley is nobody's to list"

@@ -8,19 +8,7 @@ use std::process::{Command, Output, Stdio};
 use common::parley_bin;
 
 fn parley(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(parley_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
+    common::parley_output(args, stdin.unwrap_or(""))
 }
 
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {

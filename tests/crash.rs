@@ -29,7 +29,7 @@ use parley::value::Value;
 use parley::verify::verify_dir;
 
 /// Commands one child is offered at most (it is killed long before).
-const MAX_COMMANDS_PER_CYCLE: u64 = 2_000_000;
+const CYCLE_COMMANDS_MAX: u64 = 2_000_000;
 
 struct XorShift(u64);
 
@@ -77,7 +77,7 @@ fn run_child(data: &std::path::Path, from: u64, kill_after: Duration) -> Cycle {
     let mut stdin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         let mut buf = String::new();
-        for i in from..from + MAX_COMMANDS_PER_CYCLE {
+        for i in from..from + CYCLE_COMMANDS_MAX {
             buf.push_str(&command(i));
             if buf.len() > 16 << 10 {
                 if stdin.write_all(buf.as_bytes()).is_err() {

@@ -56,8 +56,9 @@ fn grant(ledger: &Ledger, at: u64, identity: &str, role: Role, token: u8) -> u64
 }
 
 fn with(ledger: &Ledger, cmd: Command, credential: u64) -> Result<u64, AppendError> {
-    ledger
-        .try_submit(cmd, Some(credential))
+    parley::command::Checked::new(cmd)
+        .map_err(AppendError::from)
+        .and_then(|c| ledger.try_submit(c, Some(credential)))
         .and_then(|t| t.wait())
         .map(|a| a.seq)
 }
@@ -108,7 +109,7 @@ fn a_credential_writes_only_as_its_identity_within_its_role_while_in_force() {
     // Another identity, another role's kinds, a reader writing, no such grant.
     let r = refused(&ledger, parse("marketing", 20, FACT), pricing);
     assert!(matches!(r, Refusal::CredentialNotYours { .. }), "{r}");
-    assert_eq!(r.code(), "not-your-identity");
+    assert_eq!(r.code().name(), "not-your-identity");
     let r = refused(
         &ledger,
         parse(

@@ -12,9 +12,7 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
-
-use common::parley_bin;
+use std::process::Command as Process;
 
 struct Mount(PathBuf);
 
@@ -49,26 +47,8 @@ impl Drop for Mount {
 }
 
 fn run(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
-    let mut child = Process::new(parley_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let text = stdin.to_owned();
-    // The child may stop reading (it refused): a closed pipe is no error here.
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = common::parley(args, stdin);
+    (r.code, r.stdout, r.stderr)
 }
 
 fn facts(from: u64, n: u64, payload: usize) -> String {

@@ -339,12 +339,12 @@ fn a_new_version_leaves_version_1_ledgers_alone_and_shows_what_it_would_change()
     // the safe default.
     let recorded = report.changed[0].recorded.as_ref().unwrap();
     assert_eq!(
-        (recorded.outcome.as_str(), recorded.rule.as_str()),
+        (recorded.outcome.name(), recorded.rule.name()),
         ("approved", "approve")
     );
     let whatif = report.changed[0].whatif.as_ref().unwrap();
     assert_eq!(
-        (whatif.outcome.as_str(), whatif.rule.as_str()),
+        (whatif.outcome.name(), whatif.rule.name()),
         ("rejected", "escalation.expiry")
     );
 

@@ -16,14 +16,8 @@ use parley::vocab::{Outcome, RuleId};
 use serde_json::Value as Json;
 
 fn parley(args: &[&str]) -> (Option<i32>, Json, String) {
-    let out = Process::new(parley_bin()).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let json = serde_json::from_str(stdout.trim()).unwrap_or(Json::Null);
-    (
-        out.status.code(),
-        json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = common::parley(args, "");
+    (r.code, r.json(), r.stderr)
 }
 
 fn demo(dir: &std::path::Path) -> String {
@@ -156,6 +150,15 @@ fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
     );
     assert_eq!(v["replayed"]["decision"]["rule"], "guard.margin");
     assert_eq!(v["recorded"]["decision"]["rule"], "approve");
+    assert!(
+        (records[pos].envelope.seq as usize) < records.len(),
+        "the forged decision is not the last record"
+    );
+    assert_eq!(
+        v["records"].as_u64(),
+        Some(records[pos].envelope.seq),
+        "replay reads no further than the first divergence"
+    );
 }
 
 #[test]
@@ -422,4 +425,32 @@ fn the_audit_graph_has_a_node_for_every_change() {
         changes,
         "every change has a node of its own: {dot}"
     );
+}
+
+#[test]
+fn state_of_an_entity_prints_words_and_json_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let words = common::parley(&["state", "--data", &d, "sku:E2"], "");
+    assert_eq!(words.code, Some(0), "{}", words.stderr);
+    assert!(
+        words.stdout.starts_with("sku:E2 as of seq "),
+        "{}",
+        words.stdout
+    );
+    assert!(words.stdout.contains("  price £"), "{}", words.stdout);
+    assert!(
+        !words.stdout.contains('{'),
+        "no JSON without --json: {}",
+        words.stdout
+    );
+    let json = common::parley(&["state", "--data", &d, "sku:E2", "--json"], "").json();
+    assert_eq!(json["entity"]["sku"]["sku"], "E2", "{json}");
+    // PARLEY_DATA stands in for --data.
+    let out = std::process::Command::new(common::parley_bin())
+        .args(["state", "sku:E2"])
+        .env("PARLEY_DATA", &d)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), words.stdout);
 }

@@ -68,10 +68,8 @@ fn build(dir: &Path) -> u64 {
 }
 
 fn run(args: &[&str]) -> (Option<i32>, String) {
-    let out = Process::new(parley_bin()).args(args).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
+    let r = common::parley(args, "");
+    (r.code, r.stdout + &r.stderr)
 }
 
 /// The read commands that read the whole log, on `d`.

@@ -325,10 +325,15 @@ fn live_run(ops: &[(Op, u64)]) -> Vec<StoredRecord> {
     log
 }
 
+/// Folds `records`, checking every invariant after each step (in every
+/// build, not only under `debug_assert!`).
 fn fold(records: &[StoredRecord]) -> Context {
     let mut ctx = Context::default();
     for r in records {
         ctx.apply(r).unwrap();
+        let seq = r.record.envelope.seq;
+        ctx.check()
+            .unwrap_or_else(|v| panic!("after seq {seq}: {v}"));
     }
     ctx
 }
@@ -357,6 +362,7 @@ proptest! {
         let mut ctx = Context::from_snapshot(&snapshot).unwrap();
         for r in &log[k..] {
             ctx.apply(r).unwrap();
+            prop_assert_eq!(ctx.check(), Ok(()));
         }
         prop_assert_eq!(ctx.state_hash(), fold(&log).state_hash());
     }

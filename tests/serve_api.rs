@@ -547,6 +547,23 @@ fn pages_batches_and_stream_filters() {
     );
     assert!(text.contains("command 1 of the batch"), "{text}");
     assert_eq!(server_records(&server, &pricing), head);
+    // A repeated key is refused in a batch as on the single route.
+    let twice = r#"{"producer":"pricing","kind":"fact","entity":"sku:S1","attribute":"n","value":1,"value":2}"#;
+    let (status, _, single) = server.request("POST", "/v1/commands", Some(&pricing), twice);
+    assert_eq!(status, 400, "{single}");
+    assert!(single.contains("`value`"), "{single}");
+    let (status, _, text) = server.request(
+        "POST",
+        "/v1/commands/batch",
+        Some(&pricing),
+        &format!("[{twice}]"),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("command 0 of the batch") && text.contains("`value`"),
+        "{text}"
+    );
+    assert_eq!(server_records(&server, &pricing), head);
     // A good one is answered in order.
     let good = format!(
         "[{}]",

@@ -4,29 +4,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command as Process, Stdio};
-
-use common::parley_bin;
 use serde_json::Value as Json;
 
 fn parley(args: &[&str], stdin: Option<&str>) -> (Option<i32>, String, String) {
-    let mut child = Process::new(parley_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = common::parley(args, stdin.unwrap_or(""));
+    (r.code, r.stdout, r.stderr)
 }
 
 fn script() -> String {

@@ -49,7 +49,7 @@ fn flag(producer: &str) -> Command {
 
 fn refusal(r: Result<parley::sequencer::Ack, AppendError>) -> String {
     match r {
-        Err(AppendError::Refused(r)) => r.code().to_owned(),
+        Err(AppendError::Refused(r)) => r.code().name().to_owned(),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -64,7 +64,7 @@ fn fraud_flags_come_from_the_fraud_domain() {
             && err.to_string().contains("domain:fraud"),
         "{err}"
     );
-    assert_eq!(parley::answer::code(&err), "not-a-writer");
+    assert_eq!(parley::answer::code(&err).name(), "not-a-writer");
     l.append(flag("fraud")).unwrap();
     // Catalog prices from merchandising (or an integration), not from an
     // unregistered producer, even on a ledger without credentials.

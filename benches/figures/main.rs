@@ -88,9 +88,9 @@ fn child_mode() -> bool {
             let ctx = ledger.context_at(head).expect("context");
             let (i, st) = (&ctx.intentions, &ctx.store);
             println!(
-                "seq {head} snapshot {} B; intentions {} open {} due {} expiring {} esc {}; skus {} orders {} contacts {} facts {} promotions {}; precedents {}",
-                ctx.to_snapshot().len(), i.states.len(), i.open.len(), i.due.len(), i.expiring.len(), i.escalations_expiring.len(),
-                st.skus.len(), st.orders.len(), st.contacts.len(), st.facts.len(), st.promotions.len(), ctx.precedents.by_resolution.len()
+                "seq {head} snapshot {} B; intentions {} open {}; skus {} orders {} contacts {} facts {} promotions {}; precedents {}",
+                ctx.to_snapshot().len(), i.iter().count(), i.open().count(),
+                st.skus().count(), st.orders().count(), st.contacts().count(), st.facts().count(), st.promotions().count(), ctx.precedents.by_resolution.len()
             );
             ledger.close().expect("close");
         }

@@ -18,7 +18,7 @@ use crate::render;
 use crate::time::parse_rfc3339;
 
 /// `parley escalations`: every escalation (or only the open ones), oldest first.
-pub fn list(ledger: &LogView, only_open: bool, json: bool) -> Result<ExitCode> {
+pub(super) fn list(ledger: &LogView, only_open: bool, json: bool) -> Result<ExitCode> {
     let ctx = ledger.context_at(ledger.head_seq())?;
     let views = escalation_views(ledger, &ctx, only_open)?;
     if json {
@@ -76,7 +76,7 @@ fn print_view(v: &EscalationView) {
 }
 
 /// `parley resolve`: a registered human settles an open escalation.
-pub fn resolve(
+pub(super) fn resolve(
     data: &Path,
     id: u64,
     option: u32,

@@ -3,13 +3,13 @@
 //! read-only view: no lock, nothing written, next to a running writer too.
 
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 
 use crate::audit::{audit, to_dot, AuditReport};
-use crate::context::view;
 use crate::entity::EntityRef;
 use crate::reader::LedgerRead;
 use crate::reader::LogView;
@@ -18,7 +18,7 @@ use crate::render;
 use crate::replay::{Problem, Replayer};
 use crate::resolver::Resolvers;
 use crate::rules::RuleSet;
-use crate::time::{format_rfc3339, parse_rfc3339};
+use crate::time::format_rfc3339;
 use crate::whatif::{Alternative, WhatIf, WhatIfReport};
 
 /// A progress bar on a terminal, nothing when stderr is piped.
@@ -36,7 +36,7 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-fn check_seq(ledger: &dyn LedgerRead, seq: u64, flag: &str) -> Result<()> {
+pub(super) fn check_seq(ledger: &dyn LedgerRead, seq: u64, flag: &str) -> Result<()> {
     let head = ledger.head_seq();
     if seq == 0 || seq > head {
         bail!("{flag} {seq} is beyond the log: seqs run from 1 to {head}");
@@ -44,7 +44,7 @@ fn check_seq(ledger: &dyn LedgerRead, seq: u64, flag: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
+pub(super) fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
     let mut report = match crate::verify::verify_dir(data) {
         Ok(r) => r,
         Err(e) if json => {
@@ -91,7 +91,7 @@ pub fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
     })
 }
 
-pub fn export(ledger: &LogView, out: Option<&Path>) -> Result<ExitCode> {
+pub(super) fn export(ledger: &LogView, out: Option<&Path>) -> Result<ExitCode> {
     let count = match out {
         Some(path) => {
             let file = std::fs::File::create(path)
@@ -111,7 +111,7 @@ pub fn export(ledger: &LogView, out: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn replay(ledger: &LogView, until: Option<u64>, json: bool) -> Result<ExitCode> {
+pub(super) fn replay(ledger: &LogView, until: Option<u64>, json: bool) -> Result<ExitCode> {
     let head = ledger.head_seq();
     let to = until.unwrap_or(head);
     check_seq(ledger, to, "--until")?;
@@ -119,13 +119,17 @@ pub fn replay(ledger: &LogView, until: Option<u64>, json: bool) -> Result<ExitCo
     let mut replayer = Replayer::new(Resolvers::released());
     let mut divergence = None;
     let mut records = 0u64;
-    ledger.scan(1, to, &mut |r| {
+    // Replay stops at the first divergence: what follows it was decided
+    // from a context the replay no longer shares.
+    ledger.scan_until(1, to, &mut |r| {
         records += 1;
         bar.inc(1);
-        if divergence.is_none() {
-            divergence = replayer.feed(&r).err();
+        divergence = replayer.feed(&r).err();
+        if divergence.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-        Ok(())
     })?;
     bar.finish_and_clear();
     if divergence.is_none() && to == head {
@@ -163,7 +167,7 @@ pub fn replay(ledger: &LogView, until: Option<u64>, json: bool) -> Result<ExitCo
 }
 
 /// The last seq recorded at or before `ms`.
-fn seq_at_time(ledger: &dyn LedgerRead, ms: u64) -> Result<u64> {
+pub(super) fn seq_at_time(ledger: &dyn LedgerRead, ms: u64) -> Result<u64> {
     let mut found = 0;
     ledger.scan(1, u64::MAX, &mut |r| {
         if r.record.envelope.recorded_at_ms <= ms {
@@ -178,109 +182,6 @@ fn seq_at_time(ledger: &dyn LedgerRead, ms: u64) -> Result<u64> {
         );
     }
     Ok(found)
-}
-
-pub fn state(
-    ledger: &LogView,
-    at: Option<u64>,
-    at_time: Option<&str>,
-    entity: Option<&str>,
-    json: bool,
-) -> Result<ExitCode> {
-    let seq = match (at, at_time) {
-        (Some(_), Some(_)) => bail!("give --at or --at-time, not both"),
-        (Some(s), None) => {
-            check_seq(ledger, s, "--at")?;
-            s
-        }
-        (None, Some(t)) => seq_at_time(ledger, parse_rfc3339(t).map_err(anyhow::Error::msg)?)?,
-        (None, None) => ledger.head_seq(),
-    };
-    let ctx = ledger.context_at(seq)?;
-    if let Some(e) = entity {
-        let e = EntityRef::parse(e).map_err(anyhow::Error::msg)?;
-        let Some(v) = view::entity(&ctx, &e) else {
-            bail!("the shared context holds nothing of `{e}` at seq {seq} (entities look like sku:SKU-1, order:O-9, customer:C-3, run:flash-1)");
-        };
-        if json {
-            println!("{}", serde_json::json!({"seq": seq, "entity": v}));
-        } else {
-            println!("{e} as of seq {seq} ({}):", format_rfc3339(ctx.now_ms));
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let v = view::state(&ctx);
-    if json {
-        println!("{}", serde_json::to_string(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    print_state(&v, &ctx.state_hash());
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_state(v: &view::StateView, hash: &str) {
-    println!("state as of seq {} ({})", v.seq, v.at);
-    println!(
-        "  ledger {}, resolver v{} (seq {}), rules {}",
-        v.ledger.id,
-        v.ledger.resolver.value,
-        v.ledger.resolver.seq,
-        v.ledger.rules.as_ref().map_or("none".into(), |r| format!(
-            "{} (seq {})",
-            crate::record::to_hex(&r.value.0),
-            r.seq
-        ))
-    );
-    println!(
-        "  skus {}, orders {}, agents {}, humans {}, admins {}",
-        v.skus.len(),
-        v.orders.len(),
-        v.agents.len(),
-        v.humans.len(),
-        v.admins.len()
-    );
-    let escalated = v
-        .open_intentions
-        .iter()
-        .filter(|i| i.status == "escalated")
-        .count();
-    println!(
-        "  open intentions {}, escalated {}, promotions {}, precedents {}",
-        v.open_intentions.len(),
-        escalated,
-        v.promotions.len(),
-        v.precedents.len()
-    );
-    let defs: Vec<String> = v
-        .workflows
-        .iter()
-        .map(|w| format!("{} v{}", w.name, w.version))
-        .collect();
-    println!(
-        "  workflows {}",
-        if defs.is_empty() {
-            "none".into()
-        } else {
-            defs.join(", ")
-        }
-    );
-    for r in &v.runs {
-        let steps: Vec<String> = r
-            .steps
-            .iter()
-            .map(|s| format!("{} {}", s.step, s.status))
-            .collect();
-        println!(
-            "  run {}: {} v{} {} [{}]",
-            r.run,
-            r.workflow,
-            r.version,
-            r.status,
-            steps.join(", ")
-        );
-    }
-    println!("  state hash {hash}");
 }
 
 fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()> {
@@ -363,7 +264,7 @@ fn print_audit(report: &AuditReport, out: &mut impl Write) -> std::io::Result<()
     Ok(())
 }
 
-pub fn audit_cmd(
+pub(super) fn audit_cmd(
     ledger: &LogView,
     entity: &str,
     field: Option<&str>,
@@ -381,7 +282,7 @@ pub fn audit_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn whatif(
+pub(super) fn whatif(
     ledger: &LogView,
     rules_path: Option<&Path>,
     resolver: Option<u32>,
@@ -473,9 +374,13 @@ fn print_whatif(r: &WhatIfReport) {
         ("approved", a.approved, b.approved),
         ("deferred", a.deferred, b.deferred),
         ("rejected", a.rejected, b.rejected),
-        ("escalated (final)", a.escalated, b.escalated),
+        (
+            "awaiting a human at the end",
+            a.awaiting_human,
+            b.awaiting_human,
+        ),
         ("expired", a.expired, b.expired),
-        ("escalations", a.escalations, b.escalations),
+        ("escalation decisions", a.escalations, b.escalations),
     ] {
         println!("{name:<28} {x:>12} {y:>12}");
     }
@@ -512,7 +417,7 @@ fn summary_of(r: &StoredRecord) -> String {
     text
 }
 
-pub fn log(
+pub(super) fn log(
     ledger: &LogView,
     from: u64,
     kind: Option<&str>,
@@ -580,7 +485,13 @@ pub fn log(
 
 /// `parley simulate`: writes the ledger, then reports time and size.
 #[allow(clippy::disallowed_methods)] // reports elapsed time to the user; not state
-pub fn simulate(data: &Path, seed: u64, records: u64, skus: usize, json: bool) -> Result<ExitCode> {
+pub(super) fn simulate(
+    data: &Path,
+    seed: u64,
+    records: u64,
+    skus: usize,
+    json: bool,
+) -> Result<ExitCode> {
     let bar = progress(records, "simulate");
     let started = std::time::Instant::now();
     let report = crate::demo::simulate::simulate(data, seed, records, skus, &mut |n| {

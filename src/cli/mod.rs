@@ -8,6 +8,7 @@ mod inspect;
 mod remote;
 mod repair;
 mod serve;
+mod state;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -48,11 +49,13 @@ pub struct Create {
 enum TokenCmd {
     /// Grant a credential and print its token once (only its hash is kept, in the log).
     Create {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
         /// The identity the token writes as (an agent, human or admin id; any name for a reader).
         #[arg(long)]
         name: String,
+        /// What the token may do.
         #[arg(long, value_enum)]
         role: TokenRole,
         /// The admin granting it (default: the ledger's first admin).
@@ -95,26 +98,32 @@ enum Cmd {
         #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
         seed: u64,
         /// Print the figures as JSON instead of the timeline.
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// Generate a large realistic ledger (many skus, agents, conflicts, escalations, workflows).
     Simulate {
+        /// The directory to create the ledger in (must not hold one).
         #[arg(long)]
         data: PathBuf,
+        /// Seed of the simulated store and agents: the same seed, the same ledger.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Stop once the log holds at least this many records.
         #[arg(long)]
         records: u64,
+        /// How many skus the simulated store sells.
         #[arg(long, default_value_t = 1000)]
         skus: usize,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// Append commands from a JSON Lines file (or `-` for stdin); print one JSON answer per line.
     Run {
-        #[arg(long, required_unless_present = "server")]
+        /// The ledger's data directory (or set PARLEY_DATA; not with --server).
+        #[arg(long)]
         data: Option<PathBuf>,
         /// Send the commands to a running `parley serve` instead (token from
         /// PARLEY_TOKEN; each command must be written as the token's identity).
@@ -127,7 +136,8 @@ enum Cmd {
     },
     /// Serve the ledger over HTTP (JSON under /v1/, SSE stream); creates it if DIR holds none.
     Serve {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7420")]
@@ -160,8 +170,10 @@ enum Cmd {
     },
     /// Recompute the whole hash chain (read-only). Exit 1 on any damage.
     Verify {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
         /// Also check the derived state (index files, and the derived store when no writer runs) against the log.
@@ -170,7 +182,8 @@ enum Cmd {
     },
     /// Write the log as JSON Lines (one record per line, with hashes).
     Export {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
         /// Output file (default: stdout).
         #[arg(long)]
@@ -178,15 +191,19 @@ enum Cmd {
     },
     /// Rebuild a ledger in a new directory from an export, only if every hash verifies.
     Import {
+        /// The directory to create the ledger in (must not hold one).
         #[arg(long)]
         data: PathBuf,
+        /// The export to read (JSON Lines, as `parley export` writes it).
         file: PathBuf,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// Rebuild the derived state (index files, derived store) from the log. Writes nothing to the log.
     Rebuild {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
     },
     /// Show what can be cut or rewritten from a ledger a writer refuses, and why; with --yes, do it. Never touches a record evidence shows was acknowledged.
@@ -198,49 +215,59 @@ enum Cmd {
         #[arg(long)]
         yes: bool,
         /// Print the plan (and what was done) as JSON.
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// Re-derive every decision from the log and check every record's right to be there. Exit 1 on a divergence.
     Replay {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
         /// Stop at this seq.
         #[arg(long)]
         until: Option<u64>,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// The shared context as it was at a seq or a time, whole or for one entity (sku:SKU-1, order:O-9, customer:C-3).
     State {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
+        /// The context as of this seq (default: the head).
         #[arg(long)]
         at: Option<u64>,
-        /// An RFC 3339 time, e.g. 2025-11-26T09:00:00Z.
+        /// The context as of this time: an RFC 3339 time, e.g. 2025-11-26T09:00:00Z.
         #[arg(long)]
         at_time: Option<String>,
+        /// One entity, e.g. sku:SKU-1, order:O-9, customer:C-3 (default: the whole context).
         entity: Option<String>,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// Every change of an entity's field, newest first, with the intention, decision, trace, resolution and losers.
     Audit {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
-        /// e.g. sku:SKU-1
+        /// The entity, e.g. sku:SKU-1.
         entity: String,
-        /// e.g. price (default: every field)
+        /// The field, e.g. price (default: every field).
         field: Option<String>,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
-        /// `dot`: the causal graph for Graphviz.
+        /// `dot` prints the causal graph for Graphviz.
         #[arg(long)]
         format: Option<String>,
     },
     /// Replay the log under other rules and/or another resolver version in memory; list every decision that would differ. Writes nothing.
     Whatif {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
         /// The alternative rule set (TOML).
         #[arg(long)]
@@ -248,17 +275,22 @@ enum Cmd {
         /// The resolver version to run instead of the recorded ones.
         #[arg(long)]
         resolver: Option<u32>,
+        /// Decide again from this seq on (default: 1).
         #[arg(long)]
         from: Option<u64>,
+        /// Stop at this seq (default: the head).
         #[arg(long)]
         to: Option<u64>,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// Read and filter the log.
     Log {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
+        /// The first seq to show.
         #[arg(long, default_value_t = 1)]
         from: u64,
         /// A record kind, e.g. decision, intend, catalog.
@@ -267,22 +299,26 @@ enum Cmd {
         /// An entity, e.g. sku:SKU-1 or intention:42 (uses the entity index).
         #[arg(long)]
         entity: Option<String>,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// List escalations (oldest first) with their options, the agents' reasoning and how each was closed.
     Escalations {
-        #[arg(long)]
+        /// The ledger's data directory (or set PARLEY_DATA).
+        #[arg(long, env = "PARLEY_DATA")]
         data: PathBuf,
         /// Only escalations still waiting for a human.
         #[arg(long)]
         open: bool,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// Settle an open escalation as a registered human: choose one of its options.
     Resolve {
-        #[arg(long, required_unless_present = "server")]
+        /// The ledger's data directory (or set PARLEY_DATA; not with --server).
+        #[arg(long)]
         data: Option<PathBuf>,
         /// Resolve through a running `parley serve` (token from PARLEY_TOKEN,
         /// a human's; `--as` must be its identity).
@@ -302,11 +338,13 @@ enum Cmd {
         /// The resolution's time (RFC 3339), required on a scripted ledger such as the demo's.
         #[arg(long)]
         at: Option<String>,
+        /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
     },
     /// Print the JSON Schemas of the public formats, or write them into a directory.
     Schema {
+        /// The directory to write them into (default: print them).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -381,10 +419,10 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             server,
             file,
             create,
-        } => match (data, server) {
+        } => match (data_or_env(data), server) {
             (_, Some(url)) => remote::run(&url, &file),
             (Some(data), None) => write::run(&data, &file, &create),
-            (None, None) => anyhow::bail!("give --data DIR or --server URL"),
+            (None, None) => anyhow::bail!("give --data DIR (or set PARLEY_DATA) or --server URL"),
         },
         Cmd::Serve {
             data,
@@ -430,7 +468,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             at_time,
             entity,
             json,
-        } => inspect::state(
+        } => state::state(
             &view(&data)?,
             at,
             at_time.as_deref(),
@@ -485,15 +523,26 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             why,
             at,
             json,
-        } => match (data, server) {
+        } => match (data_or_env(data), server) {
             (_, Some(url)) => remote::resolve(&url, escalation, option, &human, &why, json),
             (Some(data), None) => {
                 escalations::resolve(&data, escalation, option, &human, &why, at.as_deref(), json)
             }
-            (None, None) => anyhow::bail!("give --data DIR or --server URL"),
+            (None, None) => anyhow::bail!("give --data DIR (or set PARLEY_DATA) or --server URL"),
         },
         Cmd::Schema { out } => schema(out.as_deref()),
     }
+}
+
+/// `--data`, else `PARLEY_DATA`, for the commands whose `--data` conflicts
+/// with `--server` (clap counts an env value as given, so it cannot read the
+/// variable for them).
+fn data_or_env(data: Option<PathBuf>) -> Option<PathBuf> {
+    data.or_else(|| {
+        std::env::var_os("PARLEY_DATA")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
 }
 
 fn schema(out: Option<&Path>) -> Result<ExitCode> {
@@ -528,5 +577,33 @@ fn tell_view(report: &ViewReport) {
             t.segment.display(),
             t.reason
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command, flag and argument says what it is for.
+    #[test]
+    fn every_flag_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && path != " parley" {
+                missing.push(path.clone());
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

@@ -2,6 +2,8 @@
 //! commands, sent to a running `parley serve` (token from `PARLEY_TOKEN`),
 //! with the same output as on a local ledger.
 
+use crate::command::CommandError;
+use crate::vocab::ProblemCode;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 async fn connect(url: &str) -> Result<Client> {
-    let token = token_from_env().map_err(anyhow::Error::msg)?;
+    let token = token_from_env()?;
     Ok(Client::connect(url, token).await?)
 }
 
@@ -119,7 +121,7 @@ async fn settle_unknown(client: &mut Client, n: u64, text: &str, answer: Value) 
             "{} — this command has no idempotency key, so it is not sent again: look for it in the log (GET /v1/records) before sending it again",
             answer["error"].as_str().unwrap_or("")
         );
-        return Ok(failed(n, "outcome-unknown", &error));
+        return Ok(failed(n, ProblemCode::OutcomeUnknown.name(), &error));
     }
     for _ in 0..UNKNOWN_RETRIES {
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -143,7 +145,7 @@ async fn settle_unknown(client: &mut Client, n: u64, text: &str, answer: Value) 
 /// output line each, in line order; (failures, lines).
 async fn send(
     client: &mut Client,
-    pending: &mut Vec<(u64, Result<String, String>)>,
+    pending: &mut Vec<(u64, Result<String, CommandError>)>,
     out: &mut impl Write,
 ) -> Result<(u64, u64)> {
     let mut good = Vec::with_capacity(pending.len());
@@ -151,7 +153,11 @@ async fn send(
     for (n, r) in pending.drain(..) {
         match r {
             Ok(text) => good.push((n, text)),
-            Err(e) => lines.push(failed(n, "invalid-command", &e)),
+            Err(e) => lines.push(failed(
+                n,
+                ProblemCode::InvalidCommand.name(),
+                &e.to_string(),
+            )),
         }
     }
     if !good.is_empty() {
@@ -172,7 +178,7 @@ async fn send(
 }
 
 /// `parley run --server URL FILE`.
-pub fn run(url: &str, file: &Path) -> Result<ExitCode> {
+pub(super) fn run(url: &str, file: &Path) -> Result<ExitCode> {
     let mut input = super::write::open_input(file)?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -181,7 +187,7 @@ pub fn run(url: &str, file: &Path) -> Result<ExitCode> {
         let mut out = std::io::BufWriter::new(stdout.lock());
         let mut buf = Vec::new();
         // (line, the command's text or why the line is not one)
-        let mut pending: Vec<(u64, Result<String, String>)> = Vec::new();
+        let mut pending: Vec<(u64, Result<String, CommandError>)> = Vec::new();
         let (mut n, mut failures, mut commands) = (0u64, 0u64, 0u64);
         loop {
             let read = super::write::read_line(&mut *input, &mut buf)?;
@@ -190,8 +196,7 @@ pub fn run(url: &str, file: &Path) -> Result<ExitCode> {
                 n += 1;
                 match r {
                     Ok(text) if text.is_empty() => {}
-                    Ok(text) => pending.push((n, Ok(text))),
-                    Err(e) => pending.push((n, Err(e.to_string()))),
+                    r => pending.push((n, r)),
                 }
             }
             let flush = pending.len() >= BATCH || (done && !pending.is_empty());
@@ -213,7 +218,7 @@ pub fn run(url: &str, file: &Path) -> Result<ExitCode> {
 }
 
 /// `parley resolve --server URL ID …`.
-pub fn resolve(
+pub(super) fn resolve(
     url: &str,
     id: u64,
     option: u32,

@@ -42,7 +42,7 @@ fn describe(p: &Plan) -> String {
 }
 
 /// `parley repair --data DIR [--yes] [--json]`.
-pub fn run(data: &Path, yes: bool, json: bool) -> Result<ExitCode> {
+pub(super) fn run(data: &Path, yes: bool, json: bool) -> Result<ExitCode> {
     let shown = plan(data).with_context(|| format!("plan a repair of {}", data.display()))?;
     let needed = !matches!(shown, Plan::Nothing);
     if !yes || !needed || matches!(shown, Plan::Refuse { .. }) {

@@ -16,7 +16,7 @@ use crate::record::{Body, Role, Timeline};
 use crate::server::App;
 
 /// `parley serve`: opens (or creates, on the wall clock) and serves DIR.
-pub fn serve(data: &Path, serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
+pub(super) fn serve(data: &Path, serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
     let mut opts = options(create)?;
     opts.serve = true;
     let (ledger, report) =
@@ -33,9 +33,9 @@ pub fn serve(data: &Path, serve_opts: ServeOptions, create: &Create) -> Result<E
 /// `parley mcp --server URL`: an MCP server on stdin/stdout (the form a
 /// desktop MCP host launches), whose tools call the server as the token in
 /// `PARLEY_TOKEN`.
-pub fn mcp_stdio(url: &str) -> Result<ExitCode> {
+pub(super) fn mcp_stdio(url: &str) -> Result<ExitCode> {
     use rmcp::ServiceExt as _;
-    let token = crate::client::token_from_env().map_err(anyhow::Error::msg)?;
+    let token = crate::client::token_from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -74,7 +74,7 @@ fn genesis(ledger: &Ledger) -> Result<(String, Timeline)> {
 /// token once; creates the ledger if DIR holds none. Needs the writer's
 /// lock: run it before `parley serve` (a running server grants tokens with
 /// `POST /v1/tokens`).
-pub fn token_create(
+pub(super) fn token_create(
     data: &Path,
     name: &str,
     role: impl Into<Role>,
@@ -125,7 +125,7 @@ const SHUTDOWN_WAITS: u32 = 200;
 
 /// How `parley serve` runs.
 #[derive(Clone, Debug)]
-pub struct ServeOptions {
+pub(super) struct ServeOptions {
     pub listen: SocketAddr,
     /// Writes per identity per second before 429.
     pub writes_per_s: std::num::NonZeroU32,
@@ -135,7 +135,7 @@ pub struct ServeOptions {
 /// Serves `ledger` on `listen` until SIGINT or SIGTERM (the HTTP API and MCP
 /// on one listener: the one place that composes them), then stops
 /// accepting, lets in-flight requests finish and closes the ledger.
-pub async fn run_server(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
+pub(super) async fn run_server(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
     let ledger = Arc::new(ledger);
     let (app, closing_tx) = App::new(ledger.clone(), opts.writes_per_s);
     app.count_batches();

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Create;
 use crate::answer::{CommandAnswer, ErrorAnswer};
-use crate::command::{Command, CommandError, MAX_COMMAND_BYTES};
+use crate::command::{Command, CommandError, COMMAND_BYTES_MAX};
 use crate::export::{import as import_export, ImportError};
 use crate::ledger::{Ledger, OpenReport, Options, Ticket};
 use crate::log::segment::DEFAULT_SEGMENT_BYTES;
@@ -20,7 +20,7 @@ use crate::sequencer::AppendError;
 const RUN_IN_FLIGHT: usize = 4096;
 
 /// The options of a ledger this command may create.
-pub fn options(create: &Create) -> Result<Options> {
+pub(super) fn options(create: &Create) -> Result<Options> {
     let mut opts = Options::default();
     if let Some(mib) = create.segment_mib {
         if !(1..=4096).contains(&mib) {
@@ -48,7 +48,7 @@ pub fn options(create: &Create) -> Result<Options> {
     Ok(opts)
 }
 
-pub fn tell_recovery(report: &OpenReport) {
+pub(super) fn tell_recovery(report: &OpenReport) {
     let r = &report.recovery;
     if let Some(t) = &r.torn_tail {
         eprintln!(
@@ -108,13 +108,13 @@ fn line_of(pending: Pending) -> RunLine {
     }
 }
 
-/// Reads one line of at most `MAX_COMMAND_BYTES`; `Ok(None)` at end of input.
+/// Reads one line of at most `COMMAND_BYTES_MAX`; `Ok(None)` at end of input.
 pub(super) fn read_line(
     input: &mut dyn BufRead,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Result<String, CommandError>>> {
     buf.clear();
-    let limit = MAX_COMMAND_BYTES as u64 + 1;
+    let limit = COMMAND_BYTES_MAX as u64 + 1;
     let n = (&mut *input).take(limit).read_until(b'\n', buf)?;
     if n == 0 {
         return Ok(None);
@@ -148,7 +148,7 @@ pub(super) fn open_input(file: &Path) -> Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
 }
 
-pub fn run(data: &Path, file: &Path, create: &Create) -> Result<ExitCode> {
+pub(super) fn run(data: &Path, file: &Path, create: &Create) -> Result<ExitCode> {
     let mut input = open_input(file)?;
     let mut buf = Vec::new();
     let mut first = read_line(&mut *input, &mut buf)?;
@@ -221,7 +221,7 @@ pub fn run(data: &Path, file: &Path, create: &Create) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn import(data: &Path, file: &Path, json: bool) -> Result<ExitCode> {
+pub(super) fn import(data: &Path, file: &Path, json: bool) -> Result<ExitCode> {
     match import_export(data, file, Options::default()) {
         Ok((ledger, count)) => {
             let head = ledger.head().map(|h| (h.seq, to_hex(&h.hash)));
@@ -251,7 +251,7 @@ pub fn import(data: &Path, file: &Path, json: bool) -> Result<ExitCode> {
     }
 }
 
-pub fn rebuild(data: &Path) -> Result<ExitCode> {
+pub(super) fn rebuild(data: &Path) -> Result<ExitCode> {
     let report =
         crate::ledger::rebuild(data).with_context(|| format!("rebuild {}", data.display()))?;
     if let Some(t) = &report.torn_tail {

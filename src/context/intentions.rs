@@ -20,6 +20,10 @@ use crate::vocab::{
     StepRef,
 };
 
+mod check;
+#[cfg(test)]
+mod tests;
+
 /// Where an open intention stands.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -99,36 +103,102 @@ pub struct IntentionState {
 /// Intentions and the resolver's work queues over them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, Serialize)]
 pub struct Intentions {
-    pub states: BTreeMap<u64, IntentionState>,
+    states: BTreeMap<u64, IntentionState>,
     /// Not yet settled (new, pending, or awaiting a human's settlement).
-    pub open: BTreeSet<u64>,
+    open: BTreeSet<u64>,
     /// New intentions: each owes its first decision.
-    pub fresh: BTreeSet<u64>,
+    fresh: BTreeSet<u64>,
     /// Settled by a human, awaiting the decision that records it.
-    pub settling: BTreeSet<u64>,
+    settling: BTreeSet<u64>,
     /// Deferrals by (until, seq).
-    pub due: BTreeSet<(u64, u64)>,
+    due: BTreeSet<(u64, u64)>,
     /// Pending intentions with an expiry, by (expires, seq).
-    pub expiring: BTreeSet<(u64, u64)>,
+    expiring: BTreeSet<(u64, u64)>,
     /// Escalations that resolve to the safe default, by (expires, seq).
-    pub escalations_expiring: BTreeSet<(u64, u64)>,
+    escalations_expiring: BTreeSet<(u64, u64)>,
     /// Intentions waiting on a step.
-    pub waiting: BTreeMap<StepRef, BTreeSet<u64>>,
+    waiting: BTreeMap<StepRef, BTreeSet<u64>>,
     /// Intentions whose step wait is over: to be decided again.
-    pub unblocked: BTreeSet<u64>,
+    unblocked: BTreeSet<u64>,
     /// Pending intentions by conflict key.
-    pub pending_by_conflict: BTreeMap<ConflictKey, BTreeSet<u64>>,
+    pending_by_conflict: BTreeMap<ConflictKey, BTreeSet<u64>>,
     /// Approved intentions by conflict key, by (the intention's time, seq):
     /// the priority rule's window is a range of it.
-    pub approved_by_conflict: BTreeMap<ConflictKey, BTreeSet<(u64, u64)>>,
+    approved_by_conflict: BTreeMap<ConflictKey, BTreeSet<(u64, u64)>>,
     /// Approved intentions with a conflict key, by (time, seq): they leave
     /// once the live window has passed.
-    pub retiring: BTreeSet<(u64, u64)>,
+    retiring: BTreeSet<(u64, u64)>,
 }
 
 impl Intentions {
     pub fn get(&self, seq: u64) -> Option<&IntentionState> {
         self.states.get(&seq)
+    }
+
+    /// Every intention the resolver can still see, in seq order.
+    pub fn iter(&self) -> impl Iterator<Item = &IntentionState> {
+        self.states.values()
+    }
+
+    /// The intentions not yet settled, in seq order.
+    pub fn open(&self) -> impl Iterator<Item = &IntentionState> {
+        self.open.iter().filter_map(|seq| self.states.get(seq))
+    }
+
+    /// The oldest intention that owes its first decision.
+    pub fn first_fresh(&self) -> Option<&IntentionState> {
+        self.fresh.first().and_then(|seq| self.states.get(seq))
+    }
+
+    /// The oldest intention a human settled whose decision is not written yet.
+    pub fn first_settling(&self) -> Option<&IntentionState> {
+        self.settling.first().and_then(|seq| self.states.get(seq))
+    }
+
+    /// The oldest intention whose step wait is over.
+    pub fn first_unblocked(&self) -> Option<&IntentionState> {
+        self.unblocked.first().and_then(|seq| self.states.get(seq))
+    }
+
+    /// The earliest deferral that has ended by `now_ms`.
+    pub fn first_due(&self, now_ms: u64) -> Option<&IntentionState> {
+        self.first_by_time(&self.due, now_ms).map(|(_, s)| s)
+    }
+
+    /// The earliest pending intention whose expiry `now_ms` has reached.
+    pub fn first_expired(&self, now_ms: u64) -> Option<&IntentionState> {
+        self.first_by_time(&self.expiring, now_ms).map(|(_, s)| s)
+    }
+
+    /// The earliest escalation that resolves to the safe default by
+    /// `now_ms`, with the time it expired.
+    pub fn first_escalation_expired(&self, now_ms: u64) -> Option<(u64, &IntentionState)> {
+        self.first_by_time(&self.escalations_expiring, now_ms)
+    }
+
+    fn first_by_time<'a>(
+        &'a self,
+        set: &BTreeSet<(u64, u64)>,
+        now_ms: u64,
+    ) -> Option<(u64, &'a IntentionState)> {
+        let &(t, seq) = set.first().filter(|(t, _)| *t <= now_ms)?;
+        Some((t, self.states.get(&seq)?))
+    }
+
+    /// The seqs on conflict key `key` that may be live rivals: pending ones,
+    /// and approved ones whose time is `approved_from_ms` or later.
+    pub fn on_conflict_key(&self, key: &ConflictKey, approved_from_ms: u64) -> BTreeSet<u64> {
+        let mut seqs: BTreeSet<u64> = self
+            .approved_by_conflict
+            .get(key)
+            .map(|set| {
+                set.range((approved_from_ms, 0)..)
+                    .map(|(_, s)| *s)
+                    .collect()
+            })
+            .unwrap_or_default();
+        seqs.extend(self.pending_by_conflict.get(key).into_iter().flatten());
+        seqs
     }
 
     /// A new intention. `limit` is the rule set's longest wait in force:

@@ -18,6 +18,7 @@
 
 pub mod authority;
 pub mod intentions;
+mod invariant;
 pub mod precedents;
 pub mod store;
 pub mod view;
@@ -27,6 +28,8 @@ use serde::Serialize;
 
 pub use authority::{Authority, Credential, Holder, InstalledRules};
 pub use intentions::{IntentionState, Intentions, OpenEscalation, Settlement, Status};
+pub(crate) use invariant::ensure;
+pub use invariant::{Part, Violation};
 pub use precedents::{Precedent, Precedents};
 pub use store::{ContactKey, OrderState, Promotion, SkuState, Store};
 
@@ -55,6 +58,17 @@ pub enum Inconsistent {
     NotOpen { seq: u64, intention: u64 },
     #[error("record seq {seq} resolves intention {intention}, which has no open escalation with that option")]
     NoEscalation { seq: u64, intention: u64 },
+}
+
+/// A snapshot the context cannot be loaded from.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("the snapshot does not decode: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    #[error("the snapshot decodes from {used} of its {len} bytes")]
+    Trailing { used: usize, len: usize },
+    #[error(transparent)]
+    Broken(#[from] Violation),
 }
 
 impl Inconsistent {
@@ -151,6 +165,7 @@ impl Context {
                 }
             }
         }
+        debug_assert_eq!(self.check(), Ok(()), "after folding seq {seq}");
         Ok(())
     }
 
@@ -215,7 +230,7 @@ impl Context {
         };
         let mut out: Vec<String> = skus
             .into_iter()
-            .filter_map(|s| self.store.skus.get(s))
+            .filter_map(|s| self.store.sku(s))
             .map(|s| s.category.value.clone())
             .collect();
         out.sort();
@@ -234,7 +249,7 @@ impl Context {
         };
         match action {
             Action::SetPrice { sku, price_minor } => {
-                self.store.skus.get(sku).map_or(Direction::Neither, |s| {
+                self.store.sku(sku).map_or(Direction::Neither, |s| {
                     way(s.price_minor.value, *price_minor)
                 })
             }
@@ -242,7 +257,7 @@ impl Context {
                 campaign,
                 budget_minor,
             } => way(
-                self.store.budgets.get(campaign).map_or(0, |b| b.value),
+                self.store.budget(campaign).map_or(0, |b| b.value),
                 *budget_minor,
             ),
             _ => Direction::Neither,
@@ -291,21 +306,33 @@ impl Context {
 
     /// A snapshot: the canonical encoding of the whole context.
     pub fn to_snapshot(&self) -> Vec<u8> {
-        // Encoding owned maps, strings and integers into a Vec cannot fail.
-        bincode::encode_to_vec(self, snapshot_config()).unwrap_or_default()
+        // Proven invariant: bincode fails to encode only on a full writer, a
+        // borrowed RefCell, a lock or I/O; a context is owned maps, strings
+        // and integers written into a growing Vec.
+        #[allow(clippy::expect_used)]
+        bincode::encode_to_vec(self, snapshot_config()).expect("a context always encodes")
     }
 
-    /// The context a snapshot holds; every byte must be used.
-    pub fn from_snapshot(bytes: &[u8]) -> Result<Context, String> {
-        let (ctx, used): (Context, usize) =
-            bincode::decode_from_slice(bytes, snapshot_config()).map_err(|e| e.to_string())?;
+    /// The context a snapshot holds; every byte must be used and every
+    /// invariant hold (a snapshot that breaks one is refused, not repaired:
+    /// the log folds again).
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Context, SnapshotError> {
+        let (ctx, used): (Context, usize) = bincode::decode_from_slice(bytes, snapshot_config())?;
         if used != bytes.len() {
-            return Err(format!(
-                "snapshot decodes from {used} of its {} bytes",
-                bytes.len()
-            ));
+            return Err(SnapshotError::Trailing {
+                used,
+                len: bytes.len(),
+            });
         }
+        ctx.check()?;
         Ok(ctx)
+    }
+
+    /// Checks the invariants of every part with derived indexes.
+    pub fn check(&self) -> Result<(), Violation> {
+        self.intentions.check()?;
+        self.store.check()?;
+        self.workflows.check()
     }
 
     /// blake3 of the canonical encoding: equal contexts, equal hashes.

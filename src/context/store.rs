@@ -11,11 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
+use super::invariant::{ensure, Part, Violation};
 use super::{stamp, Stamped};
 use crate::effect::{Change, Effect};
 use crate::entity::EntityRef;
 use crate::value::Value;
 use crate::vocab::{Lifecycle, Perk, PromotionTarget};
+
+#[cfg(test)]
+mod tests;
 
 /// Per sku. A sku exists from its `catalog` record on.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
@@ -86,23 +90,23 @@ pub struct ContactKey {
 /// The store as the log has made it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, Serialize)]
 pub struct Store {
-    pub skus: BTreeMap<String, SkuState>,
-    pub orders: BTreeMap<String, OrderState>,
+    skus: BTreeMap<String, SkuState>,
+    orders: BTreeMap<String, OrderState>,
     /// The last contact per (customer, order, topic): its time, stamped.
-    pub contacts: BTreeMap<ContactKey, Stamped<u64>>,
+    contacts: BTreeMap<ContactKey, Stamped<u64>>,
     /// Contacts by time, so old ones leave.
-    pub contacts_by_time: BTreeSet<(u64, ContactKey)>,
-    pub budgets: BTreeMap<String, Stamped<i64>>,
+    contacts_by_time: BTreeSet<(u64, ContactKey)>,
+    budgets: BTreeMap<String, Stamped<i64>>,
     /// Generic facts: (entity, attribute) → value.
-    pub facts: BTreeMap<(EntityRef, String), Stamped<Value>>,
+    facts: BTreeMap<(EntityRef, String), Stamped<Value>>,
     /// Index: category → its skus.
-    pub categories: BTreeMap<String, BTreeSet<String>>,
+    categories: BTreeMap<String, BTreeSet<String>>,
     /// The plan: promotions that have not ended, by intention.
-    pub promotions: BTreeMap<u64, Promotion>,
+    promotions: BTreeMap<u64, Promotion>,
     /// Index: the sku or category a promotion names → its promotions.
-    pub promotions_by_target: BTreeMap<EntityRef, BTreeSet<u64>>,
+    promotions_by_target: BTreeMap<EntityRef, BTreeSet<u64>>,
     /// Index: (end, intention) of every promotion in the plan.
-    pub promotion_ends: BTreeSet<(u64, u64)>,
+    promotion_ends: BTreeSet<(u64, u64)>,
 }
 
 /// Who applies an effect: the record's seq and time, and for an approved
@@ -122,6 +126,82 @@ fn target_keys(t: &PromotionTarget) -> Vec<EntityRef> {
 }
 
 impl Store {
+    pub fn sku(&self, id: &str) -> Option<&SkuState> {
+        self.skus.get(id)
+    }
+
+    /// Every sku, in id order.
+    pub fn skus(&self) -> impl Iterator<Item = (&String, &SkuState)> {
+        self.skus.iter()
+    }
+
+    pub fn order(&self, id: &str) -> Option<&OrderState> {
+        self.orders.get(id)
+    }
+
+    /// Every order, in id order.
+    pub fn orders(&self) -> impl Iterator<Item = (&String, &OrderState)> {
+        self.orders.iter()
+    }
+
+    /// The last contact on (customer, order, topic) still in memory.
+    pub fn contact(&self, key: &ContactKey) -> Option<&Stamped<u64>> {
+        self.contacts.get(key)
+    }
+
+    /// Every contact still in memory, in key order.
+    pub fn contacts(&self) -> impl Iterator<Item = (&ContactKey, &Stamped<u64>)> {
+        self.contacts.iter()
+    }
+
+    pub fn budget(&self, campaign: &str) -> Option<&Stamped<i64>> {
+        self.budgets.get(campaign)
+    }
+
+    /// Every campaign's budget, in campaign order.
+    pub fn budgets(&self) -> impl Iterator<Item = (&String, &Stamped<i64>)> {
+        self.budgets.iter()
+    }
+
+    /// Every generic fact, by (entity, attribute).
+    pub fn facts(&self) -> impl Iterator<Item = (&(EntityRef, String), &Stamped<Value>)> {
+        self.facts.iter()
+    }
+
+    /// The generic facts about one entity, by attribute.
+    pub fn facts_of<'a>(
+        &'a self,
+        entity: &'a EntityRef,
+    ) -> impl Iterator<Item = (&'a String, &'a Stamped<Value>)> {
+        self.facts
+            .range((entity.clone(), String::new())..)
+            .take_while(move |((e, _), _)| e == entity)
+            .map(|((_, attribute), v)| (attribute, v))
+    }
+
+    /// The skus of a category, in id order (`None`: no sku has it).
+    pub fn category(&self, category: &str) -> Option<&BTreeSet<String>> {
+        self.categories.get(category)
+    }
+
+    /// The plan: promotions that have not ended, in intention order.
+    pub fn promotions(&self) -> impl Iterator<Item = &Promotion> {
+        self.promotions.values()
+    }
+
+    /// The promotions in the plan that name `target` (a sku or category), in
+    /// intention order.
+    pub fn promotions_naming<'a>(
+        &'a self,
+        target: &EntityRef,
+    ) -> impl Iterator<Item = &'a Promotion> {
+        self.promotions_by_target
+            .get(target)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.promotions.get(i))
+    }
+
     /// Applies one effect. Effects on an entity that does not exist yet (a sku
     /// before its catalog record, an order before it was placed) are refused
     /// before they reach the log, so here they are a no-op only for sku and
@@ -224,6 +304,7 @@ impl Store {
         // An intention is approved at most once; a repeat replaces its entry.
         if let Some(old) = self.promotions.remove(&p.intention) {
             self.promotion_ends.remove(&(old.ends_at_ms, old.intention));
+            self.unname(&old);
         }
         for key in target_keys(&p.target) {
             self.promotions_by_target
@@ -235,6 +316,18 @@ impl Store {
         self.promotions.insert(p.intention, p);
     }
 
+    /// Removes a promotion from the index of what it names.
+    fn unname(&mut self, p: &Promotion) {
+        for key in target_keys(&p.target) {
+            if let Some(set) = self.promotions_by_target.get_mut(&key) {
+                set.remove(&p.intention);
+                if set.is_empty() {
+                    self.promotions_by_target.remove(&key);
+                }
+            }
+        }
+    }
+
     /// Ended promotions leave the plan (the log keeps them); contacts older
     /// than `contact_window_ms` (when a rule set gives one) leave too.
     pub fn retire(&mut self, now_ms: u64, contact_window_ms: Option<u64>) {
@@ -243,16 +336,8 @@ impl Store {
                 break;
             }
             self.promotion_ends.remove(&(end, id));
-            let Some(p) = self.promotions.remove(&id) else {
-                continue;
-            };
-            for key in target_keys(&p.target) {
-                if let Some(set) = self.promotions_by_target.get_mut(&key) {
-                    set.remove(&id);
-                    if set.is_empty() {
-                        self.promotions_by_target.remove(&key);
-                    }
-                }
+            if let Some(p) = self.promotions.remove(&id) {
+                self.unname(&p);
             }
         }
         let Some(window) = contact_window_ms else {
@@ -302,6 +387,62 @@ impl Store {
             EntityRef::Category(c) => self.categories.contains_key(c),
             _ => true,
         }
+    }
+}
+
+impl Store {
+    /// Checks that every index is exactly what the primary maps call for
+    /// (see `super::invariant`).
+    pub fn check(&self) -> Result<(), Violation> {
+        let part = Part::Store;
+        let mut categories: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (id, sku) in &self.skus {
+            let c = sku.category.value.clone();
+            categories.entry(c).or_default().insert(id.clone());
+        }
+        ensure(
+            categories == self.categories,
+            part,
+            "categories = the skus by category",
+        )?;
+        let by_time: BTreeSet<(u64, ContactKey)> = self
+            .contacts
+            .iter()
+            .map(|(k, at)| (at.value, k.clone()))
+            .collect();
+        ensure(
+            by_time == self.contacts_by_time,
+            part,
+            "contacts_by_time = the contacts by time",
+        )?;
+        let mut by_target: BTreeMap<EntityRef, BTreeSet<u64>> = BTreeMap::new();
+        let mut ends = BTreeSet::new();
+        for (&id, p) in &self.promotions {
+            ensure(
+                p.intention == id,
+                part,
+                "a promotion is filed under its intention",
+            )?;
+            ensure(
+                p.decision >= p.intention,
+                part,
+                "a promotion's decision follows its intention",
+            )?;
+            ends.insert((p.ends_at_ms, id));
+            for key in target_keys(&p.target) {
+                by_target.entry(key).or_default().insert(id);
+            }
+        }
+        ensure(
+            ends == self.promotion_ends,
+            part,
+            "promotion_ends = the plan by end",
+        )?;
+        ensure(
+            by_target == self.promotions_by_target,
+            part,
+            "promotions_by_target = the plan by what it names",
+        )
     }
 }
 

@@ -5,18 +5,20 @@
 
 use std::collections::BTreeMap;
 
+use bincode::{Decode, Encode};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Context, IntentionState, Stamped, Status};
 use crate::entity::EntityRef;
 use crate::record::{Digest, Timeline};
 use crate::time::format_rfc3339;
 use crate::value::Value;
+use crate::vocab::{named_enum, RunOutcome};
 use crate::vocab::{
     Action, ActionKind, Autonomy, Domain, Lifecycle, Objective, Perk, PromotionTarget,
 };
-use crate::workflow::run::RunState;
+use crate::workflow::run::{RunState, StepStatus};
 
 /// A value and the seq of the record that wrote it.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -112,6 +114,52 @@ pub struct PromotionView {
     pub ends_at_ms: u64,
 }
 
+named_enum!(
+    /// Where an open intention stands, as views show it.
+    IntentionStatus {
+        New = "new",
+        Deferred = "deferred",
+        Waiting = "waiting",
+        Escalated = "escalated",
+        /// A human settled it; the decision that records it is next.
+        Settling = "settling",
+        /// Approved and still live for the priority rule.
+        Approved = "approved",
+    }
+);
+named_enum!(
+    /// Where a workflow step stands.
+    StepPhase {
+        Waiting = "waiting",
+        Ready = "ready",
+        Completed = "completed",
+        Failed = "failed",
+        TimedOut = "timed_out",
+        Skipped = "skipped",
+    }
+);
+named_enum!(
+    /// Where a workflow run stands (an ended run by its outcome).
+    RunPhase {
+        Running = "running",
+        Compensating = "compensating",
+        Completed = "completed",
+        Aborted = "aborted",
+        Compensated = "compensated",
+    }
+);
+
+fn step_phase(s: &StepStatus) -> StepPhase {
+    match s {
+        StepStatus::Waiting => StepPhase::Waiting,
+        StepStatus::Ready { .. } => StepPhase::Ready,
+        StepStatus::Completed { .. } => StepPhase::Completed,
+        StepStatus::Failed { .. } => StepPhase::Failed,
+        StepStatus::TimedOut { .. } => StepPhase::TimedOut,
+        StepStatus::Skipped => StepPhase::Skipped,
+    }
+}
+
 /// An intention not yet settled.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct OpenIntentionView {
@@ -120,8 +168,7 @@ pub struct OpenIntentionView {
     pub action: Action,
     pub objective: Objective,
     pub reasoning: String,
-    /// new | deferred | waiting | escalated | settling
-    pub status: &'static str,
+    pub status: IntentionStatus,
     /// For a deferral: until when; for an escalation: when it expires.
     pub until_ms: Option<u64>,
     /// When the intention itself expires if still open: its own
@@ -134,8 +181,7 @@ pub struct OpenIntentionView {
 pub struct StepView {
     pub step: String,
     pub owner: String,
-    /// waiting | ready | completed | failed | timed_out | skipped
-    pub status: &'static str,
+    pub status: StepPhase,
     pub seq: Option<u64>,
     pub deadline_ms: Option<u64>,
 }
@@ -148,8 +194,7 @@ pub struct RunView {
     pub started_seq: u64,
     pub started_at_ms: u64,
     pub started_by: String,
-    /// running | compensating | completed | aborted | compensated
-    pub status: &'static str,
+    pub status: RunPhase,
     pub finished_seq: Option<u64>,
     pub steps: Vec<StepView>,
 }
@@ -233,13 +278,14 @@ pub fn order(id: &str, o: &super::OrderState) -> OrderView {
 }
 
 pub fn open_intention(s: &IntentionState) -> OpenIntentionView {
+    use IntentionStatus as I;
     let (status, until_ms) = match (&s.status, &s.settlement) {
-        (_, Some(_)) => ("settling", None),
-        (Status::New, _) => ("new", None),
-        (Status::Deferred { until_ms }, _) => ("deferred", Some(*until_ms)),
-        (Status::Waiting { .. }, _) => ("waiting", None),
-        (Status::Escalated { expires_at_ms }, _) => ("escalated", *expires_at_ms),
-        (Status::Approved, _) => ("approved", None),
+        (_, Some(_)) => (I::Settling, None),
+        (Status::New, _) => (I::New, None),
+        (Status::Deferred { until_ms }, _) => (I::Deferred, Some(*until_ms)),
+        (Status::Waiting { .. }, _) => (I::Waiting, None),
+        (Status::Escalated { expires_at_ms }, _) => (I::Escalated, *expires_at_ms),
+        (Status::Approved, _) => (I::Approved, None),
     };
     OpenIntentionView {
         seq: s.seq,
@@ -257,9 +303,17 @@ pub fn open_intention(s: &IntentionState) -> OpenIntentionView {
 pub fn run(r: &RunState) -> RunView {
     use crate::workflow::run::RunStatus;
     let status = match &r.status {
-        RunStatus::Running => "running",
-        RunStatus::Compensating { .. } => "compensating",
-        RunStatus::Ended { outcome } => outcome.name(),
+        RunStatus::Running => RunPhase::Running,
+        RunStatus::Compensating { .. } => RunPhase::Compensating,
+        RunStatus::Ended {
+            outcome: RunOutcome::Completed,
+        } => RunPhase::Completed,
+        RunStatus::Ended {
+            outcome: RunOutcome::Aborted { .. },
+        } => RunPhase::Aborted,
+        RunStatus::Ended {
+            outcome: RunOutcome::Compensated { .. },
+        } => RunPhase::Compensated,
     };
     RunView {
         run: r.run.clone(),
@@ -276,7 +330,7 @@ pub fn run(r: &RunState) -> RunView {
             .map(|s| StepView {
                 step: s.name.clone(),
                 owner: s.owner.clone(),
-                status: s.status.name(),
+                status: step_phase(&s.status),
                 seq: s.status.seq(),
                 deadline_ms: s.deadline_ms,
             })
@@ -360,27 +414,20 @@ pub fn state(ctx: &Context) -> StateView {
         agents: a.agents.values().map(agent).collect(),
         humans: a.humans.iter().map(member).collect(),
         admins: a.admins.iter().map(member).collect(),
-        skus: st.skus.iter().map(|(id, s)| sku(id, s)).collect(),
-        orders: st.orders.iter().map(|(id, o)| order(id, o)).collect(),
-        contacts: st.contacts.iter().map(contact).collect(),
-        campaigns: st.budgets.iter().map(|(k, v)| (k.clone(), at(v))).collect(),
+        skus: st.skus().map(|(id, s)| sku(id, s)).collect(),
+        orders: st.orders().map(|(id, o)| order(id, o)).collect(),
+        contacts: st.contacts().map(contact).collect(),
+        campaigns: st.budgets().map(|(k, v)| (k.clone(), at(v))).collect(),
         facts: st
-            .facts
-            .iter()
+            .facts()
             .map(|((e, attr), v)| FactView {
                 entity: e.clone(),
                 attribute: attr.clone(),
                 value: at(v),
             })
             .collect(),
-        promotions: st.promotions.values().map(promotion).collect(),
-        open_intentions: ctx
-            .intentions
-            .open
-            .iter()
-            .filter_map(|s| ctx.intentions.get(*s))
-            .map(open_intention)
-            .collect(),
+        promotions: st.promotions().map(promotion).collect(),
+        open_intentions: ctx.intentions.open().map(open_intention).collect(),
         workflows: ctx
             .workflows
             .definitions
@@ -448,11 +495,9 @@ pub enum EntityView {
 /// The generic facts about one entity.
 fn facts_of(ctx: &Context, e: &EntityRef) -> Vec<FactView> {
     ctx.store
-        .facts
-        .range((e.clone(), String::new())..)
-        .take_while(|((fe, _), _)| fe == e)
-        .map(|((fe, attr), v)| FactView {
-            entity: fe.clone(),
+        .facts_of(e)
+        .map(|(attr, v)| FactView {
+            entity: e.clone(),
             attribute: attr.clone(),
             value: at(v),
         })
@@ -464,40 +509,31 @@ pub fn entity(ctx: &Context, e: &EntityRef) -> Option<EntityView> {
     let st = &ctx.store;
     let open: Vec<OpenIntentionView> = ctx
         .intentions
-        .open
-        .iter()
-        .filter_map(|s| ctx.intentions.get(*s))
+        .open()
         .filter(|s| s.intention.action.entities().contains(e))
         .map(open_intention)
         .collect();
     let view = match e {
         EntityRef::Sku(id) => EntityView::Sku {
-            sku: sku(id, st.skus.get(id)?),
+            sku: sku(id, st.sku(id)?),
             facts: facts_of(ctx, e),
             promotions: ctx.promotions_on(id).into_iter().map(promotion).collect(),
             open_intentions: open,
         },
         EntityRef::Category(c) => EntityView::Category {
             category: c.clone(),
-            skus: st.categories.get(c)?.iter().cloned().collect(),
-            promotions: st
-                .promotions_by_target
-                .get(e)
-                .into_iter()
-                .flatten()
-                .filter_map(|i| st.promotions.get(i))
-                .map(promotion)
-                .collect(),
+            skus: st.category(c)?.iter().cloned().collect(),
+            promotions: st.promotions_naming(e).map(promotion).collect(),
             open_intentions: open,
         },
         EntityRef::Order(id) => EntityView::Order {
-            order: order(id, st.orders.get(id)?),
+            order: order(id, st.order(id)?),
             facts: facts_of(ctx, e),
             open_intentions: open,
         },
         EntityRef::Customer(c) => return customer(ctx, c, open),
         EntityRef::Campaign(c) => {
-            let budget = st.budgets.get(c).map(at);
+            let budget = st.budget(c).map(at);
             if budget.is_none() && open.is_empty() {
                 return None;
             }
@@ -541,14 +577,12 @@ pub fn entity(ctx: &Context, e: &EntityRef) -> Option<EntityView> {
 fn customer(ctx: &Context, c: &str, open: Vec<OpenIntentionView>) -> Option<EntityView> {
     let st = &ctx.store;
     let orders: Vec<String> = st
-        .orders
-        .iter()
+        .orders()
         .filter(|(_, o)| o.customer.value == c)
         .map(|(id, _)| id.clone())
         .collect();
     let contacts: Vec<ContactView> = st
-        .contacts
-        .iter()
+        .contacts()
         .filter(|(k, _)| k.customer == c)
         .map(contact)
         .collect();

@@ -21,7 +21,7 @@ use crate::workflow::run::StepStatus;
 /// How long the scripted human takes to answer an escalation.
 const HUMAN_DELAY_MS: u64 = 20 * MINUTE_MS;
 /// Most beats one run may process (setup, scenarios and reactions).
-const MAX_BEATS: usize = 100_000;
+const BEATS_MAX: usize = 100_000;
 
 /// The scripted human's choice: approve what an agent's autonomy asks a
 /// human to approve; for a threshold escalation, take the rule's modified
@@ -185,7 +185,7 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
         records.push(r);
         Ok(())
     })?;
-    for _ in 0..MAX_BEATS {
+    for _ in 0..BEATS_MAX {
         let Some(beat) = d.next_beat() else {
             break;
         };

@@ -189,7 +189,7 @@ fn table(out: &mut impl Write, without: &Figures, with: &Figures) -> std::io::Re
 }
 
 /// The commands to explore a demo ledger, with what each shows.
-pub fn commands(dir: &Path, whatif: &Path, ran: &[&str]) -> Vec<(String, &'static str)> {
+pub(super) fn commands(dir: &Path, whatif: &Path, ran: &[&str]) -> Vec<(String, &'static str)> {
     let d = dir.display();
     let mut out = Vec::new();
     if ran.contains(&"price-war") {
@@ -224,7 +224,7 @@ pub fn commands(dir: &Path, whatif: &Path, ran: &[&str]) -> Vec<(String, &'stati
 }
 
 /// A what-if rule set to try: the default with a higher escalation threshold.
-pub fn whatif_rules() -> String {
+pub(super) fn whatif_rules() -> String {
     let text = crate::rules::DEFAULT_RULES.replace(
         "escalate_above_minor = 500000",
         "escalate_above_minor = 2000000",
@@ -234,7 +234,7 @@ pub fn whatif_rules() -> String {
     )
 }
 
-pub fn print(
+pub(super) fn print(
     report: &DemoReport,
     records: &[StoredRecord],
     scenarios: &[Scenario],

@@ -530,7 +530,7 @@ pub const NAMES: [&str; 7] = [
 ];
 
 /// Builds scenario `name` as the `index`-th of the run, with the seed's jitter.
-pub fn build(name: &str, index: u64, rng: &mut Rng) -> Option<Scenario> {
+pub(super) fn build(name: &str, index: u64, rng: &mut Rng) -> Option<Scenario> {
     let start = T0_MS + HOUR_MS + index * WINDOW_MS;
     let mut b = B::new(start, rng, catalog());
     let title = match name {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     4  payload_len      u32 LE, 1..=MAX_RECORD_BYTES (0 = end of data)
+//!      0     4  payload_len      u32 LE, 1..=RECORD_BYTES_MAX (0 = end of data)
 //!      4     1  codec            1 = bincode 2.0.1, fixed-int LE (record::codec_config)
 //!      5     3  reserved         zero
 //!      8     8  batch_first_seq  u64 LE: seq of the first record of the write batch
@@ -14,7 +14,8 @@
 //! Every byte of a frame is covered by a check, so a frame is self-validating:
 //! recovery can tell a torn final batch from damage to acknowledged data.
 
-use crate::record::{chain_hash, Hash, MAX_RECORD_BYTES};
+use super::fault::{Fault, Piece};
+use crate::record::{chain_hash, Hash, RECORD_BYTES_MAX};
 
 /// Bytes before the payload's prev_hash.
 pub const HEADER_BYTES: usize = 20;
@@ -49,9 +50,9 @@ fn header_check(header16: &[u8]) -> [u8; 4] {
 
 /// Appends the frame of `record` to `out`.
 pub fn write_frame(out: &mut Vec<u8>, batch_first_seq: u64, record: &EncodedRecord) {
-    debug_assert!(!record.payload.is_empty() && record.payload.len() <= MAX_RECORD_BYTES);
+    debug_assert!(!record.payload.is_empty() && record.payload.len() <= RECORD_BYTES_MAX);
     let start = out.len();
-    // The payload length fits in u32: it is at most MAX_RECORD_BYTES (1 MiB).
+    // The payload length fits in u32: it is at most RECORD_BYTES_MAX (1 MiB).
     let len = u32::try_from(record.payload.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&[CODEC_BINCODE2, 0, 0, 0]);
@@ -82,9 +83,6 @@ impl Frame<'_> {
     }
 }
 
-/// The message for a frame whose stored hash does not match its bytes.
-pub const HASH_MISMATCH: &str = "record hash does not match its bytes";
-
 /// Splits the bytes after a frame header (`prev_hash ‖ payload ‖ hash`) and
 /// checks the hash; `None` when it does not hold.
 pub fn split_checked(body: &[u8], payload_len: usize) -> Option<(Hash, &[u8], Hash)> {
@@ -109,20 +107,23 @@ pub fn check_body(
     got: usize,
     prev: Option<Hash>,
     seq: u64,
-) -> Result<(Hash, Hash), String> {
+) -> Result<(Hash, Hash), Fault> {
     if got < body.len() {
-        return Err(format!("frame cut short: {got} of {} bytes", body.len()));
+        return Err(Fault::CutShort {
+            piece: Piece::Frame,
+            got,
+            needed: body.len(),
+        });
     }
     let (prev_hash, _, hash) =
-        split_checked(body, header.payload_len).ok_or_else(|| HASH_MISMATCH.to_owned())?;
+        split_checked(body, header.payload_len).ok_or(Fault::HashMismatch)?;
     if prev.is_some_and(|p| p != prev_hash) {
-        return Err("prev_hash does not link to the previous record".into());
+        return Err(Fault::Unlinked);
     }
     if header.batch_first_seq > seq {
-        return Err(format!(
-            "frame claims a batch starting at seq {} after its own",
-            header.batch_first_seq
-        ));
+        return Err(Fault::BatchAfterSelf {
+            batch_first_seq: header.batch_first_seq,
+        });
     }
     Ok((prev_hash, hash))
 }
@@ -140,34 +141,33 @@ pub enum Parsed<'a> {
     Frame(Frame<'a>),
     /// Zeroes: the end of the written data.
     End,
-    Bad(String),
+    Bad(Fault),
 }
 
 /// Reads a frame header; `Ok(None)` when the 20 bytes are all zero (end of data).
-pub fn parse_header(bytes: &[u8]) -> Result<Option<Header>, String> {
+pub fn parse_header(bytes: &[u8]) -> Result<Option<Header>, Fault> {
     if bytes.iter().all(|b| *b == 0) {
         return Ok(None);
     }
     if bytes.len() < HEADER_BYTES {
-        return Err(format!(
-            "frame header cut short: {} of {HEADER_BYTES} bytes",
-            bytes.len()
-        ));
+        return Err(Fault::CutShort {
+            piece: Piece::FrameHeader,
+            got: bytes.len(),
+            needed: HEADER_BYTES,
+        });
     }
     if header_check(&bytes[..16]) != bytes[16..20] {
-        return Err("frame header checksum does not match".into());
+        return Err(Fault::Checksum(Piece::FrameHeader));
     }
     let payload_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
     if bytes[4] != CODEC_BINCODE2 {
-        return Err(format!("unknown codec {} in frame header", bytes[4]));
+        return Err(Fault::UnknownCodec(bytes[4]));
     }
     if bytes[5..8] != [0, 0, 0] {
-        return Err("reserved frame header bytes are not zero".into());
+        return Err(Fault::ReservedNotZero);
     }
-    if payload_len == 0 || payload_len > MAX_RECORD_BYTES {
-        return Err(format!(
-            "frame payload length {payload_len} is out of range"
-        ));
+    if payload_len == 0 || payload_len > RECORD_BYTES_MAX {
+        return Err(Fault::PayloadLength(payload_len));
     }
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&bytes[8..16]);
@@ -187,10 +187,11 @@ pub fn parse_frame(buf: &[u8]) -> Parsed<'_> {
     };
     let total = OVERHEAD_BYTES + header.payload_len;
     if buf.len() < total {
-        return Parsed::Bad(format!(
-            "frame cut short: needs {total} bytes, {} remain",
-            buf.len()
-        ));
+        return Parsed::Bad(Fault::CutShort {
+            piece: Piece::Frame,
+            got: buf.len(),
+            needed: total,
+        });
     }
     let mut prev_hash = [0u8; 32];
     prev_hash.copy_from_slice(&buf[HEADER_BYTES..HEADER_BYTES + 32]);

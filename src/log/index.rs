@@ -33,7 +33,7 @@ const HEADER_BYTES: u64 = 136;
 const ENTRY_BYTES: u64 = 48;
 /// Longest entity name an entry may hold: `kind:` and an identifier of
 /// `ID_CHARS_MAX` characters of up to 4 bytes each.
-const MAX_NAME_BYTES: usize = 16 + 4 * crate::bounds::ID_CHARS_MAX;
+const NAME_BYTES_MAX: usize = 16 + 4 * crate::bounds::ID_CHARS_MAX;
 
 /// The index file name of the sealed segment starting at `first_seq`.
 pub fn file_name(first_seq: u64, partial: bool) -> String {
@@ -299,7 +299,7 @@ impl IndexFile {
             .map_err(|x| bad(x.to_string()))?;
         let (name_at, name_len) = (get64(&e, 0), get32(&e, 8) as usize);
         let (seqs_at, seqs_len) = (get64(&e, 16), get64(&e, 24));
-        if name_len > MAX_NAME_BYTES || seqs_len > self.count {
+        if name_len > NAME_BYTES_MAX || seqs_len > self.count {
             return Err(bad(format!("entry {i} is out of range")));
         }
         let mut name = vec![0u8; name_len];

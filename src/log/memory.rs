@@ -61,7 +61,7 @@ fn decode(r: &EncodedRecord) -> Result<StoredRecord, LogError> {
     if chain_hash(&r.prev_hash, &r.payload) != r.hash {
         return Err(LogError::Corrupt {
             seq: r.seq,
-            reason: super::frame::HASH_MISMATCH.into(),
+            reason: super::fault::Fault::HashMismatch.to_string(),
         });
     }
     let record = Record::decode(&r.payload).map_err(|e| LogError::Corrupt {

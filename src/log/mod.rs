@@ -6,6 +6,7 @@
 //! durable (for segment files: one write, one fdatasync). Nothing is acknowledged
 //! before that, and nothing ever rewrites a record.
 
+pub mod fault;
 pub mod frame;
 pub mod head;
 pub mod index;
@@ -77,6 +78,10 @@ pub enum LogError {
     EmptyWriterLog,
     #[error("the {0} lock was poisoned by a panicked thread")]
     Poisoned(&'static str),
+    /// The projector that indexes the active segment stopped short of the
+    /// head: an answer from its index could miss records.
+    #[error("the entity index stopped at seq {indexed} of {head} (the projector failed; reopen the ledger)")]
+    IndexBehind { indexed: u64, head: u64 },
     #[error("{0} panicked")]
     ThreadPanicked(&'static str),
     #[error("append out of order: {0}")]
@@ -112,6 +117,29 @@ impl LogError {
 /// Visitor of scanned records.
 pub type Visit<'a> = dyn FnMut(StoredRecord) -> Result<(), LogError> + 'a;
 
+/// Visitor of scanned records that may stop the scan.
+pub type Until<'a> = dyn FnMut(StoredRecord) -> std::ops::ControlFlow<()> + 'a;
+
+/// Runs `scan` with a visitor that stops it, by [`LogError::Stopped`], where
+/// `visit` breaks; that stop is the caller's and not an error.
+pub fn until(
+    visit: &mut Until<'_>,
+    scan: impl FnOnce(&mut Visit<'_>) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    let mut broke = false;
+    let result = scan(&mut |r| {
+        if visit(r).is_break() {
+            broke = true;
+            return Err(LogError::Stopped);
+        }
+        Ok(())
+    });
+    match result {
+        Err(LogError::Stopped) if broke => Ok(()),
+        other => other,
+    }
+}
+
 /// Where a record's frame stands: (the first seq of its segment, offset).
 /// The in-memory engine has one "segment" (0) and uses the index as offset.
 pub type Location = (u64, u64);
@@ -125,6 +153,11 @@ pub trait LogReader: Send + Sync {
     /// handing them out; engines may skip decoding them.
     fn check(&self, from: u64, to: u64) -> Result<(), LogError> {
         self.scan(from, to, &mut |_| Ok(()))
+    }
+    /// Visits records `from..=to` in order until `visit` breaks (then `Ok`):
+    /// a reader that found what it looked for reads no further.
+    fn scan_until(&self, from: u64, to: u64, visit: &mut Until<'_>) -> Result<(), LogError> {
+        until(visit, |v| self.scan(from, to, v))
     }
     /// The records at `seqs` (ascending, each at most `head`).
     fn read(&self, seqs: &[u64], head: u64) -> Result<Vec<StoredRecord>, LogError>;

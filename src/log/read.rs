@@ -42,7 +42,7 @@ pub fn walk_frames(path: &Path, first_seq: u64) -> Result<Vec<(u64, u64)>, LogEr
     let (_, version) =
         check_segment_header(&header[..n], first_seq).map_err(|reason| LogError::Corrupt {
             seq: first_seq,
-            reason,
+            reason: reason.to_string(),
         })?;
     let mut units = UnitWalk::new(version, SEGMENT_HEADER_BYTES as u64, first_seq);
     let mut out = Vec::new();
@@ -66,7 +66,12 @@ pub fn walk_frames(path: &Path, first_seq: u64) -> Result<Vec<(u64, u64)>, LogEr
             // A damaged or torn frame ends what can be walked; the records
             // before it are still found, and reading this one fails its checks.
             Err(_) if n < HEADER_BYTES => return Ok(out),
-            Err(reason) => return Err(LogError::Corrupt { seq, reason }),
+            Err(reason) => {
+                return Err(LogError::Corrupt {
+                    seq,
+                    reason: reason.to_string(),
+                })
+            }
         };
         reader
             .seek_relative(i64::try_from(skip).unwrap_or(i64::MAX))

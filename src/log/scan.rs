@@ -6,6 +6,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::fault::{Fault, Piece};
 use super::frame::{check_body, HEADER_BYTES};
 use super::unit::{Next, UnitWalk};
 use super::{Head, LogError, Visit};
@@ -82,12 +83,13 @@ pub fn open_segment(path: &Path, first_seq: u64) -> Result<Opened, LogError> {
 
 /// Checks a segment header against the seq its file name promises; returns
 /// the capacity it was created with and its format version.
-pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<(u64, u32), String> {
+pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<(u64, u32), Fault> {
     if bytes.len() < SEGMENT_HEADER_BYTES {
-        return Err(format!(
-            "segment header cut short: {} of {SEGMENT_HEADER_BYTES} bytes",
-            bytes.len()
-        ));
+        return Err(Fault::CutShort {
+            piece: Piece::SegmentHeader,
+            got: bytes.len(),
+            needed: SEGMENT_HEADER_BYTES,
+        });
     }
     let mut capacity = [0u8; 8];
     capacity.copy_from_slice(&bytes[24..32]);
@@ -96,9 +98,10 @@ pub fn check_segment_header(bytes: &[u8], first_seq: u64) -> Result<(u64, u32), 
     if !(1..=SEGMENT_VERSION).contains(&version)
         || bytes[..SEGMENT_HEADER_BYTES] != versioned_header(version, first_seq, capacity)
     {
-        return Err(format!(
-            "segment header is not that of a version 1 to {SEGMENT_VERSION} segment starting at seq {first_seq}"
-        ));
+        return Err(Fault::SegmentHeader {
+            newest: SEGMENT_VERSION,
+            first_seq,
+        });
     }
     Ok((capacity, version))
 }
@@ -413,7 +416,7 @@ fn scan_segment(
         } else {
             seq
         };
-        let corrupt = |reason: String| LogError::Corrupt {
+        let corrupt = |reason: Fault| LogError::Corrupt {
             seq: named,
             reason: format!("{}: {reason}", path.display()),
         };

@@ -38,6 +38,7 @@
 //! Architecture invariant: a unit is acknowledged only after its
 //! `fdatasync`, so a unit that is missing a sector was never acknowledged.
 
+use super::fault::{Fault, Piece};
 use super::frame::{parse_header, Header, HEADER_BYTES};
 
 /// Bytes of a unit header.
@@ -133,21 +134,22 @@ pub struct UnitHeader {
 }
 
 /// Parses a unit header; `Ok(None)` when the 20 bytes are all zero.
-pub fn parse_unit_header(b: &[u8]) -> Result<Option<UnitHeader>, String> {
+pub fn parse_unit_header(b: &[u8]) -> Result<Option<UnitHeader>, Fault> {
     if b.iter().all(|x| *x == 0) {
         return Ok(None);
     }
     if b.len() < UNIT_HEADER_BYTES {
-        return Err(format!(
-            "unit header cut short: {} of {UNIT_HEADER_BYTES} bytes",
-            b.len()
-        ));
+        return Err(Fault::CutShort {
+            piece: Piece::UnitHeader,
+            got: b.len(),
+            needed: UNIT_HEADER_BYTES,
+        });
     }
     if b[..4] != UNIT_MAGIC {
-        return Err("no unit header where a write unit begins".into());
+        return Err(Fault::NoUnitHeader);
     }
     if check4(&b[..16]) != b[16..20] {
-        return Err("unit header checksum does not match".into());
+        return Err(Fault::Checksum(Piece::UnitHeader));
     }
     Ok(Some(UnitHeader {
         body_len: u64::from(u32_at(b, 4)),
@@ -157,16 +159,16 @@ pub fn parse_unit_header(b: &[u8]) -> Result<Option<UnitHeader>, String> {
 
 /// The length a trailer says it has, from its first 20 bytes (magic and head
 /// check hold).
-pub fn trailer_len(b: &[u8]) -> Result<usize, String> {
+pub fn trailer_len(b: &[u8]) -> Result<usize, Fault> {
     if b.len() < 20 || b[..4] != TRAILER_MAGIC {
-        return Err("no unit trailer where the unit's frames end".into());
+        return Err(Fault::NoUnitTrailer);
     }
     if check4(&b[..16]) != b[16..20] {
-        return Err("unit trailer checksum does not match".into());
+        return Err(Fault::Checksum(Piece::UnitTrailer));
     }
     let len = u32_at(b, 4) as usize;
     if len < TRAILER_FIXED_BYTES || (len - TRAILER_FIXED_BYTES) % 4 != 0 {
-        return Err(format!("unit trailer length {len} is malformed"));
+        return Err(Fault::TrailerLength(len));
     }
     Ok(len)
 }
@@ -181,20 +183,21 @@ pub struct Trailer {
 }
 
 /// Parses a whole trailer (`b` is exactly `trailer_len` bytes).
-pub fn parse_trailer(b: &[u8]) -> Result<Trailer, String> {
+pub fn parse_trailer(b: &[u8]) -> Result<Trailer, Fault> {
     let len = trailer_len(b)?;
     if b.len() != len {
-        return Err(format!(
-            "unit trailer cut short: {} of {len} bytes",
-            b.len()
-        ));
+        return Err(Fault::CutShort {
+            piece: Piece::UnitTrailer,
+            got: b.len(),
+            needed: len,
+        });
     }
     if b[len - 4..] != END_MAGIC || check4(&b[..len - 8]) != b[len - 8..len - 4] {
-        return Err("unit trailer checksum does not match".into());
+        return Err(Fault::Checksum(Piece::UnitTrailer));
     }
     let n = u32_at(b, 32) as usize;
     if TRAILER_FIXED_BYTES + 4 * n != len {
-        return Err("unit trailer piece count disagrees with its length".into());
+        return Err(Fault::TrailerPieces);
     }
     Ok(Trailer {
         unit_start: u64_at(b, 8),
@@ -263,7 +266,7 @@ impl UnitWalk {
     }
 
     /// The 20 bytes at `offset`, where the walk stands with `seq` next.
-    pub fn head(&mut self, b: &[u8], offset: u64, seq: u64) -> Result<Next, String> {
+    pub fn head(&mut self, b: &[u8], offset: u64, seq: u64) -> Result<Next, Fault> {
         if !self.units {
             return Ok(match parse_header(b)? {
                 Some(h) => Next::Frame(h),
@@ -275,13 +278,13 @@ impl UnitWalk {
                 return Ok(Next::End);
             };
             if h.first_seq != seq {
-                return Err(format!(
-                    "unit header names seq {} where seq {seq} is next",
-                    h.first_seq
-                ));
+                return Err(Fault::UnitSeq {
+                    named: h.first_seq,
+                    next: seq,
+                });
             }
             if h.body_len == 0 {
-                return Err("unit header names an empty unit".into());
+                return Err(Fault::EmptyUnit);
             }
             self.open = Some(Open {
                 start: offset,
@@ -294,9 +297,9 @@ impl UnitWalk {
             return trailer_len(b).map(Next::Trailer);
         }
         match parse_header(b)? {
-            None => Err("the write unit is cut short: zeros where its frames go on".into()),
+            None => Err(Fault::UnitEndsEarly),
             Some(h) if offset + (HEADER_BYTES + 64 + h.payload_len) as u64 > open.body_end => {
-                Err("a frame runs past the end its unit header gives".into())
+                Err(Fault::FramePastUnit)
             }
             Some(h) => Ok(Next::Frame(h)),
         }
@@ -313,18 +316,19 @@ impl UnitWalk {
     }
 
     /// The whole trailer of the open unit, read at `offset`, with `seq` next.
-    pub fn trailer(&mut self, b: &[u8], offset: u64, seq: u64) -> Result<(), String> {
-        let open = self
-            .open
-            .take()
-            .ok_or_else(|| "a unit trailer outside a unit".to_owned())?;
+    pub fn trailer(&mut self, b: &[u8], offset: u64, seq: u64) -> Result<(), Fault> {
+        let open = self.open.take().ok_or(Fault::TrailerOutsideUnit)?;
         let t = parse_trailer(b)?;
         let records = seq - open.first_seq;
         if t.unit_start != open.start || t.first_seq != open.first_seq || t.records != records {
-            return Err(format!(
-                "unit trailer describes another unit (start {}, seq {}, {} records; the unit read starts at {}, seq {}, {records} records)",
-                t.unit_start, t.first_seq, t.records, open.start, open.first_seq
-            ));
+            return Err(Fault::TrailerOfAnotherUnit {
+                start: t.unit_start,
+                first_seq: t.first_seq,
+                records: t.records,
+                read_start: open.start,
+                read_first_seq: open.first_seq,
+                read_records: records,
+            });
         }
         debug_assert_eq!(offset, open.body_end);
         self.complete_start = Some(open.start);
@@ -460,7 +464,7 @@ mod tests {
         for m in [UNIT_MAGIC, TRAILER_MAGIC, END_MAGIC] {
             assert!(m.iter().all(|b| b.count_ones() >= 2), "{m:?}");
             // Not a payload length: the walk tells markers from frames.
-            assert!(u32::from_le_bytes(m) as usize > crate::record::MAX_RECORD_BYTES);
+            assert!(u32::from_le_bytes(m) as usize > crate::record::RECORD_BYTES_MAX);
         }
     }
 

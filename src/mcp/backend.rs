@@ -13,22 +13,30 @@ use tower::ServiceExt as _;
 use crate::client::Client;
 
 /// The largest API answer a tool reads.
-const MAX_ANSWER_BYTES: usize = 64 << 20;
+const ANSWER_BYTES_MAX: usize = 64 << 20;
 
 /// An API answer: status and JSON body (`Null` when empty or not JSON).
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub body: Value,
 }
 
 impl Reply {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// For a problem answer: (code, detail).
-    pub fn problem(&self) -> (String, String) {
+    /// The problem code of a refusal, if it is one parley names.
+    pub(crate) fn code(&self) -> Option<crate::vocab::ProblemCode> {
+        self.body["type"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("urn:parley:problem:"))
+            .and_then(crate::vocab::ProblemCode::parse)
+    }
+
+    pub(crate) fn problem(&self) -> (String, String) {
         let code = self.body["type"]
             .as_str()
             .and_then(|t| t.strip_prefix("urn:parley:problem:"))
@@ -41,7 +49,7 @@ impl Reply {
 }
 
 /// The API a session's tools talk to.
-pub enum Backend {
+pub(crate) enum Backend {
     /// In process: the server's own API router.
     Local(axum::Router),
     /// Over HTTP, as the token's identity.
@@ -52,16 +60,29 @@ pub enum Backend {
     },
 }
 
+/// A tool's API request that got no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BackendError {
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    #[error("no connection to the server")]
+    NoConnection,
+    #[error("build the request: {0}")]
+    Build(#[from] axum::http::Error),
+    #[error("reading the answer: {0}")]
+    Read(String),
+}
+
 impl Backend {
     /// One API request. `auth` is the `Authorization` value to send (local
     /// only; the remote backend always sends its own token).
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         auth: Option<&str>,
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, BackendError> {
         debug_assert!(path.starts_with("/v1/"), "tools only call the API");
         match self {
             Backend::Local(router) => local(router, auth, method, path, body).await,
@@ -69,13 +90,11 @@ impl Backend {
                 let bytes = body.map(|b| b.to_string().into_bytes());
                 let mut guard = client.lock().await;
                 if guard.is_none() {
-                    let c = Client::connect(url, token.clone())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let c = Client::connect(url, token.clone()).await?;
                     *guard = Some(c);
                 }
                 let Some(c) = guard.as_mut() else {
-                    return Err("no connection to the server".into());
+                    return Err(BackendError::NoConnection);
                 };
                 match c.request(method, path, bytes).await {
                     Ok(a) => Ok(Reply {
@@ -85,7 +104,7 @@ impl Backend {
                     Err(e) => {
                         // Reconnect on the next call.
                         *guard = None;
-                        Err(e.to_string())
+                        Err(e.into())
                     }
                 }
             }
@@ -99,7 +118,7 @@ async fn local(
     method: Method,
     path: &str,
     body: Option<&Value>,
-) -> Result<Reply, String> {
+) -> Result<Reply, BackendError> {
     let mut req = Request::builder().method(method).uri(path);
     if let Some(a) = auth {
         req = req.header(header::AUTHORIZATION, a);
@@ -109,19 +128,15 @@ async fn local(
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(b.to_string())),
         None => req.body(Body::empty()),
-    }
-    .map_err(|e| e.to_string())?;
-    let res = router
-        .clone()
-        .oneshot(req)
-        .await
-        .map_err(|e| e.to_string())?;
+    }?;
+    // The router's error type is `Infallible`.
+    let Ok(res) = router.clone().oneshot(req).await;
     let status = res.status().as_u16();
-    let limited = http_body_util::Limited::new(res.into_body(), MAX_ANSWER_BYTES);
+    let limited = http_body_util::Limited::new(res.into_body(), ANSWER_BYTES_MAX);
     let bytes = limited
         .collect()
         .await
-        .map_err(|e| format!("reading the answer: {e}"))?
+        .map_err(|e| BackendError::Read(e.to_string()))?
         .to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok(Reply { status, body })

@@ -4,6 +4,7 @@
 //! rebinding to the SDK (loopback names, the listen address and any
 //! `--mcp-allowed-host`).
 
+use crate::vocab::ProblemCode;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,13 +18,13 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::Parley;
-use crate::command::MAX_COMMAND_BYTES;
+use crate::command::COMMAND_BYTES_MAX;
 use crate::server::problem::Problem;
 use crate::server::App;
 
 /// How `/mcp` is served.
 #[derive(Clone, Debug, Default)]
-pub struct McpOptions {
+pub(crate) struct McpOptions {
     /// Let clients without a token initialize and list tools and resources
     /// (conformance suites cannot send one); every tool call and resource
     /// read still needs a token.
@@ -35,7 +36,7 @@ pub struct McpOptions {
 /// The `/mcp` routes, and the sessions (which `close_sessions` ends at
 /// shutdown: a session holds the ledger until then). Streams end when
 /// `stop` is cancelled.
-pub fn routes(
+pub(crate) fn routes(
     app: App,
     api: Router,
     opts: &McpOptions,
@@ -66,7 +67,7 @@ pub fn routes(
 
 /// Ends every open MCP session (their workers otherwise live until an idle
 /// timeout, holding the ledger).
-pub async fn close_sessions(sessions: &LocalSessionManager) {
+pub(crate) async fn close_sessions(sessions: &LocalSessionManager) {
     let open: Vec<_> = sessions.sessions.write().await.drain().collect();
     for (_, handle) in open {
         // A session already gone is fine.
@@ -92,16 +93,16 @@ async fn gate(State((app, anonymous)): State<(App, bool)>, req: Request, next: N
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_COMMAND_BYTES) {
+    if declared.is_some_and(|n| n > COMMAND_BYTES_MAX) {
         return Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
+            ProblemCode::BodyTooLarge,
             "Bad request body",
-            format!("an MCP message is at most {MAX_COMMAND_BYTES} bytes"),
+            format!("an MCP message is at most {COMMAND_BYTES_MAX} bytes"),
         )
         .into_response();
     }
     let (parts, body) = req.into_parts();
-    let body = Body::new(http_body_util::Limited::new(body, MAX_COMMAND_BYTES));
+    let body = Body::new(http_body_util::Limited::new(body, COMMAND_BYTES_MAX));
     next.run(Request::from_parts(parts, body)).await
 }

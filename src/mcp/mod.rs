@@ -5,12 +5,14 @@
 //! `PARLEY_TOKEN`). Every tool is a request to the HTTP API as the caller
 //! (`backend`), so identity, roles and validation are the API's own.
 
-pub mod backend;
-pub mod http;
-pub mod resources;
-pub mod tools;
+pub(crate) mod backend;
+pub(crate) mod http;
+pub(crate) mod resources;
+pub(crate) mod tools;
 
+use crate::record::Role;
 use std::sync::Arc;
+use tools::McpTool;
 
 use axum::http::Method;
 use rmcp::model::{
@@ -31,7 +33,7 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250
 
 /// One MCP session's handler.
 #[derive(Clone)]
-pub struct Parley {
+pub(crate) struct Parley {
     backend: Arc<Backend>,
     /// In `parley serve`: the ledger, for resource update notifications.
     app: Option<crate::server::App>,
@@ -40,7 +42,7 @@ pub struct Parley {
 
 impl Parley {
     /// Inside `parley serve`: tools call `api` in process.
-    pub fn local(app: crate::server::App, api: axum::Router) -> Parley {
+    pub(crate) fn local(app: crate::server::App, api: axum::Router) -> Parley {
         Parley {
             backend: Arc::new(Backend::Local(api)),
             app: Some(app),
@@ -49,7 +51,7 @@ impl Parley {
     }
 
     /// For `parley mcp --server URL`.
-    pub fn remote(url: String, token: String) -> Parley {
+    pub(crate) fn remote(url: String, token: String) -> Parley {
         Parley {
             backend: Arc::new(Backend::Remote {
                 url,
@@ -91,7 +93,7 @@ fn refusal(what: &str, reply: &Reply) -> CallToolResult {
     let text = format!(
         "{what} refused ({} {code}): {detail}\nWhat to do: {}",
         reply.status,
-        tools::hint(&code)
+        tools::hint(reply.code())
     );
     let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
     r.structured_content = None;
@@ -230,21 +232,22 @@ impl Parley {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let auth = Parley::auth(&ctx);
-        let name = request.name.to_string();
-        if !tools::catalog().iter().any(|s| s.name == name) {
+        let Some(tool) = McpTool::parse(&request.name) else {
             return Err(McpError::invalid_params(
-                format!("there is no tool `{name}`; tools/list names them"),
+                format!("there is no tool `{}`; tools/list names them", request.name),
                 None,
             ));
-        }
+        };
+        let name = tool.name();
         let me = self
             .api(auth.as_deref(), Method::GET, "/v1/whoami", None)
             .await?;
         if !me.ok() {
-            return Ok(refusal(&name, &me));
+            return Ok(refusal(name, &me));
         }
         let identity = me.body["identity"].as_str().unwrap_or_default().to_owned();
-        if name == "resolve_escalation" && me.body["role"] != "human" {
+        let role = serde_json::from_value::<Role>(me.body["role"].clone()).ok();
+        if tool == McpTool::ResolveEscalation && role != Some(Role::Human) {
             return Ok(failed(format!(
                 "resolve_escalation is for people: your token is `{identity}`, role {}. What to do: ask a human to decide (list_escalations shows what waits).",
                 me.body["role"]
@@ -255,12 +258,12 @@ impl Parley {
             .await?;
         let head = state.body["head_seq"].as_u64().unwrap_or(0);
         let raw = Value::Object(request.arguments.unwrap_or_default());
-        let plan = match tools::plan(&name, &raw, &identity, head) {
+        let plan = match tools::plan(tool, &raw, &identity, head) {
             Ok(p) => p,
             Err(why) => return Ok(failed(format!("{name} refused: {why}"))),
         };
-        let run = self.run_plan(auth.as_deref(), &name, plan);
-        if name == "whatif" {
+        let run = self.run_plan(auth.as_deref(), name, plan);
+        if tool == McpTool::Whatif {
             Parley::with_progress(&ctx, "what-if", run).await
         } else {
             run.await
@@ -291,7 +294,7 @@ impl ServerHandler for Parley {
             .map(|s| {
                 let input = s.input.as_object().cloned().unwrap_or_default();
                 let output = s.output.as_object().cloned().unwrap_or_default();
-                Tool::new(s.name, s.description, Arc::new(input))
+                Tool::new(s.name.name(), s.description, Arc::new(input))
                     .with_title(s.title)
                     .with_raw_output_schema(Arc::new(output))
                     .with_annotations(
@@ -346,8 +349,9 @@ impl ServerHandler for Parley {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResult, McpError> {
         let auth = Parley::auth(&ctx);
-        let path = resources::api_path(&request.uri)
-            .map_err(|e| McpError::resource_not_found(e, Some(json!({"uri": request.uri}))))?;
+        let path = resources::api_path(&request.uri).map_err(|e| {
+            McpError::resource_not_found(e.to_string(), Some(json!({"uri": request.uri})))
+        })?;
         let reply = self.api(auth.as_deref(), Method::GET, &path, None).await?;
         if !reply.ok() {
             let (code, detail) = reply.problem();
@@ -373,10 +377,10 @@ impl ServerHandler for Parley {
             ));
         };
         let entity = resources::entity_of(&request.uri)
-            .map_err(|e| McpError::resource_not_found(e, None))?;
+            .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
         let mut subs = self.subscriptions.lock().await;
         subs.add(app, request.uri, entity, ctx.peer.clone())
-            .map_err(|e| McpError::invalid_request(e, None))
+            .map_err(|e| McpError::invalid_request(e.to_string(), None))
     }
 
     async fn unsubscribe(

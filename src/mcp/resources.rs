@@ -77,7 +77,7 @@ const TEMPLATES: [(&str, &str, &str); 5] = [
     ),
 ];
 
-pub fn list() -> Vec<Resource> {
+pub(crate) fn list() -> Vec<Resource> {
     FIXED
         .iter()
         .map(|(uri, name, description, _)| {
@@ -88,7 +88,7 @@ pub fn list() -> Vec<Resource> {
         .collect()
 }
 
-pub fn templates() -> Vec<ResourceTemplate> {
+pub(crate) fn templates() -> Vec<ResourceTemplate> {
     TEMPLATES
         .iter()
         .map(|(uri, name, description)| {
@@ -99,40 +99,58 @@ pub fn templates() -> Vec<ResourceTemplate> {
         .collect()
 }
 
+/// A resource URI or subscription parley cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResourceError {
+    #[error("`{0}` is not a parley:// resource")]
+    NotParley(String),
+    #[error("`{0}` names no entity")]
+    NoEntity(String),
+    #[error("`{uri}`: {error}")]
+    BadEntity {
+        uri: String,
+        error: crate::entity::EntityError,
+    },
+    #[error("`{0}`: an escalation's id is a seq")]
+    EscalationId(String),
+    #[error("{0}; resources are {fixed} and the templates {templates}", fixed = fixed_uris(), templates = template_uris())]
+    Unknown(Box<ResourceError>),
+    #[error("a session follows at most {SUBSCRIPTIONS_MAX} resources")]
+    TooManySubscriptions,
+    #[error("this ledger does not publish a feed")]
+    NoFeed,
+}
+
 /// The entity a resource URI names (for entity templates).
-pub fn entity_of(uri: &str) -> Result<EntityRef, String> {
+pub(crate) fn entity_of(uri: &str) -> Result<EntityRef, ResourceError> {
     let rest = uri
         .strip_prefix("parley://")
-        .ok_or_else(|| format!("`{uri}` is not a parley:// resource"))?;
-    let (kind, id) = rest
-        .split_once('/')
-        .ok_or_else(|| format!("`{uri}` names no entity"))?;
+        .ok_or_else(|| ResourceError::NotParley(uri.to_owned()))?;
+    let no_entity = || ResourceError::NoEntity(uri.to_owned());
+    let (kind, id) = rest.split_once('/').ok_or_else(no_entity)?;
     let text = match kind {
         "sku" | "order" | "customer" => format!("{kind}:{id}"),
         "entity" => id.to_owned(),
-        _ => return Err(format!("`{uri}` names no entity")),
+        _ => return Err(no_entity()),
     };
-    EntityRef::parse(&text).map_err(|e| format!("`{uri}`: {e}"))
+    EntityRef::parse(&text).map_err(|error| ResourceError::BadEntity {
+        uri: uri.to_owned(),
+        error,
+    })
 }
 
 /// The API path that reads `uri`.
-pub fn api_path(uri: &str) -> Result<String, String> {
+pub(crate) fn api_path(uri: &str) -> Result<String, ResourceError> {
     if let Some((_, _, _, path)) = FIXED.iter().find(|f| f.0 == uri) {
         return Ok((*path).to_owned());
     }
     if let Some(id) = uri.strip_prefix("parley://escalation/") {
         let id: u64 = id
             .parse()
-            .map_err(|_| format!("`{uri}`: an escalation's id is a seq"))?;
+            .map_err(|_| ResourceError::EscalationId(uri.to_owned()))?;
         return Ok(format!("/v1/escalations/{id}"));
     }
-    let entity = entity_of(uri).map_err(|e| {
-        format!(
-            "{e}; resources are {} and the templates {}",
-            fixed_uris(),
-            template_uris()
-        )
-    })?;
+    let entity = entity_of(uri).map_err(|e| ResourceError::Unknown(Box::new(e)))?;
     Ok(format!("/v1/entities/{}", encode(&entity.to_string())))
 }
 
@@ -145,7 +163,7 @@ fn template_uris() -> String {
 }
 
 /// A read's answer as resource contents (JSON text).
-pub fn contents(uri: &str, body: &Value) -> ReadResourceResult {
+pub(crate) fn contents(uri: &str, body: &Value) -> ReadResourceResult {
     let text = serde_json::to_string_pretty(body).unwrap_or_default();
     let mut c = ResourceContents::text(text, uri);
     if let ResourceContents::TextResourceContents { mime_type, .. } = &mut c {
@@ -155,11 +173,11 @@ pub fn contents(uri: &str, body: &Value) -> ReadResourceResult {
 }
 
 /// The most resources one session may follow.
-const MAX_SUBSCRIPTIONS: usize = 64;
+const SUBSCRIPTIONS_MAX: usize = 64;
 
 /// A session's subscriptions: one task each, following the ledger's feed.
 #[derive(Default)]
-pub struct Subscriptions {
+pub(crate) struct Subscriptions {
     tasks: BTreeMap<String, tokio::task::JoinHandle<()>>,
 }
 
@@ -172,25 +190,20 @@ impl Drop for Subscriptions {
 }
 
 impl Subscriptions {
-    pub fn add(
+    pub(crate) fn add(
         &mut self,
         app: &crate::server::App,
         uri: String,
         entity: EntityRef,
         peer: Peer<RoleServer>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ResourceError> {
         if self.tasks.contains_key(&uri) {
             return Ok(());
         }
-        if self.tasks.len() >= MAX_SUBSCRIPTIONS {
-            return Err(format!(
-                "a session follows at most {MAX_SUBSCRIPTIONS} resources"
-            ));
+        if self.tasks.len() >= SUBSCRIPTIONS_MAX {
+            return Err(ResourceError::TooManySubscriptions);
         }
-        let mut rx = app
-            .ledger
-            .subscribe()
-            .ok_or("this ledger does not publish a feed")?;
+        let mut rx = app.ledger.subscribe().ok_or(ResourceError::NoFeed)?;
         let mut closing = app.closing.clone();
         let watched = uri.clone();
         let task = tokio::spawn(async move {
@@ -220,7 +233,7 @@ impl Subscriptions {
         Ok(())
     }
 
-    pub fn remove(&mut self, uri: &str) {
+    pub(crate) fn remove(&mut self, uri: &str) {
         if let Some(t) = self.tasks.remove(uri) {
             t.abort();
         }

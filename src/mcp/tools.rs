@@ -6,16 +6,43 @@
 use std::collections::BTreeMap;
 
 use axum::http::Method;
+use bincode::{Decode, Encode};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::value::Value as FactValue;
-use crate::vocab::{Action, Impact, Objective, StepRef};
+use crate::vocab::{named_enum, Action, Impact, Objective, ProblemCode, StepRef};
+
+named_enum!(
+    /// The tools, in the order they are listed.
+    McpTool {
+        AnnounceIntention = "announce_intention",
+        PublishFact = "publish_fact",
+        Broadcast = "broadcast",
+        GetContext = "get_context",
+        GetEntity = "get_entity",
+        RecentEvents = "recent_events",
+        ExplainDecision = "explain_decision",
+        AuditField = "audit_field",
+        Whatif = "whatif",
+        ListEscalations = "list_escalations",
+        ResolveEscalation = "resolve_escalation",
+        WorkflowStatus = "workflow_status",
+        ReportStep = "report_step",
+    }
+);
+
+impl McpTool {
+    /// The tool named `text`, if there is one.
+    pub(crate) fn parse(text: &str) -> Option<McpTool> {
+        McpTool::ALL.iter().copied().find(|t| t.name() == text)
+    }
+}
 
 /// A tool as listed: name, description, input and output schema.
-pub struct Spec {
-    pub name: &'static str,
+pub(crate) struct Spec {
+    pub name: McpTool,
     pub title: &'static str,
     pub description: &'static str,
     pub input: Value,
@@ -25,7 +52,7 @@ pub struct Spec {
 
 /// What a tool call turns into: an API request, or a request whose answer
 /// needs a second look (an intention's latest decision, a workflow run).
-pub enum Plan {
+pub(crate) enum Plan {
     Api {
         method: Method,
         path: String,
@@ -111,7 +138,7 @@ fn wrapped<T: JsonSchema>(key: &str) -> Value {
 /// Announce an intention before acting.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Announce {
+pub(crate) struct Announce {
     /// The agent you act for. It must be the identity of your token; leave it out to use that.
     pub agent: Option<String>,
     /// What you intend to do, e.g. {"type":"set_price","sku":"E2","price_minor":5399}. Money is in minor units (pence).
@@ -133,7 +160,7 @@ pub struct Announce {
 /// Publish a fact to the shared context.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Fact {
+pub(crate) struct Fact {
     /// The agent you act for (your token's identity; leave it out to use that).
     pub agent: Option<String>,
     /// The entity, e.g. `sku:E2`, `order:O-9`, `customer:C-3`.
@@ -148,7 +175,7 @@ pub struct Fact {
 /// Broadcast an event to every agent.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Broadcast {
+pub(crate) struct Broadcast {
     pub agent: Option<String>,
     /// What happened, e.g. `competitor_category_cut`.
     pub topic: String,
@@ -162,7 +189,7 @@ pub struct Broadcast {
 /// A moment of the ledger: its head, a seq, or a time.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AsOf {
+pub(crate) struct AsOf {
     /// A seq: the context as it was right after that record.
     pub at: Option<u64>,
     /// A time (RFC 3339): the context as of the last record at or before it.
@@ -172,7 +199,7 @@ pub struct AsOf {
 /// One entity of the shared context.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Entity {
+pub(crate) struct Entity {
     /// e.g. `sku:E2`, `order:O-9`, `customer:C-3`, `category:earbuds`, `run:sale-1`, `intention:42`.
     pub entity: String,
     pub at: Option<u64>,
@@ -182,7 +209,7 @@ pub struct Entity {
 /// Recent records of the log.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Events {
+pub(crate) struct Events {
     /// The first seq (default: the last `limit` records).
     pub from: Option<u64>,
     /// How many, 1 to 200 (default 20).
@@ -200,7 +227,7 @@ pub struct Events {
 /// A decision to explain.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Explain {
+pub(crate) struct Explain {
     /// A decision's seq, or an intention's seq (its latest decision is explained).
     pub seq: u64,
 }
@@ -208,7 +235,7 @@ pub struct Explain {
 /// A field to audit.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Audit {
+pub(crate) struct Audit {
     /// e.g. `sku:E2`.
     pub entity: String,
     /// e.g. `price`; leave out for every field.
@@ -218,7 +245,7 @@ pub struct Audit {
 /// Another rule set or resolver to replay the log under.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WhatIf {
+pub(crate) struct WhatIf {
     /// A whole rule set as TOML text (read `parley://rules` for the one in force and change it).
     pub rules: Option<String>,
     /// Another released resolver version.
@@ -230,7 +257,7 @@ pub struct WhatIf {
 /// Which escalations.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Escalations {
+pub(crate) struct Escalations {
     /// Only those still waiting for a person (default true).
     pub open: Option<bool>,
 }
@@ -238,7 +265,7 @@ pub struct Escalations {
 /// A person's decision on an escalation.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Resolve {
+pub(crate) struct Resolve {
     /// The escalation's id (the escalated intention's seq).
     pub escalation: u64,
     /// The option's number, as `list_escalations` shows them.
@@ -250,7 +277,7 @@ pub struct Resolve {
 /// Which workflow runs.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Workflow {
+pub(crate) struct Workflow {
     /// One run's id; leave out for every run and definition.
     pub run: Option<String>,
 }
@@ -258,7 +285,7 @@ pub struct Workflow {
 /// How a step ended.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum StepOutcome {
+pub(crate) enum StepOutcome {
     Completed,
     Failed,
 }
@@ -266,7 +293,7 @@ pub enum StepOutcome {
 /// A workflow step's owner reports it.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReportStep {
+pub(crate) struct ReportStep {
     pub agent: Option<String>,
     pub run: String,
     pub step: String,
@@ -276,68 +303,79 @@ pub struct ReportStep {
 }
 
 /// Every tool, in the order they are listed.
-pub fn catalog() -> Vec<Spec> {
+pub(crate) fn catalog() -> Vec<Spec> {
     use crate::answer::CommandAnswer;
     use crate::context::view::{EntityView, StateView};
     use crate::escalations::EscalationView;
     let answer = output::<CommandAnswer>;
     vec![
-        Spec { name: "announce_intention", title: "Announce an intention", read_only: false,
+        Spec { name: McpTool::AnnounceIntention, title: "Announce an intention", read_only: false,
             description: "Announce what you intend to do BEFORE doing it, and get parley's decision back: approved (go ahead), modified (go ahead with the changed values in decision.outcome.action), deferred (wait: `decision.next` says until when; do not act yet), escalated (a person decides; do not act yet), or rejected (do not act; decision.summary says why and what would pass). Act only on approved or modified.",
             input: input::<Announce>(), output: answer() },
-        Spec { name: "publish_fact", title: "Publish a fact", read_only: false,
+        Spec { name: McpTool::PublishFact, title: "Publish a fact", read_only: false,
             description: "Write a fact about an entity into the shared context (e.g. sku:E2 colour = red), as your agent. Other agents read it with get_entity.",
             input: input::<Fact>(), output: answer() },
-        Spec { name: "broadcast", title: "Broadcast an event", read_only: false,
+        Spec { name: McpTool::Broadcast, title: "Broadcast an event", read_only: false,
             description: "Tell every agent that something happened (a topic, an optional entity and details). Broadcasts are recorded; they change no state by themselves.",
             input: input::<Broadcast>(), output: answer() },
-        Spec { name: "get_context", title: "Read the shared context", read_only: true,
+        Spec { name: McpTool::GetContext, title: "Read the shared context", read_only: true,
             description: "The whole shared context: agents, skus (price, cost, stock), orders, promotions, open intentions, workflow runs, precedents. Now, or as of a seq (`at`) or a time (`at_time`).",
             input: input::<AsOf>(), output: output::<StateView>() },
-        Spec { name: "get_entity", title: "Read one entity", read_only: true,
+        Spec { name: McpTool::GetEntity, title: "Read one entity", read_only: true,
             description: "One entity of the shared context (sku:E2, order:O-9, customer:C-3, category:earbuds, run:sale-1, intention:42), now or as of a seq or time. Use it before announcing to see the current price, stock and promotions.",
             input: input::<Entity>(), output: wrapped::<EntityView>("entity") },
-        Spec { name: "recent_events", title: "Recent events", read_only: true,
+        Spec { name: McpTool::RecentEvents, title: "Recent events", read_only: true,
             description: "Records of the log, oldest first, filtered by kind, entity, topic or producer. Without `from`, the last `limit` records.",
             input: input::<Events>(), output: output::<crate::server::reads::RecordsPage>() },
-        Spec { name: "explain_decision", title: "Explain a decision", read_only: true,
+        Spec { name: McpTool::ExplainDecision, title: "Explain a decision", read_only: true,
             description: "Why parley decided what it did: the rule, each step of the trace as a sentence with the values it read, and the records it cites. Give a decision's seq or an intention's seq.",
             input: input::<Explain>(), output: output::<crate::explain::Explanation>() },
-        Spec { name: "audit_field", title: "Audit a field", read_only: true,
+        Spec { name: McpTool::AuditField, title: "Audit a field", read_only: true,
             description: "Why a field has its value: every change of e.g. sku:E2 price, newest first, with the intention, the decision and rule, the person who settled it and why, and the intentions that lost.",
             input: input::<Audit>(), output: output::<crate::audit::AuditReport>() },
-        Spec { name: "whatif", title: "What if the rules were different", read_only: true,
+        Spec { name: McpTool::Whatif, title: "What if the rules were different", read_only: true,
             description: "Replay the log's decisions under another rule set (TOML text) or resolver version, in memory, and report every decision that would differ plus a summary both ways. Writes nothing. Sends progress notifications while it runs.",
             input: input::<WhatIf>(), output: output::<crate::whatif::WhatIfReport>() },
-        Spec { name: "list_escalations", title: "List escalations", read_only: true,
+        Spec { name: McpTool::ListEscalations, title: "List escalations", read_only: true,
             description: "Escalations waiting for a person (or all with open=false): the summary, each agent's side, and the numbered options resolve_escalation takes.",
             input: input::<Escalations>(), output: wrapped::<Vec<EscalationView>>("escalations") },
-        Spec { name: "resolve_escalation", title: "Resolve an escalation (humans only)", read_only: false,
+        Spec { name: McpTool::ResolveEscalation, title: "Resolve an escalation (humans only)", read_only: false,
             description: "As a person (a human's token only), settle an open escalation: choose one of its numbered options and say why. Returns the decisions that follow.",
             input: input::<Resolve>(), output: answer() },
-        Spec { name: "workflow_status", title: "Workflow status", read_only: true,
+        Spec { name: McpTool::WorkflowStatus, title: "Workflow status", read_only: true,
             description: "Workflow runs with each step's owner, state and deadline (one run with `run`), and the workflow definitions.",
             input: input::<Workflow>(), output: output::<crate::server::reads::WorkflowsView>() },
-        Spec { name: "report_step", title: "Report a workflow step", read_only: false,
+        Spec { name: McpTool::ReportStep, title: "Report a workflow step", read_only: false,
             description: "As the owner of a workflow step, report it completed (with an optional note) or failed (with the reason in `note`). Intentions waiting for it are decided again.",
             input: input::<ReportStep>(), output: answer() },
     ]
 }
 
 /// Why a call cannot be planned (the model can fix its arguments).
-pub type Refused = String;
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error("the arguments do not fit: {0}")]
+    Arguments(serde_json::Error),
+    #[error("your token acts as `{identity}`, not as `{asked}`: leave `agent` out or set it to `{identity}`")]
+    NotYourIdentity { identity: String, asked: String },
+    #[error("`limit` is 1 to 200; got {0}")]
+    Limit(u32),
+    #[error("a failed step needs its reason in `note`")]
+    NoReason,
+}
 
 fn args<T: serde::de::DeserializeOwned>(raw: &Value) -> Result<T, Refused> {
-    serde_json::from_value(raw.clone()).map_err(|e| format!("the arguments do not fit: {e}"))
+    serde_json::from_value(raw.clone()).map_err(Refused::Arguments)
 }
 
 /// The producer a write goes as: the token's identity, unless the model
 /// named another, which is refused here with what to do instead.
-pub fn writer(asked: Option<&str>, identity: &str) -> Result<String, Refused> {
+pub(crate) fn writer(asked: Option<&str>, identity: &str) -> Result<String, Refused> {
     match asked {
-        Some(a) if a != identity => Err(format!(
-            "your token acts as `{identity}`, not as `{a}`: leave `agent` out or set it to `{identity}`"
-        )),
+        Some(a) if a != identity => Err(Refused::NotYourIdentity {
+            identity: identity.to_owned(),
+            asked: a.to_owned(),
+        }),
         _ => Ok(identity.to_owned()),
     }
 }
@@ -368,7 +406,7 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
 }
 
 /// Percent-encodes a query value or path segment.
-pub fn encode(v: &str) -> String {
+pub(crate) fn encode(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~:".contains(&b) {
@@ -393,170 +431,188 @@ fn as_of(at: Option<u64>, at_time: Option<String>) -> String {
     query(&[("at", at.map(|a| a.to_string())), ("at_time", at_time)])
 }
 
-/// The plan for a call of `name` with `raw` arguments by `identity`, whose
-/// ledger head is `head`.
-pub fn plan(name: &str, raw: &Value, identity: &str, head: u64) -> Result<Plan, Refused> {
-    match name {
-        "announce_intention" | "publish_fact" | "broadcast" | "resolve_escalation"
-        | "report_step" => plan_write(name, raw, identity),
-        _ => plan_read(name, raw, head),
+/// The plan for a call of `tool` with `raw` arguments by `identity`, whose
+/// ledger head is `head`. Writes go as `identity`.
+pub(crate) fn plan(tool: McpTool, raw: &Value, identity: &str, head: u64) -> Result<Plan, Refused> {
+    use McpTool as T;
+    match tool {
+        T::AnnounceIntention => plan_announce_intention(raw, identity),
+        T::PublishFact => plan_publish_fact(raw, identity),
+        T::Broadcast => plan_broadcast(raw, identity),
+        T::ResolveEscalation => plan_resolve_escalation(raw, identity),
+        T::ReportStep => plan_report_step(raw, identity),
+        T::GetContext => plan_get_context(raw),
+        T::GetEntity => plan_get_entity(raw),
+        T::RecentEvents => plan_recent_events(raw, head),
+        T::ExplainDecision => plan_explain_decision(raw),
+        T::AuditField => plan_audit_field(raw),
+        T::Whatif => plan_whatif(raw),
+        T::ListEscalations => plan_list_escalations(raw),
+        T::WorkflowStatus => plan_workflow_status(raw),
     }
 }
 
-/// The tools that append: a command written as `identity`.
-fn plan_write(name: &str, raw: &Value, identity: &str) -> Result<Plan, Refused> {
-    Ok(match name {
-        "announce_intention" => {
-            let a: Announce = args(raw)?;
-            let producer = writer(a.agent.as_deref(), identity)?;
-            let mut intention = json!({"action": a.action, "reasoning": a.reasoning, "impact": a.impact, "objective": a.objective});
-            if let Some(t) = a.expires_at_ms {
-                intention["expires_at_ms"] = Value::from(t);
-            }
-            if let Some(s) = a.workflow_step {
-                intention["workflow_step"] = json!(s);
-            }
-            command(
-                json!({"kind": "intend", "intention": intention}),
-                producer,
-                a.idempotency_key,
-            )
+fn plan_announce_intention(raw: &Value, identity: &str) -> Result<Plan, Refused> {
+    let a: Announce = args(raw)?;
+    let producer = writer(a.agent.as_deref(), identity)?;
+    let mut intention = json!({"action": a.action, "reasoning": a.reasoning, "impact": a.impact, "objective": a.objective});
+    if let Some(t) = a.expires_at_ms {
+        intention["expires_at_ms"] = Value::from(t);
+    }
+    if let Some(s) = a.workflow_step {
+        intention["workflow_step"] = json!(s);
+    }
+    Ok(command(
+        json!({"kind": "intend", "intention": intention}),
+        producer,
+        a.idempotency_key,
+    ))
+}
+
+fn plan_publish_fact(raw: &Value, identity: &str) -> Result<Plan, Refused> {
+    let a: Fact = args(raw)?;
+    let producer = writer(a.agent.as_deref(), identity)?;
+    Ok(command(
+        json!({"kind": "fact", "entity": a.entity, "attribute": a.attribute, "value": a.value}),
+        producer,
+        a.idempotency_key,
+    ))
+}
+
+fn plan_broadcast(raw: &Value, identity: &str) -> Result<Plan, Refused> {
+    let a: Broadcast = args(raw)?;
+    let producer = writer(a.agent.as_deref(), identity)?;
+    let mut body =
+        json!({"kind": "broadcast", "topic": a.topic, "detail": a.detail.unwrap_or_default()});
+    if let Some(e) = a.entity {
+        body["entity"] = Value::from(e);
+    }
+    Ok(command(body, producer, a.idempotency_key))
+}
+
+fn plan_resolve_escalation(raw: &Value, identity: &str) -> Result<Plan, Refused> {
+    let a: Resolve = args(raw)?;
+    let body = json!({"kind": "human_resolution", "intention": a.escalation, "option": a.option, "rationale": a.rationale});
+    Ok(command(body, identity.to_owned(), None))
+}
+
+fn plan_report_step(raw: &Value, identity: &str) -> Result<Plan, Refused> {
+    let a: ReportStep = args(raw)?;
+    let producer = writer(a.agent.as_deref(), identity)?;
+    let body = match a.outcome {
+        StepOutcome::Completed => {
+            json!({"kind": "step_completed", "run": a.run, "step": a.step, "note": a.note.unwrap_or_default()})
         }
-        "publish_fact" => {
-            let a: Fact = args(raw)?;
-            let producer = writer(a.agent.as_deref(), identity)?;
-            command(
-                json!({"kind": "fact", "entity": a.entity, "attribute": a.attribute, "value": a.value}),
-                producer,
-                a.idempotency_key,
-            )
+        StepOutcome::Failed => {
+            let reason = a
+                .note
+                .filter(|n| !n.trim().is_empty())
+                .ok_or(Refused::NoReason)?;
+            json!({"kind": "step_failed", "run": a.run, "step": a.step, "reason": reason})
         }
-        "broadcast" => {
-            let a: Broadcast = args(raw)?;
-            let producer = writer(a.agent.as_deref(), identity)?;
-            let mut body = json!({"kind": "broadcast", "topic": a.topic, "detail": a.detail.unwrap_or_default()});
-            if let Some(e) = a.entity {
-                body["entity"] = Value::from(e);
-            }
-            command(body, producer, a.idempotency_key)
-        }
-        "resolve_escalation" => {
-            let a: Resolve = args(raw)?;
-            let body = json!({"kind": "human_resolution", "intention": a.escalation, "option": a.option, "rationale": a.rationale});
-            command(body, identity.to_owned(), None)
-        }
-        "report_step" => {
-            let a: ReportStep = args(raw)?;
-            let producer = writer(a.agent.as_deref(), identity)?;
-            let body = match a.outcome {
-                StepOutcome::Completed => {
-                    json!({"kind": "step_completed", "run": a.run, "step": a.step, "note": a.note.unwrap_or_default()})
-                }
-                StepOutcome::Failed => {
-                    let reason = a
-                        .note
-                        .filter(|n| !n.trim().is_empty())
-                        .ok_or("a failed step needs its reason in `note`")?;
-                    json!({"kind": "step_failed", "run": a.run, "step": a.step, "reason": reason})
-                }
-            };
-            command(body, producer, None)
-        }
-        other => return Err(format!("there is no tool `{other}`")),
+    };
+    Ok(command(body, producer, None))
+}
+
+fn plan_get_context(raw: &Value) -> Result<Plan, Refused> {
+    let a: AsOf = args(raw)?;
+    Ok(get(format!("/v1/state{}", as_of(a.at, a.at_time)), None))
+}
+
+fn plan_get_entity(raw: &Value) -> Result<Plan, Refused> {
+    let a: Entity = args(raw)?;
+    Ok(get(
+        format!(
+            "/v1/entities/{}{}",
+            encode(&a.entity),
+            as_of(a.at, a.at_time)
+        ),
+        Some("entity"),
+    ))
+}
+
+fn plan_recent_events(raw: &Value, head: u64) -> Result<Plan, Refused> {
+    let a: Events = args(raw)?;
+    let limit = a.limit.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return Err(Refused::Limit(limit));
+    }
+    let from = a
+        .from
+        .unwrap_or_else(|| head.saturating_sub(u64::from(limit)) + 1);
+    Ok(get(
+        format!(
+            "/v1/records{}",
+            query(&[
+                ("from", Some(from.to_string())),
+                ("limit", Some(limit.to_string())),
+                ("kind", a.kind),
+                ("entity", a.entity),
+                ("topic", a.topic),
+                ("producer", a.producer),
+            ])
+        ),
+        None,
+    ))
+}
+
+fn plan_explain_decision(raw: &Value) -> Result<Plan, Refused> {
+    Ok(Plan::Explain {
+        seq: args::<Explain>(raw)?.seq,
     })
 }
 
-/// The tools that read.
-fn plan_read(name: &str, raw: &Value, head: u64) -> Result<Plan, Refused> {
-    Ok(match name {
-        "get_context" => {
-            let a: AsOf = args(raw)?;
-            get(format!("/v1/state{}", as_of(a.at, a.at_time)), None)
-        }
-        "get_entity" => {
-            let a: Entity = args(raw)?;
-            get(
-                format!(
-                    "/v1/entities/{}{}",
-                    encode(&a.entity),
-                    as_of(a.at, a.at_time)
-                ),
-                Some("entity"),
-            )
-        }
-        "recent_events" => {
-            let a: Events = args(raw)?;
-            let limit = a.limit.unwrap_or(20);
-            if !(1..=200).contains(&limit) {
-                return Err(format!("`limit` is 1 to 200; got {limit}"));
-            }
-            let from = a
-                .from
-                .unwrap_or_else(|| head.saturating_sub(u64::from(limit)) + 1);
-            get(
-                format!(
-                    "/v1/records{}",
-                    query(&[
-                        ("from", Some(from.to_string())),
-                        ("limit", Some(limit.to_string())),
-                        ("kind", a.kind),
-                        ("entity", a.entity),
-                        ("topic", a.topic),
-                        ("producer", a.producer),
-                    ])
-                ),
-                None,
-            )
-        }
-        "explain_decision" => Plan::Explain {
-            seq: args::<Explain>(raw)?.seq,
-        },
-        "audit_field" => {
-            let a: Audit = args(raw)?;
-            get(
-                format!(
-                    "/v1/entities/{}/audit{}",
-                    encode(&a.entity),
-                    query(&[("field", a.field)])
-                ),
-                None,
-            )
-        }
-        "whatif" => {
-            let a: WhatIf = args(raw)?;
-            let body =
-                json!({"rules": a.rules, "resolver": a.resolver, "from": a.from, "to": a.to});
-            Plan::Api {
-                method: Method::POST,
-                path: "/v1/whatif".into(),
-                body: Some(body),
-                wrap: None,
-            }
-        }
-        "list_escalations" => {
-            let a: Escalations = args(raw)?;
-            get(
-                format!("/v1/escalations?open={}", a.open.unwrap_or(true)),
-                Some("escalations"),
-            )
-        }
-        "workflow_status" => Plan::Workflow {
-            run: args::<Workflow>(raw)?.run,
-        },
-        other => return Err(format!("there is no tool `{other}`")),
+fn plan_audit_field(raw: &Value) -> Result<Plan, Refused> {
+    let a: Audit = args(raw)?;
+    Ok(get(
+        format!(
+            "/v1/entities/{}/audit{}",
+            encode(&a.entity),
+            query(&[("field", a.field)])
+        ),
+        None,
+    ))
+}
+
+fn plan_whatif(raw: &Value) -> Result<Plan, Refused> {
+    let a: WhatIf = args(raw)?;
+    let body = json!({"rules": a.rules, "resolver": a.resolver, "from": a.from, "to": a.to});
+    Ok(Plan::Api {
+        method: Method::POST,
+        path: "/v1/whatif".into(),
+        body: Some(body),
+        wrap: None,
+    })
+}
+
+fn plan_list_escalations(raw: &Value) -> Result<Plan, Refused> {
+    let a: Escalations = args(raw)?;
+    Ok(get(
+        format!("/v1/escalations?open={}", a.open.unwrap_or(true)),
+        Some("escalations"),
+    ))
+}
+
+fn plan_workflow_status(raw: &Value) -> Result<Plan, Refused> {
+    Ok(Plan::Workflow {
+        run: args::<Workflow>(raw)?.run,
     })
 }
 
 /// What a model can do about an API refusal, by its problem code.
-pub fn hint(code: &str) -> &'static str {
+pub(crate) fn hint(code: Option<ProblemCode>) -> &'static str {
+    use ProblemCode as P;
+    let Some(code) = code else {
+        return "Read the message; it names what is wrong.";
+    };
     match code {
-        "unauthorized" => "The token is missing, unknown or revoked: ask the operator for a valid one.",
-        "not-your-identity" => "Write as your own agent: leave `agent` out.",
-        "role-forbids" | "credential" => "Your token's role may not do this (agents announce and publish; humans resolve; admins change rules).",
-        "invalid-command" | "bad-body" | "bad-query" | "bad-entity" | "bad-filter" | "bad-seq" | "bad-whatif" | "unknown-field" => "Fix the arguments as the message says and call again.",
-        "not-found" => "Nothing is there: check the id or entity (list or read first).",
-        "rate-limited" | "busy" => "Wait a second and call again.",
-        "idempotency-conflict" => "That idempotency key was used for something else: use a new key.",
+        P::Unauthorized | P::CredentialRevoked => "The token is missing, unknown or revoked: ask the operator for a valid one.",
+        P::NotYourIdentity => "Write as your own agent: leave `agent` out.",
+        P::RoleForbids | P::Credential | P::AdminsOnly | P::NotAdmin | P::NotHuman => "Your token's role may not do this (agents announce and publish; humans resolve; admins change rules).",
+        P::InvalidCommand | P::BadBody | P::BadBatch | P::BadQuery | P::BadEntity | P::BadFilter | P::BadSeq | P::BadWhatif | P::BadLimit | P::BadTime | P::BadWait | P::BadPath | P::BadLastEventId | P::UnknownField => "Fix the arguments as the message says and call again.",
+        P::NotFound | P::UnknownEntity | P::NoSuchRun | P::NoSuchStep | P::NoSuchWorkflow | P::NoOpenEscalation | P::NoSuchOption => "Nothing is there: check the id or entity (list or read first).",
+        P::RateLimited | P::Busy => "Wait a second and call again.",
+        P::IdempotencyConflict => "That idempotency key was used for something else: use a new key.",
         _ => "Read the message; it names what is wrong.",
     }
 }

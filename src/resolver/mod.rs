@@ -31,7 +31,7 @@ use crate::record::Body;
 /// Most follow-up records one record may cause (a bound, not an
 /// expectation: each follow-up settles one pending intention). The
 /// sequencer, replay and what-if all stop there.
-pub const MAX_FOLLOW_UPS: usize = 100_000;
+pub const FOLLOW_UPS_MAX: usize = 100_000;
 
 /// The version a new ledger starts with.
 pub const CURRENT: u32 = 2;

@@ -3,6 +3,7 @@
 //! problem type), with a message that names what is wrong.
 
 use crate::entity::EntityRef;
+use crate::vocab::ProblemCode;
 
 /// A command the ledger will not append.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -173,48 +174,50 @@ fn list(v: &[u32]) -> String {
 
 impl Refusal {
     /// A stable name for the refusal (the `type` of an HTTP problem).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ProblemCode {
         match self {
-            Refusal::NotAdmin { .. } => "not-admin",
-            Refusal::ReservedName { .. } => "reserved-name",
-            Refusal::IdentityTaken { .. } => "identity-taken",
-            Refusal::NotHuman { .. } => "not-human",
-            Refusal::NoOpenEscalation { .. } => "no-open-escalation",
-            Refusal::NoSuchOption { .. } => "no-such-option",
-            Refusal::RulesInvalid(_) => "rules-invalid",
-            Refusal::WorkflowInvalid(_) => "workflow-invalid",
-            Refusal::WorkflowExists { .. } => "workflow-exists",
-            Refusal::RunExists { .. } => "run-exists",
+            Refusal::NotAdmin { .. } => ProblemCode::NotAdmin,
+            Refusal::ReservedName { .. } => ProblemCode::ReservedName,
+            Refusal::IdentityTaken { .. } => ProblemCode::IdentityTaken,
+            Refusal::NotHuman { .. } => ProblemCode::NotHuman,
+            Refusal::NoOpenEscalation { .. } => ProblemCode::NoOpenEscalation,
+            Refusal::NoSuchOption { .. } => ProblemCode::NoSuchOption,
+            Refusal::RulesInvalid(_) => ProblemCode::RulesInvalid,
+            Refusal::WorkflowInvalid(_) => ProblemCode::WorkflowInvalid,
+            Refusal::WorkflowExists { .. } => ProblemCode::WorkflowExists,
+            Refusal::RunExists { .. } => ProblemCode::RunExists,
             Refusal::NoSuchWorkflow { .. } | Refusal::NoSuchWorkflowVersion { .. } => {
-                "no-such-workflow"
+                ProblemCode::NoSuchWorkflow
             }
-            Refusal::MissingParam { .. } | Refusal::UnknownParam { .. } => "workflow-params",
-            Refusal::NoSuchRun { .. } => "no-such-run",
-            Refusal::NoSuchStep { .. } => "no-such-step",
-            Refusal::NotStepOwner { .. } => "not-step-owner",
-            Refusal::RunEnded { .. } => "run-ended",
+            Refusal::MissingParam { .. } | Refusal::UnknownParam { .. } => {
+                ProblemCode::WorkflowParams
+            }
+            Refusal::NoSuchRun { .. } => ProblemCode::NoSuchRun,
+            Refusal::NoSuchStep { .. } => ProblemCode::NoSuchStep,
+            Refusal::NotStepOwner { .. } => ProblemCode::NotStepOwner,
+            Refusal::RunEnded { .. } => ProblemCode::RunEnded,
             Refusal::StepNotReady { .. }
             | Refusal::CompensationNotTriggered { .. }
             | Refusal::StepSettled { .. }
-            | Refusal::StepSkipped { .. } => "step-not-ready",
-            Refusal::UnknownEntity { .. } => "unknown-entity",
-            Refusal::OrderExists { .. } => "order-exists",
-            Refusal::OrderOfAnotherCustomer { .. } => "order-of-another-customer",
+            | Refusal::StepSkipped { .. } => ProblemCode::StepNotReady,
+            Refusal::UnknownEntity { .. } => ProblemCode::UnknownEntity,
+            Refusal::OrderExists { .. } => ProblemCode::OrderExists,
+            Refusal::OrderOfAnotherCustomer { .. } => ProblemCode::OrderOfAnotherCustomer,
             Refusal::UnknownResolver { .. } | Refusal::ResolverNotNewer { .. } => {
-                "resolver-version"
+                ProblemCode::ResolverVersion
             }
             Refusal::CredentialRole { .. }
             | Refusal::TokenReused { .. }
             | Refusal::NoSuchCredential { .. }
-            | Refusal::AlreadyRevoked { .. } => "credential",
-            Refusal::CredentialRevoked { .. } => "credential-revoked",
-            Refusal::CredentialNotYours { .. } => "not-your-identity",
-            Refusal::RoleForbids { .. } => "role-forbids",
-            Refusal::NotAWriter { .. } => "not-a-writer",
-            Refusal::Unregistered { .. } => "unregistered-producer",
-            Refusal::ClockIsParleys { .. } => "clock-is-parleys",
-            Refusal::NeedsResolver { .. } => "resolver-version",
-            Refusal::CausationUnknown { .. } => "unknown-causation",
+            | Refusal::AlreadyRevoked { .. } => ProblemCode::Credential,
+            Refusal::CredentialRevoked { .. } => ProblemCode::CredentialRevoked,
+            Refusal::CredentialNotYours { .. } => ProblemCode::NotYourIdentity,
+            Refusal::RoleForbids { .. } => ProblemCode::RoleForbids,
+            Refusal::NotAWriter { .. } => ProblemCode::NotAWriter,
+            Refusal::Unregistered { .. } => ProblemCode::UnregisteredProducer,
+            Refusal::ClockIsParleys { .. } => ProblemCode::ClockIsParleys,
+            Refusal::NeedsResolver { .. } => ProblemCode::ResolverVersion,
+            Refusal::CausationUnknown { .. } => ProblemCode::UnknownCausation,
         }
     }
 

@@ -16,7 +16,7 @@
 pub mod projector;
 mod syncer;
 mod writer;
-pub(crate) use crate::resolver::MAX_FOLLOW_UPS;
+pub(crate) use crate::resolver::FOLLOW_UPS_MAX;
 pub use writer::SNAPSHOT_EVERY;
 
 use std::sync::{Condvar, Mutex};
@@ -160,20 +160,31 @@ impl Progress {
     }
 
     /// Blocks until the value reaches `target` or a failure is reported.
-    pub fn wait_for(&self, target: u64) -> Result<(), String> {
-        let mut v = self.value.lock().map_err(|_| "progress lock poisoned")?;
+    pub fn wait_for(&self, target: u64) -> Result<(), Halted> {
+        let mut v = self.value.lock().map_err(|_| Halted::Poisoned)?;
         while *v < target {
-            if let Some(f) = self.failure() {
-                return Err(f);
+            if let Some(reason) = self.failure() {
+                return Err(Halted::Failed(reason));
             }
             v = self
                 .changed
                 .wait_timeout(v, std::time::Duration::from_millis(100))
-                .map_err(|_| "progress lock poisoned")?
+                .map_err(|_| Halted::Poisoned)?
                 .0;
         }
         Ok(())
     }
+}
+
+/// Why a [`Progress`] will not reach a value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Halted {
+    /// The stage behind it failed; the text is its error, rendered where it
+    /// happened (on another thread).
+    #[error("{0}")]
+    Failed(String),
+    #[error("a progress lock was poisoned (a thread panicked holding it)")]
+    Poisoned,
 }
 
 /// Where an acknowledgement goes.

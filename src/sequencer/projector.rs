@@ -32,6 +32,26 @@ pub const EVIDENCE_EVERY: Duration = Duration::from_secs(1);
 /// `.partial` file is rewritten.
 pub const PARTIAL_EVERY: u64 = 16_384;
 
+/// What stopped the projector (the log keeps every acknowledged record).
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Derived(#[from] crate::derived::DerivedError),
+    #[error("the {0} lock was poisoned (a thread panicked holding it)")]
+    Poisoned(&'static str),
+    #[error("write the index of segment {segment}: {source}")]
+    SealIndex {
+        segment: u64,
+        source: std::io::Error,
+    },
+    #[error("write the partial index: {0}")]
+    PartialIndex(std::io::Error),
+    #[error("fold into the published context: {0}")]
+    Fold(#[from] crate::context::Inconsistent),
+    #[error("record the durable head: {0}")]
+    Evidence(#[from] crate::log::LogError),
+}
+
 /// A durable batch: its records and where each frame stands.
 #[derive(Clone, Debug)]
 pub struct Committed {
@@ -64,7 +84,11 @@ pub(crate) struct Projector {
 }
 
 impl Projector {
-    pub fn new(derived: Arc<Derived>, applied: Arc<Progress>, files: Option<Files>) -> Projector {
+    pub(crate) fn new(
+        derived: Arc<Derived>,
+        applied: Arc<Progress>,
+        files: Option<Files>,
+    ) -> Projector {
         let partial_seq = files
             .as_ref()
             .and_then(|f| f.active.read().ok().map(|i| i.last_seq()))
@@ -81,7 +105,7 @@ impl Projector {
         }
     }
 
-    pub fn run(mut self, rx: Receiver<Committed>) {
+    pub(crate) fn run(mut self, rx: Receiver<Committed>) {
         let idle = Duration::from_millis(FLUSH_IDLE_MS);
         loop {
             let result = match rx.recv_timeout(idle) {
@@ -103,7 +127,7 @@ impl Projector {
         }
     }
 
-    fn take(&mut self, batch: Committed) -> Result<(), String> {
+    fn take(&mut self, batch: Committed) -> Result<(), ProjectorError> {
         let Some(last) = batch
             .records
             .last()
@@ -111,14 +135,14 @@ impl Projector {
         else {
             return Ok(());
         };
-        self.derived
-            .apply(&batch.records)
-            .map_err(|e| e.to_string())?;
+        self.derived.apply(&batch.records)?;
         self.index(&batch)?;
         if let Some(p) = &self.published {
-            let mut ctx = p.write().map_err(|_| "published context lock poisoned")?;
+            let mut ctx = p
+                .write()
+                .map_err(|_| ProjectorError::Poisoned("published context"))?;
             for r in &batch.records {
-                ctx.apply(r).map_err(|e| e.to_string())?;
+                ctx.apply(r)?;
             }
         }
         // Applied before the feed: a reader that subscribes, then sees
@@ -137,18 +161,27 @@ impl Projector {
 
     /// Records go into the active segment's index; a new segment seals the
     /// old one into its index file.
-    fn index(&mut self, batch: &Committed) -> Result<(), String> {
+    fn index(&mut self, batch: &Committed) -> Result<(), ProjectorError> {
         let Some(f) = &self.files else {
             return Ok(());
         };
-        let mut active = f.active.write().map_err(|_| "active index lock poisoned")?;
+        let mut active = f
+            .active
+            .write()
+            .map_err(|_| ProjectorError::Poisoned("active index"))?;
         for (r, (segment, offset)) in batch.records.iter().zip(&batch.locations) {
             if *segment != active.first_seq {
                 let sealed = std::mem::replace(&mut *active, SegmentIndex::new(*segment));
                 if !sealed.offsets.is_empty() {
-                    sealed.write(f.files.index_dir(), false).map_err(|e| {
-                        format!("write the index of segment {}: {e}", sealed.first_seq)
+                    sealed.write(f.files.index_dir(), false).map_err(|source| {
+                        ProjectorError::SealIndex {
+                            segment: sealed.first_seq,
+                            source,
+                        }
                     })?;
+                    // The sealed index supersedes the partial one; a partial
+                    // left behind is ignored next to it, so failing to remove
+                    // it costs nothing.
                     let _ = std::fs::remove_file(
                         f.files
                             .index_dir()
@@ -167,23 +200,26 @@ impl Projector {
         Ok(())
     }
 
-    fn write_partial(&mut self) -> Result<(), String> {
+    fn write_partial(&mut self) -> Result<(), ProjectorError> {
         let Some(f) = &self.files else {
             return Ok(());
         };
-        let active = f.active.read().map_err(|_| "active index lock poisoned")?;
+        let active = f
+            .active
+            .read()
+            .map_err(|_| ProjectorError::Poisoned("active index"))?;
         if active.offsets.is_empty() || active.last_seq() == self.partial_seq {
             return Ok(());
         }
         let dir: PathBuf = f.files.index_dir().to_path_buf();
         active
             .write(&dir, true)
-            .map_err(|e| format!("write the partial index: {e}"))?;
+            .map_err(ProjectorError::PartialIndex)?;
         self.partial_seq = active.last_seq();
         Ok(())
     }
 
-    fn evidence(&mut self, (seq, hash): (u64, crate::record::Hash)) -> Result<(), String> {
+    fn evidence(&mut self, (seq, hash): (u64, crate::record::Hash)) -> Result<(), ProjectorError> {
         self.last_evidence = evidence_clock();
         let Some(f) = &self.files else {
             return Ok(());
@@ -193,15 +229,14 @@ impl Projector {
         }
         f.evidence
             .lock()
-            .map_err(|_| "head file lock poisoned")?
-            .record(State::Open, seq, hash)
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| ProjectorError::Poisoned("head file"))?
+            .record(State::Open, seq, hash)?;
         self.evidence_seq = seq;
         Ok(())
     }
 
-    fn quiet(&mut self) -> Result<(), String> {
-        self.derived.flush_pending().map_err(|e| e.to_string())?;
+    fn quiet(&mut self) -> Result<(), ProjectorError> {
+        self.derived.flush_pending()?;
         self.write_partial()?;
         let last = self
             .files

@@ -20,13 +20,13 @@ use crate::log::{EncodedRecord, Head, LogEngine, LogReader};
 use crate::record::StoredRecord;
 
 /// Most follow-ups a retried command's original answer lists (as the writer).
-use super::MAX_FOLLOW_UPS;
+use super::FOLLOW_UPS_MAX;
 
 /// Batches the writer may have made ahead of the one being synced. The
 /// syncer takes every batch waiting into one append (one fdatasync): while
 /// it syncs, the writer keeps batching, so group commit stays as wide as
 /// without the syncer.
-pub const SYNC_QUEUE_BATCHES: usize = 16;
+pub(crate) const SYNC_QUEUE_BATCHES: usize = 16;
 
 /// A batch the writer made: records in log order and what each submission
 /// will be answered once they are durable.
@@ -57,7 +57,7 @@ pub(crate) struct Syncer {
 }
 
 impl Syncer {
-    pub fn new(
+    pub(crate) fn new(
         engine: Box<dyn LogEngine>,
         (durable, applied): (Arc<Progress>, Arc<Progress>),
         head: Arc<Mutex<Option<Head>>>,
@@ -75,7 +75,7 @@ impl Syncer {
     }
 
     /// Runs until the writer is gone and every batch it made is answered.
-    pub fn run(mut self, rx: Receiver<Batch>) {
+    pub(crate) fn run(mut self, rx: Receiver<Batch>) {
         while let Ok(mut batch) = rx.recv() {
             // Everything the writer made meanwhile shares this fdatasync.
             for _ in 1..SYNC_QUEUE_BATCHES {
@@ -187,7 +187,7 @@ impl Syncer {
         while let Some(r) = fetch(next)? {
             let caused = r.record.envelope.causation == Some(seq)
                 && r.record.envelope.producer == SYSTEM_PRODUCER;
-            if !caused || follow_ups.len() >= MAX_FOLLOW_UPS {
+            if !caused || follow_ups.len() >= FOLLOW_UPS_MAX {
                 break;
             }
             follow_ups.push((next, r.record.body));

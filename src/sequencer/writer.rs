@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::syncer::{Answer, Batch};
-use super::{Ack, AppendError, Clock, Progress, Reply, Submission, MAX_FOLLOW_UPS};
+use super::{Ack, AppendError, Clock, Progress, Reply, Submission, FOLLOW_UPS_MAX};
 use crate::bounds::{CLOCK_SKEW_MS_MAX, SCRIPTED_STEP_MS_MAX};
 use crate::command::{CommandEnvelope, SYSTEM_PRODUCER};
 use crate::context::Context;
@@ -18,10 +18,10 @@ use crate::record::{Body, Digest, Envelope, Record, StoredRecord, Timeline, FORM
 use crate::resolver::{Refusal, Resolvers};
 
 /// Longest the writer sleeps before it looks at the clock again.
-const MAX_CLOCK_WAIT_MS: u64 = 1_000;
+const CLOCK_WAIT_MS_MAX: u64 = 1_000;
 /// Most timer clock records written before one command (each settles every
 /// timer due at its time; a bound, not an expectation).
-pub const MAX_TIMER_TICKS: usize = 100_000;
+pub(super) const TIMER_TICKS_MAX: usize = 100_000;
 
 /// Idempotency keys of records not yet in sled: bounded by the projector's queue.
 #[derive(Default)]
@@ -78,7 +78,7 @@ pub const SNAPSHOT_EVERY: u64 = 131_072;
 
 impl Writer {
     #[allow(clippy::too_many_arguments)] // the writer owns every part of the write path
-    pub fn new(
+    pub(crate) fn new(
         head: Option<Head>,
         clock: Arc<dyn Clock>,
         resolvers: Resolvers,
@@ -144,7 +144,7 @@ impl Writer {
     }
 
     /// Runs until every sender is gone.
-    pub fn run(mut self, rx: Receiver<Submission>) {
+    pub(crate) fn run(mut self, rx: Receiver<Submission>) {
         self.settle_owed();
         let mut pending = Vec::with_capacity(self.max_batch);
         loop {
@@ -159,10 +159,10 @@ impl Writer {
                     Err(_) => return self.finish(),
                 },
                 Some(at) => {
-                    // Wait at most MAX_CLOCK_WAIT_MS at a time: the clock may jump.
+                    // Wait at most CLOCK_WAIT_MS_MAX at a time: the clock may jump.
                     let wait = at
                         .saturating_sub(self.clock.now_ms())
-                        .min(MAX_CLOCK_WAIT_MS);
+                        .min(CLOCK_WAIT_MS_MAX);
                     match rx.recv_timeout(std::time::Duration::from_millis(wait)) {
                         Ok(s) => s,
                         Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
@@ -270,7 +270,7 @@ impl Writer {
         batch: &mut Batch,
     ) -> Result<Vec<(u64, Body)>, AppendError> {
         let mut out = Vec::new();
-        for _ in 0..MAX_FOLLOW_UPS {
+        for _ in 0..FOLLOW_UPS_MAX {
             let Some(body) = self.resolvers.next_follow_up(&self.ctx) else {
                 return Ok(out);
             };
@@ -294,7 +294,7 @@ impl Writer {
                 .map_err(|e| AppendError::Failed(format!("follow-up of seq {cause}: {e}")))?;
         }
         Err(AppendError::Failed(format!(
-            "seq {cause} caused more than {MAX_FOLLOW_UPS} follow-ups"
+            "seq {cause} caused more than {FOLLOW_UPS_MAX} follow-ups"
         )))
     }
 
@@ -376,8 +376,12 @@ impl Writer {
         if matches!(record.body, Body::Clock) {
             return self.request_time(&record.envelope, &env, (tail, now_ms), batch);
         }
-        if let Some(key) = &env.idempotency_key {
-            let digest = content_digest(&record.body, env.causation, env.correlation.as_deref());
+        // One digest per keyed command: compared here, kept at commit.
+        let digest = env
+            .idempotency_key
+            .as_ref()
+            .map(|_| content_digest(&record.body, env.causation, env.correlation.as_deref()));
+        if let (Some(key), Some(digest)) = (&env.idempotency_key, digest) {
             match self.lookup(&env.producer, key) {
                 Ok(Some((seq, d))) if d == digest => return Answer::Duplicate(seq),
                 Ok(Some((seq, _))) => {
@@ -394,7 +398,7 @@ impl Writer {
             Ok(t) => t,
             Err(e) => return Answer::Err(e),
         };
-        self.timers_then_append(record, &env, t, (tail, now_ms), batch)
+        self.timers_then_append((record, digest), &env, t, (tail, now_ms), batch)
     }
 
     /// A `clock` command: the requester says the ledger's time has reached
@@ -439,14 +443,14 @@ impl Writer {
     /// escalation they expired is no longer open to settle) and appends it.
     fn timers_then_append(
         &mut self,
-        mut record: Record,
+        (mut record, digest): (Record, Option<Digest>),
         env: &CommandEnvelope,
         t: u64,
         (tail, now_ms): (&mut Tail, u64),
         batch: &mut Batch,
     ) -> Answer {
         if self.ctx.next_deadline_ms().is_none_or(|d| d > t) {
-            return self.append_command(record, t, Vec::new(), tail, batch);
+            return self.append_command((record, digest), t, Vec::new(), tail, batch);
         }
         let timers = match self.due_timers(t, tail, batch) {
             Ok(timers) => timers,
@@ -459,7 +463,7 @@ impl Writer {
         debug_assert!(!timers.is_empty(), "a due timer writes a clock record");
         record.envelope.seq = tail.0 + 1;
         match self.check(&record.envelope, env, &record.body, (tail, now_ms)) {
-            Ok(t) => self.append_command(record, t, timers, tail, batch),
+            Ok(t) => self.append_command((record, digest), t, timers, tail, batch),
             Err(e) => Answer::Err(e),
         }
     }
@@ -488,7 +492,7 @@ impl Writer {
 
     fn append_command(
         &mut self,
-        mut record: Record,
+        (mut record, digest): (Record, Option<Digest>),
         at_ms: u64,
         timers: Vec<(u64, Body)>,
         tail: &mut Tail,
@@ -501,14 +505,17 @@ impl Writer {
         );
         record.envelope.recorded_at_ms = at_ms;
         let seq = record.envelope.seq;
-        let keyed = record.envelope.idempotency_key.clone().map(|k| {
-            let d = content_digest(
-                &record.body,
-                record.envelope.causation,
-                record.envelope.correlation.as_deref(),
-            );
-            ((record.envelope.producer.clone(), k), d)
-        });
+        debug_assert_eq!(
+            digest.is_some(),
+            record.envelope.idempotency_key.is_some(),
+            "a keyed command carries its digest"
+        );
+        let keyed = record
+            .envelope
+            .idempotency_key
+            .clone()
+            .zip(digest)
+            .map(|(k, d)| ((record.envelope.producer.clone(), k), d));
         let correlation = record.envelope.correlation.clone();
         if let Err(e) = self.fold_in(record, tail, batch) {
             // The record was admitted but did not encode or fold: nothing of
@@ -580,7 +587,7 @@ impl Writer {
         batch: &mut Batch,
     ) -> Result<Vec<(u64, Body)>, AppendError> {
         let mut out = Vec::new();
-        for _ in 0..MAX_TIMER_TICKS {
+        for _ in 0..TIMER_TICKS_MAX {
             let Some(due) = self.ctx.next_deadline_ms().filter(|d| *d <= until_ms) else {
                 return Ok(out);
             };
@@ -595,7 +602,7 @@ impl Writer {
             }
         }
         Err(AppendError::Failed(format!(
-            "more than {MAX_TIMER_TICKS} timers fell due before one command"
+            "more than {TIMER_TICKS_MAX} timers fell due before one command"
         )))
     }
 

@@ -17,7 +17,7 @@ pub struct Caller {
 }
 
 /// The longest token accepted (tokens parley issues are 64 hex digits + prefix).
-const MAX_TOKEN_BYTES: usize = 256;
+const TOKEN_BYTES_MAX: usize = 256;
 
 /// The digest a token is stored as.
 pub fn token_hash(token: &str) -> Digest {
@@ -43,7 +43,7 @@ pub fn caller(headers: &HeaderMap, ctx: &Context) -> Result<Caller, Problem> {
     let token = text
         .strip_prefix("Bearer ")
         .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_BYTES)
+        .filter(|t| !t.is_empty() && t.len() <= TOKEN_BYTES_MAX)
         .ok_or_else(|| Problem::unauthorized("the Authorization header is not `Bearer <token>`"))?;
     let hash = token_hash(token);
     let grant = *ctx

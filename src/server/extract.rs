@@ -1,6 +1,7 @@
 //! Query-string and path extractors whose refusals are problem+json (axum's
 //! own answer in plain text), so every 4xx of the API has one documented shape.
 
+use crate::vocab::ProblemCode;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -17,7 +18,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|r| Problem::bad_request("bad-query", r.body_text()))
+            .map_err(|r| Problem::bad_request(ProblemCode::BadQuery, r.body_text()))
     }
 }
 
@@ -31,6 +32,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|r| Problem::bad_request("bad-path", r.body_text()))
+            .map_err(|r| Problem::bad_request(ProblemCode::BadPath, r.body_text()))
     }
 }

@@ -5,6 +5,7 @@
 use super::problem::Problem;
 use crate::entity::EntityRef;
 use crate::record::{Body, StoredRecord};
+use crate::vocab::ProblemCode;
 
 /// The filters as they arrive in a query string (each query type names
 /// them itself, so unknown parameters stay refused).
@@ -33,7 +34,7 @@ pub struct RecordFilter {
 fn bounded(name: &str, v: Option<String>) -> Result<Option<String>, Problem> {
     if let Some(t) = &v {
         crate::bounds::check_id(name, t)
-            .map_err(|m| Problem::bad_request("bad-filter", m.to_string()))?;
+            .map_err(|m| Problem::bad_request(ProblemCode::BadFilter, m.to_string()))?;
     }
     Ok(v)
 }
@@ -50,7 +51,7 @@ impl RecordFilter {
                     .find(|known| *known == k)
                     .ok_or_else(|| {
                         Problem::bad_request(
-                            "bad-filter",
+                            ProblemCode::BadFilter,
                             format!(
                                 "`{k}` is not a record kind; kinds: {}",
                                 Body::KINDS.join(", ")
@@ -63,7 +64,7 @@ impl RecordFilter {
             .as_deref()
             .map(EntityRef::parse)
             .transpose()
-            .map_err(|e| Problem::bad_request("bad-entity", format!("entity: {e}")))?;
+            .map_err(|e| Problem::bad_request(ProblemCode::BadEntity, format!("entity: {e}")))?;
         Ok(RecordFilter {
             kind,
             entity,

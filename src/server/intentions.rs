@@ -4,6 +4,7 @@
 //! `GET /v1/decisions/{seq}`: one decision explained in sentences.
 
 use super::extract::{Path, Query};
+use crate::vocab::ProblemCode;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
@@ -36,7 +37,7 @@ pub struct IntentionQuery {
 }
 
 /// The longest a long poll waits.
-const MAX_WAIT_MS: u64 = 30_000;
+const WAIT_MS_MAX: u64 = 30_000;
 
 pub async fn intention(
     State(app): State<App>,
@@ -46,10 +47,10 @@ pub async fn intention(
 ) -> Result<Json<IntentionAnswer>, Problem> {
     app.caller(&headers)?;
     let wait_ms = q.wait_ms.unwrap_or(0);
-    if wait_ms > MAX_WAIT_MS {
+    if wait_ms > WAIT_MS_MAX {
         return Err(Problem::bad_request(
-            "bad-wait",
-            format!("`wait_ms` is at most {MAX_WAIT_MS}; got {wait_ms}"),
+            ProblemCode::BadWait,
+            format!("`wait_ms` is at most {WAIT_MS_MAX}; got {wait_ms}"),
         ));
     }
     // Subscribe before reading, so no decision slips between the two.

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 /// A record kind's name, or none.
-pub struct OptionalKind;
+pub(crate) struct OptionalKind;
 impl JsonSchema for OptionalKind {
     fn schema_name() -> Cow<'static, str> {
         "OptionalKind".into()
@@ -20,7 +20,7 @@ impl JsonSchema for OptionalKind {
 }
 
 /// A resolver version this build knows.
-pub struct KnownResolver;
+pub(crate) struct KnownResolver;
 impl JsonSchema for KnownResolver {
     fn schema_name() -> Cow<'static, str> {
         "KnownResolver".into()

@@ -29,7 +29,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::command::MAX_COMMAND_BYTES;
+use crate::command::COMMAND_BYTES_MAX;
 use crate::ledger::Ledger;
 use crate::reader::LedgerRead;
 use auth::Caller;
@@ -159,7 +159,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/whatif", post(whatif::whatif))
         .route("/v1/tokens", post(tokens::create))
         .merge(console::routes())
-        .layer(DefaultBodyLimit::max(MAX_COMMAND_BYTES))
+        .layer(DefaultBodyLimit::max(COMMAND_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             trace_request,
@@ -184,7 +184,7 @@ async fn trace_request(
     let res = next.run(req).instrument(span.clone()).await;
     span.record("status", res.status().as_u16());
     if let Some(problem::Rejected(code)) = res.extensions().get::<problem::Rejected>() {
-        app.metrics.rejected(code, res.status().as_u16());
+        app.metrics.rejected(code.name(), res.status().as_u16());
     } else if res.status().is_client_error() {
         // Routing's own refusals (no such route, wrong method).
         app.metrics.rejected("no-route", res.status().as_u16());
@@ -202,8 +202,7 @@ async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Result<Stri
     app.caller(&headers)?;
     let open = app.with_context(|ctx| {
         ctx.intentions
-            .states
-            .values()
+            .iter()
             .filter(|s| s.escalation.is_some())
             .count()
     })?;

@@ -209,7 +209,7 @@ fn paths(s: &mut Schemas) -> Value {
         params
     };
     let command = s.req::<CommandLine>();
-    let batch = json!({"type": "array", "minItems": 1, "maxItems": super::writes::MAX_BATCH, "items": command.clone()});
+    let batch = json!({"type": "array", "minItems": 1, "maxItems": super::writes::BATCH_MAX, "items": command.clone()});
     json!({
         "/healthz": {"get": public(op("Liveness", "healthz", vec![], text_ok()))},
         "/readyz": {"get": public(op("Readiness: the ledger is open and serving", "readyz", vec![], text_ok()))},

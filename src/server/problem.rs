@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::command::CommandError;
 use crate::resolver::Refusal;
 use crate::sequencer::AppendError;
+use crate::vocab::ProblemCode;
 
 /// The base of every problem `type` URI.
 const TYPE_BASE: &str = "urn:parley:problem:";
@@ -17,6 +18,9 @@ const TYPE_BASE: &str = "urn:parley:problem:";
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,
+    /// The code `type_uri` ends in.
+    #[serde(skip)]
+    pub code: ProblemCode,
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
@@ -26,24 +30,19 @@ pub struct Problem {
 }
 
 /// A response's problem code, kept for the metrics.
-#[derive(Clone, Debug)]
-pub struct Rejected(pub String);
+#[derive(Clone, Copy, Debug)]
+pub struct Rejected(pub ProblemCode);
 
 impl Problem {
-    /// The stable code the `type` URI ends in.
-    pub fn code(&self) -> String {
-        self.type_uri
-            .strip_prefix(TYPE_BASE)
-            .unwrap_or(&self.type_uri)
-            .to_owned()
-    }
-
-    pub fn new(status: StatusCode, code: &str, title: &'static str, detail: String) -> Problem {
-        debug_assert!(
-            !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-        );
+    pub fn new(
+        status: StatusCode,
+        code: ProblemCode,
+        title: &'static str,
+        detail: String,
+    ) -> Problem {
         Problem {
             type_uri: format!("{TYPE_BASE}{code}"),
+            code,
             title,
             status: status.as_u16(),
             detail,
@@ -55,23 +54,23 @@ impl Problem {
         let status = StatusCode::UNAUTHORIZED;
         Problem::new(
             status,
-            "unauthorized",
+            ProblemCode::Unauthorized,
             "Not authenticated",
             detail.to_owned(),
         )
     }
 
-    pub fn forbidden(code: &str, detail: String) -> Problem {
+    pub fn forbidden(code: ProblemCode, detail: String) -> Problem {
         Problem::new(StatusCode::FORBIDDEN, code, "Not allowed", detail)
     }
 
-    pub fn bad_request(code: &str, detail: String) -> Problem {
+    pub fn bad_request(code: ProblemCode, detail: String) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
     }
 
     /// A well-formed request whose content the server refuses (a
     /// combination the documented schema cannot state, a state it conflicts with).
-    pub fn unprocessable(code: &str, detail: String) -> Problem {
+    pub fn unprocessable(code: ProblemCode, detail: String) -> Problem {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             code,
@@ -81,19 +80,24 @@ impl Problem {
     }
 
     pub fn not_found(detail: String) -> Problem {
-        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            ProblemCode::NotFound,
+            "Not found",
+            detail,
+        )
     }
 
     pub fn busy(detail: String) -> Problem {
         let status = StatusCode::SERVICE_UNAVAILABLE;
-        let mut p = Problem::new(status, "busy", "Busy", detail);
+        let mut p = Problem::new(status, ProblemCode::Busy, "Busy", detail);
         p.retry_after_s = Some(1);
         p
     }
 
     pub fn internal(detail: String) -> Problem {
         let status = StatusCode::INTERNAL_SERVER_ERROR;
-        Problem::new(status, "internal", "Internal error", detail)
+        Problem::new(status, ProblemCode::Internal, "Internal error", detail)
     }
 }
 
@@ -104,7 +108,7 @@ impl From<crate::log::LogError> for Problem {
         let status = StatusCode::INTERNAL_SERVER_ERROR;
         Problem::new(
             status,
-            "log-unreadable",
+            ProblemCode::LogUnreadable,
             "The log could not be read",
             e.to_string(),
         )
@@ -119,7 +123,7 @@ impl From<crate::audit::AuditError> for Problem {
             // The entity has no such field: a sub-resource that is not there.
             AuditError::UnknownField { .. } => Problem::new(
                 StatusCode::NOT_FOUND,
-                "unknown-field",
+                ProblemCode::UnknownField,
                 "Not found",
                 e.to_string(),
             ),
@@ -133,9 +137,9 @@ impl From<CommandError> for Problem {
         match e {
             // Fields that agree with the schema but not with each other.
             CommandError::Inconsistent(_) => {
-                Problem::unprocessable("invalid-command", e.to_string())
+                Problem::unprocessable(ProblemCode::InvalidCommand, e.to_string())
             }
-            _ => Problem::bad_request("invalid-command", e.to_string()),
+            _ => Problem::bad_request(ProblemCode::InvalidCommand, e.to_string()),
         }
     }
 }
@@ -170,7 +174,11 @@ impl From<&AppendError> for Problem {
         let mut p = Problem::new(status, code, title, e.to_string());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // An unknown outcome needs the ledger reopened before a retry.
-            p.retry_after_s = Some(if code == "outcome-unknown" { 5 } else { 1 });
+            p.retry_after_s = Some(if code == ProblemCode::OutcomeUnknown {
+                5
+            } else {
+                1
+            });
         }
         p
     }
@@ -182,7 +190,7 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut res = (status, body).into_response();
         // For the rejected-requests metric (read by the request middleware).
-        res.extensions_mut().insert(Rejected(self.code()));
+        res.extensions_mut().insert(Rejected(self.code));
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -8,6 +8,7 @@
 //! write. Reads of the log run on the blocking pool, a few at a time.
 
 use super::extract::{Path, Query};
+use crate::vocab::ProblemCode;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
@@ -43,14 +44,15 @@ impl AtQuery {
         match (self.at, self.at_time) {
             // A combination the query's schema cannot state: unprocessable.
             (Some(_), Some(_)) => Err(Problem::unprocessable(
-                "bad-seq",
+                ProblemCode::BadSeq,
                 "give `at` or `at_time`, not both".into(),
             )),
             (Some(at), None) => check_at(app, at).map(Some),
             (None, Some(t)) => {
                 // A time before 1970 is before every record: not found.
-                let ms = crate::time::parse_rfc3339_from_epoch(&t)
-                    .map_err(|e| Problem::bad_request("bad-time", format!("at_time: {e}")))?;
+                let ms = crate::time::parse_rfc3339_from_epoch(&t).map_err(|e| {
+                    Problem::bad_request(ProblemCode::BadTime, format!("at_time: {e}"))
+                })?;
                 app.blocking(move |ledger| seq_at_time(ledger, ms).map(Some))
                     .await
             }
@@ -94,7 +96,7 @@ fn check_at(app: &App, at: u64) -> Result<u64, Problem> {
     let head = app.ledger.head_seq();
     if at == 0 {
         return Err(Problem::bad_request(
-            "bad-seq",
+            ProblemCode::BadSeq,
             "`at` is a seq, and seqs start at 1".into(),
         ));
     }
@@ -129,8 +131,8 @@ pub async fn entity(
     Query(q): Query<AtQuery>,
 ) -> Result<Json<EntityView>, Problem> {
     app.caller(&headers)?;
-    let e =
-        EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m.to_string()))?;
+    let e = EntityRef::parse(&text)
+        .map_err(|m| Problem::bad_request(ProblemCode::BadEntity, m.to_string()))?;
     let found = match q.seq(&app).await? {
         None => {
             let e = e.clone();
@@ -148,9 +150,9 @@ pub async fn entity(
 }
 
 /// The most records one page holds.
-const MAX_PAGE: u32 = 1_000;
+const PAGE_MAX: u32 = 1_000;
 /// The most records one page request reads looking for matches.
-const MAX_SCAN: u64 = 100_000;
+const SCAN_MAX: u64 = 100_000;
 /// Records read per step of a scan.
 const SCAN_CHUNK: u64 = 1_000;
 
@@ -200,16 +202,16 @@ pub async fn records(
 ) -> Result<Json<RecordsPage>, Problem> {
     app.caller(&headers)?;
     let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
+    if !(1..=PAGE_MAX).contains(&limit) {
         return Err(Problem::bad_request(
-            "bad-limit",
-            format!("`limit` is 1 to {MAX_PAGE}; got {limit}"),
+            ProblemCode::BadLimit,
+            format!("`limit` is 1 to {PAGE_MAX}; got {limit}"),
         ));
     }
     let from = q.from.unwrap_or(1);
     if from == 0 {
         return Err(Problem::bad_request(
-            "bad-seq",
+            ProblemCode::BadSeq,
             "`from` is a seq, and seqs start at 1".into(),
         ));
     }
@@ -256,7 +258,7 @@ fn page(
         let more = seqs.last().is_some_and(|last| *last >= next);
         return Ok(finish(out, more.then_some(next), head));
     }
-    let end = head.min(from.saturating_add(MAX_SCAN - 1));
+    let end = head.min(from.saturating_add(SCAN_MAX - 1));
     while next <= end && out.len() < limit {
         let to = end.min(next + SCAN_CHUNK - 1);
         ledger.scan(next, to, &mut |r| {
@@ -304,8 +306,8 @@ pub async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditReport>, Problem> {
     app.caller(&headers)?;
-    let e =
-        EntityRef::parse(&text).map_err(|m| Problem::bad_request("bad-entity", m.to_string()))?;
+    let e = EntityRef::parse(&text)
+        .map_err(|m| Problem::bad_request(ProblemCode::BadEntity, m.to_string()))?;
     app.blocking(move |ledger| {
         crate::audit::audit(ledger, &e, q.field.as_deref()).map_err(Problem::from)
     })

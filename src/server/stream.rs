@@ -5,6 +5,7 @@
 //! subscriber that falls behind the feed's bounded buffer gets a final
 //! `resume` event naming the seq to reconnect from.
 
+use crate::vocab::ProblemCode;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -235,7 +236,9 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().parse::<u64>())
         .transpose()
-        .map_err(|_| Problem::bad_request("bad-last-event-id", "Last-Event-ID is a seq".into()))?
+        .map_err(|_| {
+            Problem::bad_request(ProblemCode::BadLastEventId, "Last-Event-ID is a seq".into())
+        })?
         .map(|id| id.saturating_add(1));
     let from = resume_from
         .or(q.from)

@@ -3,6 +3,7 @@
 //! `credential_granted` record written as the admin; revoking is a
 //! `credential_revoked` command posted to `/v1/commands`.
 
+use crate::vocab::ProblemCode;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -45,7 +46,7 @@ pub async fn create(
     let caller = app.caller(&headers)?;
     if caller.role != Role::Admin {
         return Err(Problem::forbidden(
-            "admins-only",
+            ProblemCode::AdminsOnly,
             format!(
                 "`{}` is not an admin; only admins grant tokens",
                 caller.identity
@@ -71,7 +72,9 @@ pub async fn create(
             token_hash: token_hash(&token),
         },
     };
-    let ticket = app.ledger.try_submit(command, Some(caller.grant));
+    let ticket = crate::command::Checked::new(command)
+        .map_err(crate::sequencer::AppendError::from)
+        .and_then(|c| app.ledger.try_submit(c, Some(caller.grant)));
     let ack = match ticket {
         Ok(t) => t.outcome().await,
         Err(e) => Err(e),

@@ -3,6 +3,7 @@
 //! version, and reports what would have been decided differently. Reads the
 //! log only; appends nothing.
 
+use crate::vocab::ProblemCode;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -48,9 +49,9 @@ fn alternative(
     head: u64,
     resolvers: &Resolvers,
 ) -> Result<(Alternative, u64, u64), Problem> {
-    let bad = |m: String| Problem::bad_request("bad-whatif", m);
+    let bad = |m: String| Problem::bad_request(ProblemCode::BadWhatif, m);
     // Well-formed, but not something to replay: unprocessable.
-    let refused = |m: String| Problem::unprocessable("bad-whatif", m);
+    let refused = |m: String| Problem::unprocessable(ProblemCode::BadWhatif, m);
     if req.rules.is_none() && req.resolver.is_none() {
         return Err(bad(
             "give `rules`, `resolver` or both: the alternative to replay".into(),

@@ -1,10 +1,11 @@
 //! The write routes. `POST /v1/commands` takes one command (the JSON line
 //! `parley run` reads) and answers once it is durable, in the shape `parley
 //! run` prints (`crate::answer::CommandAnswer`); `POST /v1/commands/batch`
-//! takes up to `MAX_BATCH` and answers each. The envelope's producer must be
+//! takes up to `BATCH_MAX` and answers each. The envelope's producer must be
 //! the token's identity; the sequencer checks the credential again against
 //! the log (admission), so a revocation between the two checks still wins.
 
+use crate::vocab::ProblemCode;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -15,26 +16,26 @@ use super::auth::Caller;
 use super::problem::Problem;
 use super::App;
 use crate::answer::CommandAnswer;
-use crate::command::Command;
+use crate::command::{Checked, Command};
 use crate::ledger::Ticket;
 use crate::sequencer::AppendError;
 
 /// The most commands one batch request carries.
-pub const MAX_BATCH: usize = 256;
+pub const BATCH_MAX: usize = 256;
 
 /// The body as UTF-8 text, or the problem with it (too large, unreadable).
 pub fn body_text(body: Result<axum::body::Bytes, BytesRejection>) -> Result<String, Problem> {
     let body = body.map_err(|r| {
         let status = r.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body-too-large"
+            ProblemCode::BodyTooLarge
         } else {
-            "bad-body"
+            ProblemCode::BadBody
         };
         Problem::new(status, code, "Bad request body", r.body_text())
     })?;
     String::from_utf8(body.to_vec())
-        .map_err(|_| Problem::bad_request("bad-body", "the body is not UTF-8".into()))
+        .map_err(|_| Problem::bad_request(ProblemCode::BadBody, "the body is not UTF-8".into()))
 }
 
 /// A JSON body as `T`, with the path of the first thing wrong in it.
@@ -44,7 +45,7 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     let text = body_text(body)?;
     // The commands' strict reading: repeated keys refused, 2.0 read as 2.
     let value = crate::command::strict_parse(&text)
-        .map_err(|e| Problem::bad_request("bad-body", e.to_string()))?;
+        .map_err(|e| Problem::bad_request(ProblemCode::BadBody, e.to_string()))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
         let detail = if at == "." {
@@ -52,7 +53,7 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
         } else {
             format!("at {at}: {}", e.inner())
         };
-        Problem::bad_request("bad-body", detail)
+        Problem::bad_request(ProblemCode::BadBody, detail)
     })
 }
 
@@ -72,7 +73,7 @@ fn quota(app: &App, caller: &Caller, n: usize) -> Result<(), Problem> {
     if let Some(wait) = over {
         let mut p = Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
+            ProblemCode::RateLimited,
             "Too many requests",
             format!("`{}` is over its write quota; retry later", caller.identity),
         );
@@ -83,23 +84,25 @@ fn quota(app: &App, caller: &Caller, n: usize) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Parses one command and checks it is written as the caller.
-fn command_as(caller: &Caller, text: &str) -> Result<Command, Problem> {
-    let command = Command::parse(text)?;
+/// Parses one command (one parse, one validation) and checks it is written
+/// as the caller.
+fn command_as(caller: &Caller, text: &str) -> Result<Checked, Problem> {
+    let checked = Command::parse_checked(text)?;
+    let command = checked.command();
     if command.envelope.producer != caller.identity {
         return Err(Problem::forbidden(
-            "not-your-identity",
+            ProblemCode::NotYourIdentity,
             format!(
                 "this token writes as `{}`, not as `{}`",
                 caller.identity, command.envelope.producer
             ),
         ));
     }
-    Ok(command)
+    Ok(checked)
 }
 
 /// Hands a command to the writer without blocking (a full queue is `Busy`).
-fn submit(app: &App, caller: &Caller, command: Command) -> Result<Ticket, AppendError> {
+fn submit(app: &App, caller: &Caller, command: Checked) -> Result<Ticket, AppendError> {
     app.ledger.try_submit(command, Some(caller.grant))
 }
 
@@ -115,7 +118,7 @@ async fn answer(
         Err(e) => Err(e),
     };
     let ack = outcome.map_err(|e| {
-        app.metrics.command(crate::answer::code(&e));
+        app.metrics.command(crate::answer::code(&e).name());
         Problem::from(&e)
     })?;
     let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -163,12 +166,16 @@ pub async fn post_batch(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<Vec<BatchItem>>, Problem> {
     let caller = app.caller(&headers)?;
-    let items: Vec<serde_json::Value> = json_body(body)?;
-    if items.is_empty() || items.len() > MAX_BATCH {
+    let text = body_text(body)?;
+    // The array is only split here; each command is parsed once, strictly
+    // (repeated keys refused, as on the single route), from its own text.
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(&text)
+        .map_err(|e| Problem::bad_request(ProblemCode::BadBody, e.to_string()))?;
+    if items.is_empty() || items.len() > BATCH_MAX {
         return Err(Problem::bad_request(
-            "bad-batch",
+            ProblemCode::BadBatch,
             format!(
-                "a batch holds 1 to {MAX_BATCH} commands; got {}",
+                "a batch holds 1 to {BATCH_MAX} commands; got {}",
                 items.len()
             ),
         ));
@@ -176,7 +183,7 @@ pub async fn post_batch(
     // Every command must parse and be the caller's before any is appended.
     let mut commands = Vec::with_capacity(items.len());
     for (n, v) in items.iter().enumerate() {
-        let c = command_as(&caller, &v.to_string()).map_err(|mut p| {
+        let c = command_as(&caller, v.get()).map_err(|mut p| {
             p.detail = format!(
                 "command {n} of the batch (nothing was appended): {}",
                 p.detail

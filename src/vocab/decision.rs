@@ -344,16 +344,41 @@ pub enum Outcome {
     },
 }
 
+named_enum!(
+    /// Which outcome a decision had, without its data: what reports, counts
+    /// and filters carry.
+    OutcomeKind {
+        Approved = "approved",
+        Deferred = "deferred",
+        Rejected = "rejected",
+        Escalated = "escalated",
+        Expired = "expired",
+        Modified = "modified",
+    }
+);
+
+impl OutcomeKind {
+    /// Approved, as intended or with modified values.
+    pub fn is_approval(self) -> bool {
+        matches!(self, OutcomeKind::Approved | OutcomeKind::Modified)
+    }
+}
+
 impl Outcome {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> OutcomeKind {
         match self {
-            Outcome::Approved => "approved",
-            Outcome::Deferred { .. } => "deferred",
-            Outcome::Rejected => "rejected",
-            Outcome::Escalated { .. } => "escalated",
-            Outcome::Expired => "expired",
-            Outcome::Modified { .. } => "modified",
+            Outcome::Approved => OutcomeKind::Approved,
+            Outcome::Deferred { .. } => OutcomeKind::Deferred,
+            Outcome::Rejected => OutcomeKind::Rejected,
+            Outcome::Escalated { .. } => OutcomeKind::Escalated,
+            Outcome::Expired => OutcomeKind::Expired,
+            Outcome::Modified { .. } => OutcomeKind::Modified,
         }
+    }
+
+    /// The outcome's stable name (its kind's).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// Approved, as intended or with modified values.

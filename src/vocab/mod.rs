@@ -16,12 +16,15 @@ use bincode::{Decode, Encode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod problem;
+
 pub use action::{Action, ConflictKey, Invalid, Perk, PromotionTarget};
 pub use decision::{
     Cite, CiteRole, Decision, DeferUntil, Direction, EntityClass, Escalation, EscalationOption,
-    EscalationReason, Field, Finding, Involved, OptionChoice, Outcome, Read, RuleId, Signature,
-    SkuMargin, TraceStep, Verdict,
+    EscalationReason, Field, Finding, Involved, OptionChoice, Outcome, OutcomeKind, Read, RuleId,
+    Signature, SkuMargin, TraceStep, Verdict,
 };
+pub use problem::ProblemCode;
 
 /// A fieldless enum with explicit, stable names: `name()` and serde agree.
 macro_rules! named_enum {
@@ -35,6 +38,11 @@ macro_rules! named_enum {
             /// The stable name used in JSON, TOML and traces.
             pub fn name(self) -> &'static str {
                 match self { $($name::$v => $text),+ }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
             }
         }
     };

@@ -22,9 +22,9 @@ pub const SUPPLIER_DELAY: &str = include_str!("../../workflows/supplier-delay-re
 pub const SHIPPED: [&str; 2] = [FLASH_SALE, SUPPLIER_DELAY];
 
 /// Most steps one definition may have (a bound on every per-run loop).
-pub const MAX_STEPS: usize = 64;
+pub const STEPS_MAX: usize = 64;
 const MS_PER_MINUTE: u64 = 60_000;
-const MAX_DEADLINE_MIN: u64 = 60 * 24 * 366;
+const DEADLINE_MIN_MAX: u64 = 60 * 24 * 366;
 
 /// What a step's deadline counts from.
 #[derive(
@@ -144,10 +144,10 @@ impl Definition {
         if self.version == 0 {
             return Err(top("version", "versions start at 1".into()));
         }
-        if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
+        if self.steps.is_empty() || self.steps.len() > STEPS_MAX {
             return Err(top(
                 "steps",
-                format!("a workflow has 1 to {MAX_STEPS} steps"),
+                format!("a workflow has 1 to {STEPS_MAX} steps"),
             ));
         }
         for p in &self.params {
@@ -181,9 +181,9 @@ impl Definition {
             return Some(("name", format!("step `{}` is defined twice", s.name)));
         }
         if s.deadline_min
-            .is_some_and(|m| m == 0 || m > MAX_DEADLINE_MIN)
+            .is_some_and(|m| m == 0 || m > DEADLINE_MIN_MAX)
         {
-            let m = format!("must be from 1 to {MAX_DEADLINE_MIN} minutes");
+            let m = format!("must be from 1 to {DEADLINE_MIN_MAX} minutes");
             return Some(("deadline_min", m));
         }
         for d in &s.depends_on {
@@ -233,6 +233,33 @@ impl Definition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_checker_names_a_queue_out_of_step() {
+        use crate::record::Body;
+        let mut w = run::Workflows::default();
+        let define = Body::WorkflowDefined {
+            text: FLASH_SALE.into(),
+        };
+        w.apply(1, 0, "ops", &define);
+        let start = Body::WorkflowStarted {
+            run: "sale-1".into(),
+            workflow: "flash-sale-preparation".into(),
+            version: 1,
+            params: Default::default(),
+        };
+        w.apply(2, 10, "merchandising", &start);
+        assert_eq!(w.check(), Ok(()));
+        assert!(!w.announce.is_empty(), "the first step is ready");
+        let mut broken = w.clone();
+        broken.announce.clear();
+        let v = broken.check().expect_err("announce out of step");
+        assert!(v.broken.starts_with("announce"), "{v}");
+        let mut broken = w.clone();
+        broken.finishing.insert("sale-1".into());
+        let v = broken.check().expect_err("finishing out of step");
+        assert!(v.broken.starts_with("finishing"), "{v}");
+    }
 
     #[test]
     fn the_shipped_workflows_parse() {

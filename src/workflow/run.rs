@@ -11,6 +11,7 @@ use bincode::{Decode, Encode};
 use serde::Serialize;
 
 use super::{DeadlineFrom, Definition, OnFailure};
+use crate::context::{ensure, Part, Violation};
 use crate::record::Body;
 use crate::value::Value;
 use crate::vocab::{RunOutcome, StepFailure};
@@ -494,6 +495,64 @@ impl Workflows {
             r.status = RunStatus::Ended { outcome };
         }
         self.finishing.insert(run.to_owned());
+    }
+}
+
+impl Workflows {
+    /// Checks that the work queues are exactly what the runs call for (see
+    /// `crate::context::Violation`).
+    pub fn check(&self) -> Result<(), Violation> {
+        let part = Part::Workflows;
+        let (mut announce, mut finishing, mut deadlines) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for (name, r) in &self.runs {
+            ensure(&r.run == name, part, "a run is filed under its name")?;
+            ensure(
+                r.steps.len() == r.definition.steps.len(),
+                part,
+                "a run has one state per step of its definition",
+            )?;
+            ensure(
+                r.finished_seq.is_none() || r.is_ended(),
+                part,
+                "only an ended run is recorded as finished",
+            )?;
+            if r.is_ended() && r.finished_seq.is_none() {
+                finishing.insert(name.clone());
+            }
+            for (i, step) in r.steps.iter().enumerate() {
+                let open = matches!(step.status, StepStatus::Waiting | StepStatus::Ready { .. });
+                ensure(
+                    !(open && r.is_ended()),
+                    part,
+                    "an ended run has no open step",
+                )?;
+                if let StepStatus::Ready {
+                    announced: false, ..
+                } = step.status
+                {
+                    announce.insert((name.clone(), i));
+                }
+                if let (true, Some(at)) = (open, step.deadline_ms) {
+                    deadlines.insert((at, name.clone(), i));
+                }
+            }
+        }
+        ensure(
+            announce == self.announce,
+            part,
+            "announce = the ready steps not announced",
+        )?;
+        ensure(
+            finishing == self.finishing,
+            part,
+            "finishing = the ended runs not recorded",
+        )?;
+        ensure(
+            deadlines == self.deadlines,
+            part,
+            "deadlines = the open steps' deadlines",
+        )
     }
 }
 

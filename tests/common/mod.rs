@@ -58,6 +58,53 @@ pub fn parley_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_parley"))
 }
 
+/// What one run of the binary did.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Stdout parsed as one JSON value (`Null` when it is not one).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Runs `parley args…` with `stdin` as its input and waits: the one test
+/// runner of the binary.
+pub fn parley(args: &[&str], stdin: &str) -> Ran {
+    let out = parley_output(args, stdin);
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// As [`parley`], with the raw output. `stdin` is fed from another thread: a
+/// child that refuses and stops reading is no error here.
+pub fn parley_output(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(parley_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let text = stdin.to_owned();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
 /// Makes `log/head` say a writer was running in this boot (no clean close)
 /// with records up to `seq` acknowledged, its evidence and live head both
 /// there: the state a crash leaves behind when nothing after `seq` was

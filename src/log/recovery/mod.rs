@@ -31,6 +31,7 @@
 pub(crate) mod legacy;
 pub mod units;
 
+use crate::log::fault::Fault;
 use std::fs::File;
 use std::io::BufReader;
 use std::os::unix::fs::FileExt;
@@ -41,7 +42,7 @@ use super::head::{self, Evidence, State};
 use super::scan::{list_segments, open_segment, read_full, scan_dir, Opened, SEGMENT_HEADER_BYTES};
 use super::unit::{Next, UnitWalk, TRAILER_FIXED_BYTES, UNIT_HEADER_BYTES};
 use super::{Head, LogError};
-use crate::record::{Hash, Record, MAX_RECORD_BYTES};
+use crate::record::{Hash, Record, RECORD_BYTES_MAX};
 
 /// Most bytes of frames one write (and its fdatasync) carries.
 pub const WRITE_UNIT_BYTES: usize = 8 << 20;
@@ -49,10 +50,10 @@ pub const WRITE_UNIT_BYTES: usize = 8 << 20;
 /// at most [`WRITE_UNIT_BYTES`] plus one record, with its header and trailer.
 pub const TAIL_WINDOW_BYTES: usize = UNIT_HEADER_BYTES
     + WRITE_UNIT_BYTES
-    + MAX_RECORD_BYTES
+    + RECORD_BYTES_MAX
     + frame::OVERHEAD_BYTES
     + TRAILER_FIXED_BYTES
-    + 4 * ((WRITE_UNIT_BYTES + MAX_RECORD_BYTES + frame::OVERHEAD_BYTES) / 512 + 2);
+    + 4 * ((WRITE_UNIT_BYTES + RECORD_BYTES_MAX + frame::OVERHEAD_BYTES) / 512 + 2);
 
 /// A torn final write: never acknowledged; a writer cuts it off.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,7 +216,7 @@ fn walk(path: &Path, seg: &Opened, first_seq: u64, wanted: &[u64]) -> Result<Wal
             seq
         };
         let trailer = units.at_trailer(offset);
-        let fail = |reason: String, len: Option<u64>| units::Damage {
+        let fail = |reason: Fault, len: Option<u64>| units::Damage {
             seq: named,
             at: offset,
             len,
@@ -495,11 +496,11 @@ fn past_end(
         false
     };
     let damage = damage.or_else(|| {
-        (extent > 0).then(|| units::Damage {
+        (extent > 0).then_some(units::Damage {
             seq: next,
             at: end,
             len: None,
-            reason: "zeros where the next frame or unit begins, with data after them".to_owned(),
+            reason: Fault::ZerosBeforeData,
             trailer: false,
         })
     });
@@ -553,7 +554,7 @@ pub fn analyze(dir: &Path, proof: Proof) -> Result<Tail, LogError> {
         segment: last.path.clone(),
         offset: last.end,
         bytes: extent,
-        reason: damage.reason,
+        reason: damage.reason.to_string(),
     });
     finish(tail, acked, dir)
 }

@@ -15,6 +15,7 @@
 //!   evidence shows were acknowledged).
 
 use super::{corrupt, Proof};
+use crate::log::fault::Fault;
 use crate::log::frame::{parse_header, OVERHEAD_BYTES};
 use crate::log::unit::{
     compare_pieces, find_trailer, parse_trailer, parse_unit_header, pieces, TRAILER_FIXED_BYTES,
@@ -47,7 +48,7 @@ pub struct Damage {
     pub at: u64,
     /// Its length, when its own header said (else unknown).
     pub len: Option<u64>,
-    pub reason: String,
+    pub reason: Fault,
     /// The item is a unit's trailer, and every frame of the unit checked.
     pub trailer: bool,
 }

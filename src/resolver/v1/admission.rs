@@ -287,7 +287,7 @@ fn report(ctx: &Context, producer: &str, run: &str, step: &str) -> Result<(), Re
 fn facts(ctx: &Context, body: &Body) -> Result<(), Refusal> {
     let store = &ctx.store;
     let sku = |s: &String| -> Result<(), Refusal> {
-        if store.skus.contains_key(s) {
+        if store.sku(s).is_some() {
             return Ok(());
         }
         Err(Refusal::UnknownEntity {
@@ -296,7 +296,7 @@ fn facts(ctx: &Context, body: &Body) -> Result<(), Refusal> {
         })
     };
     let order = |o: &String| -> Result<(), Refusal> {
-        if store.orders.contains_key(o) {
+        if store.order(o).is_some() {
             return Ok(());
         }
         Err(Refusal::UnknownEntity {
@@ -314,7 +314,7 @@ fn facts(ctx: &Context, body: &Body) -> Result<(), Refusal> {
             customer, order: o, ..
         } => {
             order(o)?;
-            match store.orders.get(o) {
+            match store.order(o) {
                 Some(placed) if &placed.customer.value != customer => {
                     Err(Refusal::OrderOfAnotherCustomer {
                         order: o.clone(),
@@ -325,7 +325,7 @@ fn facts(ctx: &Context, body: &Body) -> Result<(), Refusal> {
                 _ => Ok(()),
             }
         }
-        Body::OrderPlaced { order: o, .. } => match store.orders.get(o) {
+        Body::OrderPlaced { order: o, .. } => match store.order(o) {
             Some(placed) => Err(Refusal::OrderExists {
                 order: o.clone(),
                 seq: placed.customer.seq,

@@ -9,7 +9,7 @@
 //! human saw, inside the rule set's precedent window.
 
 use super::steps::{Eval, Step};
-use super::{base, finish, int, read, step, MAX_LISTED};
+use super::{base, finish, int, read, step, LISTED_MAX};
 use crate::context::{Context, IntentionState, Precedent};
 use crate::entity::EntityRef;
 use crate::rules::SafeDefault;
@@ -176,7 +176,7 @@ impl Eval<'_> {
         let sc = |x: i64| scale(x, limit, whole);
         let (action, current) = match &self.s.intention.action {
             Action::SetPrice { sku, price_minor } => {
-                let now = self.ctx.store.skus.get(sku)?.price_minor.clone();
+                let now = self.ctx.store.sku(sku)?.price_minor.clone();
                 let r = read(
                     Field::PriceMinor,
                     Some(EntityRef::Sku(sku.clone())),
@@ -212,7 +212,7 @@ impl Eval<'_> {
                 budget_minor,
             } => {
                 // No budget recorded: nothing to scale from.
-                let now = self.ctx.store.budgets.get(campaign)?.clone();
+                let now = self.ctx.store.budget(campaign)?.clone();
                 let r = read(
                     Field::BudgetMinor,
                     Some(EntityRef::Campaign(campaign.clone())),
@@ -261,7 +261,7 @@ impl Eval<'_> {
         let me = self.s.seq;
         let rivals = self.live_rivals();
         let mut involved = vec![involved_of(self.s)];
-        involved.extend(rivals.iter().take(MAX_LISTED).map(|r| involved_of(r)));
+        involved.extend(rivals.iter().take(LISTED_MAX).map(|r| involved_of(r)));
         let option = |choice, approve: Vec<u64>| EscalationOption {
             choice,
             approve,
@@ -271,7 +271,7 @@ impl Eval<'_> {
         let pending: Vec<u64> = rivals
             .iter()
             .filter(|r| r.status.is_pending())
-            .take(MAX_LISTED)
+            .take(LISTED_MAX)
             .map(|r| r.seq)
             .collect();
         options.extend(

@@ -1,12 +1,12 @@
 //! `guard.margin`: a price change or promotion must leave every covered sku's
 //! margin, after the largest discount that applies to it (active or planned),
 //! at or above `min_margin_bp`. A rejection says how many skus fail and lists
-//! the first [`MAX_LISTED`] with their numbers; for a promotion over several
+//! the first [`LISTED_MAX`] with their numbers; for a promotion over several
 //! skus it names the ones that would pass, so the agent can announce a
 //! narrower promotion.
 
 use super::steps::{Eval, Step};
-use super::{read, MAX_LISTED};
+use super::{read, LISTED_MAX};
 use crate::bounds::SKUS_MAX;
 use crate::effect::{effective_price, margin_bp};
 use crate::entity::EntityRef;
@@ -62,7 +62,7 @@ impl Eval<'_> {
                     .skus_of(target)
                     .into_iter()
                     .filter_map(|sku| {
-                        let st = store.skus.get(&sku)?;
+                        let st = store.sku(&sku)?;
                         let other = self.largest_discount(&sku).filter(|o| o.0 > *discount_bp);
                         let price_read = read(
                             Field::PriceMinor,
@@ -92,8 +92,7 @@ impl Eval<'_> {
         let cost = self
             .ctx
             .store
-            .skus
-            .get(&c.sku)
+            .sku(&c.sku)
             .map(|s| s.cost_minor.clone())
             .unwrap_or_default();
         let effective = effective_price(c.price, c.discount_bp);
@@ -143,7 +142,7 @@ impl Eval<'_> {
             let (m, r) = self.margin_of(c);
             if below(&m) {
                 failing_count += 1;
-                if failing.len() < MAX_LISTED {
+                if failing.len() < LISTED_MAX {
                     failing.push((m, r, c));
                 }
                 continue;

@@ -47,7 +47,7 @@ use crate::vocab::{
 pub const VERSION: u32 = 1;
 /// Most entries of one kind a trace lists (rivals, promotions, skus): the
 /// counts say how many there were.
-pub const MAX_LISTED: usize = 20;
+pub const LISTED_MAX: usize = 20;
 
 /// Resolver version 1.
 #[derive(Clone, Copy, Debug, Default)]
@@ -85,39 +85,28 @@ pub(crate) fn admit_record(ctx: &Context, producer: &str, body: &Body) -> Result
 /// The record owed next under version 1 (version 2 builds on it).
 pub(crate) fn next_follow_up(ctx: &Context) -> Option<Body> {
     let q = &ctx.intentions;
-    let get = |seq: &u64| q.get(*seq);
-    if let Some(s) = q.fresh.first().and_then(get) {
+    if let Some(s) = q.first_fresh() {
         return Some(decision_body(decide(ctx, s)));
     }
-    if let Some(s) = q.settling.first().and_then(get) {
+    if let Some(s) = q.first_settling() {
         return Some(decision_body(settle(ctx, s)));
     }
     if let Some(body) = ctx.workflows.next_announcement() {
         return Some(body);
     }
-    if let Some(s) = q.unblocked.first().and_then(get) {
+    if let Some(s) = q.first_unblocked() {
         return Some(decision_body(decide(ctx, s)));
     }
-    let due = |set: &std::collections::BTreeSet<(u64, u64)>| {
-        set.first()
-            .filter(|(t, _)| *t <= ctx.now_ms)
-            .and_then(|(_, seq)| q.get(*seq))
-    };
-    if let Some(s) = due(&q.due) {
+    if let Some(s) = q.first_due(ctx.now_ms) {
         return Some(decision_body(decide(ctx, s)));
     }
     if let Some(body) = ctx.workflows.next_timeout(ctx.now_ms) {
         return Some(body);
     }
-    if let Some((t, s)) = q
-        .escalations_expiring
-        .first()
-        .filter(|(t, _)| *t <= ctx.now_ms)
-        .and_then(|(t, seq)| Some((*t, q.get(*seq)?)))
-    {
+    if let Some((t, s)) = q.first_escalation_expired(ctx.now_ms) {
         return Some(decision_body(escalation::expire(ctx, s, t)));
     }
-    if let Some(s) = due(&q.expiring) {
+    if let Some(s) = q.first_expired(ctx.now_ms) {
         return Some(decision_body(expire_pending(ctx, s)));
     }
     None

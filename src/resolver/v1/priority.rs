@@ -4,7 +4,6 @@
 //! the best-ranked rival is read and cited: it alone decides the outcome.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
 
 use super::steps::{Eval, Step};
 use super::{i64_of, read};
@@ -28,12 +27,7 @@ impl Eval<'_> {
         let now = self.ctx.now_ms;
         // Live while `at_ms + window > now`, i.e. `at_ms >= now - window + 1`.
         let from = if now >= window { now - window + 1 } else { 0 };
-        let mut seqs: BTreeSet<u64> = q
-            .approved_by_conflict
-            .get(&key)
-            .map(|set| set.range((from, 0)..).map(|(_, s)| *s).collect())
-            .unwrap_or_default();
-        seqs.extend(q.pending_by_conflict.get(&key).into_iter().flatten());
+        let seqs = q.on_conflict_key(&key, from);
         // An agent revising its own plan is not a conflict: rivals are other agents'.
         seqs.iter()
             .filter(|s| **s != self.s.seq)

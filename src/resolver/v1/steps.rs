@@ -1,7 +1,7 @@
 //! The rule steps of one decision, in the order the module docs give; the
 //! margin, priority, threshold and sequencing rules have modules of their own.
 
-use super::{i64_of, int, read, step, MAX_LISTED};
+use super::{i64_of, int, read, step, LISTED_MAX};
 use crate::context::{ContactKey, Context, InstalledRules, IntentionState};
 use crate::entity::EntityRef;
 use crate::value::Value;
@@ -46,7 +46,7 @@ impl Eval<'_> {
         }
     }
 
-    pub fn run(&mut self) -> Outcome {
+    pub(super) fn run(&mut self) -> Outcome {
         let steps: [fn(&mut Self) -> Step; 11] = [
             Self::expiry,
             Self::autonomy,
@@ -160,16 +160,16 @@ impl Eval<'_> {
             return Some(Outcome::Rejected);
         }
         let mut reads = Vec::new();
-        for e in needs.iter().take(MAX_LISTED) {
+        for e in needs.iter().take(LISTED_MAX) {
             match e {
                 EntityRef::Sku(id) => {
-                    if let Some(s) = store.skus.get(id) {
+                    if let Some(s) = store.sku(id) {
                         let v = Value::Text(s.category.value.clone());
                         reads.push(read(Field::Category, Some(e.clone()), v, s.category.seq));
                     }
                 }
                 EntityRef::Order(id) => {
-                    if let Some(o) = store.orders.get(id) {
+                    if let Some(o) = store.order(id) {
                         let v = Value::Text(o.customer.value.clone());
                         reads.push(read(
                             Field::OrderCustomer,
@@ -186,7 +186,7 @@ impl Eval<'_> {
             customer, order, ..
         } = &self.s.intention.action
         {
-            let owner = store.orders.get(order).map(|o| o.customer.value.clone());
+            let owner = store.order(order).map(|o| o.customer.value.clone());
             if let Some(owner) = owner.filter(|o| o != customer) {
                 let f = Finding::OrderOfAnotherCustomer {
                     order: order.clone(),
@@ -216,7 +216,7 @@ impl Eval<'_> {
             order: order.clone(),
             topic: topic.clone(),
         };
-        if let Some(c) = self.ctx.store.contacts.get(&key) {
+        if let Some(c) = self.ctx.store.contact(&key) {
             reads.push(read(
                 Field::LastContactMs,
                 Some(EntityRef::Customer(customer.clone())),
@@ -250,7 +250,7 @@ impl Eval<'_> {
             return None;
         };
         // guard.known passed: the sku is catalogued.
-        let lc = self.ctx.store.skus.get(sku)?.lifecycle.clone();
+        let lc = self.ctx.store.sku(sku)?.lifecycle.clone();
         let reads = vec![read(
             Field::Lifecycle,
             Some(EntityRef::Sku(sku.clone())),
@@ -277,12 +277,7 @@ impl Eval<'_> {
         if !self.rules.rules.guard.no_perk_on_fraud_flag {
             return None;
         }
-        let flag = self
-            .ctx
-            .store
-            .orders
-            .get(order)
-            .and_then(|o| o.flagged.clone());
+        let flag = self.ctx.store.order(order).and_then(|o| o.flagged.clone());
         let Some(f) = flag else {
             let fnd = Finding::NotFlagged;
             self.push(RuleId::GuardFraudPerk, Verdict::Pass, fnd, vec![]);
@@ -324,7 +319,7 @@ impl Eval<'_> {
             self.push(RuleId::TemporalPromotionWindow, Verdict::Pass, f, reads);
             return None;
         };
-        for (intention, decision, starts, _) in blocking.iter().take(MAX_LISTED) {
+        for (intention, decision, starts, _) in blocking.iter().take(LISTED_MAX) {
             reads.push(read(
                 Field::PromotionStartsAtMs,
                 Some(EntityRef::Intention(*intention)),

@@ -8,7 +8,7 @@ use crate::writers::{writers_of, Writer, WritersTable, WrittenKind};
 
 /// Why a producer may not write a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Denied {
+pub(super) enum Denied {
     /// The table does not list the producer's standing for the kind.
     NotListed {
         kind: WrittenKind,
@@ -32,7 +32,7 @@ fn standing(authority: &Authority, producer: &str) -> String {
 }
 
 /// Whether `producer` may write `body` under `table`.
-pub fn check(
+pub(super) fn check(
     authority: &Authority,
     table: Option<&WritersTable>,
     producer: &str,
