@@ -5,29 +5,35 @@
 //! its evidence), `index/` (segment index files) and `derived/` (sled), the
 //! last two rebuildable from the log. The writer holds an exclusive `flock`
 //! on `log/` itself. Readers use `crate::reader` and take no lock.
+//!
+//! `open.rs` holds what opening needs (a new ledger's first records, the
+//! checked log and the context at its head); `rebuild.rs` rebuilds the
+//! derived state from the log.
 
+mod open;
+mod rebuild;
+
+use open::{genesis_batch, genesis_hash, open_context};
+pub use rebuild::{rebuild, RebuildReport};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
-use crate::command::{Command, SYSTEM_PRODUCER};
+use crate::command::Command;
 use crate::context::Context;
 use crate::derived::{Derived, DerivedError, DerivedOpen};
 use crate::entity::EntityRef;
 use crate::log::head::{HeadWriter, State};
 use crate::log::memory::MemoryLog;
-use crate::log::read::LogFiles;
 use crate::log::recovery::Proof;
 use crate::log::segment::{
     self, LockError, Recovery, SegmentLog, WriterLock, DEFAULT_SEGMENT_BYTES,
 };
-use crate::log::{encode_record, Head, LogEngine, LogError, LogReader};
+use crate::log::{Head, LogEngine, LogError, LogReader};
 use crate::reader::{fold, LedgerRead};
-use crate::record::{
-    Body, Envelope, Hash, Record, StoredRecord, Timeline, FORMAT_VERSION, ZERO_HASH,
-};
+use crate::record::{StoredRecord, Timeline, ZERO_HASH};
 use crate::resolver::{Refusal, Resolvers, CURRENT};
 use crate::sequencer::projector::{Committed, Feed, Files, Projector, Published};
 use crate::sequencer::{
@@ -180,90 +186,6 @@ pub struct Ledger {
     published: Option<Published>,
     feed: Option<Feed>,
     _lock: Option<Arc<WriterLock>>,
-}
-
-fn new_ledger_id(dir: Option<&Path>) -> String {
-    let nanos = crate::sequencer::wall_ns();
-    let mut h = blake3::Hasher::new();
-    h.update(&nanos.to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    if let Some(d) = dir {
-        h.update(d.as_os_str().as_encoded_bytes());
-    }
-    format!(
-        "ldg-{}",
-        &crate::record::to_hex(h.finalize().as_bytes())[..16]
-    )
-}
-
-/// The records a new ledger starts with: genesis, rules, workflows.
-fn genesis_batch(
-    opts: &Options,
-    dir: Option<&Path>,
-) -> Result<Vec<crate::log::EncodedRecord>, LedgerError> {
-    crate::bounds::check_id("first admin", &opts.first_admin)
-        .map_err(|e| LedgerError::Setup(e.to_string()))?;
-    if opts.first_admin == SYSTEM_PRODUCER {
-        return Err(LedgerError::Setup(format!(
-            "`{SYSTEM_PRODUCER}` cannot be an admin"
-        )));
-    }
-    if opts.resolvers.get(opts.resolver_version).is_none() {
-        return Err(LedgerError::Resolver(Refusal::UnknownResolver {
-            version: opts.resolver_version,
-            known: opts.resolvers.known(),
-        }));
-    }
-    let at = opts.genesis_at_ms.unwrap_or_else(|| opts.clock.now_ms());
-    let mut bodies = vec![Body::Genesis {
-        ledger_id: opts.ledger_id.clone().unwrap_or_else(|| new_ledger_id(dir)),
-        format: FORMAT_VERSION,
-        timeline: opts.timeline,
-        first_admin: opts.first_admin.clone(),
-        resolver: opts.resolver_version,
-    }];
-    if let Some(text) = &opts.initial_rules {
-        crate::rules::RuleSet::parse(text)
-            .map_err(|e| LedgerError::Setup(format!("initial rules: {e}")))?;
-        bodies.push(Body::RulesInstalled { text: text.clone() });
-    }
-    for text in &opts.initial_workflows {
-        crate::workflow::Definition::parse(text)
-            .map_err(|e| LedgerError::Setup(format!("initial workflow: {e}")))?;
-        bodies.push(Body::WorkflowDefined { text: text.clone() });
-    }
-    let mut batch: Vec<crate::log::EncodedRecord> = Vec::new();
-    for (seq, body) in (1..).zip(bodies) {
-        let record = Record {
-            envelope: Envelope {
-                format: FORMAT_VERSION,
-                seq,
-                recorded_at_ms: at,
-                producer: SYSTEM_PRODUCER.into(),
-                idempotency_key: None,
-                causation: (seq > 1).then_some(1),
-                correlation: None,
-                credential: None,
-            },
-            body,
-        };
-        let prev = batch.last().map_or(ZERO_HASH, |e| e.hash);
-        batch.push(encode_record(&record, &prev).map_err(LogError::from)?);
-    }
-    Ok(batch)
-}
-
-/// The hash of seq 1, if the log has it.
-fn genesis_hash(reader: &dyn LogReader, head: Option<Head>) -> Result<Option<Hash>, LogError> {
-    if head.is_none() {
-        return Ok(None);
-    }
-    let mut hash = None;
-    reader.scan(1, 1, &mut |r| {
-        hash = Some(r.hash);
-        Ok(())
-    })?;
-    Ok(hash)
 }
 
 impl Ledger {
@@ -616,138 +538,4 @@ impl LedgerRead for Ledger {
         }
         self.reader.entity_seqs(&entity.to_string(), head)
     }
-}
-
-/// Records below which `check_log` does not split its work.
-const CHECK_SPLIT_MIN: u64 = 256;
-
-/// Reads records `1..=to` and checks every hash, link and frame (without
-/// decoding them: random damage cannot pass the hash check), on two threads
-/// for a long log: `1..mid` and `mid..=to`. A scan checks every frame from
-/// the start of the segment it starts in, so the two ranges together check
-/// every record and every link; when both find damage, the lower seq is
-/// reported (the first scan's).
-fn check_log(reader: &dyn LogReader, to: u64) -> Result<(), LogError> {
-    if to < CHECK_SPLIT_MIN {
-        return reader.check(1, to);
-    }
-    let mid = to / 2;
-    debug_assert!(1 < mid && mid < to);
-    let (low, high) = std::thread::scope(|s| {
-        let high = s.spawn(|| reader.check(mid, to));
-        let low = reader.check(1, mid - 1);
-        // A panicked scan is a bug; report it as damage-free failure to read.
-        let high = high.join().unwrap_or(Err(LogError::ThreadPanicked(
-            "the log check's second thread",
-        )));
-        (low, high)
-    });
-    low.and(high)
-}
-
-/// The context at `head`: a snapshot from the derived store when its seq is
-/// in the log with the same record hash (then the records before it are only
-/// checked, and the ones after it folded), else a fold of the whole log.
-/// Returns the snapshot's seq if used.
-fn open_context(
-    reader: &dyn LogReader,
-    derived: &Derived,
-    head: u64,
-) -> Result<(Context, Option<u64>), LogError> {
-    // The derived store is rebuildable: a snapshot that cannot be read only
-    // costs a fold from zero, so it is reported, not fatal.
-    let stored = derived.snapshot().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "the context snapshot cannot be read; folding the log");
-        None
-    });
-    let usable = stored.filter(|(seq, _, _)| (1..=head).contains(seq));
-    if let Some((seq, hash, bytes)) = usable {
-        let at = reader.read(&[seq], head)?;
-        let same_log = at.first().is_some_and(|r| r.hash == hash);
-        match Context::from_snapshot(&bytes) {
-            Ok(mut ctx) if same_log && ctx.seq == seq => {
-                // Every record before the snapshot is still read and its hash
-                // and link checked (a writer never opens a damaged log); only
-                // folding it is skipped.
-                check_log(reader, seq)?;
-                reader.scan(seq + 1, head, &mut |r| {
-                    let s = r.record.envelope.seq;
-                    ctx.apply(&r).map_err(|e| LogError::Corrupt {
-                        seq: s,
-                        reason: e.to_string(),
-                    })
-                })?;
-                debug_assert_eq!(ctx.seq, head);
-                return Ok((ctx, Some(seq)));
-            }
-            Ok(_) => tracing::info!(seq, "the context snapshot is not of this log; folding it"),
-            Err(e) => {
-                tracing::warn!(seq, error = %e, "the context snapshot does not decode; folding the log")
-            }
-        }
-    }
-    Ok((fold(reader, head)?, None))
-}
-
-/// What `parley rebuild` did.
-#[derive(Clone, Debug, Default)]
-pub struct RebuildReport {
-    pub records: u64,
-    pub index_files: u32,
-    /// A torn final write past the last valid record, left for a writer.
-    pub torn_tail: Option<crate::log::recovery::TornTail>,
-}
-
-/// Rebuilds the derived state of `dir` (index files, derived store) from its
-/// log, holding the writer lock so no writer runs meanwhile. Writes nothing
-/// under `log/`: a torn final write is left for the next writer to cut off,
-/// and corruption is refused.
-pub fn rebuild(dir: &Path) -> Result<RebuildReport, LedgerError> {
-    let log_dir = dir.join("log");
-    if !log_dir.is_dir() {
-        return Err(LedgerError::NoLedger(dir.to_path_buf()));
-    }
-    let _lock = segment::lock(&log_dir)?;
-    let proof = Proof::gather(&log_dir, &dir.join("derived"))?;
-    let tail = crate::log::recovery::analyze(&log_dir, proof)?;
-    let index_dir = dir.join("index");
-    for sub in [&index_dir, &dir.join("derived")] {
-        match std::fs::remove_dir_all(sub) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(LedgerError::Io {
-                    op: "remove",
-                    path: sub.clone(),
-                    source,
-                })
-            }
-        }
-    }
-    let files = LogFiles::new(&log_dir, &index_dir);
-    let (derived, _) = Derived::open(&dir.join("derived"))?;
-    let genesis = genesis_hash(&files, tail.head)?.unwrap_or(ZERO_HASH);
-    derived.catch_up(&files, tail.head, genesis)?;
-    let (active, written) = crate::reader::build_indexes(&files, tail.head, true)?;
-    if !active.offsets.is_empty() {
-        active
-            .write(&index_dir, true)
-            .map_err(|source| LedgerError::Io {
-                op: "write",
-                path: index_dir.clone(),
-                source,
-            })?;
-    }
-    let head = tail.head.map_or(0, |h| h.seq);
-    if let Some(d) = derived.differences(&files, head)? {
-        return Err(LedgerError::DerivedFailed(format!(
-            "the rebuilt store disagrees with the log: {d}"
-        )));
-    }
-    derived.flush()?;
-    Ok(RebuildReport {
-        records: head,
-        index_files: written + u32::from(!active.offsets.is_empty()),
-        torn_tail: tail.torn,
-    })
 }

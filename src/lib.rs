@@ -31,6 +31,7 @@ mod escalations;
 mod explain;
 pub mod export;
 pub mod fuzzing;
+mod invariant;
 pub mod ledger;
 pub mod log;
 mod mcp;
@@ -56,7 +57,8 @@ mod writers;
 // private modules (client, digest, effect, escalations, explain, mcp,
 // repair, time, writers) serve the CLI and the server.
 pub use command::{Checked, Command};
-pub use context::{Context, Violation};
+pub use context::Context;
+pub use invariant::{Part, Violation};
 pub use ledger::{Ledger, Options};
 pub use log::{LogEngine, LogError, LogReader};
 pub use mcp::tools::McpTool;

@@ -18,7 +18,6 @@
 
 pub mod authority;
 pub mod intentions;
-mod invariant;
 pub mod precedents;
 pub mod store;
 pub mod view;
@@ -26,10 +25,9 @@ pub mod view;
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
+pub use crate::invariant::{Part, Violation};
 pub use authority::{Authority, Credential, Holder, InstalledRules};
 pub use intentions::{IntentionState, Intentions, OpenEscalation, Settlement, Status};
-pub(crate) use invariant::ensure;
-pub use invariant::{Part, Violation};
 pub use precedents::{Precedent, Precedents};
 pub use store::{ContactKey, OrderState, Promotion, SkuState, Store};
 

@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
-use super::invariant::{ensure, Part, Violation};
 use super::{stamp, Stamped};
 use crate::effect::{Change, Effect};
 use crate::entity::EntityRef;
+use crate::invariant::{ensure, Part, Violation};
 use crate::value::Value;
 use crate::vocab::{Lifecycle, Perk, PromotionTarget};
 

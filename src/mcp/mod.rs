@@ -5,6 +5,7 @@
 //! `PARLEY_TOKEN`). Every tool is a request to the HTTP API as the caller
 //! (`backend`), so identity, roles and validation are the API's own.
 
+mod args;
 pub(crate) mod backend;
 pub(crate) mod http;
 pub(crate) mod resources;

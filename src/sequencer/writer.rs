@@ -21,6 +21,31 @@ use crate::resolver::{Refusal, Resolvers};
 const CLOCK_WAIT_MS_MAX: u64 = 1_000;
 /// Most timer clock records written before one command (each settles every
 /// timer due at its time; a bound, not an expectation).
+mod timers;
+
+/// A record parley writes itself (a follow-up, a clock record), next after
+/// `tail`, at `at_ms` or the tail's time if later.
+fn system_record(
+    tail: &Tail,
+    at_ms: u64,
+    (causation, correlation): (Option<u64>, Option<String>),
+    body: Body,
+) -> Record {
+    Record {
+        envelope: Envelope {
+            format: FORMAT_VERSION,
+            seq: tail.0 + 1,
+            recorded_at_ms: at_ms.max(tail.2),
+            producer: SYSTEM_PRODUCER.into(),
+            idempotency_key: None,
+            causation,
+            correlation,
+            credential: None,
+        },
+        body,
+    }
+}
+
 pub(super) const TIMER_TICKS_MAX: usize = 100_000;
 
 /// Idempotency keys of records not yet in sled: bounded by the projector's queue.
@@ -274,19 +299,7 @@ impl Writer {
             let Some(body) = self.resolvers.next_follow_up(&self.ctx) else {
                 return Ok(out);
             };
-            let record = Record {
-                envelope: Envelope {
-                    format: FORMAT_VERSION,
-                    seq: tail.0 + 1,
-                    recorded_at_ms: at_ms.max(tail.2),
-                    producer: SYSTEM_PRODUCER.into(),
-                    idempotency_key: None,
-                    causation: Some(cause),
-                    correlation: correlation.clone(),
-                    credential: None,
-                },
-                body,
-            };
+            let record = system_record(tail, at_ms, (Some(cause), correlation.clone()), body);
             out.push((record.envelope.seq, record.body.clone()));
             // A follow-up that does not encode would leave the context ahead of
             // the log: the writer stops rather than diverge.
@@ -401,73 +414,6 @@ impl Writer {
         self.timers_then_append((record, digest), &env, t, (tail, now_ms), batch)
     }
 
-    /// A `clock` command: the requester says the ledger's time has reached
-    /// its `at_ms`; parley records the timers due by then (clock records of
-    /// its own and their decisions). Nothing of the request is recorded: no
-    /// producer writes clock records. The answer names the log's head after it.
-    fn request_time(
-        &mut self,
-        record_env: &Envelope,
-        env: &CommandEnvelope,
-        (tail, now_ms): (&mut Tail, u64),
-        batch: &mut Batch,
-    ) -> Answer {
-        let t = match self.time_of(env.at_ms, tail.2, now_ms) {
-            Ok(t) => t,
-            Err(e) => return Answer::Err(e),
-        };
-        let author = crate::resolver::Author::of(record_env);
-        if let Err(r) = self.resolvers.may_request_time(&self.ctx, author) {
-            return Answer::Err(r.into());
-        }
-        let timers = match self.due_timers(t, tail, batch) {
-            Ok(timers) => timers,
-            Err(e) => {
-                self.fail(e.to_string());
-                return Answer::Err(e);
-            }
-        };
-        Answer::Ack(Ack {
-            seq: tail.0,
-            hash: tail.1,
-            recorded_at_ms: tail.2,
-            duplicate: false,
-            follow_ups: Vec::new(),
-            timers,
-        })
-    }
-
-    /// Records the timers due by the command's time `t` first (only for a
-    /// command its author may write: a refused one moves no time), then
-    /// admits the command again against the context they leave (an
-    /// escalation they expired is no longer open to settle) and appends it.
-    fn timers_then_append(
-        &mut self,
-        (mut record, digest): (Record, Option<Digest>),
-        env: &CommandEnvelope,
-        t: u64,
-        (tail, now_ms): (&mut Tail, u64),
-        batch: &mut Batch,
-    ) -> Answer {
-        if self.ctx.next_deadline_ms().is_none_or(|d| d > t) {
-            return self.append_command((record, digest), t, Vec::new(), tail, batch);
-        }
-        let timers = match self.due_timers(t, tail, batch) {
-            Ok(timers) => timers,
-            Err(e) => {
-                // Part of them is folded in: the context is ahead of the batch.
-                self.fail(e.to_string());
-                return Answer::Err(e);
-            }
-        };
-        debug_assert!(!timers.is_empty(), "a due timer writes a clock record");
-        record.envelope.seq = tail.0 + 1;
-        match self.check(&record.envelope, env, &record.body, (tail, now_ms)) {
-            Ok(t) => self.append_command((record, digest), t, timers, tail, batch),
-            Err(e) => Answer::Err(e),
-        }
-    }
-
     /// Time, causation and admission (of the record's author: producer and
     /// credential).
     fn check(
@@ -545,65 +491,6 @@ impl Writer {
             follow_ups,
             timers,
         })
-    }
-
-    /// One clock record at `at_ms` and the follow-ups it brings; returns them
-    /// (the clock first).
-    fn clock_tick(
-        &mut self,
-        at_ms: u64,
-        tail: &mut Tail,
-        batch: &mut Batch,
-    ) -> Result<Vec<(u64, Body)>, AppendError> {
-        let record = Record {
-            envelope: Envelope {
-                format: FORMAT_VERSION,
-                seq: tail.0 + 1,
-                recorded_at_ms: at_ms.max(tail.2),
-                producer: SYSTEM_PRODUCER.into(),
-                idempotency_key: None,
-                causation: None,
-                correlation: None,
-                credential: None,
-            },
-            body: Body::Clock,
-        };
-        let (seq, at) = (record.envelope.seq, record.envelope.recorded_at_ms);
-        self.fold_in(record, tail, batch)?;
-        let mut out = vec![(seq, Body::Clock)];
-        out.extend(self.follow_ups(seq, at, None, tail, batch)?);
-        Ok(out)
-    }
-
-    /// Records every timer due at or before `until_ms` (an escalation's
-    /// expiry, a deferral's end, a step's deadline, an intention's longest
-    /// wait): a clock record at each due time, with the decisions it brings,
-    /// so they are on the log, stamped when they were due, before whatever
-    /// comes next. Returns the records written.
-    fn due_timers(
-        &mut self,
-        until_ms: u64,
-        tail: &mut Tail,
-        batch: &mut Batch,
-    ) -> Result<Vec<(u64, Body)>, AppendError> {
-        let mut out = Vec::new();
-        for _ in 0..TIMER_TICKS_MAX {
-            let Some(due) = self.ctx.next_deadline_ms().filter(|d| *d <= until_ms) else {
-                return Ok(out);
-            };
-            let at = due.max(tail.2);
-            out.extend(self.clock_tick(at, tail, batch)?);
-            // The clock settled every timer due by then (the resolver owes
-            // nothing once its follow-ups are written): time moves on.
-            if self.ctx.next_deadline_ms().is_some_and(|d| d <= at) {
-                return Err(AppendError::Failed(format!(
-                    "a timer due at {due} ms was not settled by the clock record at {at} ms"
-                )));
-            }
-        }
-        Err(AppendError::Failed(format!(
-            "more than {TIMER_TICKS_MAX} timers fell due before one command"
-        )))
     }
 
     pub(super) fn commit(&mut self, pending: &mut Vec<Submission>, clock_tick: bool) {

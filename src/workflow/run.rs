@@ -11,7 +11,7 @@ use bincode::{Decode, Encode};
 use serde::Serialize;
 
 use super::{DeadlineFrom, Definition, OnFailure};
-use crate::context::{ensure, Part, Violation};
+use crate::invariant::{ensure, Part, Violation};
 use crate::record::Body;
 use crate::value::Value;
 use crate::vocab::{RunOutcome, StepFailure};

@@ -2,7 +2,7 @@
 //! and compared (see `crate::context::Violation`).
 
 use super::{IntentionState, Intentions, Status};
-use crate::context::invariant::{ensure, Part, Violation};
+use crate::invariant::{ensure, Part, Violation};
 
 impl Intentions {
     /// Checks that every work queue and index is exactly what the states call

@@ -1,4 +1,6 @@
-//! Invariants the context's parts keep, as checks that execute.
+//! Invariants the state the resolver reads keeps, as checks that execute.
+//! Below both `context` and `workflow` (each part's `check()` lives beside
+//! its private fields and reports with these types).
 //!
 //! Each part with derived indexes (`Intentions`, `Store`, `Workflows`) has a
 //! `check()` that rebuilds its indexes from its primary state and compares.
