@@ -34,6 +34,49 @@ use parley::record::{Body, Timeline};
 use parley::vocab::{Decision, DeferUntil, Outcome, Read};
 use serde_json::Value as Json;
 
+/// An expected decision: every key is known (a misspelled one fails the
+/// scenario instead of skipping its check) and typed.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    outcome: String,
+    rule: String,
+    /// In `expect_records`: the record's kind (`decision`).
+    kind: Option<String>,
+    /// The intention decided (in lists of decisions).
+    intention: Option<String>,
+    cites: Option<Vec<String>>,
+    reads: Option<Vec<String>>,
+    finding: Option<Json>,
+    read_from: Option<BTreeMap<String, String>>,
+    modified: Option<Json>,
+    until_step: Option<String>,
+    until_ms: Option<u64>,
+    options: Option<u64>,
+    involved: Option<Vec<String>>,
+}
+
+fn expected(ctx: &str, v: &Json) -> Expected {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{ctx}: expectation {v}: {e}"))
+}
+
+/// A list of expected decisions.
+fn expected_list(ctx: &str, v: Json) -> Vec<Expected> {
+    match v {
+        Json::Array(items) => items.iter().map(|w| expected(ctx, w)).collect(),
+        other => panic!("{ctx}: expected a list of decisions, got {other}"),
+    }
+}
+
+/// The seq an expected decision's `intention` label names.
+fn intention_of(ctx: &str, want: &Expected, labels: &BTreeMap<String, u64>) -> u64 {
+    let label = want
+        .intention
+        .as_deref()
+        .unwrap_or_else(|| panic!("{ctx}: an expected decision in a list names its `intention`"));
+    seq_of(labels, label)
+}
+
 fn seq_of(labels: &BTreeMap<String, u64>, text: &str) -> u64 {
     let (label, offset) = match text.split_once('+') {
         Some((l, n)) => (l, n.parse::<u64>().unwrap()),
@@ -45,48 +88,45 @@ fn seq_of(labels: &BTreeMap<String, u64>, text: &str) -> u64 {
         + offset
 }
 
-fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String, u64>) {
+fn check_decision(ctx: &str, d: &Decision, want: &Expected, labels: &BTreeMap<String, u64>) {
     assert_eq!(
         d.outcome.name(),
-        want["outcome"].as_str().unwrap(),
+        want.outcome,
         "{ctx}: outcome; trace {:#?}",
         d.trace
     );
     assert_eq!(
         d.rule.name(),
-        want["rule"].as_str().unwrap(),
+        want.rule,
         "{ctx}: deciding rule; trace {:#?}",
         d.trace
     );
-    if let Some(list) = want.get("cites").and_then(Json::as_array) {
-        for c in list {
-            let seq = seq_of(labels, c.as_str().unwrap());
-            assert!(
-                d.cites.iter().any(|x| x.seq == seq),
-                "{ctx}: cites {:?} lack {c} (seq {seq})",
-                d.cites
-            );
-        }
+    for c in want.cites.iter().flatten() {
+        let seq = seq_of(labels, c);
+        assert!(
+            d.cites.iter().any(|x| x.seq == seq),
+            "{ctx}: cites {:?} lack {c} (seq {seq})",
+            d.cites
+        );
     }
-    if let Some(list) = want.get("reads").and_then(Json::as_array) {
+    if let Some(list) = &want.reads {
         let last = d.trace.last().unwrap();
         let names: Vec<String> = last.reads.iter().map(read_name).collect();
-        for r in list {
-            let name = r.as_str().unwrap();
+        for name in list {
             assert!(
                 names.iter().any(|x| x == name),
                 "{ctx}: the deciding rule did not read {name}: {names:?}"
             );
         }
     }
-    if let Some(f) = want.get("finding") {
+    if let Some(f) = &want.finding {
         let got = serde_json::to_value(&d.trace.last().unwrap().finding).unwrap();
         assert!(contains(&got, f), "{ctx}: finding {got} lacks {f}");
     }
-    if let Some(Json::Object(from)) = want.get("read_from") {
+    if let Some(from) = &want.read_from {
         let reads: Vec<&Read> = d.trace.iter().flat_map(|t| &t.reads).collect();
         for (field, label) in from {
-            let seq = seq_of(labels, label.as_str().unwrap());
+            let seq = seq_of(labels, label);
             assert!(
                 reads
                     .iter()
@@ -95,22 +135,22 @@ fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String
             );
         }
     }
-    if let Some(m) = want.get("modified") {
+    if let Some(m) = &want.modified {
         let Outcome::Modified { action } = &d.outcome else {
             panic!("{ctx}: not modified: {:?}", d.outcome);
         };
         let got = serde_json::to_value(action).unwrap();
         assert!(contains(&got, m), "{ctx}: modified {got} lacks {m}");
     }
-    if let Some(step) = want.get("until_step").and_then(Json::as_str) {
+    if let Some(step) = &want.until_step {
         match &d.outcome {
             Outcome::Deferred {
                 until: DeferUntil::Step(r),
-            } => assert_eq!(r.step, step, "{ctx}: deferred until the missing step"),
+            } => assert_eq!(&r.step, step, "{ctx}: deferred until the missing step"),
             other => panic!("{ctx}: not deferred until a step: {other:?}"),
         }
     }
-    if let Some(until) = want.get("until_ms").and_then(Json::as_u64) {
+    if let Some(until) = want.until_ms {
         assert_eq!(
             d.outcome,
             Outcome::Deferred {
@@ -119,16 +159,18 @@ fn check_decision(ctx: &str, d: &Decision, want: &Json, labels: &BTreeMap<String
             "{ctx}"
         );
     }
+    let escalated = matches!(d.outcome, Outcome::Escalated { .. });
+    assert!(
+        escalated || (want.options.is_none() && want.involved.is_none()),
+        "{ctx}: `options`/`involved` expected of a decision that did not escalate"
+    );
     if let Outcome::Escalated { escalation } = &d.outcome {
-        if let Some(n) = want.get("options").and_then(Json::as_u64) {
+        if let Some(n) = want.options {
             assert_eq!(escalation.options.len() as u64, n, "{ctx}: options");
         }
-        if let Some(list) = want.get("involved").and_then(Json::as_array) {
+        if let Some(list) = &want.involved {
             let got: Vec<u64> = escalation.involved.iter().map(|i| i.intention).collect();
-            let want: Vec<u64> = list
-                .iter()
-                .map(|l| seq_of(labels, l.as_str().unwrap()))
-                .collect();
+            let want: Vec<u64> = list.iter().map(|l| seq_of(labels, l)).collect();
             assert_eq!(got, want, "{ctx}: involved");
             assert!(
                 escalation.involved.iter().all(|i| !i.reasoning.is_empty()),
@@ -182,19 +224,19 @@ fn check_records(ctx: &str, got: &[Body], wants: &[Json], labels: &BTreeMap<Stri
         "{ctx}: caused records {kinds:?}: {got:#?}"
     );
     for (body, want) in got.iter().zip(wants) {
-        assert_eq!(
-            body.kind(),
-            want["kind"].as_str().unwrap(),
-            "{ctx}: {kinds:?}"
-        );
+        let kind = want["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{ctx}: an expected record names its `kind`: {want}"));
+        assert_eq!(body.kind(), kind, "{ctx}: {kinds:?}");
         if let Body::Decision { decision } = body {
-            let label = want["intention"].as_str().unwrap();
+            let want = expected(ctx, want);
+            let seq = intention_of(ctx, &want, labels);
             assert_eq!(
-                decision.intention,
-                seq_of(labels, label),
-                "{ctx}: decision for {label}"
+                decision.intention, seq,
+                "{ctx}: decision for {:?}",
+                want.intention
             );
-            check_decision(ctx, decision, want, labels);
+            check_decision(ctx, decision, &want, labels);
         } else {
             let json = serde_json::to_value(body).unwrap();
             assert!(contains(&json, want), "{ctx}: {json} lacks {want}");
@@ -221,15 +263,25 @@ fn run_scenario(path: &Path) {
         let ctx = format!("{name} line {}", i + 1);
         let mut v: Json = serde_json::from_str(line).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let obj = v.as_object_mut().unwrap();
-        if obj.contains_key("note") {
+        // A prose line holds only a note; a command may carry a `note` field.
+        if obj.keys().all(|k| k == "note") {
             continue;
         }
         let id = obj.remove("id");
+        if let Some(bad) = id.as_ref().filter(|i| !i.is_string()) {
+            panic!("{ctx}: `id` is a string label, got {bad}");
+        }
         let expect = obj.remove("expect");
         let follow = obj.remove("expect_follow_ups");
         let caused = obj.remove("expect_records");
-        let error = obj.remove("expect_error");
-        let duplicate_of = obj.remove("expect_duplicate_of");
+        let text_of = |key: &str, v: Option<Json>| match v {
+            None => None,
+            Some(Json::String(t)) => Some(t),
+            Some(other) => panic!("{ctx}: `{key}` is a string, got {other}"),
+        };
+        let error = text_of("expect_error", obj.remove("expect_error")).map(Json::String);
+        let duplicate_of =
+            text_of("expect_duplicate_of", obj.remove("expect_duplicate_of")).map(Json::String);
         let answer_caused = obj.remove("expect_caused");
         if let Some(Json::String(label)) = obj.get("intention").cloned() {
             obj.insert("intention".into(), seq_of(&labels, &label).into());
@@ -276,7 +328,7 @@ fn run_scenario(path: &Path) {
         if let Some((_, d)) = ack.decision() {
             decisions.insert(ack.seq, d.clone());
         }
-        if let Some(Json::Array(wants)) = answer_caused {
+        if let Some(wants) = answer_caused.map(|w| expected_list(&ctx, w)) {
             // The answer reports the timers recorded for its time, then
             // what the command caused.
             let got: Vec<Decision> = ack
@@ -292,11 +344,7 @@ fn run_scenario(path: &Path) {
                 .collect();
             assert_eq!(got.len(), wants.len(), "{ctx}: caused decisions {got:#?}");
             for (d, want) in got.iter().zip(&wants) {
-                assert_eq!(
-                    d.intention,
-                    seq_of(&labels, want["intention"].as_str().unwrap()),
-                    "{ctx}"
-                );
+                assert_eq!(d.intention, intention_of(&ctx, want, &labels), "{ctx}");
                 check_decision(&ctx, d, want, &labels);
             }
             checked += 1;
@@ -304,7 +352,7 @@ fn run_scenario(path: &Path) {
         if let Some(Json::String(label)) = id {
             labels.insert(label, ack.seq);
         }
-        if let Some(want) = expect {
+        if let Some(want) = expect.map(|w| expected(&ctx, &w)) {
             let (_, d) = ack
                 .decision()
                 .unwrap_or_else(|| panic!("{ctx}: no decision"));
@@ -319,7 +367,10 @@ fn run_scenario(path: &Path) {
             .map(|(_, b)| b.clone())
             .filter(|b| !matches!(b, Body::Clock))
             .collect();
-        if let Some(Json::Array(wants)) = caused {
+        if let Some(wants) = caused {
+            let Json::Array(wants) = wants else {
+                panic!("{ctx}: `expect_records` is a list: {wants}");
+            };
             let mut got = timers.clone();
             ledger
                 .scan(ack.seq + 1, u64::MAX, &mut |r| {
@@ -330,7 +381,7 @@ fn run_scenario(path: &Path) {
             check_records(&ctx, &got, &wants, &labels);
             checked += 1;
         }
-        if let Some(Json::Array(wants)) = follow {
+        if let Some(wants) = follow.map(|w| expected_list(&ctx, w)) {
             let mut got: Vec<Box<Decision>> = timers
                 .iter()
                 .filter_map(|b| match b {
@@ -352,11 +403,7 @@ fn run_scenario(path: &Path) {
                 "{ctx}: follow-up decisions {got:#?}"
             );
             for (d, want) in got.iter().zip(&wants) {
-                assert_eq!(
-                    d.intention,
-                    seq_of(&labels, want["intention"].as_str().unwrap()),
-                    "{ctx}"
-                );
+                assert_eq!(d.intention, intention_of(&ctx, want, &labels), "{ctx}");
                 check_decision(&ctx, d, want, &labels);
             }
             checked += 1;

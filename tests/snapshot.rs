@@ -4,6 +4,8 @@
 //! does not decode, or was written by another format is ignored; one that
 //! decodes but holds a wrong context is what `verify --derived` reports.
 
+mod common;
+
 use std::path::Path;
 
 use parley::command::Command;
@@ -44,7 +46,7 @@ fn run(dir: &Path, cmds: Vec<Command>, every: u64) {
     let (ledger, _) = Ledger::open(dir, opts(every)).unwrap();
     for c in cmds {
         // Some intentions are refused or rejected; that is part of the context too.
-        let _ = ledger.append(c);
+        common::append_or_refused(&ledger, c);
     }
     ledger.close().unwrap();
 }
@@ -71,7 +73,7 @@ fn a_clean_close_leaves_a_snapshot_the_next_open_starts_from() {
     // More records after the snapshot: the open folds only those (a writer
     // dropped without `close` still closes, and snapshots, on drop).
     for c in commands(50) {
-        let _ = ledger.append(c);
+        common::append_or_refused(&ledger, c);
     }
     drop(ledger);
     let (want2, head2) = folded(dir.path());
@@ -91,7 +93,7 @@ fn snapshots_are_written_every_n_records_and_match_a_fold() {
     let start = report.context_from_snapshot.unwrap_or(0);
     let mut taken = std::collections::BTreeSet::new();
     for c in commands(400) {
-        let _ = ledger.append(c);
+        common::append_or_refused(&ledger, c);
         taken.extend(ledger.snapshot_seq().unwrap());
     }
     // While the writer runs, a snapshot is taken about every 64 records.

@@ -7,6 +7,8 @@
 //!   record that wrote it, no non-admin changes who may act or the rules,
 //!   and replay agrees.
 
+mod common;
+
 use parley::bounds::{COUNT_MAX, IMPACT_MAX_MINOR, MONEY_MAX_MINOR};
 use parley::command::Command;
 use parley::entity::EntityRef;
@@ -172,7 +174,7 @@ proptest! {
             match Command::parse(&c.to_string()) {
                 Ok(cmd) => {
                     prop_assert!(out_of_range.is_empty(), "accepted {c} with {out_of_range:?}");
-                    let _ = ledger.append(cmd);
+                    common::append_or_refused(&ledger, cmd);
                 }
                 Err(e) => {
                     let e = e.to_string();

@@ -3,6 +3,8 @@
 //! record parley wrote is re-derived exactly, and no step completes (and no step
 //! intention is approved) before the steps it depends on completed.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use parley::command::Command;
@@ -105,7 +107,7 @@ fn run_ops(ops: &[Op]) -> (Ledger, Definition) {
             }
         };
         // Reports the run does not allow (not ready, ended, …) are refused: fine.
-        let _ = ledger.append(cmd(c));
+        common::append_or_refused(&ledger, cmd(c));
     }
     (ledger, def)
 }

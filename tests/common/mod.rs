@@ -255,3 +255,27 @@ pub fn snapshot_files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>
     out
 }
 pub mod server;
+
+/// Appends `command`; a refusal of the command itself (invalid, refused by
+/// admission, a time or key conflict, too large) is fine, but the ledger
+/// failing, closing or losing track of an outcome is a test failure: a test
+/// that ignores its appends' results must still notice a broken writer.
+pub fn append_or_refused(ledger: &parley::Ledger, command: Command) -> Option<u64> {
+    use parley::AppendError as E;
+    match ledger.append(command) {
+        Ok(ack) => Some(ack.seq),
+        Err(
+            E::Invalid(_)
+            | E::Refused(_)
+            | E::TimeBackwards { .. }
+            | E::TimeAhead { .. }
+            | E::TimeMissing
+            | E::TimeJump { .. }
+            | E::KeyConflict { .. }
+            | E::Record(_),
+        ) => None,
+        Err(e @ (E::Failed(_) | E::OutcomeUnknown(_) | E::Closed | E::Busy)) => {
+            panic!("the ledger itself failed: {e}")
+        }
+    }
+}

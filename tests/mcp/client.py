@@ -26,6 +26,7 @@ from mcp import types
 from mcp.types import TextContent
 
 UPDATED = []  # resource URIs the server said changed
+UPDATE_SEEN = None  # an asyncio.Event, set on the first update (made in the loop)
 
 
 async def on_message(message):
@@ -33,6 +34,8 @@ async def on_message(message):
         root = message.root
         if isinstance(root, types.ResourceUpdatedNotification):
             UPDATED.append(str(root.params.uri))
+            if UPDATE_SEEN is not None:
+                UPDATE_SEEN.set()
 
 PROMOTION = {
     "action": {"type": "launch_promotion", "target": {"category": "earbuds"}, "discount_bp": 1500,
@@ -108,15 +111,20 @@ async def exercise(session: ClientSession) -> dict:
     fact = await session.call_tool("publish_fact", {"entity": "sku:E2", "attribute": "colour", "value": "black"})
     assert not fact.isError, text_of(fact)
     seen["fact_seq"] = fact.structuredContent["seq"]
-    for _ in range(50):
-        if UPDATED or not seen["subscribed"]:
-            break
-        await asyncio.sleep(0.1)
+    if seen["subscribed"]:
+        # Wait for the event, not for a duration: the bound only keeps a
+        # broken server from hanging the suite.
+        try:
+            await asyncio.wait_for(UPDATE_SEEN.wait(), timeout=300)
+        except asyncio.TimeoutError:
+            pass
     seen["updated"] = sorted(set(UPDATED))
     return seen
 
 
 async def main():
+    global UPDATE_SEEN
+    UPDATE_SEEN = asyncio.Event()
     mode = sys.argv[1]
     if mode == "http":
         url, token = sys.argv[2], sys.argv[3]
