@@ -135,6 +135,15 @@ impl Intentions {
         self.states.get(&seq)
     }
 
+    /// How many intentions the resolver can still see.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
     /// Every intention the resolver can still see, in seq order.
     pub fn iter(&self) -> impl Iterator<Item = &IntentionState> {
         self.states.values()

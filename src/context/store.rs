@@ -126,6 +126,12 @@ fn target_keys(t: &PromotionTarget) -> Vec<EntityRef> {
 }
 
 impl Store {
+    /// How many entries the store's indexes cover (skus, contacts,
+    /// promotions): what its `check` walks.
+    pub fn indexed_len(&self) -> usize {
+        self.skus.len() + self.contacts.len() + self.promotions.len()
+    }
+
     pub fn sku(&self, id: &str) -> Option<&SkuState> {
         self.skus.get(id)
     }
