@@ -327,7 +327,9 @@ fn real_answers_match_the_openapi_document() {
     let pricing = token(&dir, "pricing", "agent");
     let maya = token(&dir, "maya", "human");
     let admin = token(&dir, "admin", "admin");
-    let server = Server::start(&dir);
+    // The whole session's log at debug level: no token may appear in it.
+    let log = base.path().join("serve.log");
+    let server = Server::start_logged(&dir, &[], &log);
     let doc = document();
     let get = |path: &str, token: &str| {
         let (status, _, body) = server.request("GET", path, Some(token), "");
@@ -397,6 +399,7 @@ fn real_answers_match_the_openapi_document() {
         r#"{"name":"marketing","role":"agent"}"#,
     );
     assert_eq!(status, 201, "{text}");
+    let created = text.clone();
     check(
         &doc,
         "post",
@@ -418,7 +421,38 @@ fn real_answers_match_the_openapi_document() {
         "default",
         &serde_json::from_str(&text).unwrap(),
     );
-    server.stop();
+    let wrong = format!("{pricing}x");
+    let (status, _, _) = server.request("GET", "/v1/state", Some(&wrong), "");
+    assert_eq!(status, 401);
+    let (status, _, _) = server.request("GET", "/metrics", Some(&admin), "");
+    assert_eq!(status, 200);
+    let (code, _) = server.stop();
+    assert_eq!(code, Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    // The log is really the session's: each request left a line.
+    for path in ["/v1/commands", "/v1/whatif", "/v1/tokens", "/metrics"] {
+        assert!(
+            text.contains(path),
+            "no line for {path} in the log:\n{text}"
+        );
+    }
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let created = created["token"].as_str().expect("the new token").to_owned();
+    for (name, secret) in [
+        ("pricing", &pricing),
+        ("maya", &maya),
+        ("admin", &admin),
+        ("created", &created),
+        ("wrong", &wrong),
+    ] {
+        assert!(secret.len() >= 16, "{name}: {secret}");
+        // The secret part of a token (what follows its id) never appears.
+        let tail = &secret[secret.len() - 16..];
+        assert!(
+            !text.contains(tail),
+            "the {name} token is in the server's log"
+        );
+    }
 }
 
 #[test]

@@ -445,7 +445,7 @@ pub(crate) fn hint(code: Option<ProblemCode>) -> &'static str {
         P::RoleForbids | P::Credential | P::AdminsOnly | P::NotAdmin | P::NotHuman => "Your token's role may not do this (agents announce and publish; humans resolve; admins change rules).",
         P::InvalidCommand | P::BadBody | P::BadBatch | P::BadQuery | P::BadEntity | P::BadFilter | P::BadSeq | P::BadWhatif | P::BadLimit | P::BadTime | P::BadWait | P::BadPath | P::BadLastEventId | P::UnknownField => "Fix the arguments as the message says and call again.",
         P::NotFound | P::UnknownEntity | P::NoSuchRun | P::NoSuchStep | P::NoSuchWorkflow | P::NoOpenEscalation | P::NoSuchOption => "Nothing is there: check the id or entity (list or read first).",
-        P::RateLimited | P::Busy => "Wait a second and call again.",
+        P::RateLimited | P::Busy | P::ContextBehind => "Wait a second and call again.",
         P::IdempotencyConflict => "That idempotency key was used for something else: use a new key.",
         _ => "Read the message; it names what is wrong.",
     }

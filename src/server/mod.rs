@@ -18,6 +18,8 @@ pub mod openapi;
 pub mod problem;
 pub mod reads;
 pub mod stream;
+#[cfg(test)]
+mod tests;
 pub mod tokens;
 pub mod whatif;
 pub mod writes;
@@ -78,7 +80,8 @@ impl App {
 
     /// Runs `f` on the published context once it holds every record that
     /// was durable when called (read-your-writes), waiting at most
-    /// `CATCH_UP_WAIT` for the projector.
+    /// `CATCH_UP_WAIT` for the projector; a context still behind then is a
+    /// 503 `context-behind` with Retry-After, never a stale answer.
     pub async fn current<T>(
         &self,
         f: impl FnOnce(&crate::context::Context) -> T,
@@ -95,6 +98,10 @@ impl App {
                         _ => break,
                     }
                 }
+            }
+            let applied = self.ledger.applied_seq();
+            if applied < target {
+                return Err(Problem::context_behind(applied, target));
             }
         }
         self.with_context(f)
@@ -183,6 +190,7 @@ async fn trace_request(
     );
     let res = next.run(req).instrument(span.clone()).await;
     span.record("status", res.status().as_u16());
+    span.in_scope(|| tracing::debug!("answered"));
     if let Some(problem::Rejected(code)) = res.extensions().get::<problem::Rejected>() {
         app.metrics.rejected(code.name(), res.status().as_u16());
     } else if res.status().is_client_error() {

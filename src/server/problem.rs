@@ -95,6 +95,18 @@ impl Problem {
         p
     }
 
+    /// The published context has not reached what was durable when the
+    /// read arrived: answering would hide the caller's own writes.
+    pub fn context_behind(applied_seq: u64, durable_seq: u64) -> Problem {
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        let detail = format!(
+            "the shared context holds seq {applied_seq} of the durable seq {durable_seq} this read must include; retry"
+        );
+        let mut p = Problem::new(status, ProblemCode::ContextBehind, "Context behind", detail);
+        p.retry_after_s = Some(1);
+        p
+    }
+
     pub fn internal(detail: String) -> Problem {
         let status = StatusCode::INTERNAL_SERVER_ERROR;
         Problem::new(status, ProblemCode::Internal, "Internal error", detail)

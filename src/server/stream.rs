@@ -71,6 +71,32 @@ struct Mine {
 /// How many older intentions a stream remembers the producer of.
 const MINE_CACHE: usize = 4_096;
 
+/// What a stream sends next: a record, or the final `resume` naming the seq
+/// to reconnect from and why (typed, so the seam can be tested without HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sent {
+    Record(Box<StoredRecord>),
+    Resume { from: u64, why: EndReason },
+}
+
+/// Why a stream ended with `resume`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndReason {
+    Lagged,
+    ShuttingDown,
+    LogUnreadable,
+}
+
+impl EndReason {
+    fn sentence(self) -> &'static str {
+        match self {
+            EndReason::Lagged => "the subscriber fell behind",
+            EndReason::ShuttingDown => "the server is shutting down",
+            EndReason::LogUnreadable => "the log could not be read",
+        }
+    }
+}
+
 enum Phase {
     CatchUp { next: u64, head: u64 },
     Live,
@@ -88,17 +114,20 @@ struct Follow {
     pending: VecDeque<StoredRecord>,
 }
 
-fn event(r: &StoredRecord) -> Event {
-    let data = serde_json::to_string(&ExportedRecord::from(r)).unwrap_or_default();
-    Event::default()
-        .id(r.record.envelope.seq.to_string())
-        .event(r.record.body.kind())
-        .data(data)
-}
-
-fn resume(from: u64, why: &str) -> Event {
-    let data = serde_json::json!({ "from": from, "reason": why }).to_string();
-    Event::default().event("resume").data(data)
+fn event(sent: &Sent) -> Event {
+    match sent {
+        Sent::Record(r) => {
+            let data = serde_json::to_string(&ExportedRecord::from(r.as_ref())).unwrap_or_default();
+            Event::default()
+                .id(r.record.envelope.seq.to_string())
+                .event(r.record.body.kind())
+                .data(data)
+        }
+        Sent::Resume { from, why } => {
+            let data = serde_json::json!({ "from": from, "reason": why.sentence() });
+            Event::default().event("resume").data(data.to_string())
+        }
+    }
 }
 
 impl Drop for Follow {
@@ -108,6 +137,37 @@ impl Drop for Follow {
 }
 
 impl Follow {
+    /// A stream from seq `from` (at least 1) that catches up from the log to
+    /// `head`, then follows `rx`; `rx` must have been subscribed before
+    /// `head` was read, so no batch falls between the two.
+    fn new(
+        app: App,
+        rx: tokio::sync::broadcast::Receiver<Arc<Committed>>,
+        filter: RecordFilter,
+        mine: Option<Mine>,
+        from: u64,
+        head: u64,
+    ) -> Follow {
+        assert!(from >= 1, "seqs start at 1");
+        app.metrics.subscribers.inc();
+        Follow {
+            app,
+            rx,
+            filter,
+            mine,
+            last: from - 1,
+            phase: Phase::CatchUp { next: from, head },
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn end(&mut self, why: EndReason) -> Option<Sent> {
+        self.phase = Phase::Done;
+        Some(Sent::Resume {
+            from: self.last + 1,
+            why,
+        })
+    }
     /// The next committed batch, unless the server starts shutting down
     /// (reported as `Closed`).
     async fn live(&mut self) -> Result<Arc<Committed>, RecvError> {
@@ -159,8 +219,8 @@ impl Follow {
         yes
     }
 
-    /// The next event, or `None` when the stream ends.
-    async fn next(&mut self) -> Option<Event> {
+    /// The next record or `resume`, or `None` when the stream has ended.
+    async fn next(&mut self) -> Option<Sent> {
         loop {
             while let Some(r) = self.pending.pop_front() {
                 let seq = r.record.envelope.seq;
@@ -171,7 +231,7 @@ impl Follow {
                 self.last = seq;
                 let wanted = self.filter.wants(&r);
                 if self.is_mine(&r, wanted).await && wanted {
-                    return Some(event(&r));
+                    return Some(Sent::Record(Box::new(r)));
                 }
             }
             match self.phase {
@@ -192,27 +252,15 @@ impl Follow {
                     .await;
                     match read {
                         Ok(Ok(records)) => self.pending.extend(records),
-                        _ => {
-                            self.phase = Phase::Done;
-                            return Some(resume(self.last + 1, "the log could not be read"));
-                        }
+                        _ => return self.end(EndReason::LogUnreadable),
                     }
                     self.phase = Phase::CatchUp { next: to + 1, head };
                 }
-                _ if *self.app.closing.borrow() => {
-                    self.phase = Phase::Done;
-                    return Some(resume(self.last + 1, "the server is shutting down"));
-                }
+                _ if *self.app.closing.borrow() => return self.end(EndReason::ShuttingDown),
                 Phase::Live => match self.live().await {
                     Ok(batch) => self.pending.extend(batch.records.iter().cloned()),
-                    Err(RecvError::Lagged(_)) => {
-                        self.phase = Phase::Done;
-                        return Some(resume(self.last + 1, "the subscriber fell behind"));
-                    }
-                    Err(RecvError::Closed) => {
-                        self.phase = Phase::Done;
-                        return Some(resume(self.last + 1, "the server is shutting down"));
-                    }
+                    Err(RecvError::Lagged(_)) => return self.end(EndReason::Lagged),
+                    Err(RecvError::Closed) => return self.end(EndReason::ShuttingDown),
                 },
             }
         }
@@ -256,19 +304,14 @@ pub async fn stream(
         open: BTreeSet::new(),
         older: BTreeMap::new(),
     });
-    app.metrics.subscribers.inc();
-    let follow = Follow {
-        app,
-        rx,
-        filter,
-        mine,
-        last: from - 1,
-        phase: Phase::CatchUp { next: from, head },
-        pending: VecDeque::new(),
-    };
+    let follow = Follow::new(app, rx, filter, mine, from, head);
     let events = stream::unfold(follow, |mut f| async move {
-        let e = f.next().await?;
-        Some((Ok(e), f))
+        let sent = f.next().await?;
+        Some((Ok(event(&sent)), f))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

@@ -72,6 +72,8 @@ named_enum!(
         UnregisteredProducer = "unregistered-producer",
         ClockIsParleys = "clock-is-parleys",
         UnknownCausation = "unknown-causation",
+        // Reading the current context (the server).
+        ContextBehind = "context-behind",
     }
 );
 

@@ -28,7 +28,18 @@ impl Server {
     }
 
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(dir, extra, Stdio::inherit(), "error")
+    }
+
+    /// A server whose log (at `PARLEY_LOG=debug`) goes to the file `log`.
+    pub fn start_logged(dir: &Path, extra: &[&str], log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("create the server's log file");
+        Server::spawn(dir, extra, Stdio::from(file), "debug")
+    }
+
+    fn spawn(dir: &Path, extra: &[&str], stderr: Stdio, level: &str) -> Server {
         let mut child = Process::new(parley_bin())
+            .env("PARLEY_LOG", level)
             .args([
                 "serve",
                 "--data",
@@ -38,7 +49,7 @@ impl Server {
             ])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start parley serve");
         let mut line = String::new();
