@@ -4,43 +4,17 @@
 //! stops closes every stream. No timing: each case commits what it needs
 //! before the stream reads (the timeouts only turn a hang into a failure).
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use super::{EndReason, Follow, Sent};
 use crate::command::Command;
-use crate::ledger::{Ledger, Options, FEED_BATCHES};
+use crate::ledger::{Ledger, FEED_BATCHES};
 use crate::reader::LedgerRead;
 use crate::server::filter::{FilterQuery, RecordFilter};
-use crate::server::{App, Closer};
+use crate::server::tests::{serving, Serving};
 
 /// A stream that has not produced its next item by then is stuck.
 const STUCK_S: std::time::Duration = std::time::Duration::from_secs(60);
-
-struct Serving {
-    rt: tokio::runtime::Runtime,
-    ledger: Arc<Ledger>,
-    app: App,
-    closer: Closer,
-}
-
-fn serving() -> Serving {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let opts = Options {
-        serve: true,
-        first_admin: "ops".into(),
-        ..Options::default()
-    };
-    let ledger = Arc::new(Ledger::in_memory(opts).unwrap());
-    let (app, closer) =
-        rt.block_on(async { App::new(ledger.clone(), NonZeroU32::new(1000).unwrap()) });
-    Serving {
-        rt,
-        ledger,
-        app,
-        closer,
-    }
-}
 
 fn broadcast(ledger: &Ledger, n: usize) -> u64 {
     let line = format!(r#"{{"producer":"ops","kind":"broadcast","topic":"t{n}"}}"#);

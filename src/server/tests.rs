@@ -5,10 +5,36 @@
 use std::num::NonZeroU32;
 use std::sync::{mpsc, Arc};
 
-use super::App;
+use super::{App, Closer};
 use crate::command::Command;
 use crate::ledger::{Ledger, Options};
 use crate::vocab::ProblemCode;
+
+/// A serving in-memory ledger (first admin `ops`) and its server state.
+pub(super) struct Serving {
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) ledger: Arc<Ledger>,
+    pub(super) app: App,
+    pub(super) closer: Closer,
+}
+
+pub(super) fn serving() -> Serving {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = Options {
+        serve: true,
+        first_admin: "ops".into(),
+        ..Options::default()
+    };
+    let ledger = Arc::new(Ledger::in_memory(opts).unwrap());
+    let (app, closer) =
+        rt.block_on(async { App::new(ledger.clone(), NonZeroU32::new(1000).unwrap()) });
+    Serving {
+        rt,
+        ledger,
+        app,
+        closer,
+    }
+}
 
 fn register(agent: &str) -> Command {
     let line = format!(
@@ -57,15 +83,12 @@ fn read_on_a_thread(
 
 #[test]
 fn a_current_read_includes_the_callers_write_or_answers_503_never_stale() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let opts = Options {
-        serve: true,
-        first_admin: "ops".into(),
-        ..Options::default()
-    };
-    let ledger = Arc::new(Ledger::in_memory(opts).unwrap());
-    let (app, _closer) =
-        rt.block_on(async { App::new(ledger.clone(), NonZeroU32::new(1000).unwrap()) });
+    let Serving {
+        rt,
+        ledger,
+        app,
+        closer: _closer,
+    } = serving();
 
     // Read your write: acknowledged, then read at once. (A loaded machine
     // may keep the projector past the wait: then the answer is a 503 to
