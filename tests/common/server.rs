@@ -194,22 +194,11 @@ impl Server {
     }
 }
 
+/// Runs `parley args…` through the one runner; it must succeed. Its stdout.
 pub fn parley(args: &[&str], stdin: &str) -> String {
-    let mut child = Process::new(parley_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "parley {args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
+    let ran = super::parley(args, stdin);
+    assert_eq!(ran.code, Some(0), "parley {args:?} failed: {}", ran.stderr);
+    ran.stdout
 }
 
 pub fn records(dir: &Path) -> u64 {
