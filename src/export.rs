@@ -70,6 +70,8 @@ pub enum ImportError {
     NotEmpty(PathBuf),
     #[error("the export holds no records")]
     Empty,
+    #[error("the ledger already holds records (up to seq {0}); import into a new ledger")]
+    Occupied(u64),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -234,11 +236,6 @@ pub fn import(dir: &Path, file: &Path, opts: Options) -> Result<(Ledger, u64), I
 }
 
 fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, ImportError> {
-    let input = File::open(file).map_err(|source| ImportError::Io {
-        op: "open",
-        path: file.to_path_buf(),
-        source,
-    })?;
     std::fs::create_dir_all(staging).map_err(|source| ImportError::Io {
         op: "create directory",
         path: staging.to_path_buf(),
@@ -253,7 +250,23 @@ fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, I
     let (mut engine, _) =
         SegmentLog::open(staging, segment_bytes, Proof::default(), &index_dir, None)?;
     engine.begin()?;
-    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let seq = append_export(&mut engine, file)?;
+    // The import is complete and durable: a clean close for the new ledger.
+    engine.record_evidence(true)?;
+    Ok(seq)
+}
+
+/// Reads the export at `file`, checking every record (seq, hash, link, time),
+/// and hands each one to `each`; returns the count (an empty export is an error).
+fn read_export(
+    file: &Path,
+    each: &mut dyn FnMut(EncodedRecord) -> Result<(), ImportError>,
+) -> Result<u64, ImportError> {
+    let input = File::open(file).map_err(|source| ImportError::Io {
+        op: "open",
+        path: file.to_path_buf(),
+        source,
+    })?;
     let (mut prev, mut last_at, mut seq) = (ZERO_HASH, 0u64, 0u64);
     for (index, line) in BufReader::new(input).lines().enumerate() {
         let line = line.map_err(|source| ImportError::Io {
@@ -273,17 +286,43 @@ fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, I
         seq += 1;
         prev = enc.hash;
         last_at = at;
+        each(enc)?;
+    }
+    if seq == 0 {
+        return Err(ImportError::Empty);
+    }
+    Ok(seq)
+}
+
+/// Appends every record of the export at `file` to `engine`, in batches.
+fn append_export(engine: &mut dyn LogEngine, file: &Path) -> Result<u64, ImportError> {
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let count = read_export(file, &mut |enc| {
         batch.push(enc);
         if batch.len() == IMPORT_BATCH {
             engine.append(&batch, &mut Vec::new())?;
             batch.clear();
         }
-    }
+        Ok(())
+    })?;
     engine.append(&batch, &mut Vec::new())?;
-    // The import is complete and durable: a clean close for the new ledger.
-    engine.record_evidence(true)?;
-    if seq == 0 {
-        return Err(ImportError::Empty);
+    Ok(count)
+}
+
+/// Rebuilds a ledger on another engine (PostgreSQL) from an export: the whole
+/// export is checked first, so a refused import writes nothing; then the
+/// engine, which must hold no ledger, gets every record, and the ledger opens.
+pub fn import_engine<E: LogEngine + 'static>(
+    open: impl FnOnce() -> Result<E, LogError>,
+    file: &Path,
+    opts: Options,
+) -> Result<(Ledger, u64), ImportError> {
+    read_export(file, &mut |_| Ok(()))?;
+    let mut engine = open()?;
+    if let Some(h) = engine.head() {
+        return Err(ImportError::Occupied(h.seq));
     }
-    Ok(seq)
+    let count = append_export(&mut engine, file)?;
+    let ledger = Ledger::with_engine(Box::new(engine), opts)?;
+    Ok((ledger, count))
 }

@@ -85,8 +85,15 @@ pub struct ViewReport {
 
 /// A read-only view of a ledger's log, up to a fixed durable head.
 pub struct LogView {
-    files: LogFiles,
+    source: Source,
     head: Option<Head>,
+}
+
+/// What a view reads: a data directory's segment files, or another
+/// engine's reader (PostgreSQL).
+enum Source {
+    Files(LogFiles),
+    Engine(std::sync::Arc<dyn LogReader>),
 }
 
 impl LogView {
@@ -110,21 +117,45 @@ impl LogView {
             report.torn_tail = tail.torn;
             tail.head
         };
-        Ok((LogView { files, head }, report))
+        Ok((
+            LogView {
+                source: Source::Files(files),
+                head,
+            },
+            report,
+        ))
+    }
+
+    /// A view of another engine's log up to `head` (read by its reader).
+    pub fn over(reader: std::sync::Arc<dyn LogReader>, head: Option<Head>) -> LogView {
+        LogView {
+            source: Source::Engine(reader),
+            head,
+        }
+    }
+
+    fn reader(&self) -> &dyn LogReader {
+        match &self.source {
+            Source::Files(f) => f,
+            Source::Engine(r) => r.as_ref(),
+        }
     }
 
     pub fn head(&self) -> Option<Head> {
         self.head
     }
 
-    /// The segment and index files it reads.
-    pub fn files(&self) -> &LogFiles {
-        &self.files
+    /// The segment and index files it reads (`None`: another engine's log).
+    pub fn files(&self) -> Option<&LogFiles> {
+        match &self.source {
+            Source::Files(f) => Some(f),
+            Source::Engine(_) => None,
+        }
     }
 
     /// The shared context as of `seq` (clamped to the head).
     pub fn context_at(&self, seq: u64) -> Result<Context, LogError> {
-        fold(&self.files, seq.min(self.head_seq()))
+        fold(self.reader(), seq.min(self.head_seq()))
     }
 }
 
@@ -162,15 +193,16 @@ impl LedgerRead for LogView {
         if from > to {
             return Ok(());
         }
-        self.files.scan(from, to, visit)
+        self.reader().scan(from, to, visit)
     }
 
     fn read(&self, seqs: &[u64]) -> Result<Vec<StoredRecord>, LogError> {
-        self.files.read(seqs, self.head_seq())
+        self.reader().read(seqs, self.head_seq())
     }
 
     fn entity_seqs(&self, entity: &EntityRef) -> Result<Vec<u64>, LogError> {
-        self.files.entity_seqs(&entity.to_string(), self.head_seq())
+        self.reader()
+            .entity_seqs(&entity.to_string(), self.head_seq())
     }
 }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::log::recovery::{analyze, Proof};
 use crate::log::scan::{list_segments, scan_dir};
 use crate::log::segment::writer_running;
-use crate::log::{head, LogError};
+use crate::log::{head, Head, LogError, LogReader, Visit};
 use crate::reader::LedgerRead;
 use crate::record::{to_hex, Body};
 
@@ -105,6 +105,43 @@ pub fn verify_dir(data_dir: &Path) -> Result<VerifyReport, LogError> {
 }
 
 fn check_chain(log_dir: &Path, to: u64) -> Result<VerifyReport, LogError> {
+    chain_report(to, |visit| scan_dir(log_dir, 1, to, visit))
+}
+
+/// Verifies a ledger an engine's reader reads (PostgreSQL) up to the head
+/// `last` reads: every frame,
+/// hash, link and seq, the genesis record and the order of time. Damage is a report, not an error.
+pub fn verify_reader(
+    reader: &dyn LogReader,
+    last: impl FnOnce() -> Result<Option<Head>, LogError>,
+) -> Result<VerifyReport, LogError> {
+    let head = match last() {
+        Ok(h) => h,
+        Err(e) => match e.corrupt_seq() {
+            Some(seq) => return Ok(VerifyReport::bad(seq, "corrupt", e.to_string())),
+            None => return Err(e),
+        },
+    };
+    let to = head.map_or(0, |h| h.seq);
+    chain_report(to, |visit| {
+        let mut last = None;
+        reader.scan(1, to, &mut |r| {
+            last = Some(Head {
+                seq: r.record.envelope.seq,
+                hash: r.hash,
+                recorded_at_ms: r.record.envelope.recorded_at_ms,
+            });
+            visit(r)
+        })?;
+        Ok(last)
+    })
+}
+
+/// Checks records `1..=to` as `scan` hands them out (it returns the last).
+fn chain_report(
+    to: u64,
+    scan: impl FnOnce(&mut Visit<'_>) -> Result<Option<Head>, LogError>,
+) -> Result<VerifyReport, LogError> {
     let mut records = 0u64;
     let mut last_at = 0u64;
     let mut check = |r: crate::record::StoredRecord| {
@@ -133,7 +170,7 @@ fn check_chain(log_dir: &Path, to: u64) -> Result<VerifyReport, LogError> {
             "the log holds no records".into(),
         ));
     }
-    match scan_dir(log_dir, 1, to, &mut check) {
+    match scan(&mut check) {
         Ok(Some(head)) if head.seq == to => Ok(VerifyReport {
             ok: true,
             records: Some(records),
@@ -164,7 +201,10 @@ fn check_chain(log_dir: &Path, to: u64) -> Result<VerifyReport, LogError> {
 pub fn derived_differences(dir: &Path) -> Result<Option<String>, crate::ledger::LedgerError> {
     let (view, _) = crate::reader::LogView::open(dir)
         .map_err(|e| crate::ledger::LedgerError::Setup(e.to_string()))?;
-    let files = view.files();
+    let Some(files) = view.files() else {
+        // A view opened on a data directory reads its segment files.
+        return Err(crate::ledger::LedgerError::NoLedger(dir.to_path_buf()));
+    };
     let head = view.head_seq();
     let segments = list_segments(files.log_dir())?;
     for (i, (first, path)) in segments.iter().enumerate() {

@@ -2,15 +2,16 @@
 //! escalation, for people working from a terminal. The list is built once
 //! (`escalation_views`) and shared with the HTTP API and the console.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
+
+use super::place::At;
 
 use crate::answer::CommandAnswer;
 use crate::command::{Command, CommandEnvelope};
 use crate::escalations::{escalation_views, EscalationView};
-use crate::ledger::{Ledger, Options};
+use crate::ledger::Options;
 use crate::reader::LedgerRead;
 use crate::reader::LogView;
 use crate::record::Body;
@@ -77,7 +78,7 @@ fn print_view(v: &EscalationView) {
 
 /// `parley resolve`: a registered human settles an open escalation.
 pub(super) fn resolve(
-    data: &Path,
+    place: &At,
     id: u64,
     option: u32,
     human: &str,
@@ -85,15 +86,14 @@ pub(super) fn resolve(
     at: Option<&str>,
     json: bool,
 ) -> Result<ExitCode> {
-    if !data.join("log").is_dir() {
-        bail!("{} holds no ledger (no log/ directory)", data.display());
+    if !place.holds_ledger()? {
+        bail!("{place} holds no ledger");
     }
     let at_ms = at
         .map(parse_rfc3339)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let (ledger, report) = Ledger::open(data, Options::default())
-        .with_context(|| format!("open {}", data.display()))?;
+    let (ledger, report) = place.open(Options::default())?;
     super::write::tell_recovery(&report);
     let command = Command {
         envelope: CommandEnvelope {

@@ -2,6 +2,7 @@
 //! `whatif`, `log`, and `simulate` (which writes a new ledger). They open a
 //! read-only view: no lock, nothing written, next to a running writer too.
 
+use super::place::At;
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -44,8 +45,21 @@ pub(super) fn check_seq(ledger: &dyn LedgerRead, seq: u64, flag: &str) -> Result
     Ok(())
 }
 
-pub(super) fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode> {
-    let mut report = match crate::verify::verify_dir(data) {
+pub(super) fn verify(at: &At, json: bool, derived: bool) -> Result<ExitCode> {
+    let verified = match at {
+        At::Dir(data) => crate::verify::verify_dir(data),
+        At::Pg { .. } if derived => anyhow::bail!(
+            "--derived checks a data directory's index files and derived store; a ledger in PostgreSQL keeps neither"
+        ),
+        At::Pg { store, ledger } => {
+            let reader = crate::log::postgres::PgReader::new((**store).clone(), ledger);
+            if matches!(reader.head(), Ok(None)) {
+                anyhow::bail!("{at}: no such ledger (it holds no records)");
+            }
+            crate::verify::verify_reader(&reader, || reader.head())
+        }
+    };
+    let mut report = match verified {
         Ok(r) => r,
         Err(e) if json => {
             println!(
@@ -56,7 +70,7 @@ pub(super) fn verify(data: &Path, json: bool, derived: bool) -> Result<ExitCode>
         }
         Err(e) => return Err(e).context("verify"),
     };
-    if report.ok && derived {
+    if let (true, true, At::Dir(data)) = (report.ok, derived, at) {
         if let Some(d) = crate::verify::derived_differences(data)? {
             report.ok = false;
             report.reason = Some(format!("derived state disagrees with the log: {d}"));

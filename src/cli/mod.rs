@@ -5,6 +5,7 @@
 
 mod escalations;
 mod inspect;
+mod place;
 mod remote;
 mod repair;
 mod serve;
@@ -18,6 +19,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::reader::{LogView, ViewReport};
+use place::Place;
 
 #[derive(Parser)]
 #[command(name = "parley", version, about = "A coordination ledger for the AI agents that run an online store", long_about = None)]
@@ -49,9 +51,8 @@ pub struct Create {
 enum TokenCmd {
     /// Grant a credential and print its token once (only its hash is kept, in the log).
     Create {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// The identity the token writes as (an agent, human or admin id; any name for a reader).
         #[arg(long)]
         name: String,
@@ -122,12 +123,12 @@ enum Cmd {
     },
     /// Append commands from a JSON Lines file (or `-` for stdin); print one JSON answer per line.
     Run {
-        /// The ledger's data directory (or set PARLEY_DATA; not with --server).
-        #[arg(long)]
-        data: Option<PathBuf>,
+        /// The ledger (not with --server).
+        #[command(flatten)]
+        place: Place,
         /// Send the commands to a running `parley serve` instead (token from
         /// PARLEY_TOKEN; each command must be written as the token's identity).
-        #[arg(long, conflicts_with = "data")]
+        #[arg(long, conflicts_with_all = ["data", "store", "ledger"])]
         server: Option<String>,
         /// File of commands, one JSON object per line; `-` reads stdin.
         file: PathBuf,
@@ -136,9 +137,8 @@ enum Cmd {
     },
     /// Serve the ledger over HTTP (JSON under /v1/, SSE stream); creates it if DIR holds none.
     Serve {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7420")]
         listen: std::net::SocketAddr,
@@ -170,9 +170,8 @@ enum Cmd {
     },
     /// Recompute the whole hash chain (read-only). Exit 1 on any damage.
     Verify {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// Print JSON instead of words.
         #[arg(long)]
         json: bool,
@@ -182,18 +181,17 @@ enum Cmd {
     },
     /// Write the log as JSON Lines (one record per line, with hashes).
     Export {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// Output file (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Rebuild a ledger in a new directory from an export, only if every hash verifies.
     Import {
-        /// The directory to create the ledger in (must not hold one).
-        #[arg(long)]
-        data: PathBuf,
+        /// Where to create the ledger (a --data directory or a --store ledger; it must hold none).
+        #[command(flatten)]
+        place: Place,
         /// The export to read (JSON Lines, as `parley export` writes it).
         file: PathBuf,
         /// Print JSON instead of words.
@@ -221,9 +219,8 @@ enum Cmd {
     },
     /// Re-derive every decision from the log and check every record's right to be there. Exit 1 on a divergence.
     Replay {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// Stop at this seq.
         #[arg(long)]
         until: Option<u64>,
@@ -233,9 +230,8 @@ enum Cmd {
     },
     /// The shared context as it was at a seq or a time, whole or for one entity (sku:SKU-1, order:O-9, customer:C-3).
     State {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// The context as of this seq (default: the head).
         #[arg(long)]
         at: Option<u64>,
@@ -250,9 +246,8 @@ enum Cmd {
     },
     /// Every change of an entity's field, newest first, with the intention, decision, trace, resolution and losers.
     Audit {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// The entity, e.g. sku:SKU-1.
         entity: String,
         /// The field, e.g. price (default: every field).
@@ -266,9 +261,8 @@ enum Cmd {
     },
     /// Replay the log under other rules and/or another resolver version in memory; list every decision that would differ. Writes nothing.
     Whatif {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// The alternative rule set (TOML).
         #[arg(long)]
         rules: Option<PathBuf>,
@@ -287,9 +281,8 @@ enum Cmd {
     },
     /// Read and filter the log.
     Log {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// The first seq to show.
         #[arg(long, default_value_t = 1)]
         from: u64,
@@ -305,9 +298,8 @@ enum Cmd {
     },
     /// List escalations (oldest first) with their options, the agents' reasoning and how each was closed.
     Escalations {
-        /// The ledger's data directory (or set PARLEY_DATA).
-        #[arg(long, env = "PARLEY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// Only escalations still waiting for a human.
         #[arg(long)]
         open: bool,
@@ -317,12 +309,12 @@ enum Cmd {
     },
     /// Settle an open escalation as a registered human: choose one of its options.
     Resolve {
-        /// The ledger's data directory (or set PARLEY_DATA; not with --server).
-        #[arg(long)]
-        data: Option<PathBuf>,
+        /// The ledger (not with --server).
+        #[command(flatten)]
+        place: Place,
         /// Resolve through a running `parley serve` (token from PARLEY_TOKEN,
         /// a human's; `--as` must be its identity).
-        #[arg(long, conflicts_with_all = ["data", "at"])]
+        #[arg(long, conflicts_with_all = ["data", "store", "ledger", "at"])]
         server: Option<String>,
         /// The escalation's id (the escalated intention's seq, as `parley escalations` lists it).
         escalation: u64,
@@ -415,17 +407,16 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             json,
         } => inspect::simulate(&data, seed, records, skus, json),
         Cmd::Run {
-            data,
+            place,
             server,
             file,
             create,
-        } => match (data_or_env(data), server) {
-            (_, Some(url)) => remote::run(&url, &file),
-            (Some(data), None) => write::run(&data, &file, &create),
-            (None, None) => anyhow::bail!("give --data DIR (or set PARLEY_DATA) or --server URL"),
+        } => match server {
+            Some(url) => remote::run(&url, &file),
+            None => write::run(&place.at()?, &file, &create),
         },
         Cmd::Serve {
-            data,
+            place,
             listen,
             writes_per_s,
             mcp_anonymous_handshake,
@@ -440,82 +431,88 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                     allowed_hosts: mcp_allowed_hosts,
                 },
             };
-            serve::serve(&data, opts, &create)
+            serve::serve(&place.at()?, opts, &create)
         }
         Cmd::Mcp { server } => serve::mcp_stdio(&server),
         Cmd::Token {
             action:
                 TokenCmd::Create {
-                    data,
+                    place,
                     name,
                     role,
                     admin,
                 },
-        } => serve::token_create(&data, &name, role, admin.as_deref()),
+        } => serve::token_create(&place.at()?, &name, role, admin.as_deref()),
         Cmd::Verify {
-            data,
+            place,
             json,
             derived,
-        } => inspect::verify(&data, json, derived),
-        Cmd::Export { data, out } => inspect::export(&view(&data)?, out.as_deref()),
-        Cmd::Import { data, file, json } => write::import(&data, &file, json),
+        } => inspect::verify(&place.at()?, json, derived),
+        Cmd::Export { place, out } => inspect::export(&place.at()?.view()?, out.as_deref()),
+        Cmd::Import { place, file, json } => write::import(&place.at()?, &file, json),
         Cmd::Rebuild { data } => write::rebuild(&data),
         Cmd::Repair { data, yes, json } => repair::run(&data, yes, json),
-        Cmd::Replay { data, until, json } => inspect::replay(&view(&data)?, until, json),
+        Cmd::Replay { place, until, json } => inspect::replay(&place.at()?.view()?, until, json),
         Cmd::State {
-            data,
+            place,
             at,
             at_time,
             entity,
             json,
         } => state::state(
-            &view(&data)?,
+            &place.at()?.view()?,
             at,
             at_time.as_deref(),
             entity.as_deref(),
             json,
         ),
         Cmd::Audit {
-            data,
+            place,
             entity,
             field,
             json,
             format,
         } => inspect::audit_cmd(
-            &view(&data)?,
+            &place.at()?.view()?,
             &entity,
             field.as_deref(),
             json,
             format.as_deref(),
         ),
         Cmd::Whatif {
-            data,
+            place,
             rules,
             resolver,
             from,
             to,
             json,
-        } => inspect::whatif(&view(&data)?, rules.as_deref(), resolver, (from, to), json),
+        } => inspect::whatif(
+            &place.at()?.view()?,
+            rules.as_deref(),
+            resolver,
+            (from, to),
+            json,
+        ),
         Cmd::Log {
-            data,
+            place,
             from,
             kind,
             entity,
             json,
         } => inspect::log(
-            &view(&data)?,
+            &place.at()?.view()?,
             from,
             kind.as_deref(),
             entity.as_deref(),
             json,
         ),
         Cmd::Escalations {
-            data,
+            place,
             open: only_open,
             json,
-        } => escalations::list(&view(&data)?, only_open, json),
+        } => escalations::list(&place.at()?.view()?, only_open, json),
         Cmd::Resolve {
-            data,
+            place,
             server,
             escalation,
             option,
@@ -523,26 +520,20 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             why,
             at,
             json,
-        } => match (data_or_env(data), server) {
-            (_, Some(url)) => remote::resolve(&url, escalation, option, &human, &why, json),
-            (Some(data), None) => {
-                escalations::resolve(&data, escalation, option, &human, &why, at.as_deref(), json)
-            }
-            (None, None) => anyhow::bail!("give --data DIR (or set PARLEY_DATA) or --server URL"),
+        } => match server {
+            Some(url) => remote::resolve(&url, escalation, option, &human, &why, json),
+            None => escalations::resolve(
+                &place.at()?,
+                escalation,
+                option,
+                &human,
+                &why,
+                at.as_deref(),
+                json,
+            ),
         },
         Cmd::Schema { out } => schema(out.as_deref()),
     }
-}
-
-/// `--data`, else `PARLEY_DATA`, for the commands whose `--data` conflicts
-/// with `--server` (clap counts an env value as given, so it cannot read the
-/// variable for them).
-fn data_or_env(data: Option<PathBuf>) -> Option<PathBuf> {
-    data.or_else(|| {
-        std::env::var_os("PARLEY_DATA")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
 }
 
 fn schema(out: Option<&Path>) -> Result<ExitCode> {

@@ -1,12 +1,12 @@
 //! `parley serve` and `parley token create`.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
+use super::place::At;
 use super::write::{options, tell_recovery};
 use super::Create;
 use crate::command::{Command, CommandEnvelope};
@@ -16,11 +16,10 @@ use crate::record::{Body, Role, Timeline};
 use crate::server::App;
 
 /// `parley serve`: opens (or creates, on the wall clock) and serves DIR.
-pub(super) fn serve(data: &Path, serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
+pub(super) fn serve(at: &At, serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
     let mut opts = options(create)?;
     opts.serve = true;
-    let (ledger, report) =
-        Ledger::open(data, opts).with_context(|| format!("open {}", data.display()))?;
+    let (ledger, report) = at.open(opts)?;
     tell_recovery(&report);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,22 +74,19 @@ fn genesis(ledger: &Ledger) -> Result<(String, Timeline)> {
 /// lock: run it before `parley serve` (a running server grants tokens with
 /// `POST /v1/tokens`).
 pub(super) fn token_create(
-    data: &Path,
+    at: &At,
     name: &str,
     role: impl Into<Role>,
     admin: Option<&str>,
 ) -> Result<ExitCode> {
-    if !data.join("log").is_dir() {
+    let (ledger, report) = at
+        .open(options(&Create::default())?)
+        .context("stop `parley serve` to create tokens")?;
+    if report.created {
         // A new ledger (on the wall clock, as `parley serve` makes), so the
         // first admin can get a token before the server starts.
-        eprintln!("parley: created a new ledger in {}", data.display());
+        eprintln!("parley: created a new ledger in {at}");
     }
-    let (ledger, report) = Ledger::open(data, options(&Create::default())?).with_context(|| {
-        format!(
-            "open {} (stop `parley serve` to create tokens)",
-            data.display()
-        )
-    })?;
     tell_recovery(&report);
     let (first_admin, timeline) = genesis(&ledger)?;
     let token = crate::server::auth::new_token().context("read the system's random source")?;

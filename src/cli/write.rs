@@ -7,11 +7,13 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
+use super::place::At;
 use super::Create;
 use crate::answer::{CommandAnswer, ErrorAnswer};
 use crate::command::{Command, CommandError, COMMAND_BYTES_MAX};
 use crate::export::{import as import_export, ImportError};
-use crate::ledger::{Ledger, OpenReport, Options, Ticket};
+use crate::ledger::{OpenReport, Options, Ticket};
+use crate::log::postgres::{PgLog, PgOptions};
 use crate::log::segment::DEFAULT_SEGMENT_BYTES;
 use crate::record::{to_hex, Timeline};
 use crate::sequencer::AppendError;
@@ -148,7 +150,7 @@ pub(super) fn open_input(file: &Path) -> Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
 }
 
-pub(super) fn run(data: &Path, file: &Path, create: &Create) -> Result<ExitCode> {
+pub(super) fn run(at: &At, file: &Path, create: &Create) -> Result<ExitCode> {
     let mut input = open_input(file)?;
     let mut buf = Vec::new();
     let mut first = read_line(&mut *input, &mut buf)?;
@@ -159,12 +161,13 @@ pub(super) fn run(data: &Path, file: &Path, create: &Create) -> Result<ExitCode>
         Some(Ok(text)) => Command::parse(text).ok().and_then(|c| c.envelope.at_ms),
         _ => None,
     };
-    if let Some(at) = first_at.filter(|_| !data.join("log").exists()) {
-        opts.timeline = Timeline::Scripted;
-        opts.genesis_at_ms = Some(at);
+    if let Some(first_at) = first_at {
+        if !at.holds_ledger()? {
+            opts.timeline = Timeline::Scripted;
+            opts.genesis_at_ms = Some(first_at);
+        }
     }
-    let (ledger, report) =
-        Ledger::open(data, opts).with_context(|| format!("open {}", data.display()))?;
+    let (ledger, report) = at.open(opts)?;
     tell_recovery(&report);
     let (tx, rx) = crossbeam_channel::bounded::<Pending>(RUN_IN_FLIGHT);
     let printer = std::thread::spawn(move || -> Result<u64> {
@@ -221,8 +224,16 @@ pub(super) fn run(data: &Path, file: &Path, create: &Create) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn import(data: &Path, file: &Path, json: bool) -> Result<ExitCode> {
-    match import_export(data, file, Options::default()) {
+pub(super) fn import(at: &At, file: &Path, json: bool) -> Result<ExitCode> {
+    let imported = match at {
+        At::Dir(data) => import_export(data, file, Options::default()),
+        At::Pg { store, ledger } => crate::export::import_engine(
+            || PgLog::open(store, PgOptions::new(ledger)),
+            file,
+            Options::default(),
+        ),
+    };
+    match imported {
         Ok((ledger, count)) => {
             let head = ledger.head().map(|h| (h.seq, to_hex(&h.hash)));
             ledger.close()?;
@@ -231,10 +242,7 @@ pub(super) fn import(data: &Path, file: &Path, json: bool) -> Result<ExitCode> {
                 let out = serde_json::json!({"ok": true, "records": count, "head_seq": seq, "head_hash": hash});
                 println!("{out}");
             } else {
-                println!(
-                    "imported {count} records into {}; head seq {seq}, head hash {hash}",
-                    data.display()
-                );
+                println!("imported {count} records into {at}; head seq {seq}, head hash {hash}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -12,6 +12,7 @@ pub mod head;
 pub mod index;
 pub mod marker;
 pub mod memory;
+pub mod postgres;
 pub mod read;
 pub mod recovery;
 pub mod scan;
@@ -84,6 +85,35 @@ pub enum LogError {
     IndexBehind { indexed: u64, head: u64 },
     #[error("{0} panicked")]
     ThreadPanicked(&'static str),
+    /// PostgreSQL refused or could not be reached (`store` has no password).
+    #[error("PostgreSQL at {store}: {op}: {source}")]
+    Postgres {
+        op: &'static str,
+        store: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("the store is not a valid PostgreSQL connection string (postgres://user@host:port/dbname?options or host=… dbname=…)")]
+    StoreAddress,
+    #[error("bad ledger name: {0}")]
+    BadLedgerName(String),
+    #[error("a writer's lease of {0} ms is outside 300..=60000 ms")]
+    BadLease(u64),
+    /// Another node writes this ledger and its lease is live.
+    #[error("ledger {ledger} is written by {holder} (lease epoch {epoch}, {remaining_ms} ms left by the database's clock); this node does not write it")]
+    LeaseHeld {
+        ledger: String,
+        holder: String,
+        epoch: i64,
+        remaining_ms: i64,
+    },
+    /// This writer may no longer append: its lease was taken or ran out.
+    #[error("this writer's lease on ledger {ledger} (epoch {epoch}) is no longer valid: {why}; it appends nothing more")]
+    Fenced {
+        ledger: String,
+        epoch: i64,
+        why: String,
+    },
     #[error("append out of order: {0}")]
     OutOfOrder(String),
     #[error("record: {0}")]

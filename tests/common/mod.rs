@@ -279,3 +279,4 @@ pub fn append_or_refused(ledger: &parley::Ledger, command: Command) -> Option<u6
         }
     }
 }
+pub mod pg;
