@@ -160,5 +160,6 @@ pub fn code(e: &AppendError) -> ProblemCode {
         AppendError::OutcomeUnknown(_) => ProblemCode::OutcomeUnknown,
         AppendError::Closed => ProblemCode::LedgerClosed,
         AppendError::Busy => ProblemCode::Busy,
+        AppendError::NotTheWriter(_) => ProblemCode::NotTheWriter,
     }
 }

@@ -10,6 +10,7 @@
 //! checked log and the context at its head); `rebuild.rs` rebuilds the
 //! derived state from the log.
 
+pub mod cluster;
 mod open;
 mod rebuild;
 
@@ -186,6 +187,8 @@ pub struct Ledger {
     published: Option<Published>,
     feed: Option<Feed>,
     _lock: Option<Arc<WriterLock>>,
+    /// A node of a cluster on PostgreSQL (writing or following).
+    cluster: Option<Arc<cluster::Membership>>,
 }
 
 impl Ledger {
@@ -301,84 +304,45 @@ impl Ledger {
         let head = engine.head();
         let genesis = genesis_hash(reader.as_ref(), head)?.unwrap_or(ZERO_HASH);
         report.derived = derived.catch_up(reader.as_ref(), head, genesis)?;
-        let head_seq = head.map_or(0, |h| h.seq);
-        let derived = Arc::new(derived);
-        let durable = Arc::new(Progress::default());
-        durable.publish(head_seq);
-        let applied = Arc::new(Progress::default());
-        applied.publish(head_seq);
+        let shared = Shared::new(derived, head);
         // The writer's context: the resolver's input, from the derived
         // store's snapshot and the log after it, or folded from the start.
-        let (ctx, from_snapshot) = open_context(reader.as_ref(), &derived, head_seq)?;
+        let head_seq = head.map_or(0, |h| h.seq);
+        let (ctx, from_snapshot) = open_context(reader.as_ref(), &shared.derived, head_seq)?;
         report.context_from_snapshot = from_snapshot;
         opts.resolvers
             .check_known(&ctx)
             .map_err(LedgerError::Resolver)?;
         // Every check passed: from here on this process is the writer.
         engine.begin()?;
-        let published = opts.serve.then(|| Arc::new(RwLock::new(ctx.clone())));
-        let feed = opts
-            .serve
-            .then(|| tokio::sync::broadcast::channel(FEED_BATCHES).0);
+        let serving = Serving::new(opts, &ctx);
         let (tx, rx) = bounded::<Submission>(opts.queue_capacity.max(1));
         // The projector queue holds whole batches: this bounds memory held for it.
-        let (ptx, prx) = bounded::<Committed>(64);
-        let (stx, srx) = bounded::<Batch>(SYNC_QUEUE_BATCHES);
-        let mut writer = Writer::new(
-            head,
-            Arc::clone(&opts.clock),
-            opts.resolvers.clone(),
-            Arc::clone(&derived),
-            (Arc::clone(&durable), Arc::clone(&applied)),
-            stx,
-            opts.max_batch,
-            ctx,
-            opts.auto_clock,
-        );
-        writer.snapshot_every = opts.snapshot_every.max(1);
-        writer.snapshot_seq = from_snapshot.unwrap_or(0);
-        let head = Arc::new(Mutex::new(head));
-        let syncer = Syncer::new(
-            engine,
-            (Arc::clone(&durable), Arc::clone(&applied)),
-            Arc::clone(&head),
-            ptx,
-        );
-        let mut projector = Projector::new(Arc::clone(&derived), Arc::clone(&applied), files);
-        projector.published = published.clone();
-        projector.feed = feed.clone();
-        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(f)
-                .map_err(|source| LedgerError::Io {
-                    op: "spawn thread",
-                    path: PathBuf::from(name),
-                    source,
-                })
-        };
-        let projector = spawn("parley-projector", Box::new(move || projector.run(prx)))?;
-        let syncer = spawn("parley-syncer", Box::new(move || syncer.run(srx)))?;
-        let writer = spawn("parley-writer", Box::new(move || writer.run(rx)))?;
+        let (ptx, prx) = bounded::<Committed>(PROJECTOR_BATCHES);
+        let projector = shared.spawn_projector(files, &serving, prx)?;
+        let [writer, syncer] =
+            shared.spawn_writer(engine, (ctx, from_snapshot.unwrap_or(0)), opts, ptx, rx)?;
         Ok(Ledger {
             tx: Some(tx),
             reader,
-            derived,
-            durable,
-            head,
-            applied,
+            derived: shared.derived,
+            durable: shared.durable,
+            head: shared.head,
+            applied: shared.applied,
             // Joined in this order: each stops once the one before it has.
             threads: vec![writer, syncer, projector],
             evidence: None,
-            published,
-            feed,
+            published: serving.published,
+            feed: serving.feed,
             _lock: None,
+            cluster: None,
         })
     }
 
     /// Hands a command to the sequencer; blocks while the queue is full.
     pub fn submit(&self, command: Command) -> Result<Ticket, AppendError> {
         command.validate()?;
+        self.check_writing()?;
         let (reply, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
         tx.send(Submission {
@@ -397,6 +361,7 @@ impl Ledger {
         command: crate::command::Checked,
         credential: Option<u64>,
     ) -> Result<Ticket, AppendError> {
+        self.check_writing()?;
         let command = command.into_inner();
         let (reply, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
@@ -410,6 +375,24 @@ impl Ledger {
             Err(TrySendError::Full(_)) => Err(AppendError::Busy),
             Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed),
         }
+    }
+
+    /// A node that follows the ledger refuses, naming the writer.
+    fn check_writing(&self) -> Result<(), AppendError> {
+        match &self.cluster {
+            Some(m) if !m.writing() => Err(AppendError::NotTheWriter(m.writer_address())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Why the writer (or, on a follower, the takeover) stopped, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.durable.failure().or_else(|| self.applied.failure())
+    }
+
+    /// How this node stands in its cluster (`None`: not on PostgreSQL).
+    pub fn membership(&self) -> Option<&cluster::Membership> {
+        self.cluster.as_deref()
     }
 
     /// Appends a command and waits until it is durable.
@@ -477,6 +460,16 @@ impl Ledger {
             return Ok(());
         }
         self.tx = None;
+        if let Some(m) = &self.cluster {
+            // The follower's thread first (it may be promoting this node),
+            // then the writer and syncer it started, then the rest.
+            for t in m.stop() {
+                if t.join().is_err() {
+                    tracing::error!("a ledger thread panicked");
+                    self.durable.fail("a ledger thread panicked".into());
+                }
+            }
+        }
         for t in self.threads.drain(..) {
             if t.join().is_err() {
                 tracing::error!("a ledger thread panicked");
@@ -501,6 +494,117 @@ impl Drop for Ledger {
         if let Err(e) = self.shutdown() {
             tracing::warn!(error = %e, "closing the ledger");
         }
+    }
+}
+
+/// Batches the projector's queue holds (whole batches: this bounds memory).
+pub(crate) const PROJECTOR_BATCHES: usize = 64;
+
+/// What a ledger's threads share: derived state and how far the log and
+/// the projector have got.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub derived: Arc<Derived>,
+    pub durable: Arc<Progress>,
+    pub applied: Arc<Progress>,
+    pub head: Arc<Mutex<Option<Head>>>,
+}
+
+/// The published context and the feed, when the ledger serves reads.
+#[derive(Clone)]
+pub(crate) struct Serving {
+    pub published: Option<Published>,
+    pub feed: Option<Feed>,
+}
+
+impl Serving {
+    pub(crate) fn new(opts: &Options, ctx: &Context) -> Serving {
+        Serving {
+            published: opts.serve.then(|| Arc::new(RwLock::new(ctx.clone()))),
+            feed: opts
+                .serve
+                .then(|| tokio::sync::broadcast::channel(FEED_BATCHES).0),
+        }
+    }
+}
+
+pub(crate) fn spawn(
+    name: &str,
+    f: Box<dyn FnOnce() + Send>,
+) -> Result<JoinHandle<()>, LedgerError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|source| LedgerError::Io {
+            op: "spawn thread",
+            path: PathBuf::from(name),
+            source,
+        })
+}
+
+impl Shared {
+    pub(crate) fn new(derived: Derived, head: Option<Head>) -> Shared {
+        let head_seq = head.map_or(0, |h| h.seq);
+        let durable = Arc::new(Progress::default());
+        durable.publish(head_seq);
+        let applied = Arc::new(Progress::default());
+        applied.publish(head_seq);
+        Shared {
+            derived: Arc::new(derived),
+            durable,
+            applied,
+            head: Arc::new(Mutex::new(head)),
+        }
+    }
+
+    pub(crate) fn spawn_projector(
+        &self,
+        files: Option<Files>,
+        serving: &Serving,
+        prx: crossbeam_channel::Receiver<Committed>,
+    ) -> Result<JoinHandle<()>, LedgerError> {
+        let mut projector =
+            Projector::new(Arc::clone(&self.derived), Arc::clone(&self.applied), files);
+        projector.published = serving.published.clone();
+        projector.feed = serving.feed.clone();
+        spawn("parley-projector", Box::new(move || projector.run(prx)))
+    }
+
+    /// Starts the writer and the syncer on `engine`, whose head is the
+    /// shared head and whose context (with its snapshot seq) is `ctx`.
+    pub(crate) fn spawn_writer(
+        &self,
+        engine: Box<dyn LogEngine>,
+        (ctx, snapshot_seq): (Context, u64),
+        opts: &Options,
+        ptx: Sender<Committed>,
+        rx: crossbeam_channel::Receiver<Submission>,
+    ) -> Result<[JoinHandle<()>; 2], LedgerError> {
+        let head = engine.head();
+        debug_assert_eq!(ctx.seq, head.map_or(0, |h| h.seq));
+        let (stx, srx) = bounded::<Batch>(SYNC_QUEUE_BATCHES);
+        let mut writer = Writer::new(
+            head,
+            Arc::clone(&opts.clock),
+            opts.resolvers.clone(),
+            Arc::clone(&self.derived),
+            (Arc::clone(&self.durable), Arc::clone(&self.applied)),
+            stx,
+            opts.max_batch,
+            ctx,
+            opts.auto_clock,
+        );
+        writer.snapshot_every = opts.snapshot_every.max(1);
+        writer.snapshot_seq = snapshot_seq;
+        let syncer = Syncer::new(
+            engine,
+            (Arc::clone(&self.durable), Arc::clone(&self.applied)),
+            Arc::clone(&self.head),
+            ptx,
+        );
+        let syncer = spawn("parley-syncer", Box::new(move || syncer.run(srx)))?;
+        let writer = spawn("parley-writer", Box::new(move || writer.run(rx)))?;
+        Ok([writer, syncer])
     }
 }
 

@@ -332,8 +332,16 @@ fn the_command_line_works_the_same_on_both_engines() {
     let commands = commands.to_str().unwrap();
     let create = ["--bare", "--ledger-id", "ldg-golden", "--admin", "ops"];
     let mut outputs = Vec::new();
-    let seg_run = [&["run", "--data", data.to_str().unwrap(), commands][..], &create].concat();
-    let pg_run = [&["run", "--store", &url, "--ledger", "shop", commands][..], &create].concat();
+    let seg_run = [
+        &["run", "--data", data.to_str().unwrap(), commands][..],
+        &create,
+    ]
+    .concat();
+    let pg_run = [
+        &["run", "--store", &url, "--ledger", "shop", commands][..],
+        &create,
+    ]
+    .concat();
     for args in [seg_run, pg_run] {
         let ran = common::parley(&args, "");
         outputs.push(ran.stdout);
@@ -354,7 +362,11 @@ fn the_command_line_works_the_same_on_both_engines() {
     // …only once, and back into a directory.
     let again = common::parley(&["import", "--store", &url, "--ledger", "moved", f], "");
     assert_eq!(again.code, Some(1));
-    assert!(again.stderr.contains("already holds records"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already holds records"),
+        "{}",
+        again.stderr
+    );
     let back = dir.path().join("back");
     let ran = common::parley(&["import", "--data", back.to_str().unwrap(), f], "");
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
@@ -370,7 +382,10 @@ fn the_command_line_works_the_same_on_both_engines() {
     assert_eq!(replay["divergent"], 0, "{replay}");
     // A flipped byte: verify names its seq, exit 1.
     pg.psql("UPDATE parley_record SET frame = set_byte(frame, 60, get_byte(frame, 60) # 4) WHERE ledger = 'shop' AND seq = 40");
-    let ran = common::parley(&["verify", "--store", &url, "--ledger", "shop", "--json"], "");
+    let ran = common::parley(
+        &["verify", "--store", &url, "--ledger", "shop", "--json"],
+        "",
+    );
     assert_eq!(ran.code, Some(1));
     assert_eq!(ran.json()["first_bad_seq"], 40, "{}", ran.stdout);
     // Errors name the store without its password.
@@ -383,7 +398,11 @@ fn the_command_line_works_the_same_on_both_engines() {
     ] {
         let ran = common::parley(&args, "");
         assert_eq!(ran.code, Some(1), "{args:?}");
-        assert!(ran.stderr.starts_with("parley: error: "), "{args:?}: {}", ran.stderr);
+        assert!(
+            ran.stderr.starts_with("parley: error: "),
+            "{args:?}: {}",
+            ran.stderr
+        );
         assert!(!ran.stderr.contains("s3cret-pw"), "{}", ran.stderr);
     }
 }

@@ -154,6 +154,14 @@ enum Cmd {
         /// (repeatable; other Host headers are refused against DNS rebinding).
         #[arg(long = "mcp-allowed-host")]
         mcp_allowed_hosts: Vec<String>,
+        /// With --store: the address other nodes forward writes to when this
+        /// node writes the ledger (default http://LISTEN).
+        #[arg(long)]
+        advertise: Option<String>,
+        /// With --store: the writer's lease, in milliseconds (300 to 60000): a
+        /// writer that stops renewing it is replaced this long after (at most).
+        #[arg(long, default_value_t = crate::log::postgres::LEASE_MS_DEFAULT)]
+        lease_ms: u64,
         #[command(flatten)]
         create: Create,
     },
@@ -421,10 +429,14 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             writes_per_s,
             mcp_anonymous_handshake,
             mcp_allowed_hosts,
+            advertise,
+            lease_ms,
             create,
         } => {
             let opts = serve::ServeOptions {
                 listen,
+                advertise,
+                lease_ms,
                 writes_per_s,
                 mcp: crate::mcp::http::McpOptions {
                     anonymous_handshake: mcp_anonymous_handshake,

@@ -11,6 +11,7 @@ use super::write::{options, tell_recovery};
 use super::Create;
 use crate::command::{Command, CommandEnvelope};
 use crate::ledger::Ledger;
+use crate::log::postgres::PgOptions;
 use crate::reader::LedgerRead;
 use crate::record::{Body, Role, Timeline};
 use crate::server::App;
@@ -19,13 +20,35 @@ use crate::server::App;
 pub(super) fn serve(at: &At, serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
     let mut opts = options(create)?;
     opts.serve = true;
-    let (ledger, report) = at.open(opts)?;
-    tell_recovery(&report);
+    // Bound before the ledger opens: a node of a cluster advertises the
+    // address it really serves on (a `--listen` port 0 included).
+    let listener = std::net::TcpListener::bind(serve_opts.listen)
+        .with_context(|| format!("listen on {}", serve_opts.listen))?;
+    listener
+        .set_nonblocking(true)
+        .context("make the listener non-blocking")?;
+    let local = listener.local_addr().context("the listener's address")?;
+    let ledger = match at {
+        At::Pg { store, ledger } => {
+            let mut node = PgOptions::new(ledger);
+            node.address = serve_opts
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{local}"));
+            node.lease_ms = serve_opts.lease_ms;
+            Ledger::cluster(store, node, opts).with_context(|| format!("join {at}"))?
+        }
+        At::Dir(_) => {
+            let (ledger, report) = at.open(opts)?;
+            tell_recovery(&report);
+            ledger
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    runtime.block_on(run_server(ledger, serve_opts))?;
+    runtime.block_on(run_server(ledger, listener, serve_opts))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -123,6 +146,10 @@ const SHUTDOWN_WAITS: u32 = 200;
 #[derive(Clone, Debug)]
 pub(super) struct ServeOptions {
     pub listen: SocketAddr,
+    /// The address other nodes forward writes to (default http://LISTEN).
+    pub advertise: Option<String>,
+    /// The writer's lease on a ledger in PostgreSQL, in milliseconds.
+    pub lease_ms: u64,
     /// Writes per identity per second before 429.
     pub writes_per_s: std::num::NonZeroU32,
     pub mcp: crate::mcp::http::McpOptions,
@@ -131,7 +158,11 @@ pub(super) struct ServeOptions {
 /// Serves `ledger` on `listen` until SIGINT or SIGTERM (the HTTP API and MCP
 /// on one listener: the one place that composes them), then stops
 /// accepting, lets in-flight requests finish and closes the ledger.
-pub(super) async fn run_server(ledger: Ledger, opts: ServeOptions) -> anyhow::Result<()> {
+pub(super) async fn run_server(
+    ledger: Ledger,
+    listener: std::net::TcpListener,
+    opts: ServeOptions,
+) -> anyhow::Result<()> {
     let ledger = Arc::new(ledger);
     let (app, closing_tx) = App::new(ledger.clone(), opts.writes_per_s);
     app.count_batches();
@@ -146,14 +177,19 @@ pub(super) async fn run_server(ledger: Ledger, opts: ServeOptions) -> anyhow::Re
         stop_mcp.clone(),
     );
     let all = api.merge(mcp);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let local = listener.local_addr()?;
     // The line scripts and tests wait for.
     println!("parley serve: listening on http://{local}");
     drop(app);
+    let watched = ledger.clone();
     axum::serve(listener, all)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = fenced(&watched) => {}
+            }
+            drop(watched);
             // MCP sessions hold the ledger: end them.
             stop_mcp.cancel();
             crate::mcp::http::close_sessions(&sessions).await;
@@ -179,6 +215,22 @@ pub(super) async fn run_server(ledger: Ledger, opts: ServeOptions) -> anyhow::Re
     ledger.close()?;
     println!("parley serve: stopped cleanly");
     Ok(())
+}
+
+/// Resolves when a node of a cluster can no longer write (its lease was
+/// taken or ran out, or taking over failed): the server stops, and is
+/// restarted as a follower. Never resolves for a ledger in a directory.
+async fn fenced(ledger: &Ledger) {
+    if ledger.membership().is_none() {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if let Some(why) = ledger.failure() {
+            eprintln!("parley serve: this node stops: {why}");
+            return;
+        }
+    }
 }
 
 async fn shutdown_signal() {

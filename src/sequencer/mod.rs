@@ -100,6 +100,9 @@ pub enum AppendError {
     Closed,
     #[error("the ledger's queue is full; retry shortly")]
     Busy,
+    /// A node of a cluster that follows the ledger: another node writes it.
+    #[error("this node follows the ledger and does not write it; {}", match .0 { Some(a) => format!("its writer serves at {a}"), None => "no writer is known yet; retry shortly".into() })]
+    NotTheWriter(Option<String>),
 }
 
 /// A source of wall-clock time in ms. The sequencer (shell) reads it; the pure

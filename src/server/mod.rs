@@ -8,6 +8,7 @@
 //! credential the log granted (`parley token create`).
 
 pub mod auth;
+pub mod cluster;
 pub mod console;
 pub mod extract;
 pub mod filter;
@@ -69,7 +70,7 @@ pub const LOG_READS: usize = 2;
 const LOG_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a current read waits for the published context to reach the
 /// durable head it saw on arrival.
-const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl App {
     /// The caller a request's token names, checked against the published
@@ -155,6 +156,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/intentions/{seq}", get(intentions::intention))
         .route("/v1/decisions/{seq}", get(intentions::decision))
         .route("/v1/whoami", get(auth::whoami))
+        .route("/v1/cluster", get(cluster::cluster))
         .route("/v1/state", get(reads::state))
         .route("/v1/entities/{entity}", get(reads::entity))
         .route("/v1/entities/{entity}/audit", get(reads::audit))
@@ -167,6 +169,10 @@ pub fn router(app: App) -> Router {
         .route("/v1/tokens", post(tokens::create))
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(COMMAND_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            cluster::forward,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             trace_request,

@@ -222,6 +222,7 @@ fn paths(s: &mut Schemas) -> Value {
         "/v1/decisions/{seq}": {"get": op("A decision explained: its rule, each trace step and the values it read, in sentences", "explainDecision",
             vec![path_param("seq", true, "The decision's seq")], json_ok(s.res::<Explanation>()))},
         "/v1/whoami": {"get": op("The identity and role of the token", "whoAmI", vec![], json_ok(s.res::<WhoAmI>()))},
+        "/v1/cluster": {"get": op("This node's role in its cluster, the writer's lease and the head", "cluster", vec![], json_ok(s.res::<crate::server::cluster::ClusterView>()))},
         "/v1/state": {"get": op("The shared context, now or as of a seq", "getState", with_at(vec![]), json_ok(s.res::<StateView>()))},
         "/v1/entities/{entity}": {"get": op("One entity of the shared context, now or as of a seq", "getEntity", with_at(vec![entity()]), json_ok(s.res::<EntityView>()))},
         "/v1/entities/{entity}/audit": {"get": op("Every change of an entity's fields, newest first, with the decisions behind them", "auditEntity",

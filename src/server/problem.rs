@@ -177,7 +177,9 @@ impl From<&AppendError> for Problem {
             | AppendError::TimeMissing
             | AppendError::TimeJump { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Wrong time"),
             AppendError::KeyConflict { .. } => (StatusCode::CONFLICT, "Idempotency key reused"),
-            AppendError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "Busy"),
+            AppendError::Busy | AppendError::NotTheWriter(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Busy")
+            }
             AppendError::Failed(_) | AppendError::Closed => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Ledger unavailable")
             }

@@ -288,10 +288,16 @@ pub async fn stream(
             Problem::bad_request(ProblemCode::BadLastEventId, "Last-Event-ID is a seq".into())
         })?
         .map(|id| id.saturating_add(1));
-    let from = resume_from
-        .or(q.from)
-        .unwrap_or(head.saturating_add(1))
-        .clamp(1, head.saturating_add(1));
+    let from = match resume_from {
+        // A client moving between the nodes of a cluster may have seen
+        // records this node has not read yet: it waits for them, and gets
+        // no record twice.
+        Some(next) if app.ledger.membership().is_some() => next.max(1),
+        _ => resume_from
+            .or(q.from)
+            .unwrap_or(head.saturating_add(1))
+            .clamp(1, head.saturating_add(1)),
+    };
     let filter = RecordFilter::parse(FilterQuery {
         kind: q.kind,
         entity: q.entity,

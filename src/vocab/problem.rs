@@ -74,6 +74,8 @@ named_enum!(
         UnknownCausation = "unknown-causation",
         // Reading the current context (the server).
         ContextBehind = "context-behind",
+        // A node of a cluster on PostgreSQL that does not write the ledger.
+        NotTheWriter = "not-the-writer",
     }
 );
 

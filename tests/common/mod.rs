@@ -274,7 +274,9 @@ pub fn append_or_refused(ledger: &parley::Ledger, command: Command) -> Option<u6
             | E::KeyConflict { .. }
             | E::Record(_),
         ) => None,
-        Err(e @ (E::Failed(_) | E::OutcomeUnknown(_) | E::Closed | E::Busy)) => {
+        Err(
+            e @ (E::Failed(_) | E::OutcomeUnknown(_) | E::Closed | E::Busy | E::NotTheWriter(_)),
+        ) => {
             panic!("the ledger itself failed: {e}")
         }
     }

@@ -38,15 +38,24 @@ impl Server {
     }
 
     fn spawn(dir: &Path, extra: &[&str], stderr: Stdio, level: &str) -> Server {
+        let place = ["--data", dir.to_str().unwrap()];
+        Server::spawn_at(&place, extra, stderr, level)
+    }
+
+    /// A node of a cluster on ledger `ledger` in the PostgreSQL `store`; its
+    /// log (at `PARLEY_LOG=info`) goes to the file `log`.
+    pub fn start_node(store: &str, ledger: &str, extra: &[&str], log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("create the node's log file");
+        let place = ["--store", store, "--ledger", ledger];
+        Server::spawn_at(&place, extra, Stdio::from(file), "info")
+    }
+
+    fn spawn_at(place: &[&str], extra: &[&str], stderr: Stdio, level: &str) -> Server {
         let mut child = Process::new(parley_bin())
             .env("PARLEY_LOG", level)
-            .args([
-                "serve",
-                "--data",
-                dir.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .arg("serve")
+            .args(place)
+            .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -106,33 +115,7 @@ impl Server {
         token: Option<&str>,
         body: &str,
     ) -> (u16, String, String) {
-        let Ok(mut s) = TcpStream::connect(&self.addr) else {
-            return (0, String::new(), String::new());
-        };
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-        let sent = write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let mut text = String::new();
-        if sent.is_err() || s.read_to_string(&mut text).is_err() {
-            return (0, String::new(), String::new());
-        }
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-            return (0, String::new(), String::new());
-        };
-        let status = head[9..12].parse().unwrap();
-        let ctype = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-type: ")
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        (status, ctype, body.to_owned())
+        request_at(&self.addr, method, path, token, body)
     }
 
     pub fn post(&self, token: Option<&str>, body: &str) -> (u16, String, serde_json::Value) {
@@ -228,4 +211,42 @@ pub fn token(dir: &Path, name: &str, role: &str) -> String {
         "token", "create", "--data", d, "--name", name, "--role", role,
     ];
     parley(&args, "").trim().to_owned()
+}
+
+/// One request to the server at `addr`; returns (status, content type,
+/// body); status 0 when the connection failed (the server is stopping).
+pub fn request_at(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return (0, String::new(), String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let sent = write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut text = String::new();
+    if sent.is_err() || s.read_to_string(&mut text).is_err() {
+        return (0, String::new(), String::new());
+    }
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (0, String::new(), String::new());
+    };
+    let status = head[9..12].parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_owned())
 }

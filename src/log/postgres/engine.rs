@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::lease::{self, PgOptions, Renewer};
+use super::lease::{self, OnLost, PgOptions, Renewer};
 use super::reader::{check_frame, PgReader};
 use super::{check_ledger_name, PgStore};
 use crate::log::frame::write_frame;
@@ -22,6 +22,7 @@ pub struct PgLog {
     epoch: i64,
     head: Option<Head>,
     renewer: Option<Renewer>,
+    on_lost: Option<OnLost>,
     frames: Vec<Vec<u8>>,
 }
 
@@ -44,8 +45,15 @@ impl PgLog {
             epoch,
             head,
             renewer: None,
+            on_lost: None,
             frames: Vec::new(),
         })
+    }
+
+    /// Calls `f` (once, from the renewing thread) if a renewal finds the
+    /// lease gone: the node can stop writing before a command shows it.
+    pub fn on_lost(&mut self, f: OnLost) {
+        self.on_lost = Some(f);
     }
 
     /// The lease epoch this writer holds.
@@ -214,6 +222,7 @@ impl LogEngine for PgLog {
                 self.store.clone(),
                 self.opts.clone(),
                 self.epoch,
+                self.on_lost.take(),
             )?);
         }
         Ok(())

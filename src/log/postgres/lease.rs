@@ -181,8 +181,16 @@ pub(super) struct Renewer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Called once when a renewal finds the lease gone.
+pub type OnLost = Box<dyn Fn(String) + Send + Sync>;
+
 impl Renewer {
-    pub(super) fn start(store: PgStore, opts: PgOptions, epoch: i64) -> Result<Renewer, LogError> {
+    pub(super) fn start(
+        store: PgStore,
+        opts: PgOptions,
+        epoch: i64,
+        on_lost: Option<OnLost>,
+    ) -> Result<Renewer, LogError> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let lost = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&lost);
@@ -203,6 +211,9 @@ impl Renewer {
                         Ok(false) => {
                             tracing::error!(ledger = %opts.ledger, epoch, "the writer's lease was lost");
                             flag.store(true, Ordering::SeqCst);
+                            if let Some(f) = &on_lost {
+                                f(format!("its lease on ledger {} (epoch {epoch}) was taken or ran out", opts.ledger));
+                            }
                             return;
                         }
                         Err(e) => {

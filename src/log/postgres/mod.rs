@@ -27,7 +27,7 @@ mod reader;
 use std::str::FromStr;
 
 pub use engine::PgLog;
-pub use lease::{LeaseInfo, PgOptions, LEASE_MS_DEFAULT, LEASE_MS_MAX, LEASE_MS_MIN};
+pub use lease::{LeaseInfo, OnLost, PgOptions, LEASE_MS_DEFAULT, LEASE_MS_MAX, LEASE_MS_MIN};
 pub use reader::PgReader;
 
 use super::LogError;
