@@ -103,16 +103,7 @@ impl LogReader for MemoryReader {
 
     fn entity_seqs(&self, entity: &str, head: u64) -> Result<Vec<u64>, LogError> {
         let mut out = Vec::new();
-        self.scan(1, head, &mut |r| {
-            if r.record
-                .index_entities()
-                .iter()
-                .any(|e| e.to_string() == entity)
-            {
-                out.push(r.record.envelope.seq);
-            }
-            Ok(())
-        })?;
+        self.scan(1, head, &mut super::entity_collector(entity, &mut out))?;
         Ok(out)
     }
 }

@@ -216,6 +216,24 @@ pub trait LogEngine: Send {
     }
 }
 
+/// A visitor that collects the seqs of the records naming `entity` (its
+/// text form): the scan engines without an entity index use.
+pub fn entity_collector<'a>(
+    entity: &'a str,
+    out: &'a mut Vec<u64>,
+) -> impl FnMut(StoredRecord) -> Result<(), LogError> + 'a {
+    move |r| {
+        if r.record
+            .index_entities()
+            .iter()
+            .any(|e| e.to_string() == entity)
+        {
+            out.push(r.record.envelope.seq);
+        }
+        Ok(())
+    }
+}
+
 /// Encodes and hashes a record that follows `prev_hash`.
 pub fn encode_record(record: &Record, prev_hash: &Hash) -> Result<EncodedRecord, RecordError> {
     let payload = record.canonical_bytes()?;

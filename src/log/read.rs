@@ -217,16 +217,12 @@ impl LogFiles {
         if from > to {
             return Ok(());
         }
-        scan_dir(&self.log_dir, from, to, &mut |r| {
-            if r.record
-                .index_entities()
-                .iter()
-                .any(|e| e.to_string() == entity)
-            {
-                out.push(r.record.envelope.seq);
-            }
-            Ok(())
-        })
+        scan_dir(
+            &self.log_dir,
+            from,
+            to,
+            &mut super::entity_collector(entity, out),
+        )
         .map(|_| ())
     }
 }
