@@ -34,7 +34,7 @@ pub fn parley_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/parley")
 }
 
-fn parley(args: &[&str], stdin: &str) -> String {
+pub fn parley(args: &[&str], stdin: &str) -> String {
     use std::io::Write as _;
     let mut child = Process::new(parley_bin())
         .args(args)
@@ -58,7 +58,7 @@ fn parley(args: &[&str], stdin: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-struct Server(Child);
+pub struct Server(pub Child);
 
 impl Drop for Server {
     fn drop(&mut self) {

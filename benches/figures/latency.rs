@@ -75,9 +75,14 @@ fn fact(i: u64, skus: u64) -> String {
 /// Runs `warmup` then `measure` at `per_s` intentions a second (and as many
 /// facts); latencies of the intentions in the measured window.
 pub fn figure(dir: &Path, per_s: u64, warmup: Duration, measure: Duration) -> Latency {
-    let skus = 1000;
     let _ = std::fs::remove_dir_all(dir);
     let (ledger, _) = Ledger::open(dir, options()).expect("open");
+    self::measure(ledger, per_s, warmup, measure)
+}
+
+/// As `figure`, on a ledger the caller opened (any engine), which it closes.
+pub fn measure(ledger: Ledger, per_s: u64, warmup: Duration, measure: Duration) -> Latency {
+    let skus = 1000;
     {
         let mut pipe = Pipeline::new(&ledger, 1024);
         for line in setup(skus) {

@@ -18,6 +18,7 @@ mod durable;
 mod guard;
 mod http;
 mod latency;
+mod pg_engine;
 mod postgres;
 mod replay;
 mod report;

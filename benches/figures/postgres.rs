@@ -127,6 +127,15 @@ impl Cluster {
         c
     }
 
+    /// A libpq connection string for parley (the socket in the cluster's dir).
+    pub fn url(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.display(),
+            self.port
+        )
+    }
+
     fn conn_args(&self) -> Vec<String> {
         let dir = self.dir.display().to_string();
         vec![
@@ -264,6 +273,8 @@ fn parley_concurrent(dir: &Path, producers: usize, secs: f64, text: &str) -> f64
 }
 
 pub struct Postgres {
+    /// Figure 9, on the same cluster.
+    pub engine: crate::pg_engine::PgEngine,
     /// (parley rec/s, PostgreSQL rows/s) at 256 per batch / transaction.
     pub batched: (Rounds, Rounds),
     /// (producers, parley rec/s, PostgreSQL rows/s).
@@ -314,7 +325,9 @@ pub fn figure(dir: &Path, rounds: u32, secs: u32) -> Postgres {
         rows.trim().parse::<u64>().map(|n| n > 0).unwrap_or(false),
         "PostgreSQL stored the rows: {rows}"
     );
+    let engine = crate::pg_engine::figure(dir, &cluster.url(), rounds, secs);
     Postgres {
+        engine,
         batched,
         concurrent,
     }

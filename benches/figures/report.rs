@@ -372,6 +372,7 @@ impl Report {
 
     pub fn postgres(&mut self, p: &crate::postgres::Postgres) {
         let (led, pg) = &p.batched;
+        let table_rows_per_s = pg.median();
         let r = ratios(led, pg);
         self.row(
             8,
@@ -405,6 +406,58 @@ impl Report {
                 Some(r.median() >= goal),
             );
         }
+        self.pg_engine(&p.engine, table_rows_per_s);
+    }
+
+    /// Figure 9: the PostgreSQL engine; batch 256 is held to the table
+    /// baseline of figure 8 (the same rows written by pgbench).
+    pub fn pg_engine(&mut self, e: &crate::pg_engine::PgEngine, table_rows_per_s: f64) {
+        for (batch, seg, pg) in &e.append {
+            let key = match batch {
+                1 => "pg_append_per_s_batch1",
+                16 => "pg_append_per_s_batch16",
+                _ => "pg_append_per_s_batch256",
+            };
+            let base = format!("segment engine {} rec/s, same batch", fmt(seg.median()));
+            let (target, met, baseline) = if *batch == 256 {
+                let b = format!(
+                    "{base}; PostgreSQL table {} rows/s (figure 8)",
+                    fmt(table_rows_per_s)
+                );
+                (
+                    "≥ the table baseline",
+                    Some(pg.median() >= table_rows_per_s),
+                    b,
+                )
+            } else {
+                ("", None, base)
+            };
+            let what = format!("ledger on PostgreSQL, durable appends at batch {batch}");
+            self.row(9, key, what, pg, baseline, target, met);
+        }
+        let (seg, pg) = e.decision_p99_us;
+        self.single(
+            9,
+            "pg_decision_p99_us",
+            format!(
+                "decision p99 on PostgreSQL, open loop {} intentions/s + as many facts",
+                e.decision_per_s
+            ),
+            pg as f64,
+            format!("segment engine {seg} µs, same load"),
+            "",
+            None,
+        );
+        let f = &e.failover_s;
+        self.row(
+            9,
+            "pg_failover_s",
+            format!("SIGKILL of the writer to the first acknowledged write on the other node (lease {} ms)", e.lease_ms),
+            f,
+            String::new(),
+            "≤ 5 s",
+            Some(f.median() <= 5.0),
+        );
     }
 
     pub fn finish(&mut self, secs: f64) {

@@ -22,9 +22,10 @@ pub(super) struct Place {
     /// (or set PARLEY_STORE; its password is never printed).
     #[arg(long)]
     store: Option<String>,
-    /// The ledger's name in the store (or set PARLEY_LEDGER).
+    /// The ledger's name in the store (or set PARLEY_LEDGER); `serve`
+    /// takes it more than once to serve several ledgers.
     #[arg(long)]
-    ledger: Option<String>,
+    ledger: Vec<String>,
 }
 
 /// A resolved place.
@@ -42,13 +43,23 @@ impl Place {
     /// (PARLEY_DATA, or PARLEY_STORE with PARLEY_LEDGER); the command line
     /// wins over the environment.
     pub(super) fn at(&self) -> Result<At> {
+        let mut all = self.at_all()?;
+        if all.len() != 1 {
+            bail!("this command works on one ledger: give --ledger once");
+        }
+        Ok(all.remove(0))
+    }
+
+    /// Every place named (several only for `--store` with `--ledger`
+    /// repeated), each ledger once.
+    pub(super) fn at_all(&self) -> Result<Vec<At>> {
         if let Some(d) = &self.data {
-            if self.store.is_some() || self.ledger.is_some() {
+            if self.store.is_some() || !self.ledger.is_empty() {
                 bail!("give --data DIR or --store URL --ledger NAME, not both");
             }
-            return Ok(At::Dir(d.clone()));
+            return Ok(vec![At::Dir(d.clone())]);
         }
-        let store = match (&self.store, &self.ledger) {
+        let store = match (&self.store, self.ledger.first()) {
             (Some(url), _) => Some(url.clone()),
             (None, Some(_)) => {
                 Some(env("PARLEY_STORE").context("--ledger needs --store URL (or PARLEY_STORE)")?)
@@ -57,7 +68,7 @@ impl Place {
                 (Some(_), Some(_)) => bail!(
                     "both PARLEY_DATA and PARLEY_STORE are set: give --data DIR or --store URL"
                 ),
-                (Some(d), None) => return Ok(At::Dir(PathBuf::from(d))),
+                (Some(d), None) => return Ok(vec![At::Dir(PathBuf::from(d))]),
                 (None, store) => store,
             },
         };
@@ -65,15 +76,29 @@ impl Place {
             bail!("give --data DIR or --store URL --ledger NAME (or set PARLEY_DATA, or PARLEY_STORE and PARLEY_LEDGER)")
         };
         let store = Box::new(PgStore::parse(&url)?);
-        let ledger = self
-            .ledger
-            .clone()
-            .or_else(|| env("PARLEY_LEDGER"))
-            .context(
-                "--store needs --ledger NAME (or PARLEY_LEDGER): one database holds many ledgers",
-            )?;
-        crate::log::postgres::check_ledger_name(&ledger)?;
-        Ok(At::Pg { store, ledger })
+        let names = match env("PARLEY_LEDGER") {
+            Some(name) if self.ledger.is_empty() => vec![name],
+            _ => self.ledger.clone(),
+        };
+        if names.is_empty() {
+            bail!(
+                "--store needs --ledger NAME (or PARLEY_LEDGER): one database holds many ledgers"
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut all = Vec::with_capacity(names.len());
+        for ledger in names {
+            crate::log::postgres::check_ledger_name(&ledger)?;
+            if !seen.insert(ledger.clone()) {
+                bail!("--ledger {ledger} is given twice");
+            }
+            // Clones of one store share its reading threads and connections.
+            all.push(At::Pg {
+                store: store.clone(),
+                ledger,
+            });
+        }
+        Ok(all)
     }
 }
 

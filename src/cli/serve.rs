@@ -16,11 +16,11 @@ use crate::reader::LedgerRead;
 use crate::record::{Body, Role, Timeline};
 use crate::server::App;
 
-/// `parley serve`: opens (or creates, on the wall clock) and serves DIR.
-pub(super) fn serve(at: &At, serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
-    let mut opts = options(create)?;
-    opts.serve = true;
-    // Bound before the ledger opens: a node of a cluster advertises the
+/// `parley serve`: opens (or creates, on the wall clock) and serves DIR, or
+/// joins the cluster of each ledger named in a store.
+pub(super) fn serve(places: &[At], serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
+    let opts = options(create)?;
+    // Bound before the ledgers open: a node of a cluster advertises the
     // address it really serves on (a `--listen` port 0 included).
     let listener = std::net::TcpListener::bind(serve_opts.listen)
         .with_context(|| format!("listen on {}", serve_opts.listen))?;
@@ -28,27 +28,37 @@ pub(super) fn serve(at: &At, serve_opts: ServeOptions, create: &Create) -> Resul
         .set_nonblocking(true)
         .context("make the listener non-blocking")?;
     let local = listener.local_addr().context("the listener's address")?;
-    let ledger = match at {
-        At::Pg { store, ledger } => {
-            let mut node = PgOptions::new(ledger);
-            node.address = serve_opts
-                .advertise
-                .clone()
-                .unwrap_or_else(|| format!("http://{local}"));
-            node.lease_ms = serve_opts.lease_ms;
-            Ledger::cluster(store, node, opts).with_context(|| format!("join {at}"))?
-        }
-        At::Dir(_) => {
-            let (ledger, report) = at.open(opts)?;
-            tell_recovery(&report);
-            ledger
-        }
-    };
+    // One name for this node in every lease it holds.
+    let mut node = PgOptions::new("");
+    node.address = serve_opts
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    node.lease_ms = serve_opts.lease_ms;
+    let mut ledgers = Vec::with_capacity(places.len());
+    for at in places {
+        let mut opts = opts.clone();
+        opts.serve = true;
+        ledgers.push(match at {
+            At::Pg { store, ledger } => {
+                let mut node = node.clone();
+                node.ledger.clone_from(ledger);
+                let joined =
+                    Ledger::cluster(store, node, opts).with_context(|| format!("join {at}"))?;
+                (Some(ledger.clone()), joined)
+            }
+            At::Dir(_) => {
+                let (ledger, report) = at.open(opts)?;
+                tell_recovery(&report);
+                (None, ledger)
+            }
+        });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    runtime.block_on(run_server(ledger, listener, serve_opts))?;
+    runtime.block_on(run_server(ledgers, listener, serve_opts))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -155,34 +165,45 @@ pub(super) struct ServeOptions {
     pub mcp: crate::mcp::http::McpOptions,
 }
 
-/// Serves `ledger` on `listen` until SIGINT or SIGTERM (the HTTP API and MCP
-/// on one listener: the one place that composes them), then stops
-/// accepting, lets in-flight requests finish and closes the ledger.
+/// Serves `ledgers` on `listen` until SIGINT or SIGTERM (the HTTP API and
+/// MCP on one listener: the one place that composes them), then stops
+/// accepting, lets in-flight requests finish and closes every ledger. A
+/// ledger with a name (in a store) is served under `/v1/ledgers/{name}/`;
+/// one ledger is also served at the root.
 pub(super) async fn run_server(
-    ledger: Ledger,
+    ledgers: Vec<(Option<String>, Ledger)>,
     listener: std::net::TcpListener,
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
-    let ledger = Arc::new(ledger);
-    let (app, closing_tx) = App::new(ledger.clone(), opts.writes_per_s);
-    app.count_batches();
     let listen = opts.listen;
     let stop_mcp = tokio_util::sync::CancellationToken::new();
-    let api = crate::server::router(app.clone());
-    let (mcp, sessions) = crate::mcp::http::routes(
-        app.clone(),
-        api.clone(),
-        &opts.mcp,
-        listen,
-        stop_mcp.clone(),
-    );
-    let all = api.merge(mcp);
+    let (mut root, mut named) = (None, crate::server::ledgers::Ledgers::new());
+    let (mut closers, mut sessions, mut held) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, ledger) in ledgers {
+        let ledger = Arc::new(ledger);
+        let (app, closing_tx) = App::new(ledger.clone(), opts.writes_per_s);
+        app.count_batches();
+        let api = crate::server::router(app.clone());
+        let (mcp, open) =
+            crate::mcp::http::routes(app, api.clone(), &opts.mcp, listen, stop_mcp.clone());
+        match name {
+            Some(name) => drop(named.insert(name, api.merge(mcp))),
+            None => root = Some(api.merge(mcp)),
+        }
+        closers.push(closing_tx);
+        sessions.push(open);
+        held.push(ledger);
+    }
+    let all = match root {
+        Some(root) if named.is_empty() => root,
+        _ if !named.is_empty() => crate::server::ledgers::router(named),
+        _ => anyhow::bail!("serve needs --data DIR or --store URL with one or more --ledger"),
+    };
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let local = listener.local_addr()?;
     // The line scripts and tests wait for.
     println!("parley serve: listening on http://{local}");
-    drop(app);
-    let watched = ledger.clone();
+    let watched = held.clone();
     axum::serve(listener, all)
         .with_graceful_shutdown(async move {
             tokio::select! {
@@ -190,16 +211,28 @@ pub(super) async fn run_server(
                 () = fenced(&watched) => {}
             }
             drop(watched);
-            // MCP sessions hold the ledger: end them.
+            // MCP sessions hold the ledgers: end them.
             stop_mcp.cancel();
-            crate::mcp::http::close_sessions(&sessions).await;
+            for open in &sessions {
+                crate::mcp::http::close_sessions(open).await;
+            }
             // Streams never end on their own: tell them to.
-            let _ = closing_tx.send(true);
+            for closing in &closers {
+                let _ = closing.send(true);
+            }
         })
         .await?;
-    // Connections are closed; their tasks (and blocking reads) may still be
-    // dropping their handles. Every acknowledged record is already durable.
-    let mut ledger = ledger;
+    for ledger in held {
+        close_when_released(ledger).await?;
+    }
+    println!("parley serve: stopped cleanly");
+    Ok(())
+}
+
+/// Closes `ledger` once no request task holds it. Connections are closed;
+/// their tasks (and blocking reads) may still be dropping their handles.
+/// Every acknowledged record is already durable.
+async fn close_when_released(mut ledger: Arc<Ledger>) -> anyhow::Result<()> {
     let mut waits = 0u32;
     let ledger = loop {
         match Arc::try_unwrap(ledger) {
@@ -213,20 +246,20 @@ pub(super) async fn run_server(
         }
     };
     ledger.close()?;
-    println!("parley serve: stopped cleanly");
     Ok(())
 }
 
-/// Resolves when a node of a cluster can no longer write (its lease was
-/// taken or ran out, or taking over failed): the server stops, and is
-/// restarted as a follower. Never resolves for a ledger in a directory.
-async fn fenced(ledger: &Ledger) {
-    if ledger.membership().is_none() {
+/// Resolves when a node of a cluster can no longer write one of its
+/// ledgers (its lease was taken or ran out, or taking over failed): the
+/// server stops, and is restarted as a follower of them all. Never resolves
+/// for a ledger in a directory.
+async fn fenced(ledgers: &[Arc<Ledger>]) {
+    if ledgers.iter().all(|l| l.membership().is_none()) {
         return std::future::pending().await;
     }
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Some(why) = ledger.failure() {
+        if let Some(why) = ledgers.iter().find_map(|l| l.failure()) {
             eprintln!("parley serve: this node stops: {why}");
             return;
         }

@@ -3,10 +3,12 @@
 //! every record the writer commits, fold it into their own derived state and
 //! context, serve reads, and take the lease when the writer's runs out.
 //!
-//! Every node starts as a follower. Its follower thread, about every
-//! `FOLLOW_POLL`, reads records past its head (checked as every read is) and
-//! hands them to its projector, exactly as a writer's syncer hands over its
-//! own batches; then it looks at the lease. When the lease is free or
+//! Every node starts as a follower. Its follower thread, woken by each
+//! commit (LISTEN/NOTIFY) and at least every tenth of a lease
+//! (`follow_poll`), reads the ledger's head seq and lease in one query
+//! on the store's shared reading threads, then the records past its head
+//! (checked as every read is), and hands them to its projector, exactly as
+//! a writer's syncer hands over its own batches; then it looks at the lease. When the lease is free or
 //! expired it takes it (a new epoch, `PgLog::open`), reads the records the
 //! old writer committed before that, waits until its projector has folded
 //! them, and starts a writer and syncer on the engine with that context:
@@ -33,8 +35,18 @@ use crate::log::{Head, LogEngine, LogError, LogReader};
 use crate::sequencer::projector::Committed;
 use crate::sequencer::Submission;
 
-/// How often a follower looks for new records and at the lease.
+/// How often, at the most, a follower looks for new records and at the lease.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
+/// Bounds on how often a follower polls.
+const FOLLOW_POLL_MAX: Duration = Duration::from_secs(1);
+
+/// How often a follower of a ledger with leases of `lease_ms` polls: a
+/// tenth of the lease (so a dead writer is replaced within about 1.1
+/// leases), within `FOLLOW_POLL..=FOLLOW_POLL_MAX`.
+fn follow_poll(lease_ms: u64) -> Duration {
+    Duration::from_millis(lease_ms / 10).clamp(FOLLOW_POLL, FOLLOW_POLL_MAX)
+}
+
 /// Most records a follower hands its projector in one batch.
 const FOLLOW_BATCH_MAX: usize = 1024;
 
@@ -124,6 +136,8 @@ impl Ledger {
         let (ptx, prx) = bounded::<Committed>(super::PROJECTOR_BATCHES);
         let projector = shared.spawn_projector(None, &serving, prx)?;
         let (wake, woken) = bounded(1);
+        // Commits to the ledger wake the follower before its next poll.
+        store.on_commit(&node.ledger, wake.clone());
         let membership = Arc::new(Membership {
             holder: node.holder.clone(),
             writing: AtomicBool::new(false),
@@ -172,26 +186,36 @@ impl Follower {
     }
 
     fn run(self) {
+        let poll = follow_poll(self.node.lease_ms);
         loop {
             if self.stopping() {
                 return;
             }
-            if let Err(e) = self.catch_up(None) {
-                tracing::warn!(error = %e, "following the ledger");
-            }
-            match self.try_lead() {
-                Ok(Some(engine)) => {
-                    let durable = Arc::clone(&self.shared.durable);
-                    if let Err(e) = self.lead(engine) {
-                        tracing::error!(error = %e, "taking over as the writer failed");
-                        durable.fail(format!("taking over as the writer failed: {e}"));
+            match self.store.follow_point(&self.node.ledger) {
+                Ok((head_seq, lease)) => {
+                    if let Err(e) = self.catch_up(head_seq) {
+                        tracing::warn!(ledger = %self.node.ledger, error = %e, "following the ledger");
                     }
-                    return;
+                    match self.try_lead(lease) {
+                        Ok(Some(engine)) => {
+                            let durable = Arc::clone(&self.shared.durable);
+                            if let Err(e) = self.lead(engine) {
+                                tracing::error!(error = %e, "taking over as the writer failed");
+                                durable.fail(format!("taking over as the writer failed: {e}"));
+                            }
+                            return;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(ledger = %self.node.ledger, error = %e, "taking the writer's lease")
+                        }
+                    }
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "reading the writer's lease"),
+                Err(e) => {
+                    tracing::warn!(ledger = %self.node.ledger, error = %e, "reading the ledger's head and lease")
+                }
             }
-            let _ = self.woken.recv_timeout(FOLLOW_POLL);
+            let _ = self.woken.recv_timeout(poll);
         }
     }
 
@@ -199,16 +223,14 @@ impl Follower {
         self.shared.head.lock().ok().and_then(|h| *h)
     }
 
-    /// Hands every record past this node's head (up to `to`, or the
-    /// ledger's head) to the projector, in batches.
-    fn catch_up(&self, to: Option<Head>) -> Result<(), LedgerError> {
-        let target = match to {
-            Some(h) => Some(h),
-            None => self.reader.head()?,
-        };
-        let Some(target) = target else { return Ok(()) };
-        let mut batch = Vec::new();
+    /// Hands every record past this node's head up to `to_seq` to the
+    /// projector, in batches.
+    fn catch_up(&self, to_seq: u64) -> Result<(), LedgerError> {
         let from = self.head().map_or(1, |h| h.seq + 1);
+        if to_seq < from {
+            return Ok(());
+        }
+        let mut batch = Vec::new();
         let flush = |batch: &mut Vec<crate::record::StoredRecord>| -> Result<(), LogError> {
             let Some(last) = batch.last() else {
                 return Ok(());
@@ -228,7 +250,7 @@ impl Follower {
                 .send(Committed { records, locations })
                 .map_err(|_| LogError::ThreadPanicked("the projector"))
         };
-        self.reader.scan(from, target.seq, &mut |r| {
+        self.reader.scan(from, to_seq, &mut |r| {
             // The link to this node's head is checked: the ledger it follows
             // must continue what it already holds.
             if batch.is_empty() && r.record.envelope.seq == from {
@@ -252,9 +274,8 @@ impl Follower {
         Ok(())
     }
 
-    /// Reads the lease; takes it when it is free or expired.
-    fn try_lead(&self) -> Result<Option<PgLog>, LogError> {
-        let lease = self.store.lease_of(&self.node.ledger)?;
+    /// Notes the lease as read; takes it when it is free or expired.
+    fn try_lead(&self, lease: Option<LeaseInfo>) -> Result<Option<PgLog>, LogError> {
         let free = lease.as_ref().is_none_or(|l| l.remaining_ms <= 0);
         if let Ok(mut l) = self.membership.lease.lock() {
             *l = lease;
@@ -276,7 +297,7 @@ impl Follower {
             engine.append(&genesis_batch(&self.opts, None)?, &mut Vec::new())?;
         }
         let head = engine.head();
-        self.catch_up(head)?;
+        self.catch_up(head.map_or(0, |h| h.seq))?;
         let head_seq = head.map_or(0, |h| h.seq);
         debug_assert_eq!(self.head().map(|h| h.hash), head.map(|h| h.hash));
         self.shared

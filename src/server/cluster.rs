@@ -180,7 +180,13 @@ async fn relay(address: &str, req: Request) -> Result<(StatusCode, HeaderMap, By
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    // The path the client used (a ledger's prefix included, on a node
+    // serving several), for the writer's node routes it the same way.
+    let uri = parts
+        .extensions
+        .get::<super::ledgers::ClientUri>()
+        .map_or(&parts.uri, |o| &o.0);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = hyper::Request::builder().method(parts.method).uri(path);
     for (name, value) in &parts.headers {
         if name != hyper::header::HOST && name != hyper::header::CONNECTION {

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod filter;
 pub mod intentions;
 pub(crate) mod known;
+pub mod ledgers;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

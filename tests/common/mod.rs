@@ -254,6 +254,8 @@ pub fn snapshot_files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>
     }
     out
 }
+pub mod load;
+pub mod patroni;
 pub mod server;
 
 /// Appends `command`; a refusal of the command itself (invalid, refused by

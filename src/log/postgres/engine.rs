@@ -13,6 +13,9 @@ use crate::record::{Record, ZERO_HASH};
 /// Records one append statement carries at most (the sequencer's batches
 /// are smaller; this bounds a caller that hands a larger one).
 const APPEND_ROWS_MAX: usize = 4096;
+/// How long a writer whose connection died waits between reconnections
+/// (it tries for one lease length).
+const RECONNECT_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A ledger's log in PostgreSQL, held by this writer under a lease.
 pub struct PgLog {
@@ -161,37 +164,13 @@ impl LogEngine for PgLog {
             Some(h) => (i64::try_from(h.seq).unwrap_or(i64::MAX), h.hash.to_vec()),
             None => (0, ZERO_HASH.to_vec()),
         };
-        // One statement, one transaction: the lease is checked and extended
-        // under its row's lock, the head is checked, then the rows go in.
-        // Zero rows inserted means a check failed and nothing was written.
-        let inserted = self
-            .client
-            .execute(
-                "WITH fence AS (
-                    UPDATE parley_lease
-                       SET expires_at = clock_timestamp() + $4::bigint * interval '1 millisecond'
-                     WHERE ledger = $1 AND epoch = $2 AND holder = $3
-                       AND expires_at > clock_timestamp()
-                       AND NOT EXISTS (SELECT 1 FROM parley_record WHERE ledger = $1 AND seq > $5)
-                       AND ($5 = 0 OR EXISTS (SELECT 1 FROM parley_record
-                                               WHERE ledger = $1 AND seq = $5 AND hash = $6))
-                    RETURNING epoch)
-                 INSERT INTO parley_record (ledger, seq, hash, frame)
-                 SELECT $1, t.seq, t.hash, t.frame
-                   FROM fence, unnest($7::bigint[], $8::bytea[], $9::bytea[]) AS t(seq, hash, frame)",
-                &[
-                    &self.opts.ledger,
-                    &self.epoch,
-                    &self.opts.holder,
-                    &lease::lease_ms_sql(&self.opts),
-                    &head_seq,
-                    &head_hash,
-                    &seqs,
-                    &hashes,
-                    &self.frames,
-                ],
-            )
-            .map_err(|e| self.store.error("append", e))?;
+        let inserted = match self.insert(head_seq, &head_hash, &seqs, &hashes) {
+            Ok(n) => n,
+            Err(e) if connection_lost(&e) => {
+                self.recover(e, batch, head_seq, &head_hash, &seqs, &hashes)?
+            }
+            Err(e) => return Err(self.store.error("append", e)),
+        };
         if inserted == 0 {
             return Err(self.why_refused());
         }
@@ -226,6 +205,119 @@ impl LogEngine for PgLog {
             )?);
         }
         Ok(())
+    }
+}
+
+/// True when `e` says the connection (or the server behind it) went away,
+/// rather than that the statement was refused.
+fn connection_lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    match e.code() {
+        None => true, // closed, or an I/O error: no answer from the server
+        Some(code) => {
+            code.code().starts_with("08") // connection exception
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::READ_ONLY_SQL_TRANSACTION, // a demoted primary
+                ]
+                .contains(code)
+        }
+    }
+}
+
+impl PgLog {
+    /// One statement, one transaction: the lease is checked and extended
+    /// under its row's lock, the head is checked, then the rows go in.
+    /// Zero rows inserted means a check failed and nothing was written.
+    fn insert(
+        &mut self,
+        head_seq: i64,
+        head_hash: &Vec<u8>,
+        seqs: &Vec<i64>,
+        hashes: &Vec<Vec<u8>>,
+    ) -> Result<u64, postgres::Error> {
+        self.client.execute(
+                "WITH fence AS (
+                    UPDATE parley_lease
+                       SET expires_at = clock_timestamp() + $4::bigint * interval '1 millisecond'
+                     WHERE ledger = $1 AND epoch = $2 AND holder = $3
+                       AND expires_at > clock_timestamp()
+                       AND NOT EXISTS (SELECT 1 FROM parley_record WHERE ledger = $1 AND seq > $5)
+                       AND ($5 = 0 OR EXISTS (SELECT 1 FROM parley_record
+                                               WHERE ledger = $1 AND seq = $5 AND hash = $6))
+                    RETURNING epoch)
+                 INSERT INTO parley_record (ledger, seq, hash, frame)
+                 SELECT $1, t.seq, t.hash, t.frame
+                   FROM fence, unnest($7::bigint[], $8::bytea[], $9::bytea[]) AS t(seq, hash, frame)",
+                &[
+                    &self.opts.ledger,
+                    &self.epoch,
+                    &self.opts.holder,
+                    &lease::lease_ms_sql(&self.opts),
+                    &head_seq,
+                    head_hash,
+                    seqs,
+                    hashes,
+                    &self.frames,
+                ],
+            )
+    }
+
+    /// The connection died during an append (the database restarted or
+    /// failed over): whether the statement committed is unknown. Reconnects
+    /// (a multi-host address finds the new primary), for at most one lease
+    /// length; then the batch's last row answers: there with this batch's
+    /// hash, it committed (one statement: all rows or none); absent, the
+    /// fenced statement runs again, and its checks hold as on any append.
+    fn recover(
+        &mut self,
+        first: postgres::Error,
+        batch: &[EncodedRecord],
+        head_seq: i64,
+        head_hash: &Vec<u8>,
+        seqs: &Vec<i64>,
+        hashes: &Vec<Vec<u8>>,
+    ) -> Result<u64, LogError> {
+        let (Some(last_seq), Some(last)) = (seqs.last(), batch.last()) else {
+            return Ok(0);
+        };
+        tracing::warn!(ledger = %self.opts.ledger, error = %first, "the writer's connection was lost; reconnecting");
+        let tries = self.opts.lease_ms / RECONNECT_WAIT.as_millis() as u64;
+        let mut error = self.store.error("append", first);
+        for _ in 0..tries.max(1) {
+            std::thread::sleep(RECONNECT_WAIT);
+            let client = match self.store.connect("reconnect the writer") {
+                Ok(c) => c,
+                Err(e) => {
+                    error = e;
+                    continue;
+                }
+            };
+            self.client = client;
+            let stored = self
+                .client
+                .query_opt(
+                    "SELECT hash FROM parley_record WHERE ledger = $1 AND seq = $2",
+                    &[&self.opts.ledger, last_seq],
+                )
+                .map_err(|e| self.store.error("check an append whose answer was lost", e))?;
+            return match stored {
+                Some(row) if row.get::<_, Vec<u8>>(0) == last.hash.to_vec() => {
+                    tracing::info!(ledger = %self.opts.ledger, seq = last.seq, "the append had committed before the connection was lost");
+                    Ok(batch.len() as u64)
+                }
+                Some(_) => Err(self.fenced(format!(
+                    "seq {} holds another record after the connection was lost",
+                    last.seq
+                ))),
+                None => self
+                    .insert(head_seq, head_hash, seqs, hashes)
+                    .map_err(|e| self.store.error("append", e)),
+            };
+        }
+        Err(error)
     }
 }
 

@@ -114,26 +114,57 @@ pub(super) fn acquire(
     }
 }
 
-/// The lease row of `ledger`, if any.
+/// The lease row of `ledger`, if any (none in a database without parley's tables).
 pub(super) fn describe(
     store: &PgStore,
     client: &mut postgres::Client,
     ledger: &str,
 ) -> Result<Option<LeaseInfo>, LogError> {
-    let row = client
-        .query_opt(
-            "SELECT epoch, holder, address,
+    let row = match client.query_opt(
+        "SELECT epoch, holder, address,
                     (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::bigint
              FROM parley_lease WHERE ledger = $1",
-            &[&ledger],
-        )
-        .map_err(|e| store.error("read the writer's lease", e))?;
+        &[&ledger],
+    ) {
+        Ok(row) => row,
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => None,
+        Err(e) => return Err(store.error("read the writer's lease", e)),
+    };
     Ok(row.map(|r| LeaseInfo {
         epoch: r.get(0),
         holder: r.get(1),
         address: r.get(2),
         remaining_ms: r.get(3),
     }))
+}
+
+/// The ledger's last seq (0: none) and its lease row, in one statement.
+pub(super) fn follow_point(
+    store: &PgStore,
+    client: &mut postgres::Client,
+    ledger: &str,
+) -> Result<(u64, Option<LeaseInfo>), LogError> {
+    let row = match client.query_one(
+        "SELECT (SELECT max(seq) FROM parley_record WHERE ledger = $1),
+                l.epoch, l.holder, l.address,
+                (extract(epoch FROM l.expires_at - clock_timestamp()) * 1000)::bigint
+         FROM (SELECT 1) AS one LEFT JOIN parley_lease AS l ON l.ledger = $1",
+        &[&ledger],
+    ) {
+        Ok(row) => row,
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => {
+            return Ok((0, None))
+        }
+        Err(e) => return Err(store.error("read the ledger's head and lease", e)),
+    };
+    let head = super::reader::seq_of(row.get::<_, Option<i64>>(0).unwrap_or(0))?;
+    let lease = row.get::<_, Option<i64>>(1).map(|epoch| LeaseInfo {
+        epoch,
+        holder: row.get(2),
+        address: row.get(3),
+        remaining_ms: row.get(4),
+    });
+    Ok((head, lease))
 }
 
 /// Extends the lease if this writer still holds it, unexpired. `false`: lost.

@@ -9,6 +9,10 @@
 //! parley_lease  (ledger text PRIMARY KEY, epoch bigint, holder text, address text, expires_at timestamptz)
 //! ```
 //!
+//! A statement trigger on `parley_record` notifies channel `parley_append`
+//! with the ledger's name when records commit (`notify`): followers wake on
+//! it, and poll as well.
+//!
 //! `frame` holds exactly the bytes the segment engine writes for the record
 //! (`log::frame`), so an export from either engine is the same file.
 //!
@@ -22,12 +26,15 @@
 
 mod engine;
 mod lease;
+mod notify;
+mod pool;
 mod reader;
 
 use std::str::FromStr;
 
 pub use engine::PgLog;
 pub use lease::{LeaseInfo, OnLost, PgOptions, LEASE_MS_DEFAULT, LEASE_MS_MAX, LEASE_MS_MIN};
+pub use pool::READ_THREADS;
 pub use reader::PgReader;
 
 use super::LogError;
@@ -38,6 +45,10 @@ use super::LogError;
 pub struct PgStore {
     config: postgres::Config,
     shown: String,
+    /// The reading threads every clone shares.
+    reads: pool::ReadPool,
+    /// The commit listener every clone shares.
+    listener: notify::Listener,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -58,7 +69,35 @@ impl PgStore {
     pub fn parse(url: &str) -> Result<PgStore, LogError> {
         let config = postgres::Config::from_str(url).map_err(|_| LogError::StoreAddress)?;
         let shown = shown(&config);
-        Ok(PgStore { config, shown })
+        Ok(PgStore {
+            config,
+            shown,
+            reads: pool::ReadPool::default(),
+            listener: notify::Listener::default(),
+        })
+    }
+
+    /// The same store without the shared reading threads (what those
+    /// threads and their jobs hold, so that the pool ends with its users).
+    pub(crate) fn clone_without_pool(&self) -> PgStore {
+        PgStore {
+            config: self.config.clone(),
+            shown: self.shown.clone(),
+            reads: pool::ReadPool::default(),
+            listener: notify::Listener::default(),
+        }
+    }
+
+    /// Wakes `wake` (a bounded channel, sent to without blocking) soon
+    /// after each commit to `ledger`: a hint that spares a follower its
+    /// poll's wait, never a substitute for reading.
+    pub fn on_commit(&self, ledger: &str, wake: crossbeam_channel::Sender<()>) {
+        self.listener.register(self, ledger, wake);
+    }
+
+    /// Runs `job` on one of the store's reading threads.
+    pub(crate) fn read_job(&self, job: pool::Job) -> Result<(), LogError> {
+        self.reads.run(self, job)
     }
 
     /// Opens a connection with parley's session settings: every commit
@@ -104,17 +143,49 @@ impl PgStore {
                  epoch bigint NOT NULL CHECK (epoch >= 1),
                  holder text NOT NULL,
                  address text NOT NULL DEFAULT '',
-                 expires_at timestamptz NOT NULL);",
+                 expires_at timestamptz NOT NULL);
+             CREATE OR REPLACE FUNCTION parley_notify() RETURNS trigger
+                 LANGUAGE plpgsql AS $$
+                 BEGIN
+                     PERFORM pg_notify('parley_append', l.ledger)
+                        FROM (SELECT DISTINCT ledger FROM parley_new) AS l;
+                     RETURN NULL;
+                 END $$;
+             DO $$ BEGIN
+                 IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                                 WHERE tgname = 'parley_record_notify') THEN
+                     CREATE TRIGGER parley_record_notify AFTER INSERT ON parley_record
+                         REFERENCING NEW TABLE AS parley_new
+                         FOR EACH STATEMENT EXECUTE FUNCTION parley_notify();
+                 END IF;
+             END $$;",
         )
         .map_err(err)?;
         tx.commit().map_err(err)
     }
 
     /// The writer's lease on `ledger` as it stands, if any.
+    /// Read on the shared reading threads (no connection of its own).
     pub fn lease_of(&self, ledger: &str) -> Result<Option<LeaseInfo>, LogError> {
-        let mut client = self.connect("read the writer's lease")?;
-        self.ensure_schema(&mut client)?;
-        lease::describe(self, &mut client, ledger)
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (store, ledger) = (self.clone_without_pool(), ledger.to_owned());
+        self.read_job(Box::new(move |client| {
+            let _ = tx.send(client.and_then(|c| lease::describe(&store, c, &ledger)));
+        }))?;
+        rx.recv()
+            .map_err(|_| LogError::ThreadPanicked("a PostgreSQL reading thread"))?
+    }
+
+    /// What a follower polls, in one query on the shared reading threads:
+    /// the ledger's last seq (0 when empty) and its lease as it stands.
+    pub fn follow_point(&self, ledger: &str) -> Result<(u64, Option<LeaseInfo>), LogError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (store, ledger) = (self.clone_without_pool(), ledger.to_owned());
+        self.read_job(Box::new(move |client| {
+            let _ = tx.send(client.and_then(|c| lease::follow_point(&store, c, &ledger)));
+        }))?;
+        rx.recv()
+            .map_err(|_| LogError::ThreadPanicked("a PostgreSQL reading thread"))?
     }
 
     /// The ledgers the database holds, by name.

@@ -8,12 +8,8 @@ use crate::log::frame::{parse_frame, Parsed};
 use crate::log::{LogError, LogReader, Visit};
 use crate::record::{Hash, Record, StoredRecord};
 
-/// Threads (each with its own connection) that run a reader's queries.
-const READ_THREADS: usize = 2;
 /// Rows a query hands over ahead of the caller that checks and visits them.
 const ROWS_IN_FLIGHT: usize = 256;
-/// Queries waiting for a reading thread.
-const QUERIES_QUEUED_MAX: usize = 64;
 
 /// A stored row: (seq, hash, frame).
 type RawRow = (i64, Vec<u8>, Vec<u8>);
@@ -28,18 +24,12 @@ enum Ask {
     Head,
 }
 
-struct Job {
-    ask: Ask,
-    rows: crossbeam_channel::Sender<Result<RawRow, LogError>>,
-}
-
 /// Reads one ledger; safe to share between threads and to call from async
-/// code: queries run on the reader's own threads (the blocking client may not
-/// run inside a tokio runtime), and rows stream back through a bounded queue.
+/// code: queries run on the store's reading threads (`pool`), and rows
+/// stream back through a bounded queue.
 pub struct PgReader {
     store: PgStore,
     ledger: String,
-    jobs: std::sync::OnceLock<Result<crossbeam_channel::Sender<Job>, String>>,
 }
 
 /// A frame that passed its checks.
@@ -127,41 +117,30 @@ impl PgReader {
         PgReader {
             store,
             ledger: ledger.to_owned(),
-            jobs: std::sync::OnceLock::new(),
         }
     }
 
-    /// Starts the reading threads on first use.
-    fn jobs(&self) -> Result<&crossbeam_channel::Sender<Job>, LogError> {
-        let started = self.jobs.get_or_init(|| {
-            let (tx, rx) = crossbeam_channel::bounded::<Job>(QUERIES_QUEUED_MAX);
-            for i in 0..READ_THREADS {
-                let (store, ledger, rx) = (self.store.clone(), self.ledger.clone(), rx.clone());
-                std::thread::Builder::new()
-                    .name(format!("parley-pg-read-{i}"))
-                    .spawn(move || serve_reads(&store, &ledger, &rx))
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(tx)
-        });
-        started.as_ref().map_err(|e| {
-            LogError::io(
-                "spawn thread",
-                "parley-pg-read",
-                std::io::Error::other(e.clone()),
-            )
-        })
-    }
-
-    /// Runs `ask` and streams its rows back.
+    /// Runs `ask` on a reading thread and streams its rows back.
     fn ask(
         &self,
         ask: Ask,
     ) -> Result<crossbeam_channel::Receiver<Result<RawRow, LogError>>, LogError> {
         let (tx, rx) = crossbeam_channel::bounded(ROWS_IN_FLIGHT);
-        self.jobs()?
-            .send(Job { ask, rows: tx })
-            .map_err(|_| LogError::ThreadPanicked("a PostgreSQL reading thread"))?;
+        let (store, ledger) = (self.store.clone_without_pool(), self.ledger.clone());
+        self.store.read_job(Box::new(move |client| {
+            let client = match client {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            if let Err(e) = run_ask(client, &ledger, &ask, &tx) {
+                if e.code() != Some(&postgres::error::SqlState::UNDEFINED_TABLE) {
+                    let _ = tx.send(Err(store.error("read the ledger", e)));
+                } // else no parley tables: no rows
+            }
+        }))?;
         Ok(rx)
     }
 
@@ -178,35 +157,16 @@ impl PgReader {
     }
 }
 
-/// A reading thread: runs each job on its connection (made again after a
-/// failure) and sends the rows, stopping early when the caller stops reading.
-fn serve_reads(store: &PgStore, ledger: &str, jobs: &crossbeam_channel::Receiver<Job>) {
-    let mut client: Option<postgres::Client> = None;
-    for job in jobs {
-        let c = match client.take().filter(|c| !c.is_closed()) {
-            Some(c) => client.insert(c),
-            None => match store.connect("read the ledger") {
-                Ok(c) => client.insert(c),
-                Err(e) => {
-                    let _ = job.rows.send(Err(e));
-                    continue;
-                }
-            },
-        };
-        if let Err(e) = run_ask(c, ledger, &job) {
-            if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) {
-                continue; // no parley tables: no rows
-            }
-            let _ = job.rows.send(Err(store.error("read the ledger", e)));
-        }
-    }
-}
-
-fn run_ask(client: &mut postgres::Client, ledger: &str, job: &Job) -> Result<(), postgres::Error> {
+fn run_ask(
+    client: &mut postgres::Client,
+    ledger: &str,
+    ask: &Ask,
+    out: &crossbeam_channel::Sender<Result<RawRow, LogError>>,
+) -> Result<(), postgres::Error> {
     use postgres::fallible_iterator::FallibleIterator as _;
     let params: Vec<&(dyn postgres::types::ToSql + Sync)>;
     let (sql, range, seqs);
-    match &job.ask {
+    match ask {
         Ask::Range(from, to) => {
             range = [*from, *to];
             sql = "SELECT seq, hash, frame FROM parley_record
@@ -227,7 +187,7 @@ fn run_ask(client: &mut postgres::Client, ledger: &str, job: &Job) -> Result<(),
     let mut rows = client.query_raw(sql, params)?;
     while let Some(row) = rows.next()? {
         let raw: RawRow = (row.get(0), row.get(1), row.get(2));
-        if job.rows.send(Ok(raw)).is_err() {
+        if out.send(Ok(raw)).is_err() {
             break; // the caller stopped reading
         }
     }

@@ -3,8 +3,15 @@
 // session only and is sent in the Authorization header, never in a URL.
 "use strict";
 
+// On a node serving several ledgers the console lives at /v1/ledgers/{name}/
+// and talks to that ledger's API: /v1/X is then /v1/ledgers/{name}/X.
+const BASE = (location.pathname.match(/^\/v1\/ledgers\/[^/]+/) || [""])[0];
+const url = (path) => (BASE ? BASE + path.replace(/^\/v1/, "") : path);
+// A token belongs to one ledger: each ledger's console keeps its own.
+const TOKEN_KEY = "parley.token" + BASE;
+
 const S = {
-  token: sessionStorage.getItem("parley.token"),
+  token: sessionStorage.getItem(TOKEN_KEY),
   me: null,
   lastSeq: 0,
   stream: null,
@@ -86,7 +93,7 @@ class ApiError extends Error {
 async function api(path, opts = {}) {
   const headers = { Authorization: `Bearer ${opts.token || S.token}` };
   if (opts.body) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, {
+  const res = await fetch(url(path), {
     method: opts.method || "GET",
     headers,
     body: opts.body ? JSON.stringify(opts.body) : undefined,
@@ -115,7 +122,7 @@ function viewSignIn(main, message) {
     try {
       const me = await api("/v1/whoami", { token });
       S.token = token;
-      sessionStorage.setItem("parley.token", token);
+      sessionStorage.setItem(TOKEN_KEY, token);
       await start(me);
     } catch (e) {
       error.textContent = e.status === 401
@@ -138,7 +145,7 @@ function signOut(message) {
   S.stream = null;
   S.token = null;
   S.me = null;
-  sessionStorage.removeItem("parley.token");
+  sessionStorage.removeItem(TOKEN_KEY);
   viewSignIn($("#main"), message);
 }
 
@@ -165,7 +172,7 @@ async function follow() {
   while (!ctrl.signal.aborted) {
     try {
       const headers = { Authorization: `Bearer ${S.token}`, Accept: "text/event-stream", "Last-Event-ID": String(S.lastSeq) };
-      const res = await fetch("/v1/stream", { headers, signal: ctrl.signal });
+      const res = await fetch(url("/v1/stream"), { headers, signal: ctrl.signal });
       if (res.status === 401) { signOut("Your token was refused (revoked?). Sign in again."); return; }
       if (!res.ok) throw new Error(`stream answered ${res.status}`);
       status(`live · following the ledger from seq ${S.lastSeq + 1}`);
