@@ -406,3 +406,95 @@ fn the_command_line_works_the_same_on_both_engines() {
         assert!(!ran.stderr.contains("s3cret-pw"), "{}", ran.stderr);
     }
 }
+
+/// A node's `--data` beside `--store` keeps each ledger's derived state
+/// across restarts (the same context, idempotency answered from it), and a
+/// cache of another ledger by the same name is rebuilt, never used.
+#[test]
+#[ignore = "needs PostgreSQL's server (.ci/run installs it)"]
+fn a_nodes_data_directory_caches_derived_state_and_is_rebuilt_when_it_does_not_match() {
+    use common::server::Server;
+    let pg = Cluster::start_scratch();
+    let url = pg.url("postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("node");
+    let token = || {
+        let args = [
+            "token", "create", "--store", &url, "--ledger", "shop", "--name", "admin", "--role",
+            "admin",
+        ];
+        let ran = common::parley(&args, "");
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        ran.stdout.trim().to_owned()
+    };
+    let admin = token();
+    let start = |n: usize| {
+        let log = dir.path().join(format!("node-{n}.log"));
+        let extra = ["--data", cache.to_str().unwrap()];
+        (Server::start_node(&url, "shop", &extra, &log), log)
+    };
+    let write = r#"{"producer":"admin","idempotency_key":"k1","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}"#;
+    let view = |s: &Server, token: &str| -> serde_json::Value {
+        for _ in 0..200 {
+            let (status, _, body) = s.request("GET", "/v1/cluster", Some(token), "");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if status == 200 && v["role"] == "writer" {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the node did not become the writer");
+    };
+    let (node, _) = start(0);
+    view(&node, &admin);
+    let (status, _, first) = node.request("POST", "/v1/commands", Some(&admin), write);
+    assert!(status == 200 || status == 201, "{status} {first}");
+    let before = view(&node, &admin);
+    assert_eq!(node.stop().0, Some(0));
+    assert!(cache.join("ledgers/shop/derived").is_dir());
+
+    // Restarted on its cache: the context a node without one folds from the
+    // log; the retried write answered with its first seq.
+    let (node, log) = start(1);
+    view(&node, &admin);
+    let plain = Server::start_node(&url, "shop", &[], &dir.path().join("plain.log"));
+    let same = (0..200).any(|_| {
+        let cluster = |s: &Server| {
+            let (_, _, body) = s.request("GET", "/v1/cluster", Some(&admin), "");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()
+        };
+        let (a, b) = (cluster(&node), cluster(&plain));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        a["context_seq"] == b["context_seq"] && a["context_hash"] == b["context_hash"]
+    });
+    assert!(
+        same,
+        "the cached node's context differs from a fold of the log"
+    );
+    assert_eq!(plain.stop().0, Some(0));
+    let (_, _, again) = node.request("POST", "/v1/commands", Some(&admin), write);
+    // The seq and the record's hash an answer names.
+    let seq = |t: &str| {
+        let v = serde_json::from_str::<serde_json::Value>(t).unwrap();
+        (v["seq"].clone(), v["hash"].clone())
+    };
+    assert_eq!(seq(&again), seq(&first), "{again}");
+    assert_eq!(node.stop().0, Some(0));
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("rebuilt"));
+
+    // Another ledger by the same name: the cache is not used.
+    pg.psql("DELETE FROM parley_record; DELETE FROM parley_lease;");
+    let admin = token();
+    let (node, log) = start(2);
+    let fresh = view(&node, &admin);
+    assert_ne!(fresh["context_hash"], before["context_hash"]);
+    let (_, _, third) = node.request("POST", "/v1/commands", Some(&admin), write);
+    assert_ne!(
+        seq(&third),
+        seq(&first),
+        "an idempotency key of the old ledger answered: {third}"
+    );
+    assert_eq!(node.stop().0, Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("rebuilt"), "{text}");
+}

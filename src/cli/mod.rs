@@ -443,7 +443,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                     allowed_hosts: mcp_allowed_hosts,
                 },
             };
-            serve::serve(&place.at_all()?, opts, &create)
+            serve::serve(place.for_serve()?, opts, &create)
         }
         Cmd::Mcp { server } => serve::mcp_stdio(&server),
         Cmd::Token {

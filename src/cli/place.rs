@@ -14,7 +14,8 @@ use crate::reader::LogView;
 /// `--data DIR`, or `--store URL --ledger NAME`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub(super) struct Place {
-    /// The ledger's data directory (or set PARLEY_DATA).
+    /// The ledger's data directory (or set PARLEY_DATA). With --store on
+    /// `serve`: where the node caches each ledger's derived state.
     #[arg(long)]
     data: Option<PathBuf>,
     /// A PostgreSQL connection string holding the ledger instead of a
@@ -48,6 +49,24 @@ impl Place {
             bail!("this command works on one ledger: give --ledger once");
         }
         Ok(all.remove(0))
+    }
+
+    /// For `serve`: every place named, and with `--store`, a `--data DIR`
+    /// given as well is where the node keeps each ledger's derived state
+    /// (a cache, rebuilt from the log when it does not match).
+    pub(super) fn for_serve(&self) -> Result<(Vec<At>, Option<PathBuf>)> {
+        let store =
+            self.store.is_some() || (!self.ledger.is_empty() && env("PARLEY_STORE").is_some());
+        match (&self.data, store) {
+            (Some(cache), true) => {
+                let without = Place {
+                    data: None,
+                    ..self.clone()
+                };
+                Ok((without.at_all()?, Some(cache.clone())))
+            }
+            _ => Ok((self.at_all()?, None)),
+        }
     }
 
     /// Every place named (several only for `--store` with `--ledger`

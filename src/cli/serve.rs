@@ -18,7 +18,11 @@ use crate::server::App;
 
 /// `parley serve`: opens (or creates, on the wall clock) and serves DIR, or
 /// joins the cluster of each ledger named in a store.
-pub(super) fn serve(places: &[At], serve_opts: ServeOptions, create: &Create) -> Result<ExitCode> {
+pub(super) fn serve(
+    (places, cache): (Vec<At>, Option<std::path::PathBuf>),
+    serve_opts: ServeOptions,
+    create: &Create,
+) -> Result<ExitCode> {
     let opts = options(create)?;
     // Bound before the ledgers open: a node of a cluster advertises the
     // address it really serves on (a `--listen` port 0 included).
@@ -36,15 +40,18 @@ pub(super) fn serve(places: &[At], serve_opts: ServeOptions, create: &Create) ->
         .unwrap_or_else(|| format!("http://{local}"));
     node.lease_ms = serve_opts.lease_ms;
     let mut ledgers = Vec::with_capacity(places.len());
-    for at in places {
+    for at in &places {
         let mut opts = opts.clone();
         opts.serve = true;
         ledgers.push(match at {
             At::Pg { store, ledger } => {
                 let mut node = node.clone();
                 node.ledger.clone_from(ledger);
-                let joined =
-                    Ledger::cluster(store, node, opts).with_context(|| format!("join {at}"))?;
+                let cached = cache
+                    .as_ref()
+                    .map(|dir| crate::ledger::cluster::cache_dir(dir, ledger));
+                let joined = Ledger::cluster(store, node, cached.as_deref(), opts)
+                    .with_context(|| format!("join {at}"))?;
                 (Some(ledger.clone()), joined)
             }
             At::Dir(_) => {

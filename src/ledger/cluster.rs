@@ -20,6 +20,7 @@
 //! whose append is fenced stops; its node refuses commands from then on and
 //! `parley serve` exits, to be restarted as a follower.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -103,6 +104,13 @@ impl Membership {
     }
 }
 
+/// Where a node keeps the derived state of `ledger` under its `--data DIR`:
+/// one directory per ledger, named by the ledger's percent-encoded name.
+pub fn cache_dir(dir: &Path, ledger: &str) -> PathBuf {
+    let name = percent_encoding::utf8_percent_encode(ledger, percent_encoding::NON_ALPHANUMERIC);
+    dir.join("ledgers").join(name.to_string()).join("derived")
+}
+
 /// What the follower thread owns.
 struct Follower {
     store: PgStore,
@@ -121,16 +129,35 @@ impl Ledger {
     /// Joins the cluster of ledger `node.ledger` in `store` as a follower
     /// that takes over when the lease is free (at once, for a ledger nobody
     /// writes; a new ledger gets its first records from the first writer).
-    pub fn cluster(store: &PgStore, node: PgOptions, opts: Options) -> Result<Ledger, LedgerError> {
+    /// Its derived state lives in `cache` (a directory, see `cache_dir`)
+    /// when given, checked against the ledger and rebuilt when it does not
+    /// match; else in memory, rebuilt at every start.
+    pub fn cluster(
+        store: &PgStore,
+        node: PgOptions,
+        cache: Option<&Path>,
+        opts: Options,
+    ) -> Result<Ledger, LedgerError> {
         crate::log::postgres::check_ledger_name(&node.ledger)?;
         let reader = Arc::new(PgReader::new(store.clone(), &node.ledger));
         let head = reader.head()?;
-        let derived = Derived::temporary()?;
+        let derived = match cache {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| LedgerError::Setup(format!("create {}: {e}", dir.display())))?;
+                Derived::open(dir)?.0
+            }
+            None => Derived::temporary()?,
+        };
         let genesis =
             super::genesis_hash(reader.as_ref(), head)?.unwrap_or(crate::record::ZERO_HASH);
-        derived.catch_up(reader.as_ref(), head, genesis)?;
+        let caught = derived.catch_up(reader.as_ref(), head, genesis)?;
+        if let Some(why) = caught.rebuilt_because {
+            tracing::info!(ledger = %node.ledger, %why, "the node's cached derived state was rebuilt");
+        }
         let shared = Shared::new(derived, head);
-        let ctx = crate::reader::fold(reader.as_ref(), head.map_or(0, |h| h.seq))?;
+        let head_seq = head.map_or(0, |h| h.seq);
+        let (ctx, _) = super::open_context(reader.as_ref(), &shared.derived, head_seq)?;
         let serving = Serving::new(&opts, &ctx);
         let (tx, rx) = bounded::<Submission>(opts.queue_capacity.max(1));
         let (ptx, prx) = bounded::<Committed>(super::PROJECTOR_BATCHES);
