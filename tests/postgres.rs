@@ -498,3 +498,40 @@ fn a_nodes_data_directory_caches_derived_state_and_is_rebuilt_when_it_does_not_m
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("rebuilt"), "{text}");
 }
+
+/// A commit wakes whoever listens for that ledger (LISTEN/NOTIFY), and
+/// only for that ledger.
+#[test]
+#[ignore = "needs PostgreSQL's server (.ci/run installs it)"]
+fn a_commit_notifies_the_listeners_of_its_ledger() {
+    let pg = Cluster::start_scratch();
+    let store = PgStore::parse(&pg.url("postgres")).unwrap();
+    // The tables exist before anyone listens.
+    drop(PgLog::open(&store, opts("other")).unwrap());
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let (other_tx, other_rx) = crossbeam_channel::bounded(16);
+    store.on_commit("shop", tx);
+    store.on_commit("other", other_tx);
+    // The listener is up once a notification gets through: commit until one
+    // does (bounded), then drain.
+    let ledger = open(&store, "shop", Options::default());
+    let mut woken = false;
+    for value in 0..300 {
+        let mut c = common::fact("pricing", 0, None, "sku:SKU-1", "rating_x10", value);
+        c.envelope.at_ms = None;
+        ledger.append(c).unwrap();
+        if rx
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .is_ok()
+        {
+            woken = true;
+            break;
+        }
+    }
+    assert!(woken, "no commit to shop woke its listener");
+    assert!(
+        other_rx.try_recv().is_err(),
+        "a commit to shop woke the listener of other"
+    );
+    ledger.close().unwrap();
+}

@@ -53,6 +53,7 @@ const FOLLOW_BATCH_MAX: usize = 1024;
 
 /// How this node stands: writing or following, and what it knows of the lease.
 pub struct Membership {
+    ledger: String,
     holder: String,
     writing: AtomicBool,
     stopping: AtomicBool,
@@ -67,6 +68,11 @@ impl Membership {
     /// True while this node writes the ledger.
     pub fn writing(&self) -> bool {
         self.writing.load(Ordering::SeqCst)
+    }
+
+    /// The ledger's name in the store.
+    pub fn ledger(&self) -> &str {
+        &self.ledger
     }
 
     /// This node's name in the lease row.
@@ -166,6 +172,7 @@ impl Ledger {
         // Commits to the ledger wake the follower before its next poll.
         store.on_commit(&node.ledger, wake.clone());
         let membership = Arc::new(Membership {
+            ledger: node.ledger.clone(),
             holder: node.holder.clone(),
             writing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),

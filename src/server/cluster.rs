@@ -1,5 +1,7 @@
 //! A node of a cluster on PostgreSQL: `GET /v1/cluster`, and writes sent to
-//! a follower forwarded to the writer and answered as the writer answered.
+//! a follower forwarded to the writer (at the ledger's own path,
+//! `/v1/ledgers/{ledger}/…`, which every node serves) and answered as the
+//! writer answered.
 //!
 //! A forwarded write that succeeded is answered once this node's own context
 //! holds it (at most `CATCH_UP_WAIT`), so a client that writes through a
@@ -99,10 +101,15 @@ pub async fn forward(
     if req.headers().contains_key(FORWARDED) {
         return not_the_writer("a forwarded write reached a node that does not write the ledger");
     }
-    let Some(address) = app.ledger.membership().and_then(|m| m.writer_address()) else {
+    let Some(m) = app.ledger.membership() else {
+        return next.run(req).await;
+    };
+    let Some(address) = m.writer_address() else {
         return not_the_writer("no writer holds the lease now (a takeover is under way)");
     };
-    match relay(&address, req).await {
+    // The writer's node may serve several ledgers: the ledger's own path.
+    let path = super::ledgers::path_of(m.ledger(), req.uri());
+    match relay(&address, &path, req).await {
         Ok((status, headers, body)) => {
             if status.is_success() {
                 settle(&app, &body).await;
@@ -158,7 +165,11 @@ async fn settle(app: &App, body: &[u8]) {
 
 /// Sends `req` to the writer at `address` (http://host:port) and returns
 /// its answer; a failure names what went wrong.
-async fn relay(address: &str, req: Request) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+async fn relay(
+    address: &str,
+    path: &str,
+    req: Request,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, COMMAND_BYTES_MAX)
         .await
@@ -180,13 +191,6 @@ async fn relay(address: &str, req: Request) -> Result<(StatusCode, HeaderMap, By
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    // The path the client used (a ledger's prefix included, on a node
-    // serving several), for the writer's node routes it the same way.
-    let uri = parts
-        .extensions
-        .get::<super::ledgers::ClientUri>()
-        .map_or(&parts.uri, |o| &o.0);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = hyper::Request::builder().method(parts.method).uri(path);
     for (name, value) in &parts.headers {
         if name != hyper::header::HOST && name != hyper::header::CONNECTION {

@@ -25,11 +25,6 @@ use super::problem::Problem;
 /// The routers of the ledgers a node serves, by name.
 pub type Ledgers = BTreeMap<String, Router>;
 
-/// The URI a client sent, on a request handed to one ledger's router with
-/// its path rewritten (a forwarded write goes to the writer's node as sent).
-#[derive(Clone, Debug)]
-pub struct ClientUri(pub axum::http::Uri);
-
 /// The prefix every ledger's routes hang under.
 const PREFIX: &str = "/v1/ledgers/";
 /// Paths under a ledger served at its router's root rather than under `/v1/`.
@@ -53,6 +48,20 @@ pub fn router(ledgers: Ledgers) -> Router {
             .route("/healthz", get(|| async { "ok" }))
             .fallback(several)
             .with_state(table),
+    }
+}
+
+/// The path of `uri` (a ledger's own route, `/v1/X` or `/X`, with its query)
+/// under ledger `name`'s prefix: how one node addresses a ledger on another.
+pub fn path_of(name: &str, uri: &axum::http::Uri) -> String {
+    let path = uri.path();
+    let rest = path
+        .strip_prefix("/v1/")
+        .unwrap_or(path.trim_start_matches('/'));
+    let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    match uri.query() {
+        Some(q) => format!("{PREFIX}{name}/{rest}?{q}"),
+        None => format!("{PREFIX}{name}/{rest}"),
     }
 }
 
@@ -98,8 +107,6 @@ async fn dispatch(State(table): State<Arc<Ledgers>>, mut req: Request) -> Respon
             return Problem::not_found(format!("no route {}", original.path())).into_response()
         }
     }
-    // Forwarding to the writer and links keep the path the client used.
-    req.extensions_mut().insert(ClientUri(original));
     match ledger.clone().oneshot(req).await {
         Ok(res) => res,
         Err(never) => match never {},
@@ -149,6 +156,16 @@ mod tests {
             Some(("eu/shop".into(), "/v1/state".into()))
         );
         assert_eq!(s("/v1/state"), None);
+        let uri = |u: &str| u.parse::<axum::http::Uri>().unwrap();
+        assert_eq!(
+            super::path_of("eu/shop", &uri("/v1/commands/batch?x=1")),
+            "/v1/ledgers/eu%2Fshop/commands/batch?x=1"
+        );
+        // And back: the path maps to the same ledger and route.
+        assert_eq!(
+            s("/v1/ledgers/eu%2Fshop/commands/batch"),
+            Some(("eu/shop".into(), "/v1/commands/batch".into()))
+        );
         assert_eq!(s("/v1/ledgers/%FF/state"), None);
     }
 }

@@ -231,6 +231,7 @@ impl PgLog {
     /// One statement, one transaction: the lease is checked and extended
     /// under its row's lock, the head is checked, then the rows go in.
     /// Zero rows inserted means a check failed and nothing was written.
+    /// Followers are notified (`notify`) when, and only if, it commits.
     fn insert(
         &mut self,
         head_seq: i64,
@@ -247,7 +248,7 @@ impl PgLog {
                        AND NOT EXISTS (SELECT 1 FROM parley_record WHERE ledger = $1 AND seq > $5)
                        AND ($5 = 0 OR EXISTS (SELECT 1 FROM parley_record
                                                WHERE ledger = $1 AND seq = $5 AND hash = $6))
-                    RETURNING epoch)
+                    RETURNING epoch, pg_notify('parley_append', $1)::text AS woken)
                  INSERT INTO parley_record (ledger, seq, hash, frame)
                  SELECT $1, t.seq, t.hash, t.frame
                    FROM fence, unnest($7::bigint[], $8::bytea[], $9::bytea[]) AS t(seq, hash, frame)",

@@ -9,9 +9,9 @@
 //! parley_lease  (ledger text PRIMARY KEY, epoch bigint, holder text, address text, expires_at timestamptz)
 //! ```
 //!
-//! A statement trigger on `parley_record` notifies channel `parley_append`
-//! with the ledger's name when records commit (`notify`): followers wake on
-//! it, and poll as well.
+//! Each append notifies channel `parley_append` with the ledger's name, in
+//! its own transaction (delivered only if it commits): followers wake on it
+//! (`notify`), and poll as well.
 //!
 //! `frame` holds exactly the bytes the segment engine writes for the record
 //! (`log::frame`), so an export from either engine is the same file.
@@ -143,22 +143,7 @@ impl PgStore {
                  epoch bigint NOT NULL CHECK (epoch >= 1),
                  holder text NOT NULL,
                  address text NOT NULL DEFAULT '',
-                 expires_at timestamptz NOT NULL);
-             CREATE OR REPLACE FUNCTION parley_notify() RETURNS trigger
-                 LANGUAGE plpgsql AS $$
-                 BEGIN
-                     PERFORM pg_notify('parley_append', l.ledger)
-                        FROM (SELECT DISTINCT ledger FROM parley_new) AS l;
-                     RETURN NULL;
-                 END $$;
-             DO $$ BEGIN
-                 IF NOT EXISTS (SELECT 1 FROM pg_trigger
-                                 WHERE tgname = 'parley_record_notify') THEN
-                     CREATE TRIGGER parley_record_notify AFTER INSERT ON parley_record
-                         REFERENCING NEW TABLE AS parley_new
-                         FOR EACH STATEMENT EXECUTE FUNCTION parley_notify();
-                 END IF;
-             END $$;",
+                 expires_at timestamptz NOT NULL);",
         )
         .map_err(err)?;
         tx.commit().map_err(err)

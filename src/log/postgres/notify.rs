@@ -1,7 +1,6 @@
-//! Followers woken by commits: every insert into `parley_record` notifies
-//! channel `parley_append` with the ledger's name (a statement trigger, in
-//! the appending transaction, so a notification is delivered only if the
-//! records committed). One listening connection per process wakes the
+//! Followers woken by commits: every append statement notifies channel
+//! `parley_append` with the ledger's name (`pg_notify` in the statement, so
+//! a notification is delivered only if the records committed). One listening connection per process wakes the
 //! followers of that ledger at once instead of at their next poll.
 //!
 //! Notifications are a hint, never the truth: a follower still polls (a
