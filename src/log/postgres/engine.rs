@@ -13,6 +13,21 @@ use crate::record::{Record, ZERO_HASH};
 /// Records one append statement carries at most (the sequencer's batches
 /// are smaller; this bounds a caller that hands a larger one).
 const APPEND_ROWS_MAX: usize = 4096;
+/// The append: one statement (see `PgLog::insert`), prepared once per
+/// connection.
+const APPEND_SQL: &str = "WITH fence AS (
+                    UPDATE parley_lease
+                       SET expires_at = clock_timestamp() + $4::bigint * interval '1 millisecond'
+                     WHERE ledger = $1 AND epoch = $2 AND holder = $3
+                       AND expires_at > clock_timestamp()
+                       AND NOT EXISTS (SELECT 1 FROM parley_record WHERE ledger = $1 AND seq > $5)
+                       AND ($5 = 0 OR EXISTS (SELECT 1 FROM parley_record
+                                               WHERE ledger = $1 AND seq = $5 AND hash = $6))
+                    RETURNING epoch, pg_notify('parley_append', $1)::text AS woken)
+                 INSERT INTO parley_record (ledger, seq, hash, frame)
+                 SELECT $1, t.seq, t.hash, t.frame
+                   FROM fence, unnest($7::bigint[], $8::bytea[], $9::bytea[]) AS t(seq, hash, frame)";
+
 /// How long a writer whose connection died waits between reconnections
 /// (it tries for one lease length).
 const RECONNECT_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
@@ -27,6 +42,8 @@ pub struct PgLog {
     renewer: Option<Renewer>,
     on_lost: Option<OnLost>,
     frames: Vec<Vec<u8>>,
+    /// `APPEND_SQL`, prepared on the current connection.
+    append_statement: Option<postgres::Statement>,
 }
 
 impl PgLog {
@@ -50,6 +67,7 @@ impl PgLog {
             renewer: None,
             on_lost: None,
             frames: Vec::new(),
+            append_statement: None,
         })
     }
 
@@ -239,31 +257,28 @@ impl PgLog {
         seqs: &Vec<i64>,
         hashes: &Vec<Vec<u8>>,
     ) -> Result<u64, postgres::Error> {
+        let statement = match &self.append_statement {
+            Some(st) => st.clone(),
+            None => {
+                let st = self.client.prepare(APPEND_SQL)?;
+                self.append_statement = Some(st.clone());
+                st
+            }
+        };
         self.client.execute(
-                "WITH fence AS (
-                    UPDATE parley_lease
-                       SET expires_at = clock_timestamp() + $4::bigint * interval '1 millisecond'
-                     WHERE ledger = $1 AND epoch = $2 AND holder = $3
-                       AND expires_at > clock_timestamp()
-                       AND NOT EXISTS (SELECT 1 FROM parley_record WHERE ledger = $1 AND seq > $5)
-                       AND ($5 = 0 OR EXISTS (SELECT 1 FROM parley_record
-                                               WHERE ledger = $1 AND seq = $5 AND hash = $6))
-                    RETURNING epoch, pg_notify('parley_append', $1)::text AS woken)
-                 INSERT INTO parley_record (ledger, seq, hash, frame)
-                 SELECT $1, t.seq, t.hash, t.frame
-                   FROM fence, unnest($7::bigint[], $8::bytea[], $9::bytea[]) AS t(seq, hash, frame)",
-                &[
-                    &self.opts.ledger,
-                    &self.epoch,
-                    &self.opts.holder,
-                    &lease::lease_ms_sql(&self.opts),
-                    &head_seq,
-                    head_hash,
-                    seqs,
-                    hashes,
-                    &self.frames,
-                ],
-            )
+            &statement,
+            &[
+                &self.opts.ledger,
+                &self.epoch,
+                &self.opts.holder,
+                &lease::lease_ms_sql(&self.opts),
+                &head_seq,
+                head_hash,
+                seqs,
+                hashes,
+                &self.frames,
+            ],
+        )
     }
 
     /// The connection died during an append (the database restarted or
@@ -297,6 +312,7 @@ impl PgLog {
                 }
             };
             self.client = client;
+            self.append_statement = None;
             let stored = self
                 .client
                 .query_opt(
