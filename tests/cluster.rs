@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use common::load::{acked_count, check_log, client, wait_acks, wait_first_after, LIVENESS_S};
+use common::load::{
+    acked_count, check_log, client, tokens, wait_acks, wait_first_after, LIVENESS_S,
+};
 use common::pg::Cluster;
 use common::server::Server;
 use serde_json::Value;
@@ -173,22 +175,7 @@ fn three_nodes_survive_their_writer_killed_five_times_and_paused_once() {
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).unwrap();
     let place = ["--store", url.as_str(), "--ledger", LEDGER];
-    let token_of = |name: &str, role: &str| {
-        let args = [
-            &["token", "create"][..],
-            &place,
-            &["--name", name, "--role", role],
-        ]
-        .concat();
-        let ran = common::parley(&args, "");
-        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
-        ran.stdout.trim().to_owned()
-    };
-    let admin = token_of("admin", "admin");
-    let agent = token_of("pricing", "agent");
-    let register = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}"#;
-    let ran = common::parley(&[&["run"][..], &place, &["-"]].concat(), register);
-    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    let (admin, agent) = tokens(&place);
     let mut nodes = Nodes {
         url: url.clone(),
         dir: logs.clone(),

@@ -16,7 +16,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use common::load::{acked_count, check_log, client, wait_acks, wait_first_after};
+use common::load::{acked_count, check_log, client, tokens, wait_acks, wait_first_after};
 use common::patroni::{HaCluster, PASSWORD};
 use common::server::Server;
 
@@ -31,22 +31,7 @@ fn no_acknowledged_record_is_lost_when_the_database_primary_dies_three_times() {
     let mut ha = HaCluster::start();
     let url = ha.url();
     let place = ["--store", url.as_str(), "--ledger", LEDGER];
-    let token_of = |name: &str, role: &str| {
-        let args = [
-            &["token", "create"][..],
-            &place,
-            &["--name", name, "--role", role],
-        ]
-        .concat();
-        let ran = common::parley(&args, "");
-        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
-        ran.stdout.trim().to_owned()
-    };
-    let _admin = token_of("admin", "admin");
-    let agent = token_of("pricing", "agent");
-    let register = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}"#;
-    let ran = common::parley(&[&["run"][..], &place, &["-"]].concat(), register);
-    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    let (_admin, agent) = tokens(&place);
 
     let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-failover-logs");
     let _ = std::fs::remove_dir_all(&logs);

@@ -14,201 +14,41 @@ use parley::ledger::{Ledger, Options};
 
 use crate::stats::Rounds;
 
-/// A PostgreSQL cluster in a directory of its own, stopped on drop.
-pub struct Cluster {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    as_postgres: bool,
+/// The shared test cluster (`tests/common/pg.rs`): a local PostgreSQL from
+/// the distribution's packages in a directory of its own, stopped on drop.
+#[path = "../../tests/common/pg.rs"]
+mod pg;
+
+pub use pg::Cluster;
+
+/// The cluster figures 8 and 9 run on, with the `events` table of figure 8.
+fn cluster(dir: &Path) -> Cluster {
+    let c = Cluster::start(dir, &["shared_buffers=256MB"]);
+    c.psql(
+        "CREATE TABLE events (global_position bigserial PRIMARY KEY, stream_id text NOT NULL, \
+         version bigint NOT NULL, kind text NOT NULL, producer text NOT NULL, \
+         recorded_at timestamptz NOT NULL DEFAULT now(), payload bytea NOT NULL, \
+         UNIQUE (stream_id, version))",
+    );
+    c
 }
 
-fn pg_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("PG_BIN") {
-        return PathBuf::from(p);
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    found.retain(|p| p.join("initdb").exists());
-    found.sort();
-    found.pop().expect("PostgreSQL server binaries under /usr/lib/postgresql/*/bin (apt-get install -y postgresql) or PG_BIN")
-}
-
-impl Cluster {
-    fn run(&self, tool: &str, args: &[&str]) -> String {
-        let exe = self.bin.join(tool);
-        let mut cmd = if self.as_postgres {
-            let mut c = Process::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Process::new(&exe)
-        };
-        let out = cmd
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("run {tool}: {e}"));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{tool} {args:?}: {}{}",
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    }
-
-    pub fn start(dir: &Path) -> Cluster {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).expect("cluster dir");
-        // SAFETY: geteuid has no preconditions.
-        let as_postgres = unsafe { libc::geteuid() } == 0;
-        if as_postgres {
-            // initdb refuses to run as root: the cluster belongs to `postgres`.
-            let ok = Process::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir)
-                .status();
-            assert!(
-                ok.map(|s| s.success()).unwrap_or(false),
-                "chown the cluster dir to postgres"
-            );
-        }
-        let c = Cluster {
-            bin: pg_bin(),
-            dir: dir.to_path_buf(),
-            port: 25_000 + (std::process::id() % 20_000) as u16,
-            as_postgres,
-        };
-        let data = c.dir.join("data");
-        let data = data.to_str().expect("utf-8 path");
-        c.run(
-            "initdb",
-            &[
-                "-D",
-                data,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-            ],
-        );
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses='' -c synchronous_commit=on -c fsync=on -c shared_buffers=256MB -c max_connections=200",
-            c.port,
-            c.dir.display()
-        );
-        let log = c.dir.join("server.log");
-        c.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data,
-                "-l",
-                log.to_str().expect("utf-8"),
-                "-o",
-                &opts,
-                "-w",
-                "start",
-            ],
-        );
-        c.psql(
-            "CREATE TABLE events (global_position bigserial PRIMARY KEY, stream_id text NOT NULL, \
-             version bigint NOT NULL, kind text NOT NULL, producer text NOT NULL, \
-             recorded_at timestamptz NOT NULL DEFAULT now(), payload bytea NOT NULL, \
-             UNIQUE (stream_id, version))",
-        );
-        c
-    }
-
-    /// A libpq connection string for parley (the socket in the cluster's dir).
-    pub fn url(&self) -> String {
-        format!(
-            "host={} port={} user=postgres dbname=postgres",
-            self.dir.display(),
-            self.port
-        )
-    }
-
-    fn conn_args(&self) -> Vec<String> {
-        let dir = self.dir.display().to_string();
-        vec![
-            "-h".into(),
-            dir,
-            "-p".into(),
-            self.port.to_string(),
-            "-U".into(),
-            "postgres".into(),
-        ]
-    }
-
-    pub fn psql(&self, sql: &str) -> String {
-        let mut args = self.conn_args();
-        args.extend([
-            "-X".into(),
-            "-q".into(),
-            "-t".into(),
-            "-c".into(),
-            sql.into(),
-            "postgres".into(),
-        ]);
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run("psql", &refs)
-    }
-
-    /// Runs `script` with `clients` for `secs`; transactions per second.
-    pub fn pgbench(&self, script: &Path, clients: u32, secs: u32, round: u32) -> f64 {
-        let mut args = self.conn_args();
-        for a in [
-            "-n",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            "2",
-            "-T",
-            &secs.to_string(),
-            "-D",
-            "n=0",
-            "-D",
-        ] {
-            args.push(a.to_owned());
-        }
-        args.push(format!("round={round}"));
-        args.extend(["-f".into(), script.display().to_string(), "postgres".into()]);
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = self.run("pgbench", &refs);
-        let tps = out
-            .lines()
-            .find_map(|l| l.strip_prefix("tps = "))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|v| v.parse().ok());
-        tps.unwrap_or_else(|| panic!("no tps in pgbench's output:\n{out}"))
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let data = self.dir.join("data");
-        let _ = std::panic::catch_unwind(|| {
-            self.run(
-                "pg_ctl",
-                &[
-                    "-D",
-                    data.to_str().unwrap_or("."),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "stop",
-                ],
-            );
-        });
-    }
+/// Runs `script` with `clients` for `secs`; transactions per second.
+fn pgbench(c: &Cluster, script: &Path, clients: u32, secs: u32, round: u32) -> f64 {
+    let mut args: Vec<String> = ["-n", "-c", &clients.to_string(), "-j", "2"]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+    args.extend(["-T".into(), secs.to_string(), "-D".into(), "n=0".into()]);
+    args.extend(["-D".into(), format!("round={round}")]);
+    args.extend(["-f".into(), script.display().to_string(), "postgres".into()]);
+    let out = c.tool("pgbench", &args);
+    let tps = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok());
+    tps.unwrap_or_else(|| panic!("no tps in pgbench's output:\n{out}"))
 }
 
 /// The two pgbench scripts: one record per transaction, and 256 in one.
@@ -282,7 +122,7 @@ pub struct Postgres {
 }
 
 pub fn figure(dir: &Path, rounds: u32, secs: u32) -> Postgres {
-    let cluster = Cluster::start(&dir.join("pg"));
+    let cluster = cluster(&dir.join("pg"));
     let (record, text) = crate::append::sample();
     let hex: String = record
         .canonical_bytes()
@@ -290,18 +130,17 @@ pub fn figure(dir: &Path, rounds: u32, secs: u32) -> Postgres {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let (one, batch) = scripts(&cluster.dir, &hex);
-    if cluster.as_postgres {
-        let _ = Process::new("chmod")
-            .args(["a+r"])
-            .arg(&one)
-            .arg(&batch)
-            .status();
-    }
+    // pgbench runs as the cluster's owner: the scripts are readable by all.
+    let (one, batch) = scripts(dir, &hex);
+    let _ = Process::new("chmod")
+        .args(["a+r"])
+        .arg(&one)
+        .arg(&batch)
+        .status();
     let (mut p, mut g) = (Vec::new(), Vec::new());
     let batches = 1000;
     for r in 0..rounds {
-        g.push(cluster.pgbench(&batch, 1, secs, r) * 256.0);
+        g.push(pgbench(&cluster, &batch, 1, secs, r) * 256.0);
         let d = crate::append::ledger_round(dir, &text, 256, batches);
         p.push((256 * batches) as f64 / d.as_secs_f64());
     }
@@ -310,7 +149,7 @@ pub fn figure(dir: &Path, rounds: u32, secs: u32) -> Postgres {
     for clients in [16u32, 64] {
         let (mut p, mut g) = (Vec::new(), Vec::new());
         for r in 0..rounds {
-            g.push(cluster.pgbench(&one, clients, secs, 100 * clients + r));
+            g.push(pgbench(&cluster, &one, clients, secs, 100 * clients + r));
             p.push(parley_concurrent(
                 &dir.join("concurrent"),
                 clients as usize,
@@ -325,7 +164,7 @@ pub fn figure(dir: &Path, rounds: u32, secs: u32) -> Postgres {
         rows.trim().parse::<u64>().map(|n| n > 0).unwrap_or(false),
         "PostgreSQL stored the rows: {rows}"
     );
-    let engine = crate::pg_engine::figure(dir, &cluster.url(), rounds, secs);
+    let engine = crate::pg_engine::figure(dir, &cluster.socket_url("postgres"), rounds, secs);
     Postgres {
         engine,
         batched,

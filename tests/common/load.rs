@@ -10,6 +10,29 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// Tokens for `admin` and the agent `pricing` of the ledger at `place`
+/// (`--store URL --ledger NAME`), the agent registered: what the clients
+/// write as.
+pub fn tokens(place: &[&str]) -> (String, String) {
+    let token_of = |name: &str, role: &str| {
+        let args = [
+            &["token", "create"][..],
+            place,
+            &["--name", name, "--role", role],
+        ]
+        .concat();
+        let ran = super::parley(&args, "");
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        ran.stdout.trim().to_owned()
+    };
+    let admin = token_of("admin", "admin");
+    let agent = token_of("pricing", "agent");
+    let register = r#"{"producer":"admin","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}"#;
+    let ran = super::parley(&[&["run"][..], place, &["-"]].concat(), register);
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    (admin, agent)
+}
+
 /// Bound on every wait for a cluster to make progress.
 pub const LIVENESS_S: u64 = 60;
 

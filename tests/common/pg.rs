@@ -154,6 +154,16 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// The same over the server's Unix socket (as `psql` and `pgbench`
+    /// here connect).
+    pub fn socket_url(&self, db: &str) -> String {
+        format!(
+            "host={} port={} user=postgres dbname={db}",
+            self.dir.display(),
+            self.port
+        )
+    }
+
     fn conn_args(&self) -> Vec<String> {
         vec![
             "-h".into(),
