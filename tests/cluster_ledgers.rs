@@ -3,6 +3,7 @@
 //! installs it): `cargo test --test cluster_ledgers -- --ignored`.
 //!
 //! Each ledger must have exactly one writer, every node must agree on it,
+//! no node may write more than `--write-at-most`,
 //! writes to every ledger through any node must succeed, killing the node
 //! that writes the most ledgers must move each of them to a live node, and
 //! a token of one ledger must be unknown to the others.
@@ -22,6 +23,9 @@ use serde_json::Value;
 const LEDGERS: usize = 50;
 const LIVENESS_S: u64 = 60;
 const LEASE_MS: &str = "1000";
+/// Each node writes at most half the ledgers: two nodes write them all, and
+/// the third has room for a lost node's share.
+const WRITE_AT_MOST: &str = "25";
 
 fn names() -> Vec<String> {
     (0..LEDGERS).map(|i| format!("store-{i:02}")).collect()
@@ -29,7 +33,7 @@ fn names() -> Vec<String> {
 
 fn start_node(url: &str, n: usize, log: &Path) -> Server {
     let names = names();
-    let mut extra = vec!["--lease-ms", LEASE_MS];
+    let mut extra = vec!["--lease-ms", LEASE_MS, "--write-at-most", WRITE_AT_MOST];
     for name in &names[1..] {
         extra.extend(["--ledger", name.as_str()]);
     }
@@ -147,6 +151,10 @@ fn fifty_ledgers_on_three_nodes_have_one_writer_each_and_move_off_a_killed_node(
         load[*i] += 1;
     }
     eprintln!("ledgers written per node: {load:?}");
+    assert!(
+        load.iter().all(|n| *n <= 25),
+        "a node writes more than --write-at-most: {load:?}"
+    );
     let first = write_all(&nodes, &tokens, 1);
     assert_eq!(first.len(), LEDGERS);
 
@@ -186,8 +194,16 @@ fn fifty_ledgers_on_three_nodes_have_one_writer_each_and_move_off_a_killed_node(
             );
         }
     }
+    let mut load_after = [0usize; 3];
+    for i in after.values() {
+        load_after[*i] += 1;
+    }
+    assert!(
+        load_after.iter().all(|n| *n <= 25),
+        "a node writes more than --write-at-most: {load_after:?}"
+    );
     eprintln!(
-        "node {busiest} killed: {} ledgers moved to live nodes",
+        "node {busiest} killed: {} ledgers moved to live nodes; now {load_after:?}",
         load[busiest]
     );
     let second = write_all(&nodes, &tokens, 2);

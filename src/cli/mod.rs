@@ -162,6 +162,12 @@ enum Cmd {
         /// writer that stops renewing it is replaced this long after (at most).
         #[arg(long, default_value_t = crate::log::postgres::LEASE_MS_DEFAULT)]
         lease_ms: u64,
+        /// With --store: the most ledgers this node writes at once; it
+        /// follows (and serves) the others and takes a free lease only while
+        /// it writes fewer. Spreads the writers of many ledgers over the
+        /// nodes; leave room for a lost node's share. Default: no limit.
+        #[arg(long)]
+        write_at_most: Option<std::num::NonZeroUsize>,
         #[command(flatten)]
         create: Create,
     },
@@ -431,12 +437,14 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             mcp_allowed_hosts,
             advertise,
             lease_ms,
+            write_at_most,
             create,
         } => {
             let opts = serve::ServeOptions {
                 listen,
                 advertise,
                 lease_ms,
+                write_at_most,
                 writes_per_s,
                 mcp: crate::mcp::http::McpOptions {
                     anonymous_handshake: mcp_anonymous_handshake,

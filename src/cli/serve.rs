@@ -40,6 +40,11 @@ pub(super) fn serve(
         .unwrap_or_else(|| format!("http://{local}"));
     node.lease_ms = serve_opts.lease_ms;
     let mut ledgers = Vec::with_capacity(places.len());
+    let slots = std::sync::Arc::new(crate::ledger::cluster::WriterSlots::new(
+        serve_opts
+            .write_at_most
+            .map_or(usize::MAX, std::num::NonZeroUsize::get),
+    ));
     for at in &places {
         let mut opts = opts.clone();
         opts.serve = true;
@@ -50,7 +55,11 @@ pub(super) fn serve(
                 let cached = cache
                     .as_ref()
                     .map(|dir| crate::ledger::cluster::cache_dir(dir, ledger));
-                let joined = Ledger::cluster(store, node, cached.as_deref(), opts)
+                let joining = crate::ledger::cluster::Joining {
+                    cache: cached,
+                    slots: slots.clone(),
+                };
+                let joined = Ledger::cluster(store, node, &joining, opts)
                     .with_context(|| format!("join {at}"))?;
                 (Some(ledger.clone()), joined)
             }
@@ -167,6 +176,8 @@ pub(super) struct ServeOptions {
     pub advertise: Option<String>,
     /// The writer's lease on a ledger in PostgreSQL, in milliseconds.
     pub lease_ms: u64,
+    /// The most ledgers in a store this node writes at once.
+    pub write_at_most: Option<std::num::NonZeroUsize>,
     /// Writes per identity per second before 429.
     pub writes_per_s: std::num::NonZeroU32,
     pub mcp: crate::mcp::http::McpOptions,

@@ -21,7 +21,7 @@
 //! `parley serve` exits, to be restarted as a follower.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -110,6 +110,60 @@ impl Membership {
     }
 }
 
+/// How many ledgers one node writes at most, shared by its followers: a
+/// follower takes a free lease only after reserving a slot.
+pub struct WriterSlots {
+    most: usize,
+    taken: AtomicUsize,
+}
+
+impl WriterSlots {
+    /// At most `most` ledgers (`usize::MAX`: no limit).
+    pub fn new(most: usize) -> WriterSlots {
+        WriterSlots {
+            most,
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    /// Reserves a slot; `false` when the node writes its most already.
+    fn reserve(&self) -> bool {
+        self.taken
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.most).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a slot reserved for a lease that was not taken.
+    fn give_back(&self) {
+        let before = self.taken.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(before > 0, "a slot given back was reserved");
+    }
+
+    /// Ledgers this node writes (or is taking over).
+    pub fn taken(&self) -> usize {
+        self.taken.load(Ordering::SeqCst)
+    }
+}
+
+/// How a node joins a ledger's cluster.
+pub struct Joining {
+    /// Where the ledger's derived state is kept (`cache_dir`), or memory.
+    pub cache: Option<PathBuf>,
+    /// The node's writer slots, shared by all its ledgers.
+    pub slots: Arc<WriterSlots>,
+}
+
+impl Default for Joining {
+    fn default() -> Joining {
+        Joining {
+            cache: None,
+            slots: Arc::new(WriterSlots::new(usize::MAX)),
+        }
+    }
+}
+
 /// Where a node keeps the derived state of `ledger` under its `--data DIR`:
 /// one directory per ledger, named by the ledger's percent-encoded name.
 pub fn cache_dir(dir: &Path, ledger: &str) -> PathBuf {
@@ -129,6 +183,7 @@ struct Follower {
     rx: Receiver<Submission>,
     membership: Arc<Membership>,
     woken: Receiver<()>,
+    slots: Arc<WriterSlots>,
 }
 
 impl Ledger {
@@ -141,9 +196,10 @@ impl Ledger {
     pub fn cluster(
         store: &PgStore,
         node: PgOptions,
-        cache: Option<&Path>,
+        joining: &Joining,
         opts: Options,
     ) -> Result<Ledger, LedgerError> {
+        let cache = joining.cache.as_deref();
         crate::log::postgres::check_ledger_name(&node.ledger)?;
         let reader = Arc::new(PgReader::new(store.clone(), &node.ledger));
         let head = reader.head()?;
@@ -192,6 +248,7 @@ impl Ledger {
             rx,
             membership: Arc::clone(&membership),
             woken,
+            slots: Arc::clone(&joining.slots),
         };
         let thread = spawn("parley-follower", Box::new(move || follower.run()))?;
         if let Ok(mut f) = membership.follower.lock() {
@@ -317,7 +374,15 @@ impl Follower {
         if !free || self.stopping() {
             return Ok(None);
         }
-        match PgLog::open(&self.store, self.node.clone()) {
+        if !self.slots.reserve() {
+            // Another node with room takes it (`--write-at-most`).
+            return Ok(None);
+        }
+        let taken = PgLog::open(&self.store, self.node.clone());
+        if taken.is_err() {
+            self.slots.give_back();
+        }
+        match taken {
             Ok(engine) => Ok(Some(engine)),
             Err(LogError::LeaseHeld { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -387,5 +452,24 @@ impl Follower {
             }
         }
         Ok(crate::reader::fold(self.reader.as_ref(), seq)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriterSlots;
+
+    #[test]
+    fn a_node_reserves_at_most_its_slots_and_gets_back_what_it_did_not_use() {
+        let slots = WriterSlots::new(2);
+        assert!(slots.reserve());
+        assert!(slots.reserve());
+        assert!(!slots.reserve(), "a third ledger past --write-at-most 2");
+        slots.give_back();
+        assert_eq!(slots.taken(), 1);
+        assert!(slots.reserve());
+        assert!(!slots.reserve());
+        let unlimited = WriterSlots::new(usize::MAX);
+        assert!((0..1000).all(|_| unlimited.reserve()));
     }
 }
