@@ -1,0 +1,125 @@
+//! A node that takes over a ledger in PostgreSQL continues its time-driven
+//! work as a restarted writer would: a deferral made under the old writer is
+//! re-decided by the new one's clock record when its time has come, and
+//! replay reaches the same decisions from the log alone.
+//! `cargo test --test pg_takeover -- --ignored` (needs PostgreSQL's server).
+
+// The wait for the new writer is a liveness bound on the wall clock.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::pg::Cluster;
+use parley::command::Command;
+use parley::ledger::cluster::Joining;
+use parley::ledger::{Ledger, Options};
+use parley::log::postgres::{PgOptions, PgStore};
+use parley::reader::LedgerRead;
+use parley::record::Body;
+use parley::replay::Replayer;
+use parley::sequencer::Clock;
+
+struct TestClock(AtomicU64);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+const T0: u64 = 1_764_147_600_000;
+
+fn cmd(json: serde_json::Value) -> Command {
+    Command::parse(&json.to_string()).unwrap()
+}
+
+/// A node of ledger `shop` on `store` whose clock reads `at_ms`.
+fn node(store: &PgStore, at_ms: u64) -> Ledger {
+    let opts = Options {
+        first_admin: "ops".into(),
+        clock: Arc::new(TestClock(AtomicU64::new(at_ms))),
+        genesis_at_ms: Some(T0),
+        serve: true,
+        ..Options::default()
+    };
+    let pg = PgOptions {
+        lease_ms: 1000,
+        ..PgOptions::new("shop")
+    };
+    Ledger::cluster(store, pg, &Joining::default(), opts).unwrap()
+}
+
+fn wait_writing(ledger: &Ledger) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ledger.membership().unwrap().writing() {
+        assert!(Instant::now() < deadline, "the node never took the lease");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[ignore = "needs PostgreSQL's server (.ci/run installs it)"]
+fn a_deferral_made_under_one_writer_is_re_decided_by_the_next_when_due() {
+    let pg = Cluster::start_scratch();
+    let store = PgStore::parse(&pg.url("postgres")).unwrap();
+    let first = node(&store, T0);
+    wait_writing(&first);
+    for c in [
+        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":1}}),
+        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":1}}),
+        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"merchandising","domain":"merchandising","priority":1}}),
+        serde_json::json!({"producer":"merchandising","kind":"catalog","sku":"S","category":"c","cost_minor":100,"price_minor":500,"stock":1,"lifecycle":"active"}),
+        serde_json::json!({"producer":"marketing","kind":"intend","intention":{"action":{"type":"launch_promotion","target":{"skus":["S"]},"discount_bp":1000,"starts_at_ms":T0,"ends_at_ms":T0 + 60_000},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}}),
+    ] {
+        first.append(cmd(c)).unwrap();
+    }
+    let ack = first
+        .append(cmd(serde_json::json!({"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S","price_minor":450},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}})))
+        .unwrap();
+    let (_, decided) = ack.decision().map(|(s, d)| (s, d.clone())).unwrap();
+    assert_eq!(decided.outcome.name(), "deferred");
+    let head = first.head().unwrap().seq;
+    first.close().unwrap();
+
+    // The next writer's clock is past the promotion's end: it re-decides.
+    let next = node(&store, T0 + 60_001);
+    wait_writing(&next);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next.head().unwrap().seq < head + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the new writer appended no clock record"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut tail = Vec::new();
+    next.scan(head + 1, head + 2, &mut |r| {
+        tail.push(r);
+        Ok(())
+    })
+    .unwrap();
+    assert!(
+        matches!(tail[0].record.body, Body::Clock),
+        "{:?}",
+        tail[0].record.body
+    );
+    let Body::Decision { decision } = &tail[1].record.body else {
+        panic!("{:?}", tail[1].record.body)
+    };
+    assert_eq!(
+        (decision.intention, decision.outcome.name()),
+        (ack.seq, "approved")
+    );
+    let mut replay = Replayer::default();
+    next.scan(1, u64::MAX, &mut |r| {
+        replay.feed(&r).unwrap();
+        Ok(())
+    })
+    .unwrap();
+    replay.finish().unwrap();
+    next.close().unwrap();
+}
