@@ -158,6 +158,73 @@ fn fifty_ledgers_on_three_nodes_have_one_writer_each_and_move_off_a_killed_node(
     let first = write_all(&nodes, &tokens, 1);
     assert_eq!(first.len(), LEDGERS);
 
+    // While nodes run, tokens are granted through the API (forwarded to the
+    // ledger's writer from any node); the CLI says so.
+    let ran = common::parley(
+        &[
+            "token",
+            "create",
+            "--store",
+            &url,
+            "--ledger",
+            &names()[0],
+            "--name",
+            "late",
+            "--role",
+            "agent",
+        ],
+        "",
+    );
+    assert_ne!(ran.code, Some(0));
+    assert!(
+        ran.stderr.contains("POST /v1/ledgers/store-00/tokens"),
+        "{}",
+        ran.stderr
+    );
+    let granted = (0..3).find_map(|i| {
+        let path = format!("/v1/ledgers/{}/tokens", names()[0]);
+        let node = nodes[i].as_ref().unwrap();
+        let (status, _, body) = request_at(
+            &node.addr,
+            "POST",
+            &path,
+            Some(&tokens[&names()[0]]),
+            r#"{"name":"late","role":"agent"}"#,
+        );
+        (status == 201 || status == 200).then(|| {
+            serde_json::from_str::<Value>(&body).unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+    });
+    let late = granted.expect("a node granted a token for store-00");
+    // Another node knows the grant once it has read it (a commit wakes it;
+    // the bound is liveness, not a target).
+    let works = (0..LIVENESS_S * 20).any(|_| {
+        let (status, _, _) = request_at(
+            &nodes[2].as_ref().unwrap().addr,
+            "GET",
+            "/v1/ledgers/store-00/whoami",
+            Some(&late),
+            "",
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        status == 200
+    });
+    assert!(
+        works,
+        "the granted token never worked on its ledger at another node"
+    );
+    let (status, _, _) = request_at(
+        &nodes[2].as_ref().unwrap().addr,
+        "GET",
+        "/v1/ledgers/store-01/whoami",
+        Some(&late),
+        "",
+    );
+    assert_eq!(status, 401, "and on no other ledger");
+
     // A token belongs to its ledger only.
     let (a, b) = (&names()[0], &names()[1]);
     let path = format!("/v1/ledgers/{b}/state");

@@ -128,9 +128,13 @@ pub(super) fn token_create(
     role: impl Into<Role>,
     admin: Option<&str>,
 ) -> Result<ExitCode> {
-    let (ledger, report) = at
-        .open(options(&Create::default())?)
-        .context("stop `parley serve` to create tokens")?;
+    let hint = match at {
+        At::Dir(_) => "stop `parley serve` to create tokens".to_owned(),
+        At::Pg { ledger, .. } => format!(
+            "a node writes this ledger: grant tokens with POST /v1/ledgers/{ledger}/tokens as an admin (or stop every node)"
+        ),
+    };
+    let (ledger, report) = at.open(options(&Create::default())?).context(hint)?;
     if report.created {
         // A new ledger (on the wall clock, as `parley serve` makes), so the
         // first admin can get a token before the server starts.
