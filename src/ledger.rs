@@ -322,21 +322,9 @@ impl Ledger {
         let projector = shared.spawn_projector(files, &serving, prx)?;
         let [writer, syncer] =
             shared.spawn_writer(engine, (ctx, from_snapshot.unwrap_or(0)), opts, ptx, rx)?;
-        Ok(Ledger {
-            tx: Some(tx),
-            reader,
-            derived: shared.derived,
-            durable: shared.durable,
-            head: shared.head,
-            applied: shared.applied,
-            // Joined in this order: each stops once the one before it has.
-            threads: vec![writer, syncer, projector],
-            evidence: None,
-            published: serving.published,
-            feed: serving.feed,
-            _lock: None,
-            cluster: None,
-        })
+        // Joined in this order: each stops once the one before it has.
+        let threads = vec![writer, syncer, projector];
+        Ok(shared.into_ledger(tx, reader, threads, serving, None))
     }
 
     /// Hands a command to the sequencer; blocks while the queue is full.
@@ -508,6 +496,34 @@ pub(crate) struct Shared {
     pub durable: Arc<Progress>,
     pub applied: Arc<Progress>,
     pub head: Arc<Mutex<Option<Head>>>,
+}
+
+impl Shared {
+    /// The ledger over these parts: commands go in through `tx`; `threads`
+    /// are joined in their order at close.
+    fn into_ledger(
+        self,
+        tx: Sender<Submission>,
+        reader: Arc<dyn LogReader>,
+        threads: Vec<JoinHandle<()>>,
+        serving: Serving,
+        cluster: Option<Arc<cluster::Membership>>,
+    ) -> Ledger {
+        Ledger {
+            tx: Some(tx),
+            reader,
+            derived: self.derived,
+            durable: self.durable,
+            head: self.head,
+            applied: self.applied,
+            threads,
+            evidence: None,
+            published: serving.published,
+            feed: serving.feed,
+            _lock: None,
+            cluster,
+        }
+    }
 }
 
 /// The published context and the feed, when the ledger serves reads.

@@ -4,30 +4,19 @@
 // These tests wait on the wall clock (bounded waits, wall-time envelopes).
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parley::command::Command;
+use common::{cmd, TestClock};
 use parley::ledger::{Ledger, Options};
 use parley::reader::LedgerRead;
 use parley::record::Body;
 use parley::replay::Replayer;
-use parley::sequencer::Clock;
-
-struct TestClock(AtomicU64);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 const T0: u64 = 1_764_147_600_000;
-
-fn cmd(json: serde_json::Value) -> Command {
-    Command::parse(&json.to_string()).unwrap()
-}
 
 #[test]
 fn a_deferral_is_re_decided_by_a_clock_record_when_its_time_comes() {

@@ -9,33 +9,20 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pg::Cluster;
-use parley::command::Command;
+use common::{cmd, TestClock};
 use parley::ledger::cluster::Joining;
 use parley::ledger::{Ledger, Options};
 use parley::log::postgres::{PgOptions, PgStore};
 use parley::reader::LedgerRead;
 use parley::record::Body;
 use parley::replay::Replayer;
-use parley::sequencer::Clock;
-
-struct TestClock(AtomicU64);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 const T0: u64 = 1_764_147_600_000;
-
-fn cmd(json: serde_json::Value) -> Command {
-    Command::parse(&json.to_string()).unwrap()
-}
 
 /// A node of ledger `shop` on `store` whose clock reads `at_ms`.
 fn node(store: &PgStore, at_ms: u64) -> Ledger {

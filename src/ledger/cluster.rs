@@ -254,20 +254,7 @@ impl Ledger {
         if let Ok(mut f) = membership.follower.lock() {
             *f = Some(thread);
         }
-        Ok(Ledger {
-            tx: Some(tx),
-            reader,
-            derived: shared.derived,
-            durable: shared.durable,
-            head: shared.head,
-            applied: shared.applied,
-            threads: vec![projector],
-            evidence: None,
-            published: serving.published,
-            feed: serving.feed,
-            _lock: None,
-            cluster: Some(membership),
-        })
+        Ok(shared.into_ledger(tx, reader, vec![projector], serving, Some(membership)))
     }
 }
 

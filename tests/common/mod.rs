@@ -255,6 +255,21 @@ pub fn snapshot_files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>
     out
 }
 pub mod load;
+
+/// A wall clock a test moves by hand.
+pub struct TestClock(pub std::sync::atomic::AtomicU64);
+
+impl parley::sequencer::Clock for TestClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A command from its JSON form.
+pub fn cmd(json: serde_json::Value) -> Command {
+    Command::parse(&json.to_string()).unwrap()
+}
+
 pub mod patroni;
 pub mod server;
 
