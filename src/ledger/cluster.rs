@@ -8,11 +8,13 @@
 //! (`follow_poll`), reads the ledger's head seq and lease in one query
 //! on the store's shared reading threads, then the records past its head
 //! (checked as every read is), and hands them to its projector, exactly as
-//! a writer's syncer hands over its own batches; then it looks at the lease. When the lease is free or
-//! expired it takes it (a new epoch, `PgLog::open`), reads the records the
-//! old writer committed before that, waits until its projector has folded
-//! them, and starts a writer and syncer on the engine with that context:
-//! the same state a writer reopening the ledger would build. Deferrals,
+//! a writer's syncer hands over its own batches; then it looks at the
+//! lease. When the lease is free or expired (and, under `--write-at-most`,
+//! the node has a writer slot) it takes it (a new epoch, `PgLog::open`),
+//! reads the records the old writer committed before that, waits until its
+//! projector has folded them, and starts a writer and syncer on the engine
+//! with that context: the same state a writer reopening the ledger would
+//! build. Deferrals,
 //! expiries and deadlines then come due as after a restart.
 //!
 //! Architecture invariant: a follower never writes, and a node writes only
@@ -190,9 +192,9 @@ impl Ledger {
     /// Joins the cluster of ledger `node.ledger` in `store` as a follower
     /// that takes over when the lease is free (at once, for a ledger nobody
     /// writes; a new ledger gets its first records from the first writer).
-    /// Its derived state lives in `cache` (a directory, see `cache_dir`)
-    /// when given, checked against the ledger and rebuilt when it does not
-    /// match; else in memory, rebuilt at every start.
+    /// Its derived state lives in `joining.cache` (see `cache_dir`) when
+    /// given, checked against the ledger and rebuilt when it does not match;
+    /// else in memory, rebuilt at every start.
     pub fn cluster(
         store: &PgStore,
         node: PgOptions,
