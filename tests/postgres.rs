@@ -434,8 +434,9 @@ fn a_nodes_data_directory_caches_derived_state_and_is_rebuilt_when_it_does_not_m
         (Server::start_node(&url, "shop", &extra, &log), log)
     };
     let write = r#"{"producer":"admin","idempotency_key":"k1","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":50}}"#;
+    // Liveness bounds (60 s), not targets.
     let view = |s: &Server, token: &str| -> serde_json::Value {
-        for _ in 0..200 {
+        for _ in 0..1200 {
             let (status, _, body) = s.request("GET", "/v1/cluster", Some(token), "");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             if status == 200 && v["role"] == "writer" {
@@ -458,7 +459,7 @@ fn a_nodes_data_directory_caches_derived_state_and_is_rebuilt_when_it_does_not_m
     let (node, log) = start(1);
     view(&node, &admin);
     let plain = Server::start_node(&url, "shop", &[], &dir.path().join("plain.log"));
-    let same = (0..200).any(|_| {
+    let same = (0..1200).any(|_| {
         let cluster = |s: &Server| {
             let (_, _, body) = s.request("GET", "/v1/cluster", Some(&admin), "");
             serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()
