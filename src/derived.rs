@@ -3,8 +3,10 @@
 //! refused), the applied marker (seq and hash, and the ledger it belongs to),
 //! each a pure function of the log ([`entries_of`]), caught up from the log
 //! when a writer opens; and the context snapshot, sealed with its seq, hash
-//! and a blake3 check, in a file beside sled's (see [`SNAPSHOT_FILE`]). Entity indexes live in segment index files instead
-//! (`crate::log::index`), which readers can use without a lock.
+//! and a blake3 check, in a file beside sled's (see [`SNAPSHOT_FILE`]).
+//! Entity indexes live in segment index files (`crate::log::index`), which
+//! readers can use without a lock; an engine without them (PostgreSQL)
+//! keeps its nodes' entity index here (`entities`).
 //!
 //! Applied records first land in an in-memory pending layer that every read
 //! sees; it is written to sled as one batch every `FLUSH_RECORDS` records,
@@ -21,6 +23,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::log::{Head, LogError, LogReader};
 use crate::record::{Body, Digest, Hash, StoredRecord};
+
+mod entities;
+mod snapshot;
 
 const META_APPLIED: &[u8] = b"m\0applied";
 const META_LEDGER: &[u8] = b"m\0ledger";
@@ -107,30 +112,17 @@ struct Layer {
 }
 
 impl Layer {
-    fn merge(&mut self, records: &[StoredRecord]) {
+    /// Adds `records`' entries (with their entity index when `entities`).
+    fn merge(&mut self, records: &[StoredRecord], entities: bool) {
         for r in records {
             self.kv.extend(entries_of(r));
+            if entities {
+                self.kv.extend(entities::entries(r));
+            }
             self.last = Some((r.record.envelope.seq, r.hash));
             self.records += 1;
         }
     }
-}
-
-/// A stored snapshot's parts, or `None` when it is from another format or
-/// build, cut short, or its bytes do not match their checksum.
-fn parse_snapshot(v: &[u8]) -> Option<(u64, Hash, Vec<u8>)> {
-    let format = u32::from_be_bytes(v.get(0..4)?.try_into().ok()?);
-    let len = usize::from(*v.get(4)?);
-    let version = v.get(5..5 + len)?;
-    if format != SNAPSHOT_FORMAT || version != env!("CARGO_PKG_VERSION").as_bytes() {
-        return None;
-    }
-    let rest = v.get(5 + len..)?;
-    let seq = be_u64(rest)?;
-    let hash: Hash = rest.get(8..40)?.try_into().ok()?;
-    let sum = rest.get(40..72)?;
-    let bytes = rest.get(72..)?;
-    (blake3::hash(bytes).as_bytes() == sum).then(|| (seq, hash, bytes.to_vec()))
 }
 
 fn be_u64(bytes: &[u8]) -> Option<u64> {
@@ -156,6 +148,8 @@ pub struct Derived {
     snapshot_mem: Mutex<Option<Vec<u8>>>,
     /// The applied marker's file (`None` for a temporary store).
     marker_file: Option<PathBuf>,
+    /// Whether it keeps the entity index (`entities`).
+    entities: bool,
 }
 
 /// The context snapshot's file in the store's directory. Not a sled value:
@@ -227,7 +221,15 @@ impl Derived {
             snapshot_file: dir.map(|d| d.join(SNAPSHOT_FILE)),
             snapshot_mem: Mutex::new(None),
             marker_file: dir.map(|d| d.join(crate::log::marker::MARKER_FILE)),
+            entities: false,
         })
+    }
+
+    /// The same store, keeping the entity index from now on (before its
+    /// first `catch_up`, which rebuilds a store that kept none).
+    pub fn with_entity_index(mut self) -> Derived {
+        self.entities = true;
+        self
     }
 
     /// Opens the store at `path`. A store that is damaged is wiped and
@@ -313,7 +315,7 @@ impl Derived {
     /// reads at once, written to sled when the pending layer is full.
     pub fn apply(&self, records: &[StoredRecord]) -> Result<(), DerivedError> {
         let mut layer = self.layer()?;
-        layer.merge(records);
+        layer.merge(records, self.entities);
         if layer.records >= FLUSH_RECORDS {
             self.write_layer(&mut layer)?;
         }
@@ -353,52 +355,6 @@ impl Derived {
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, file))
             .map_err(|e| self.err(format!("write {}: {e}", file.display())))
-    }
-
-    /// Stores a context snapshot: the context folded up to `seq`, whose
-    /// record has hash `hash`. Derived state like the rest: a snapshot that is
-    /// missing, stale or damaged only costs a longer fold at open.
-    pub fn put_snapshot(&self, seq: u64, hash: Hash, bytes: &[u8]) -> Result<(), DerivedError> {
-        let mut v = Vec::with_capacity(bytes.len() + 128);
-        v.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
-        let version = env!("CARGO_PKG_VERSION").as_bytes();
-        v.push(u8::try_from(version.len()).unwrap_or(u8::MAX));
-        v.extend_from_slice(version);
-        v.extend_from_slice(&seq.to_be_bytes());
-        v.extend_from_slice(&hash);
-        v.extend_from_slice(blake3::hash(bytes).as_bytes());
-        v.extend_from_slice(bytes);
-        let Some(file) = &self.snapshot_file else {
-            *self
-                .snapshot_mem
-                .lock()
-                .map_err(|_| self.err("snapshot lock poisoned"))? = Some(v);
-            return Ok(());
-        };
-        // Written aside, then renamed over the old one: a reader sees one
-        // whole snapshot or the other. No fsync: after a crash, a damaged or
-        // missing file fails its check and the log is folded instead.
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, &v)
-            .and_then(|()| std::fs::rename(&tmp, file))
-            .map_err(|e| self.err(format!("write {}: {e}", file.display())))
-    }
-
-    /// The stored snapshot, if one was written by this build's format and
-    /// its bytes check: (seq, the record's hash at seq, context bytes).
-    pub fn snapshot(&self) -> Result<Option<(u64, Hash, Vec<u8>)>, DerivedError> {
-        let Some(file) = &self.snapshot_file else {
-            let mem = self
-                .snapshot_mem
-                .lock()
-                .map_err(|_| self.err("snapshot lock poisoned"))?;
-            return Ok(mem.as_deref().and_then(parse_snapshot));
-        };
-        match std::fs::read(file) {
-            Ok(v) => Ok(parse_snapshot(&v)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.err(format!("read {}: {e}", file.display()))),
-        }
     }
 
     /// Removes everything (before a rebuild).
@@ -465,9 +421,25 @@ impl Derived {
             report.rebuilt_because = Some("it belongs to another ledger".into());
             self.clear()?;
         }
+        let unindexed = self.entities
+            && self.applied()?.is_some()
+            && self
+                .tree
+                .get(entities::META_ENTITIES)
+                .map_err(|e| self.err(e))?
+                .is_none();
+        if unindexed {
+            report.rebuilt_because = Some("it keeps no entity index".into());
+            self.clear()?;
+        }
         self.tree
             .insert(META_LEDGER, &genesis[..])
             .map_err(|e| self.err(e))?;
+        if self.entities {
+            self.tree
+                .insert(entities::META_ENTITIES, &[1u8][..])
+                .map_err(|e| self.err(e))?;
+        }
         let mut from = 1;
         if let Some((seq, hash)) = self.applied()? {
             let mut log_hash = None;
@@ -519,7 +491,7 @@ impl Derived {
     ) -> Result<Option<String>, DerivedError> {
         let mut expected = Layer::default();
         reader.scan(1, head_seq, &mut |r| {
-            expected.merge(std::slice::from_ref(&r));
+            expected.merge(std::slice::from_ref(&r), self.entities);
             Ok(())
         })?;
         let mut actual = Layer::default();
@@ -558,38 +530,5 @@ impl Derived {
             return Ok(Some(format!("derived entry differs from the log: {first}")));
         }
         self.snapshot_difference(reader, head_seq)
-    }
-
-    /// A stored snapshot of this log must equal a fold of the log to its seq.
-    fn snapshot_difference(
-        &self,
-        reader: &dyn LogReader,
-        head_seq: u64,
-    ) -> Result<Option<String>, DerivedError> {
-        let Some((seq, hash, bytes)) = self.snapshot()? else {
-            return Ok(None);
-        };
-        if seq == 0 || seq > head_seq {
-            return Ok(Some(format!(
-                "the context snapshot is at seq {seq}, beyond the log's head {head_seq}"
-            )));
-        }
-        let at = reader.read(&[seq], head_seq)?;
-        if at.first().is_none_or(|r| r.hash != hash) {
-            return Ok(Some(format!(
-                "the context snapshot at seq {seq} belongs to another log"
-            )));
-        }
-        let snap = match crate::context::Context::from_snapshot(&bytes) {
-            Ok(c) => c,
-            Err(e) => return Ok(Some(format!("the context snapshot at seq {seq}: {e}"))),
-        };
-        let folded = crate::reader::fold(reader, seq)?;
-        if snap.state_hash() != folded.state_hash() {
-            return Ok(Some(format!(
-                "the context snapshot at seq {seq} differs from a fold of the log"
-            )));
-        }
-        Ok(None)
     }
 }

@@ -656,6 +656,15 @@ impl LedgerRead for Ledger {
                 head,
             });
         }
+        if self.derived.indexes_entities() {
+            // An engine without index files (PostgreSQL): the node's own index.
+            let mut seqs = self
+                .derived
+                .entity_seqs(&entity.to_string())
+                .map_err(|e| LogError::EntityIndex(e.to_string()))?;
+            seqs.retain(|s| *s <= head);
+            return Ok(seqs);
+        }
         self.reader.entity_seqs(&entity.to_string(), head)
     }
 }

@@ -1,7 +1,8 @@
 //! A node that takes over a ledger in PostgreSQL continues its time-driven
 //! work as a restarted writer would: a deferral made under the old writer is
-//! re-decided by the new one's clock record when its time has come, and
-//! replay reaches the same decisions from the log alone.
+//! re-decided by the new one's clock record when its time has come, replay
+//! reaches the same decisions from the log alone, and the node's entity
+//! index agrees with a scan of the log for every entity.
 //! `cargo test --test pg_takeover -- --ignored` (needs PostgreSQL's server).
 
 // The wait for the new writer is a liveness bound on the wall clock.
@@ -9,12 +10,14 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pg::Cluster;
 use common::{cmd, TestClock};
+use parley::entity::EntityRef;
 use parley::ledger::cluster::Joining;
 use parley::ledger::{Ledger, Options};
 use parley::log::postgres::{PgOptions, PgStore};
@@ -102,11 +105,24 @@ fn a_deferral_made_under_one_writer_is_re_decided_by_the_next_when_due() {
         (ack.seq, "approved")
     );
     let mut replay = Replayer::default();
+    // Every entity the log names, with the seqs naming it, from a scan.
+    let mut named: BTreeMap<String, (EntityRef, Vec<u64>)> = BTreeMap::new();
     next.scan(1, u64::MAX, &mut |r| {
+        for e in r.record.index_entities() {
+            let entry = named.entry(e.to_string()).or_insert((e, Vec::new()));
+            entry.1.push(r.record.envelope.seq);
+        }
         replay.feed(&r).unwrap();
         Ok(())
     })
     .unwrap();
     replay.finish().unwrap();
+    // The node's entity index (PostgreSQL has no index files) says the same.
+    assert!(named.len() > 5, "{named:?}");
+    for (text, (entity, seqs)) in &named {
+        let mut scanned = seqs.clone();
+        scanned.dedup();
+        assert_eq!(&next.entity_seqs(entity).unwrap(), &scanned, "{text}");
+    }
     next.close().unwrap();
 }

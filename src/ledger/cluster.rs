@@ -212,7 +212,9 @@ impl Ledger {
                 Derived::open(dir)?.0
             }
             None => Derived::temporary()?,
-        };
+        }
+        // PostgreSQL has no index files: entity lookups use the node's own.
+        .with_entity_index();
         let genesis =
             super::genesis_hash(reader.as_ref(), head)?.unwrap_or(crate::record::ZERO_HASH);
         let caught = derived.catch_up(reader.as_ref(), head, genesis)?;

@@ -85,6 +85,10 @@ pub enum LogError {
     IndexBehind { indexed: u64, head: u64 },
     #[error("{0} panicked")]
     ThreadPanicked(&'static str),
+    /// The entity index a node keeps in its derived store (for an engine
+    /// without index files) could not be read.
+    #[error("the entity index could not be read: {0}")]
+    EntityIndex(String),
     /// PostgreSQL refused or could not be reached (`store` has no password).
     #[error("PostgreSQL at {store}: {op}: {source}")]
     Postgres {

@@ -1,0 +1,106 @@
+//! The context snapshot of a derived store: sealed with its format, the
+//! build, its seq and record hash and a blake3 check, kept in a file beside
+//! sled's (in memory for a temporary store), and checked against a fold of
+//! the log by `verify --derived`.
+
+use super::{be_u64, Derived, DerivedError, SNAPSHOT_FORMAT};
+use crate::log::LogReader;
+use crate::record::Hash;
+
+/// A stored snapshot's parts, or `None` when it is from another format or
+/// build, cut short, or its bytes do not match their checksum.
+fn parse_snapshot(v: &[u8]) -> Option<(u64, Hash, Vec<u8>)> {
+    let format = u32::from_be_bytes(v.get(0..4)?.try_into().ok()?);
+    let len = usize::from(*v.get(4)?);
+    let version = v.get(5..5 + len)?;
+    if format != SNAPSHOT_FORMAT || version != env!("CARGO_PKG_VERSION").as_bytes() {
+        return None;
+    }
+    let rest = v.get(5 + len..)?;
+    let seq = be_u64(rest)?;
+    let hash: Hash = rest.get(8..40)?.try_into().ok()?;
+    let sum = rest.get(40..72)?;
+    let bytes = rest.get(72..)?;
+    (blake3::hash(bytes).as_bytes() == sum).then(|| (seq, hash, bytes.to_vec()))
+}
+
+impl Derived {
+    /// Stores a context snapshot: the context folded up to `seq`, whose
+    /// record has hash `hash`. Derived state like the rest: a snapshot that is
+    /// missing, stale or damaged only costs a longer fold at open.
+    pub fn put_snapshot(&self, seq: u64, hash: Hash, bytes: &[u8]) -> Result<(), DerivedError> {
+        let mut v = Vec::with_capacity(bytes.len() + 128);
+        v.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
+        let version = env!("CARGO_PKG_VERSION").as_bytes();
+        v.push(u8::try_from(version.len()).unwrap_or(u8::MAX));
+        v.extend_from_slice(version);
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&hash);
+        v.extend_from_slice(blake3::hash(bytes).as_bytes());
+        v.extend_from_slice(bytes);
+        let Some(file) = &self.snapshot_file else {
+            *self
+                .snapshot_mem
+                .lock()
+                .map_err(|_| self.err("snapshot lock poisoned"))? = Some(v);
+            return Ok(());
+        };
+        // Written aside, then renamed over the old one: a reader sees one
+        // whole snapshot or the other. No fsync: after a crash, a damaged or
+        // missing file fails its check and the log is folded instead.
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, &v)
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .map_err(|e| self.err(format!("write {}: {e}", file.display())))
+    }
+
+    /// The stored snapshot, if one was written by this build's format and
+    /// its bytes check: (seq, the record's hash at seq, context bytes).
+    pub fn snapshot(&self) -> Result<Option<(u64, Hash, Vec<u8>)>, DerivedError> {
+        let Some(file) = &self.snapshot_file else {
+            let mem = self
+                .snapshot_mem
+                .lock()
+                .map_err(|_| self.err("snapshot lock poisoned"))?;
+            return Ok(mem.as_deref().and_then(parse_snapshot));
+        };
+        match std::fs::read(file) {
+            Ok(v) => Ok(parse_snapshot(&v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(format!("read {}: {e}", file.display()))),
+        }
+    }
+
+    /// A stored snapshot of this log must equal a fold of the log to its seq.
+    pub(super) fn snapshot_difference(
+        &self,
+        reader: &dyn LogReader,
+        head_seq: u64,
+    ) -> Result<Option<String>, DerivedError> {
+        let Some((seq, hash, bytes)) = self.snapshot()? else {
+            return Ok(None);
+        };
+        if seq == 0 || seq > head_seq {
+            return Ok(Some(format!(
+                "the context snapshot is at seq {seq}, beyond the log's head {head_seq}"
+            )));
+        }
+        let at = reader.read(&[seq], head_seq)?;
+        if at.first().is_none_or(|r| r.hash != hash) {
+            return Ok(Some(format!(
+                "the context snapshot at seq {seq} belongs to another log"
+            )));
+        }
+        let snap = match crate::context::Context::from_snapshot(&bytes) {
+            Ok(c) => c,
+            Err(e) => return Ok(Some(format!("the context snapshot at seq {seq}: {e}"))),
+        };
+        let folded = crate::reader::fold(reader, seq)?;
+        if snap.state_hash() != folded.state_hash() {
+            return Ok(Some(format!(
+                "the context snapshot at seq {seq} differs from a fold of the log"
+            )));
+        }
+        Ok(None)
+    }
+}
