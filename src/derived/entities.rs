@@ -68,3 +68,80 @@ impl Derived {
         Ok(seqs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::derived::Derived;
+    use crate::entity::EntityRef;
+    use crate::log::memory::MemoryLog;
+    use crate::log::{encode_record, LogEngine};
+    use crate::record::{Body, Envelope, Record, FORMAT_VERSION, ZERO_HASH};
+    use crate::value::Value;
+
+    /// A log of facts on skus A, B, A, AB (seqs 1..=4).
+    fn log() -> MemoryLog {
+        let mut log = MemoryLog::new();
+        let mut prev = ZERO_HASH;
+        for (i, sku) in ["A", "B", "A", "AB"].iter().enumerate() {
+            let seq = i as u64 + 1;
+            let record = Record {
+                envelope: Envelope {
+                    format: FORMAT_VERSION,
+                    seq,
+                    recorded_at_ms: 1_000 + seq,
+                    producer: "pricing".into(),
+                    idempotency_key: None,
+                    causation: None,
+                    correlation: None,
+                    credential: None,
+                },
+                body: Body::Fact {
+                    entity: EntityRef::parse(&format!("sku:{sku}")).unwrap(),
+                    attribute: "n".into(),
+                    value: Value::Int(1),
+                },
+            };
+            let encoded = encode_record(&record, &prev).unwrap();
+            prev = encoded.hash;
+            log.append(&[encoded], &mut Vec::new()).unwrap();
+        }
+        log
+    }
+
+    #[test]
+    fn a_store_built_without_the_entity_index_is_rebuilt_with_it() {
+        let log = log();
+        let reader = log.reader();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("derived");
+        {
+            let plain = Derived::open(&path).unwrap().0;
+            let report = plain
+                .catch_up(reader.as_ref(), log.head(), ZERO_HASH)
+                .unwrap();
+            assert_eq!(report.rebuilt_because, None);
+            plain.flush().unwrap();
+        }
+        let indexed = Derived::open(&path).unwrap().0.with_entity_index();
+        let report = indexed
+            .catch_up(reader.as_ref(), log.head(), ZERO_HASH)
+            .unwrap();
+        assert_eq!(
+            report.rebuilt_because.as_deref(),
+            Some("it keeps no entity index")
+        );
+        assert_eq!(indexed.entity_seqs("sku:A").unwrap(), vec![1, 3]);
+        assert_eq!(indexed.entity_seqs("sku:AB").unwrap(), vec![4]);
+        assert_eq!(indexed.entity_seqs("sku:C").unwrap(), Vec::<u64>::new());
+        assert_eq!(indexed.differences(reader.as_ref(), 4).unwrap(), None);
+        indexed.flush().unwrap();
+        drop(indexed);
+        // Reopened with the index: kept as it is.
+        let again = Derived::open(&path).unwrap().0.with_entity_index();
+        let report = again
+            .catch_up(reader.as_ref(), log.head(), ZERO_HASH)
+            .unwrap();
+        assert_eq!(report.rebuilt_because, None);
+        assert_eq!(again.entity_seqs("sku:B").unwrap(), vec![2]);
+    }
+}
