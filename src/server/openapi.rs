@@ -251,7 +251,7 @@ pub fn document() -> Value {
     s.res::<Problem>();
     let mut paths = paths(&mut s);
     let schemas = s.components(&mut paths);
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
@@ -265,5 +265,7 @@ pub fn document() -> Value {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-    })
+    });
+    crate::schema::bound_integers(&mut document);
+    document
 }
