@@ -28,20 +28,7 @@ fn a_deferral_is_re_decided_by_a_clock_record_when_its_time_comes() {
         ..Options::default()
     };
     let ledger = Ledger::in_memory(opts).unwrap();
-    for c in [
-        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":1}}),
-        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":1}}),
-        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"merchandising","domain":"merchandising","priority":1}}),
-        serde_json::json!({"producer":"merchandising","kind":"catalog","sku":"S","category":"c","cost_minor":100,"price_minor":500,"stock":1,"lifecycle":"active"}),
-        serde_json::json!({"producer":"marketing","kind":"intend","intention":{"action":{"type":"launch_promotion","target":{"skus":["S"]},"discount_bp":1000,"starts_at_ms":T0,"ends_at_ms":T0 + 60_000},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}}),
-    ] {
-        ledger.append(cmd(c)).unwrap();
-    }
-    let ack = ledger
-        .append(cmd(serde_json::json!({"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S","price_minor":450},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}})))
-        .unwrap();
-    let (_, first) = ack.decision().map(|(s, d)| (s, d.clone())).unwrap();
-    assert_eq!(first.outcome.name(), "deferred");
+    let ack = common::defer_a_price(&ledger, T0);
     let head = ledger.head().unwrap().seq;
 
     // Nothing arrives; the wall clock passes the promotion's end.

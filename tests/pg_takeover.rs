@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pg::Cluster;
-use common::{cmd, TestClock};
+use common::TestClock;
 use parley::entity::EntityRef;
 use parley::ledger::cluster::Joining;
 use parley::ledger::{Ledger, Options};
@@ -58,20 +58,7 @@ fn a_deferral_made_under_one_writer_is_re_decided_by_the_next_when_due() {
     let store = PgStore::parse(&pg.url("postgres")).unwrap();
     let first = node(&store, T0);
     wait_writing(&first);
-    for c in [
-        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":1}}),
-        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":1}}),
-        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"merchandising","domain":"merchandising","priority":1}}),
-        serde_json::json!({"producer":"merchandising","kind":"catalog","sku":"S","category":"c","cost_minor":100,"price_minor":500,"stock":1,"lifecycle":"active"}),
-        serde_json::json!({"producer":"marketing","kind":"intend","intention":{"action":{"type":"launch_promotion","target":{"skus":["S"]},"discount_bp":1000,"starts_at_ms":T0,"ends_at_ms":T0 + 60_000},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}}),
-    ] {
-        first.append(cmd(c)).unwrap();
-    }
-    let ack = first
-        .append(cmd(serde_json::json!({"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S","price_minor":450},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}})))
-        .unwrap();
-    let (_, decided) = ack.decision().map(|(s, d)| (s, d.clone())).unwrap();
-    assert_eq!(decided.outcome.name(), "deferred");
+    let ack = common::defer_a_price(&first, T0);
     let head = first.head().unwrap().seq;
     first.close().unwrap();
 

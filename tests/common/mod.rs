@@ -265,6 +265,27 @@ impl parley::sequencer::Clock for TestClock {
     }
 }
 
+/// Makes `ledger` defer a price intention: three agents, sku `S`, and a
+/// promotion on `S` from `t0_ms` to `t0_ms + 60_000` that the price change
+/// waits for. Returns the acknowledgement of the deferred intention.
+pub fn defer_a_price(ledger: &parley::Ledger, t0_ms: u64) -> parley::sequencer::Ack {
+    for c in [
+        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"pricing","domain":"pricing","priority":1}}),
+        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"marketing","domain":"marketing","priority":1}}),
+        serde_json::json!({"producer":"ops","kind":"agent_registered","profile":{"agent":"merchandising","domain":"merchandising","priority":1}}),
+        serde_json::json!({"producer":"merchandising","kind":"catalog","sku":"S","category":"c","cost_minor":100,"price_minor":500,"stock":1,"lifecycle":"active"}),
+        serde_json::json!({"producer":"marketing","kind":"intend","intention":{"action":{"type":"launch_promotion","target":{"skus":["S"]},"discount_bp":1000,"starts_at_ms":t0_ms,"ends_at_ms":t0_ms + 60_000},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}}),
+    ] {
+        ledger.append(cmd(c)).unwrap();
+    }
+    let ack = ledger
+        .append(cmd(serde_json::json!({"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S","price_minor":450},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":1},"objective":"sales-growth"}})))
+        .unwrap();
+    let (_, first) = ack.decision().unwrap();
+    assert_eq!(first.outcome.name(), "deferred");
+    ack
+}
+
 /// A command from its JSON form.
 pub fn cmd(json: serde_json::Value) -> Command {
     Command::parse(&json.to_string()).unwrap()

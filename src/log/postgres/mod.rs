@@ -149,18 +149,6 @@ impl PgStore {
         tx.commit().map_err(err)
     }
 
-    /// The writer's lease on `ledger` as it stands, if any.
-    /// Read on the shared reading threads (no connection of its own).
-    pub fn lease_of(&self, ledger: &str) -> Result<Option<LeaseInfo>, LogError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let (store, ledger) = (self.clone_without_pool(), ledger.to_owned());
-        self.read_job(Box::new(move |client| {
-            let _ = tx.send(client.and_then(|c| lease::describe(&store, c, &ledger)));
-        }))?;
-        rx.recv()
-            .map_err(|_| LogError::ThreadPanicked("a PostgreSQL reading thread"))?
-    }
-
     /// What a follower polls, in one query on the shared reading threads:
     /// the ledger's last seq (0 when empty) and its lease as it stands.
     pub fn follow_point(&self, ledger: &str) -> Result<(u64, Option<LeaseInfo>), LogError> {
