@@ -20,6 +20,14 @@ use crate::store::Pipeline;
 pub struct PgEngine {
     /// (batch, segment engine rec/s, PostgreSQL engine rec/s).
     pub append: Vec<(usize, Rounds, Rounds)>,
+    /// The same rows as the ledger's at batch 256 (its own frames and
+    /// hashes, read back), sent by a client in one `INSERT … unnest`
+    /// statement per 256 rows: rows/s, rounds interleaved with batch 256.
+    pub client_rows_per_s: Rounds,
+    /// CPU cores this process used during the batch-256 rounds (CPU seconds
+    /// over wall seconds): the share of the machine parley took from the
+    /// PostgreSQL server it shares the machine with.
+    pub cpu_cores_batch256: Rounds,
     /// Decision p99 in µs: (segment engine, PostgreSQL engine), same load.
     pub decision_p99_us: (u64, u64),
     /// The load of the decision figure, intentions per second.
@@ -35,9 +43,58 @@ fn open_pg(store: &PgStore, ledger: &str, opts: Options) -> Ledger {
     Ledger::with_engine(Box::new(engine), opts).expect("start the ledger")
 }
 
-/// One producer keeps the queue full; records per second until the last
-/// acknowledgement.
-fn pg_round(store: &PgStore, ledger: &str, text: &str, batch: usize, batches: usize) -> f64 {
+/// CPU seconds this process has used (user + system).
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage only writes the struct it is handed.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF is always valid.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// The baseline "the same rows, written yourself": the first 256 rows of
+/// `ledger` (frames and hashes as parley stored them) inserted `batches`
+/// times into a table of the same shape, one `INSERT … unnest` per 256 rows
+/// with distinct seqs, from one connection, `synchronous_commit = on`;
+/// rows per second.
+fn client_rows_round(url: &str, ledger: &str, batches: usize) -> f64 {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    c.batch_execute(
+        "SET synchronous_commit = on;
+         CREATE TABLE IF NOT EXISTS bench_rows (ledger text NOT NULL, seq bigint NOT NULL,
+             hash bytea NOT NULL, frame bytea NOT NULL, PRIMARY KEY (ledger, seq))",
+    )
+    .expect("the baseline's table");
+    let rows = c
+        .query(
+            "SELECT hash, frame FROM parley_record WHERE ledger = $1 ORDER BY seq LIMIT 256",
+            &[&ledger],
+        )
+        .expect("the ledger's rows");
+    assert_eq!(rows.len(), 256, "{ledger} holds 256 rows");
+    let hashes: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+    let frames: Vec<Vec<u8>> = rows.iter().map(|r| r.get(1)).collect();
+    let insert = c
+        .prepare(
+            "INSERT INTO bench_rows (ledger, seq, hash, frame) SELECT $1, t.seq, t.hash, t.frame \
+             FROM unnest($2::bigint[], $3::bytea[], $4::bytea[]) AS t(seq, hash, frame)",
+        )
+        .expect("prepare");
+    let start = Instant::now();
+    for b in 0..batches as i64 {
+        let seqs: Vec<i64> = (1..=256).map(|i| b * 256 + i).collect();
+        let n = c
+            .execute(&insert, &[&ledger, &seqs, &hashes, &frames])
+            .expect("insert");
+        assert_eq!(n, 256, "every row inserted");
+    }
+    (256 * batches) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One producer keeps the queue full; (records per second until the last
+/// acknowledgement, CPU cores this process used meanwhile).
+fn pg_round(store: &PgStore, ledger: &str, text: &str, batch: usize, batches: usize) -> (f64, f64) {
     let opts = Options {
         max_batch: batch,
         queue_capacity: batch * 8,
@@ -46,20 +103,20 @@ fn pg_round(store: &PgStore, ledger: &str, text: &str, batch: usize, batches: us
     let led = open_pg(store, ledger, opts);
     let base = led.head().map_or(0, |h| h.seq);
     let n = (batch * batches) as u64;
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_s());
     let mut pipe = Pipeline::new(&led, batch * 8);
     for i in 0..n {
         pipe.submit(crate::append::command("pricing", i, text));
     }
     pipe.drain();
-    let elapsed = start.elapsed();
+    let (elapsed, cpu) = (start.elapsed().as_secs_f64(), cpu_s() - cpu);
     assert_eq!(
         led.head().map(|h| h.seq),
         Some(base + n),
         "every command appended once"
     );
     led.close().expect("close");
-    n as f64 / elapsed.as_secs_f64()
+    (n as f64 / elapsed, cpu / elapsed)
 }
 
 /// Batches per round for `batch`: about the same time per round.
@@ -74,20 +131,20 @@ fn batches_for(batch: usize) -> usize {
 pub fn figure(dir: &Path, url: &str, rounds: u32, secs: u32) -> PgEngine {
     let store = PgStore::parse(url).expect("the bench cluster's address");
     let (_, text) = crate::append::sample();
-    let mut append = Vec::new();
+    let (mut append, mut client_rows, mut cores) = (Vec::new(), Vec::new(), Vec::new());
     for batch in [1usize, 16, 256] {
         let (mut seg, mut pg) = (Vec::new(), Vec::new());
         let batches = batches_for(batch);
         let n = (batch * batches) as f64;
         for r in 0..rounds {
             seg.push(n / crate::append::ledger_round(dir, &text, batch, batches).as_secs_f64());
-            pg.push(pg_round(
-                &store,
-                &format!("append-{batch}-{r}"),
-                &text,
-                batch,
-                batches,
-            ));
+            let ledger = format!("append-{batch}-{r}");
+            let (per_s, cpu) = pg_round(&store, &ledger, &text, batch, batches);
+            pg.push(per_s);
+            if batch == 256 {
+                cores.push(cpu);
+                client_rows.push(client_rows_round(url, &ledger, batches));
+            }
         }
         append.push((batch, Rounds::new(seg), Rounds::new(pg)));
     }
@@ -104,6 +161,8 @@ pub fn figure(dir: &Path, url: &str, rounds: u32, secs: u32) -> PgEngine {
     );
     PgEngine {
         append,
+        client_rows_per_s: Rounds::new(client_rows),
+        cpu_cores_batch256: Rounds::new(cores),
         decision_p99_us: (seg.p99_us, pg.p99_us),
         decision_per_s: per_s,
         failover_s,

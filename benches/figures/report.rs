@@ -434,6 +434,9 @@ impl Report {
             };
             let what = format!("ledger on PostgreSQL, durable appends at batch {batch}");
             self.row(9, key, what, pg, baseline, target, met);
+            if *batch == 256 {
+                self.client_rows(e, pg);
+            }
         }
         let (seg, pg) = e.decision_p99_us;
         self.single(
@@ -457,6 +460,27 @@ impl Report {
             String::new(),
             "≤ 5 s",
             Some(f.median() <= 5.0),
+        );
+    }
+
+    /// Figure 9's second baseline: the ledger's own rows sent by a client
+    /// (no fence, no sequencer, no projection), and parley's CPU share.
+    fn client_rows(&mut self, e: &crate::pg_engine::PgEngine, pg: &Rounds) {
+        let r = ratios(pg, &e.client_rows_per_s);
+        self.row(
+            9,
+            "pg_append_ratio_vs_client_rows_256",
+            format!(
+                "ledger on PostgreSQL at batch 256 (parley using {} cores of the machine it shares with the server)",
+                fmt(e.cpu_cores_batch256.median())
+            ),
+            &r,
+            format!(
+                "the same rows (the ledger's frames) sent by a client, one INSERT … unnest per 256: {} rows/s",
+                fmt(e.client_rows_per_s.median())
+            ),
+            "",
+            None,
         );
     }
 
