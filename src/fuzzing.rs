@@ -104,6 +104,83 @@ pub fn workflow_parser(data: &[u8]) {
     }
 }
 
+/// Custom guard expressions: checking never panics (nor exhausts the
+/// stack); what passes the checks evaluates on a fixed context, for every
+/// subject of a price change and of a category promotion, without panicking,
+/// and reads only the leaves the expression names.
+pub fn guard_expression(data: &[u8]) {
+    use crate::guards::{evaluate, GuardText, Guards, Subject};
+    use crate::vocab::{guard::Then, ActionKind, Field};
+    let Ok(when) = std::str::from_utf8(data) else {
+        return;
+    };
+    let text = GuardText {
+        id: "fuzz".into(),
+        applies_to: vec![ActionKind::SetPrice, ActionKind::LaunchPromotion],
+        when: when.to_owned(),
+        then: Then::Refuse,
+        message: "m".into(),
+    };
+    let Ok(guards) = Guards::compile(&[text]) else {
+        return;
+    };
+    let Some((ctx, intentions)) = guard_context() else {
+        return;
+    };
+    for g in guards.iter() {
+        for s in intentions.iter().filter_map(|seq| ctx.intentions.get(*seq)) {
+            for subject in Subject::of(ctx, s) {
+                let (_, reads) = evaluate(g, ctx, s, &subject);
+                for r in reads {
+                    let Field::View(p) = &r.field else {
+                        panic!("a guard read {:?}", r.field);
+                    };
+                    assert!(g.paths.contains(p), "{p} is not named by {when}");
+                }
+            }
+        }
+    }
+}
+
+/// A small store (two skus with facts, one category) and two intentions on
+/// it: a price change and a category promotion. Built once.
+fn guard_context() -> Option<&'static (crate::context::Context, Vec<u64>)> {
+    static CONTEXT: std::sync::OnceLock<Option<(crate::context::Context, Vec<u64>)>> =
+        std::sync::OnceLock::new();
+    CONTEXT
+        .get_or_init(|| {
+            let opts = crate::ledger::Options {
+                genesis_at_ms: Some(1_764_147_600_000),
+                timeline: crate::record::Timeline::Scripted,
+                first_admin: "ops".into(),
+                auto_clock: false,
+                ..crate::ledger::Options::default()
+            };
+            let ledger = crate::ledger::Ledger::in_memory(opts).ok()?;
+            let t = 1_764_147_601_000u64;
+            let lines = [
+                format!(r#"{{"producer":"ops","at_ms":{t},"kind":"agent_registered","profile":{{"agent":"pricing","domain":"pricing","priority":50}}}}"#),
+                format!(r#"{{"producer":"ops","at_ms":{t},"kind":"agent_registered","profile":{{"agent":"m","domain":"merchandising","priority":40}}}}"#),
+                format!(r#"{{"producer":"m","at_ms":{t},"kind":"catalog","sku":"S1","category":"c","cost_minor":500,"price_minor":1000,"stock":5,"lifecycle":"active"}}"#),
+                format!(r#"{{"producer":"m","at_ms":{t},"kind":"catalog","sku":"S2","category":"c","cost_minor":900,"price_minor":2000,"stock":0,"lifecycle":"discontinuing"}}"#),
+                format!(r#"{{"producer":"m","at_ms":{t},"kind":"fact","entity":"sku:S1","attribute":"rating_x10","value":25}}"#),
+                format!(r#"{{"producer":"m","at_ms":{t},"kind":"fact","entity":"sku:S2","attribute":"rating_x10","value":"n/a"}}"#),
+                format!(r#"{{"producer":"pricing","at_ms":{t},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S1","price_minor":900}},"reasoning":"r","impact":{{"revenue_minor":-100,"margin_minor":-100}},"objective":"sales-growth"}}}}"#),
+                format!(r#"{{"producer":"m","at_ms":{t},"kind":"intend","intention":{{"action":{{"type":"launch_promotion","target":{{"category":"c"}},"discount_bp":1500,"starts_at_ms":{},"ends_at_ms":{}}},"reasoning":"r","impact":{{"revenue_minor":100,"margin_minor":-10}},"objective":"sales-growth"}}}}"#, t + 1000, t + 2000),
+            ];
+            let mut intentions = Vec::new();
+            for l in &lines {
+                let ack = ledger.append(Command::parse(l).ok()?).ok()?;
+                if l.contains("\"intend\"") {
+                    intentions.push(ack.seq);
+                }
+            }
+            let ctx = ledger.context_at(u64::MAX).ok()?;
+            Some((ctx, intentions))
+        })
+        .as_ref()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +270,40 @@ mod tests {
             rules_parser(&rules.as_bytes()[..cut]);
         }
         rules_parser(b"[priority]\nobjectives = [\"risk\"\n");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/examples");
+        let mut evaluated = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let with = format!("{rules}\n{text}");
+            rules_parser(with.as_bytes());
+            for cut in (0..with.len()).step_by(97) {
+                rules_parser(&with.as_bytes()[..cut]);
+            }
+            let parsed: toml::Value = toml::from_str(&text).unwrap();
+            for g in parsed["custom"].as_array().unwrap() {
+                let when = g["when"].as_str().unwrap();
+                guard_expression(when.as_bytes());
+                evaluated += 1;
+                for cut in 0..when.len() {
+                    guard_expression(&when.as_bytes()[..cut]);
+                }
+            }
+        }
+        assert!(evaluated >= 6, "the example guards");
+        assert!(guard_context().is_some(), "the fuzz context builds");
+        for text in [
+            "sku.facts.rating_x10 < 30",
+            "(((((((((((((((((((((((((((((((((((1)))))))))))))))))))))))))))))))))) > 0",
+            "sku.price_minor * 9223372036854775807 > 0",
+            "sku.id + sku.id == 'S1S1'",
+            "action.discount_bp / 0 > 1",
+        ] {
+            guard_expression(text.as_bytes());
+        }
         for text in crate::workflow::SHIPPED {
             workflow_parser(text.as_bytes());
             for cut in (0..text.len()).step_by(11) {

@@ -31,6 +31,7 @@ mod escalations;
 mod explain;
 pub mod export;
 pub mod fuzzing;
+pub mod guards;
 mod invariant;
 pub mod ledger;
 pub mod log;

@@ -111,7 +111,8 @@ fn margin_text(m: &SkuMargin) -> String {
 pub fn finding(f: &Finding) -> String {
     let group = workflow_finding(f)
         .or_else(|| guard_finding(f))
-        .or_else(|| settlement_finding(f));
+        .or_else(|| settlement_finding(f))
+        .or_else(|| custom_finding(f));
     if let Some(s) = group {
         return s;
     }
@@ -202,7 +203,10 @@ pub fn finding(f: &Finding) -> String {
         | Finding::FraudFlagged { .. }
         | Finding::NotFlagged
         | Finding::PromotionWindow { .. }
-        | Finding::NoPromotionWindow => unreachable_finding(f),
+        | Finding::NoPromotionWindow
+        | Finding::CustomPassed { .. }
+        | Finding::CustomFired { .. }
+        | Finding::CustomFault { .. } => unreachable_finding(f),
     }
 }
 
@@ -329,6 +333,47 @@ fn settlement_finding(f: &Finding) -> Option<String> {
     })
 }
 
+/// Findings of the rule set's own guards: `None` for any other finding.
+fn custom_finding(f: &Finding) -> Option<String> {
+    use crate::vocab::guard::GuardFault;
+    Some(match f {
+        Finding::CustomPassed { guard, checked } => {
+            format!("the store's guard `{guard}` holds for all {checked} checked")
+        }
+        Finding::CustomFired {
+            guard,
+            then,
+            failing,
+            count,
+            checked,
+        } => format!(
+            "the store's guard `{guard}` ({then}) fires for {count} of {checked}: {}{}",
+            failing.join(", "),
+            if (*count as usize) > failing.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ),
+        Finding::CustomFault {
+            guard,
+            subject,
+            fault,
+        } => {
+            let why = match fault {
+                GuardFault::Missing { path } => format!("{path} is not known"),
+                GuardFault::UnknownEntity { entity } => format!("{entity} is unknown"),
+                GuardFault::NotABoolean => "its expression is not true or false".into(),
+                GuardFault::Failed => {
+                    "its expression failed (an overflow or a division by zero)".into()
+                }
+            };
+            format!("the store's guard `{guard}` cannot be checked for {subject}: {why}")
+        }
+        _ => return None,
+    })
+}
+
 fn margin_below(
     min_bp: i64,
     checked: u32,
@@ -392,6 +437,7 @@ fn field(f: &Field) -> String {
     match f {
         Field::Autonomy(kind) => format!("autonomy.{}", kind.name()),
         Field::StepStatus(step) => format!("step[{step}].status"),
+        Field::View(path) => path.to_string(),
         other => serde_json::to_value(other)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -431,6 +477,12 @@ pub fn escalation_summary(e: &Escalation, entity: &EntityRef) -> String {
                 .first()
                 .map_or_else(|| kind.name().to_owned(), |i| action(&i.action)),
             kind.name()
+        ),
+        EscalationReason::Custom { guard, agent, .. } => format!(
+            "`{agent}` intends to {}; the store's guard `{guard}` asks a person to decide",
+            e.involved
+                .first()
+                .map_or_else(|| entity.to_string(), |i| action(&i.action)),
         ),
         EscalationReason::Threshold {
             agent,

@@ -129,6 +129,8 @@ impl WhatIf {
             alt: alt.rules.map(|(text, rules)| InstalledRules {
                 seq: 0,
                 hash: rules_hash(&text),
+                // A parsed rule set's guards compile (`RuleSet::parse`).
+                guards: rules.guards().unwrap_or_default(),
                 rules,
             }),
             resolver: alt.resolver,

@@ -166,7 +166,8 @@ fn the_golden_ledger_is_written_read_verified_and_replayed_identically() {
 /// records: `tests/golden/log-v1/`, with the export, replay and head hash
 /// those builds gave) is read, verified, exported and replayed exactly as
 /// before (the same decisions; `state_hash` there is of this build's context
-/// encoding, `SNAPSHOT_FORMAT` 2, which added the rule set's `[writers]`),
+/// encoding, `SNAPSHOT_FORMAT` 3, which added the rule set's `[[custom]]`
+/// guards),
 /// and a writer of this build continues it in a new version-2 segment
 /// without touching the old ones.
 #[test]
@@ -216,19 +217,22 @@ fn a_version_1_ledger_is_read_as_before_and_continued_in_version_2() {
     assert_eq!(report.head_seq, Some(ack.seq));
 }
 
-/// A version 3 for the test only (a future version): version 1, except that the threshold also
-/// looks at the projected margin impact (a change of decision content, so a
-/// new version).
-struct V3;
+/// A version for the test only, one past the newest released
+/// ([`NEXT`]): version 1, except that the threshold also looks at the
+/// projected margin impact (a change of decision content, so a new version).
+struct Next;
 
-impl V3 {
+/// The test-only version's number.
+const NEXT: u32 = parley::resolver::CURRENT + 1;
+
+impl Next {
     /// Version 1's approval of an intention whose |margin impact| is beyond
-    /// the limit becomes an escalation; every decision says version 3.
+    /// the limit becomes an escalation; every decision says version [`NEXT`].
     fn amend(ctx: &Context, body: Body) -> Body {
         let Body::Decision { mut decision } = body else {
             return body;
         };
-        decision.resolver = 3;
+        decision.resolver = NEXT;
         let limit = ctx
             .authority
             .rules
@@ -282,41 +286,41 @@ impl V3 {
     }
 }
 
-impl Resolver for V3 {
+impl Resolver for Next {
     fn version(&self) -> u32 {
-        3
+        NEXT
     }
     fn next_follow_up(&self, ctx: &Context) -> Option<Body> {
-        v1::V1.next_follow_up(ctx).map(|b| V3::amend(ctx, b))
+        v1::V1.next_follow_up(ctx).map(|b| Next::amend(ctx, b))
     }
     fn admit(&self, ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal> {
         v1::V1.admit(ctx, author, body)
     }
 }
 
-fn with_v3() -> Resolvers {
-    Resolvers::released().with(Arc::new(V3))
+fn with_next() -> Resolvers {
+    Resolvers::released().with(Arc::new(Next))
 }
 
 #[test]
 fn a_new_version_leaves_version_1_ledgers_alone_and_shows_what_it_would_change() {
-    // The v1 ledger still replays 0 divergent with a build that knows v3.
+    // The v1 ledger still replays 0 divergent with a build that knows NEXT.
     let want: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(golden().join("replay.json")).unwrap())
             .unwrap();
-    assert_eq!(replay_json(&golden(), with_v3()), want);
+    assert_eq!(replay_json(&golden(), with_next()), want);
 
-    // What-if with v3 over the v1 ledger lists exactly the decisions the
+    // What-if with NEXT over the v1 ledger lists exactly the decisions the
     // change affects: the one approval whose margin impact is beyond the limit.
     let (view, _) = LogView::open(&golden()).unwrap();
     let mut run = WhatIf::new(
         Alternative {
             rules: None,
-            resolver: Some(3),
+            resolver: Some(NEXT),
         },
         1,
         view.head_seq(),
-        with_v3(),
+        with_next(),
     );
     let mut big_margin = Vec::new();
     view.scan(1, u64::MAX, &mut |r: StoredRecord| {
@@ -334,7 +338,7 @@ fn a_new_version_leaves_version_1_ledgers_alone_and_shows_what_it_would_change()
     let report = run.finish();
     let changed: Vec<u64> = report.changed.iter().map(|c| c.seq).collect();
     assert_eq!(changed, big_margin, "{:#?}", report.changed);
-    // Approved as recorded; under v3 it escalates, and as nobody settles it
+    // Approved as recorded; under NEXT it escalates, and as nobody settles it
     // within the rules' 48 h (the log's last clock is 73 h later) it ends in
     // the safe default.
     let recorded = report.changed[0].recorded.as_ref().unwrap();
@@ -348,17 +352,17 @@ fn a_new_version_leaves_version_1_ledgers_alone_and_shows_what_it_would_change()
         ("rejected", "escalation.expiry")
     );
 
-    // A ledger that adopts v3 keeps its v1 decisions and makes new ones as v3.
+    // A ledger that adopts NEXT keeps its v1 decisions and makes new ones as NEXT.
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
-        resolvers: with_v3(),
+        resolvers: with_next(),
         ..options()
     };
     build(dir.path(), opts.clone());
     let (ledger, _) = Ledger::open(dir.path(), opts).unwrap();
     let at = ledger.head().unwrap().recorded_at_ms + 1_000;
     let adopt =
-        format!(r#"{{"producer":"ops","at_ms":{at},"kind":"resolver_adopted","version":3}}"#);
+        format!(r#"{{"producer":"ops","at_ms":{at},"kind":"resolver_adopted","version":{NEXT}}}"#);
     ledger.append(Command::parse(&adopt).unwrap()).unwrap();
     let again = format!(
         r#"{{"producer":"pricing","at_ms":{},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"SKU-3","price_minor":4399}},"reasoning":"again","impact":{{"revenue_minor":10000,"margin_minor":700000}},"objective":"margin-protection"}}}}"#,
@@ -366,14 +370,18 @@ fn a_new_version_leaves_version_1_ledgers_alone_and_shows_what_it_would_change()
     );
     let ack = ledger.append(Command::parse(&again).unwrap()).unwrap();
     let (_, d) = ack.decision().unwrap();
-    assert_eq!((d.resolver, d.outcome.name()), (3, "escalated"));
+    assert_eq!((d.resolver, d.outcome.name()), (NEXT, "escalated"));
     ledger.close().unwrap();
-    // Replay re-derives the v1 part with v1 and the rest with v3.
-    replay_json(dir.path(), with_v3());
+    // Replay re-derives the v1 part with v1 and the rest with NEXT.
+    replay_json(dir.path(), with_next());
     // A build that knows only the released versions refuses to continue the
     // ledger, and replay says why instead of guessing.
     let err = Ledger::open(dir.path(), options())
         .err()
         .expect("unknown version");
-    assert!(err.to_string().contains("resolver version 3"), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("resolver version {NEXT}")),
+        "{err}"
+    );
 }

@@ -196,12 +196,16 @@ fn check_decision(ctx: &str, d: &Decision, want: &Expected, labels: &BTreeMap<St
     }
 }
 
-/// `entity.field` of a read (`rules.field` for a rule parameter).
+/// `entity.field` of a read (`rules.field` for a rule parameter; a custom
+/// guard's read names its view path: `sku:SKU-1.sku.facts.rating_x10`).
 fn read_name(r: &Read) -> String {
-    let field = match serde_json::to_value(&r.field).unwrap() {
-        Json::String(s) => s,
-        Json::Object(m) => m.keys().next().unwrap().clone(),
-        other => other.to_string(),
+    let field = match (&r.field, serde_json::to_value(&r.field).unwrap()) {
+        (parley::vocab::Field::View(p), _) => p.to_string(),
+        (_, f) => match f {
+            Json::String(s) => s,
+            Json::Object(m) => m.keys().next().unwrap().clone(),
+            other => other.to_string(),
+        },
     };
     match &r.entity {
         Some(e) => format!("{e}.{field}"),
@@ -250,22 +254,36 @@ fn check_records(ctx: &str, got: &[Body], wants: &[Json], labels: &BTreeMap<Stri
 
 /// Runs one scenario, checking every expectation; returns its ledger.
 fn run_scenario(path: &Path) -> Ledger {
+    run_scenario_at(path, parley::resolver::CURRENT)
+}
+
+/// Runs one scenario on a ledger that starts with resolver `version`.
+fn run_scenario_at(path: &Path, version: u32) -> Ledger {
     let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-    let store = std::fs::read_to_string(path.with_file_name("_store.jsonl")).unwrap();
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/_store.jsonl");
+    let store = std::fs::read_to_string(shared).unwrap();
     let text = std::fs::read_to_string(path).unwrap();
-    // A scenario's first line may say `"rules": "none"`: a ledger without a rule set.
+    // A scenario's first line may say `"rules": "none"`: a ledger without a
+    // rule set; or `"custom": "FILE.toml"`: the default rules plus that file's
+    // `[[custom]]` guards (the examples in rules/examples/).
     let header: Json = serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap();
-    let initial_rules = match header.get("rules") {
+    let mut initial_rules = match header.get("rules") {
         None => Options::default().initial_rules,
         Some(Json::String(none)) if none == "none" => None,
         Some(other) => panic!("{name}: `rules` in the header is \"none\", got {other}"),
     };
+    if let Some(file) = header.get("custom").and_then(Json::as_str) {
+        let guards = std::fs::read_to_string(path.with_file_name(file))
+            .unwrap_or_else(|e| panic!("{name}: {file}: {e}"));
+        initial_rules = Some(format!("{}\n{guards}", parley::rules::DEFAULT_RULES));
+    }
     let opts = Options {
         initial_rules,
         genesis_at_ms: Some(1_764_147_000_000),
         timeline: Timeline::Scripted,
         first_admin: "ops".into(),
         auto_clock: false,
+        resolver_version: version,
         ..Options::default()
     };
     let ledger = Ledger::in_memory(opts).unwrap();
@@ -277,10 +295,9 @@ fn run_scenario(path: &Path) -> Ledger {
         let mut v: Json = serde_json::from_str(line).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let obj = v.as_object_mut().unwrap();
         // A prose line holds only a note; a command may carry a `note` field.
-        if obj
-            .keys()
-            .all(|k| k == "note" || (k == "rules" && !obj.contains_key("kind")))
-        {
+        if obj.keys().all(|k| {
+            k == "note" || (matches!(k.as_str(), "rules" | "custom") && !obj.contains_key("kind"))
+        }) {
             continue;
         }
         let id = obj.remove("id");
@@ -463,6 +480,55 @@ fn every_scenario_gets_its_expected_decisions() {
     }
 }
 
+/// The `.jsonl` scenarios of a directory, in name order.
+fn jsonl_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The scenarios of custom guards: rules/examples/ (one per example guard)
+/// and tests/guards/ (faults and edges), each beside its `.toml`.
+fn guard_scenario_files() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let examples = jsonl_in(&root.join("rules/examples"));
+    assert!(examples.len() >= 6, "rules/examples/ has its scenarios");
+    let mut files = examples;
+    files.extend(jsonl_in(&root.join("tests/guards")));
+    files
+}
+
+/// rules/examples/ and tests/guards/: each guard refuses or escalates what
+/// its scenario says, and nothing else there.
+#[test]
+fn every_custom_guard_gets_its_expected_decisions() {
+    for f in guard_scenario_files() {
+        let toml = f.with_extension("toml");
+        assert!(toml.exists(), "{} has its guard", f.display());
+        run_scenario(&f);
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/examples");
+    let guards = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "toml")
+        })
+        .count();
+    assert_eq!(
+        guards,
+        jsonl_in(&dir).len(),
+        "every example guard has a scenario"
+    );
+}
+
 fn records_of(ledger: &dyn LedgerRead) -> Vec<parley::StoredRecord> {
     let mut out = Vec::new();
     ledger
@@ -487,15 +553,24 @@ fn the_golden_corpus_decides_as_recorded_and_covers_the_vocabulary() {
     entries.push(corpus::entry("demo", &records, &mut seen));
     for f in scenario_files() {
         let name = f.file_stem().unwrap().to_string_lossy().into_owned();
-        let ledger = run_scenario(&f);
+        // Pinned to version 2, released and frozen: its digests never move.
+        let v2 = records_of(&run_scenario_at(&f, 2));
+        entries.push(corpus::entry(&format!("scenario/{name}"), &v2, &mut seen));
+        // Version 3 without custom guards decides exactly as version 2.
+        let v3 = records_of(&run_scenario_at(&f, 3));
+        corpus::same_but_version(&name, &v2, &v3, 3);
+    }
+    for f in guard_scenario_files() {
+        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let ledger = run_scenario_at(&f, 3);
         entries.push(corpus::entry(
-            &format!("scenario/{name}"),
+            &format!("guards/{name}"),
             &records_of(&ledger),
             &mut seen,
         ));
     }
     let sim = dir.path().join("simulate");
-    parley::demo::simulate::simulate(&sim, 1, 100_000, 1000, &mut |_| {}).unwrap();
+    parley::demo::simulate::simulate_at(&sim, 1, 100_000, 1000, 2, &mut |_| {}).unwrap();
     let (view, _) = parley::LogView::open(&sim).unwrap();
     let records = records_of(&view);
     assert!(records.len() >= 100_000, "{} records", records.len());

@@ -8,6 +8,7 @@ mod inspect;
 mod place;
 mod remote;
 mod repair;
+mod rules;
 mod serve;
 mod state;
 mod write;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 use crate::reader::{LogView, ViewReport};
 use place::Place;
@@ -45,44 +46,6 @@ pub struct Create {
     /// definitions (the commands install their own).
     #[arg(long)]
     pub bare: bool,
-}
-
-#[derive(Subcommand)]
-enum TokenCmd {
-    /// Grant a credential and print its token once (only its hash is kept, in the log).
-    Create {
-        #[command(flatten)]
-        place: Place,
-        /// The identity the token writes as (an agent, human or admin id; any name for a reader).
-        #[arg(long)]
-        name: String,
-        /// What the token may do.
-        #[arg(long, value_enum)]
-        role: TokenRole,
-        /// The admin granting it (default: the ledger's first admin).
-        #[arg(long = "as")]
-        admin: Option<String>,
-    },
-}
-
-/// A credential's role.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum TokenRole {
-    Agent,
-    Human,
-    Admin,
-    Reader,
-}
-
-impl From<TokenRole> for crate::record::Role {
-    fn from(r: TokenRole) -> crate::record::Role {
-        match r {
-            TokenRole::Agent => crate::record::Role::Agent,
-            TokenRole::Human => crate::record::Role::Human,
-            TokenRole::Admin => crate::record::Role::Admin,
-            TokenRole::Reader => crate::record::Role::Reader,
-        }
-    }
 }
 
 #[derive(clap::Subcommand)]
@@ -180,7 +143,7 @@ enum Cmd {
     /// Credentials for `parley serve`.
     Token {
         #[command(subcommand)]
-        action: TokenCmd,
+        action: serve::TokenCmd,
     },
     /// Recompute the whole hash chain (read-only). Exit 1 on any damage.
     Verify {
@@ -348,6 +311,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The rule set: check a file, compare two, install one, list what was installed.
+    Rules {
+        #[command(subcommand)]
+        action: rules::RulesCmd,
+    },
     /// Print the JSON Schemas of the public formats, or write them into a directory.
     Schema {
         /// The directory to write them into (default: print them).
@@ -456,7 +424,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
         Cmd::Mcp { server } => serve::mcp_stdio(&server),
         Cmd::Token {
             action:
-                TokenCmd::Create {
+                serve::TokenCmd::Create {
                     place,
                     name,
                     role,
@@ -552,6 +520,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 json,
             ),
         },
+        Cmd::Rules { action } => rules::dispatch(action),
         Cmd::Schema { out } => schema(out.as_deref()),
     }
 }

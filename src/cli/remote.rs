@@ -1,4 +1,5 @@
-//! `parley run --server URL` and `parley resolve --server URL`: the same
+//! `parley run --server URL`, `parley resolve --server URL` and `parley
+//! rules install --server URL`: the same
 //! commands, sent to a running `parley serve` (token from `PARLEY_TOKEN`),
 //! with the same output as on a local ledger.
 
@@ -237,6 +238,23 @@ pub(super) fn resolve(
             rationale: why.to_owned(),
         },
     };
+    let answer = post_command(url, &command, &format!("escalation {id} not resolved"))?;
+    if json_out {
+        println!("{answer}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("resolution recorded at seq {}", answer["seq"]);
+    for c in answer["caused"].as_array().into_iter().flatten() {
+        if let Some(summary) = c["summary"].as_str() {
+            println!("  {} {}", c["seq"], summary);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends one command to `POST /v1/commands`; its answer, or an error that
+/// starts with `failure` and names the problem the server reported.
+pub(super) fn post_command(url: &str, command: &Command, failure: &str) -> Result<Value> {
     let text = command.to_json();
     runtime()?.block_on(async move {
         let mut client = connect(url).await?;
@@ -245,19 +263,8 @@ pub(super) fn resolve(
             .await?;
         if a.status != 200 {
             let (code, detail) = a.problem();
-            anyhow::bail!("escalation {id} not resolved: {code}: {detail}");
+            anyhow::bail!("{failure}: {code}: {detail}");
         }
-        let answer = a.json();
-        if json_out {
-            println!("{answer}");
-            return Ok(ExitCode::SUCCESS);
-        }
-        println!("resolution recorded at seq {}", answer["seq"]);
-        for c in answer["caused"].as_array().into_iter().flatten() {
-            if let Some(summary) = c["summary"].as_str() {
-                println!("  {} {}", c["seq"], summary);
-            }
-        }
-        Ok(ExitCode::SUCCESS)
+        Ok(a.json())
     })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
-use super::place::At;
+use super::place::{At, Place};
 use super::write::{options, tell_recovery};
 use super::Create;
 use crate::command::{Command, CommandEnvelope};
@@ -301,5 +301,43 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub(super) enum TokenCmd {
+    /// Grant a credential and print its token once (only its hash is kept, in the log).
+    Create {
+        #[command(flatten)]
+        place: Place,
+        /// The identity the token writes as (an agent, human or admin id; any name for a reader).
+        #[arg(long)]
+        name: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// The admin granting it (default: the ledger's first admin).
+        #[arg(long = "as")]
+        admin: Option<String>,
+    },
+}
+
+/// A credential's role.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(super) enum TokenRole {
+    Agent,
+    Human,
+    Admin,
+    Reader,
+}
+
+impl From<TokenRole> for crate::record::Role {
+    fn from(r: TokenRole) -> crate::record::Role {
+        match r {
+            TokenRole::Agent => crate::record::Role::Agent,
+            TokenRole::Human => crate::record::Role::Human,
+            TokenRole::Admin => crate::record::Role::Admin,
+            TokenRole::Reader => crate::record::Role::Reader,
+        }
     }
 }

@@ -20,6 +20,8 @@ pub struct InstalledRules {
     pub seq: u64,
     pub hash: Digest,
     pub rules: RuleSet,
+    /// `rules.custom`, compiled.
+    pub guards: crate::guards::Guards,
 }
 
 /// A bearer credential (only the hash of its token is known).
@@ -70,7 +72,14 @@ pub struct Authority {
     pub rules: Option<InstalledRules>,
     /// The resolver version in force and the record that set it (0: none yet).
     pub resolver: Stamped<u32>,
+    /// The seqs of the last [`RULES_HISTORY_MAX`] rule sets installed, oldest
+    /// first (`parley rules history`, the console's history; older ones are
+    /// in the log, `parley log --kind rules_installed`).
+    pub rules_installed: std::collections::VecDeque<u64>,
 }
+
+/// Most rule-set installations the context remembers by seq.
+pub const RULES_HISTORY_MAX: usize = 256;
 
 impl Authority {
     /// Folds one record in; other kinds change nothing here.
@@ -101,11 +110,17 @@ impl Authority {
             Body::RulesInstalled { text } => {
                 // Admission refuses rule text that does not parse, so a log only
                 // holds valid rule sets; a bad one would leave the old in force.
-                if let Ok(rules) = RuleSet::parse(text) {
+                if let Ok((rules, guards)) = RuleSet::parse_compiled(text) {
+                    if self.rules_installed.len() == RULES_HISTORY_MAX {
+                        self.rules_installed.pop_front();
+                    }
+                    self.rules_installed.push_back(seq);
+                    debug_assert!(self.rules_installed.len() <= RULES_HISTORY_MAX);
                     self.rules = Some(InstalledRules {
                         seq,
                         hash: rules_hash(text),
                         rules,
+                        guards,
                     });
                 }
             }

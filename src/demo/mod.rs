@@ -163,6 +163,10 @@ pub fn run_cli(data: Option<PathBuf>, scenario: &str, seed: u64, json: bool) -> 
     let whatif = dir.join("whatif-rules.toml");
     std::fs::write(&whatif, output::whatif_rules())
         .with_context(|| format!("write {}", whatif.display()))?;
+    // The rule set in force, to edit and try with `parley whatif --rules`.
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, store::demo_rules(crate::resolver::CURRENT))
+        .with_context(|| format!("write {}", rules.display()))?;
     let verify = crate::verify::verify_dir(&dir)?;
     if json {
         let mut v = serde_json::to_value(&report)?;

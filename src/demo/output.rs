@@ -223,14 +223,14 @@ pub(super) fn commands(dir: &Path, whatif: &Path, ran: &[&str]) -> Vec<(String, 
     out
 }
 
-/// A what-if rule set to try: the default with a higher escalation threshold.
+/// A what-if rule set to try: the demo's with a higher escalation threshold.
 pub(super) fn whatif_rules() -> String {
-    let text = crate::rules::DEFAULT_RULES.replace(
+    let text = super::store::demo_rules(crate::resolver::CURRENT).replace(
         "escalate_above_minor = 500000",
         "escalate_above_minor = 2000000",
     );
     format!(
-        "# parley demo what-if: the default rules with the human threshold at GBP 20,000.\n{text}"
+        "# parley demo what-if: the demo's rules with the human threshold at GBP 20,000.\n{text}"
     )
 }
 

@@ -394,10 +394,22 @@ pub fn simulate(
     skus: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SimReport> {
+    simulate_at(dir, seed, records, skus, crate::resolver::CURRENT, progress)
+}
+
+/// [`simulate`] on a ledger that starts with resolver `version`.
+pub fn simulate_at(
+    dir: &Path,
+    seed: u64,
+    records: u64,
+    skus: usize,
+    version: u32,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SimReport> {
     if skus == 0 || skus > 10_000_000 {
         bail!("--skus must be from 1 to 10000000");
     }
-    let ledger = super::store::new_ledger(dir)?;
+    let ledger = super::store::new_ledger_at(dir, version)?;
     let (first, list) = setup(skus);
     let mut gen = Gen {
         rng: Rng(seed),

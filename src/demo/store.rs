@@ -90,6 +90,12 @@ pub const AGENTS: [(&str, Domain, u32); 9] = [
 /// A new ledger in `dir` on the demo's scripted time line (it starts at
 /// [`T0_MS`]; clock records come from the script, never from the wall clock).
 pub fn new_ledger(dir: &Path) -> Result<Ledger> {
+    new_ledger_at(dir, crate::resolver::CURRENT)
+}
+
+/// [`new_ledger`] starting with resolver `version` (the golden corpus pins
+/// its simulated ledger to a released version).
+pub fn new_ledger_at(dir: &Path, version: u32) -> Result<Ledger> {
     if dir.join("log").exists() {
         bail!(
             "{} already holds a ledger; give --data a new directory",
@@ -101,11 +107,28 @@ pub fn new_ledger(dir: &Path) -> Result<Ledger> {
         timeline: Timeline::Scripted,
         first_admin: ADMIN.into(),
         ledger_id: Some("demo".into()),
+        resolver_version: version,
+        initial_rules: Some(demo_rules(version)),
         ..Options::default()
     };
     let (ledger, _) =
         Ledger::open(dir, opts).with_context(|| format!("create {}", dir.display()))?;
     Ok(ledger)
+}
+
+/// The store's own guard the demo shows at work (resolver version 3 on):
+/// a brand's minimum advertised price (rules/examples/map-price-floor.toml).
+pub const DEMO_GUARD: &str = include_str!("../../rules/examples/map-price-floor.toml");
+
+/// The demo's rule set: the default rules, plus [`DEMO_GUARD`] on a
+/// version that has custom guards.
+pub fn demo_rules(version: u32) -> String {
+    let mut text = crate::rules::DEFAULT_RULES.to_owned();
+    if version >= crate::resolver::v3::VERSION {
+        text.push('\n');
+        text.push_str(DEMO_GUARD);
+    }
+    text
 }
 
 /// The set-up records: agents, the human, the catalog. (producer, body).

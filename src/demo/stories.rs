@@ -210,6 +210,18 @@ pub(super) fn price_war(b: &mut B) {
     );
     let t = b.at(0, 0);
     b.intend(t, "marketing", i);
+    // S3's brand has a minimum advertised price of 90 % of its list price:
+    // the store's own guard (`map-price-floor`) refuses a deeper cut.
+    let floor = b.price("S3") * 90 / 100;
+    b.say(
+        t,
+        "merchandising",
+        Body::Fact {
+            entity: EntityRef::Sku("S3".into()),
+            attribute: "map_price_minor".into(),
+            value: Value::Int(floor),
+        },
+    );
     let speakers: Vec<String> = b
         .skus
         .values()

@@ -19,6 +19,7 @@
 mod refusal;
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use crate::record::Body;
 pub const FOLLOW_UPS_MAX: usize = 100_000;
 
 /// The version a new ledger starts with.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
 
 /// One version of the decision logic.
 pub trait Resolver: Send + Sync {
@@ -91,6 +92,7 @@ impl Resolvers {
         let mut versions: BTreeMap<u32, Arc<dyn Resolver>> = BTreeMap::new();
         versions.insert(1, Arc::new(v1::V1));
         versions.insert(2, Arc::new(v2::V2));
+        versions.insert(3, Arc::new(v3::V3));
         debug_assert!(versions.contains_key(&CURRENT));
         Resolvers { versions }
     }
@@ -140,13 +142,25 @@ impl Resolvers {
         // rule set never says more than the version in force enforces.
         if let Body::RulesInstalled { text } = body {
             let current = ctx.authority.resolver.value;
-            let writers = crate::rules::RuleSet::parse(text).is_ok_and(|r| r.writers.is_some());
+            let parsed = crate::rules::RuleSet::parse(text).ok();
+            let writers = parsed.as_ref().is_some_and(|r| r.writers.is_some());
             if writers && current < v2::VERSION {
                 return Err(Refusal::NeedsResolver {
                     what: "a [writers] table",
                     version: v2::VERSION,
                     current,
                 });
+            }
+            let custom = parsed.as_ref().is_some_and(|r| !r.custom.is_empty());
+            let change = parsed.as_ref().is_some_and(|r| r.change.is_some());
+            for (used, what) in [(custom, "[[custom]] guards"), (change, "a [change] table")] {
+                if used && current < v3::VERSION {
+                    return Err(Refusal::NeedsResolver {
+                        what,
+                        version: v3::VERSION,
+                        current,
+                    });
+                }
             }
         }
         if let Body::ResolverAdopted { version } = body {

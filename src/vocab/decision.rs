@@ -40,6 +40,8 @@ named_enum!(
         Approve = "approve",
         HumanResolution = "human_resolution",
         EscalationExpiry = "escalation.expiry",
+        /// The rule set's own guards (`[[custom]]`, resolver version 3 on).
+        Custom = "custom",
     }
 );
 
@@ -100,6 +102,9 @@ pub enum Field {
     EscalationExpiresAtMs,
     PrecedentImpactMinor,
     ChosenOption,
+    /// A leaf of the view a custom guard read (entity: the leaf's entity;
+    /// the intention for its action and intention fields; none for `now_ms`).
+    View(super::guard::ViewPath),
 }
 
 /// A value a rule read, and the record that wrote it.
@@ -269,6 +274,27 @@ pub enum Finding {
         expires_at_ms: u64,
         max_wait_h: Option<u64>,
     },
+    /// A custom guard did not fire for any of the `checked` subjects.
+    CustomPassed {
+        guard: String,
+        checked: u32,
+    },
+    /// A custom guard fired for `count` of the `checked` subjects (the skus
+    /// of a promotion, or the one entity of the action); `failing` lists the
+    /// first of them by id.
+    CustomFired {
+        guard: String,
+        then: super::guard::Then,
+        failing: Vec<String>,
+        count: u32,
+        checked: u32,
+    },
+    /// A custom guard could not be evaluated for `subject` (by id).
+    CustomFault {
+        guard: String,
+        subject: String,
+        fault: super::guard::GuardFault,
+    },
 }
 
 /// One rule evaluated, in order.
@@ -414,6 +440,13 @@ pub enum EscalationReason {
         kind: ActionKind,
         revenue_minor: i64,
         limit_minor: i64,
+    },
+    /// A custom guard of the rule set said so (it fired, or could not be
+    /// evaluated).
+    Custom {
+        guard: String,
+        agent: String,
+        kind: ActionKind,
     },
 }
 

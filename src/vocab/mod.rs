@@ -9,6 +9,7 @@
 
 pub mod action;
 pub mod decision;
+pub mod guard;
 
 use std::collections::BTreeMap;
 

@@ -128,6 +128,33 @@ fn render(entries: &[Entry]) -> String {
     text
 }
 
+/// The decisions of `b` are those of `a` but for their resolver version,
+/// which is `version` in `b`.
+pub fn same_but_version(name: &str, a: &[StoredRecord], b: &[StoredRecord], version: u32) {
+    let decisions = |rs: &[StoredRecord]| -> Vec<parley::vocab::Decision> {
+        rs.iter()
+            .filter_map(|r| match &r.record.body {
+                Body::Decision { decision } => Some((**decision).clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (a, b) = (decisions(a), decisions(b));
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{name}: as many decisions under version {version}"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(y.resolver, version, "{name}");
+        let y = parley::vocab::Decision {
+            resolver: x.resolver,
+            ..y.clone()
+        };
+        assert_eq!(x, &y, "{name}: version {version} decides otherwise");
+    }
+}
+
 /// Compares the entries with the stored corpus (or writes it under PARLEY_BLESS).
 pub fn compare(entries: &[Entry]) {
     let text = render(entries);

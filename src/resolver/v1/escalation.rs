@@ -253,7 +253,7 @@ impl Eval<'_> {
     /// The escalation for this intention: approve it, approve a pending rival
     /// instead, reject them all, or (when a rule suggests one) approve it with
     /// modified values.
-    pub(super) fn escalate(
+    pub(crate) fn escalate(
         &mut self,
         reason: EscalationReason,
         modified: Option<Action>,

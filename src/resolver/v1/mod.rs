@@ -34,6 +34,8 @@ mod priority;
 mod sequence;
 mod steps;
 
+pub(crate) use steps::{Eval, Extra, Point, Step};
+
 use super::{Author, Refusal, Resolver};
 use crate::context::{Context, IntentionState};
 use crate::entity::EntityRef;
@@ -84,9 +86,16 @@ pub(crate) fn admit_record(ctx: &Context, producer: &str, body: &Body) -> Result
 
 /// The record owed next under version 1 (version 2 builds on it).
 pub(crate) fn next_follow_up(ctx: &Context) -> Option<Body> {
+    next_follow_up_with(ctx, None)
+}
+
+/// The record owed next under version 1's rules plus `extra` (version 3's
+/// custom guards), run after `priority`.
+pub(crate) fn next_follow_up_with(ctx: &Context, extra: Option<Extra>) -> Option<Body> {
     let q = &ctx.intentions;
+    let decide = |s| decide_with(ctx, s, extra);
     if let Some(s) = q.first_fresh() {
-        return Some(decision_body(decide(ctx, s)));
+        return Some(decision_body(decide(s)));
     }
     if let Some(s) = q.first_settling() {
         return Some(decision_body(settle(ctx, s)));
@@ -95,10 +104,10 @@ pub(crate) fn next_follow_up(ctx: &Context) -> Option<Body> {
         return Some(body);
     }
     if let Some(s) = q.first_unblocked() {
-        return Some(decision_body(decide(ctx, s)));
+        return Some(decision_body(decide(s)));
     }
     if let Some(s) = q.first_due(ctx.now_ms) {
-        return Some(decision_body(decide(ctx, s)));
+        return Some(decision_body(decide(s)));
     }
     if let Some(body) = ctx.workflows.next_timeout(ctx.now_ms) {
         return Some(body);
@@ -177,6 +186,11 @@ fn finish(mut d: Decision, outcome: Outcome) -> Decision {
 
 /// Decides one intention against the context.
 pub fn decide(ctx: &Context, s: &IntentionState) -> Decision {
+    decide_with(ctx, s, None)
+}
+
+/// Decides one intention with version 1's rules plus `extra`.
+fn decide_with(ctx: &Context, s: &IntentionState, extra: Option<Extra>) -> Decision {
     let mut d = base(ctx, s);
     let Some(rules) = &ctx.authority.rules else {
         d.trace.push(step(
@@ -187,7 +201,13 @@ pub fn decide(ctx: &Context, s: &IntentionState) -> Decision {
         ));
         return finish(d, Outcome::Rejected);
     };
-    let mut eval = steps::Eval { ctx, rules, s, d };
+    let mut eval = steps::Eval {
+        ctx,
+        rules,
+        s,
+        d,
+        extra,
+    };
     let outcome = eval.run();
     finish(eval.d, outcome)
 }

@@ -10,15 +10,33 @@ use crate::vocab::{
     Outcome, PromotionTarget, Read, RuleId, Verdict,
 };
 
-pub(super) struct Eval<'a> {
+/// One decision in the making: the context, the rules in force, the
+/// intention and the trace so far.
+pub(crate) struct Eval<'a> {
     pub ctx: &'a Context,
     pub rules: &'a InstalledRules,
     pub s: &'a IntentionState,
     pub d: Decision,
+    /// Rules a later version adds (version 3's custom guards); `None` in
+    /// versions 1 and 2.
+    pub extra: Option<Extra>,
 }
 
 /// A rule's conclusion: `None` passes to the next rule.
-pub(super) type Step = Option<Outcome>;
+pub(crate) type Step = Option<Outcome>;
+
+/// Where a later version's rules run (see [`Eval::extra`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Point {
+    /// After the built-in guards (`guard.fraud_perk`), before `temporal`:
+    /// rules that refuse.
+    AfterGuards,
+    /// After `priority`, before `threshold`: rules that escalate.
+    AfterPriority,
+}
+
+/// Rules a later version adds, called at each [`Point`].
+pub(crate) type Extra = fn(&mut Eval<'_>, Point) -> Step;
 
 impl Eval<'_> {
     pub(super) fn rule_read(&self, field: Field, value: i64) -> Read {
@@ -35,7 +53,7 @@ impl Eval<'_> {
         )
     }
 
-    pub(super) fn push(&mut self, rule: RuleId, verdict: Verdict, f: Finding, reads: Vec<Read>) {
+    pub(crate) fn push(&mut self, rule: RuleId, verdict: Verdict, f: Finding, reads: Vec<Read>) {
         self.d.trace.push(step(rule, verdict, f, reads));
     }
 
@@ -47,7 +65,7 @@ impl Eval<'_> {
     }
 
     pub(super) fn run(&mut self) -> Outcome {
-        let steps: [fn(&mut Self) -> Step; 11] = [
+        let steps: [fn(&mut Self) -> Step; 13] = [
             Self::expiry,
             Self::autonomy,
             Self::sequence,
@@ -55,9 +73,11 @@ impl Eval<'_> {
             Self::dedup,
             Self::lifecycle,
             Self::fraud_perk,
+            Self::extra_after_guards,
             Self::temporal,
             Self::margin,
             Self::priority,
+            Self::extra_after_priority,
             Self::threshold,
         ];
         for f in steps {
@@ -72,6 +92,18 @@ impl Eval<'_> {
             vec![],
         );
         Outcome::Approved
+    }
+
+    /// A later version's rules at [`Point::AfterGuards`] (none: nothing is traced).
+    fn extra_after_guards(&mut self) -> Step {
+        let extra = self.extra?;
+        extra(self, Point::AfterGuards)
+    }
+
+    /// A later version's rules at [`Point::AfterPriority`].
+    fn extra_after_priority(&mut self) -> Step {
+        let extra = self.extra?;
+        extra(self, Point::AfterPriority)
     }
 
     fn expiry(&mut self) -> Step {

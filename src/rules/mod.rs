@@ -8,12 +8,15 @@ use bincode::{Decode, Encode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod diff;
+pub mod history;
+
 use crate::bounds::BP_PER_UNIT;
 use crate::record::Digest;
 use crate::vocab::{Lifecycle, Objective};
 
 /// The rule set parley installs into a new ledger unless given another.
-pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
+pub const DEFAULT_RULES: &str = include_str!("../../rules/default.toml");
 const MS_PER_HOUR: u64 = 3_600_000;
 
 /// Priority rule: the order of objectives (first wins) and how long an approved
@@ -116,6 +119,23 @@ pub struct RuleSet {
     /// `crate::writers`). Kinds not listed keep version 2's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writers: Option<crate::writers::WritersTable>,
+    /// The store's own guards (resolver version 3 on; `crate::guards`), in
+    /// the order written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom: Vec<crate::guards::GuardText>,
+    /// Why this rule set was installed (resolver version 3 on): written by
+    /// `parley rules install --why` and the console's editor, so the reason
+    /// travels with the text it explains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeNote>,
+}
+
+/// The `[change]` table: the rationale of an installation.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeNote {
+    /// 1 to 4,096 characters.
+    pub why: String,
 }
 
 /// A rule set that does not parse or does not make sense.
@@ -199,6 +219,12 @@ pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> (usize, String, Str
 impl RuleSet {
     /// Parses and validates rule text.
     pub fn parse(text: &str) -> Result<RuleSet, RulesError> {
+        RuleSet::parse_compiled(text).map(|(rules, _)| rules)
+    }
+
+    /// Parses and validates rule text; the rule set and its custom guards,
+    /// compiled.
+    pub fn parse_compiled(text: &str) -> Result<(RuleSet, crate::guards::Guards), RulesError> {
         let rules: RuleSet = toml::from_str(text).map_err(|e| {
             let (line, field, message) = toml_error(text, &e);
             RulesError {
@@ -208,7 +234,13 @@ impl RuleSet {
             }
         })?;
         rules.validate(text)?;
-        Ok(rules)
+        let guards = rules.guards().map_err(|e| guard_error(text, &e))?;
+        Ok((rules, guards))
+    }
+
+    /// The custom guards, compiled (a parsed rule set's always compile).
+    pub fn guards(&self) -> Result<crate::guards::Guards, crate::guards::GuardError> {
+        crate::guards::Guards::compile(&self.custom)
     }
 
     fn validate(&self, text: &str) -> Result<(), RulesError> {
@@ -233,6 +265,16 @@ impl RuleSet {
                 "min_margin_bp",
                 format!("must be from 0 to {} basis points", BP_PER_UNIT - 1),
             ));
+        }
+        if let Some(c) = &self.change {
+            let n = c.why.chars().count();
+            if c.why.trim().is_empty() || n > crate::bounds::TEXT_MAX_CHARS {
+                return Err(err(
+                    "change",
+                    "why",
+                    format!("write 1 to {} characters", crate::bounds::TEXT_MAX_CHARS),
+                ));
+            }
         }
         let limit = self.threshold.escalate_above_minor;
         if !(0..=crate::bounds::IMPACT_MAX_MINOR).contains(&limit) {
@@ -306,6 +348,54 @@ impl RuleSet {
             .map(|e| e.expire_after_h * MS_PER_HOUR)
     }
 }
+
+/// A guard's error at its place in the text: the line of its `when` (of
+/// its table, for problems outside the expression) and, for a one-line
+/// expression, the column in the file.
+fn guard_error(text: &str, e: &crate::guards::GuardError) -> RulesError {
+    let lines: Vec<&str> = text.lines().collect();
+    let table = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[custom]]")
+        .nth(e.index)
+        .map(|(i, _)| i);
+    let when = table.and_then(|t| {
+        lines
+            .iter()
+            .enumerate()
+            .skip(t + 1)
+            .take_while(|(_, l)| !l.trim_start().starts_with('['))
+            .find(|(_, l)| l.trim_start().starts_with("when"))
+    });
+    let (line, column) = match (table, when, e.column) {
+        (_, Some((i, l)), Some(c)) => {
+            // `when = "…"`: the expression starts after the opening quote.
+            let start = l.find('"').map(|q| q + 1);
+            let single = l.matches('"').count() == 2;
+            let col = start.filter(|_| single).map_or(c, |s| s + c);
+            (i + 1, Some(col))
+        }
+        (_, Some((i, _)), None)
+            if matches!(e.problem, P::Syntax(_) | P::Type(_) | P::NotForKind { .. }) =>
+        {
+            (i + 1, None)
+        }
+        (Some(t), _, _) => (t + 1, None),
+        (None, _, _) => (1, None),
+    };
+    let message = match column {
+        Some(c) => format!("column {c}: {}", e.problem),
+        None => e.problem.to_string(),
+    };
+    RulesError {
+        line,
+        field: format!("custom.{}", if e.id.is_empty() { "-" } else { &e.id }),
+        message,
+    }
+}
+
+use crate::guards::GuardProblem as P;
 
 /// blake3 of rule text.
 pub fn rules_hash(text: &str) -> Digest {
