@@ -54,6 +54,11 @@ pub struct Tally {
     /// settled, so this counts more than `awaiting_human`).
     pub escalations: u64,
     pub approved_revenue_impact_minor: i64,
+    /// The projected margin impact of the approved intentions.
+    pub approved_margin_impact_minor: i64,
+    /// Escalation decisions per UTC day (`YYYY-MM-DD`) of the record that
+    /// caused them.
+    pub escalations_by_day: BTreeMap<String, u64>,
 }
 
 /// Both ways side by side.
@@ -85,6 +90,7 @@ struct Announced {
     kind: crate::vocab::ActionKind,
     entity: crate::entity::EntityRef,
     revenue_minor: i64,
+    margin_minor: i64,
 }
 
 /// The alternative a what-if runs.
@@ -110,6 +116,15 @@ pub struct WhatIf {
     /// What the report needs of each intention from `from` on.
     intentions: BTreeMap<u64, Announced>,
     escalations: (u64, u64),
+    /// Escalations by day number (ms / 86,400,000): recorded, what-if.
+    escalation_days: (BTreeMap<u64, u64>, BTreeMap<u64, u64>),
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+/// Counts one escalation on the day of `at_ms`.
+fn count_day(days: &mut BTreeMap<u64, u64>, at_ms: u64) {
+    *days.entry(at_ms / DAY_MS).or_default() += 1;
 }
 
 fn verdict(d: &crate::vocab::Decision) -> Verdict {
@@ -141,6 +156,7 @@ impl WhatIf {
             whatif_final: BTreeMap::new(),
             intentions: BTreeMap::new(),
             escalations: (0, 0),
+            escalation_days: (BTreeMap::new(), BTreeMap::new()),
         }
     }
 
@@ -175,6 +191,7 @@ impl WhatIf {
                     kind: intention.action.kind(),
                     entity: intention.action.entity(),
                     revenue_minor: intention.impact.revenue_minor,
+                    margin_minor: intention.impact.margin_minor,
                 },
             );
         }
@@ -191,7 +208,13 @@ impl WhatIf {
 
         match &r.record.body {
             Body::Decision { decision } => {
-                self.escalations.0 += u64::from(decision.outcome.kind() == OutcomeKind::Escalated);
+                if decision.outcome.kind() == OutcomeKind::Escalated {
+                    self.escalations.0 += 1;
+                    count_day(
+                        &mut self.escalation_days.0,
+                        r.record.envelope.recorded_at_ms,
+                    );
+                }
                 self.recorded_final
                     .insert(decision.intention, verdict(decision));
                 return;
@@ -220,12 +243,26 @@ impl WhatIf {
             // alternative stays in force over it.
             ctx.authority.resolver.value = v;
         }
+        self.follow_ups(r);
+    }
+
+    /// Derives, in the what-if context, the records `r` is owed.
+    fn follow_ups(&mut self, r: &StoredRecord) {
+        let Some(ctx) = self.whatif.as_mut() else {
+            return;
+        };
         for _ in 0..FOLLOW_UPS_MAX {
             let Some(body) = self.resolvers.next_follow_up(ctx) else {
                 break;
             };
             if let Body::Decision { decision } = &body {
-                self.escalations.1 += u64::from(decision.outcome.kind() == OutcomeKind::Escalated);
+                if decision.outcome.kind() == OutcomeKind::Escalated {
+                    self.escalations.1 += 1;
+                    count_day(
+                        &mut self.escalation_days.1,
+                        r.record.envelope.recorded_at_ms,
+                    );
+                }
                 self.whatif_final
                     .insert(decision.intention, verdict(decision));
             }
@@ -250,10 +287,13 @@ impl WhatIf {
             .chain(self.whatif_final.keys())
             .copied()
             .collect();
-        let tally = |t: &mut Tally, v: Option<&Verdict>, revenue: i64| match v.map(|v| v.outcome) {
+        let tally = |t: &mut Tally, v: Option<&Verdict>, (revenue, margin): (i64, i64)| match v
+            .map(|v| v.outcome)
+        {
             Some(OutcomeKind::Approved | OutcomeKind::Modified) => {
                 t.approved += 1;
                 t.approved_revenue_impact_minor += revenue;
+                t.approved_margin_impact_minor += margin;
             }
             Some(OutcomeKind::Deferred) => t.deferred += 1,
             Some(OutcomeKind::Rejected) => t.rejected += 1,
@@ -264,7 +304,7 @@ impl WhatIf {
         for seq in seqs {
             let (rec, wif) = (self.recorded_final.get(&seq), self.whatif_final.get(&seq));
             let state = intentions.get(&seq);
-            let revenue = state.map_or(0, |s| s.revenue_minor);
+            let revenue = state.map_or((0, 0), |s| (s.revenue_minor, s.margin_minor));
             summary.intentions += 1;
             tally(&mut summary.recorded, rec, revenue);
             tally(&mut summary.whatif, wif, revenue);
@@ -287,6 +327,16 @@ impl WhatIf {
         }
         summary.recorded.escalations = self.escalations.0;
         summary.whatif.escalations = self.escalations.1;
+        let dated = |days: BTreeMap<u64, u64>| {
+            days.into_iter()
+                .map(|(d, n)| {
+                    let date = crate::time::format_rfc3339(d * DAY_MS);
+                    (date.get(..10).map_or_else(String::new, str::to_owned), n)
+                })
+                .collect()
+        };
+        summary.recorded.escalations_by_day = dated(self.escalation_days.0);
+        summary.whatif.escalations_by_day = dated(self.escalation_days.1);
         WhatIfReport {
             from: self.from,
             to: self.to,

@@ -152,7 +152,7 @@ fn install_records_the_rationale_and_a_bad_file_changes_nothing() {
         "",
     );
     assert_eq!(ran.code, Some(1));
-    assert!(ran.stderr.contains("[change]"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("change.why"), "{}", ran.stderr);
 }
 
 #[test]

@@ -156,17 +156,7 @@ fn diff_files(before: &Path, after: &Path, json_out: bool) -> Result<ExitCode> {
 /// must not say why itself).
 fn with_rationale(file: &Path, why: &str) -> Result<String> {
     let text = read(file)?;
-    let rules = RuleSet::parse(&text).with_context(|| file.display().to_string())?;
-    if rules.change.is_some() {
-        bail!(
-            "{} already has a [change] table: give the rationale there or with --why, not both",
-            file.display()
-        );
-    }
-    let why = toml::Value::String(why.to_owned());
-    let out = format!("{}\n\n[change]\nwhy = {why}\n", text.trim_end());
-    RuleSet::parse(&out).context("the rationale")?;
-    Ok(out)
+    crate::rules::with_rationale(&text, why).with_context(|| file.display().to_string())
 }
 
 fn command(admin: &str, text: String, at_ms: Option<u64>) -> Command {

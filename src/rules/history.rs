@@ -34,7 +34,12 @@ pub struct Installation {
 /// Every installation the context remembers, oldest first.
 pub fn history(ctx: &Context, ledger: &dyn LedgerRead) -> Result<Vec<Installation>, LogError> {
     let seqs: Vec<u64> = ctx.authority.rules_installed.iter().copied().collect();
-    let records = ledger.read(&seqs)?;
+    history_of(&seqs, ledger)
+}
+
+/// The installations at `seqs` (as the context lists them), oldest first.
+pub fn history_of(seqs: &[u64], ledger: &dyn LedgerRead) -> Result<Vec<Installation>, LogError> {
+    let records = ledger.read(seqs)?;
     debug_assert_eq!(records.len(), seqs.len());
     let mut out: Vec<Installation> = Vec::with_capacity(records.len());
     let mut previous: Option<RuleSet> = None;

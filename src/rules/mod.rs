@@ -349,6 +349,33 @@ impl RuleSet {
     }
 }
 
+/// `text` with its rationale added as a `[change]` table: the text must
+/// parse and must not say why itself already.
+pub fn with_rationale(text: &str, why: &str) -> Result<String, RulesError> {
+    let rules = RuleSet::parse(text)?;
+    if rules.change.is_some() {
+        return Err(RulesError {
+            line: key_line(text, "change", "why"),
+            field: "change.why".into(),
+            message: "the text already says why: give the rationale there or separately, not both"
+                .into(),
+        });
+    }
+    let why = toml::Value::String(why.to_owned());
+    let out = format!("{}\n\n[change]\nwhy = {why}\n", text.trim_end());
+    RuleSet::parse(&out)?;
+    Ok(out)
+}
+
+/// A rule set as TOML text (for one edited as data, e.g. in the console).
+pub fn to_text(rules: &RuleSet) -> Result<String, RulesError> {
+    toml::to_string(rules).map_err(|e| RulesError {
+        line: 1,
+        field: "-".into(),
+        message: e.to_string(),
+    })
+}
+
 /// A guard's error at its place in the text: the line of its `when` (of
 /// its table, for problems outside the expression) and, for a one-line
 /// expression, the column in the file.

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod reads;
+pub mod rules;
 pub mod stream;
 #[cfg(test)]
 mod tests;
@@ -166,6 +167,9 @@ pub fn router(app: App) -> Router {
         .route("/v1/escalations/{id}", get(reads::escalation))
         .route("/v1/workflows", get(reads::workflows))
         .route("/v1/rules", get(reads::rules))
+        .route("/v1/rules", post(rules::install))
+        .route("/v1/rules/check", post(rules::check))
+        .route("/v1/rules/history", get(rules::history))
         .route("/v1/whatif", post(whatif::whatif))
         .route("/v1/tokens", post(tokens::create))
         .merge(console::routes())

@@ -234,7 +234,12 @@ fn paths(s: &mut Schemas) -> Value {
         "/v1/escalations/{id}": {"get": op("The escalations of one intention, oldest first", "getEscalation",
             vec![path_param("id", true, "The escalated intention's seq")], json_ok(s.res::<Vec<EscalationView>>()))},
         "/v1/workflows": {"get": op("Workflow definitions and runs", "getWorkflows", vec![], json_ok(s.res::<WorkflowsView>()))},
-        "/v1/rules": {"get": op("The rule set in force", "getRules", vec![], json_ok(s.res::<RulesView>()))},
+        "/v1/rules": {
+            "get": op("The rule set in force", "getRules", vec![], json_ok(s.res::<RulesView>())),
+            "post": with_body(op("Install a rule set with its rationale (admins)", "installRules", vec![], json_ok(s.res::<CommandAnswer>())), s.req::<super::rules::Install>()),
+        },
+        "/v1/rules/check": {"post": with_body(op("Check a draft rule set and what it would change", "checkRules", vec![], json_ok(s.res::<super::rules::DraftCheck>())), s.req::<super::rules::Draft>())},
+        "/v1/rules/history": {"get": op("The rule sets installed: who, when, why, what changed", "rulesHistory", vec![], json_ok(s.res::<Vec<crate::rules::history::Installation>>()))},
         "/v1/whatif": {"post": with_body(op("Replay decisions under another rule set or resolver", "whatIf", vec![], json_ok(s.res::<WhatIfReport>())), s.req::<WhatIfRequest>())},
         "/v1/tokens": {"post": with_body(op("Grant a credential (admins); the token is shown once", "createToken", vec![],
             ("201", "application/json", s.res::<TokenAnswer>())), s.req::<TokenRequest>())},

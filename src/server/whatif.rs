@@ -41,7 +41,15 @@ pub struct WhatIfRequest {
     #[serde(default)]
     #[schemars(with = "crate::bounds::schema::OptionalSeq")]
     pub to: Option<u64>,
+    /// Instead of `from`: the records of the last `days` days before the
+    /// head's time (1 to 3,660); the report's `from` says where that began.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 3660))]
+    pub days: Option<u32>,
 }
+
+/// Most days a what-if window reaches back.
+const DAYS_MAX: u32 = 3660;
 
 /// Checks the request against the log and the versions this build knows.
 fn alternative(
@@ -99,8 +107,25 @@ pub async fn whatif(
     app.caller(&headers)?;
     let req: WhatIfRequest = json_body(body)?;
     let resolvers = Resolvers::released();
+    let days = req.days;
+    if days.is_some() && req.from.is_some() {
+        return Err(Problem::bad_request(
+            ProblemCode::BadWhatif,
+            "give `from` or `days`, not both".into(),
+        ));
+    }
+    if let Some(d) = days.filter(|d| !(1..=DAYS_MAX).contains(d)) {
+        return Err(Problem::bad_request(
+            ProblemCode::BadWhatif,
+            format!("`days` is {d}; give 1 to {DAYS_MAX}"),
+        ));
+    }
     let (alt, from, to) = alternative(req, app.ledger.head_seq(), &resolvers)?;
     app.blocking(move |ledger| {
+        let from = match days {
+            Some(d) => first_seq_within(ledger, to, d)?,
+            None => from,
+        };
         let mut run = WhatIf::new(alt, from, to, resolvers);
         ledger.scan(1, to, &mut |r| {
             run.feed(&r);
@@ -110,4 +135,30 @@ pub async fn whatif(
     })
     .await
     .map(Json)
+}
+
+/// The first seq recorded within `days` days before the time of seq `to`.
+fn first_seq_within(ledger: &dyn LedgerRead, to: u64, days: u32) -> Result<u64, Problem> {
+    let at = |seq: u64| -> Result<u64, Problem> {
+        let r = ledger.read(&[seq])?;
+        r.first()
+            .map(|r| r.record.envelope.recorded_at_ms)
+            .ok_or_else(|| Problem::internal(format!("seq {seq} is missing")))
+    };
+    if to == 0 {
+        return Ok(1);
+    }
+    let cut = at(to)?.saturating_sub(u64::from(days) * 86_400_000);
+    // Record times never go back: the first seq after `cut`, by bisection.
+    let (mut lo, mut hi) = (1u64, to);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if at(mid)? > cut {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    debug_assert!(lo >= 1 && lo <= to);
+    Ok(lo)
 }

@@ -58,7 +58,7 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
 }
 
 /// 429 unless `caller` is within its write quota for `n` more commands.
-fn quota(app: &App, caller: &Caller, n: usize) -> Result<(), Problem> {
+pub(super) fn quota(app: &App, caller: &Caller, n: usize) -> Result<(), Problem> {
     let n = std::num::NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX))
         .unwrap_or(std::num::NonZeroU32::MIN);
     let over = match app.limiter.check_key_n(&caller.identity, n) {
@@ -102,12 +102,12 @@ fn command_as(caller: &Caller, text: &str) -> Result<Checked, Problem> {
 }
 
 /// Hands a command to the writer without blocking (a full queue is `Busy`).
-fn submit(app: &App, caller: &Caller, command: Checked) -> Result<Ticket, AppendError> {
+pub(super) fn submit(app: &App, caller: &Caller, command: Checked) -> Result<Ticket, AppendError> {
     app.ledger.try_submit(command, Some(caller.grant))
 }
 
 /// Awaits a ticket and counts its result.
-async fn answer(
+pub(super) async fn answer(
     app: &App,
     caller: &Caller,
     ticket: Result<Ticket, AppendError>,

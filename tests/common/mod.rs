@@ -291,6 +291,7 @@ pub fn cmd(json: serde_json::Value) -> Command {
     Command::parse(&json.to_string()).unwrap()
 }
 
+pub mod browser;
 pub mod patroni;
 pub mod server;
 

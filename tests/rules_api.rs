@@ -1,0 +1,176 @@
+//! The rules routes of `parley serve`: a draft is checked (text or JSON)
+//! with the error where it is; only an admin installs, with the rationale
+//! recorded; a human's or reader's attempt leaves the log unchanged; the
+//! history lists who, when and why; what-if takes a window in days.
+
+mod common;
+
+use common::server::{ledger, records, token, Server};
+use serde_json::{json, Value};
+
+const FLOOR: &str = include_str!("../rules/examples/map-price-floor.toml");
+
+fn body(v: &Value) -> String {
+    v.to_string()
+}
+
+#[test]
+fn drafts_are_checked_and_only_an_admin_installs_them() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = ledger(base.path());
+    let admin = token(&dir, "admin", "admin");
+    let maya = token(&dir, "maya", "human");
+    let reader = token(&dir, "audit", "reader");
+    let server = Server::start(&dir);
+    let with_floor = format!("{}\n{FLOOR}", parley::rules::DEFAULT_RULES);
+
+    // Text: ok, with what it changes from the rules in force.
+    let (status, _, text) = server.request(
+        "POST",
+        "/v1/rules/check",
+        Some(&reader),
+        &body(&json!({"text": with_floor})),
+    );
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["custom"], json!(["map-price-floor"]));
+    assert!(
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == json!(["custom", "map-price-floor"])),
+        "{v}"
+    );
+
+    // JSON, as GET /v1/rules gives it, edited: a threshold and a broken guard.
+    let (status, _, text) = server.request("GET", "/v1/rules", Some(&reader), "");
+    assert_eq!(status, 200, "{text}");
+    let mut rules: Value = serde_json::from_str::<Value>(&text).unwrap()["rules"].clone();
+    rules["threshold"]["escalate_above_minor"] = json!(800_000);
+    rules["custom"] = json!([{"id": "g", "applies_to": ["set_price"], "when": "sku.price_minr < 1", "then": "refuse", "message": "m"}]);
+    let (_, _, text) = server.request(
+        "POST",
+        "/v1/rules/check",
+        Some(&admin),
+        &body(&json!({"rules": rules})),
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error"]["field"], "custom.g", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("price_minr"),
+        "{v}"
+    );
+    rules["custom"][0]["when"] = json!("sku.price_minor < 1");
+    let (_, _, text) = server.request(
+        "POST",
+        "/v1/rules/check",
+        Some(&admin),
+        &body(&json!({"rules": rules})),
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap()
+            .contains("escalate_above_minor = 800000"),
+        "{v}"
+    );
+
+    // A human and a reader cannot install: refused, the log unchanged.
+    let before = records_via(&server, &admin);
+    for t in [&maya, &reader] {
+        let (status, _, text) = server.request(
+            "POST",
+            "/v1/rules",
+            Some(t),
+            &body(&json!({"rules": rules, "why": "try"})),
+        );
+        assert!(status == 403, "{status} {text}");
+    }
+    assert_eq!(records_via(&server, &admin), before, "nothing appended");
+    // No rationale, or a bad draft: refused before anything is appended.
+    let (status, _, text) = server.request(
+        "POST",
+        "/v1/rules",
+        Some(&admin),
+        &body(&json!({"rules": rules, "why": " "})),
+    );
+    assert_eq!(status, 422, "{text}");
+    assert_eq!(records_via(&server, &admin), before, "nothing appended");
+
+    // The admin installs; the history says who and why, and what changed.
+    let why = "a higher threshold for the sale week, and a test guard";
+    let (status, _, text) = server.request(
+        "POST",
+        "/v1/rules",
+        Some(&admin),
+        &body(&json!({"rules": rules, "why": why})),
+    );
+    assert_eq!(status, 200, "{text}");
+    let seq = serde_json::from_str::<Value>(&text).unwrap()["seq"].clone();
+    let (status, _, text) = server.request("GET", "/v1/rules/history", Some(&reader), "");
+    assert_eq!(status, 200, "{text}");
+    let list: Value = serde_json::from_str(&text).unwrap();
+    let last = list.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (&last["seq"], &last["by"], &last["why"]),
+        (&seq, &json!("admin"), &json!(why)),
+        "{last}"
+    );
+    let paths: Vec<&Value> = last["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["path"])
+        .collect();
+    assert!(
+        paths.contains(&&json!(["threshold", "escalate_above_minor"])),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&&json!(["custom", "g"])), "{paths:?}");
+
+    // What-if over the last day with the old rules: a window in days.
+    let (status, _, text) = server.request(
+        "POST",
+        "/v1/whatif",
+        Some(&reader),
+        &body(&json!({"rules": parley::rules::DEFAULT_RULES, "days": 1})),
+    );
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["from"], 1, "{v}");
+    assert!(
+        v["summary"]["whatif"]["escalations_by_day"].is_object(),
+        "{v}"
+    );
+    let (status, _, _) = server.request(
+        "POST",
+        "/v1/whatif",
+        Some(&reader),
+        &body(&json!({"rules": parley::rules::DEFAULT_RULES, "days": 0})),
+    );
+    assert_eq!(status, 400);
+    let (status, _, _) = server.request(
+        "POST",
+        "/v1/whatif",
+        Some(&reader),
+        &body(&json!({"rules": parley::rules::DEFAULT_RULES, "days": 1, "from": 1})),
+    );
+    assert_eq!(status, 400);
+    drop(server);
+    assert!(records(&dir) >= 1);
+}
+
+/// The head seq, as the server reports it.
+fn records_via(server: &Server, token: &str) -> u64 {
+    let (_, _, text) = server.request("GET", "/v1/cluster", Some(token), "");
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    v["head_seq"].as_u64().unwrap_or_else(|| panic!("{text}"))
+}
