@@ -3,12 +3,14 @@
 //! with the values it read. Rendered from the structured decision when shown
 //! (decision bytes hold no prose); shared by the HTTP API, the console and MCP.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::entity::EntityRef;
 use crate::render;
-use crate::vocab::{Decision, OutcomeKind, RuleId};
+use crate::vocab::{Decision, Finding, OutcomeKind, RuleId};
 
 /// One trace step in words.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -43,6 +45,10 @@ pub struct Explanation {
     pub steps: Vec<StepText>,
     /// The records the outcome rests on, by role: `rival 41`, `resolution 70`.
     pub cites: Vec<String>,
+    /// The message of each custom guard the trace names, by guard id, from
+    /// the rule set the decision was made under (`with_guard_messages`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub guard_messages: BTreeMap<String, String>,
 }
 
 impl Explanation {
@@ -80,6 +86,35 @@ impl Explanation {
                 .iter()
                 .map(|c| format!("{} {}", c.role.name(), c.seq))
                 .collect(),
+            guard_messages: BTreeMap::new(),
         }
+    }
+
+    /// The custom guards the decision's trace names, by id.
+    pub fn guards_named(d: &Decision) -> Vec<&str> {
+        d.trace
+            .iter()
+            .filter_map(|t| match &t.finding {
+                Finding::CustomPassed { guard, .. }
+                | Finding::CustomFired { guard, .. }
+                | Finding::CustomFault { guard, .. } => Some(guard.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Adds the messages of the guards `d` names, from `rules` (the rule set
+    /// whose hash the decision records).
+    pub fn with_guard_messages(
+        mut self,
+        d: &Decision,
+        rules: &crate::rules::RuleSet,
+    ) -> Explanation {
+        for id in Explanation::guards_named(d) {
+            if let Some(g) = rules.custom.iter().find(|g| g.id == id) {
+                self.guard_messages.insert(g.id.clone(), g.message.clone());
+            }
+        }
+        self
     }
 }

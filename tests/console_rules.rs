@@ -5,7 +5,8 @@
 //! intention is decided by the new guard; a human sees the rules read-only,
 //! and neither a human's nor a reader's token can install (the log is
 //! unchanged). Screenshots of the editor and the preview go to
-//! `target/console-screenshots/`.
+//! `target/console-screenshots/`. An admin also sets an agent's autonomy
+//! for one action, and the agent's next such intention follows it.
 //!
 //! Needs the browser, so `cargo test` lists it ignored and `.ci/run` runs it
 //! (`cargo test --test console_rules -- --ignored`).
@@ -190,6 +191,12 @@ fn an_admin_edits_previews_and_installs_rules_in_the_console() {
         shot(&c, "rules-preview-1280x800", (1280, 800)).await;
         viewport(&c, 1280, 800).await;
 
+        // Autonomy: merchandising may no longer discontinue alone.
+        let select = wait_for(&c, "#a-merchandising-discontinue").await;
+        select.select_by_value("manual").await.unwrap();
+        click(&c, "#save-autonomy").await;
+        wait_for(&c, "#autonomy-saved").await;
+
         // Install with a rationale.
         type_into(
             &c,
@@ -221,6 +228,17 @@ fn an_admin_edits_previews_and_installs_rules_in_the_console() {
         "{answer}"
     );
 
+    // The saved autonomy decides merchandising's next discontinuation.
+    let merch = token_via(&server, &admin, "merchandising", "agent");
+    let stop = json!({"producer":"merchandising","kind":"intend","intention":{"action":{"type":"discontinue","sku":"S1"},"reasoning":"end of line","impact":{"revenue_minor":0,"margin_minor":0},"objective":"cost-optimisation"}});
+    let (status, _, answer) = server.post(Some(&merch), &stop.to_string());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"]["rule"], "autonomy", "{answer}");
+    assert_eq!(
+        answer["decision"]["outcome"]["kind"], "rejected",
+        "{answer}"
+    );
+
     // A human sees the rules read-only; neither a human nor a reader installs.
     rt.block_on(async {
         let c = browser(port).await;
@@ -238,6 +256,17 @@ fn an_admin_edits_previews_and_installs_rules_in_the_console() {
     }
     assert_eq!(head(&server, &admin), before, "the log is unchanged");
     std::thread::sleep(Duration::from_millis(10));
+}
+
+/// A token granted over the API by `admin`.
+fn token_via(server: &Server, admin: &str, name: &str, role: &str) -> String {
+    let body = json!({"name": name, "role": role}).to_string();
+    let (status, _, text) = server.request("POST", "/v1/tokens", Some(admin), &body);
+    assert_eq!(status, 201, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Thousands separated as en-GB does.

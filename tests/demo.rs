@@ -140,6 +140,15 @@ fn the_full_demo_from_the_command_line() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("without parley"), "{text}");
     assert!(text.contains("parley whatif --data"));
+    // The store's own guard at work in the timeline, with its message.
+    let guard = text
+        .lines()
+        .find(|l| l.contains("by custom"))
+        .unwrap_or_else(|| panic!("no custom guard decided in the timeline:\n{text}"));
+    assert!(
+        guard.contains("map-price-floor") && guard.contains("minimum advertised price"),
+        "{guard}"
+    );
     assert!(
         !text.contains('\x1b'),
         "no colour codes when stdout is not a terminal"

@@ -66,7 +66,8 @@ fn drafts_are_checked_and_only_an_admin_installs_them() {
             .contains("price_minr"),
         "{v}"
     );
-    rules["custom"][0]["when"] = json!("sku.price_minor < 1");
+    rules["custom"][0]["when"] = json!("action.price_minor < sku.cost_minor");
+    rules["custom"][0]["message"] = json!("never below cost");
     let (_, _, text) = server.request(
         "POST",
         "/v1/rules/check",
@@ -136,6 +137,29 @@ fn drafts_are_checked_and_only_an_admin_installs_them() {
     );
     assert!(paths.contains(&&json!(["custom", "g"])), "{paths:?}");
 
+    // The guard decides, and its explanation carries the guard's message.
+    let pricing = token_via(&server, &admin, "pricing", "agent");
+    let below = json!({"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":900},"reasoning":"r","impact":{"revenue_minor":-1000,"margin_minor":-1000},"objective":"sales-growth"}});
+    let (status, _, answer) = server.post(Some(&pricing), &below.to_string());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"]["rule"], "custom", "{answer}");
+    let dseq = answer["decision"]["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let (status, _, text) =
+        server.request("GET", &format!("/v1/decisions/{dseq}"), Some(&reader), "");
+    assert_eq!(status, 200, "{text}");
+    let x: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(x["guard_messages"]["g"], "never below cost", "{x}");
+    assert!(
+        x["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["rule"] == "custom"),
+        "{x}"
+    );
+
     // What-if over the last day with the old rules: a window in days.
     let (status, _, text) = server.request(
         "POST",
@@ -173,4 +197,15 @@ fn records_via(server: &Server, token: &str) -> u64 {
     let (_, _, text) = server.request("GET", "/v1/cluster", Some(token), "");
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     v["head_seq"].as_u64().unwrap_or_else(|| panic!("{text}"))
+}
+
+/// A token granted over the API by `admin`.
+fn token_via(server: &Server, admin: &str, name: &str, role: &str) -> String {
+    let body = json!({"name": name, "role": role}).to_string();
+    let (status, _, text) = server.request("POST", "/v1/tokens", Some(admin), &body);
+    assert_eq!(status, 201, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

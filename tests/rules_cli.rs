@@ -156,8 +156,9 @@ fn install_records_the_rationale_and_a_bad_file_changes_nothing() {
 }
 
 #[test]
-fn a_version_2_ledger_refuses_custom_guards_until_it_adopts_version_3() {
+fn a_version_2_ledger_refuses_custom_guards_until_it_adopts_version_3_and_replays() {
     use parley::ledger::{Ledger, Options};
+    use parley::reader::LedgerRead as _;
     let ledger = Ledger::in_memory(Options {
         resolver_version: 2,
         first_admin: "ops".into(),
@@ -173,7 +174,34 @@ fn a_version_2_ledger_refuses_custom_guards_until_it_adopts_version_3() {
         err.contains("[[custom]]") && err.contains("version 3"),
         "{err}"
     );
+    // A version-2 decision before the adoption, version-3 ones after it.
+    let setup = [
+        serde_json::json!({"producer": "ops", "kind": "agent_registered", "profile": {"agent": "pricing", "domain": "pricing", "priority": 50}}),
+        serde_json::json!({"producer": "ops", "kind": "agent_registered", "profile": {"agent": "m", "domain": "merchandising", "priority": 40}}),
+        serde_json::json!({"producer": "m", "kind": "catalog", "sku": "S1", "category": "c", "cost_minor": 500, "price_minor": 1000, "stock": 5, "lifecycle": "active"}),
+        serde_json::json!({"producer": "m", "kind": "fact", "entity": "sku:S1", "attribute": "map_price_minor", "value": 900}),
+    ];
+    for c in setup {
+        ledger.append(common::cmd(c)).unwrap();
+    }
+    let price = |p: i64| serde_json::json!({"producer": "pricing", "kind": "intend", "intention": {"action": {"type": "set_price", "sku": "S1", "price_minor": p}, "reasoning": "r", "impact": {"revenue_minor": -10, "margin_minor": -10}, "objective": "sales-growth"}});
+    let before = ledger.append(common::cmd(price(850))).unwrap();
+    assert_eq!(before.decision().unwrap().1.resolver, 2);
     let adopt = serde_json::json!({"producer": "ops", "kind": "resolver_adopted", "version": 3});
     ledger.append(common::cmd(adopt)).unwrap();
     ledger.append(common::cmd(install)).unwrap();
+    let after = ledger.append(common::cmd(price(800))).unwrap();
+    let (_, d) = after.decision().unwrap();
+    assert_eq!((d.resolver, d.rule.name()), (3, "custom"), "{d:?}");
+    // Replay re-derives both parts, each with its version: 0 divergent.
+    let mut replay = parley::replay::Replayer::default();
+    ledger
+        .scan(1, u64::MAX, &mut |r| {
+            replay
+                .feed(&r)
+                .unwrap_or_else(|d| panic!("replay diverges: {d:#?}"));
+            Ok(())
+        })
+        .unwrap();
+    replay.finish().unwrap();
 }

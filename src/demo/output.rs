@@ -122,6 +122,18 @@ fn decision_line(st: &Style, decision: &crate::vocab::Decision) -> String {
         st.outcome(&decision.outcome),
         decision.rule.name()
     );
+    // The store's own guard: its message, from the demo's rule set.
+    if decision.rule == crate::vocab::RuleId::Custom {
+        let rules = crate::rules::RuleSet::parse(&super::store::demo_rules(decision.resolver));
+        let named = crate::explain::Explanation::guards_named(decision);
+        if let Some(g) = rules
+            .iter()
+            .flat_map(|r| &r.custom)
+            .find(|g| named.last() == Some(&g.id.as_str()))
+        {
+            s.push_str(&format!(" (“{}”)", g.message));
+        }
+    }
     match &decision.outcome {
         Outcome::Escalated { escalation } => {
             for (i, o) in escalation.options.iter().enumerate() {

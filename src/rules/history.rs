@@ -65,3 +65,20 @@ pub fn history_of(seqs: &[u64], ledger: &dyn LedgerRead) -> Result<Vec<Installat
     }
     Ok(out)
 }
+
+/// The rule set among the installations at `seqs` whose text hashes to
+/// `hash` (the one a decision records), if the context still lists it.
+pub fn installed_with_hash(
+    seqs: &[u64],
+    ledger: &dyn LedgerRead,
+    hash: &Digest,
+) -> Result<Option<RuleSet>, LogError> {
+    for r in ledger.read(seqs)?.iter().rev() {
+        if let Body::RulesInstalled { text } = &r.record.body {
+            if rules_hash(text) == *hash {
+                return Ok(RuleSet::parse(text).ok());
+            }
+        }
+    }
+    Ok(None)
+}

@@ -142,15 +142,32 @@ pub async fn decision(
     let r = records
         .first()
         .ok_or_else(|| Problem::not_found(format!("seq {seq} is not in the log")))?;
-    match &r.record.body {
-        crate::record::Body::Decision { decision } => Ok(Json(Explanation::of(
-            seq,
-            r.record.envelope.recorded_at_ms,
-            decision,
-        ))),
-        other => Err(Problem::not_found(format!(
+    let crate::record::Body::Decision { decision } = &r.record.body else {
+        return Err(Problem::not_found(format!(
             "seq {seq} is a `{}` record, not a decision",
-            other.kind()
-        ))),
-    }
+            r.record.body.kind()
+        )));
+    };
+    let explained = Explanation::of(seq, r.record.envelope.recorded_at_ms, decision);
+    let (Some(hash), false) = (
+        decision.rules_hash,
+        Explanation::guards_named(decision).is_empty(),
+    ) else {
+        return Ok(Json(explained));
+    };
+    // The custom guards' messages, from the rule set the decision names.
+    let seqs: Vec<u64> = app
+        .current(|ctx| ctx.authority.rules_installed.iter().copied().collect())
+        .await?;
+    let rules = app
+        .blocking(move |ledger| {
+            Ok(crate::rules::history::installed_with_hash(
+                &seqs, ledger, &hash,
+            )?)
+        })
+        .await?;
+    Ok(Json(match rules {
+        Some(rules) => explained.with_guard_messages(decision, &rules),
+        None => explained,
+    }))
 }

@@ -316,6 +316,7 @@ async function toggleTrace(button, box, seq) {
       h("p", {}, prose(x.summary)),
       h("ol", {}, x.steps.map((s) => h("li", {}, h("b", {}, `${s.rule} ${s.verdict}: `), prose(s.text),
         s.reads.length ? h("div", { class: "small muted" }, `read ${s.reads.join("; ")}`) : null))),
+      Object.entries(x.guard_messages || {}).map(([id, m]) => h("p", { class: "small guard-message" }, h("code", {}, id), ": ", m)),
       h("p", { class: "small muted" }, `resolver v${x.resolver}, context at seq ${x.context_seq}`));
   } catch (e) {
     box.replaceChildren(h("p", { class: "error" }, e.message));

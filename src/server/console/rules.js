@@ -25,7 +25,7 @@ const fromInput = (unit, s) => (unit === "£" || unit === "%" ? Math.round(Numbe
 const isAdmin = () => S.me && S.me.role === "admin";
 
 async function viewRules(main) {
-  const [view, history] = await Promise.all([api("/v1/rules"), api("/v1/rules/history")]);
+  const [view, history, state] = await Promise.all([api("/v1/rules"), api("/v1/rules/history"), api("/v1/state")]);
   R.base = view;
   R.draft = JSON.parse(JSON.stringify(view.rules));
   R.draft.custom = R.draft.custom || [];
@@ -43,9 +43,10 @@ async function viewRules(main) {
       h("div", {},
         h("section", { class: "card", id: "draft-status", "aria-live": "polite" }, h("p", { class: "muted" }, "No change yet.")),
         preview(), install())),
+    autonomyTable(state.agents),
     h("h3", {}, "History"),
     h("ol", { id: "rules-history", class: "timeline", reversed: true }, history.slice().reverse().map(historyItem)));
-  if (!isAdmin()) for (const e of main.querySelectorAll("#rules-form input, #rules-form select, #rules-form textarea, #rules-form button")) e.disabled = true;
+  if (!isAdmin()) for (const e of main.querySelectorAll("#rules-form input, #rules-form select, #rules-form textarea, #rules-form button, #autonomy select")) e.disabled = true;
 }
 
 // ------------------------------------------------------------------ form --
@@ -249,6 +250,46 @@ async function doInstall() {
     $("#draft-status").replaceChildren(h("p", { class: "notice", id: "installed" }, `Installed at seq ${a.seq}.`));
   } catch (e) {
     out.replaceChildren(h("p", { class: "error", id: "install-error", role: "alert" }, e.message));
+  }
+}
+
+// -------------------------------------------------------------- autonomy --
+// Autonomy is part of each agent's registration, not of the rule set: saved
+// on its own as `agent_registered` records (not part of the preview).
+const LEVELS = ["autonomous", "propose-and-approve", "manual"];
+
+function autonomyTable(agents) {
+  R.agents = agents.map((a) => ({ ...a, autonomy: { ...a.autonomy } }));
+  R.autonomyChanged = new Set();
+  const cell = (a, k) => h("td", {}, h("select", { "aria-label": `${a.agent} ${k}`, id: `a-${a.agent}-${k}`,
+    onchange: (e) => { a.autonomy[k] = e.target.value; R.autonomyChanged.add(a.agent); } },
+    LEVELS.map((l) => h("option", { value: l, selected: (a.autonomy[k] || "autonomous") === l }, l))));
+  return h("section", { class: "card", id: "autonomy" },
+    h("h3", {}, "Autonomy per agent and action"),
+    h("p", { class: "small muted" }, "Part of each agent's registration: saved on its own, not with the rule set, and not in the preview."),
+    h("div", { class: "scroll" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Agent"), KINDS.map((k) => h("th", { class: "small" }, k)))),
+      h("tbody", {}, R.agents.map((a) => h("tr", {}, h("th", {}, a.agent), KINDS.map((k) => cell(a, k))))))),
+    isAdmin() ? h("p", {}, h("button", { type: "button", id: "save-autonomy", onclick: saveAutonomy }, "Save autonomy")) : null,
+    h("div", { id: "autonomy-result", "aria-live": "polite" }));
+}
+
+async function saveAutonomy() {
+  const out = $("#autonomy-result");
+  const saved = [];
+  try {
+    for (const name of R.autonomyChanged) {
+      const a = R.agents.find((x) => x.agent === name);
+      const autonomy = Object.fromEntries(Object.entries(a.autonomy).filter(([, v]) => v !== "autonomous"));
+      const answer = await api("/v1/commands", { method: "POST", body: {
+        producer: S.me.identity, kind: "agent_registered",
+        profile: { agent: a.agent, domain: a.domain, priority: a.priority, autonomy } } });
+      saved.push(`${name} at seq ${answer.seq}`);
+    }
+    R.autonomyChanged.clear();
+    out.replaceChildren(h("p", { class: "notice", id: "autonomy-saved" }, saved.length ? `Saved: ${saved.join(", ")}.` : "Nothing changed."));
+  } catch (e) {
+    out.replaceChildren(h("p", { class: "error", role: "alert" }, e.message));
   }
 }
 
