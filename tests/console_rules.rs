@@ -211,8 +211,38 @@ fn an_admin_edits_previews_and_installs_rules_in_the_console() {
             history.contains("sale week: fewer escalations"),
             "{history}"
         );
+
+        // Roll back: load the earlier rule set into the editor, install it.
+        let first = wait_for(&c, "#rules-history li:last-child button").await;
+        first.click().await.unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::XPath(
+                "//input[@id='f-threshold-escalate_above_minor' and @value='5000.00']",
+            ))
+            .await
+            .expect("the earlier threshold is back in the form");
+        assert!(
+            c.find(Locator::Css("#g-0-id")).await.is_err(),
+            "the earlier set had no guard"
+        );
+        wait_for(&c, "#draft-ok").await;
+        type_into(&c, "#install-why", "roll back after the sale week").await;
+        click(&c, "#install-button").await;
+        wait_for(&c, "#installed").await;
+        let latest = text(&c, "#rules-history li:first-child").await;
+        assert!(latest.contains("roll back after the sale week"), "{latest}");
+        assert!(latest.contains("custom.no-below-cost: removed"), "{latest}");
         c.close().await.unwrap();
     });
+    // The guard is gone again: install it once more for the checks below.
+    let again = format!(
+        "{}\n[[custom]]\nid = \"no-below-cost\"\napplies_to = [\"set-price\"]\nwhen = \"action.price_minor < sku.cost_minor\"\nthen = \"refuse\"\nmessage = \"never below cost\"\n",
+        parley::rules::DEFAULT_RULES
+    );
+    let body = json!({"text": again, "why": "back on"}).to_string();
+    let (status, _, text) = server.request("POST", "/v1/rules", Some(&admin), &body);
+    assert_eq!(status, 200, "{text}");
 
     // A new intention below cost is refused by the new guard.
     let below = json!({"producer":"pricing","kind":"intend","intention":{"action":{"type":"set_price","sku":"S1","price_minor":900},"reasoning":"clearance","impact":{"revenue_minor":-1000,"margin_minor":-1000},"objective":"sales-growth"}});

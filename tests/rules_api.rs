@@ -160,6 +160,54 @@ fn drafts_are_checked_and_only_an_admin_installs_them() {
         "{x}"
     );
 
+    // `parley rules install --server`: the same route from the command line.
+    let file = base.path().join("floor.toml");
+    std::fs::write(&file, &with_floor).unwrap();
+    let out = std::process::Command::new(common::parley_bin())
+        .args([
+            "rules",
+            "install",
+            "--server",
+            &format!("http://{}", server.addr),
+        ])
+        .arg(&file)
+        .args([
+            "--as",
+            "admin",
+            "--why",
+            "the brand's MAP agreement",
+            "--json",
+        ])
+        .env("PARLEY_TOKEN", &admin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, _, text) = server.request("GET", "/v1/rules/history", Some(&reader), "");
+    let list: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        list.as_array().unwrap().last().unwrap()["why"],
+        "the brand's MAP agreement"
+    );
+    let out = std::process::Command::new(common::parley_bin())
+        .args([
+            "rules",
+            "install",
+            "--server",
+            &format!("http://{}", server.addr),
+        ])
+        .arg(&file)
+        .args(["--as", "maya", "--why", "x"])
+        .env("PARLEY_TOKEN", &maya)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not installed"), "{err}");
+
     // What-if over the last day with the old rules: a window in days.
     let (status, _, text) = server.request(
         "POST",
