@@ -84,6 +84,20 @@ fn drafts_are_checked_and_only_an_admin_installs_them() {
         "{v}"
     );
 
+    // Malformed drafts are 400 with what is wrong: not an object, a null,
+    // both or neither of text and rules, a JSON form of the wrong shape.
+    for bad in [
+        json!([null, null]),
+        json!({"text": null}),
+        json!({}),
+        json!({"text": "x", "rules": {}}),
+        json!({"rules": {"priority": 1}}),
+    ] {
+        let (status, _, text) =
+            server.request("POST", "/v1/rules/check", Some(&admin), &body(&bad));
+        assert_eq!(status, 400, "{bad}: {text}");
+    }
+
     // A human and a reader cannot install: refused, the log unchanged.
     let before = records_via(&server, &admin);
     for t in [&maya, &reader] {

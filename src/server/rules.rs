@@ -23,14 +23,38 @@ use crate::rules::{to_text, with_rationale, RuleSet, RulesError};
 use crate::vocab::ProblemCode;
 
 /// A draft rule set: its TOML text, or the rule set as JSON (the shape
-/// `GET /v1/rules` gives), which is written out as text.
+/// `GET /v1/rules` gives), which is written out as text. One of the two.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["text"]}, {"required": ["rules"]}]))]
 pub struct Draft {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "String")]
     pub text: Option<String>,
-    #[serde(default)]
-    pub rules: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "RuleSet")]
+    pub rules: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A field that, when given, holds a value: `null` is refused (the schema
+/// has no null here).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// 400 unless the draft gives exactly one of `text` and `rules`.
+fn one_of(d: &Draft) -> Result<(), Problem> {
+    if d.text.is_some() == d.rules.is_some() {
+        return Err(Problem::bad_request(
+            ProblemCode::BadBody,
+            "give `text` (TOML) or `rules` (JSON), one of them".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /v1/rules`: a draft and why it is installed.
@@ -41,6 +65,7 @@ pub struct Install {
     pub draft: Draft,
     /// The rationale (1 to 4,096 characters), recorded in the rule set's
     /// `[change]` table.
+    #[schemars(length(min = 1, max = 4096))]
     pub why: String,
 }
 
@@ -78,23 +103,26 @@ pub struct DraftCheck {
     pub changes: Vec<FieldChange>,
 }
 
-/// The draft's text: as given, or written from its JSON form.
-fn text_of(d: Draft) -> Result<String, DraftError> {
+/// The draft's text: as given, or written from its JSON form. A JSON form
+/// that is not a rule set's shape is a malformed request (400), with the
+/// path of what is wrong; what the text then says is the check's answer.
+fn text_of(d: Draft) -> Result<String, Problem> {
     match (d.text, d.rules) {
         (Some(t), None) => Ok(t),
         (None, Some(v)) => {
-            let rules: RuleSet = serde_path_to_error::deserialize(v).map_err(|e| DraftError {
-                line: 1,
-                field: e.path().to_string(),
-                message: e.inner().to_string(),
+            let v = serde_json::Value::Object(v);
+            let rules: RuleSet = serde_path_to_error::deserialize(v).map_err(|e| {
+                Problem::bad_request(
+                    ProblemCode::BadBody,
+                    format!("at rules.{}: {}", e.path(), e.inner()),
+                )
             })?;
-            to_text(&rules).map_err(DraftError::from)
+            to_text(&rules).map_err(|e| Problem::internal(e.to_string()))
         }
-        _ => Err(DraftError {
-            line: 1,
-            field: "-".into(),
-            message: "give `text` or `rules`, one of them".into(),
-        }),
+        _ => Err(Problem::bad_request(
+            ProblemCode::BadBody,
+            "give `text` (TOML) or `rules` (JSON), one of them".into(),
+        )),
     }
 }
 
@@ -106,22 +134,11 @@ pub async fn check(
 ) -> Result<Json<DraftCheck>, Problem> {
     app.caller(&headers)?;
     let draft: Draft = json_body(body)?;
+    one_of(&draft)?;
     let in_force = app
         .current(|ctx| ctx.authority.rules.as_ref().map(|r| r.rules.clone()))
         .await?;
-    let text = match text_of(draft) {
-        Ok(t) => t,
-        Err(e) => {
-            return Ok(Json(DraftCheck {
-                ok: false,
-                text: String::new(),
-                rules: None,
-                error: Some(e),
-                custom: vec![],
-                changes: vec![],
-            }))
-        }
-    };
+    let text = text_of(draft)?;
     Ok(Json(match RuleSet::parse(&text) {
         Ok(rules) => DraftCheck {
             ok: true,
@@ -152,13 +169,14 @@ pub async fn install(
     let caller = app.caller(&headers)?;
     quota(&app, &caller, 1)?;
     let req: Install = json_body(body)?;
+    one_of(&req.draft)?;
     let refused = |e: DraftError| {
         Problem::unprocessable(
             ProblemCode::InvalidCommand,
             format!("rules line {}, field `{}`: {}", e.line, e.field, e.message),
         )
     };
-    let text = text_of(req.draft).map_err(refused)?;
+    let text = text_of(req.draft)?;
     let text = with_rationale(&text, &req.why).map_err(|e| refused(e.into()))?;
     let command = Command {
         envelope: CommandEnvelope {

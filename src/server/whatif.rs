@@ -21,10 +21,13 @@ use crate::whatif::{Alternative, WhatIf, WhatIfReport};
 /// The alternative to replay.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("anyOf" = [
-    {"required": ["rules"], "properties": {"rules": {"type": "string"}}},
-    {"required": ["resolver"], "properties": {"resolver": {"type": "integer"}}}
-]))]
+#[schemars(extend(
+    "anyOf" = [
+        {"required": ["rules"], "properties": {"rules": {"type": "string"}}},
+        {"required": ["resolver"], "properties": {"resolver": {"type": "integer"}}}
+    ],
+    "not" = {"required": ["days", "from"]}
+))]
 pub struct WhatIfRequest {
     /// Another rule set, as TOML text (`schemas/rules.schema.json`).
     #[serde(default)]

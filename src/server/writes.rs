@@ -38,7 +38,9 @@ pub fn body_text(body: Result<axum::body::Bytes, BytesRejection>) -> Result<Stri
         .map_err(|_| Problem::bad_request(ProblemCode::BadBody, "the body is not UTF-8".into()))
 }
 
-/// A JSON body as `T`, with the path of the first thing wrong in it.
+/// A JSON object body as `T`, with the path of the first thing wrong in it.
+/// Every request body of the API is an object: an array is refused here
+/// (serde would otherwise read a struct from one, by position).
 pub fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<T, Problem> {
@@ -46,6 +48,12 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     // The commands' strict reading: repeated keys refused, 2.0 read as 2.
     let value = crate::command::strict_parse(&text)
         .map_err(|e| Problem::bad_request(ProblemCode::BadBody, e.to_string()))?;
+    if !value.is_object() {
+        return Err(Problem::bad_request(
+            ProblemCode::BadBody,
+            "the body is a JSON object".into(),
+        ));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
         let detail = if at == "." {

@@ -19,7 +19,7 @@ const NUMBERS = [
   ["pending", "max_wait_h", "No intention waits longer than", "hours"],
   ["escalation", "expire_after_h", "An escalation waits for a person", "hours"],
 ];
-const R = { base: null, draft: null, timer: null, seq: 0, check: null };
+const R = { base: null, draft: null, timer: null, seq: 0, check: null, invalid: new Set() };
 const toInput = (unit, v) => (unit === "£" || unit === "%" ? (Number(v) / 100).toFixed(2) : String(v));
 const fromInput = (unit, s) => (unit === "£" || unit === "%" ? Math.round(Number(s) * 100) : Math.round(Number(s)));
 const isAdmin = () => S.me && S.me.role === "admin";
@@ -27,6 +27,7 @@ const isAdmin = () => S.me && S.me.role === "admin";
 async function viewRules(main) {
   const [view, history, state] = await Promise.all([api("/v1/rules"), api("/v1/rules/history"), api("/v1/state")]);
   R.base = view;
+  R.invalid = new Set();
   R.draft = JSON.parse(JSON.stringify(view.rules));
   R.draft.custom = R.draft.custom || [];
   delete R.draft.change;
@@ -57,7 +58,18 @@ function editor() {
     return h("div", { class: "field" },
       h("label", { for: id }, `${label} (${unit})`),
       h("input", { type: "text", inputmode: "decimal", id, value: toInput(unit, d[s][k]),
-        oninput: (e) => { d[s][k] = fromInput(unit, e.target.value); changed(); } }),
+        oninput: (e) => {
+          const v = fromInput(unit, e.target.value);
+          const slot = e.target.parentElement.querySelector(".field-error");
+          if (!Number.isFinite(v) || e.target.value.trim() === "") {
+            slot.textContent = unit === "hours" ? "a whole number of hours" : "a number, e.g. 5000.00";
+            R.invalid.add(id);
+          } else {
+            R.invalid.delete(id);
+            d[s][k] = v;
+          }
+          changed();
+        } }),
       h("p", { class: "error field-error", "data-for": `${s}.${k}` }));
   });
   const safe = d.escalation ? h("div", { class: "field" },
@@ -119,11 +131,25 @@ function changed() {
 
 async function checkDraft() {
   const seq = ++R.seq;
-  const result = await api("/v1/rules/check", { method: "POST", body: { rules: R.draft } });
+  const box = $("#draft-status");
+  const buttons = () => document.querySelectorAll("#preview-button, #install-button");
+  if (R.invalid.size) {
+    box.replaceChildren(h("p", { class: "error", id: "draft-error", role: "alert" }, "Correct the fields marked above."));
+    for (const b of buttons()) b.disabled = true;
+    return;
+  }
+  let result;
+  try {
+    result = await api("/v1/rules/check", { method: "POST", body: { rules: R.draft } });
+  } catch (e) {
+    if (seq !== R.seq) return;
+    box.replaceChildren(h("p", { class: "error", id: "draft-error", role: "alert" }, e.message));
+    for (const b of buttons()) b.disabled = true;
+    return;
+  }
   if (seq !== R.seq) return; // a newer draft is on its way
   R.check = result;
   for (const p of document.querySelectorAll(".field-error")) p.textContent = "";
-  const box = $("#draft-status");
   if (!result.ok) {
     const e = result.error;
     const slot = errorSlot(e.field);
@@ -134,7 +160,7 @@ async function checkDraft() {
       h("p", { id: "draft-ok" }, result.changes.length ? `${result.changes.length} change(s) from the rules in force:` : "The same as the rules in force."),
       h("ul", { class: "small", id: "draft-changes" }, result.changes.map((c) => h("li", {}, changeText(c)))));
   }
-  for (const b of document.querySelectorAll("#preview-button, #install-button")) b.disabled = !result.ok || (b.id === "install-button" && !isAdmin());
+  for (const b of buttons()) b.disabled = !result.ok || (b.id === "install-button" && !isAdmin());
 }
 
 // Where an error goes: under its guard (by the guard's current id), or
