@@ -16,7 +16,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{browser, chromedriver, click, shot, sign_in, text, viewport, wait_for};
-use common::server::{ledger, parley, token, Server};
+use common::server::{ledger, parley, token, token_via, Server};
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 
@@ -286,17 +286,6 @@ fn an_admin_edits_previews_and_installs_rules_in_the_console() {
     }
     assert_eq!(head(&server, &admin), before, "the log is unchanged");
     std::thread::sleep(Duration::from_millis(10));
-}
-
-/// A token granted over the API by `admin`.
-fn token_via(server: &Server, admin: &str, name: &str, role: &str) -> String {
-    let body = json!({"name": name, "role": role}).to_string();
-    let (status, _, text) = server.request("POST", "/v1/tokens", Some(admin), &body);
-    assert_eq!(status, 201, "{text}");
-    serde_json::from_str::<Value>(&text).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Thousands separated as en-GB does.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::server::{ledger, records, token, Server};
+use common::server::{ledger, records, token, token_via, Server};
 use serde_json::{json, Value};
 
 const FLOOR: &str = include_str!("../rules/examples/map-price-floor.toml");
@@ -259,15 +259,4 @@ fn records_via(server: &Server, token: &str) -> u64 {
     let (_, _, text) = server.request("GET", "/v1/cluster", Some(token), "");
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     v["head_seq"].as_u64().unwrap_or_else(|| panic!("{text}"))
-}
-
-/// A token granted over the API by `admin`.
-fn token_via(server: &Server, admin: &str, name: &str, role: &str) -> String {
-    let body = json!({"name": name, "role": role}).to_string();
-    let (status, _, text) = server.request("POST", "/v1/tokens", Some(admin), &body);
-    assert_eq!(status, 201, "{text}");
-    serde_json::from_str::<Value>(&text).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }

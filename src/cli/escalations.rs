@@ -9,14 +9,11 @@ use anyhow::{bail, Result};
 use super::place::At;
 
 use crate::answer::CommandAnswer;
-use crate::command::{Command, CommandEnvelope};
 use crate::escalations::{escalation_views, EscalationView};
-use crate::ledger::Options;
 use crate::reader::LedgerRead;
 use crate::reader::LogView;
 use crate::record::Body;
 use crate::render;
-use crate::time::parse_rfc3339;
 
 /// `parley escalations`: every escalation (or only the open ones), oldest first.
 pub(super) fn list(ledger: &LogView, only_open: bool, json: bool) -> Result<ExitCode> {
@@ -86,29 +83,12 @@ pub(super) fn resolve(
     at: Option<&str>,
     json: bool,
 ) -> Result<ExitCode> {
-    if !place.holds_ledger()? {
-        bail!("{place} holds no ledger");
-    }
-    let at_ms = at
-        .map(parse_rfc3339)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let (ledger, report) = place.open(Options::default())?;
-    super::write::tell_recovery(&report);
-    let command = Command {
-        envelope: CommandEnvelope {
-            producer: human.to_owned(),
-            at_ms,
-            ..CommandEnvelope::default()
-        },
-        body: Body::HumanResolution {
-            intention: id,
-            option,
-            rationale: why.to_owned(),
-        },
+    let body = Body::HumanResolution {
+        intention: id,
+        option,
+        rationale: why.to_owned(),
     };
-    let result = ledger.append(command);
-    ledger.close()?;
+    let result = super::write::append_one(place, human, body, at)?;
     let answer: CommandAnswer = match result {
         Ok(a) => a.into(),
         Err(e) => bail!("escalation {id} not resolved: {e}"),

@@ -5,17 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use serde_json::json;
 
 use super::place::{At, Place};
 use crate::command::{Command, CommandEnvelope};
-use crate::ledger::Options;
 use crate::reader::LedgerRead as _;
 use crate::record::Body;
 use crate::rules::diff::{diff, lines};
 use crate::rules::{rules_hash, RuleSet};
-use crate::time::parse_rfc3339;
 
 #[derive(clap::Subcommand)]
 pub(super) enum RulesCmd {
@@ -159,11 +157,10 @@ fn with_rationale(file: &Path, why: &str) -> Result<String> {
     crate::rules::with_rationale(&text, why).with_context(|| file.display().to_string())
 }
 
-fn command(admin: &str, text: String, at_ms: Option<u64>) -> Command {
+fn command(admin: &str, text: String) -> Command {
     Command {
         envelope: CommandEnvelope {
             producer: admin.to_owned(),
-            at_ms,
             ..CommandEnvelope::default()
         },
         body: Body::RulesInstalled { text },
@@ -177,19 +174,10 @@ fn install(
     at: Option<&str>,
     json_out: bool,
 ) -> Result<ExitCode> {
-    if !place.holds_ledger()? {
-        bail!("{place} holds no ledger");
-    }
-    let at_ms = at
-        .map(parse_rfc3339)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
     let hash = crate::digest::to_hex(&rules_hash(&text).0);
-    let (ledger, report) = place.open(Options::default())?;
-    super::write::tell_recovery(&report);
-    let result = ledger.append(command(admin, text, at_ms));
-    ledger.close()?;
-    let answer = result.context("the rule set was not installed")?;
+    let body = Body::RulesInstalled { text };
+    let answer = super::write::append_one(place, admin, body, at)?
+        .context("the rule set was not installed")?;
     if json_out {
         println!("{}", json!({"seq": answer.seq, "hash": hash}));
     } else {
@@ -200,11 +188,8 @@ fn install(
 
 fn install_remote(url: &str, admin: &str, text: String, json_out: bool) -> Result<ExitCode> {
     let hash = crate::digest::to_hex(&rules_hash(&text).0);
-    let answer = super::remote::post_command(
-        url,
-        &command(admin, text, None),
-        "the rule set was not installed",
-    )?;
+    let answer =
+        super::remote::post_command(url, &command(admin, text), "the rule set was not installed")?;
     if json_out {
         println!("{}", json!({"seq": answer["seq"], "hash": hash}));
     } else {

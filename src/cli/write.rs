@@ -276,3 +276,34 @@ pub(super) fn rebuild(data: &Path) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// Appends one command with `body` as `producer` (at `at`, RFC 3339, on a
+/// scripted ledger) to the ledger at `place`, and closes it: the append's
+/// own result, or the error of opening or closing the ledger.
+pub(super) fn append_one(
+    place: &At,
+    producer: &str,
+    body: crate::record::Body,
+    at: Option<&str>,
+) -> Result<Result<crate::sequencer::Ack, crate::sequencer::AppendError>> {
+    if !place.holds_ledger()? {
+        anyhow::bail!("{place} holds no ledger");
+    }
+    let at_ms = at
+        .map(crate::time::parse_rfc3339)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let (ledger, report) = place.open(crate::ledger::Options::default())?;
+    tell_recovery(&report);
+    let command = crate::command::Command {
+        envelope: crate::command::CommandEnvelope {
+            producer: producer.to_owned(),
+            at_ms,
+            ..crate::command::CommandEnvelope::default()
+        },
+        body,
+    };
+    let result = ledger.append(command);
+    ledger.close()?;
+    Ok(result)
+}

@@ -12,7 +12,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::problem::Problem;
-use super::writes::{answer, json_body, quota, submit};
+use super::writes::{append_one, json_body, quota};
 use super::App;
 use crate::answer::CommandAnswer;
 use crate::command::{Checked, Command, CommandEnvelope};
@@ -185,10 +185,9 @@ pub async fn install(
         },
         body: Body::RulesInstalled { text },
     };
-    let checked = Checked::new(command)?;
-    let start = super::started();
-    let ticket = submit(&app, &caller, checked);
-    answer(&app, &caller, ticket, start).await.map(Json)
+    append_one(&app, &caller, Checked::new(command)?)
+        .await
+        .map(Json)
 }
 
 /// `GET /v1/rules/history`: the installations the ledger remembers, oldest

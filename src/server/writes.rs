@@ -110,12 +110,12 @@ fn command_as(caller: &Caller, text: &str) -> Result<Checked, Problem> {
 }
 
 /// Hands a command to the writer without blocking (a full queue is `Busy`).
-pub(super) fn submit(app: &App, caller: &Caller, command: Checked) -> Result<Ticket, AppendError> {
+fn submit(app: &App, caller: &Caller, command: Checked) -> Result<Ticket, AppendError> {
     app.ledger.try_submit(command, Some(caller.grant))
 }
 
 /// Awaits a ticket and counts its result.
-pub(super) async fn answer(
+async fn answer(
     app: &App,
     caller: &Caller,
     ticket: Result<Ticket, AppendError>,
@@ -148,9 +148,19 @@ pub async fn post_command(
     let caller = app.caller(&headers)?;
     quota(&app, &caller, 1)?;
     let command = command_as(&caller, &body_text(body)?)?;
+    append_one(&app, &caller, command).await.map(Json)
+}
+
+/// Appends one checked command as `caller` and answers once it is durable
+/// (the caller's quota was checked).
+pub(super) async fn append_one(
+    app: &App,
+    caller: &Caller,
+    command: Checked,
+) -> Result<CommandAnswer, Problem> {
     let start = super::started();
-    let ticket = submit(&app, &caller, command);
-    answer(&app, &caller, ticket, start).await.map(Json)
+    let ticket = submit(app, caller, command);
+    answer(app, caller, ticket, start).await
 }
 
 /// One command's result in a batch: its answer, or the problem that kept it

@@ -213,6 +213,16 @@ pub fn token(dir: &Path, name: &str, role: &str) -> String {
     parley(&args, "").trim().to_owned()
 }
 
+/// A token for `name` in `role`, granted over the API by `admin` (while a
+/// server holds the ledger).
+pub fn token_via(server: &Server, admin: &str, name: &str, role: &str) -> String {
+    let body = serde_json::json!({"name": name, "role": role}).to_string();
+    let (status, _, text) = server.request("POST", "/v1/tokens", Some(admin), &body);
+    assert_eq!(status, 201, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    answer["token"].as_str().unwrap().to_owned()
+}
+
 /// One request to the server at `addr`; returns (status, content type,
 /// body); status 0 when the connection failed (the server is stopping).
 pub fn request_at(
