@@ -19,14 +19,16 @@ use serde_json::json;
 const T0: u64 = 1_764_147_600_000;
 const SKUS: [&str; 3] = ["S1", "S2", "S3"];
 
-/// An integer-valued term of the view (or a literal).
+/// An integer-valued term of the view (or a literal); `ACTION_INT` is
+/// `action.price_minor` for a price change, `action.discount_bp` for a
+/// promotion.
 fn int_term() -> impl Strategy<Value = String> {
     prop_oneof![
         (-1000i64..1000).prop_map(|n| n.to_string()),
+        Just("ACTION_INT".to_owned()),
         Just("sku.price_minor".to_owned()),
         Just("sku.cost_minor".to_owned()),
         Just("sku.stock".to_owned()),
-        Just("action.price_minor".to_owned()),
         Just("intention.revenue_minor".to_owned()),
         Just("agent.priority".to_owned()),
         Just("now_ms".to_owned()),
@@ -96,6 +98,9 @@ struct Case {
     then: &'static str,
     facts: Vec<(usize, &'static str, Option<serde_json::Value>)>,
     prices: Vec<(usize, i64, i64)>,
+    /// Category promotions (the guard checks each of their skus) instead of
+    /// price changes.
+    promotions: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -113,19 +118,32 @@ fn case() -> impl Strategy<Value = Case> {
         // Prices keep the margin (cost is half the list price, 1,000 to 3,000),
         // so no built-in rule settles the first intention on a sku first.
         prop::collection::vec((0..3usize, 2_000i64..20_000, -600_000i64..600_000), 1..6),
+        any::<bool>(),
     )
-        .prop_map(|(when, then, facts, prices)| Case {
-            when,
-            then,
-            facts,
-            prices,
+        .prop_map(|(when, then, facts, prices, promotions)| {
+            let field = if promotions {
+                "action.discount_bp"
+            } else {
+                "action.price_minor"
+            };
+            Case {
+                when: when.replace("ACTION_INT", field),
+                then,
+                facts,
+                prices,
+                promotions,
+            }
         })
 }
 
 fn rules_text(when: &str, then: &str) -> String {
+    rules_for(when, then, "set_price")
+}
+
+fn rules_for(when: &str, then: &str, kind: &str) -> String {
     let when = toml::Value::String(when.to_owned());
     format!(
-        "{DEFAULT_RULES}\n[[custom]]\nid = \"g\"\napplies_to = [\"set_price\"]\nwhen = {when}\nthen = \"{then}\"\nmessage = \"m\"\n"
+        "{DEFAULT_RULES}\n[[custom]]\nid = \"g\"\napplies_to = [\"{kind}\"]\nwhen = {when}\nthen = \"{then}\"\nmessage = \"m\"\n"
     )
 }
 
@@ -141,7 +159,8 @@ proptest! {
 
     #[test]
     fn guards_never_panic_read_only_their_view_and_replay(c in case()) {
-        let text = rules_text(&c.when, c.then);
+        let kind = if c.promotions { "launch_promotion" } else { "set_price" };
+        let text = rules_for(&c.when, c.then, kind);
         let parsed = RuleSet::parse_compiled(&text);
         let Ok((_, guards)) = parsed else {
             // Refused at install: a clean error naming the guard.
@@ -172,9 +191,17 @@ proptest! {
                 append(&ledger, json!({"producer":"merch","at_ms":t,"kind":"fact","entity":format!("sku:{}", SKUS[*sku]),"attribute":name,"value":v}));
             }
         }
-        for (sku, price, revenue) in &c.prices {
+        for (n, (sku, price, revenue)) in c.prices.iter().enumerate() {
             t += 60_000;
-            append(&ledger, json!({"producer":"pricing","at_ms":t,"kind":"intend","intention":{"action":{"type":"set_price","sku":SKUS[*sku],"price_minor":price},"reasoning":"r","impact":{"revenue_minor":revenue,"margin_minor":0},"objective":"sales-growth"}}));
+            let action = if c.promotions {
+                // Over "speakers" (S2 and S3), in windows that do not overlap;
+                // discounts up to 40 % keep the margin (cost is half the price).
+                let start = T0 + 86_400_000 * (n as u64 + 1);
+                json!({"type":"launch_promotion","target":{"category":"speakers"},"discount_bp":1 + price % 4_000,"starts_at_ms":start,"ends_at_ms":start + 3_600_000})
+            } else {
+                json!({"type":"set_price","sku":SKUS[*sku],"price_minor":price})
+            };
+            append(&ledger, json!({"producer":"pricing","at_ms":t,"kind":"intend","intention":{"action":action,"reasoning":"r","impact":{"revenue_minor":revenue,"margin_minor":0},"objective":"sales-growth"}}));
         }
         let mut replay = Replayer::default();
         let mut custom_steps = 0;
@@ -182,6 +209,12 @@ proptest! {
             if let Body::Decision { decision } = &r.record.body {
                 for step in decision.trace.iter().filter(|s| s.rule == RuleId::Custom) {
                     custom_steps += 1;
+                    // A promotion over the category checks each of its skus.
+                    if let parley::vocab::Finding::CustomPassed { checked, .. }
+                    | parley::vocab::Finding::CustomFired { checked, .. } = &step.finding
+                    {
+                        assert_eq!(*checked, if c.promotions { 2 } else { 1 });
+                    }
                     for read in &step.reads {
                         let Field::View(p) = &read.field else {
                             panic!("a custom guard read {:?}", read.field);
