@@ -30,6 +30,7 @@ fn int_term() -> impl Strategy<Value = String> {
         Just("sku.cost_minor".to_owned()),
         Just("sku.stock".to_owned()),
         Just("intention.revenue_minor".to_owned()),
+        Just("intention.impact.margin_minor".to_owned()),
         Just("agent.priority".to_owned()),
         Just("now_ms".to_owned()),
         Just("sku.facts.f1".to_owned()),
@@ -70,6 +71,7 @@ fn bool_expr() -> impl Strategy<Value = String> {
         Just("sku.id.startsWith('S')".to_owned()),
         Just("size(sku.category) > 3".to_owned()),
         Just("sku.category in ['a', 'b']".to_owned()),
+        Just("action.type == 'set_price'".to_owned()),
         Just("sku.facts.f3".to_owned()),
     ];
     leaf.prop_recursive(3, 12, 2, |inner| {

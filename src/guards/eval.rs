@@ -301,6 +301,23 @@ fn cel_map(fields: Fields) -> cel::Value {
     cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
 }
 
+/// The command JSON's nesting beside the flat names (`view::flatten`):
+/// `intention.impact.revenue_minor`, `action.target.category`.
+fn nest(root: Root, fields: &mut Fields) {
+    let (key, names): (&str, &[&str]) = match root {
+        Root::Intention => ("impact", &["revenue_minor", "margin_minor"]),
+        Root::Action => ("target", &["category"]),
+        _ => return,
+    };
+    let inner: Fields = names
+        .iter()
+        .filter_map(|n| fields.get(*n).map(|v| ((*n).to_owned(), v.clone())))
+        .collect();
+    if !inner.is_empty() {
+        fields.insert(key.to_owned(), cel_map(inner));
+    }
+}
+
 /// Binds exactly the resolved leaves and runs the expression.
 pub(super) fn run(guard: &Guard, values: Vec<(ViewPath, Value)>) -> cel::ResolveResult {
     let mut roots: BTreeMap<Root, (Fields, Fields)> = BTreeMap::new();
@@ -328,6 +345,7 @@ pub(super) fn run(guard: &Guard, values: Vec<(ViewPath, Value)>) -> cel::Resolve
             }
             continue;
         }
+        nest(root, &mut fields);
         fields.insert("facts".to_owned(), cel_map(facts));
         c.add_variable_from_value(root.name(), cel_map(fields));
     }

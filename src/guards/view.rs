@@ -4,8 +4,8 @@
 //!
 //! | root | fields (and `facts.<attribute>`: a generic fact) | in view for |
 //! |---|---|---|
-//! | `action` | `kind` and the action's own fields, flattened (`perk` is its name, `perk_discount_bp` its rate) | every kind |
-//! | `intention` | `revenue_minor`, `margin_minor` (projected impact), `objective`, `agent`, `seq` | every kind |
+//! | `action` | `kind` (`set-price`), `type` (`set_price`, as in the command JSON) and the action's own fields, flattened (`perk` is its name, `perk_discount_bp` its rate; a promotion's `category`, also `action.target.category`) | every kind |
+//! | `intention` | `revenue_minor`, `margin_minor` (projected impact, also `intention.impact.revenue_minor`), `objective`, `agent`, `seq` | every kind |
 //! | `agent` | `id`, `domain`, `priority` | every kind |
 //! | `sku` | `id`, `category`, `price_minor`, `cost_minor`, `stock`, `reserved`, `on_order`, `lifecycle`, `traffic_increase_bp`, `supplier_delay_days`, facts | sku actions; each sku a promotion covers |
 //! | `category` | `id`, `sku_count`, facts | sku actions (the sku's), promotions |
@@ -29,6 +29,7 @@ pub fn fields(root: Root) -> &'static [Name] {
     match root {
         Root::Action => &[
             N::Kind,
+            N::Type,
             N::Sku,
             N::PriceMinor,
             N::DiscountBp,
@@ -133,7 +134,8 @@ fn roots_of(kind: ActionKind) -> &'static [Root] {
 pub fn in_view(kind: ActionKind, path: &ViewPath) -> bool {
     match path.root {
         Root::Action => match &path.leaf {
-            Leaf::Field(n) => action_fields(kind).contains(n),
+            // Every action has a kind and a type.
+            Leaf::Field(n) => *n == Name::Type || action_fields(kind).contains(n),
             _ => false,
         },
         Root::Intention | Root::Agent | Root::NowMs => true,
@@ -155,8 +157,23 @@ fn fields_list(root: Root) -> String {
     names.join(", ")
 }
 
+/// The command JSON's nesting, read as the view's flat names:
+/// `intention.impact.revenue_minor` is `intention.revenue_minor`, and
+/// `action.target.category` is `action.category`.
+fn flatten<'a>(names: &[&'a str]) -> Vec<&'a str> {
+    match names {
+        ["intention", "impact", field @ ("revenue_minor" | "margin_minor")] => {
+            vec!["intention", field]
+        }
+        ["action", "target", "category"] => vec!["action", "category"],
+        other => other.to_vec(),
+    }
+}
+
 /// The leaf that `names` (`["sku", "facts", "rating_x10"]`) stands for.
 pub fn parse_path(names: &[&str]) -> Result<ViewPath, super::GuardProblem> {
+    let flat = flatten(names);
+    let names = flat.as_slice();
     use super::GuardProblem as P;
     let first = names.first().copied().unwrap_or("");
     let root = Root::ALL
@@ -218,6 +235,7 @@ pub fn sample(kind: ActionKind, path: &ViewPath) -> Value {
         (_, Leaf::Field(n)) => match n {
             N::Id
             | N::Kind
+            | N::Type
             | N::Sku
             | N::Customer
             | N::Order
@@ -326,6 +344,9 @@ fn action_field(a: &Action, subject: &Subject, n: Name) -> Option<Value> {
     if n == Name::Kind {
         return text(a.kind().name());
     }
+    if n == Name::Type {
+        return text(type_name(a.kind()));
+    }
     match (a, n) {
         (Action::SetPrice { sku, .. }, Name::Sku) => text(sku),
         (Action::SetPrice { price_minor, .. }, Name::PriceMinor) => i(*price_minor),
@@ -376,5 +397,20 @@ fn action_field(a: &Action, subject: &Subject, n: Name) -> Option<Value> {
         (Action::Generic { attribute, .. }, Name::Attribute) => text(attribute),
         (Action::Generic { value, .. }, Name::Value) => Some(value.clone()),
         _ => None,
+    }
+}
+
+/// An action kind as the command JSON's `type` names it.
+fn type_name(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::SetPrice => "set_price",
+        ActionKind::LaunchPromotion => "launch_promotion",
+        ActionKind::Reorder => "reorder",
+        ActionKind::Discontinue => "discontinue",
+        ActionKind::NotifyCustomer => "notify_customer",
+        ActionKind::OfferPerk => "offer_perk",
+        ActionKind::ChangeAdBudget => "change_ad_budget",
+        ActionKind::ReserveStock => "reserve_stock",
+        ActionKind::Generic => "generic",
     }
 }

@@ -78,6 +78,8 @@ named_enum!(
         Flagged = "flagged",
         DelayedDays = "delayed_days",
         SkuCount = "sku_count",
+        /// The action's `type` as in the command JSON (`set_price`).
+        Type = "type",
     }
 );
 
