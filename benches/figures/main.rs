@@ -7,6 +7,7 @@
 //! Environment: PARLEY_BENCH_RECORDS (large ledger, default 10,000,000),
 //! PARLEY_BENCH_REPLAY (records replayed, default 1,000,000), PARLEY_BENCH_SKUS
 //! (10,000), PARLEY_BENCH_ROUNDS (3), PARLEY_BENCH_SECS (4, per timed round),
+//! PARLEY_BENCH_MIX (commands of figure 10, default 300,000),
 //! PARLEY_BENCH_DIR (where the ledgers go, default target/bench-data),
 //! PARLEY_BIN (the parley binary, default target/release/parley), PG_BIN.
 
@@ -14,6 +15,7 @@
 #![allow(clippy::disallowed_methods, clippy::print_stdout)]
 
 mod append;
+mod custom;
 mod durable;
 mod guard;
 mod http;
@@ -201,6 +203,9 @@ fn main() {
     }
     if want("8") {
         rep.postgres(&postgres::figure(&root, rounds as u32, secs as u32));
+    }
+    if want("10") {
+        rep.custom(&custom::figure(rounds, env_or("PARLEY_BENCH_MIX", 300_000)));
     }
     rep.finish(started.elapsed().as_secs_f64());
     if let Some(p) = &args.json {

@@ -484,6 +484,26 @@ impl Report {
         );
     }
 
+    /// Figure 10: the store's mix with the example guards, against the
+    /// default rules alone (same commands, same run).
+    pub fn custom(&mut self, c: &crate::custom::Custom) {
+        let r = ratios(&c.with, &c.without);
+        self.row(
+            10,
+            "custom_guards_ratio",
+            format!(
+                "the store's mix of {} commands with the {} example guards installed: {} commands/s",
+                c.commands,
+                c.guards,
+                fmt(c.with.median())
+            ),
+            &r,
+            format!("default rules alone: {} commands/s", fmt(c.without.median())),
+            "",
+            None,
+        );
+    }
+
     pub fn finish(&mut self, secs: f64) {
         self.extra.insert("duration_s".into(), json!(secs));
     }

@@ -318,6 +318,14 @@ fn nest(root: Root, fields: &mut Fields) {
     }
 }
 
+/// CEL's standard library (functions and macros), built once: building it
+/// is most of the cost of a fresh context. Immutable and the same for every
+/// guard, so sharing it changes no result.
+fn stdlib() -> Arc<cel::Env> {
+    static STDLIB: std::sync::OnceLock<Arc<cel::Env>> = std::sync::OnceLock::new();
+    STDLIB.get_or_init(|| Arc::new(cel::Env::stdlib())).clone()
+}
+
 /// Binds exactly the resolved leaves and runs the expression.
 pub(super) fn run(guard: &Guard, values: Vec<(ViewPath, Value)>) -> cel::ResolveResult {
     let mut roots: BTreeMap<Root, (Fields, Fields)> = BTreeMap::new();
@@ -334,7 +342,7 @@ pub(super) fn run(guard: &Guard, values: Vec<(ViewPath, Value)>) -> cel::Resolve
             }
         }
     }
-    let mut c = cel::Context::default();
+    let mut c = cel::Context::with_env(stdlib());
     for p in &guard.paths {
         roots.entry(p.root).or_default();
     }

@@ -19,19 +19,19 @@ pub(super) fn step(e: &mut Eval<'_>, point: Point) -> Step {
         Point::AfterPriority => Then::Escalate,
     };
     let kind = e.s.intention.action.kind();
-    let guards: Vec<Guard> = e
-        .rules
+    // The rules outlive this step's borrow of `e`: no guard is copied.
+    let rules = e.rules;
+    let guards: Vec<&Guard> = rules
         .guards
         .iter()
         .filter(|g| g.text.then == then && g.text.applies_to.contains(&kind))
-        .cloned()
         .collect();
     if guards.is_empty() {
         return None;
     }
     let subjects = Subject::of(e.ctx, e.s);
     debug_assert!(!subjects.is_empty(), "every action has a subject");
-    for g in &guards {
+    for g in guards {
         if let Some(outcome) = check(e, g, &subjects) {
             return Some(outcome);
         }
