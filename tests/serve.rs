@@ -385,3 +385,22 @@ fn a_caller_over_its_quota_gets_429_and_the_log_is_unchanged() {
         "only the first write is in the log"
     );
 }
+
+/// A client that goes away must not end the server: `serve` keeps SIGPIPE
+/// ignored (its sockets are written with writev, which raises it), while
+/// the printing commands restore the default. Read from the kernel's view of
+/// the process, no timing involved.
+#[test]
+fn the_server_ignores_sigpipe() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = ledger(base.path());
+    let server = Server::start(&dir);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+        .unwrap();
+    let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+    assert_ne!(ignored & sigpipe, 0, "SigIgn {ignored:#x} lacks SIGPIPE");
+}

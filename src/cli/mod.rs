@@ -326,13 +326,6 @@ enum Cmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    // Rust ignores SIGPIPE, so printing into a closed pipe (`parley log | head`)
-    // would panic. Restore the default: the process ends quietly, as Unix tools
-    // do. Nothing is lost: an answer is printed only after its record is durable.
-    // SAFETY: setting a signal disposition to SIG_DFL before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let level = match std::env::var("PARLEY_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,
         Ok("debug") => tracing::Level::DEBUG,
@@ -345,6 +338,20 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`parley log | head`)
+    // would panic. Restore the default for the commands that print: the
+    // process ends quietly, as Unix tools do. Nothing is lost: an answer is
+    // printed only after its record is durable. Never for `serve`: its
+    // sockets are written with writev, which raises SIGPIPE when a client
+    // has gone, and the default would end the whole server (found by the
+    // MCP conformance suite: exit 141 after a client dropped its streams).
+    if !matches!(cli.command, Cmd::Serve { .. }) {
+        // SAFETY: setting a signal disposition before any thread starts
+        // (parsing the arguments starts none).
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
