@@ -90,3 +90,40 @@ bound!(Skus => {
     "type": "array", "minItems": 1, "maxItems": SKUS_MAX, "uniqueItems": true,
     "items": { "type": "string", "minLength": 1, "maxLength": ID_CHARS_MAX, "pattern": ID_PATTERN }
 });
+
+/// States the range of every sized integer (`format: uint32`, `int64`, …)
+/// as `minimum` and `maximum`: a format is only an annotation to JSON
+/// Schema validators and generators, so without them a schema-valid value
+/// (a `u32` field given 2^40) is one parley refuses.
+pub fn bound_integers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let range: Option<(i128, i128)> = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((0, u8::MAX.into())),
+                Some("uint16") => Some((0, u16::MAX.into())),
+                Some("uint32") => Some((0, u32::MAX.into())),
+                Some("uint64" | "uint") => Some((0, u64::MAX.into())),
+                Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
+                Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("int64" | "int") => Some((i64::MIN.into(), i64::MAX.into())),
+                _ => None,
+            };
+            if let Some((low, high)) = range {
+                let number = |n: i128| {
+                    u64::try_from(n)
+                        .map(Value::from)
+                        .unwrap_or_else(|_| i64::try_from(n).map_or(Value::Null, Value::from))
+                };
+                map.entry("minimum").or_insert_with(|| number(low));
+                map.entry("maximum").or_insert_with(|| number(high));
+            }
+            for child in map.values_mut() {
+                bound_integers(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
+}

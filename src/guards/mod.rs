@@ -14,6 +14,7 @@
 
 mod check;
 mod eval;
+mod subject;
 pub mod view;
 
 use std::sync::Arc;

@@ -16,7 +16,7 @@
 //!
 //! A generic action has in view the root of the entity it names.
 
-pub use super::eval::Subject;
+pub use super::subject::Subject;
 use crate::context::{Context, IntentionState, Stamped};
 use crate::entity::EntityRef;
 use crate::value::Value;
@@ -328,10 +328,10 @@ fn entity_leaf(ctx: &Context, subject: &Subject, root: Root, leaf: &Leaf) -> Fou
                 Found::Value(v.value.clone(), Some(entity.clone()), v.seq)
             }),
         Leaf::Field(Name::Id) => {
-            let id = super::eval::id_of(&entity);
+            let id = id_of(&entity);
             Found::Value(Value::Text(id), Some(entity.clone()), subject.seq)
         }
-        Leaf::Field(n) => super::eval::field(ctx, &entity, *n),
+        Leaf::Field(n) => field(ctx, &entity, *n),
         Leaf::Itself => Found::Missing,
     }
 }
@@ -412,5 +412,89 @@ fn type_name(kind: ActionKind) -> &'static str {
         ActionKind::ChangeAdBudget => "change_ad_budget",
         ActionKind::ReserveStock => "reserve_stock",
         ActionKind::Generic => "generic",
+    }
+}
+
+/// An entity's id, as text.
+pub(super) fn id_of(e: &EntityRef) -> String {
+    match e {
+        EntityRef::Sku(x)
+        | EntityRef::Category(x)
+        | EntityRef::Order(x)
+        | EntityRef::Customer(x)
+        | EntityRef::Campaign(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A named field of a known entity.
+pub(super) fn field(ctx: &Context, e: &EntityRef, n: Name) -> Found {
+    let at = |v: Value, seq: u64| Found::Value(v, Some(e.clone()), seq);
+    let int = |v: i64| Value::Int(v);
+    match e {
+        EntityRef::Sku(id) => {
+            let Some(s) = ctx.store.sku(id) else {
+                return Found::Unknown(e.clone());
+            };
+            match n {
+                Name::Category => at(Value::Text(s.category.value.clone()), s.category.seq),
+                Name::PriceMinor => at(int(s.price_minor.value), s.price_minor.seq),
+                Name::CostMinor => at(int(s.cost_minor.value), s.cost_minor.seq),
+                Name::Stock => at(int(s.stock.value), s.stock.seq),
+                Name::Reserved => at(int(s.reserved.value), s.reserved.seq),
+                Name::OnOrder => at(int(s.on_order.value), s.on_order.seq),
+                Name::Lifecycle => at(
+                    Value::Text(s.lifecycle.value.name().into()),
+                    s.lifecycle.seq,
+                ),
+                Name::TrafficIncreaseBp => at(
+                    int(i64::from(s.traffic_increase_bp.value)),
+                    s.traffic_increase_bp.seq,
+                ),
+                Name::SupplierDelayDays => at(
+                    int(i64::from(s.supplier_delay_days.value)),
+                    s.supplier_delay_days.seq,
+                ),
+                _ => Found::Missing,
+            }
+        }
+        EntityRef::Order(id) => {
+            let Some(o) = ctx.store.order(id) else {
+                return Found::Unknown(e.clone());
+            };
+            match n {
+                Name::Customer => at(Value::Text(o.customer.value.clone()), o.customer.seq),
+                Name::TotalMinor => at(int(o.total_minor.value), o.total_minor.seq),
+                Name::Flagged => o
+                    .flagged
+                    .as_ref()
+                    .map_or(at(Value::Bool(false), o.customer.seq), |f| {
+                        at(Value::Bool(true), f.seq)
+                    }),
+                Name::DelayedDays => o
+                    .delayed_days
+                    .as_ref()
+                    .map_or(Found::Missing, |d| at(int(i64::from(d.value)), d.seq)),
+                _ => Found::Missing,
+            }
+        }
+        EntityRef::Category(c) => match (n, ctx.store.category(c)) {
+            (Name::SkuCount, Some(skus)) => {
+                // The count has no single writer: the newest sku record of the category.
+                let seq = skus
+                    .iter()
+                    .filter_map(|k| ctx.store.sku(k))
+                    .map(|s| s.category.seq)
+                    .max()
+                    .unwrap_or(0);
+                at(int(i64::try_from(skus.len()).unwrap_or(i64::MAX)), seq)
+            }
+            _ => Found::Missing,
+        },
+        EntityRef::Campaign(c) => match (n, ctx.store.budget(c)) {
+            (Name::BudgetMinor, Some(b)) => at(int(b.value), b.seq),
+            _ => Found::Missing,
+        },
+        _ => Found::Missing,
     }
 }

@@ -271,6 +271,6 @@ pub fn document() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     });
-    crate::schema::bound_integers(&mut document);
+    crate::bounds::schema::bound_integers(&mut document);
     document
 }

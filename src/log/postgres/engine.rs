@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::lease::{self, OnLost, PgOptions, Renewer};
-use super::reader::{check_frame, PgReader};
+use super::reader::PgReader;
 use super::{check_ledger_name, PgStore};
 use crate::log::frame::write_frame;
 use crate::log::{check_continues, EncodedRecord, Head, Location, LogEngine, LogError, LogReader};
-use crate::record::{Record, ZERO_HASH};
+use crate::record::ZERO_HASH;
 
 /// Records one append statement carries at most (the sequencer's batches
 /// are smaller; this bounds a caller that hands a larger one).
@@ -120,33 +120,14 @@ pub(super) fn read_head(
     client: &mut postgres::Client,
     ledger: &str,
 ) -> Result<Option<Head>, LogError> {
-    let row = match client.query_opt(HEAD_SQL, &[&ledger]) {
+    let row = match client.query_opt(super::reader::HEAD_SQL, &[&ledger]) {
         Ok(row) => row,
         // A database parley never wrote holds no ledger (readers create nothing).
         Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => None,
         Err(e) => return Err(store.error("read the ledger's head", e)),
     };
-    row.map(|r| head_of(r.get(0), r.get(1), r.get(2)))
+    row.map(|r| super::reader::head_of(r.get(0), r.get(1), r.get(2)))
         .transpose()
-}
-
-/// The ledger's last row.
-pub(super) const HEAD_SQL: &str =
-    "SELECT seq, hash, frame FROM parley_record WHERE ledger = $1 ORDER BY seq DESC LIMIT 1";
-
-/// The head a stored last row stands for, once its frame is checked.
-pub(super) fn head_of(seq: i64, hash: &[u8], frame: &[u8]) -> Result<Head, LogError> {
-    let seq = super::reader::seq_of(seq)?;
-    let checked = check_frame(seq, hash, frame, None)?;
-    let record = Record::decode(&checked.payload).map_err(|e| LogError::Corrupt {
-        seq,
-        reason: e.to_string(),
-    })?;
-    Ok(Head {
-        seq,
-        hash: checked.hash,
-        recorded_at_ms: record.envelope.recorded_at_ms,
-    })
 }
 
 impl LogEngine for PgLog {

@@ -5,7 +5,7 @@
 use super::PgStore;
 use crate::log::fault::Fault;
 use crate::log::frame::{parse_frame, Parsed};
-use crate::log::{LogError, LogReader, Visit};
+use crate::log::{Head, LogError, LogReader, Visit};
 use crate::record::{Hash, Record, StoredRecord};
 
 /// Rows a query hands over ahead of the caller that checks and visits them.
@@ -150,7 +150,7 @@ impl PgReader {
         match self.ask(Ask::Head)?.recv() {
             Ok(row) => {
                 let (seq, hash, frame) = row?;
-                super::engine::head_of(seq, &hash, &frame).map(Some)
+                head_of(seq, &hash, &frame).map(Some)
             }
             Err(_) => Ok(None),
         }
@@ -180,7 +180,7 @@ fn run_ask(
             params = vec![&ledger, seqs];
         }
         Ask::Head => {
-            sql = super::engine::HEAD_SQL;
+            sql = HEAD_SQL;
             params = vec![&ledger];
         }
     }
@@ -267,4 +267,23 @@ impl LogReader for PgReader {
         self.scan(1, head, &mut crate::log::entity_collector(entity, &mut out))?;
         Ok(out)
     }
+}
+
+/// The ledger's last row.
+pub(super) const HEAD_SQL: &str =
+    "SELECT seq, hash, frame FROM parley_record WHERE ledger = $1 ORDER BY seq DESC LIMIT 1";
+
+/// The head a stored last row stands for, once its frame is checked.
+pub(super) fn head_of(seq: i64, hash: &[u8], frame: &[u8]) -> Result<Head, LogError> {
+    let seq = seq_of(seq)?;
+    let checked = check_frame(seq, hash, frame, None)?;
+    let record = Record::decode(&checked.payload).map_err(|e| LogError::Corrupt {
+        seq,
+        reason: e.to_string(),
+    })?;
+    Ok(Head {
+        seq,
+        hash: checked.hash,
+        recorded_at_ms: record.envelope.recorded_at_ms,
+    })
 }
