@@ -46,17 +46,6 @@ where
     T::deserialize(d).map(Some)
 }
 
-/// 400 unless the draft gives exactly one of `text` and `rules`.
-fn one_of(d: &Draft) -> Result<(), Problem> {
-    if d.text.is_some() == d.rules.is_some() {
-        return Err(Problem::bad_request(
-            ProblemCode::BadBody,
-            "give `text` (TOML) or `rules` (JSON), one of them".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// `POST /v1/rules`: a draft and why it is installed.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -134,7 +123,6 @@ pub async fn check(
 ) -> Result<Json<DraftCheck>, Problem> {
     app.caller(&headers)?;
     let draft: Draft = json_body(body)?;
-    one_of(&draft)?;
     let in_force = app
         .current(|ctx| ctx.authority.rules.as_ref().map(|r| r.rules.clone()))
         .await?;
@@ -169,7 +157,6 @@ pub async fn install(
     let caller = app.caller(&headers)?;
     quota(&app, &caller, 1)?;
     let req: Install = json_body(body)?;
-    one_of(&req.draft)?;
     let refused = |e: DraftError| {
         Problem::unprocessable(
             ProblemCode::InvalidCommand,
