@@ -14,6 +14,7 @@ pub enum Part {
     Intentions,
     Store,
     Workflows,
+    Outcomes,
 }
 
 /// An invariant that does not hold: the named index (or state rule) of a

@@ -15,6 +15,7 @@
 // Every `pub` item is reachable from outside: the rest is `pub(crate)`.
 #![deny(unreachable_pub)]
 
+pub mod alternatives;
 pub mod answer;
 pub mod audit;
 pub mod bounds;
@@ -36,6 +37,7 @@ mod invariant;
 pub mod ledger;
 pub mod log;
 mod mcp;
+pub mod outcomes;
 pub mod reader;
 pub mod record;
 pub mod render;

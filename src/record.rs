@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::digest::{hash_from_hex, to_hex, Digest, Hash, ZERO_HASH};
 use crate::entity::EntityRef;
 use crate::value::Value;
-use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, RunOutcome};
+use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, Observed, RunOutcome};
 
 /// Version of the record schema (envelope + body). Stored in every envelope.
 pub const FORMAT_VERSION: u16 = 1;
@@ -342,6 +342,12 @@ pub enum Body {
         #[schemars(with = "crate::bounds::schema::Seq")]
         grant: u64,
     },
+    /// What the store observed after acting: sales, refunds, complaints,
+    /// stock-outs, campaign results (`crate::outcomes` attributes them to
+    /// the decisions in force).
+    Outcome {
+        outcome: Box<Observed>,
+    },
 }
 
 /// Generates `Body::KINDS` and `Body::kind` from one list, so the two agree.
@@ -390,6 +396,7 @@ kinds! {
     ResolverAdopted => "resolver_adopted",
     CredentialGranted => "credential_granted",
     CredentialRevoked => "credential_revoked",
+    Outcome => "outcome",
 }
 
 impl Body {
@@ -473,6 +480,7 @@ impl Body {
                 vec![EntityRef::Other(format!("credential:{identity}"))]
             }
             Body::Intend { intention } => intention.action.entities(),
+            Body::Outcome { outcome } => outcome.entities(),
             Body::Decision { decision } => vec![
                 decision.entity.clone(),
                 EntityRef::Intention(decision.intention),
@@ -538,6 +546,7 @@ impl Body {
             Body::HumanRegistered { human } => vec![("human", human)],
             Body::AdminRegistered { admin } => vec![("admin", admin)],
             Body::CredentialGranted { identity, .. } => vec![("identity", identity)],
+            Body::Outcome { outcome } => outcome.ids(),
             Body::Intend { intention } => {
                 let mut v = Vec::new();
                 if let Some(r) = &intention.workflow_step {

@@ -112,7 +112,8 @@ pub fn finding(f: &Finding) -> String {
     let group = workflow_finding(f)
         .or_else(|| guard_finding(f))
         .or_else(|| settlement_finding(f))
-        .or_else(|| custom_finding(f));
+        .or_else(|| custom_finding(f))
+        .or_else(|| learning_finding(f));
     if let Some(s) = group {
         return s;
     }
@@ -206,8 +207,49 @@ pub fn finding(f: &Finding) -> String {
         | Finding::NoPromotionWindow
         | Finding::CustomPassed { .. }
         | Finding::CustomFired { .. }
-        | Finding::CustomFault { .. } => unreachable_finding(f),
+        | Finding::CustomFault { .. }
+        | Finding::Calibrated { .. }
+        | Finding::NotCalibrated { .. }
+        | Finding::PrecedentRetired { .. } => unreachable_finding(f),
     }
+}
+
+/// Findings of learning from outcomes: `None` for any other finding.
+fn learning_finding(f: &Finding) -> Option<String> {
+    Some(match f {
+        Finding::Calibrated {
+            revenue_minor,
+            calibrated_minor,
+            bias_bp,
+            scale_bp,
+            measured,
+        } => format!(
+            "the agent's {measured} measured forecasts realized {} of what they projected, so its projected revenue impact {} counts as {} (scaled by {})",
+            percent(*bias_bp),
+            money(*revenue_minor),
+            money(*calibrated_minor),
+            percent(*scale_bp)
+        ),
+        Finding::NotCalibrated {
+            measured,
+            min_outcomes,
+        } => format!(
+            "the agent's impact is taken as projected: {measured} of its decisions are measured, calibration needs {min_outcomes} with a projection"
+        ),
+        Finding::PrecedentRetired {
+            resolution,
+            original_bp,
+            settled_bp,
+            measured,
+            worse_bp,
+        } => format!(
+            "the precedent of resolution {resolution} no longer settles cases: the {measured} cases it settled realized {} of their projection against {} for its original, more than {} worse",
+            percent(*settled_bp),
+            percent(*original_bp),
+            percent(*worse_bp)
+        ),
+        _ => return None,
+    })
 }
 
 /// Findings of the workflow step: `None` for any other finding.

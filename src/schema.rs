@@ -46,6 +46,16 @@ pub fn all() -> Vec<(&'static str, String)> {
             "answer.schema.json",
             pretty(schemars::schema_for!(crate::answer::CommandAnswer)),
         ),
+        (
+            "scorecard.schema.json",
+            pretty(schemars::schema_for!(crate::outcomes::scorecard::Report)),
+        ),
+        (
+            "suggest.schema.json",
+            pretty(schemars::schema_for!(
+                crate::outcomes::suggest::SuggestReport
+            )),
+        ),
         ("openapi.json", {
             // A JSON value; pretty-printing it cannot fail.
             let mut text = serde_json::to_string_pretty(&crate::server::openapi::document())

@@ -26,11 +26,30 @@ pub(crate) fn format_rfc3339(ms: u64) -> String {
     )
 }
 
+/// `2025-11-26`: the UTC day of ms since the epoch.
+pub(crate) fn day_text(ms: u64) -> String {
+    let t = format_rfc3339(ms);
+    t.get(..10)
+        .filter(|_| t.ends_with('Z'))
+        .unwrap_or(&t)
+        .to_owned()
+}
+
 /// Parses an RFC 3339 time (`2025-11-26T09:00:00Z`, `…+01:00`, fractions)
 /// into ms since the epoch; sub-millisecond digits are truncated.
 pub(crate) fn parse_rfc3339(text: &str) -> Result<u64, TimeError> {
     let ms = parse_ms(text)?;
     u64::try_from(ms).map_err(|_| TimeError::BeforeEpoch(text.to_owned()))
+}
+
+/// A UTC date (`2025-11-26`, its midnight) or an RFC 3339 time.
+pub(crate) fn parse_day_or_time(text: &str) -> Result<u64, TimeError> {
+    let is_date = text.len() == 10 && text.bytes().filter(|b| *b == b'-').count() == 2;
+    if is_date {
+        parse_rfc3339(&format!("{text}T00:00:00Z"))
+    } else {
+        parse_rfc3339(text)
+    }
 }
 
 /// As [`parse_rfc3339`], but a time before 1970 is 0 (before every record).

@@ -48,6 +48,7 @@ named_enum!(
         OrderFlagged = "order_flagged",
         CustomerContacted = "customer_contacted",
         WorkflowStarted = "workflow_started",
+        Outcome = "outcome",
     }
 );
 
@@ -67,6 +68,7 @@ impl WrittenKind {
             Body::OrderFlagged { .. } => WrittenKind::OrderFlagged,
             Body::CustomerContacted { .. } => WrittenKind::CustomerContacted,
             Body::WorkflowStarted { .. } => WrittenKind::WorkflowStarted,
+            Body::Outcome { .. } => WrittenKind::Outcome,
             _ => return None,
         })
     }
@@ -198,8 +200,16 @@ pub(crate) fn default_writers(kind: WrittenKind) -> &'static [Writer] {
             &[Of(D::CustomerService), Of(D::Orders), Of(D::Integration)]
         }
         WrittenKind::WorkflowStarted => &[Agents, Admins],
+        WrittenKind::Outcome => &[Agents, Unregistered],
     }
 }
+
+/// Kinds added after `rules/default.toml` was written, which it does not
+/// list (their defaults hold). The file is not edited for them: its text is
+/// hashed into every decision of every ledger that installs it, and the
+/// pinned decisions of `tests/corpus` would all move.
+#[cfg(test)]
+const ADDED_SINCE_DEFAULTS: &[WrittenKind] = &[WrittenKind::Outcome];
 
 /// The writers of `kind` under `table` (the rule set's, if any).
 pub(crate) fn writers_of(table: Option<&WritersTable>, kind: WrittenKind) -> Vec<Writer> {
@@ -240,11 +250,21 @@ mod tests {
         let table = rules
             .writers
             .expect("rules/default.toml has a [writers] table");
-        for k in WrittenKind::ALL {
+        for k in WrittenKind::ALL
+            .iter()
+            .filter(|k| !ADDED_SINCE_DEFAULTS.contains(k))
+        {
             assert_eq!(
                 table.get(k).map(Vec::as_slice),
                 Some(default_writers(*k)),
                 "{}",
+                k.name()
+            );
+        }
+        for k in ADDED_SINCE_DEFAULTS {
+            assert!(
+                !table.contains_key(k),
+                "{} is listed: move it out",
                 k.name()
             );
         }

@@ -350,7 +350,7 @@ fn inspection_errors_name_the_problem() {
             "has no field `colour`",
         ),
         (
-            vec!["state", "--data", &data, "--at", "999"],
+            vec!["state", "--data", &data, "--at", "999999"],
             "beyond the log",
         ),
         (
@@ -358,7 +358,7 @@ fn inspection_errors_name_the_problem() {
             "RFC 3339",
         ),
         (
-            vec!["replay", "--data", &data, "--until", "999"],
+            vec!["replay", "--data", &data, "--until", "999999"],
             "beyond the log",
         ),
         (

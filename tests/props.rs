@@ -57,6 +57,16 @@ fn corpus() -> Vec<Body> {
         deadline_ms: 1_764_150_000_000,
     });
     out.push(Body::ResolverAdopted { version: 2 });
+    out.push(Body::Outcome {
+        outcome: Box::new(parley::vocab::Observed::Sales {
+            sku: "sku-1".into(),
+            from_ms: 1_764_140_000_000,
+            to_ms: 1_764_150_000_000,
+            units: 12,
+            revenue_minor: 120_000,
+            margin_minor: -3_000,
+        }),
+    });
     out
 }
 
@@ -95,6 +105,7 @@ fn kind_index(b: &Body) -> usize {
         Body::ResolverAdopted { .. } => 27,
         Body::CredentialGranted { .. } => 28,
         Body::CredentialRevoked { .. } => 29,
+        Body::Outcome { .. } => 30,
     }
 }
 

@@ -198,6 +198,47 @@ fn check_decision(ctx: &str, d: &Decision, want: &Expected, labels: &BTreeMap<St
 
 /// `entity.field` of a read (`rules.field` for a rule parameter; a custom
 /// guard's read names its view path: `sku:SKU-1.sku.facts.rating_x10`).
+/// An outcome record's attribution: its pieces, each under the decision
+/// (label of the intention, or null) the scenario names, with its figures.
+fn check_pieces(
+    ctx: &str,
+    ledger: &Ledger,
+    seq: u64,
+    wants: &Json,
+    labels: &BTreeMap<String, u64>,
+) {
+    let state = ledger.context_at(seq).unwrap();
+    let got: Vec<Json> = state
+        .outcomes
+        .skus
+        .values()
+        .flat_map(|t| &t.pieces)
+        .filter(|p| p.seq == seq)
+        .map(|p| {
+            serde_json::json!({
+                "intention": p.intention,
+                "units": p.units,
+                "revenue_minor": p.revenue_minor,
+                "margin_minor": p.margin_minor,
+            })
+        })
+        .collect();
+    let Json::Array(wants) = wants else {
+        panic!("{ctx}: `expect_pieces` is a list: {wants}");
+    };
+    let wants: Vec<Json> = wants
+        .iter()
+        .map(|w| {
+            let mut w = w.clone();
+            if let Some(Json::String(label)) = w.get("intention").cloned() {
+                w["intention"] = seq_of(labels, &label).into();
+            }
+            w
+        })
+        .collect();
+    assert_eq!(got, wants, "{ctx}: the outcome's pieces");
+}
+
 fn read_name(r: &Read) -> String {
     let field = match (&r.field, serde_json::to_value(&r.field).unwrap()) {
         (parley::vocab::Field::View(p), _) => p.to_string(),
@@ -272,6 +313,11 @@ fn run_scenario_at(path: &Path, version: u32) -> Ledger {
         Some(Json::String(none)) if none == "none" => None,
         Some(other) => panic!("{name}: `rules` in the header is \"none\", got {other}"),
     };
+    if let Some(file) = header.get("rules_file").and_then(Json::as_str) {
+        let text = std::fs::read_to_string(path.with_file_name(file))
+            .unwrap_or_else(|e| panic!("{name}: {file}: {e}"));
+        initial_rules = Some(text);
+    }
     if let Some(file) = header.get("custom").and_then(Json::as_str) {
         let guards = std::fs::read_to_string(path.with_file_name(file))
             .unwrap_or_else(|e| panic!("{name}: {file}: {e}"));
@@ -296,7 +342,9 @@ fn run_scenario_at(path: &Path, version: u32) -> Ledger {
         let obj = v.as_object_mut().unwrap();
         // A prose line holds only a note; a command may carry a `note` field.
         if obj.keys().all(|k| {
-            k == "note" || (matches!(k.as_str(), "rules" | "custom") && !obj.contains_key("kind"))
+            k == "note"
+                || (matches!(k.as_str(), "rules" | "custom" | "rules_file")
+                    && !obj.contains_key("kind"))
         }) {
             continue;
         }
@@ -316,6 +364,7 @@ fn run_scenario_at(path: &Path, version: u32) -> Ledger {
         let duplicate_of =
             text_of("expect_duplicate_of", obj.remove("expect_duplicate_of")).map(Json::String);
         let answer_caused = obj.remove("expect_caused");
+        let pieces = obj.remove("expect_pieces");
         if let Some(Json::String(label)) = obj.get("intention").cloned() {
             obj.insert("intention".into(), seq_of(&labels, &label).into());
         }
@@ -384,6 +433,10 @@ fn run_scenario_at(path: &Path, version: u32) -> Ledger {
         }
         if let Some(Json::String(label)) = id {
             labels.insert(label, ack.seq);
+        }
+        if let Some(wants) = pieces {
+            check_pieces(&ctx, &ledger, ack.seq, &wants, &labels);
+            checked += 1;
         }
         if let Some(want) = expect.map(|w| expected(&ctx, &w)) {
             let (_, d) = ack
@@ -502,6 +555,17 @@ fn guard_scenario_files() -> Vec<std::path::PathBuf> {
     files
 }
 
+/// tests/outcomes/: attribution, calibration and precedent retirement
+/// (resolver version 4) decide and attribute as each scenario says.
+#[test]
+fn every_outcome_scenario_gets_its_expected_decisions() {
+    let files = jsonl_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/outcomes"));
+    assert!(files.len() >= 3, "tests/outcomes/ has its scenarios");
+    for f in files {
+        run_scenario(&f);
+    }
+}
+
 /// rules/examples/ and tests/guards/: each guard refuses or escalates what
 /// its scenario says, and nothing else there.
 #[test]
@@ -556,9 +620,21 @@ fn the_golden_corpus_decides_as_recorded_and_covers_the_vocabulary() {
         // Pinned to version 2, released and frozen: its digests never move.
         let v2 = records_of(&run_scenario_at(&f, 2));
         entries.push(corpus::entry(&format!("scenario/{name}"), &v2, &mut seen));
-        // Version 3 without custom guards decides exactly as version 2.
+        // Version 3 without custom guards decides exactly as version 2, and
+        // version 4 without learning tables as well.
         let v3 = records_of(&run_scenario_at(&f, 3));
         corpus::same_but_version(&name, &v2, &v3, 3);
+        let v4 = records_of(&run_scenario_at(&f, 4));
+        corpus::same_but_version(&name, &v2, &v4, 4);
+    }
+    for f in jsonl_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/outcomes")) {
+        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let ledger = run_scenario_at(&f, 4);
+        entries.push(corpus::entry(
+            &format!("outcomes/{name}"),
+            &records_of(&ledger),
+            &mut seen,
+        ));
     }
     for f in guard_scenario_files() {
         let name = f.file_stem().unwrap().to_string_lossy().into_owned();

@@ -89,4 +89,33 @@ fn state_json_of_a_demo_ledger_validates_against_its_schema() {
             &|v| v["entity"].clone(),
         );
     }
+    // The scorecard and the suggestions validate; the scorecard's realized
+    // margin is the demo's own "with parley" figure (the same sales, recorded
+    // as outcome records and folded by the ledger).
+    let demo: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules = data.join("whatif-rules.toml");
+    let card = check(
+        "scorecard.schema.json",
+        &[
+            "scorecard",
+            "--data",
+            d,
+            "--rules",
+            rules.to_str().unwrap(),
+            "--json",
+        ],
+        &|v| v,
+    );
+    let with = &demo["with_orchestration"];
+    assert!(with["margin_minor"].as_i64().unwrap() > 0);
+    assert_eq!(card["realized"]["margin_minor"], with["margin_minor"]);
+    assert_eq!(card["realized"]["revenue_minor"], with["revenue_minor"]);
+    assert_eq!(card["realized"]["units"], with["units_sold"]);
+    assert_eq!(card["alternatives"][0]["is_estimate"], true);
+    let s = check(
+        "suggest.schema.json",
+        &["suggest", "--data", d, "--json"],
+        &|v| v,
+    );
+    assert!(s["suggestions"].as_array().is_some());
 }

@@ -8,6 +8,7 @@
 //! PARLEY_BENCH_REPLAY (records replayed, default 1,000,000), PARLEY_BENCH_SKUS
 //! (10,000), PARLEY_BENCH_ROUNDS (3), PARLEY_BENCH_SECS (4, per timed round),
 //! PARLEY_BENCH_MIX (commands of figure 10, default 300,000),
+//! PARLEY_BENCH_OUTCOMES (records of figure 11, default 1,000,000),
 //! PARLEY_BENCH_DIR (where the ledgers go, default target/bench-data),
 //! PARLEY_BIN (the parley binary, default target/release/parley), PG_BIN.
 
@@ -20,6 +21,7 @@ mod durable;
 mod guard;
 mod http;
 mod latency;
+mod outcomes;
 mod pg_engine;
 mod postgres;
 mod replay;
@@ -206,6 +208,10 @@ fn main() {
     }
     if want("10") {
         rep.custom(&custom::figure(rounds, env_or("PARLEY_BENCH_MIX", 300_000)));
+    }
+    if want("11") {
+        let n = env_or("PARLEY_BENCH_OUTCOMES", 1_000_000);
+        rep.outcomes(&outcomes::figure(&root, n, rounds));
     }
     rep.finish(started.elapsed().as_secs_f64());
     if let Some(p) = &args.json {

@@ -115,7 +115,7 @@ impl Report {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn row(
+    pub(crate) fn row(
         &mut self,
         figure: u8,
         key: &'static str,

@@ -87,6 +87,10 @@ pub fn check(
 pub fn money(field: &str, v: i64) -> Result<(), OutOfRange> {
     check(field, v, 0, MONEY_MAX_MINOR, " minor units")
 }
+/// An amount that may be negative (a margin): within ±[`MONEY_MAX_MINOR`].
+pub fn signed_money(field: &str, v: i64) -> Result<(), OutOfRange> {
+    check(field, v, -MONEY_MAX_MINOR, MONEY_MAX_MINOR, " minor units")
+}
 pub fn impact(field: &str, v: i64) -> Result<(), OutOfRange> {
     check(
         field,

@@ -53,6 +53,7 @@ bound!(
     }
 );
 bound!(Money => { "type": "integer", "minimum": 0, "maximum": MONEY_MAX_MINOR });
+bound!(SignedMoney => { "type": "integer", "minimum": -MONEY_MAX_MINOR, "maximum": MONEY_MAX_MINOR });
 bound!(Price => { "type": "integer", "minimum": 1, "maximum": MONEY_MAX_MINOR });
 bound!(Impact => { "type": "integer", "minimum": -IMPACT_MAX_MINOR, "maximum": IMPACT_MAX_MINOR });
 bound!(Stock => { "type": "integer", "minimum": 0, "maximum": COUNT_MAX });

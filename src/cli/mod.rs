@@ -9,8 +9,10 @@ mod place;
 mod remote;
 mod repair;
 mod rules;
+mod scorecard;
 mod serve;
 mod state;
+mod suggest;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -236,6 +238,10 @@ enum Cmd {
         #[arg(long)]
         format: Option<String>,
     },
+    /// What followed the decisions (from outcome records), per day, agent, rule and precedent; with --rules, what other rule sets would have changed (estimated). Writes nothing.
+    Scorecard(scorecard::Args),
+    /// Proposed rule changes (threshold, autonomy, calibration, precedent retirement) with their evidence and a what-if preview. Writes nothing.
+    Suggest(suggest::Args),
     /// Replay the log under other rules and/or another resolver version in memory; list every decision that would differ. Writes nothing.
     Whatif {
         #[command(flatten)]
@@ -474,6 +480,8 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             json,
             format.as_deref(),
         ),
+        Cmd::Scorecard(args) => scorecard::run(&args),
+        Cmd::Suggest(args) => suggest::run(&args),
         Cmd::Whatif {
             place,
             rules,

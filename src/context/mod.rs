@@ -95,6 +95,8 @@ pub struct Context {
     pub intentions: Intentions,
     pub precedents: Precedents,
     pub workflows: Workflows,
+    /// What happened after the decisions (`crate::outcomes`).
+    pub outcomes: crate::outcomes::Outcomes,
 }
 
 /// Contexts are not records: no 1 MiB limit applies to their encoding.
@@ -142,6 +144,7 @@ impl Context {
                     .as_ref()
                     .and_then(|r| r.rules.escalation_expiry_ms());
                 let approved = self.intentions.decide(seq, at_ms, decision, expiry)?;
+                self.note_decision((seq, at_ms), decision, approved.as_ref());
                 for e in approved.iter().flat_map(effect::of_action) {
                     self.store.apply(&e, writer(Some(decision.intention)));
                 }
@@ -149,6 +152,15 @@ impl Context {
             Body::HumanResolution {
                 intention, option, ..
             } => self.resolve(seq, *intention, *option)?,
+            Body::Outcome { outcome } => self.outcomes.observe(seq, at_ms, outcome),
+            Body::Catalog {
+                sku, price_minor, ..
+            } => {
+                self.outcomes.on_catalog_price(sku, at_ms, *price_minor);
+                for e in effect::of_fact(body) {
+                    self.store.apply(&e, writer(None));
+                }
+            }
             b if b.is_admin() || matches!(b, Body::Genesis { .. }) => {
                 self.authority.apply(seq, b);
                 if let Body::WorkflowDefined { .. } = b {
@@ -191,11 +203,14 @@ impl Context {
         let escalated = self
             .intentions
             .get(intention)
-            .map(|s| (s.intention.clone(), s.agent.clone()));
+            .map(|s| (s.intention.clone(), s.at_ms));
         let (rule, chosen) = self.intentions.resolve(seq, intention, option)?;
-        let Some((escalated, _agent)) = escalated else {
+        let Some((escalated, escalated_at_ms)) = escalated else {
             return Err(Inconsistent::NoEscalation { seq, intention });
         };
+        let waited_ms = self.now_ms.saturating_sub(escalated_at_ms);
+        self.outcomes
+            .on_resolution((seq, self.now_ms), intention, waited_ms);
         let categories = self.categories_of(&escalated.action);
         let direction = self.direction_of(&escalated.action);
         self.precedents.add(Precedent {
@@ -211,6 +226,40 @@ impl Context {
             modified: chosen.modified.is_some(),
         });
         Ok(())
+    }
+
+    /// Tells the outcomes part about a decision (before its effects apply,
+    /// so a promotion's category still names the skus it covers now).
+    fn note_decision(
+        &mut self,
+        at: (u64, u64),
+        d: &crate::vocab::Decision,
+        approved: Option<&crate::vocab::Action>,
+    ) {
+        let window_ms = self
+            .authority
+            .rules
+            .as_ref()
+            .map_or(0, |r| r.rules.live_window_ms());
+        let state = self.intentions.get(d.intention);
+        let acting = match (approved, state) {
+            (Some(action), Some(s)) => Some((action, s.agent.as_str(), s.intention.impact)),
+            _ => None,
+        };
+        let skus = match acting.map(|a| a.0) {
+            Some(crate::vocab::Action::LaunchPromotion { target, .. }) => {
+                self.store.skus_of(target)
+            }
+            _ => Vec::new(),
+        };
+        let acting = acting.map(|(action, agent, projected)| crate::outcomes::Acting {
+            agent,
+            action,
+            skus: &skus,
+            projected,
+            window_ms,
+        });
+        self.outcomes.on_decision(at, d, acting);
     }
 
     /// The categories of the skus an action touches, sorted (empty for
@@ -344,7 +393,8 @@ impl Context {
     pub fn check(&self) -> Result<(), Violation> {
         self.intentions.check()?;
         self.store.check()?;
-        self.workflows.check()
+        self.workflows.check()?;
+        self.outcomes.check()
     }
 
     /// blake3 of the canonical encoding: equal contexts, equal hashes.

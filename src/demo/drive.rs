@@ -217,6 +217,37 @@ pub fn with_parley(ledger: &Ledger, scenarios: &[Scenario]) -> Result<Vec<Stored
     Ok(d.records)
 }
 
+/// The shoppers' sales under the approved actions, appended as outcome
+/// records by the orders agent once the scenarios are over (each at the
+/// later of its period's end and the ledger's last record); returns them.
+pub fn record_sales(
+    ledger: &Ledger,
+    world: &super::world::World,
+    after: &[StoredRecord],
+) -> Result<Vec<StoredRecord>> {
+    let last = after.last().map(|r| &r.record.envelope);
+    let (from, last_ms) = last.map_or((1, 0), |e| (e.seq + 1, e.recorded_at_ms));
+    for (end_ms, outcome) in world.sales_records() {
+        let cmd = Command {
+            envelope: CommandEnvelope {
+                producer: "orders".into(),
+                at_ms: Some(end_ms.max(last_ms)),
+                ..CommandEnvelope::default()
+            },
+            body: Body::Outcome {
+                outcome: Box::new(outcome),
+            },
+        };
+        ledger.append(cmd).context("record the shoppers' sales")?;
+    }
+    let mut out = Vec::new();
+    ledger.scan(from, u64::MAX, &mut |r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// What was carried out through parley, in log order, as world events.
 pub fn events_with(records: &[StoredRecord]) -> Vec<(u64, Event)> {
     let mut intentions: BTreeMap<u64, &Intention> = BTreeMap::new();

@@ -51,6 +51,10 @@ pub struct DemoReport {
     /// Workflow records (step ready, timed out, run finished) re-derived.
     pub replay_workflow_records: u64,
     pub replay_divergent: u64,
+    /// The ledger's scorecard (`parley scorecard`) after the shoppers' sales
+    /// and returns were recorded: its realized margin is the "with parley"
+    /// figure.
+    pub scorecard: crate::outcomes::scorecard::Scorecard,
 }
 
 /// The scenarios `--scenario` names (`all`: every one).
@@ -73,8 +77,9 @@ pub fn select(name: &str, seed: u64) -> Result<Vec<Scenario>> {
     Ok(out)
 }
 
-/// Folds the events of each scenario's window and counts its sales.
-fn figures(events: &[(u64, Event)], scenarios: &[Scenario], seed: u64) -> Vec<Figures> {
+/// Folds the events of each scenario's window and counts its sales; the
+/// world at the end holds every sale.
+fn figures(events: &[(u64, Event)], scenarios: &[Scenario], seed: u64) -> (Vec<Figures>, World) {
     let mut world = World::default();
     let mut rest = events.iter().peekable();
     let mut out = Vec::new();
@@ -85,17 +90,9 @@ fn figures(events: &[(u64, Event)], scenarios: &[Scenario], seed: u64) -> Vec<Fi
             world.apply(*at, e);
         }
         world.count_sales(seed, s.start_ms, s.end_ms);
-        let mut diff = world.figures.clone();
-        diff.negative_margin_sales -= before.negative_margin_sales;
-        diff.margin_lost_minor -= before.margin_lost_minor;
-        diff.duplicate_messages -= before.duplicate_messages;
-        diff.out_of_order_steps -= before.out_of_order_steps;
-        diff.discontinued_reorders -= before.discontinued_reorders;
-        diff.perks_on_flagged_orders -= before.perks_on_flagged_orders;
-        diff.escalations -= before.escalations;
-        out.push(diff);
+        out.push(world.figures.since(&before));
     }
-    out
+    (out, world)
 }
 
 /// Runs scenarios into a new ledger in `dir`; returns the report and the records.
@@ -106,10 +103,17 @@ pub fn run(
 ) -> Result<(DemoReport, Vec<StoredRecord>, Vec<Scenario>)> {
     let scenarios = select(scenario, seed)?;
     let ledger = store::new_ledger(dir)?;
-    let records = drive::with_parley(&ledger, &scenarios)?;
+    let mut records = drive::with_parley(&ledger, &scenarios)?;
+    let (with, world) = figures(&drive::events_with(&records), &scenarios, seed);
+    let sales = drive::record_sales(&ledger, &world, &records)?;
+    records.extend(sales);
     ledger.close()?;
     let mut replay = Replayer::default();
     let mut divergent = 0;
+    let mut ctx = crate::context::Context::default();
+    for r in &records {
+        ctx.apply(r).context("fold the demo ledger")?;
+    }
     for r in &records {
         if replay.feed(r).is_err() {
             divergent += 1;
@@ -119,8 +123,7 @@ pub fn run(
     if replay.finish().is_err() {
         divergent += 1;
     }
-    let with = figures(&drive::events_with(&records), &scenarios, seed);
-    let without = figures(&drive::events_without(&scenarios), &scenarios, seed);
+    let (without, _) = figures(&drive::events_without(&scenarios), &scenarios, seed);
     let mut total_with = Figures::default();
     let mut total_without = Figures::default();
     let mut per = Vec::new();
@@ -144,6 +147,7 @@ pub fn run(
         replay_decisions: replay.decisions(),
         replay_workflow_records: replay.workflow_records(),
         replay_divergent: divergent,
+        scorecard: crate::outcomes::scorecard::scorecard(&ctx, None, None),
     };
     Ok((report, records, scenarios))
 }

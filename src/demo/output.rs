@@ -197,6 +197,24 @@ fn table(out: &mut impl Write, without: &Figures, with: &Figures) -> std::io::Re
         "escalations to a human",
         n(without.escalations),
         n(with.escalations),
+    )?;
+    row(
+        out,
+        "units sold",
+        without.units_sold.to_string(),
+        with.units_sold.to_string(),
+    )?;
+    row(
+        out,
+        "  revenue",
+        money(without.revenue_minor),
+        money(with.revenue_minor),
+    )?;
+    row(
+        out,
+        "  margin",
+        money(without.margin_minor),
+        money(with.margin_minor),
     )
 }
 
@@ -231,6 +249,10 @@ pub(super) fn commands(dir: &Path, whatif: &Path, ran: &[&str]) -> Vec<(String, 
     out.push((
         format!("parley whatif --data {d} --rules {}", whatif.display()),
         "the same day with the threshold at £20,000",
+    ));
+    out.push((
+        format!("parley scorecard --data {d} --rules {}", whatif.display()),
+        "what followed each decision, and that threshold's effect estimated",
     ));
     out
 }
@@ -305,6 +327,7 @@ pub(super) fn print(
         out,
         "   sales are simulated hour by hour from the seed, the same shoppers both ways)\n"
     )?;
+    scorecard(&mut out, &report.scorecard)?;
     writeln!(
         out,
         "ledger: {} records; chain {}; replay re-derived {} decisions and {} workflow records, {} divergent",
@@ -320,4 +343,47 @@ pub(super) fn print(
         writeln!(out, "  {c}\n      {what}")?;
     }
     Ok(())
+}
+
+/// The ledger's own scorecard, from the outcome records the shoppers left.
+fn scorecard(
+    out: &mut impl Write,
+    s: &crate::outcomes::scorecard::Scorecard,
+) -> std::io::Result<()> {
+    let sales = s.records.get("sales").copied().unwrap_or(0);
+    writeln!(
+        out,
+        "scorecard (`parley scorecard`, from {sales} sales records and their returns): margin {}, refunds {}",
+        money(s.realized.margin_minor),
+        money(s.realized.refund_minor)
+    )?;
+    for r in s.rules.iter().filter(|r| r.acted > 0 || stopped(r) > 0) {
+        writeln!(
+            out,
+            "  {:<28}{} stopped, {} approved changes: margin {} in their windows",
+            r.rule.name(),
+            stopped(r),
+            r.acted,
+            money(r.realized_margin_minor)
+        )?;
+    }
+    for a in &s.agents {
+        let error = a.mean_abs_error_minor.map_or("-".into(), money);
+        let bias = a.bias_bp.map_or("-".into(), render::percent);
+        writeln!(
+            out,
+            "  forecasts of {:<16}{} measured; realized {bias} of projected revenue impact; mean error {error}",
+            a.agent, a.measured
+        )?;
+    }
+    writeln!(out)
+}
+
+/// Intentions a rule rejected, deferred or escalated.
+fn stopped(r: &crate::outcomes::scorecard::RuleScore) -> u64 {
+    use crate::vocab::OutcomeKind as K;
+    [K::Rejected, K::Deferred, K::Escalated]
+        .iter()
+        .filter_map(|k| r.decided.get(k))
+        .sum()
 }

@@ -12,7 +12,7 @@ use crate::bounds::BP_PER_UNIT;
 use crate::effect::{self, Change};
 use crate::entity::EntityRef;
 use crate::record::Body;
-use crate::vocab::{Action, Lifecycle, PromotionTarget, StepRef};
+use crate::vocab::{Action, Lifecycle, Observed, PromotionTarget, StepRef};
 use crate::workflow::{Definition, SHIPPED};
 
 /// The figures the demo compares, named as in `--json`.
@@ -32,6 +32,12 @@ pub struct Figures {
     pub perks_on_flagged_orders: u64,
     /// Conflicts handed to a human.
     pub escalations: u64,
+    /// Every simulated sale: units, revenue and margin at the effective
+    /// price (the scorecard of the ledger reports the same, from outcome
+    /// records).
+    pub units_sold: i64,
+    pub revenue_minor: i64,
+    pub margin_minor: i64,
 }
 
 impl Figures {
@@ -43,6 +49,25 @@ impl Figures {
         self.discontinued_reorders += o.discontinued_reorders;
         self.perks_on_flagged_orders += o.perks_on_flagged_orders;
         self.escalations += o.escalations;
+        self.units_sold += o.units_sold;
+        self.revenue_minor += o.revenue_minor;
+        self.margin_minor += o.margin_minor;
+    }
+
+    /// `self − before`, field by field (a scenario's share of a running total).
+    pub fn since(&self, before: &Figures) -> Figures {
+        Figures {
+            negative_margin_sales: self.negative_margin_sales - before.negative_margin_sales,
+            margin_lost_minor: self.margin_lost_minor - before.margin_lost_minor,
+            duplicate_messages: self.duplicate_messages - before.duplicate_messages,
+            out_of_order_steps: self.out_of_order_steps - before.out_of_order_steps,
+            discontinued_reorders: self.discontinued_reorders - before.discontinued_reorders,
+            perks_on_flagged_orders: self.perks_on_flagged_orders - before.perks_on_flagged_orders,
+            escalations: self.escalations - before.escalations,
+            units_sold: self.units_sold - before.units_sold,
+            revenue_minor: self.revenue_minor - before.revenue_minor,
+            margin_minor: self.margin_minor - before.margin_minor,
+        }
     }
 }
 
@@ -83,7 +108,26 @@ pub struct World {
     runs: BTreeMap<String, (Definition, BTreeSet<String>)>,
     out_of_order: BTreeSet<(String, String)>,
     pub figures: Figures,
+    /// The simulated sales by (sku, UTC day): the outcome records the
+    /// shoppers leave (`sales_records`).
+    sales: BTreeMap<(String, u64), Sold>,
 }
+
+/// Sales of one sku over part of one day.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sold {
+    from_ms: u64,
+    to_ms: u64,
+    units: i64,
+    revenue_minor: i64,
+    margin_minor: i64,
+}
+
+/// One unit in this many sold is returned (the demo's shoppers).
+pub const RETURN_EVERY_UNITS: i64 = 25;
+
+/// One day, for the sales records.
+const DAY_MS: u64 = 24 * HOUR_MS;
 
 impl World {
     pub fn apply(&mut self, at_ms: u64, e: &Event) {
@@ -207,6 +251,7 @@ impl World {
     /// effective price is below cost, and the margin they lost.
     pub fn count_sales(&mut self, seed: u64, from_ms: u64, to_ms: u64) {
         let hours = (to_ms.saturating_sub(from_ms) / HOUR_MS).min(24 * 366);
+        let mut sold = Vec::new();
         for (id, s) in &self.skus {
             let key = id
                 .bytes()
@@ -238,13 +283,64 @@ impl World {
                 let demand = base * (BP_PER_UNIT as u64 + u64::from(traffic)) / BP_PER_UNIT as u64
                     * if discount > 0 { 2 } else { 1 };
                 let effective = effect::effective_price(price, discount);
+                let n = i64::try_from(demand).unwrap_or(i64::MAX);
                 if effective < s.cost && demand > 0 {
-                    let n = i64::try_from(demand).unwrap_or(i64::MAX);
                     self.figures.negative_margin_sales += demand;
                     self.figures.margin_lost_minor += n * (s.cost - effective);
                 }
+                let hour = (from_ms + h * HOUR_MS, from_ms + (h + 1) * HOUR_MS);
+                sold.push((id.clone(), hour, n, n * effective, n * (effective - s.cost)));
             }
         }
+        for (sku, (from, to), units, revenue, margin) in sold {
+            self.figures.units_sold += units;
+            self.figures.revenue_minor += revenue;
+            self.figures.margin_minor += margin;
+            let day = self.sales.entry((sku, from / DAY_MS)).or_insert(Sold {
+                from_ms: from,
+                ..Sold::default()
+            });
+            day.from_ms = day.from_ms.min(from);
+            day.to_ms = day.to_ms.max(to);
+            day.units += units;
+            day.revenue_minor += revenue;
+            day.margin_minor += margin;
+        }
+    }
+
+    /// The shoppers' sales as outcome records, one per sku and day sold in
+    /// (days with no sale leave none), each followed by its returns (one
+    /// unit in [`RETURN_EVERY_UNITS`], refunded at the day's average
+    /// price), in time order.
+    pub fn sales_records(&self) -> Vec<(u64, Observed)> {
+        let mut out: Vec<(u64, Observed)> = Vec::new();
+        for ((sku, _), s) in self.sales.iter().filter(|(_, s)| s.units > 0) {
+            out.push((
+                s.to_ms,
+                Observed::Sales {
+                    sku: sku.clone(),
+                    from_ms: s.from_ms,
+                    to_ms: s.to_ms,
+                    units: s.units,
+                    revenue_minor: s.revenue_minor,
+                    margin_minor: s.margin_minor,
+                },
+            ));
+            let returned = s.units / RETURN_EVERY_UNITS;
+            if returned > 0 {
+                let refund = s.revenue_minor / s.units * returned;
+                let o = Observed::Refund {
+                    sku: sku.clone(),
+                    order: None,
+                    units: returned,
+                    refund_minor: refund,
+                };
+                out.push((s.to_ms, o));
+            }
+        }
+        // Stable: each refund stays after its sales.
+        out.sort_by_key(|(to, _)| *to);
+        out
     }
 }
 

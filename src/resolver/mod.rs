@@ -20,6 +20,7 @@ mod refusal;
 pub mod v1;
 pub mod v2;
 pub mod v3;
+pub mod v4;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use crate::record::Body;
 pub const FOLLOW_UPS_MAX: usize = 100_000;
 
 /// The version a new ledger starts with.
-pub const CURRENT: u32 = 3;
+pub const CURRENT: u32 = 4;
 
 /// One version of the decision logic.
 pub trait Resolver: Send + Sync {
@@ -93,6 +94,7 @@ impl Resolvers {
         versions.insert(1, Arc::new(v1::V1));
         versions.insert(2, Arc::new(v2::V2));
         versions.insert(3, Arc::new(v3::V3));
+        versions.insert(4, Arc::new(v4::V4));
         debug_assert!(versions.contains_key(&CURRENT));
         Resolvers { versions }
     }
@@ -161,6 +163,13 @@ impl Resolvers {
                         current,
                     });
                 }
+            }
+            if parsed.as_ref().is_some_and(|r| r.learns()) && current < v4::VERSION {
+                return Err(Refusal::NeedsResolver {
+                    what: "learning from outcomes ([calibration], [precedent] retire_if_worse_bp)",
+                    version: v4::VERSION,
+                    current,
+                });
             }
         }
         if let Body::ResolverAdopted { version } = body {

@@ -69,6 +69,32 @@ pub struct DedupRule {
 #[serde(deny_unknown_fields)]
 pub struct PrecedentRule {
     pub window_h: u64,
+    /// Resolver version 4 on: a precedent stops settling new cases once the
+    /// cases it settled did this many basis points worse, on average, than
+    /// its original case (`crate::outcomes::measure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_if_worse_bp: Option<i64>,
+    /// How many of its settled cases must be measured before a precedent
+    /// can be retired (default [`RETIRE_AFTER_CASES_DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_after_cases: Option<u32>,
+}
+
+/// Settled cases measured before a precedent can be retired, unless the
+/// rule set says otherwise.
+pub const RETIRE_AFTER_CASES_DEFAULT: u32 = 3;
+/// The largest factor calibration scales an impact by, in basis points (4×).
+pub const CALIBRATION_SCALE_MAX_BP: i64 = 40_000;
+
+/// Calibration (resolver version 4 on): for the threshold rule, an agent's
+/// projected revenue impact is scaled by its measured forecast bias
+/// (realized over projected, `crate::outcomes::measure::forecast`), clamped
+/// to 0..[`CALIBRATION_SCALE_MAX_BP`], once at least `min_outcomes` of its
+/// decisions are measured.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationRule {
+    pub min_outcomes: u32,
 }
 
 /// What an unanswered escalation resolves to when it expires.
@@ -128,6 +154,9 @@ pub struct RuleSet {
     /// travels with the text it explains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<ChangeNote>,
+    /// Forecast calibration for the threshold rule (resolver version 4 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationRule>,
 }
 
 /// The `[change]` table: the rationale of an installation.
@@ -276,6 +305,7 @@ impl RuleSet {
                 ));
             }
         }
+        self.validate_learning(text)?;
         let limit = self.threshold.escalate_above_minor;
         if !(0..=crate::bounds::IMPACT_MAX_MINOR).contains(&limit) {
             return Err(err(
@@ -315,6 +345,42 @@ impl RuleSet {
             }
         }
         Ok(())
+    }
+
+    fn validate_learning(&self, text: &str) -> Result<(), RulesError> {
+        let err = |section: &str, key: &str, message: String| RulesError {
+            line: key_line(text, section, key),
+            field: format!("{section}.{key}"),
+            message,
+        };
+        if let Some(bp) = self.precedent.retire_if_worse_bp {
+            if !(1..=1_000_000).contains(&bp) {
+                let m = "must be from 1 to 1000000 basis points".into();
+                return Err(err("precedent", "retire_if_worse_bp", m));
+            }
+        }
+        if let Some(n) = self.precedent.retire_after_cases {
+            if !(1..=crate::outcomes::PER_KEY_MAX as u32).contains(&n) {
+                let m = format!("must be from 1 to {}", crate::outcomes::PER_KEY_MAX);
+                return Err(err("precedent", "retire_after_cases", m));
+            }
+            if self.precedent.retire_if_worse_bp.is_none() {
+                let m = "means nothing without `retire_if_worse_bp`".into();
+                return Err(err("precedent", "retire_after_cases", m));
+            }
+        }
+        if let Some(c) = &self.calibration {
+            if !(1..=crate::outcomes::PER_KEY_MAX as u32).contains(&c.min_outcomes) {
+                let m = format!("must be from 1 to {}", crate::outcomes::PER_KEY_MAX);
+                return Err(err("calibration", "min_outcomes", m));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the rule set asks for what only resolver version 4 does.
+    pub fn learns(&self) -> bool {
+        self.calibration.is_some() || self.precedent.retire_if_worse_bp.is_some()
     }
 
     /// Rank of an objective: 0 is the highest.

@@ -12,6 +12,7 @@ use axum::Router;
 const INDEX_HTML: &str = include_str!("console/index.html");
 const APP_JS: &str = include_str!("console/app.js");
 const RULES_JS: &str = include_str!("console/rules.js");
+const OUTCOMES_JS: &str = include_str!("console/outcomes.js");
 const APP_CSS: &str = include_str!("console/app.css");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -50,6 +51,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/console/rules.js",
             get(|| async { asset(RULES_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/console/outcomes.js",
+            get(|| async { asset(OUTCOMES_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/console/app.css",

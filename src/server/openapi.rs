@@ -241,6 +241,14 @@ fn paths(s: &mut Schemas) -> Value {
         "/v1/rules/check": {"post": with_body(op("Check a draft rule set and what it would change", "checkRules", vec![], json_ok(s.res::<super::rules::DraftCheck>())), s.req::<super::rules::Draft>())},
         "/v1/rules/history": {"get": op("The rule sets installed: who, when, why, what changed", "rulesHistory", vec![], json_ok(s.res::<Vec<crate::rules::history::Installation>>()))},
         "/v1/whatif": {"post": with_body(op("Replay decisions under another rule set or resolver", "whatIf", vec![], json_ok(s.res::<WhatIfReport>())), s.req::<WhatIfRequest>())},
+        "/v1/scorecard": {
+            "get": op("What followed the decisions: realized outcomes per day, decision, agent, rule and precedent", "getScorecard",
+                Schemas::query::<super::outcomes::ScorecardQuery>(), json_ok(s.res::<crate::outcomes::scorecard::Report>())),
+            "post": with_body(op("The scorecard, and what other rule sets would have changed (estimated)", "compareScorecard", vec![],
+                json_ok(s.res::<crate::outcomes::scorecard::Report>())), s.req::<super::outcomes::ScorecardRequest>()),
+        },
+        "/v1/suggestions": {"get": op("Proposed rule changes with their evidence and a what-if preview", "getSuggestions", vec![],
+            json_ok(s.res::<crate::outcomes::suggest::SuggestReport>()))},
         "/v1/tokens": {"post": with_body(op("Grant a credential (admins); the token is shown once", "createToken", vec![],
             ("201", "application/json", s.res::<TokenAnswer>())), s.req::<TokenRequest>())},
     })

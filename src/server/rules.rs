@@ -148,7 +148,8 @@ pub async fn check(
 }
 
 /// `POST /v1/rules`: installs the draft as the caller (an admin), with its
-/// rationale; answers as `POST /v1/commands` does.
+/// rationale; answers as `POST /v1/commands` does. On a scripted ledger it
+/// is recorded at the ledger's own time (its last record's).
 pub async fn install(
     State(app): State<App>,
     headers: HeaderMap,
@@ -165,9 +166,16 @@ pub async fn install(
     };
     let text = text_of(req.draft)?;
     let text = with_rationale(&text, &req.why).map_err(|e| refused(e.into()))?;
+    // A scripted ledger (the demo's, a simulation) keeps its own time: the
+    // installation is recorded at it, the last record's time.
+    let (timeline, now_ms) = app
+        .current(|ctx| (ctx.authority.timeline, ctx.now_ms))
+        .await?;
+    let at_ms = (timeline == Some(crate::record::Timeline::Scripted)).then_some(now_ms);
     let command = Command {
         envelope: CommandEnvelope {
             producer: caller.identity.clone(),
+            at_ms,
             ..CommandEnvelope::default()
         },
         body: Body::RulesInstalled { text },

@@ -42,6 +42,8 @@ named_enum!(
         EscalationExpiry = "escalation.expiry",
         /// The rule set's own guards (`[[custom]]`, resolver version 3 on).
         Custom = "custom",
+        /// Forecast calibration for the threshold rule (resolver version 4 on).
+        Calibration = "calibration",
     }
 );
 
@@ -105,6 +107,18 @@ pub enum Field {
     /// A leaf of the view a custom guard read (entity: the leaf's entity;
     /// the intention for its action and intention fields; none for `now_ms`).
     View(super::guard::ViewPath),
+    // Outcomes (resolver version 4 on).
+    /// `[calibration] min_outcomes` (entity: none; seq: the rules record).
+    CalibrationMinOutcomes,
+    /// An agent's forecast bias, realized over projected revenue impact
+    /// (entity: the agent; seq: the newest outcome record it used).
+    ForecastBiasBp,
+    /// `[precedent] retire_if_worse_bp` (entity: none; seq: the rules record).
+    RetireIfWorseBp,
+    /// A precedent's original case quality, and its settled cases' mean
+    /// (entity: the escalated intention; seq: the newest outcome record used).
+    PrecedentQualityBp,
+    SettledQualityBp,
 }
 
 /// A value a rule read, and the record that wrote it.
@@ -294,6 +308,32 @@ pub enum Finding {
         guard: String,
         subject: String,
         fault: super::guard::GuardFault,
+    },
+    /// The threshold rule compares `calibrated_minor`: the intention's
+    /// `revenue_minor` scaled by its agent's forecast bias over `measured`
+    /// decisions (clamped to `scale_bp`).
+    Calibrated {
+        revenue_minor: i64,
+        calibrated_minor: i64,
+        bias_bp: i64,
+        scale_bp: i64,
+        measured: u64,
+    },
+    /// Calibration was not applied: fewer than `min_outcomes` of the
+    /// agent's decisions are measured, or it projected nothing in sum.
+    NotCalibrated {
+        measured: u64,
+        min_outcomes: u32,
+    },
+    /// The precedent of `resolution` matched but is retired: the `measured`
+    /// cases it settled did `settled_bp` against its original's
+    /// `original_bp`, more than `worse_bp` worse.
+    PrecedentRetired {
+        resolution: u64,
+        original_bp: i64,
+        settled_bp: i64,
+        measured: u64,
+        worse_bp: i64,
     },
 }
 

@@ -10,6 +10,7 @@
 pub mod action;
 pub mod decision;
 pub mod guard;
+pub mod observed;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,7 @@ pub use decision::{
     EscalationReason, Field, Finding, Involved, OptionChoice, Outcome, OutcomeKind, Read, RuleId,
     Signature, SkuMargin, TraceStep, Verdict,
 };
+pub use observed::Observed;
 pub use problem::ProblemCode;
 
 /// A fieldless enum with explicit, stable names: `name()` and serde agree.

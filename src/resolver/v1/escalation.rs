@@ -80,11 +80,17 @@ impl Eval<'_> {
 
     pub(super) fn threshold(&mut self) -> Step {
         let limit = self.rules.rules.threshold.escalate_above_minor;
-        let revenue = self.s.intention.impact.revenue_minor;
+        let own = self.s.intention.impact.revenue_minor;
         let reads = vec![
             self.rule_read(Field::EscalateAboveMinor, limit),
-            self.own_read(Field::RevenueImpactMinor, Value::Int(revenue)),
+            self.own_read(Field::RevenueImpactMinor, Value::Int(own)),
         ];
+        // Version 4 may compare a calibrated impact (and traces how); the
+        // precedent rule still matches on the intention's own.
+        let revenue = match self.later.calibrate {
+            Some(calibrate) => calibrate(self, own),
+            None => own,
+        };
         if revenue.unsigned_abs() <= limit.unsigned_abs() {
             self.push(
                 RuleId::Threshold,
@@ -100,7 +106,7 @@ impl Eval<'_> {
         };
         self.push(RuleId::Threshold, Verdict::Escalate, f, reads);
         let suggestion = self.scaled_to_limit(limit, revenue);
-        if let Some(outcome) = self.follow_precedent(revenue, suggestion.clone()) {
+        if let Some(outcome) = self.follow_precedent(own, suggestion.clone()) {
             return Some(outcome);
         }
         let reason = EscalationReason::Threshold {
@@ -121,12 +127,31 @@ impl Eval<'_> {
         let signature = self.signature();
         let window = self.rules.rules.precedent_window_ms();
         let now = self.ctx.now_ms;
-        let p = self.ctx.precedents.newest_first().find(|p| {
+        let ctx = self.ctx;
+        let mut matching = ctx.precedents.newest_first().filter(|p| {
             Self::precedent_signature(p) == signature
                 && comparable(revenue, p.impact_minor)
                 && p.at_ms.saturating_add(window) >= now
                 && (!p.modified || suggestion.is_some())
-        })?;
+        });
+        // Version 4 passes over precedents its outcomes retired, tracing
+        // each; when none is left, the threshold step moves back to the end
+        // of the trace: it decides (with no retirement, it is already last).
+        let retired = self.later.retired;
+        let threshold_step = self.d.trace.len().saturating_sub(1);
+        let p = loop {
+            let Some(p) = matching.next() else {
+                if threshold_step < self.d.trace.len() {
+                    let step = self.d.trace.remove(threshold_step);
+                    self.d.trace.push(step);
+                }
+                return None;
+            };
+            match retired {
+                Some(retired) if retired(self, p) => continue,
+                _ => break p,
+            }
+        };
         let (resolution, approved, modified) = (p.resolution, p.approved, p.modified);
         let mut reads = vec![
             read(

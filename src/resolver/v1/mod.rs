@@ -34,7 +34,7 @@ mod priority;
 mod sequence;
 mod steps;
 
-pub(crate) use steps::{Eval, Extra, Point, Step};
+pub(crate) use steps::{Eval, Later, Point, Step};
 
 use super::{Author, Refusal, Resolver};
 use crate::context::{Context, IntentionState};
@@ -86,14 +86,14 @@ pub(crate) fn admit_record(ctx: &Context, producer: &str, body: &Body) -> Result
 
 /// The record owed next under version 1 (version 2 builds on it).
 pub(crate) fn next_follow_up(ctx: &Context) -> Option<Body> {
-    next_follow_up_with(ctx, None)
+    next_follow_up_with(ctx, Later::default())
 }
 
 /// The record owed next under version 1's rules plus `extra` (version 3's
 /// custom guards), run after `priority`.
-pub(crate) fn next_follow_up_with(ctx: &Context, extra: Option<Extra>) -> Option<Body> {
+pub(crate) fn next_follow_up_with(ctx: &Context, later: Later) -> Option<Body> {
     let q = &ctx.intentions;
-    let decide = |s| decide_with(ctx, s, extra);
+    let decide = |s| decide_with(ctx, s, later);
     if let Some(s) = q.first_fresh() {
         return Some(decision_body(decide(s)));
     }
@@ -186,11 +186,11 @@ fn finish(mut d: Decision, outcome: Outcome) -> Decision {
 
 /// Decides one intention against the context.
 pub fn decide(ctx: &Context, s: &IntentionState) -> Decision {
-    decide_with(ctx, s, None)
+    decide_with(ctx, s, Later::default())
 }
 
-/// Decides one intention with version 1's rules plus `extra`.
-fn decide_with(ctx: &Context, s: &IntentionState, extra: Option<Extra>) -> Decision {
+/// Decides one intention with version 1's rules plus what `later` adds.
+fn decide_with(ctx: &Context, s: &IntentionState, later: Later) -> Decision {
     let mut d = base(ctx, s);
     let Some(rules) = &ctx.authority.rules else {
         d.trace.push(step(
@@ -206,7 +206,7 @@ fn decide_with(ctx: &Context, s: &IntentionState, extra: Option<Extra>) -> Decis
         rules,
         s,
         d,
-        extra,
+        later,
     };
     let outcome = eval.run();
     finish(eval.d, outcome)

@@ -17,9 +17,8 @@ pub(crate) struct Eval<'a> {
     pub rules: &'a InstalledRules,
     pub s: &'a IntentionState,
     pub d: Decision,
-    /// Rules a later version adds (version 3's custom guards); `None` in
-    /// versions 1 and 2.
-    pub extra: Option<Extra>,
+    /// What later versions add (nothing in versions 1 and 2).
+    pub later: Later,
 }
 
 /// A rule's conclusion: `None` passes to the next rule.
@@ -37,6 +36,20 @@ pub(crate) enum Point {
 
 /// Rules a later version adds, called at each [`Point`].
 pub(crate) type Extra = fn(&mut Eval<'_>, Point) -> Step;
+
+/// What later versions add to version 1's evaluation. Each hook that is
+/// `None` leaves version 1's behaviour, byte for byte.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Later {
+    /// Rules run at each [`Point`] (version 3's custom guards).
+    pub rules: Option<Extra>,
+    /// The revenue impact the threshold rule compares, given the
+    /// intention's own; traces what it did (version 4's calibration).
+    pub calibrate: Option<fn(&mut Eval<'_>, i64) -> i64>,
+    /// Whether a matching precedent no longer settles cases; traces why
+    /// (version 4's retirement).
+    pub retired: Option<fn(&mut Eval<'_>, &crate::context::Precedent) -> bool>,
+}
 
 impl Eval<'_> {
     pub(super) fn rule_read(&self, field: Field, value: i64) -> Read {
@@ -96,13 +109,13 @@ impl Eval<'_> {
 
     /// A later version's rules at [`Point::AfterGuards`] (none: nothing is traced).
     fn extra_after_guards(&mut self) -> Step {
-        let extra = self.extra?;
+        let extra = self.later.rules?;
         extra(self, Point::AfterGuards)
     }
 
     /// A later version's rules at [`Point::AfterPriority`].
     fn extra_after_priority(&mut self) -> Step {
-        let extra = self.extra?;
+        let extra = self.later.rules?;
         extra(self, Point::AfterPriority)
     }
 

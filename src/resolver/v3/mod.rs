@@ -21,6 +21,14 @@
 
 mod custom;
 
+/// Version 3's additions to version 1's evaluation (version 4 builds on them).
+pub(crate) fn later() -> v1::Later {
+    v1::Later {
+        rules: Some(custom::step),
+        ..v1::Later::default()
+    }
+}
+
 use super::{v1, v2, Author, Refusal, Resolver};
 use crate::context::Context;
 use crate::record::Body;
@@ -38,7 +46,7 @@ impl Resolver for V3 {
     }
 
     fn next_follow_up(&self, ctx: &Context) -> Option<Body> {
-        Some(match v1::next_follow_up_with(ctx, Some(custom::step))? {
+        Some(match v1::next_follow_up_with(ctx, later())? {
             Body::Decision { mut decision } => {
                 debug_assert_eq!(decision.resolver, v1::VERSION);
                 decision.resolver = VERSION;

@@ -354,6 +354,7 @@ async function route() {
     else if (view === "audit") await viewAudit(main, new URLSearchParams(query || ""));
     else if (view === "workflows") await viewWorkflows(main);
     else if (view === "rules") await viewRules(main);
+    else if (view === "scorecard") await viewScorecard(main);
     else await viewInbox(main);
   } catch (e) {
     if (S.token) main.replaceChildren(h("p", { class: "error", role: "alert" }, `Could not load this view: ${e.message}`));
