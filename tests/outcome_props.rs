@@ -5,13 +5,15 @@
 //! decision: the one in force for that sku at that time (a decision that
 //! approved a price or a promotion on it). The scorecard of the live
 //! context equals the scorecard of a replay of the log and of a snapshot
-//! round trip.
+//! round trip, and the sums the fold keeps for each decision equal a scan
+//! of its pieces.
 
 use std::collections::BTreeMap;
 
 use parley::command::Command;
 use parley::context::Context;
 use parley::ledger::{Ledger, Options};
+use parley::outcomes::measure::Realized;
 use parley::outcomes::scorecard::scorecard;
 use parley::reader::LedgerRead;
 use parley::record::{Body, Timeline};
@@ -226,6 +228,23 @@ proptest! {
                     prop_assert!(p.to_ms <= end, "a promotion's piece ends with it");
                 }
             }
+        }
+        // The sums the fold keeps for each decision equal a scan of the
+        // pieces (none was evicted in logs this small).
+        for a in live.outcomes.acted.values() {
+            let (mut realized, mut baseline) = (Realized::default(), Realized::default());
+            let (from, w) = (a.from_ms, a.window_ms);
+            for sku in &a.skus {
+                for p in &live.outcomes.skus[sku].pieces {
+                    if p.intention == Some(a.intention) {
+                        realized.add(p, from, from + w);
+                    } else {
+                        baseline.add(p, from.saturating_sub(w), from);
+                    }
+                }
+            }
+            prop_assert_eq!(a.realized, realized, "realized sums of #{}", a.intention);
+            prop_assert_eq!(a.baseline, baseline, "baseline sums of #{}", a.intention);
         }
         let mut replayed = Context::default();
         for r in &records {

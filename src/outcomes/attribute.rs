@@ -174,6 +174,7 @@ mod tests {
                 })
                 .collect(),
             pieces: Default::default(),
+            acted: Default::default(),
         }
     }
 

@@ -59,14 +59,19 @@ fn mean(xs: &[i64]) -> Option<Elasticity> {
     })
 }
 
-/// The price change `intention` made on `sku`, and the price before it.
-fn prices_of(o: &Outcomes, sku: &str, intention: u64) -> Option<(i64, i64)> {
+/// The price change `intention` made on `sku`: when, the price before it
+/// and the price it set.
+fn change_of(o: &Outcomes, sku: &str, intention: u64) -> Option<(u64, i64, i64)> {
     let changes = &o.skus.get(sku)?.prices;
     let at = changes
         .iter()
         .position(|c| c.intention == Some(intention))?;
     let before: &PriceChange = changes.get(at.checked_sub(1)?)?;
-    Some((before.price_minor, changes[at].price_minor))
+    Some((
+        changes[at].at_ms,
+        before.price_minor,
+        changes[at].price_minor,
+    ))
 }
 
 /// One measured price decision's elasticity, in basis points.
@@ -89,10 +94,10 @@ pub fn fit(ctx: &Context) -> Fit {
     let mut all = Vec::new();
     for a in o.acted.values().filter(|a| a.kind == ActionKind::SetPrice) {
         let Some(sku) = a.skus.first() else { continue };
-        let m = measure(o, a, ctx.now_ms);
-        let e = prices_of(o, sku, a.intention)
+        let m = measure(a, ctx.now_ms);
+        let e = change_of(o, sku, a.intention)
             .filter(|_| m.delta.is_some())
-            .and_then(|(p0, p1)| elasticity(p0, p1, &m.baseline, &m.realized));
+            .and_then(|(_, p0, p1)| elasticity(p0, p1, &m.baseline, &m.realized));
         let (Some(e), Some(s)) = (e, ctx.store.sku(sku)) else {
             continue;
         };
@@ -121,19 +126,6 @@ pub struct Case {
     pub window_ms: u64,
     /// The price the alternative would have charged.
     pub alternative_price_minor: i64,
-}
-
-/// The alternative price of a recorded approval the alternative refuses:
-/// the price before it.
-pub fn price_before(o: &Outcomes, sku: &str, intention: u64) -> Option<(u64, i64)> {
-    let changes = &o.skus.get(sku)?.prices;
-    let at = changes
-        .iter()
-        .position(|c| c.intention == Some(intention))?;
-    Some((
-        changes[at].at_ms,
-        changes.get(at.checked_sub(1)?)?.price_minor,
-    ))
 }
 
 /// One estimated decision.
@@ -295,7 +287,9 @@ fn case_of(
 ) -> Option<Case> {
     let i = intended.get(&seq)?;
     let (from_ms, price) = if was {
-        price_before(&ctx.outcomes, &i.sku, seq)?
+        // Undone: the price before it, from when it took effect.
+        let (at, before, _) = change_of(&ctx.outcomes, &i.sku, seq)?;
+        (at, before)
     } else {
         (i.at_ms, i.price_minor)
     };

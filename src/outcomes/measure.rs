@@ -2,7 +2,7 @@
 //! decision's realized impact, each agent's forecast error, each
 //! precedent's record.
 //!
-//! **The model** (documented in ARCHITECTURE.md, "Outcomes"): a decision's
+//! **The model** (documented in ARCHITECTURE.md, "Outcomes and learning"): a decision's
 //! realized impact is measured over its window `[from, from + W)` (W: the
 //! live window of the rules it was decided under) against the same sku's
 //! sales over `[from − W, from)` under any other terms, as a rate per
@@ -15,7 +15,18 @@ use super::{Acted, Outcomes, Piece};
 use crate::vocab::Impact;
 
 /// Sales summed over a stretch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    bincode::Encode,
+    bincode::Decode,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 pub struct Realized {
     pub units: i64,
     pub revenue_minor: i64,
@@ -29,7 +40,7 @@ pub struct Realized {
 
 impl Realized {
     /// Adds the part of `p` inside `[from, to)`, in proportion to time.
-    pub(crate) fn add(&mut self, p: &Piece, from: u64, to: u64) {
+    pub fn add(&mut self, p: &Piece, from: u64, to: u64) {
         let (a, b) = (p.from_ms.max(from), p.to_ms.min(to));
         if a >= b {
             return;
@@ -80,37 +91,20 @@ fn ratio(x: i64, num: u64, den: u64) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// Measures `a` as of `now_ms`.
-pub fn measure<'a>(o: &Outcomes, a: &'a Acted, now_ms: u64) -> Measurement<'a> {
-    let w = a.window_ms;
-    let (from, to) = (a.from_ms, a.from_ms.saturating_add(w));
-    let before = from.saturating_sub(w);
-    let mut realized = Realized::default();
-    let mut baseline = Realized::default();
-    for sku in &a.skus {
-        let Some(terms) = o.skus.get(sku) else {
-            continue;
-        };
-        for p in &terms.pieces {
-            if p.intention == Some(a.intention) {
-                realized.add(p, from, to);
-            } else {
-                baseline.add(p, before, from);
-            }
-        }
-    }
-    let measurable = w > 0 && now_ms >= to && realized.covered_ms > 0 && baseline.covered_ms > 0;
+/// Measures `a` as of `now_ms`, from the sums the fold keeps for it.
+pub fn measure(a: &Acted, now_ms: u64) -> Measurement<'_> {
+    let (realized, baseline) = (a.realized, a.baseline);
+    let closed = now_ms >= a.from_ms.saturating_add(a.window_ms);
+    let measurable =
+        a.window_ms > 0 && closed && realized.covered_ms > 0 && baseline.covered_ms > 0;
+    let at_coverage = |x: i64| ratio(x, realized.covered_ms, baseline.covered_ms);
     let delta = measurable.then(|| Impact {
-        revenue_minor: realized.revenue_minor.saturating_sub(ratio(
-            baseline.revenue_minor,
-            realized.covered_ms,
-            baseline.covered_ms,
-        )),
-        margin_minor: realized.margin_minor.saturating_sub(ratio(
-            baseline.margin_minor,
-            realized.covered_ms,
-            baseline.covered_ms,
-        )),
+        revenue_minor: realized
+            .revenue_minor
+            .saturating_sub(at_coverage(baseline.revenue_minor)),
+        margin_minor: realized
+            .margin_minor
+            .saturating_sub(at_coverage(baseline.margin_minor)),
     });
     Measurement {
         acted: a,
@@ -150,7 +144,7 @@ pub fn forecast(o: &Outcomes, agent: &str, now_ms: u64) -> Forecast {
     let kept = o.by_agent.get(agent).into_iter().flatten();
     for a in kept.filter_map(|i| o.acted.get(i)) {
         f.decisions += 1;
-        let m = measure(o, a, now_ms);
+        let m = measure(a, now_ms);
         let Some(delta) = m.delta else { continue };
         f.measured += 1;
         f.projected_revenue_minor = f
@@ -219,7 +213,7 @@ pub fn precedent(o: &Outcomes, resolution: u64, intention: u64, now_ms: u64) -> 
         ..PrecedentRecord::default()
     };
     if let Some(a) = o.acted.get(&intention) {
-        let m = measure(o, a, now_ms);
+        let m = measure(a, now_ms);
         r.original_bp = m.quality_bp();
         r.last_outcome = m.realized.last_seq.max(m.baseline.last_seq);
     }
@@ -227,7 +221,7 @@ pub fn precedent(o: &Outcomes, resolution: u64, intention: u64, now_ms: u64) -> 
     let cases = o.by_precedent.get(&resolution).into_iter().flatten();
     for a in cases.filter_map(|i| o.acted.get(i)) {
         r.settled += 1;
-        let m = measure(o, a, now_ms);
+        let m = measure(a, now_ms);
         if let Some(q) = m.quality_bp() {
             r.measured += 1;
             sum += i128::from(q);

@@ -39,6 +39,9 @@ pub const CHANGES_PER_SKU_MAX: usize = 256;
 pub const PIECES_PER_SKU_MAX: usize = 2_048;
 /// Most acted-on decisions kept (their projections and provenance).
 pub const ACTED_MAX: usize = 65_536;
+/// Most acted-on decisions per sku that new pieces are added to (a window
+/// holds far fewer).
+pub const ACTED_PER_SKU_MAX: usize = 64;
 /// Most decisions kept per agent and per precedent, newest first.
 pub const PER_KEY_MAX: usize = 256;
 /// Most days of daily totals kept.
@@ -86,6 +89,9 @@ pub struct SkuTerms {
     pub promotions: VecDeque<PromotionSpan>,
     /// In the order they were attributed.
     pub pieces: VecDeque<Piece>,
+    /// The newest acted-on decisions on this sku (at most
+    /// [`ACTED_PER_SKU_MAX`]): each new piece is added to their sums.
+    pub acted: VecDeque<u64>,
 }
 
 /// An intention a decision approved, with what its agent projected.
@@ -108,6 +114,24 @@ pub struct Acted {
     /// The live window of the rules in force when it was decided: the span
     /// over which its realized impact is measured.
     pub window_ms: u64,
+    /// Sales under it inside `[from_ms, from_ms + window_ms)`, and on its
+    /// skus under other terms in the window before: kept as pieces are
+    /// attributed, so measuring it reads two sums.
+    pub realized: measure::Realized,
+    pub baseline: measure::Realized,
+}
+
+impl Acted {
+    /// Adds the part of piece `p` (of one of its skus) that falls in its
+    /// window, or in its baseline's.
+    fn take(&mut self, p: &Piece) {
+        let (from, w) = (self.from_ms, self.window_ms);
+        if p.intention == Some(self.intention) {
+            self.realized.add(p, from, from.saturating_add(w));
+        } else {
+            self.baseline.add(p, from.saturating_sub(w), from);
+        }
+    }
 }
 
 /// Sums over every outcome ever folded (never retired).
@@ -260,11 +284,21 @@ impl Outcomes {
             rule: d.rule,
             precedent,
             window_ms: a.window_ms,
+            realized: measure::Realized::default(),
+            baseline: measure::Realized::default(),
         });
     }
 
-    fn keep(&mut self, acted: Acted) {
+    fn keep(&mut self, mut acted: Acted) {
         let i = acted.intention;
+        // Sales already attributed may fall in its baseline window.
+        for sku in acted.skus.clone() {
+            let terms = self.skus.entry(sku).or_default();
+            for p in &terms.pieces {
+                acted.take(p);
+            }
+            push_bounded(&mut terms.acted, i, ACTED_PER_SKU_MAX);
+        }
         push_bounded(
             self.by_agent.entry(acted.agent.clone()).or_default(),
             i,
@@ -355,6 +389,11 @@ impl Outcomes {
             day.revenue_minor = day.revenue_minor.saturating_add(p.revenue_minor);
             day.margin_minor = day.margin_minor.saturating_add(p.margin_minor);
             let terms = self.skus.entry(sku.clone()).or_default();
+            for i in &terms.acted {
+                if let Some(a) = self.acted.get_mut(i) {
+                    a.take(&p);
+                }
+            }
             push_bounded(&mut terms.pieces, p, PIECES_PER_SKU_MAX);
         }
     }
@@ -385,6 +424,13 @@ impl Outcomes {
         }
         if self.acted.len() > ACTED_MAX || self.days.len() > DAYS_MAX {
             return fail("more decisions or days than the bound");
+        }
+        if self
+            .skus
+            .values()
+            .any(|t| t.acted.len() > ACTED_PER_SKU_MAX)
+        {
+            return fail("a sku lists more acted-on decisions than its bound");
         }
         if self.acted.iter().any(|(i, a)| *i != a.intention) {
             return fail("an acted-on decision is kept under another intention");

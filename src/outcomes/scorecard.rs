@@ -159,7 +159,7 @@ pub fn scorecard(ctx: &Context, from_ms: Option<u64>, to_ms: Option<u64>) -> Sco
         .values()
         .rev()
         .filter(|a| in_range(a.from_ms))
-        .map(|a| decision_score(o, a, now))
+        .map(|a| decision_score(a, now))
         .collect();
     let decisions_total = all.len() as u64;
     let rules = rule_scores(o, &all);
@@ -231,8 +231,8 @@ fn days(o: &Outcomes, in_range: &dyn Fn(u64) -> bool) -> Vec<DayScore> {
         .collect()
 }
 
-fn decision_score(o: &Outcomes, a: &super::Acted, now_ms: u64) -> DecisionScore {
-    let m = measure::measure(o, a, now_ms);
+fn decision_score(a: &super::Acted, now_ms: u64) -> DecisionScore {
+    let m = measure::measure(a, now_ms);
     DecisionScore {
         intention: a.intention,
         decision: a.decision,
