@@ -90,8 +90,27 @@ pub struct SkuTerms {
     /// In the order they were attributed.
     pub pieces: VecDeque<Piece>,
     /// The newest acted-on decisions on this sku (at most
-    /// [`ACTED_PER_SKU_MAX`]): each new piece is added to their sums.
-    pub acted: VecDeque<u64>,
+    /// [`ACTED_PER_SKU_MAX`]): each new piece that meets one's windows is
+    /// added to its sums.
+    pub acted: VecDeque<Windows>,
+}
+
+/// An acted-on decision's windows on a sku: its own `[from, from + w)` and
+/// its baseline's `[from − w, from)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Windows {
+    pub intention: u64,
+    pub from_ms: u64,
+    pub window_ms: u64,
+}
+
+impl Windows {
+    /// Does `[a, b)` meet either window?
+    fn meets(&self, a: u64, b: u64) -> bool {
+        let lo = self.from_ms.saturating_sub(self.window_ms);
+        let hi = self.from_ms.saturating_add(self.window_ms);
+        a < hi && lo < b
+    }
 }
 
 /// An intention a decision approved, with what its agent projected.
@@ -297,7 +316,12 @@ impl Outcomes {
             for p in &terms.pieces {
                 acted.take(p);
             }
-            push_bounded(&mut terms.acted, i, ACTED_PER_SKU_MAX);
+            let w = Windows {
+                intention: i,
+                from_ms: acted.from_ms,
+                window_ms: acted.window_ms,
+            };
+            push_bounded(&mut terms.acted, w, ACTED_PER_SKU_MAX);
         }
         push_bounded(
             self.by_agent.entry(acted.agent.clone()).or_default(),
@@ -389,8 +413,8 @@ impl Outcomes {
             day.revenue_minor = day.revenue_minor.saturating_add(p.revenue_minor);
             day.margin_minor = day.margin_minor.saturating_add(p.margin_minor);
             let terms = self.skus.entry(sku.clone()).or_default();
-            for i in &terms.acted {
-                if let Some(a) = self.acted.get_mut(i) {
+            for w in terms.acted.iter().filter(|w| w.meets(p.from_ms, p.to_ms)) {
+                if let Some(a) = self.acted.get_mut(&w.intention) {
                     a.take(&p);
                 }
             }
