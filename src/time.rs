@@ -42,13 +42,14 @@ pub(crate) fn parse_rfc3339(text: &str) -> Result<u64, TimeError> {
     u64::try_from(ms).map_err(|_| TimeError::BeforeEpoch(text.to_owned()))
 }
 
-/// A UTC date (`2025-11-26`, its midnight) or an RFC 3339 time.
+/// A UTC date (`2025-11-26`, its midnight) or an RFC 3339 time; before
+/// 1970 is 0 (before every record).
 pub(crate) fn parse_day_or_time(text: &str) -> Result<u64, TimeError> {
     let is_date = text.len() == 10 && text.bytes().filter(|b| *b == b'-').count() == 2;
     if is_date {
-        parse_rfc3339(&format!("{text}T00:00:00Z"))
+        parse_rfc3339_from_epoch(&format!("{text}T00:00:00Z"))
     } else {
-        parse_rfc3339(text)
+        parse_rfc3339_from_epoch(text)
     }
 }
 

@@ -74,6 +74,15 @@ bound!(OptionalId => {
     "type": ["string", "null"], "minLength": 1, "maxLength": ID_CHARS_MAX, "pattern": ID_PATTERN
 });
 
+bound!(
+    /// A UTC date (`2025-11-26`) or an RFC 3339 time.
+    DayOrTime => {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "format": "date"}
+        ]
+    }
+);
 bound!(Version => { "type": "integer", "minimum": 1, "maximum": u32::MAX });
 bound!(
     /// At most 64 entries, each named by an identifier.

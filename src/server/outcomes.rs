@@ -25,10 +25,10 @@ pub const ALTERNATIVES_MAX: usize = 8;
 #[serde(deny_unknown_fields)]
 pub struct ScorecardQuery {
     /// From this time on: RFC 3339, or a UTC date `YYYY-MM-DD`.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(with = "Option<crate::bounds::schema::DayOrTime>")]
     pub from: Option<String>,
     /// Before this time.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(with = "Option<crate::bounds::schema::DayOrTime>")]
     pub to: Option<String>,
 }
 
@@ -41,10 +41,10 @@ pub struct ScorecardRequest {
     pub rules: Vec<String>,
     /// As `GET`'s query.
     #[serde(default)]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(with = "Option<crate::bounds::schema::DayOrTime>")]
     pub from: Option<String>,
     #[serde(default)]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(with = "Option<crate::bounds::schema::DayOrTime>")]
     pub to: Option<String>,
 }
 
