@@ -65,6 +65,14 @@ fn print_words(r: &SuggestReport) {
                     percent(*bias_bp)
                 )
             }
+            Change::MarginFloor { from_bp, to_bp } => format!(
+                "raise the margin floor from {} to {}: the price changes that left less all lost margin",
+                percent(*from_bp),
+                percent(*to_bp)
+            ),
+            Change::EscalationWindow { from_h, to_h } => format!(
+                "give people {to_h} h instead of {from_h} h to settle an escalation: as many expired as were settled"
+            ),
             Change::RetirePrecedents { resolution, .. } => {
                 format!("retire precedents whose cases do worse (resolution {resolution}'s did)")
             }

@@ -14,6 +14,12 @@
 //! - **calibration**: an agent's measured forecasts realized under half or
 //!   over one and a half times what it projected, and the rules do not
 //!   calibrate: add `[calibration] min_outcomes` (resolver 4).
+//! - **margin floor**: every measured price change that left a margin
+//!   within 10 points above the floor realized less margin than its
+//!   baseline: raise the floor past the highest of those margins (to the
+//!   next whole percent).
+//! - **escalation window**: escalations expired to the safe default at least
+//!   as often as people settled them: give people twice as long.
 //! - **precedent retirement**: a precedent's settled cases did more than
 //!   20 % worse than its original, and the rules do not retire precedents:
 //!   add `retire_if_worse_bp = 2000` (resolver 4).
@@ -55,6 +61,14 @@ pub enum Change {
         original_bp: i64,
         settled_bp: i64,
         worse_bp: i64,
+    },
+    MarginFloor {
+        from_bp: i64,
+        to_bp: i64,
+    },
+    EscalationWindow {
+        from_h: u64,
+        to_h: u64,
     },
 }
 
@@ -100,6 +114,8 @@ pub fn propose(ctx: &Context) -> Vec<Proposal> {
     let mut out = Vec::new();
     out.extend(threshold(ctx, rules));
     out.extend(autonomy(ctx));
+    out.extend(margin_floor(ctx, rules));
+    out.extend(expiry_window(ctx, rules));
     out.extend(calibration(ctx, rules));
     out.extend(retirement(ctx, rules));
     out
@@ -305,4 +321,105 @@ pub struct SuggestReport {
     /// The seq the proposals were computed at (cited in their `[change] why`).
     pub ledger_seq: u64,
     pub suggestions: Vec<Suggested>,
+}
+
+/// The margin `intention` left on `sku`: (price it set − cost now) / price.
+fn margin_left_bp(ctx: &Context, sku: &str, intention: u64) -> Option<i64> {
+    let terms = ctx.outcomes.skus.get(sku)?;
+    let price = terms
+        .prices
+        .iter()
+        .find(|c| c.intention == Some(intention))?
+        .price_minor;
+    let cost = ctx.store.sku(sku)?.cost_minor.value;
+    let m = i128::from(price - cost) * 10_000 / i128::from(price.max(1));
+    i64::try_from(m).ok()
+}
+
+fn margin_floor(ctx: &Context, rules: &RuleSet) -> Option<Proposal> {
+    let floor = rules.guard.min_margin_bp;
+    let near = floor.saturating_add(1_000);
+    let mut cases: Vec<(u64, i64, i64)> = Vec::new();
+    let prices = ctx
+        .outcomes
+        .acted
+        .values()
+        .filter(|a| a.kind == ActionKind::SetPrice);
+    for a in prices {
+        let Some(m) = a
+            .skus
+            .first()
+            .and_then(|s| margin_left_bp(ctx, s, a.intention))
+        else {
+            continue;
+        };
+        let delta = measure::measure(a, ctx.now_ms).delta;
+        if let (true, Some(d)) = (m < near, delta) {
+            cases.push((a.intention, m, d.margin_minor));
+        }
+    }
+    let n = cases.len() as u64;
+    let losing = cases.iter().filter(|c| c.2 < 0).count() as u64;
+    if n < CASES_MIN || losing < n {
+        return None;
+    }
+    let highest = cases.iter().map(|c| c.1).max()?;
+    let to = (highest.div_euclid(100) + 1).saturating_mul(100).min(9_900);
+    if to <= floor {
+        return None;
+    }
+    let id = "margin-floor".to_owned();
+    let text = text_with(rules, |r| r.guard.min_margin_bp = to)?;
+    Some(Proposal {
+        change: Change::MarginFloor {
+            from_bp: floor,
+            to_bp: to,
+        },
+        evidence: Evidence {
+            cases: n,
+            supporting: losing,
+            seqs: cases.iter().map(|c| c.0).take(SEQS_LISTED_MAX).collect(),
+        },
+        install: Install::Rules { text },
+        why: why_of(ctx, &id),
+        id,
+    })
+}
+
+fn expiry_window(ctx: &Context, rules: &RuleSet) -> Option<Proposal> {
+    let e = rules.escalation.as_ref()?;
+    let total = |rule: RuleId| -> u64 {
+        ctx.outcomes
+            .by_rule
+            .get(&rule)
+            .map_or(0, |t| t.values().sum())
+    };
+    let (expired, settled) = (
+        total(RuleId::EscalationExpiry),
+        total(RuleId::HumanResolution),
+    );
+    if expired < CASES_MIN || expired < settled {
+        return None;
+    }
+    let to = e.expire_after_h.saturating_mul(2);
+    let id = "escalation-window".to_owned();
+    let text = text_with(rules, |r| {
+        if let Some(x) = r.escalation.as_mut() {
+            x.expire_after_h = to;
+        }
+    })?;
+    Some(Proposal {
+        change: Change::EscalationWindow {
+            from_h: e.expire_after_h,
+            to_h: to,
+        },
+        evidence: Evidence {
+            cases: expired + settled,
+            supporting: expired,
+            seqs: Vec::new(),
+        },
+        install: Install::Rules { text },
+        why: why_of(ctx, &id),
+        id,
+    })
 }

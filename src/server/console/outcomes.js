@@ -123,6 +123,8 @@ function changeWords(c) {
     case "threshold": return `Raise the escalation threshold from ${fmtMoney(c.from_minor)} to ${fmtMoney(c.to_minor)}`;
     case "autonomy": return `Let ${c.agent} ${c.kind} without a person`;
     case "calibration": return `Calibrate ${c.agent}'s impacts: its forecasts realized ${(c.bias_bp / 100).toFixed(1)} % of what it projected`;
+    case "margin_floor": return `Raise the margin floor from ${(c.from_bp / 100).toFixed(2)} % to ${(c.to_bp / 100).toFixed(2)} %`;
+    case "escalation_window": return `Give people ${c.to_h} h instead of ${c.from_h} h to settle an escalation`;
     case "retire_precedents": return `Retire precedents whose cases do worse (resolution ${c.resolution}'s did)`;
     default: return c.change;
   }
