@@ -56,11 +56,8 @@ fn share(x: i64, part: u64, whole: u64) -> i64 {
     i64::try_from(v).unwrap_or(x)
 }
 
-/// A sales record split into pieces under `terms`: one per stretch of one
-/// day under one decision, in time order. Units, revenue and margin are
-/// shared in proportion to time; the last piece takes what truncation left,
-/// so each sums to the record's figure exactly. Anything else: no pieces.
-pub fn split(seq: u64, o: &Observed, terms: &SkuTerms) -> Vec<Piece> {
+/// A sales record as one piece under no decision (`None` for other outcomes).
+fn whole(seq: u64, o: &Observed) -> Option<Piece> {
     let Observed::Sales {
         from_ms,
         to_ms,
@@ -70,9 +67,28 @@ pub fn split(seq: u64, o: &Observed, terms: &SkuTerms) -> Vec<Piece> {
         ..
     } = o
     else {
+        return None;
+    };
+    Some(Piece {
+        seq,
+        from_ms: *from_ms,
+        to_ms: *to_ms,
+        intention: None,
+        units: *units,
+        revenue_minor: *revenue_minor,
+        margin_minor: *margin_minor,
+    })
+}
+
+/// A sales record split into pieces under `terms`: one per stretch of one
+/// day under one decision, in time order. Units, revenue and margin are
+/// shared in proportion to time; the last piece takes what truncation left,
+/// so each sums to the record's figure exactly. Anything else: no pieces.
+pub fn split(seq: u64, o: &Observed, terms: &SkuTerms) -> Vec<Piece> {
+    let Some(w) = whole(seq, o) else {
         return Vec::new();
     };
-    let (from, to) = (*from_ms, *to_ms);
+    let (from, to) = (w.from_ms, w.to_ms);
     debug_assert!(from < to, "validated: a period ends after it starts");
     let mut stretches: Vec<(u64, u64, Option<u64>)> = Vec::new();
     let mut start = from;
@@ -85,9 +101,9 @@ pub fn split(seq: u64, o: &Observed, terms: &SkuTerms) -> Vec<Piece> {
         }
         start = end;
     }
-    let whole = to - from;
+    let span = to - from;
     let n = stretches.len();
-    let mut left = (*units, *revenue_minor, *margin_minor);
+    let mut left = (w.units, w.revenue_minor, w.margin_minor);
     let mut pieces = Vec::with_capacity(n);
     for (i, (a, b, who)) in stretches.into_iter().enumerate() {
         let part = b - a;
@@ -95,9 +111,9 @@ pub fn split(seq: u64, o: &Observed, terms: &SkuTerms) -> Vec<Piece> {
             left
         } else {
             (
-                share(*units, part, whole),
-                share(*revenue_minor, part, whole),
-                share(*margin_minor, part, whole),
+                share(w.units, part, span),
+                share(w.revenue_minor, part, span),
+                share(w.margin_minor, part, span),
             )
         };
         left = (left.0 - u, left.1 - r, left.2 - m);
@@ -117,26 +133,18 @@ pub fn split(seq: u64, o: &Observed, terms: &SkuTerms) -> Vec<Piece> {
 /// The pieces cover the record's period without gaps or overlaps and sum to
 /// its figures.
 pub fn adds_up(o: &Observed, pieces: &[Piece]) -> bool {
-    let Observed::Sales {
-        from_ms,
-        to_ms,
-        units,
-        revenue_minor,
-        margin_minor,
-        ..
-    } = o
-    else {
+    let Some(w) = whole(0, o) else {
         return pieces.is_empty();
     };
-    let contiguous = pieces.windows(2).all(|w| w[0].to_ms == w[1].from_ms);
-    let ends = pieces.first().map(|p| p.from_ms) == Some(*from_ms)
-        && pieces.last().map(|p| p.to_ms) == Some(*to_ms);
+    let contiguous = pieces.windows(2).all(|x| x[0].to_ms == x[1].from_ms);
+    let ends = pieces.first().map(|p| p.from_ms) == Some(w.from_ms)
+        && pieces.last().map(|p| p.to_ms) == Some(w.to_ms);
     let sum = |f: fn(&Piece) -> i64| pieces.iter().map(f).sum::<i64>();
     contiguous
         && ends
-        && sum(|p| p.units) == *units
-        && sum(|p| p.revenue_minor) == *revenue_minor
-        && sum(|p| p.margin_minor) == *margin_minor
+        && sum(|p| p.units) == w.units
+        && sum(|p| p.revenue_minor) == w.revenue_minor
+        && sum(|p| p.margin_minor) == w.margin_minor
 }
 
 #[cfg(test)]

@@ -84,6 +84,19 @@ pub(crate) fn admit_record(ctx: &Context, producer: &str, body: &Body) -> Result
     admission::admit(ctx, producer, body)
 }
 
+/// A follow-up of version 1's logic as a later `version` records it: a
+/// decision says which version made it; other follow-ups are unchanged.
+pub(crate) fn stamped(body: Body, version: u32) -> Body {
+    match body {
+        Body::Decision { mut decision } => {
+            debug_assert_eq!(decision.resolver, VERSION);
+            decision.resolver = version;
+            Body::Decision { decision }
+        }
+        other => other,
+    }
+}
+
 /// The record owed next under version 1 (version 2 builds on it).
 pub(crate) fn next_follow_up(ctx: &Context) -> Option<Body> {
     next_follow_up_with(ctx, Later::default())

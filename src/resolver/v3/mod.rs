@@ -46,14 +46,7 @@ impl Resolver for V3 {
     }
 
     fn next_follow_up(&self, ctx: &Context) -> Option<Body> {
-        Some(match v1::next_follow_up_with(ctx, later())? {
-            Body::Decision { mut decision } => {
-                debug_assert_eq!(decision.resolver, v1::VERSION);
-                decision.resolver = VERSION;
-                Body::Decision { decision }
-            }
-            other => other,
-        })
+        Some(v1::stamped(v1::next_follow_up_with(ctx, later())?, VERSION))
     }
 
     fn admit(&self, ctx: &Context, author: Author<'_>, body: &Body) -> Result<(), Refusal> {
