@@ -73,6 +73,7 @@ fn check(seen: &Value, dir: &Path, before: u64) {
         "resolve_escalation",
         "workflow_status",
         "report_step",
+        "scorecard",
     ] {
         assert!(tools.contains(&t), "{t} missing from {tools:?}");
     }
@@ -97,6 +98,7 @@ fn check(seen: &Value, dir: &Path, before: u64) {
         "{seen}"
     );
     assert_eq!(seen["entity_kind"], "sku");
+    assert!(seen["scorecard_seq"].as_u64().unwrap() > 0, "{seen}");
     assert_eq!(seen["other_identity_refused"], true);
     assert!(
         seen["other_identity_message"]

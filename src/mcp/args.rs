@@ -156,6 +156,18 @@ pub(crate) struct Workflow {
     pub run: Option<String>,
 }
 
+/// The range of a scorecard.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Scorecard {
+    /// Days and decisions from this time on: RFC 3339, or a date `YYYY-MM-DD`.
+    #[schemars(with = "Option<crate::bounds::schema::DayOrTime>")]
+    pub from: Option<String>,
+    /// Before this time.
+    #[schemars(with = "Option<crate::bounds::schema::DayOrTime>")]
+    pub to: Option<String>,
+}
+
 /// How a step ended.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::args::{
     Announce, AsOf, Audit, Broadcast, Entity, Escalations, Events, Explain, Fact, ReportStep,
-    Resolve, StepOutcome, WhatIf, Workflow,
+    Resolve, Scorecard, StepOutcome, WhatIf, Workflow,
 };
 use crate::vocab::{named_enum, ProblemCode};
 
@@ -31,6 +31,7 @@ named_enum!(
         ResolveEscalation = "resolve_escalation",
         WorkflowStatus = "workflow_status",
         ReportStep = "report_step",
+        Scorecard = "scorecard",
     }
 );
 
@@ -182,6 +183,9 @@ pub(crate) fn catalog() -> Vec<Spec> {
         Spec { name: McpTool::ReportStep, title: "Report a workflow step", read_only: false,
             description: "As the owner of a workflow step, report it completed (with an optional note) or failed (with the reason in `note`). Intentions waiting for it are decided again.",
             input: input::<ReportStep>(), output: answer() },
+        Spec { name: McpTool::Scorecard, title: "What followed the decisions", read_only: true,
+            description: "From the outcome records (sales, refunds, complaints): realized revenue and margin per day; each price or promotion decision's projected impact against what it realized; each agent's forecast bias (realized over projected; 10000 bp is right on) and error; what each rule decided and what followed its approvals; each precedent's record. Check your own forecast record before projecting impacts.",
+            input: input::<Scorecard>(), output: output::<crate::outcomes::scorecard::Report>() },
     ]
 }
 
@@ -283,6 +287,13 @@ pub(crate) fn plan(tool: McpTool, raw: &Value, identity: &str, head: u64) -> Res
         T::Whatif => plan_whatif(raw),
         T::ListEscalations => plan_list_escalations(raw),
         T::WorkflowStatus => plan_workflow_status(raw),
+        T::Scorecard => {
+            let a: Scorecard = args(raw)?;
+            Ok(get(
+                format!("/v1/scorecard{}", query(&[("from", a.from), ("to", a.to)])),
+                None,
+            ))
+        }
     }
 }
 

@@ -92,6 +92,12 @@ async def exercise(session: ClientSession) -> dict:
     entity = await session.call_tool("get_entity", {"entity": "sku:E2"})
     seen["entity_kind"] = entity.structuredContent["entity"]["kind"]
 
+    # The scorecard's structured output is checked against its output schema
+    # by the SDK.
+    card = await session.call_tool("scorecard", {"from": "2020-01-01"})
+    assert not card.isError, text_of(card)
+    seen["scorecard_seq"] = card.structuredContent["ledger_seq"]
+
     # Refusals: another agent's identity, a human-only tool.
     other = dict(promo, agent="pricing")
     refused = await session.call_tool("announce_intention", other)
