@@ -118,6 +118,17 @@ fn print_words(r: &Report) {
         money(t.refund_minor),
         t.complaints
     );
+    let count = |k: &str| s.records.get(k).copied().unwrap_or(0);
+    if count("stock_out") + count("campaign") > 0 {
+        println!(
+            "  stock-outs: {} ({} h in all); campaigns: {} reports, spend {}, attributed revenue {}",
+            count("stock_out"),
+            s.stock_out_ms / 3_600_000,
+            count("campaign"),
+            money(s.campaign_spend_minor),
+            money(s.campaign_revenue_minor)
+        );
+    }
     let escalations: u64 = s.days.iter().map(|d| d.escalations).sum();
     println!(
         "  escalations: {escalations} over {} day(s); {} settled by a person after {} minute(s) of waiting in all",

@@ -164,7 +164,9 @@ pub struct Totals {
     pub refunded_units: i64,
     pub refund_minor: i64,
     pub complaints: u64,
+    pub stock_outs: u64,
     pub stock_out_ms: u64,
+    pub campaigns: u64,
     pub campaign_spend_minor: i64,
     pub campaign_revenue_minor: i64,
 }
@@ -377,6 +379,7 @@ impl Outcomes {
                 self.day(at_ms).complaints += 1;
             }
             Observed::StockOut { from_ms, to_ms, .. } => {
+                t.stock_outs += 1;
                 t.stock_out_ms = t.stock_out_ms.saturating_add(to_ms - from_ms);
             }
             Observed::Campaign {
@@ -384,6 +387,7 @@ impl Outcomes {
                 attributed_revenue_minor,
                 ..
             } => {
+                t.campaigns += 1;
                 t.campaign_spend_minor = t.campaign_spend_minor.saturating_add(*spend_minor);
                 t.campaign_revenue_minor = t
                     .campaign_revenue_minor
@@ -472,4 +476,61 @@ pub struct Acting<'a> {
     pub skus: &'a [String],
     pub projected: Impact,
     pub window_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_outcome_is_counted_and_summed() {
+        let mut o = Outcomes::default();
+        let day = 20_000 * DAY_MS;
+        let kinds = [
+            Observed::Refund {
+                sku: "S1".into(),
+                order: Some("O1".into()),
+                units: 2,
+                refund_minor: 1_998,
+            },
+            Observed::Complaint {
+                customer: "C1".into(),
+                order: None,
+                topic: "late".into(),
+            },
+            Observed::StockOut {
+                sku: "S1".into(),
+                from_ms: day,
+                to_ms: day + 7_200_000,
+            },
+            Observed::Campaign {
+                campaign: "spring".into(),
+                from_ms: day,
+                to_ms: day + DAY_MS,
+                spend_minor: 5_000,
+                attributed_revenue_minor: 18_000,
+            },
+        ];
+        for (seq, k) in (1u64..).zip(&kinds) {
+            o.observe(seq, day + DAY_MS, k);
+        }
+        let t = &o.totals;
+        assert_eq!((t.refunds, t.refunded_units, t.refund_minor), (1, 2, 1_998));
+        assert_eq!(
+            (t.complaints, t.stock_outs, t.stock_out_ms),
+            (1, 1, 7_200_000)
+        );
+        assert_eq!(
+            (
+                t.campaigns,
+                t.campaign_spend_minor,
+                t.campaign_revenue_minor
+            ),
+            (1, 5_000, 18_000)
+        );
+        let d = &o.days[&(day / DAY_MS + 1)];
+        assert_eq!((d.refund_minor, d.complaints), (1_998, 1));
+        assert_eq!(o.last_outcome, 4);
+        assert_eq!(o.check(), Ok(()));
+    }
 }

@@ -110,6 +110,10 @@ pub struct Scorecard {
     pub precedents: Vec<PrecedentScore>,
     pub resolutions: u64,
     pub waited_minutes: u64,
+    /// Stock-outs and campaigns (whole ledger).
+    pub stock_out_ms: u64,
+    pub campaign_spend_minor: i64,
+    pub campaign_revenue_minor: i64,
 }
 
 /// `parley scorecard --json` and `GET /v1/scorecard`: the scorecard and
@@ -185,6 +189,9 @@ pub fn scorecard(ctx: &Context, from_ms: Option<u64>, to_ms: Option<u64>) -> Sco
         agents,
         rules,
         precedents: precedents(ctx),
+        stock_out_ms: o.totals.stock_out_ms,
+        campaign_spend_minor: o.totals.campaign_spend_minor,
+        campaign_revenue_minor: o.totals.campaign_revenue_minor,
     }
 }
 
@@ -205,6 +212,8 @@ fn records(o: &Outcomes) -> BTreeMap<String, u64> {
         ("sales", t.sales_records),
         ("refund", t.refunds),
         ("complaint", t.complaints),
+        ("stock_out", t.stock_outs),
+        ("campaign", t.campaigns),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
