@@ -89,7 +89,11 @@ pub fn split(seq: u64, o: &Observed, terms: &SkuTerms) -> Vec<Piece> {
         return Vec::new();
     };
     let (from, to) = (w.from_ms, w.to_ms);
-    debug_assert!(from < to, "validated: a period ends after it starts");
+    // Commands are validated (a period ends after it starts); a forged but
+    // chain-valid log may still hold an empty period: it attributes nothing.
+    if from >= to {
+        return Vec::new();
+    }
     let mut stretches: Vec<(u64, u64, Option<u64>)> = Vec::new();
     let mut start = from;
     for end in breakpoints(terms, from, to).into_iter().chain([to]) {
@@ -214,6 +218,17 @@ mod tests {
         let t = terms(&[(0, Some(2)), (3_000, Some(8))], &[(2_000, 4_000, 5)]);
         let who: Vec<_> = split(1, &o, &t).iter().map(|p| p.intention).collect();
         assert_eq!(who, [Some(2), Some(5), Some(8)]);
+    }
+
+    #[test]
+    fn an_empty_period_from_a_forged_log_attributes_nothing() {
+        let t = terms(&[(0, Some(3))], &[]);
+        for (from, to) in [(5_000, 5_000), (6_000, 5_000)] {
+            assert!(split(1, &sales(from, to, 4, 400, 40), &t).is_empty());
+        }
+        let mut o = crate::outcomes::Outcomes::default();
+        o.observe(1, 9_000, &sales(6_000, 5_000, 4, 400, 40));
+        assert_eq!((o.totals.sales_records, o.totals.units), (1, 0));
     }
 
     #[test]

@@ -380,7 +380,9 @@ impl Outcomes {
             }
             Observed::StockOut { from_ms, to_ms, .. } => {
                 t.stock_outs += 1;
-                t.stock_out_ms = t.stock_out_ms.saturating_add(to_ms - from_ms);
+                t.stock_out_ms = t
+                    .stock_out_ms
+                    .saturating_add(to_ms.saturating_sub(*from_ms));
             }
             Observed::Campaign {
                 spend_minor,
@@ -403,7 +405,7 @@ impl Outcomes {
         let terms = self.skus.entry(sku.clone()).or_default();
         let pieces = attribute::split(seq, o, terms);
         debug_assert!(
-            attribute::adds_up(o, &pieces),
+            pieces.is_empty() || attribute::adds_up(o, &pieces),
             "pieces add up to the record"
         );
         self.totals.sales_records += 1;
