@@ -1,5 +1,5 @@
 //! Rule sets tried against what happened: a what-if of each over the log,
-//! scored with the ledger's outcomes (`crate::outcomes::estimate`), and the
+//! scored with the ledger's outcomes (`crate::scorecard::estimate`), and the
 //! previews of `parley suggest`. The shell's side: it reads the log through
 //! [`LedgerRead`]; everything it computes is the pure modules'.
 
@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use crate::context::Context;
 use crate::log::LogError;
-use crate::outcomes::estimate::{self, AlternativeScore, Intended};
-use crate::outcomes::suggest::{propose, Install, SuggestReport, Suggested};
 use crate::reader::LedgerRead;
 use crate::record::Body;
 use crate::resolver::Resolvers;
 use crate::rules::RuleSet;
+use crate::scorecard::estimate::{self, AlternativeScore, Intended};
+use crate::scorecard::suggest::{propose, Install, SuggestReport, Suggested};
 use crate::vocab::Action;
 use crate::whatif::{Alternative, WhatIf};
 

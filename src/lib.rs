@@ -46,6 +46,7 @@ pub mod replay;
 pub mod resolver;
 pub mod rules;
 pub mod schema;
+pub mod scorecard;
 pub mod sequencer;
 pub mod server;
 mod time;

@@ -48,12 +48,12 @@ pub fn all() -> Vec<(&'static str, String)> {
         ),
         (
             "scorecard.schema.json",
-            pretty(schemars::schema_for!(crate::outcomes::scorecard::Report)),
+            pretty(schemars::schema_for!(crate::scorecard::Report)),
         ),
         (
             "suggest.schema.json",
             pretty(schemars::schema_for!(
-                crate::outcomes::suggest::SuggestReport
+                crate::scorecard::suggest::SuggestReport
             )),
         ),
         ("openapi.json", {

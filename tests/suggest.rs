@@ -7,8 +7,8 @@
 
 use parley::command::Command;
 use parley::ledger::{Ledger, Options};
-use parley::outcomes::suggest::{propose, Change, Install};
 use parley::record::Timeline;
+use parley::scorecard::suggest::{propose, Change, Install};
 use serde_json::json;
 
 const T0: u64 = 1_764_147_600_000;

@@ -113,7 +113,7 @@ pub fn figure(root: &Path, n: u64, rounds: usize) -> Outcomes {
         let (s, c) = timed(|| {
             let (view, _) = LogView::open(&dir).expect("view");
             let ctx = view.context_at(view.head_seq()).expect("fold");
-            parley::outcomes::scorecard::scorecard(&ctx, None, None)
+            parley::scorecard::scorecard(&ctx, None, None)
         });
         card.push(s);
         records = c.ledger_seq;

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _, Result};
 
 use super::place::Place;
-use crate::outcomes::estimate::AlternativeScore;
-use crate::outcomes::scorecard::{scorecard, Report};
 use crate::reader::{LedgerRead, LogView};
 use crate::render::money;
 use crate::rules::RuleSet;
+use crate::scorecard::estimate::AlternativeScore;
+use crate::scorecard::{scorecard, Report};
 
 /// Most `--rules` alternatives one run compares.
 const ALTERNATIVES_MAX: usize = 8;

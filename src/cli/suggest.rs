@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::place::Place;
-use crate::outcomes::suggest::{Change, SuggestReport};
 use crate::reader::LedgerRead;
 use crate::render::{money, percent};
+use crate::scorecard::suggest::{Change, SuggestReport};
 
 #[derive(clap::Args)]
 pub(super) struct Args {

@@ -54,7 +54,7 @@ pub struct DemoReport {
     /// The ledger's scorecard (`parley scorecard`) after the shoppers' sales
     /// and returns were recorded: its realized margin is the "with parley"
     /// figure.
-    pub scorecard: crate::outcomes::scorecard::Scorecard,
+    pub scorecard: crate::scorecard::Scorecard,
 }
 
 /// The scenarios `--scenario` names (`all`: every one).
@@ -147,7 +147,7 @@ pub fn run(
         replay_decisions: replay.decisions(),
         replay_workflow_records: replay.workflow_records(),
         replay_divergent: divergent,
-        scorecard: crate::outcomes::scorecard::scorecard(&ctx, None, None),
+        scorecard: crate::scorecard::scorecard(&ctx, None, None),
     };
     Ok((report, records, scenarios))
 }

@@ -346,10 +346,7 @@ pub(super) fn print(
 }
 
 /// The ledger's own scorecard, from the outcome records the shoppers left.
-fn scorecard(
-    out: &mut impl Write,
-    s: &crate::outcomes::scorecard::Scorecard,
-) -> std::io::Result<()> {
+fn scorecard(out: &mut impl Write, s: &crate::scorecard::Scorecard) -> std::io::Result<()> {
     let sales = s.records.get("sales").copied().unwrap_or(0);
     writeln!(
         out,
@@ -380,7 +377,7 @@ fn scorecard(
 }
 
 /// Intentions a rule rejected, deferred or escalated.
-fn stopped(r: &crate::outcomes::scorecard::RuleScore) -> u64 {
+fn stopped(r: &crate::scorecard::RuleScore) -> u64 {
     use crate::vocab::OutcomeKind as K;
     [K::Rejected, K::Deferred, K::Escalated]
         .iter()

@@ -185,7 +185,7 @@ pub(crate) fn catalog() -> Vec<Spec> {
             input: input::<ReportStep>(), output: answer() },
         Spec { name: McpTool::Scorecard, title: "What followed the decisions", read_only: true,
             description: "From the outcome records (sales, refunds, complaints): realized revenue and margin per day; each price or promotion decision's projected impact against what it realized; each agent's forecast bias (realized over projected; 10000 bp is right on) and error; what each rule decided and what followed its approvals; each precedent's record. Check your own forecast record before projecting impacts.",
-            input: input::<Scorecard>(), output: output::<crate::outcomes::scorecard::Report>() },
+            input: input::<Scorecard>(), output: output::<crate::scorecard::Report>() },
     ]
 }
 

@@ -3,7 +3,7 @@
 //! attributed to the decision whose action was in force for their sku and
 //! period ([`attribute`]); [`measure`] turns the attributed pieces into
 //! realized impacts, forecast errors and precedent quality; `crate::scorecard`
-//! reports them.
+//! reports them (above the context, which holds this part).
 //!
 //! **The terms in force.** A sku's selling terms change when a decision
 //! approves a price (`set_price`, at the decision's time), when a catalog
@@ -20,10 +20,7 @@
 //! oldest leave first, and only totals remember them.
 
 pub mod attribute;
-pub mod estimate;
 pub mod measure;
-pub mod scorecard;
-pub mod suggest;
 
 use std::collections::{BTreeMap, VecDeque};
 

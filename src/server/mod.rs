@@ -17,10 +17,10 @@ pub(crate) mod known;
 pub mod ledgers;
 pub mod metrics;
 pub mod openapi;
-pub mod outcomes;
 pub mod problem;
 pub mod reads;
 pub mod rules;
+pub mod scorecard;
 pub mod stream;
 #[cfg(test)]
 mod tests;
@@ -172,9 +172,9 @@ pub fn router(app: App) -> Router {
         .route("/v1/rules/check", post(rules::check))
         .route("/v1/rules/history", get(rules::history))
         .route("/v1/whatif", post(whatif::whatif))
-        .route("/v1/scorecard", get(outcomes::get_scorecard))
-        .route("/v1/scorecard", post(outcomes::post_scorecard))
-        .route("/v1/suggestions", get(outcomes::suggestions))
+        .route("/v1/scorecard", get(scorecard::get_scorecard))
+        .route("/v1/scorecard", post(scorecard::post_scorecard))
+        .route("/v1/suggestions", get(scorecard::suggestions))
         .route("/v1/tokens", post(tokens::create))
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(COMMAND_BYTES_MAX))

@@ -243,12 +243,12 @@ fn paths(s: &mut Schemas) -> Value {
         "/v1/whatif": {"post": with_body(op("Replay decisions under another rule set or resolver", "whatIf", vec![], json_ok(s.res::<WhatIfReport>())), s.req::<WhatIfRequest>())},
         "/v1/scorecard": {
             "get": op("What followed the decisions: realized outcomes per day, decision, agent, rule and precedent", "getScorecard",
-                Schemas::query::<super::outcomes::ScorecardQuery>(), json_ok(s.res::<crate::outcomes::scorecard::Report>())),
+                Schemas::query::<super::scorecard::ScorecardQuery>(), json_ok(s.res::<crate::scorecard::Report>())),
             "post": with_body(op("The scorecard, and what other rule sets would have changed (estimated)", "compareScorecard", vec![],
-                json_ok(s.res::<crate::outcomes::scorecard::Report>())), s.req::<super::outcomes::ScorecardRequest>()),
+                json_ok(s.res::<crate::scorecard::Report>())), s.req::<super::scorecard::ScorecardRequest>()),
         },
         "/v1/suggestions": {"get": op("Proposed rule changes with their evidence and a what-if preview", "getSuggestions", vec![],
-            json_ok(s.res::<crate::outcomes::suggest::SuggestReport>()))},
+            json_ok(s.res::<crate::scorecard::suggest::SuggestReport>()))},
         "/v1/tokens": {"post": with_body(op("Grant a credential (admins); the token is shown once", "createToken", vec![],
             ("201", "application/json", s.res::<TokenAnswer>())), s.req::<TokenRequest>())},
     })

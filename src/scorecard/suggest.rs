@@ -27,8 +27,8 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::measure;
 use crate::context::Context;
+use crate::outcomes::measure;
 use crate::rules::{CalibrationRule, RuleSet};
 use crate::vocab::{ActionKind, AgentProfile, Autonomy, RuleId};
 

@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::measure::{measure, Realized};
-use super::{Outcomes, PriceChange};
 use crate::context::Context;
+use crate::outcomes::measure::{measure, Realized};
+use crate::outcomes::{Outcomes, PriceChange, DAY_MS};
 use crate::vocab::ActionKind;
 
 /// The model's name in reports.
@@ -228,7 +228,7 @@ pub fn alternative(
         .authority
         .rules
         .as_ref()
-        .map_or(super::DAY_MS, |r| r.rules.live_window_ms().max(1));
+        .map_or(DAY_MS, |r| r.rules.live_window_ms().max(1));
     let mut s = AlternativeScore {
         rules: rules.to_owned(),
         rules_hash: report.rules_hash,

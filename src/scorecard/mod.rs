@@ -3,14 +3,17 @@
 //! context, so a live server's scorecard and one from a replay of the same
 //! log are equal.
 
+pub mod estimate;
+pub mod suggest;
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::measure::{self, Forecast, PrecedentRecord, Realized};
-use super::{Day, Outcomes, DAY_MS};
 use crate::context::Context;
+use crate::outcomes::measure::{self, Forecast, PrecedentRecord, Realized};
+use crate::outcomes::{Acted, Day, Outcomes, DAY_MS};
 use crate::vocab::{ActionKind, Impact, OutcomeKind, RuleId};
 
 /// Most decisions a scorecard lists (the newest); the counts cover all.
@@ -124,7 +127,7 @@ pub struct Report {
     pub scorecard: Scorecard,
     /// One per alternative rule set, in the order given: estimates,
     /// labelled so (`is_estimate`).
-    pub alternatives: Vec<super::estimate::AlternativeScore>,
+    pub alternatives: Vec<estimate::AlternativeScore>,
 }
 
 fn sums_of(d: &Day) -> Sums {
@@ -240,7 +243,7 @@ fn days(o: &Outcomes, in_range: &dyn Fn(u64) -> bool) -> Vec<DayScore> {
         .collect()
 }
 
-fn decision_score(a: &super::Acted, now_ms: u64) -> DecisionScore {
+fn decision_score(a: &Acted, now_ms: u64) -> DecisionScore {
     let m = measure::measure(a, now_ms);
     DecisionScore {
         intention: a.intention,

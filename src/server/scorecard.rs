@@ -12,9 +12,9 @@ use super::extract::Query;
 use super::problem::Problem;
 use super::writes::json_body;
 use super::App;
-use crate::outcomes::scorecard::{scorecard, Report};
-use crate::outcomes::suggest::SuggestReport;
 use crate::rules::RuleSet;
+use crate::scorecard::suggest::SuggestReport;
+use crate::scorecard::{scorecard, Report};
 use crate::vocab::ProblemCode;
 
 /// Most alternative rule sets one request compares.
