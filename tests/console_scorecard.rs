@@ -84,6 +84,14 @@ fn the_scorecard_page_plots_the_apis_numbers_and_installs_a_suggestion() {
             .collect();
         assert!(!biases.is_empty());
         assert_eq!(values(&c, ".forecast-bar").await, biases);
+        let errors: Vec<i64> = card["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["bias_bp"].is_i64())
+            .map(|a| a["mean_abs_error_minor"].as_i64().unwrap())
+            .collect();
+        assert_eq!(values(&c, ".forecast-error").await, errors);
         let summary = text(&c, "#scorecard-summary").await;
         assert!(
             summary.contains(&card["realized"]["units"].to_string()),

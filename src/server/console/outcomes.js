@@ -56,14 +56,15 @@ function dailyPlot(days, decisions) {
     dots("revenue_minor", "#1d4ed8", "dot-revenue"), dots("margin_minor", "#15803d", "dot-margin"), marks);
 }
 
-// Each agent's realized share of its projections (100 % is right on).
+// Each agent's forecast record: the realized share of its projections (100 %
+// is right on) as a bar, and its mean error per measured decision.
 function forecastPlot(agents) {
   const { w, pad } = PLOT;
   const measured = agents.filter((a) => a.bias_bp != null);
   if (!measured.length) return h("p", { class: "muted", id: "plot-forecast-empty" }, "No forecast is measured yet.");
   const row = 26, ht = measured.length * row + 20;
   const hi = Math.max(10000, ...measured.map((a) => Math.abs(a.bias_bp)));
-  const x = scale(0, hi, 120, w - 60);
+  const x = scale(0, hi, 120, w - 220);
   return svg("svg", { id: "plot-forecast", viewBox: `0 0 ${w} ${ht}`, role: "img", "aria-label": "Forecast record per agent" },
     svg("title", {}, "Realized revenue impact over projected, per agent (the line is 100 %)"),
     svg("line", { x1: x(10000), x2: x(10000), y1: 0, y2: ht, stroke: "currentColor", "stroke-dasharray": "4 3" }),
@@ -72,7 +73,9 @@ function forecastPlot(agents) {
       svg("rect", { class: "forecast-bar", "data-agent": a.agent, "data-value": a.bias_bp, x: 120, y: i * row + 6,
         width: Math.max(1, x(Math.abs(a.bias_bp)) - 120), height: row - 10, fill: a.bias_bp >= 5000 && a.bias_bp <= 15000 ? "#15803d" : "#b91c1c" },
       svg("title", {}, `${a.agent}: ${(a.bias_bp / 100).toFixed(2)} % of projections over ${a.measured} measured`)),
-      svg("text", { x: x(Math.abs(a.bias_bp)) + 4, y: i * row + 18, "font-size": 11, fill: "currentColor" }, `${(a.bias_bp / 100).toFixed(0)} %`),
+      svg("text", { x: x(Math.abs(a.bias_bp)) + 4, y: i * row + 18, "font-size": 11, fill: "currentColor", class: "forecast-error",
+        "data-agent": a.agent, "data-value": a.mean_abs_error_minor },
+      `${(a.bias_bp / 100).toFixed(0)} % · mean error ${fmtMoney(a.mean_abs_error_minor)}`),
     ]));
 }
 
