@@ -327,7 +327,7 @@ pub(super) fn print(
         out,
         "   sales are simulated hour by hour from the seed, the same shoppers both ways)\n"
     )?;
-    scorecard(&mut out, &report.scorecard)?;
+    scorecard(&mut out, &report.scorecard, report)?;
     writeln!(
         out,
         "ledger: {} records; chain {}; replay re-derived {} decisions and {} workflow records, {} divergent",
@@ -346,13 +346,24 @@ pub(super) fn print(
 }
 
 /// The ledger's own scorecard, from the outcome records the shoppers left.
-fn scorecard(out: &mut impl Write, s: &crate::scorecard::Scorecard) -> std::io::Result<()> {
+fn scorecard(
+    out: &mut impl Write,
+    s: &crate::scorecard::Scorecard,
+    report: &DemoReport,
+) -> std::io::Result<()> {
     let sales = s.records.get("sales").copied().unwrap_or(0);
+    let without = report.without_orchestration.margin_minor;
     writeln!(
         out,
         "scorecard (`parley scorecard`, from {sales} sales records and their returns): margin {}, refunds {}",
         money(s.realized.margin_minor),
         money(s.realized.refund_minor)
+    )?;
+    writeln!(
+        out,
+        "  margin protected: {} against the same shoppers without parley ({}); the rules that stopped actions:",
+        money(s.realized.margin_minor - without),
+        money(without)
     )?;
     for r in s.rules.iter().filter(|r| r.acted > 0 || stopped(r) > 0) {
         writeln!(
