@@ -23,7 +23,12 @@ fn append(ledger: &Ledger, v: serde_json::Value) -> u64 {
 }
 
 fn ledger() -> Ledger {
+    ledger_at(parley::resolver::CURRENT)
+}
+
+fn ledger_at(version: u32) -> Ledger {
     let opts = Options {
+        resolver_version: version,
         genesis_at_ms: Some(T0),
         timeline: Timeline::Scripted,
         first_admin: "ops".into(),
@@ -140,40 +145,57 @@ fn escalations_expiring_as_often_as_settled_propose_a_longer_window() {
     assert_eq!((p[0].evidence.cases, p[0].evidence.supporting), (3, 3));
 }
 
-#[test]
-fn price_changes_near_the_floor_that_all_lost_margin_propose_a_higher_floor() {
+/// Three price changes to 13 % margin on S1..S3, each measured: each sold
+/// as many units as before at the lower price, so each lost margin (and
+/// pricing's forecasts realized far from what it projected).
+fn losing_price_changes(ledger: &Ledger) {
     const DAY_MS: u64 = 24 * HOUR_MS;
-    let ledger = ledger();
     append(
-        &ledger,
+        ledger,
         json!({"producer":"ops","at_ms":T0,"kind":"agent_registered","profile":{"agent":"orders","domain":"orders","priority":10}}),
     );
     let sales = |sku: &str, from: u64, units: i64, price: i64, at: u64| json!({"producer":"orders","at_ms":at,"kind":"outcome","outcome":{"type":"sales","sku":sku,"from_ms":from,"to_ms":from + DAY_MS,"units":units,"revenue_minor":units * price,"margin_minor":units * (price - 1000)}});
     for (k, sku) in ["S1", "S2", "S3"].into_iter().enumerate() {
         let t = T0 + (k as u64 + 1) * 2 * DAY_MS;
-        append(&ledger, sales(sku, t - DAY_MS, 10, 2000, t - 1000));
+        append(ledger, sales(sku, t - DAY_MS, 10, 2000, t - 1000));
         // 11.50 over a cost of 10.00: 13 % left, above the 5 % floor.
         append(
-            &ledger,
+            ledger,
             json!({"producer":"pricing","at_ms":t,"kind":"intend","intention":{"action":{"type":"set_price","sku":sku,"price_minor":1150},"reasoning":"match","impact":{"revenue_minor":1000,"margin_minor":100},"objective":"sales-growth"}}),
         );
-        append(&ledger, sales(sku, t, 10, 1150, t + DAY_MS + 1000));
+        append(ledger, sales(sku, t, 10, 1150, t + DAY_MS + 1000));
     }
-    let p: Vec<_> = propose(&context(&ledger))
-        .into_iter()
-        .filter(|p| p.id == "margin-floor")
-        .collect();
+}
+
+#[test]
+fn price_changes_near_the_floor_that_all_lost_margin_propose_a_higher_floor() {
+    let ledger = ledger();
+    losing_price_changes(&ledger);
+    let all = propose(&context(&ledger));
+    let ids: Vec<&str> = all.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["margin-floor", "calibration:pricing"], "{all:#?}");
+    let p = &all[0];
     assert_eq!(
-        p.len(),
-        1,
-        "three measured price changes at 13 % all lost margin"
-    );
-    assert_eq!(
-        p[0].change,
+        p.change,
         Change::MarginFloor {
             from_bp: 500,
             to_bp: 1400
         }
     );
-    assert_eq!((p[0].evidence.cases, p[0].evidence.supporting), (3, 3));
+    assert_eq!((p.evidence.cases, p.evidence.supporting), (3, 3));
+}
+
+#[test]
+fn a_ledger_whose_resolver_does_not_learn_is_not_offered_learning_tables() {
+    let ledger = ledger_at(3);
+    losing_price_changes(&ledger);
+    let ids: Vec<String> = propose(&context(&ledger))
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["margin-floor"],
+        "version 3 would refuse [calibration]"
+    );
 }

@@ -13,7 +13,8 @@
 //!   kind autonomous (the threshold and every guard still apply).
 //! - **calibration**: an agent's measured forecasts realized under half or
 //!   over one and a half times what it projected, and the rules do not
-//!   calibrate: add `[calibration] min_outcomes` (resolver 4).
+//!   calibrate: add `[calibration] min_outcomes` (only while resolver 4 or
+//!   later is in force: an older version refuses the table).
 //! - **margin floor**: every measured price change that left a margin
 //!   within 10 points above the floor realized less margin than its
 //!   baseline: raise the floor past the highest of those margins (to the
@@ -236,8 +237,14 @@ fn autonomy(ctx: &Context) -> Vec<Proposal> {
     out
 }
 
+/// Whether the version in force learns from outcomes (a rule set asking
+/// it to would be refused before version 4).
+fn learns(ctx: &Context) -> bool {
+    ctx.authority.resolver.value >= crate::resolver::v4::VERSION
+}
+
 fn calibration(ctx: &Context, rules: &RuleSet) -> Option<Proposal> {
-    if rules.calibration.is_some() {
+    if rules.calibration.is_some() || !learns(ctx) {
         return None;
     }
     let o = &ctx.outcomes;
@@ -271,7 +278,7 @@ fn calibration(ctx: &Context, rules: &RuleSet) -> Option<Proposal> {
 }
 
 fn retirement(ctx: &Context, rules: &RuleSet) -> Option<Proposal> {
-    if rules.precedent.retire_if_worse_bp.is_some() {
+    if rules.precedent.retire_if_worse_bp.is_some() || !learns(ctx) {
         return None;
     }
     let worse_bp = 2_000;
