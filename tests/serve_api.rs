@@ -764,3 +764,53 @@ fn a_deferred_intentions_later_approval_reaches_the_agent() {
     assert_eq!(seqs, decided);
     server.stop();
 }
+
+/// `POST /v1/scorecard` with a rule set and `GET /v1/suggestions` answer
+/// what `parley scorecard --rules` and `parley suggest` print for the same
+/// ledger (a demo's, with outcome records), next to the serving writer.
+#[test]
+fn the_scorecard_and_suggestions_over_http_match_the_command_line() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("demo");
+    let d = dir.to_str().unwrap();
+    parley(&["demo", "--data", d, "--json"], "");
+    let admin = token(&dir, "ops", "admin");
+    let server = Server::start(&dir);
+    let rules_file = dir.join("whatif-rules.toml");
+    let text = std::fs::read_to_string(&rules_file).unwrap();
+    let body = json!({"rules": [text]}).to_string();
+    let (status, _, answer) = server.request("POST", "/v1/scorecard", Some(&admin), &body);
+    assert_eq!(status, 200, "{answer}");
+    let http: Value = serde_json::from_str(&answer).unwrap();
+    let cli: Value = serde_json::from_str(&parley(
+        &[
+            "scorecard",
+            "--data",
+            d,
+            "--rules",
+            rules_file.to_str().unwrap(),
+            "--json",
+        ],
+        "",
+    ))
+    .unwrap();
+    let (mut a, mut b) = (
+        http["alternatives"][0].clone(),
+        cli["alternatives"][0].clone(),
+    );
+    assert_eq!(a["rules"], "rules[0]");
+    a["rules"] = Value::Null;
+    b["rules"] = Value::Null;
+    assert_eq!(a, b, "the same what-if and estimates");
+    assert_eq!(a["is_estimate"], true);
+    assert_eq!(http["realized"], cli["realized"]);
+    assert_eq!(http["ledger_seq"], cli["ledger_seq"]);
+    let (status, _, answer) = server.request("GET", "/v1/suggestions", Some(&admin), "");
+    assert_eq!(status, 200, "{answer}");
+    let http: Value = serde_json::from_str(&answer).unwrap();
+    let cli: Value =
+        serde_json::from_str(&parley(&["suggest", "--data", d, "--json"], "")).unwrap();
+    assert_eq!(http, cli);
+    assert!(!http["suggestions"].as_array().unwrap().is_empty());
+    server.stop();
+}

@@ -135,15 +135,27 @@ impl App {
         &self,
         f: impl FnOnce(&crate::context::Context) -> T,
     ) -> Result<T, Problem> {
-        let published = self
-            .ledger
-            .published()
-            .ok_or_else(|| Problem::internal("this ledger was not opened to serve".into()))?;
-        let ctx = published
-            .read()
-            .map_err(|_| Problem::internal("the published context is unavailable".into()))?;
-        Ok(f(&ctx))
+        Ok(f(&*published(&self.ledger)?))
     }
+}
+
+/// The context the writer published (read-locked while the guard lives).
+fn published(
+    ledger: &Ledger,
+) -> Result<std::sync::RwLockReadGuard<'_, crate::context::Context>, Problem> {
+    let published = ledger
+        .published()
+        .ok_or_else(|| Problem::internal("this ledger was not opened to serve".into()))?;
+    published
+        .read()
+        .map_err(|_| Problem::internal("the published context is unavailable".into()))
+}
+
+/// A copy of the published context, for work on the blocking pool: taken
+/// there, inside a log-read permit, so concurrent copies are bounded by
+/// `LOG_READS`.
+pub(crate) fn published_copy(ledger: &Ledger) -> Result<crate::context::Context, Problem> {
+    Ok(published(ledger)?.clone())
 }
 
 /// The API routes and the console (what MCP tools call in process).

@@ -106,8 +106,10 @@ pub async fn post_scorecard(
         })?;
         parsed.push((format!("rules[{i}]"), text, rules));
     }
-    let ctx = app.current(Clone::clone).await?;
+    // Read-your-writes first; the copy is taken under a log-read permit.
+    app.current(|_| ()).await?;
     app.blocking(move |ledger| {
+        let ctx = super::published_copy(ledger)?;
         let mut alternatives = Vec::new();
         for (name, text, rules) in parsed {
             alternatives.push(crate::alternatives::score(
@@ -131,7 +133,10 @@ pub async fn suggestions(
     headers: HeaderMap,
 ) -> Result<Json<SuggestReport>, Problem> {
     app.caller(&headers)?;
-    let ctx = app.current(Clone::clone).await?;
-    app.blocking(move |ledger| Ok(Json(crate::alternatives::suggestions(ledger, &ctx)?)))
-        .await
+    app.current(|_| ()).await?;
+    app.blocking(move |ledger| {
+        let ctx = super::published_copy(ledger)?;
+        Ok(Json(crate::alternatives::suggestions(ledger, &ctx)?))
+    })
+    .await
 }
