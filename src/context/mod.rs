@@ -1,12 +1,14 @@
 //! The shared context: one picture of the store, a pure fold over the log.
 //! Every value carries the seq that last wrote it, so a decision's trace can
-//! cite it. Four parts, each with one job:
+//! cite it. Five parts, each with one job:
 //! - [`authority`]: who may act (agents, humans, admins, credentials) and the
 //!   rule set and resolver version in force;
 //! - [`store`]: the store model (skus, orders, contacts, campaigns, facts,
 //!   the promotion plan);
 //! - [`intentions`]: each open intention's life and the resolver's work queues;
 //! - [`precedents`]: human resolutions later conflicts may follow;
+//! - `outcomes` (`crate::outcomes`): what happened after the decisions,
+//!   attributed to them;
 //!
 //! plus the workflow runs (`crate::workflow::run`). [`view`] is the public,
 //! documented picture `parley state --json` prints.

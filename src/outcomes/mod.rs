@@ -178,7 +178,8 @@ pub struct Day {
     pub complaints: u64,
     /// Decisions made that day, by outcome (approved, deferred, …).
     pub decisions: BTreeMap<OutcomeKind, u64>,
-    /// Human resolutions that day and the minutes their escalations waited.
+    /// Human resolutions that day, and the minutes their intentions had
+    /// waited since they were announced.
     pub resolutions: u64,
     pub waited_minutes: u64,
 }
