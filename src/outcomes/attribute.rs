@@ -49,7 +49,7 @@ fn breakpoints(terms: &SkuTerms, from: u64, to: u64) -> Vec<u64> {
 }
 
 /// `x · part / whole`, truncated toward zero (`whole` > 0, `part` ≤ `whole`).
-fn share(x: i64, part: u64, whole: u64) -> i64 {
+pub(crate) fn share(x: i64, part: u64, whole: u64) -> i64 {
     debug_assert!(whole > 0 && part <= whole);
     let v = i128::from(x) * i128::from(part) / i128::from(whole);
     // |v| ≤ |x| because part ≤ whole: it fits.

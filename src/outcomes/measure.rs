@@ -46,9 +46,7 @@ impl Realized {
             return;
         }
         let (part, whole) = (b - a, p.to_ms - p.from_ms);
-        let share = |x: i64| {
-            i64::try_from(i128::from(x) * i128::from(part) / i128::from(whole)).unwrap_or(x)
-        };
+        let share = |x: i64| super::attribute::share(x, part, whole);
         self.units = self.units.saturating_add(share(p.units));
         self.revenue_minor = self.revenue_minor.saturating_add(share(p.revenue_minor));
         self.margin_minor = self.margin_minor.saturating_add(share(p.margin_minor));
@@ -70,6 +68,11 @@ pub struct Measurement<'a> {
 }
 
 impl Measurement<'_> {
+    /// The newest `outcome` record either sum used (0: none).
+    pub fn last_seq(&self) -> u64 {
+        self.realized.last_seq.max(self.baseline.last_seq)
+    }
+
     /// Realized margin per unit of projected impact, in basis points
     /// (precedents compare their cases by it).
     pub fn quality_bp(&self) -> Option<i64> {
@@ -81,14 +84,18 @@ impl Measurement<'_> {
             .max(p.margin_minor.unsigned_abs())
             .max(1);
         let q = i128::from(delta.margin_minor) * 10_000 / i128::from(scale);
-        Some(i64::try_from(q).unwrap_or(if q < 0 { i64::MIN } else { i64::MAX }))
+        Some(saturate(q))
     }
+}
+
+/// An i128 result clamped into i64.
+fn saturate(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// `x · num / den` in i128, saturated to i64 (`den` > 0).
 fn ratio(x: i64, num: u64, den: u64) -> i64 {
-    let v = i128::from(x) * i128::from(num) / i128::from(den.max(1));
-    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+    saturate(i128::from(x) * i128::from(num) / i128::from(den.max(1)))
 }
 
 /// Measures `a` as of `now_ms`, from the sums the fold keeps for it.
@@ -153,19 +160,15 @@ pub fn forecast(o: &Outcomes, agent: &str, now_ms: u64) -> Forecast {
         f.realized_revenue_minor = f.realized_revenue_minor.saturating_add(delta.revenue_minor);
         abs_error +=
             (i128::from(delta.revenue_minor) - i128::from(a.projected.revenue_minor)).abs();
-        f.last_outcome = f
-            .last_outcome
-            .max(m.realized.last_seq)
-            .max(m.baseline.last_seq);
+        f.last_outcome = f.last_outcome.max(m.last_seq());
     }
     if f.measured > 0 {
         let mean = abs_error / i128::from(f.measured);
-        f.mean_abs_error_minor = Some(i64::try_from(mean).unwrap_or(i64::MAX));
+        f.mean_abs_error_minor = Some(saturate(mean));
         if f.projected_revenue_minor != 0 {
             let bias = i128::from(f.realized_revenue_minor) * 10_000
                 / i128::from(f.projected_revenue_minor);
-            f.bias_bp =
-                Some(i64::try_from(bias).unwrap_or(if bias < 0 { i64::MIN } else { i64::MAX }));
+            f.bias_bp = Some(saturate(bias));
         }
     }
     f
@@ -215,7 +218,7 @@ pub fn precedent(o: &Outcomes, resolution: u64, intention: u64, now_ms: u64) -> 
     if let Some(a) = o.acted.get(&intention) {
         let m = measure(a, now_ms);
         r.original_bp = m.quality_bp();
-        r.last_outcome = m.realized.last_seq.max(m.baseline.last_seq);
+        r.last_outcome = m.last_seq();
     }
     let mut sum: i128 = 0;
     let cases = o.by_precedent.get(&resolution).into_iter().flatten();
@@ -225,16 +228,12 @@ pub fn precedent(o: &Outcomes, resolution: u64, intention: u64, now_ms: u64) -> 
         if let Some(q) = m.quality_bp() {
             r.measured += 1;
             sum += i128::from(q);
-            r.last_outcome = r
-                .last_outcome
-                .max(m.realized.last_seq)
-                .max(m.baseline.last_seq);
+            r.last_outcome = r.last_outcome.max(m.last_seq());
         }
     }
     if r.measured > 0 {
         let mean = sum / i128::from(r.measured);
-        r.settled_bp =
-            Some(i64::try_from(mean).unwrap_or(if mean < 0 { i64::MIN } else { i64::MAX }));
+        r.settled_bp = Some(saturate(mean));
     }
     r
 }
