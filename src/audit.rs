@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::context::synced::Registers;
 use crate::effect::{self, Effect};
 use crate::entity::EntityRef;
 use crate::log::LogError;
@@ -132,9 +133,14 @@ impl<'a> Records<'a> {
         }
     }
 
-    /// The changes a record makes: a fact's own, or an approving decision's.
-    fn effects(&self, r: &StoredRecord) -> Vec<Effect> {
+    /// The changes a record makes: a fact's own, an approving decision's,
+    /// or a platform object's newer version's (`synced` folds the entity's
+    /// platform records in order, so a superseded one changes nothing).
+    fn effects(&self, r: &StoredRecord, synced: &mut Registers) -> Vec<Effect> {
         match &r.record.body {
+            Body::Synced { synced: s } => synced
+                .apply(r.record.envelope.seq, s)
+                .map_or_else(Vec::new, |a| a.effects),
             Body::Decision { decision } => self
                 .intention(decision.intention)
                 .and_then(|(_, i)| decision.outcome.approved_action(&i.action))
@@ -159,12 +165,17 @@ pub fn audit(
     let by = Records::of(&records);
     let mut known = BTreeSet::new();
     let mut changes = Vec::new();
+    let mut synced = Registers::default();
     for r in &records {
         let decision = match &r.record.body {
             Body::Decision { decision } => Some(decision.as_ref()),
             _ => None,
         };
-        for e in by.effects(r).into_iter().filter(|e| &e.entity == entity) {
+        for e in by
+            .effects(r, &mut synced)
+            .into_iter()
+            .filter(|e| &e.entity == entity)
+        {
             let f = e.change.field();
             known.insert(f.clone());
             if field.as_deref().is_some_and(|want| want != f) {

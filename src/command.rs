@@ -401,6 +401,11 @@ fn validate_body(body: &Body) -> Result<(), CommandError> {
                 )));
             }
         }
+        Body::Synced { synced } => synced.validate().map_err(|e| match e {
+            crate::vocab::Invalid::Field(m) => CommandError::Invalid(m),
+            crate::vocab::Invalid::Inconsistent(m) => CommandError::Inconsistent(m),
+            crate::vocab::Invalid::Id(e) => CommandError::Id(e),
+        })?,
         Body::Outcome { outcome } => outcome.validate().map_err(|e| match e {
             crate::vocab::Invalid::Field(m) => CommandError::Invalid(m),
             crate::vocab::Invalid::Inconsistent(m) => CommandError::Inconsistent(m),

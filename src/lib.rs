@@ -33,6 +33,7 @@ mod explain;
 pub mod export;
 pub mod fuzzing;
 pub mod guards;
+pub mod integration;
 mod invariant;
 pub mod ledger;
 pub mod log;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::digest::{hash_from_hex, to_hex, Digest, Hash, ZERO_HASH};
 use crate::entity::EntityRef;
 use crate::value::Value;
-use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, Observed, RunOutcome};
+use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, Observed, RunOutcome, Synced};
 
 /// Version of the record schema (envelope + body). Stored in every envelope.
 pub const FORMAT_VERSION: u16 = 1;
@@ -100,6 +100,10 @@ pub enum Role {
     Admin,
     /// Reads only.
     Reader,
+    /// A store platform's connector: writes the store's facts, outcomes and
+    /// platform objects (`synced`) as itself; never intentions, human or
+    /// admin records. Only a registered agent of domain `integration` holds it.
+    Integration,
 }
 
 impl Role {
@@ -119,6 +123,7 @@ impl Role {
             Role::Admin => body.is_admin() || matches!(body, Body::Clock),
             Role::Human => human_kind,
             Role::Agent => !body.is_admin() && !matches!(body, Body::HumanResolution { .. }),
+            Role::Integration => Self::integration_writes(body),
         }
     }
 
@@ -128,7 +133,27 @@ impl Role {
             Role::Human => "human",
             Role::Admin => "admin",
             Role::Reader => "reader",
+            Role::Integration => "integration",
         }
+    }
+
+    /// The kinds an integration writes: the store's facts, never an
+    /// intention, a workflow's progress, a human's or an admin's record.
+    fn integration_writes(body: &Body) -> bool {
+        matches!(
+            body,
+            Body::Synced { .. }
+                | Body::Outcome { .. }
+                | Body::Fact { .. }
+                | Body::Catalog { .. }
+                | Body::StockChanged { .. }
+                | Body::CompetitorPrice { .. }
+                | Body::SupplierDelay { .. }
+                | Body::TrafficSpike { .. }
+                | Body::OrderPlaced { .. }
+                | Body::OrderDelayed { .. }
+                | Body::CustomerContacted { .. }
+        )
     }
 }
 
@@ -348,6 +373,12 @@ pub enum Body {
     Outcome {
         outcome: Box<Observed>,
     },
+    /// A store platform's object as it delivered it (a webhook, a catalog
+    /// import): the fold keeps the newest version of each object by the
+    /// platform's `updated_at` (`crate::context::synced`).
+    Synced {
+        synced: Box<Synced>,
+    },
 }
 
 /// Generates `Body::KINDS` and `Body::kind` from one list, so the two agree.
@@ -397,6 +428,7 @@ kinds! {
     CredentialGranted => "credential_granted",
     CredentialRevoked => "credential_revoked",
     Outcome => "outcome",
+    Synced => "synced",
 }
 
 impl Body {
@@ -481,6 +513,7 @@ impl Body {
             }
             Body::Intend { intention } => intention.action.entities(),
             Body::Outcome { outcome } => outcome.entities(),
+            Body::Synced { synced } => synced.entities(),
             Body::Decision { decision } => vec![
                 decision.entity.clone(),
                 EntityRef::Intention(decision.intention),
@@ -547,6 +580,7 @@ impl Body {
             Body::AdminRegistered { admin } => vec![("admin", admin)],
             Body::CredentialGranted { identity, .. } => vec![("identity", identity)],
             Body::Outcome { outcome } => outcome.ids(),
+            Body::Synced { synced } => synced.ids(),
             Body::Intend { intention } => {
                 let mut v = Vec::new();
                 if let Some(r) = &intention.workflow_step {

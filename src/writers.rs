@@ -49,6 +49,7 @@ named_enum!(
         CustomerContacted = "customer_contacted",
         WorkflowStarted = "workflow_started",
         Outcome = "outcome",
+        Synced = "synced",
     }
 );
 
@@ -69,6 +70,7 @@ impl WrittenKind {
             Body::CustomerContacted { .. } => WrittenKind::CustomerContacted,
             Body::WorkflowStarted { .. } => WrittenKind::WorkflowStarted,
             Body::Outcome { .. } => WrittenKind::Outcome,
+            Body::Synced { .. } => WrittenKind::Synced,
             _ => return None,
         })
     }
@@ -201,6 +203,7 @@ pub(crate) fn default_writers(kind: WrittenKind) -> &'static [Writer] {
         }
         WrittenKind::WorkflowStarted => &[Agents, Admins],
         WrittenKind::Outcome => &[Agents, Unregistered],
+        WrittenKind::Synced => &[Of(D::Integration), Unregistered],
     }
 }
 
@@ -209,7 +212,7 @@ pub(crate) fn default_writers(kind: WrittenKind) -> &'static [Writer] {
 /// hashed into every decision of every ledger that installs it, and the
 /// pinned decisions of `tests/corpus` would all move.
 #[cfg(test)]
-const ADDED_SINCE_DEFAULTS: &[WrittenKind] = &[WrittenKind::Outcome];
+const ADDED_SINCE_DEFAULTS: &[WrittenKind] = &[WrittenKind::Outcome, WrittenKind::Synced];
 
 /// The writers of `kind` under `table` (the rule set's, if any).
 pub(crate) fn writers_of(table: Option<&WritersTable>, kind: WrittenKind) -> Vec<Writer> {

@@ -67,6 +67,24 @@ fn corpus() -> Vec<Body> {
             margin_minor: -3_000,
         }),
     });
+    out.push(Body::Synced {
+        synced: Box::new(parley::vocab::Synced {
+            platform: parley::vocab::Platform::Shopify,
+            updated_at_ms: 1_764_150_000_000,
+            object: parley::vocab::SyncedObject::Product {
+                id: 1001,
+                category: "footwear".into(),
+                lifecycle: parley::vocab::Lifecycle::Active,
+                variants: vec![parley::vocab::synced::Variant {
+                    sku: "sku-1".into(),
+                    price_minor: 8_499,
+                    cost_minor: None,
+                    stock: Some(40),
+                    item: Some(5_001),
+                }],
+            },
+        }),
+    });
     out
 }
 
@@ -106,6 +124,7 @@ fn kind_index(b: &Body) -> usize {
         Body::CredentialGranted { .. } => 28,
         Body::CredentialRevoked { .. } => 29,
         Body::Outcome { .. } => 30,
+        Body::Synced { .. } => 31,
     }
 }
 

@@ -3,6 +3,7 @@
 //! others open a read-only view (`inspect`, `escalations`) and work next to a
 //! running writer.
 
+mod catalog;
 mod escalations;
 mod inspect;
 mod place;
@@ -13,6 +14,7 @@ mod scorecard;
 mod serve;
 mod state;
 mod suggest;
+mod webhooks;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -134,6 +136,8 @@ enum Cmd {
         #[arg(long)]
         write_at_most: Option<std::num::NonZeroUsize>,
         #[command(flatten)]
+        webhooks: webhooks::WebhookArgs,
+        #[command(flatten)]
         create: Create,
     },
     /// An MCP server on stdio for a desktop MCP host, using a running `parley serve` (token from PARLEY_TOKEN).
@@ -166,6 +170,8 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Import a store platform's product CSV export (Shopify, WooCommerce) as catalog records.
+    ImportCatalog(catalog::ImportCatalogArgs),
     /// Rebuild a ledger in a new directory from an export, only if every hash verifies.
     Import {
         /// Where to create the ledger (a --data directory or a --store ledger; it must hold none).
@@ -419,9 +425,11 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             advertise,
             lease_ms,
             write_at_most,
+            webhooks,
             create,
         } => {
             let opts = serve::ServeOptions {
+                webhooks: webhooks.config()?,
                 listen,
                 advertise,
                 lease_ms,
@@ -450,6 +458,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             derived,
         } => inspect::verify(&place.at()?, json, derived),
         Cmd::Export { place, out } => inspect::export(&place.at()?.view()?, out.as_deref()),
+        Cmd::ImportCatalog(args) => catalog::run(&args),
         Cmd::Import { place, file, json } => write::import(&place.at()?, &file, json),
         Cmd::Rebuild { data } => write::rebuild(&data),
         Cmd::Repair { data, yes, json } => repair::run(&data, yes, json),

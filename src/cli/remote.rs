@@ -23,14 +23,14 @@ const BATCH: usize = 128;
 /// idempotency key, so it is appended at most once), waiting as the server says.
 const UNKNOWN_RETRIES: u32 = 3;
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("start the async runtime")
 }
 
-async fn connect(url: &str) -> Result<Client> {
+pub(super) async fn connect(url: &str) -> Result<Client> {
     let token = token_from_env()?;
     Ok(Client::connect(url, token).await?)
 }
@@ -63,7 +63,7 @@ async fn one(client: &mut Client, n: u64, text: &str) -> Result<Value> {
 /// Sends a batch; one output line per command. A batch refused as a whole
 /// (a malformed command, another identity's) is sent again one by one so
 /// each line gets its own answer.
-async fn batch(client: &mut Client, lines: &[(u64, String)]) -> Result<Vec<Value>> {
+pub(super) async fn batch(client: &mut Client, lines: &[(u64, String)]) -> Result<Vec<Value>> {
     let mut body = Vec::from(&b"["[..]);
     for (i, (_, text)) in lines.iter().enumerate() {
         if i > 0 {

@@ -185,6 +185,8 @@ pub(super) struct ServeOptions {
     /// Writes per identity per second before 429.
     pub writes_per_s: std::num::NonZeroU32,
     pub mcp: crate::mcp::http::McpOptions,
+    /// How store platforms' webhooks are received (`None`: they are not).
+    pub webhooks: Option<crate::server::webhooks::Webhooks>,
 }
 
 /// Serves `ledgers` on `listen` until SIGINT or SIGTERM (the HTTP API and
@@ -203,7 +205,8 @@ pub(super) async fn run_server(
     let (mut closers, mut sessions, mut held) = (Vec::new(), Vec::new(), Vec::new());
     for (name, ledger) in ledgers {
         let ledger = Arc::new(ledger);
-        let (app, closing_tx) = App::new(ledger.clone(), opts.writes_per_s);
+        let (mut app, closing_tx) = App::new(ledger.clone(), opts.writes_per_s);
+        app.webhooks = opts.webhooks.clone().map(Arc::new);
         app.count_batches();
         let api = crate::server::router(app.clone());
         let (mcp, open) =
@@ -329,6 +332,9 @@ pub(super) enum TokenRole {
     Human,
     Admin,
     Reader,
+    /// A store platform's connector (a registered agent of domain
+    /// integration): facts, outcomes and platform objects only.
+    Integration,
 }
 
 impl From<TokenRole> for crate::record::Role {
@@ -338,6 +344,7 @@ impl From<TokenRole> for crate::record::Role {
             TokenRole::Human => crate::record::Role::Human,
             TokenRole::Admin => crate::record::Role::Admin,
             TokenRole::Reader => crate::record::Role::Reader,
+            TokenRole::Integration => crate::record::Role::Integration,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The shared context: one picture of the store, a pure fold over the log.
 //! Every value carries the seq that last wrote it, so a decision's trace can
-//! cite it. Five parts, each with one job:
+//! cite it. Six parts, each with one job:
 //! - [`authority`]: who may act (agents, humans, admins, credentials) and the
 //!   rule set and resolver version in force;
 //! - [`store`]: the store model (skus, orders, contacts, campaigns, facts,
@@ -9,6 +9,8 @@
 //! - [`precedents`]: human resolutions later conflicts may follow;
 //! - `outcomes` (`crate::outcomes`): what happened after the decisions,
 //!   attributed to them;
+//! - [`synced`]: the newest version of each store platform object, which
+//!   decides whether a late delivery still writes into the store;
 //!
 //! plus the workflow runs (`crate::workflow::run`). [`view`] is the public,
 //! documented picture `parley state --json` prints.
@@ -22,6 +24,7 @@ pub mod authority;
 pub mod intentions;
 pub mod precedents;
 pub mod store;
+pub mod synced;
 pub mod view;
 
 use bincode::{Decode, Encode};
@@ -99,6 +102,8 @@ pub struct Context {
     pub workflows: Workflows,
     /// What happened after the decisions (`crate::outcomes`).
     pub outcomes: crate::outcomes::Outcomes,
+    /// The store platforms' objects, newest version each ([`synced`]).
+    pub synced: synced::Registers,
 }
 
 /// Contexts are not records: no 1 MiB limit applies to their encoding.
@@ -155,6 +160,7 @@ impl Context {
                 intention, option, ..
             } => self.resolve(seq, *intention, *option)?,
             Body::Outcome { outcome } => self.outcomes.observe(seq, at_ms, outcome),
+            Body::Synced { synced } => self.apply_synced((seq, at_ms), synced),
             Body::Catalog {
                 sku, price_minor, ..
             } => {
@@ -181,10 +187,38 @@ impl Context {
                 }
             }
         }
+        self.checked(seq);
+        Ok(())
+    }
+
+    /// A platform object's delivery: when it is newer than the version
+    /// held, its changes to the store, its prices to attribution and its
+    /// refunds to the outcomes.
+    fn apply_synced(&mut self, (seq, at_ms): (u64, u64), synced: &crate::vocab::Synced) {
+        let Some(applied) = self.synced.apply(seq, synced) else {
+            return;
+        };
+        for (sku, price) in &applied.prices {
+            self.outcomes.on_catalog_price(sku, at_ms, *price);
+        }
+        let writer = store::Writer {
+            seq,
+            at_ms,
+            intention: None,
+        };
+        for e in &applied.effects {
+            self.store.apply(e, writer);
+        }
+        for refund in &applied.refunds {
+            self.outcomes.observe(seq, at_ms, refund);
+        }
+    }
+
+    /// In a debug build, checks every invariant when one is due.
+    fn checked(&self, seq: u64) {
         if cfg!(debug_assertions) && self.check_due() {
             debug_assert_eq!(self.check(), Ok(()), "after folding seq {seq}");
         }
-        Ok(())
     }
 
     /// What the rules in force let go: ended promotions, contacts past the
@@ -396,6 +430,7 @@ impl Context {
         self.intentions.check()?;
         self.store.check()?;
         self.workflows.check()?;
+        self.synced.check()?;
         self.outcomes.check()
     }
 

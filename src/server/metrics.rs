@@ -22,6 +22,8 @@ pub struct Metrics {
     pub decisions: Family<Labels, Counter>,
     pub latency_us: Histogram,
     pub rejected: Family<Labels, Counter>,
+    /// Webhook deliveries by platform, topic and result.
+    pub webhooks: Family<Labels, Counter>,
     pub appended: Counter,
     pub batch_records: Histogram,
     pub subscribers: Gauge,
@@ -39,6 +41,7 @@ impl Default for Metrics {
             // 100 µs to about 3.3 s.
             latency_us: Histogram::new(exponential_buckets(100.0, 2.0, 16)),
             rejected: Family::default(),
+            webhooks: Family::default(),
             appended: Counter::default(),
             // 1 to 4096 records.
             batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
@@ -67,6 +70,11 @@ impl Default for Metrics {
             "rejected_requests",
             "Requests answered with a problem, by reason (the problem type's code) and status",
             m.rejected.clone(),
+        );
+        registry.register(
+            "webhooks",
+            "Store platform webhook deliveries, by platform, topic (as sent) and result (applied, superseded, duplicate, not_mapped)",
+            m.webhooks.clone(),
         );
         registry.register(
             "appended_records",
@@ -113,6 +121,17 @@ impl Metrics {
             ("status", status.to_string()),
         ];
         self.rejected.get_or_create(&labels).inc();
+    }
+
+    /// Counts a webhook delivery. The topic is only a label when parley
+    /// maps it (or `other`), so a sender cannot grow the label set.
+    pub fn webhook(&self, platform: &str, topic: &str, result: &str) {
+        let labels = vec![
+            ("platform", platform.to_owned()),
+            ("topic", topic.to_owned()),
+            ("result", result.to_owned()),
+        ];
+        self.webhooks.get_or_create(&labels).inc();
     }
 
     /// Counts a committed batch.

@@ -25,6 +25,7 @@ pub mod stream;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
+pub mod webhooks;
 pub mod whatif;
 pub mod writes;
 
@@ -65,6 +66,8 @@ pub struct App {
     /// Reads of the log (as-of, audit, escalations, records, what-if) that
     /// may run at once on the blocking pool.
     pub log_reads: Arc<tokio::sync::Semaphore>,
+    /// How store platforms' webhooks are received (`None`: they are not).
+    pub webhooks: Option<Arc<webhooks::Webhooks>>,
 }
 
 /// Log reads running at once (the machine has few cores; the writer needs one).
@@ -188,6 +191,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/scorecard", post(scorecard::post_scorecard))
         .route("/v1/suggestions", get(scorecard::suggestions))
         .route("/v1/tokens", post(tokens::create))
+        .route("/v1/webhooks/{platform}", post(webhooks::receive))
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(COMMAND_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(
@@ -270,6 +274,7 @@ impl App {
             metrics: Arc::new(metrics::Metrics::default()),
             closing,
             log_reads: Arc::new(tokio::sync::Semaphore::new(LOG_READS)),
+            webhooks: None,
         };
         (app, closer)
     }

@@ -251,7 +251,32 @@ fn paths(s: &mut Schemas) -> Value {
             json_ok(s.res::<crate::scorecard::suggest::SuggestReport>()))},
         "/v1/tokens": {"post": with_body(op("Grant a credential (admins); the token is shown once", "createToken", vec![],
             ("201", "application/json", s.res::<TokenAnswer>())), s.req::<TokenRequest>())},
+        "/v1/webhooks/{platform}": {"post": webhook(s)},
     })
+}
+
+/// `POST /v1/webhooks/{platform}`: signed by the platform, not by a token.
+fn webhook(s: &mut Schemas) -> Value {
+    let platform = json!({"name": "platform", "in": "path", "required": true,
+        "schema": {"type": "string", "enum": ["shopify", "woocommerce"]},
+        "description": "The store platform sending the delivery"});
+    let header = |name: &str, description: &str| {
+        json!({"name": name, "in": "header", "required": false, "schema": {"type": "string"}, "description": description})
+    };
+    let params = vec![
+        platform,
+        header("X-Shopify-Hmac-Sha256", "Shopify: base64 HMAC-SHA256 of the raw body (or X-WC-Webhook-Signature for WooCommerce)"),
+        header("X-Shopify-Topic", "Shopify: the topic (or X-WC-Webhook-Topic)"),
+        header("X-Shopify-Webhook-Id", "Shopify: the delivery id, the idempotency key (or X-WC-Webhook-Delivery-ID)"),
+    ];
+    let mut operation = public(op(
+        "A store platform's signed webhook delivery, recorded as a `synced` record (202 when the topic is not mapped)",
+        "receiveWebhook",
+        params,
+        json_ok(s.res::<super::webhooks::WebhookAnswer>()),
+    ));
+    operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
+    operation
 }
 
 /// The whole document.

@@ -163,6 +163,18 @@ pub(super) async fn append_one(
     answer(app, caller, ticket, start).await
 }
 
+/// Appends one checked command as `caller` with no credential (a signed
+/// webhook delivery: admission still checks the producer's standing).
+pub(super) async fn append_without_credential(
+    app: &App,
+    caller: &Caller,
+    command: Checked,
+) -> Result<CommandAnswer, Problem> {
+    let start = super::started();
+    let ticket = app.ledger.try_submit(command, None);
+    answer(app, caller, ticket, start).await
+}
+
 /// One command's result in a batch: its answer, or the problem that kept it
 /// out of the log (the others are unaffected).
 #[derive(Debug, Serialize, schemars::JsonSchema)]

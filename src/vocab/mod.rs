@@ -11,6 +11,7 @@ pub mod action;
 pub mod decision;
 pub mod guard;
 pub mod observed;
+pub mod synced;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,7 @@ pub use decision::{
 };
 pub use observed::Observed;
 pub use problem::ProblemCode;
+pub use synced::{Platform, Synced, SyncedObject};
 
 /// A fieldless enum with explicit, stable names: `name()` and serde agree.
 macro_rules! named_enum {

@@ -76,6 +76,11 @@ named_enum!(
         ContextBehind = "context-behind",
         // A node of a cluster on PostgreSQL that does not write the ledger.
         NotTheWriter = "not-the-writer",
+        // A store platform's webhook delivery (the server).
+        BadSignature = "bad-signature",
+        WebhooksOff = "webhooks-off",
+        BadPayload = "bad-payload",
+        WrongCurrency = "wrong-currency",
     }
 );
 

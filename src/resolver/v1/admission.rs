@@ -123,6 +123,12 @@ fn grant(
             "agents and other producers that are not humans or admins",
         ),
         Role::Reader => (true, "anyone"),
+        Role::Integration => (
+            holder == Some(Holder::Agent)
+                && ctx.authority.agents.get(identity).map(|a| a.value.domain)
+                    == Some(crate::vocab::Domain::Integration),
+            "registered agents of domain integration",
+        ),
     };
     if !ok {
         return Err(Refusal::CredentialRole {
