@@ -27,9 +27,18 @@ What happens (the seed's conflict: a price match meets a planned promotion):
 
 The run ends with the same decisions as the conflict in `parley demo`, and
 exits 0 only if every step was decided as expected.
+
+With `--shopify-secret S` (the server started with `--webhooks-as store-sync`
+and the same secret in PARLEY_SHOPIFY_SECRET), the earbuds come from the
+store's platform instead: signed Shopify `products/create` and
+`inventory_items/update` deliveries (price; cost), and the run also checks
+that pricing's decision read E2's cost from the record the webhook wrote.
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -171,6 +180,9 @@ def pricing_agent(api, start):
         body = r["body"]
         if kind == "catalog":
             prices[body["sku"]] = body["price_minor"]
+        elif kind == "synced" and body["synced"]["object"]["type"] == "product":
+            for v in body["synced"]["object"]["variants"]:
+                prices[v["sku"]] = v["price_minor"]
         elif kind == "competitor_price":
             sku, rival = body["sku"], body["price_minor"]
             if rival >= prices.get(sku, 0):
@@ -264,27 +276,71 @@ def run_agent(name):
 
 # ----------------------------------------------------------------- admin --
 
-def setup(server, admin, admin_name):
-    """Registers the agents, grants their tokens, and has merchandising (whose
-    domain the catalog is) list the earbuds."""
-    for agent, (domain, priority) in AGENTS.items():
+def setup(server, admin, admin_name, shopify_secret=None):
+    """Registers the agents and grants their tokens; then the earbuds are
+    listed by merchandising (whose domain the catalog is), or by the store's
+    platform through signed webhooks. Returns the tokens and the seq the
+    catalog starts at."""
+    agents = dict(AGENTS)
+    if shopify_secret:
+        agents["store-sync"] = ("integration", 10)
+    for agent, (domain, priority) in agents.items():
         admin.post({"producer": admin_name, "kind": "agent_registered",
                     "idempotency_key": f"register-{agent}",
                     "profile": {"agent": agent, "domain": domain, "priority": priority}})
     tokens = {a: admin.call("POST", "/v1/tokens", {"name": a, "role": "agent"})["token"] for a in AGENTS}
+    start = admin.call("GET", "/v1/state")["seq"] + 1
+    if shopify_secret:
+        for n, (sku, (price, cost)) in enumerate(EARBUDS.items()):
+            product = {"id": 100 + n, "product_type": "earbuds", "status": "active",
+                       "updated_at": "2026-11-01T09:00:00Z",
+                       "variants": [{"sku": sku, "price": pounds(price)[1:], "inventory_item_id": 500 + n,
+                                     "inventory_quantity": 120}]}
+            item = {"id": 500 + n, "sku": sku, "cost": pounds(cost)[1:], "updated_at": "2026-11-01T09:00:00Z"}
+            webhook(server, shopify_secret, "products/create", f"p-{sku}", product)
+            webhook(server, shopify_secret, "inventory_items/update", f"i-{sku}", item)
+        return tokens, start
     merchandising = Api(server, tokens["merchandising"])
     for sku, (price, cost) in EARBUDS.items():
         merchandising.post({"producer": "merchandising", "kind": "catalog",
                             "idempotency_key": f"catalog-{sku}", "sku": sku, "category": "earbuds",
                             "cost_minor": cost, "price_minor": price, "stock": 120,
                             "lifecycle": "active"})
-    return tokens
+    return tokens, start
+
+
+def webhook(server, secret, topic, delivery, payload):
+    """Posts one delivery signed as Shopify signs it (HMAC-SHA256, base64)."""
+    body = json.dumps(payload).encode()
+    sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    url = urllib.parse.urlsplit(server)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    conn.request("POST", "/v1/webhooks/shopify", body=body, headers={
+        "Content-Type": "application/json", "X-Shopify-Topic": topic,
+        "X-Shopify-Webhook-Id": delivery, "X-Shopify-Hmac-Sha256": sig})
+    res = conn.getresponse()
+    answer = json.loads(res.read() or b"null")
+    conn.close()
+    if res.status != 200 or answer["result"] != "applied":
+        raise RuntimeError(f"webhook {topic}: {res.status} {answer}")
+    return answer
+
+
+def cites_webhook(admin):
+    """Whether pricing's decision on E2 read E2's cost from a synced record."""
+    synced = {r["seq"] for r in admin.call("GET", "/v1/records?kind=synced")["records"]}
+    decisions = admin.call("GET", "/v1/records?kind=decision&entity=sku:E2")["records"]
+    reads = [read for d in decisions for step in d["body"]["decision"]["trace"] for read in step.get("reads", [])]
+    cited = [r["seq"] for r in reads if r.get("entity") == "sku:E2" and r.get("field") == "cost_minor"]
+    return bool(cited) and all(seq in synced for seq in cited), cited
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--server", default=os.environ.get("PARLEY_SERVER", "http://127.0.0.1:7420"))
     p.add_argument("--admin-token", default=os.environ.get("PARLEY_ADMIN_TOKEN"))
+    p.add_argument("--shopify-secret", default=None,
+                   help="list the earbuds through signed Shopify webhooks (the server's --webhooks-as store-sync secret)")
     p.add_argument("--agent", choices=sorted(RUNNERS), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.agent:
@@ -296,11 +352,11 @@ def main():
     admin_name = next((a["name"] for a in state["admins"]), None)
     if admin_name is None:
         sys.exit("the ledger has no admin")
-    tokens = setup(args.server, admin, admin_name)
     # The agents follow the stream from the catalog on (pricing learns its
     # prices from it).
-    start = admin.call("GET", "/v1/state")["seq"] - len(EARBUDS) + 1
-    say("admin", f"set up 3 earbuds and {len(AGENTS)} agents; the agents follow the stream from seq {start}")
+    tokens, start = setup(args.server, admin, admin_name, args.shopify_secret)
+    source = "Shopify webhooks" if args.shopify_secret else "merchandising"
+    say("admin", f"set up 3 earbuds (from {source}) and {len(AGENTS)} agents; the agents follow the stream from seq {start}")
     procs = {}
     for name in RUNNERS:
         env = dict(os.environ, PARLEY_SERVER=args.server, PARLEY_TOKEN=tokens[name], PARLEY_FROM=str(start))
@@ -329,6 +385,12 @@ def main():
     if results != expected:
         print(f"UNEXPECTED: {json.dumps(results)}", flush=True)
         return 1
+    if args.shopify_secret:
+        ok, cited = cites_webhook(admin)
+        if not ok:
+            print(f"UNEXPECTED: pricing's decision on E2 read its cost from {cited}, not a webhook's record", flush=True)
+            return 1
+        say("admin", f"pricing's decision read E2's cost from the Shopify webhook's record #{cited[0]}")
     print("price war decided as in `parley demo`: the match approved, the 15 % category "
           "promotion rejected by guard.margin, the promotion on the skus that keep the margin approved",
           flush=True)

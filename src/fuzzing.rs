@@ -142,6 +142,52 @@ pub fn guard_expression(data: &[u8]) {
     }
 }
 
+/// Store platforms' payloads: mapping a delivery of any topic, and reading
+/// a CSV export of either format, never panics; what maps is within the
+/// bounds a command is held to, and round-trips as a command through JSON.
+/// The first byte picks the platform's topic or the CSV format.
+pub fn platform_payload(data: &[u8]) {
+    use crate::integration::{self, catalog, shopify, woocommerce, Currency, Mapped};
+    use crate::vocab::Platform;
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let Ok(gbp) = Currency::parse("GBP") else {
+        return;
+    };
+    let topics: Vec<(Platform, &str)> = shopify::TOPICS
+        .iter()
+        .map(|t| (Platform::Shopify, *t))
+        .chain(woocommerce::TOPICS.iter().map(|t| (Platform::Woocommerce, *t)))
+        .collect();
+    let i = usize::from(pick) % (topics.len() + 2);
+    if let Some(&(platform, topic)) = topics.get(i) {
+        if let Ok(Mapped::Object(synced)) = integration::map(platform, topic, body, gbp) {
+            let command = Command {
+                envelope: crate::command::CommandEnvelope {
+                    producer: "store-sync".into(),
+                    ..crate::command::CommandEnvelope::default()
+                },
+                body: crate::record::Body::Synced { synced },
+            };
+            assert_eq!(command.validate(), Ok(()), "a mapped delivery is a valid command");
+            assert_eq!(Command::parse(&command.to_json()).as_ref(), Ok(&command));
+        }
+        return;
+    }
+    let format = if i == topics.len() {
+        catalog::CsvFormat::ShopifyCsv
+    } else {
+        catalog::CsvFormat::WoocommerceCsv
+    };
+    if let Ok(rows) = catalog::read(format, body, gbp) {
+        for e in rows.iter().filter_map(|r| r.entry.as_ref().ok()) {
+            assert!(crate::bounds::check_id("sku", &e.sku).is_ok());
+            assert!((1..=crate::bounds::MONEY_MAX_MINOR).contains(&e.price_minor) || e.price_minor == 0);
+        }
+    }
+}
+
 /// A small store (two skus with facts, one category) and two intentions on
 /// it: a price change and a category promotion. Built once.
 fn guard_context() -> Option<&'static (crate::context::Context, Vec<u64>)> {
@@ -238,6 +284,30 @@ mod tests {
         }
         assert!(frames > 100, "the golden ledger's frames: {frames}");
         assert_eq!(decoded, frames, "every golden frame's record decoded");
+    }
+
+    #[test]
+    fn platform_seed_corpus_runs_clean() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/store-webhooks");
+        let mut seeds = Vec::new();
+        for sub in ["shopify", "woocommerce"] {
+            for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+                seeds.push(std::fs::read(e.unwrap().path()).unwrap());
+            }
+        }
+        for csv in ["shopify-products.csv", "woocommerce-products.csv"] {
+            seeds.push(std::fs::read(dir.join(csv)).unwrap());
+        }
+        seeds.push(br#"{"id":1,"updated_at":"2026-01-01T00:00:00Z","variants":[{"sku":" ","price":"1e3"}]}"#.to_vec());
+        seeds.push(br#"{"id":18446744073709551615,"currency":"GBP","total_price":"99999999999.99","updated_at":"9999-12-31T23:59:59Z"}"#.to_vec());
+        for seed in &seeds {
+            for pick in 0..=20u8 {
+                let mut data = vec![pick];
+                data.extend_from_slice(seed);
+                platform_payload(&data);
+                platform_payload(&data[..data.len() / 2]);
+            }
+        }
     }
 
     #[test]

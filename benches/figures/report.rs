@@ -268,6 +268,24 @@ impl Report {
         );
         self.extra
             .insert("http_healthz_per_s".into(), json!(h.healthz_per_s.median()));
+        let hooks = h.webhooks_per_s.median();
+        self.row(
+            3,
+            "webhooks_per_s",
+            "Signed Shopify deliveries acknowledged/s (HMAC checked, mapped, durable), 32 connections".into(),
+            &h.webhooks_per_s.clone(),
+            format!(
+                "/healthz {} req/s; {:.2}× the intentions/s",
+                fmt(h.healthz_per_s.median()),
+                hooks / v.max(1.0)
+            ),
+            "≥ 0.5× http_intents_per_s",
+            Some(hooks >= 0.5 * v),
+        );
+        self.extra.insert(
+            "webhooks_ratio_vs_intents".into(),
+            json!(hooks / v.max(1.0)),
+        );
         self.extra.insert("http_p50_us".into(), json!(h.p50_us));
         self.single(
             3,

@@ -260,9 +260,7 @@ fn webhook(s: &mut Schemas) -> Value {
     let platform = json!({"name": "platform", "in": "path", "required": true,
         "schema": {"type": "string", "enum": ["shopify", "woocommerce"]},
         "description": "The store platform sending the delivery"});
-    let header = |name: &str, description: &str| {
-        json!({"name": name, "in": "header", "required": false, "schema": {"type": "string"}, "description": description})
-    };
+    let header = |name: &str, description: &str| json!({"name": name, "in": "header", "required": false, "schema": {"type": "string"}, "description": description});
     let params = vec![
         platform,
         header("X-Shopify-Hmac-Sha256", "Shopify: base64 HMAC-SHA256 of the raw body (or X-WC-Webhook-Signature for WooCommerce)"),
@@ -275,7 +273,8 @@ fn webhook(s: &mut Schemas) -> Value {
         params,
         json_ok(s.res::<super::webhooks::WebhookAnswer>()),
     ));
-    operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
+    operation["requestBody"] =
+        json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
     operation
 }
 
