@@ -158,7 +158,11 @@ pub fn platform_payload(data: &[u8]) {
     let topics: Vec<(Platform, &str)> = shopify::TOPICS
         .iter()
         .map(|t| (Platform::Shopify, *t))
-        .chain(woocommerce::TOPICS.iter().map(|t| (Platform::Woocommerce, *t)))
+        .chain(
+            woocommerce::TOPICS
+                .iter()
+                .map(|t| (Platform::Woocommerce, *t)),
+        )
         .collect();
     let i = usize::from(pick) % (topics.len() + 2);
     if let Some(&(platform, topic)) = topics.get(i) {
@@ -170,7 +174,11 @@ pub fn platform_payload(data: &[u8]) {
                 },
                 body: crate::record::Body::Synced { synced },
             };
-            assert_eq!(command.validate(), Ok(()), "a mapped delivery is a valid command");
+            assert_eq!(
+                command.validate(),
+                Ok(()),
+                "a mapped delivery is a valid command"
+            );
             assert_eq!(Command::parse(&command.to_json()).as_ref(), Ok(&command));
         }
         return;
@@ -183,7 +191,9 @@ pub fn platform_payload(data: &[u8]) {
     if let Ok(rows) = catalog::read(format, body, gbp) {
         for e in rows.iter().filter_map(|r| r.entry.as_ref().ok()) {
             assert!(crate::bounds::check_id("sku", &e.sku).is_ok());
-            assert!((1..=crate::bounds::MONEY_MAX_MINOR).contains(&e.price_minor) || e.price_minor == 0);
+            assert!(
+                (1..=crate::bounds::MONEY_MAX_MINOR).contains(&e.price_minor) || e.price_minor == 0
+            );
         }
     }
 }

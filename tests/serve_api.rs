@@ -159,11 +159,13 @@ fn the_same_commands_decide_the_same_over_http_as_in_parley_run() {
     assert_eq!(records_of(&served), records_of(&local));
 }
 
-/// `.route("PATH", METHOD(` pairs in the router's source.
+/// `.route("PATH", METHOD(` pairs in the router's source (and the A2A
+/// routes it merges).
 fn routes_in_source() -> Vec<(String, String)> {
-    let src =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/mod.rs"))
-            .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = ["src/server/mod.rs", "src/server/a2a/mod.rs"]
+        .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+        .join("\n");
     let mut out = Vec::new();
     for part in src.split(".route(").skip(1) {
         let part = part.trim_start().strip_prefix('"').unwrap();

@@ -7,6 +7,7 @@
 //! batch. Every request but the health checks carries a bearer token whose
 //! credential the log granted (`parley token create`).
 
+pub mod a2a;
 pub mod auth;
 pub mod cluster;
 pub mod console;
@@ -193,6 +194,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/webhooks/{platform}", post(webhooks::receive))
         .merge(console::routes())
+        .merge(a2a::routes())
         .layer(DefaultBodyLimit::max(COMMAND_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -252,7 +252,30 @@ fn paths(s: &mut Schemas) -> Value {
         "/v1/tokens": {"post": with_body(op("Grant a credential (admins); the token is shown once", "createToken", vec![],
             ("201", "application/json", s.res::<TokenAnswer>())), s.req::<TokenRequest>())},
         "/v1/webhooks/{platform}": {"post": webhook(s)},
+        "/.well-known/agent-card.json": {"get": public(op("The A2A agent card: parley as the store's coordination agent", "agentCard", vec![],
+            json_ok(json!({"type": "object"}))))},
+        "/a2a": {"post": a2a()},
     })
+}
+
+/// `POST /a2a`: A2A 1.0's JSON-RPC binding. Errors are JSON-RPC error
+/// objects (HTTP 200); the streaming methods answer Server-Sent Events.
+fn a2a() -> Value {
+    let version = json!({"name": "A2A-Version", "in": "header", "required": true,
+        "schema": {"type": "string", "example": "1.0"},
+        "description": "The A2A protocol version: 1.x (anything else is JSON-RPC error -32009)"});
+    let mut operation = op(
+        "A2A 1.0 JSON-RPC: SendMessage, SendStreamingMessage, GetTask, ListTasks, CancelTask, SubscribeToTask",
+        "a2aJsonRpc",
+        vec![version],
+        json_ok(json!({"type": "object", "description": "A JSON-RPC 2.0 response: `result` or `error` (`code`, `message`)"})),
+    );
+    operation["responses"]["200"]["content"]["text/event-stream"] =
+        json!({"schema": {"type": "string"}});
+    operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object",
+        "required": ["jsonrpc", "id", "method"],
+        "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer"]}, "method": {"type": "string"}, "params": {"type": "object"}}}}}});
+    operation
 }
 
 /// `POST /v1/webhooks/{platform}`: signed by the platform, not by a token.
