@@ -20,7 +20,13 @@ use crate::reader::LedgerRead;
 use crate::vocab::ProblemCode;
 
 /// The routes that write: a follower forwards them to the writer.
-const WRITE_PATHS: [&str; 3] = ["/v1/commands", "/v1/commands/batch", "/v1/tokens"];
+const WRITE_PATHS: [&str; 5] = [
+    "/v1/commands",
+    "/v1/commands/batch",
+    "/v1/tokens",
+    "/v1/webhooks/shopify",
+    "/v1/webhooks/woocommerce",
+];
 /// Marks a request one node forwarded to another (never forwarded twice).
 const FORWARDED: &str = "parley-forwarded";
 /// The largest answer taken back from the writer.

@@ -83,7 +83,7 @@ pub fn split(path: &str) -> Option<(String, String)> {
     Some((name, inner))
 }
 
-async fn dispatch(State(table): State<Arc<Ledgers>>, mut req: Request) -> Response {
+async fn dispatch(State(table): State<Arc<Ledgers>>, req: Request) -> Response {
     let original = req.uri().clone();
     let Some((name, inner)) = split(original.path()) else {
         return Problem::not_found(format!("no route {}", original.path())).into_response();
@@ -101,13 +101,22 @@ async fn dispatch(State(table): State<Arc<Ledgers>>, mut req: Request) -> Respon
         Some(q) => format!("{inner}?{q}"),
         None => inner,
     };
-    match with_query.parse() {
-        Ok(uri) => *req.uri_mut() = uri,
+    let uri: axum::http::Uri = match with_query.parse() {
+        Ok(uri) => uri,
         Err(_) => {
             return Problem::not_found(format!("no route {}", original.path())).into_response()
         }
-    }
-    match ledger.clone().oneshot(req).await {
+    };
+    // A fresh request: the outer route's path parameters (`ledger`, `rest`)
+    // must not reach the ledger's own routes, whose extractors would count
+    // them with their own (`/v1/intentions/{seq}` would see three).
+    let (parts, body) = req.into_parts();
+    let mut inner = Request::new(body);
+    *inner.method_mut() = parts.method;
+    *inner.uri_mut() = uri;
+    *inner.version_mut() = parts.version;
+    *inner.headers_mut() = parts.headers;
+    match ledger.clone().oneshot(inner).await {
         Ok(res) => res,
         Err(never) => match never {},
     }
