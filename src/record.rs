@@ -379,6 +379,13 @@ pub enum Body {
     Synced {
         synced: Box<Synced>,
     },
+    /// An agent withdraws its own pending intention (deferred, waiting on a
+    /// step, or escalated and not yet settled): the resolver closes it next
+    /// with an `expired` decision citing this record.
+    IntentionWithdrawn {
+        #[schemars(with = "crate::bounds::schema::Seq")]
+        intention: u64,
+    },
 }
 
 /// Generates `Body::KINDS` and `Body::kind` from one list, so the two agree.
@@ -429,6 +436,7 @@ kinds! {
     CredentialRevoked => "credential_revoked",
     Outcome => "outcome",
     Synced => "synced",
+    IntentionWithdrawn => "intention_withdrawn",
 }
 
 impl Body {
@@ -476,7 +484,9 @@ impl Body {
             | Body::WorkflowDefined { .. }
             | Body::ResolverAdopted { .. }
             | Body::CredentialRevoked { .. } => Vec::new(),
-            Body::HumanResolution { intention, .. } => vec![EntityRef::Intention(*intention)],
+            Body::HumanResolution { intention, .. } | Body::IntentionWithdrawn { intention } => {
+                vec![EntityRef::Intention(*intention)]
+            }
             Body::WorkflowStarted { run, .. }
             | Body::StepCompleted { run, .. }
             | Body::StepFailed { run, .. }
@@ -534,6 +544,7 @@ impl Body {
             | Body::StepTimedOut { .. }
             | Body::RunFinished { .. }
             | Body::ResolverAdopted { .. }
+            | Body::IntentionWithdrawn { .. }
             | Body::CredentialRevoked { .. } => Vec::new(),
             Body::WorkflowStarted {
                 run,

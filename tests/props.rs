@@ -67,6 +67,7 @@ fn corpus() -> Vec<Body> {
             margin_minor: -3_000,
         }),
     });
+    out.push(Body::IntentionWithdrawn { intention: 42 });
     out.push(Body::Synced {
         synced: Box::new(parley::vocab::Synced {
             platform: parley::vocab::Platform::Shopify,
@@ -125,6 +126,7 @@ fn kind_index(b: &Body) -> usize {
         Body::CredentialRevoked { .. } => 29,
         Body::Outcome { .. } => 30,
         Body::Synced { .. } => 31,
+        Body::IntentionWithdrawn { .. } => 32,
     }
 }
 

@@ -98,6 +98,10 @@ pub struct IntentionState {
     pub decisions: Vec<u64>,
     pub escalation: Option<OpenEscalation>,
     pub settlement: Option<Settlement>,
+    /// The `intention_withdrawn` record by which its agent withdrew it: its
+    /// expiry became that record's time, so the resolver closes it next
+    /// (an `expired` decision, whose expiry read cites this seq).
+    pub withdrawn: Option<u64>,
 }
 
 /// Intentions and the resolver's work queues over them.
@@ -242,6 +246,7 @@ impl Intentions {
                 decisions: Vec::new(),
                 escalation: None,
                 settlement: None,
+                withdrawn: None,
             },
         );
         self.index(seq);
@@ -420,6 +425,32 @@ impl Intentions {
             }
             self.states.remove(&seq);
         }
+    }
+
+    /// Its agent withdraws pending intention `intention` by record `seq` at
+    /// `at_ms`: its expiry becomes `at_ms` (if earlier), so the resolver's
+    /// next follow-up closes it. Admission allows only the intention's agent,
+    /// only while it is pending and no person has settled it; anything else
+    /// is left as is.
+    pub fn withdraw(&mut self, seq: u64, intention: u64, at_ms: u64) {
+        let withdrawable = self.states.get(&intention).is_some_and(|s| {
+            s.status.is_pending() && s.settlement.is_none() && s.withdrawn.is_none()
+        });
+        if !withdrawable || !self.open.contains(&intention) {
+            return;
+        }
+        self.unindex(intention);
+        let mut expiry = at_ms;
+        if let Some(s) = self.states.get_mut(&intention) {
+            expiry = s.expires_at_ms.map_or(at_ms, |e| e.min(at_ms));
+            s.expires_at_ms = Some(expiry);
+            s.withdrawn = Some(seq);
+        }
+        self.index(intention);
+        debug_assert!(
+            self.expiring.contains(&(expiry, intention)),
+            "a withdrawn intention is due to expire at once"
+        );
     }
 
     /// Removes an intention from the work queues (before its state changes).

@@ -161,6 +161,9 @@ impl Context {
             } => self.resolve(seq, *intention, *option)?,
             Body::Outcome { outcome } => self.outcomes.observe(seq, at_ms, outcome),
             Body::Synced { synced } => self.apply_synced((seq, at_ms), synced),
+            Body::IntentionWithdrawn { intention } => {
+                self.intentions.withdraw(seq, *intention, at_ms);
+            }
             Body::Catalog {
                 sku, price_minor, ..
             } => {

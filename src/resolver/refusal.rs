@@ -21,6 +21,8 @@ pub enum Refusal {
     NotHuman { producer: String },
     #[error("intention {intention} is not waiting for a human (it has no open escalation)")]
     NoOpenEscalation { intention: u64 },
+    #[error("intention {intention} cannot be withdrawn: {why}")]
+    NotWithdrawable { intention: u64, why: &'static str },
     #[error("option {option} does not exist; escalation {intention} has options 0 to {last}")]
     NoSuchOption {
         intention: u64,
@@ -182,6 +184,7 @@ impl Refusal {
             Refusal::NotHuman { .. } => ProblemCode::NotHuman,
             Refusal::NoOpenEscalation { .. } => ProblemCode::NoOpenEscalation,
             Refusal::NoSuchOption { .. } => ProblemCode::NoSuchOption,
+            Refusal::NotWithdrawable { .. } => ProblemCode::NotWithdrawable,
             Refusal::RulesInvalid(_) => ProblemCode::RulesInvalid,
             Refusal::WorkflowInvalid(_) => ProblemCode::WorkflowInvalid,
             Refusal::WorkflowExists { .. } => ProblemCode::WorkflowExists,

@@ -261,9 +261,9 @@ fn paths(s: &mut Schemas) -> Value {
 /// `POST /a2a`: A2A 1.0's JSON-RPC binding. Errors are JSON-RPC error
 /// objects (HTTP 200); the streaming methods answer Server-Sent Events.
 fn a2a() -> Value {
-    let version = json!({"name": "A2A-Version", "in": "header", "required": true,
+    let version = json!({"name": "A2A-Version", "in": "header", "required": false,
         "schema": {"type": "string", "example": "1.0"},
-        "description": "The A2A protocol version: 1.x (anything else is JSON-RPC error -32009)"});
+        "description": "The A2A protocol version: 1.x. Missing or another is answered with JSON-RPC error -32009 (HTTP 200), as the specification says"});
     let mut operation = op(
         "A2A 1.0 JSON-RPC: SendMessage, SendStreamingMessage, GetTask, ListTasks, CancelTask, SubscribeToTask",
         "a2aJsonRpc",
@@ -272,9 +272,14 @@ fn a2a() -> Value {
     );
     operation["responses"]["200"]["content"]["text/event-stream"] =
         json!({"schema": {"type": "string"}});
+    let error = json!({"schema": {"type": "object"}});
+    operation["responses"]["400"] = json!({"description": "Not a JSON-RPC request at all: the JSON-RPC error object (-32700, -32600)",
+        "content": {"application/json": error.clone()}});
+    operation["responses"]["413"] = json!({"description": "Larger than the command limit: the JSON-RPC error object (-32600)",
+        "content": {"application/json": error}});
     operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object",
         "required": ["jsonrpc", "id", "method"],
-        "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer"]}, "method": {"type": "string"}, "params": {"type": "object"}}}}}});
+        "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer"]}, "method": {"type": "string"}, "params": {"description": "An object; anything else is answered with JSON-RPC error -32602 (HTTP 200)"}}}}}});
     operation
 }
 

@@ -81,6 +81,8 @@ named_enum!(
         WebhooksOff = "webhooks-off",
         BadPayload = "bad-payload",
         WrongCurrency = "wrong-currency",
+        // An intention its agent cannot withdraw (the resolver's admission).
+        NotWithdrawable = "not-withdrawable",
     }
 );
 

@@ -67,6 +67,7 @@ pub enum SyncedObject {
         #[schemars(with = "crate::bounds::schema::Id")]
         category: String,
         lifecycle: Lifecycle,
+        #[schemars(length(min = 1, max = 256))]
         variants: Vec<Variant>,
     },
     /// The units of an inventory item available at one location. `sku` is
@@ -93,6 +94,7 @@ pub enum SyncedObject {
     /// A customer: the platform's count of their orders and total spent.
     Customer {
         id: u64,
+        #[schemars(range(max = 1_000_000_000))]
         orders: u32,
         #[schemars(with = "crate::bounds::schema::Money")]
         spent_minor: i64,
@@ -101,6 +103,7 @@ pub enum SyncedObject {
     Refund {
         id: u64,
         order: u64,
+        #[schemars(length(min = 1, max = 256))]
         lines: Vec<RefundLine>,
     },
     /// An inventory item (Shopify): the sku it stocks and its unit cost.

@@ -6,7 +6,8 @@
 `run`: resolves the agent card; an intention approved (its artifact read);
 one that escalates followed on a stream to input-required, settled by a
 person over the HTTP API, and seen completing on the same stream; another
-agent's task refused; a cancel refused as the specification says; a text
+agent's task refused; a pending intention canceled (withdrawn), an ended
+one not cancelable; a text
 part answered with a failed task; ListTasks. Prints a JSON line with the
 escalated task's id. `reread`: reads that task back (after a restart) with
 its history. Exits non-zero on any surprise.
@@ -101,7 +102,18 @@ async def run(url, pricing, marketing, maya):
         check(False, "marketing read pricing's task")
     except TaskNotFoundError:
         pass
-    # 4. Cancel: an ended task is not cancelable.
+    # 4. Cancel: a pending intention is withdrawn (canceled); an ended task
+    # is not cancelable, nor is another agent's.
+    events = [e async for e in plain.send_message(message(intention(5450, 700000), context="second-thoughts"))]
+    pending = events[-1].task
+    check(pending.status.state == TaskState.TASK_STATE_INPUT_REQUIRED, f"pending: {pending.status.state} {pending.status.message.parts[0].text}")
+    try:
+        await other.cancel_task(CancelTaskRequest(id=pending.id))
+        check(False, "marketing canceled pricing's task")
+    except TaskNotFoundError:
+        pass
+    canceled = await plain.cancel_task(CancelTaskRequest(id=pending.id))
+    check(canceled.status.state == TaskState.TASK_STATE_CANCELED, f"canceled: {canceled.status.state}")
     try:
         await plain.cancel_task(CancelTaskRequest(id=task.id))
         check(False, "a completed task was canceled")

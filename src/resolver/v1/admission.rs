@@ -74,6 +74,7 @@ pub(super) fn admit(ctx: &Context, producer: &str, body: &Body) -> Result<(), Re
             intention, option, ..
         } => resolution(ctx, producer, *intention, *option),
         Body::WorkflowDefined { text } => define(ctx, text),
+        Body::IntentionWithdrawn { intention } => withdrawal(ctx, producer, *intention),
         Body::WorkflowStarted { .. } => start(ctx, body),
         Body::StepCompleted { run, step, .. } | Body::StepFailed { run, step, .. } => {
             report(ctx, producer, run, step)
@@ -170,6 +171,30 @@ fn resolution(ctx: &Context, producer: &str, intention: u64, option: u32) -> Res
             option,
             last: count.saturating_sub(1),
         });
+    }
+    Ok(())
+}
+
+/// Only an intention's own agent withdraws it, and only while it is pending
+/// (deferred, waiting on a step, or escalated) and no person has settled it.
+fn withdrawal(ctx: &Context, producer: &str, intention: u64) -> Result<(), Refusal> {
+    let refuse = |why| Err(Refusal::NotWithdrawable { intention, why });
+    let Some(s) = ctx.intentions.get(intention) else {
+        return refuse("it is not an open intention (never announced, or already closed)");
+    };
+    if s.agent != producer {
+        return refuse("only the agent that announced it withdraws it");
+    }
+    if s.settlement.is_some() {
+        return refuse("a person has settled its escalation; the decision that records it is next");
+    }
+    if s.withdrawn.is_some() {
+        return refuse("it was withdrawn already");
+    }
+    if !s.status.is_pending() {
+        return refuse(
+            "it is not pending (approved intentions stay; a new one is decided in the same batch)",
+        );
     }
     Ok(())
 }

@@ -267,13 +267,15 @@ fn settle(ctx: &Context, s: &IntentionState) -> Decision {
 }
 
 /// What an expiry check reads: the intention's expiry (from the intention
-/// record), the rule set's longest wait when that set it, and the time now.
+/// record, or from the withdrawal that set it), the rule set's longest wait
+/// when that set it, and the time now.
 pub(super) fn expiry_reads(ctx: &Context, s: &IntentionState, expires_at_ms: u64) -> Vec<Read> {
+    // A withdrawal set the expiry: its record is what the value came from.
     let mut reads = vec![read(
         Field::ExpiresAtMs,
         Some(EntityRef::Intention(s.seq)),
         int(expires_at_ms),
-        s.seq,
+        s.withdrawn.unwrap_or(s.seq),
     )];
     if let Some((rules_seq, h)) = s.wait_limit {
         reads.push(read(Field::MaxWaitH, None, int(h), rules_seq));

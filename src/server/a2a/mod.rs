@@ -43,7 +43,8 @@ pub fn routes() -> Router<App> {
         .route("/a2a", post(endpoint))
 }
 
-/// `POST /a2a`.
+/// `POST /a2a`. JSON-RPC errors answer HTTP 200, but for a body that is not
+/// a JSON-RPC request at all (`-32700`, `-32600`: 400).
 async fn endpoint(
     State(app): State<App>,
     headers: HeaderMap,
@@ -62,18 +63,27 @@ async fn endpoint(
                 .map_or_else(|| ().into_response(), IntoResponse::into_response)
         }
     };
+    // The token first: a request without one learns nothing, not even
+    // whether its body is a JSON-RPC request.
+    let caller = match app.caller(&headers) {
+        Ok(c) => c,
+        Err(p) => return p.into_response(),
+    };
     let req = match rpc::parse(&body) {
         Ok(r) => r,
-        Err((id, e)) => return e.response(&id).into_json(),
+        // Not a JSON-RPC request at all: the error object, with HTTP 400.
+        Err((id, e)) => {
+            let mut res = e.response(&id).into_json();
+            if matches!(e, RpcError::Parse(_) | RpcError::InvalidRequest(_)) {
+                *res.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            }
+            return res;
+        }
     };
     let version = headers.get("a2a-version").and_then(|v| v.to_str().ok());
     if let Err(e) = rpc::check_version(version) {
         return e.response(&req.id).into_json();
     }
-    let caller = match app.caller(&headers) {
-        Ok(c) => c,
-        Err(p) => return p.into_response(),
-    };
     let id = req.id.clone();
     let answer = match req.method.as_str() {
         "SendStreamingMessage" => return stream::send_streaming(app, caller, req).await,
@@ -153,10 +163,12 @@ async fn load(app: &App, tid: TaskId) -> Result<Option<TaskRecords>, RpcError> {
     };
     let mut first = None;
     let mut decisions = Vec::new();
+    let mut withdrawn = None;
     for r in records {
         let is_first = r.record.envelope.seq == seq;
         match &r.record.body {
             Body::Decision { decision } if decision.intention == seq => decisions.push(r),
+            Body::IntentionWithdrawn { intention } if *intention == seq => withdrawn = Some(r),
             b if is_first && is_task_kind(b) => first = Some(r),
             _ => {}
         }
@@ -164,7 +176,11 @@ async fn load(app: &App, tid: TaskId) -> Result<Option<TaskRecords>, RpcError> {
     let Some(first) = first else {
         return Ok(None);
     };
-    let t = TaskRecords { first, decisions };
+    let t = TaskRecords {
+        first,
+        decisions,
+        withdrawn,
+    };
     Ok((t.id() == tid).then_some(t))
 }
 
@@ -202,8 +218,11 @@ async fn get_task(
     Ok(read_task(app, caller, id).await?.task(history))
 }
 
-/// `CancelTask`: parley records no withdrawal of an announced intention, so
-/// no task is cancelable; the error says why for each state.
+/// `CancelTask`: the caller withdraws its pending intention (an
+/// `intention_withdrawn` record; parley closes it at once) and gets the
+/// canceled task. An ended task, a record, or an intention admission will
+/// not let it withdraw (another agent's, one a person has settled) is not
+/// cancelable, and the error says why.
 async fn cancel_task(
     app: &App,
     caller: &Caller,
@@ -212,19 +231,29 @@ async fn cancel_task(
     let id = rpc::text(params, "id")?
         .ok_or_else(|| RpcError::InvalidParams("`id` is required".into()))?;
     let t = read_task(app, caller, id).await?;
-    let state = t.state();
-    let why = if state.is_terminal() {
-        format!("it has ended ({})", state.name())
-    } else {
-        format!(
-            "it is {}, and parley's rules record no withdrawal of an announced intention: a deferral is decided again when its condition holds, an escalation is settled by a person",
-            state.name()
-        )
-    };
-    Err(RpcError::TaskNotCancelable {
+    let not = |why: String| RpcError::TaskNotCancelable {
         id: id.to_owned(),
         why,
-    })
+    };
+    let state = t.state();
+    if state.is_terminal() {
+        return Err(not(format!("it has ended ({})", state.name())));
+    }
+    let TaskId::Intention(seq) = t.id() else {
+        return Err(not("a recorded fact or broadcast stays recorded".into()));
+    };
+    let command =
+        json!({"producer": caller.identity, "kind": "intention_withdrawn", "intention": seq});
+    let checked = crate::command::Command::parse_checked(&command.to_string())
+        .map_err(|e| RpcError::Internal(e.to_string()))?;
+    super::writes::quota(app, caller, 1).map_err(|p| RpcError::Internal(p.detail))?;
+    match super::writes::append_one(app, caller, checked).await {
+        Ok(_) => Ok(read_task(app, caller, id).await?.task(None)),
+        Err(p) if p.status >= 500 || p.status == 429 => {
+            Err(RpcError::Internal(format!("{}: {}", p.title, p.detail)))
+        }
+        Err(p) => Err(not(p.detail)),
+    }
 }
 
 /// `ListTasks`: the caller's tasks (intentions) from `pageToken` (a seq) on,

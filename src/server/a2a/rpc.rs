@@ -83,7 +83,8 @@ pub(super) fn parse(body: &[u8]) -> Result<Request, (Value, RpcError)> {
         return Err((Value::Null, RpcError::InvalidRequest(why.into())));
     };
     let id = match o.get("id") {
-        Some(id @ (Value::String(_) | Value::Number(_))) => id.clone(),
+        Some(id @ Value::String(_)) => id.clone(),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Value::Number(n.clone()),
         Some(Value::Null) | None => {
             return Err((
                 Value::Null,

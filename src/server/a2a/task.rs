@@ -50,6 +50,8 @@ impl TaskId {
 pub(super) struct TaskRecords {
     pub(super) first: StoredRecord,
     pub(super) decisions: Vec<StoredRecord>,
+    /// The `intention_withdrawn` record, when its agent withdrew it.
+    pub(super) withdrawn: Option<StoredRecord>,
 }
 
 /// The protocol's states.
@@ -61,6 +63,7 @@ pub(super) enum State {
     Completed,
     Rejected,
     Failed,
+    Canceled,
 }
 
 impl State {
@@ -72,12 +75,16 @@ impl State {
             State::Completed => "TASK_STATE_COMPLETED",
             State::Rejected => "TASK_STATE_REJECTED",
             State::Failed => "TASK_STATE_FAILED",
+            State::Canceled => "TASK_STATE_CANCELED",
         }
     }
 
     /// No later transition follows.
     pub(super) fn is_terminal(self) -> bool {
-        matches!(self, State::Completed | State::Rejected | State::Failed)
+        matches!(
+            self,
+            State::Completed | State::Rejected | State::Failed | State::Canceled
+        )
     }
 
     /// A decision's outcome as a state: approved or modified complete the
@@ -124,14 +131,22 @@ impl TaskRecords {
         &self.first.record.envelope.producer
     }
 
+    /// The state its last decision gives; an intention its agent withdrew
+    /// is canceled once parley closed it (the `expired` decision).
     pub(super) fn state(&self) -> State {
         match self.id() {
             TaskId::Record(_) => State::Completed,
-            TaskId::Intention(_) => self
-                .decisions
-                .last()
-                .and_then(decision_of)
-                .map_or(State::Submitted, |d| State::of(&d.outcome)),
+            TaskId::Intention(_) => {
+                let state = self
+                    .decisions
+                    .last()
+                    .and_then(decision_of)
+                    .map_or(State::Submitted, |d| State::of(&d.outcome));
+                match (state, &self.withdrawn) {
+                    (State::Failed, Some(_)) => State::Canceled,
+                    _ => state,
+                }
+            }
         }
     }
 
