@@ -274,8 +274,6 @@ fn a2a() -> Value {
         json!({"schema": {"type": "string"}});
     let error = json!({"schema": {"type": "object"}});
     operation["responses"]["400"] = json!({"description": "Not a JSON-RPC request at all: the JSON-RPC error object (-32700, -32600)",
-        "content": {"application/json": error.clone()}});
-    operation["responses"]["413"] = json!({"description": "Larger than the command limit: the JSON-RPC error object (-32600)",
         "content": {"application/json": error}});
     operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object",
         "required": ["jsonrpc", "id", "method"],

@@ -101,7 +101,7 @@ pub async fn receive(
             ))
         })?;
     let (config, secret) = configured(&app, platform)?;
-    let body = body_bytes(body)?;
+    let body = super::writes::body_bytes(body)?;
     let h = headers_of(platform);
     let topic = header(&headers, h.topic);
     if platform == Platform::Woocommerce && topic.is_none() && is_ping(&body) {
@@ -183,20 +183,6 @@ fn configured(app: &App, platform: Platform) -> Result<(Webhooks, Secret), Probl
         ))
     })?;
     Ok((config.clone(), secret))
-}
-
-fn body_bytes(
-    body: Result<axum::body::Bytes, BytesRejection>,
-) -> Result<axum::body::Bytes, Problem> {
-    body.map_err(|r| {
-        let status = r.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ProblemCode::BodyTooLarge
-        } else {
-            ProblemCode::BadBody
-        };
-        Problem::new(status, code, "Bad request body", r.body_text())
-    })
 }
 
 /// `webhook_id=<digits>`: the form body of WooCommerce's ping.

@@ -23,9 +23,11 @@ use crate::sequencer::AppendError;
 /// The most commands one batch request carries.
 pub const BATCH_MAX: usize = 256;
 
-/// The body as UTF-8 text, or the problem with it (too large, unreadable).
-pub fn body_text(body: Result<axum::body::Bytes, BytesRejection>) -> Result<String, Problem> {
-    let body = body.map_err(|r| {
+/// The body's bytes, or the problem with it (too large, unreadable).
+pub fn body_bytes(
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<axum::body::Bytes, Problem> {
+    body.map_err(|r| {
         let status = r.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
             ProblemCode::BodyTooLarge
@@ -33,7 +35,12 @@ pub fn body_text(body: Result<axum::body::Bytes, BytesRejection>) -> Result<Stri
             ProblemCode::BadBody
         };
         Problem::new(status, code, "Bad request body", r.body_text())
-    })?;
+    })
+}
+
+/// The body as UTF-8 text, or the problem with it (too large, unreadable).
+pub fn body_text(body: Result<axum::body::Bytes, BytesRejection>) -> Result<String, Problem> {
+    let body = body_bytes(body)?;
     String::from_utf8(body.to_vec())
         .map_err(|_| Problem::bad_request(ProblemCode::BadBody, "the body is not UTF-8".into()))
 }

@@ -28,7 +28,7 @@ use super::App;
 use crate::entity::EntityRef;
 use crate::reader::LedgerRead;
 use crate::record::{Body, Role};
-use rpc::{RpcError, REQUEST_BYTES_MAX};
+use rpc::RpcError;
 use task::{TaskId, TaskRecords};
 
 /// The most tasks one `ListTasks` page holds.
@@ -50,18 +50,10 @@ async fn endpoint(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(b) if b.len() <= REQUEST_BYTES_MAX => b,
-        Ok(_) => {
-            return RpcError::InvalidRequest("the request is too large".into())
-                .response(&Value::Null)
-                .into_json()
-        }
-        Err(e) => {
-            return super::writes::body_text(Err(e))
-                .err()
-                .map_or_else(|| ().into_response(), IntoResponse::into_response)
-        }
+    // Over the command limit: the API's 413 (the body limit layer).
+    let body = match super::writes::body_bytes(body) {
+        Ok(b) => b,
+        Err(p) => return p.into_response(),
     };
     // The token first: a request without one learns nothing, not even
     // whether its body is a JSON-RPC request.
@@ -193,6 +185,24 @@ fn is_task_kind(b: &Body) -> bool {
     !b.is_system()
 }
 
+/// Appends `command` as `caller` (quota first). A refusal of the command
+/// (4xx) is the caller's to answer; a busy or failing ledger is an
+/// internal error.
+async fn append(
+    app: &App,
+    caller: &Caller,
+    command: crate::command::Checked,
+) -> Result<Result<crate::answer::CommandAnswer, super::problem::Problem>, RpcError> {
+    let busy =
+        |p: super::problem::Problem| RpcError::Internal(format!("{}: {}", p.title, p.detail));
+    super::writes::quota(app, caller, 1).map_err(busy)?;
+    match super::writes::append_one(app, caller, command).await {
+        Ok(a) => Ok(Ok(a)),
+        Err(p) if p.status >= 500 || p.status == 429 => Err(busy(p)),
+        Err(p) => Ok(Err(p)),
+    }
+}
+
 /// `SendMessage`: the task the message's command made (or a failed one).
 async fn send_message(
     app: &App,
@@ -211,10 +221,8 @@ async fn get_task(
     caller: &Caller,
     params: &Map<String, Value>,
 ) -> Result<Value, RpcError> {
-    let id = rpc::text(params, "id")?
-        .ok_or_else(|| RpcError::InvalidParams("`id` is required".into()))?;
-    let history =
-        rpc::count(params, "historyLength")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let id = rpc::required(params, "id")?;
+    let history = rpc::history_length(params)?;
     Ok(read_task(app, caller, id).await?.task(history))
 }
 
@@ -228,8 +236,7 @@ async fn cancel_task(
     caller: &Caller,
     params: &Map<String, Value>,
 ) -> Result<Value, RpcError> {
-    let id = rpc::text(params, "id")?
-        .ok_or_else(|| RpcError::InvalidParams("`id` is required".into()))?;
+    let id = rpc::required(params, "id")?;
     let t = read_task(app, caller, id).await?;
     let not = |why: String| RpcError::TaskNotCancelable {
         id: id.to_owned(),
@@ -246,12 +253,8 @@ async fn cancel_task(
         json!({"producer": caller.identity, "kind": "intention_withdrawn", "intention": seq});
     let checked = crate::command::Command::parse_checked(&command.to_string())
         .map_err(|e| RpcError::Internal(e.to_string()))?;
-    super::writes::quota(app, caller, 1).map_err(|p| RpcError::Internal(p.detail))?;
-    match super::writes::append_one(app, caller, checked).await {
+    match append(app, caller, checked).await? {
         Ok(_) => Ok(read_task(app, caller, id).await?.task(None)),
-        Err(p) if p.status >= 500 || p.status == 429 => {
-            Err(RpcError::Internal(format!("{}: {}", p.title, p.detail)))
-        }
         Err(p) => Err(not(p.detail)),
     }
 }
@@ -270,8 +273,7 @@ async fn list_tasks(
     let size = rpc::count(params, "pageSize")?
         .unwrap_or(50)
         .clamp(1, PAGE_SIZE_MAX);
-    let history =
-        rpc::count(params, "historyLength")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let history = rpc::history_length(params)?;
     let from = match rpc::text(params, "pageToken")?.filter(|t| !t.is_empty()) {
         Some(t) => t.parse::<u64>().map_err(|_| {
             RpcError::InvalidParams("`pageToken` is one a ListTasks answer gave".into())

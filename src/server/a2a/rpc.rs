@@ -5,8 +5,6 @@ use serde_json::{json, Value};
 
 /// The A2A protocol version parley speaks (major 1).
 pub(super) const PROTOCOL_VERSION: &str = "1.0";
-/// The largest JSON-RPC request body read (the API's command limit).
-pub(super) const REQUEST_BYTES_MAX: usize = crate::command::COMMAND_BYTES_MAX;
 
 /// A JSON-RPC error, with the code the A2A specification gives it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -151,6 +149,21 @@ pub(super) fn text<'a>(
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(RpcError::InvalidParams(format!("`{name}` is a string"))),
     }
+}
+
+/// A string param that must be given.
+pub(super) fn required<'a>(
+    p: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, RpcError> {
+    text(p, name)?.ok_or_else(|| RpcError::InvalidParams(format!("`{name}` is required")))
+}
+
+/// `historyLength`: how many history messages a task carries (`None`: all).
+pub(super) fn history_length(
+    p: &serde_json::Map<String, Value>,
+) -> Result<Option<usize>, RpcError> {
+    Ok(count(p, "historyLength")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
 }
 
 /// A non-negative integer param, if given (ProtoJSON writes int64 as a string).

@@ -95,12 +95,8 @@ pub(super) async fn append_message(
     let text = Value::Object(command).to_string();
     let checked = crate::command::Command::parse_checked(&text)
         .map_err(|e| RpcError::InvalidParams(format!("the data part is not a command: {e}")))?;
-    crate::server::writes::quota(app, caller, 1).map_err(|p| RpcError::Internal(p.detail))?;
-    let ack = match crate::server::writes::append_one(app, caller, checked).await {
+    let ack = match super::append(app, caller, checked).await? {
         Ok(a) => a,
-        Err(p) if p.status >= 500 || p.status == 429 => {
-            return Err(RpcError::Internal(format!("{}: {}", p.title, p.detail)))
-        }
         Err(p) => {
             let text = format!("refused ({}): {}", p.code.name(), p.detail);
             return Ok(Sent::Failed(failed(message_id, &context, text)));
@@ -167,13 +163,8 @@ pub(super) async fn send_streaming(app: App, caller: Caller, req: Request) -> Re
 /// `SubscribeToTask`: a task that ended cannot be subscribed to.
 pub(super) async fn subscribe(app: App, caller: Caller, req: Request) -> Response {
     let rx = app.ledger.subscribe();
-    let id = match rpc::text(&req.params, "id") {
-        Ok(Some(id)) => id.to_owned(),
-        Ok(None) => {
-            return RpcError::InvalidParams("`id` is required".into())
-                .response(&req.id)
-                .into_json()
-        }
+    let id = match rpc::required(&req.params, "id") {
+        Ok(id) => id.to_owned(),
         Err(e) => return e.response(&req.id).into_json(),
     };
     let t = match read_task(&app, &caller, &id).await {
