@@ -186,6 +186,16 @@ fn bad_requests_get_the_specifications_errors() {
         v["result"]["task"]["status"]["state"], "TASK_STATE_FAILED",
         "{v}"
     );
+    // Unset strings as ProtoJSON may write them ("") are unset: the context
+    // is derived, and an empty taskId is no follow-up.
+    let empty = json!({"jsonrpc":"2.0","id":"e","method":"SendMessage","params":{"message":{
+        "messageId":"m-empty","contextId":"","taskId":"","role":"ROLE_USER",
+        "parts":[{"data":{"kind":"broadcast","topic":"hello"}}]}}});
+    let (_, v) = rpc(&server, &h, &empty.to_string());
+    let ctx = v["result"]["task"]["contextId"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(ctx.starts_with("ctx-"), "{v}");
     // A fact: a completed task naming its seq; another agent cannot see it.
     let fact = json!({"kind":"fact","entity":"sku:E2","attribute":"rating_x10","value":42});
     let (_, v) = rpc(&server, &h, &send(fact, "b"));

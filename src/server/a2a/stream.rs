@@ -63,10 +63,11 @@ pub(super) async fn append_message(
                 "`message.messageId` (a non-blank id of at most 128 bytes) is required".into(),
             )
         })?;
-    if rpc::text(message, "taskId")?.is_some() {
+    if rpc::text(message, "taskId")?.is_some_and(|t| !t.is_empty()) {
         return Err(RpcError::Unsupported("parley tasks take no follow-up messages: a person settles an escalation (the console, the API or `parley resolve`), and a new intention is a new message".into()));
     }
-    let context = match rpc::text(message, "contextId")? {
+    // ProtoJSON writes an unset string as "" (or leaves it out): both unset.
+    let context = match rpc::text(message, "contextId")?.filter(|c| !c.is_empty()) {
         Some(c) => c.to_owned(),
         None => derived_context(&caller.identity, message_id),
     };
