@@ -100,6 +100,24 @@ fn an_integer_written_with_a_zero_fraction_is_that_integer() {
             ..
         }
     ));
+    // Every integer below 2^53 written with `.0` is exactly that integer:
+    // the parse is correctly rounded (serde_json's `float_roundtrip`), where
+    // its fast path had read 3875116114763090.0 with a fraction (found by
+    // schemathesis).
+    for n in [
+        3_875_116_114_763_090_i64,
+        1_935_282_175_562_897,
+        9_007_199_254_740_991,
+    ] {
+        let v = Command::parse(&format!(
+            r#"{{"producer":"p","kind":"fact","entity":"e","attribute":"n","value":{n}.0}}"#
+        ))
+        .unwrap();
+        assert!(
+            matches!(v.body, Body::Fact { value: crate::value::Value::Int(i), .. } if i == n),
+            "{n}"
+        );
+    }
     for refused in ["40.5", "1e300", "9007199254740994.0", "-0.5"] {
         let err = with(refused).unwrap_err().to_string();
         assert!(
