@@ -277,7 +277,7 @@ fn a2a() -> Value {
         "content": {"application/json": error}});
     operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object",
         "required": ["jsonrpc", "id", "method"],
-        "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer"]}, "method": {"type": "string"}, "params": {"description": "An object; anything else is answered with JSON-RPC error -32602 (HTTP 200)"}}}}}});
+        "properties": {"jsonrpc": {"const": "2.0"}, "id": {"oneOf": [{"type": "string"}, {"type": "integer", "minimum": i64::MIN, "maximum": u64::MAX}]}, "method": {"type": "string"}, "params": {"description": "An object; anything else is answered with JSON-RPC error -32602 (HTTP 200)"}}}}}});
     operation
 }
 

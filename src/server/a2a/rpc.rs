@@ -82,7 +82,15 @@ pub(super) fn parse(body: &[u8]) -> Result<Request, (Value, RpcError)> {
     };
     let id = match o.get("id") {
         Some(id @ Value::String(_)) => id.clone(),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Value::Number(n.clone()),
+        // An integer, also as JSON Schema counts one (`-2670.0`).
+        Some(Value::Number(n))
+            if n.is_i64()
+                || n.is_u64()
+                || n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0) =>
+        {
+            Value::Number(n.clone())
+        }
         Some(Value::Null) | None => {
             return Err((
                 Value::Null,
@@ -94,7 +102,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Request, (Value, RpcError)> {
         Some(_) => {
             return Err((
                 Value::Null,
-                RpcError::InvalidRequest("`id` is a string or a number".into()),
+                RpcError::InvalidRequest("`id` is a string or an integer (at most 64 bits)".into()),
             ))
         }
     };
