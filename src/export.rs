@@ -247,8 +247,14 @@ fn import_into(staging: &Path, file: &Path, segment_bytes: u64) -> Result<u64, I
         source: std::io::Error::other(e.to_string()),
     })?;
     let index_dir = staging.join("..").join("index");
-    let (mut engine, _) =
-        SegmentLog::open(staging, segment_bytes, Proof::default(), &index_dir, None)?;
+    let (mut engine, _) = SegmentLog::open(
+        staging,
+        segment_bytes,
+        Proof::default(),
+        &index_dir,
+        None,
+        crate::log::disk::OsDisk::shared(),
+    )?;
     engine.begin()?;
     let seq = append_export(&mut engine, file)?;
     // The import is complete and durable: a clean close for the new ledger.

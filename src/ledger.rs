@@ -26,6 +26,7 @@ use crate::command::Command;
 use crate::context::Context;
 use crate::derived::{Derived, DerivedError, DerivedOpen};
 use crate::entity::EntityRef;
+use crate::log::disk::{Disk, OsDisk};
 use crate::log::head::{HeadWriter, State};
 use crate::log::memory::MemoryLog;
 use crate::log::recovery::Proof;
@@ -84,6 +85,13 @@ pub struct Options {
     /// Records between context snapshots in the derived store (also one on
     /// close); at least 1.
     pub snapshot_every: u64,
+    /// The filesystem the log is written through (`log::disk`): the real
+    /// one, or a recording and fault-injecting one in tests.
+    pub disk: Arc<dyn Disk>,
+    /// How often a running writer records its applied head as fsynced
+    /// evidence in `log/head` (besides at open and at a clean close). A
+    /// simulation sets it past its run, so its trace depends on its seed alone.
+    pub evidence_every: std::time::Duration,
 }
 
 impl Default for Options {
@@ -104,6 +112,8 @@ impl Default for Options {
             resolver_version: CURRENT,
             serve: false,
             snapshot_every: crate::sequencer::SNAPSHOT_EVERY,
+            disk: OsDisk::shared(),
+            evidence_every: crate::sequencer::projector::EVIDENCE_EVERY,
         }
     }
 }
@@ -207,8 +217,19 @@ impl Ledger {
                 source,
             }
         };
-        std::fs::create_dir_all(&log_dir).map_err(io("create directory"))?;
-        match Ledger::open_dir(dir, opts) {
+        opts.disk
+            .create_dir_all(&log_dir)
+            .map_err(io("create directory"))?;
+        // The new names are durable before anything in them is acknowledged.
+        let mut synced = opts.disk.sync_dir(dir);
+        if let (true, Ok(())) = (made_dir, &synced) {
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+            synced = opts.disk.sync_dir(parent.unwrap_or(Path::new(".")));
+        }
+        let opened = synced
+            .map_err(io("fsync directory"))
+            .and_then(|()| Ledger::open_dir(dir, opts));
+        match opened {
             Ok(r) => Ok(r),
             Err(e) => {
                 // Nothing was acknowledged in a ledger that never opened.
@@ -235,6 +256,7 @@ impl Ledger {
             proof,
             &index_dir,
             Some(Arc::clone(&lock)),
+            Arc::clone(&opts.disk),
         )?;
         let created = engine.head().is_none();
         if created {
@@ -256,6 +278,7 @@ impl Ledger {
             files,
             active,
             evidence: Arc::clone(&evidence),
+            evidence_every: opts.evidence_every,
         };
         let mut ledger = Ledger::start(
             Box::new(engine),

@@ -121,6 +121,7 @@ fn an_altered_decision_in_a_valid_chain_is_caught_at_its_seq() {
         Default::default(),
         &forged.join("index"),
         None,
+        parley::log::disk::OsDisk::shared(),
     )
     .unwrap();
     let mut prev = ZERO_HASH;

@@ -249,6 +249,7 @@ fn write_log(dir: &std::path::Path, bodies: &[Body]) {
         Default::default(),
         &dir.join("index"),
         None,
+        parley::log::disk::OsDisk::shared(),
     )
     .unwrap();
     let mut prev = ZERO_HASH;

@@ -18,9 +18,10 @@
 //!
 //! Only the writer writes this file. Readers only read it.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::disk::{Disk, DiskFile, OsDisk};
 
 use super::LogError;
 use crate::record::Hash;
@@ -220,8 +221,9 @@ pub fn read(log_dir: &Path) -> Result<HeadFile, LogError> {
 /// The writer's handle on `log/head`.
 pub struct HeadWriter {
     /// Opened (and created) at the first write: opening writes nothing.
-    file: Option<File>,
+    file: Option<Box<dyn DiskFile>>,
     path: PathBuf,
+    disk: Arc<dyn Disk>,
     last: Option<Evidence>,
     /// This writer closed the ledger: later "open" evidence is stale.
     closed: bool,
@@ -236,10 +238,18 @@ impl HeadWriter {
         Ok(HeadWriter {
             file: None,
             path: log_dir.join(HEAD_FILE),
+            disk: OsDisk::shared(),
             last,
             closed: false,
             boot: boot_id(),
         })
+    }
+
+    /// Writes through `disk`, in the boot it names.
+    pub fn with_disk(mut self, disk: Arc<dyn Disk>) -> HeadWriter {
+        self.boot = disk.boot_id();
+        self.disk = disk;
+        self
     }
 
     /// Writes evidence as if from boot `boot` (crash and power-cut
@@ -249,18 +259,22 @@ impl HeadWriter {
         self
     }
 
-    fn file(&mut self) -> Result<&File, LogError> {
+    fn file(&mut self) -> Result<&dyn DiskFile, LogError> {
         if self.file.is_none() {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&self.path)
+            let created = !self.path.exists();
+            let f = self
+                .disk
+                .open(&self.path, true)
                 .map_err(|e| LogError::io("open", &self.path, e))?;
+            if let (true, Some(dir)) = (created, self.path.parent()) {
+                // The new name is durable before any evidence relies on it.
+                self.disk
+                    .sync_dir(dir)
+                    .map_err(|e| LogError::io("fsync directory", dir, e))?;
+            }
             self.file = Some(f);
         }
-        self.file.as_ref().ok_or(LogError::Poisoned("head file"))
+        self.file.as_deref().ok_or(LogError::Poisoned("head file"))
     }
 
     /// Writes new evidence durably, into the slot the newest evidence is not

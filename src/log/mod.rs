@@ -6,6 +6,8 @@
 //! durable (for segment files: one write, one fdatasync). Nothing is acknowledged
 //! before that, and nothing ever rewrites a record.
 
+pub mod crash_states;
+pub mod disk;
 pub mod fault;
 pub mod frame;
 pub mod head;
@@ -17,6 +19,7 @@ pub mod read;
 pub mod recovery;
 pub mod scan;
 pub mod segment;
+pub mod trace;
 pub mod unit;
 
 use std::path::PathBuf;
@@ -68,6 +71,10 @@ pub enum LogError {
     SegmentTooLarge(u64),
     #[error("a write unit of {0} bytes of frames is too large to frame")]
     UnitTooLarge(usize),
+    /// An earlier write or fdatasync on this log failed: nothing more is
+    /// written or synced until the ledger is reopened (and recovered).
+    #[error("an earlier write to the log failed ({0}); nothing more is written or acknowledged until the ledger is reopened, which recovers it")]
+    WriteFailed(String),
     #[error("the writer has no active segment to append to")]
     NoActiveSegment,
     /// The writer's `log/` directory was moved, replaced or deleted while it ran.

@@ -11,10 +11,11 @@
 //! records the durable head as evidence in `log/head` (state "open"); the
 //! live head is published there after every batch.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use super::disk::{Disk, DiskFile};
 
 use super::frame::write_frame;
 use super::head::{HeadWriter, State};
@@ -111,7 +112,7 @@ pub fn writer_running(log_dir: &Path) -> bool {
 }
 
 struct Active {
-    file: File,
+    file: Box<dyn DiskFile>,
     path: PathBuf,
     first_seq: u64,
     write_offset: u64,
@@ -132,36 +133,31 @@ pub struct SegmentLog {
     reader: Arc<LogFiles>,
     /// The writer's lock, checked before every batch is acknowledged.
     lock: Option<Arc<WriterLock>>,
+    /// Every durable change goes through it (`super::disk`).
+    disk: Arc<dyn Disk>,
+    /// A write or fdatasync failed: after a failed fdatasync the page cache
+    /// may have dropped the data, so nothing more is written or synced on
+    /// this log (no retry can prove it durable); reopening recovers.
+    failed: Option<String>,
 }
 
 /// Makes a file `len` bytes long with its blocks allocated.
-fn preallocate(file: &File, len: u64, path: &Path) -> Result<(), LogError> {
-    use std::os::fd::AsRawFd;
-    let off = libc::off_t::try_from(len).map_err(|_| LogError::SegmentTooLarge(len))?;
-    // SAFETY: the fd is open and owned by `file` for the duration of the call.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off) };
-    match rc {
-        0 => Ok(()),
-        libc::EOPNOTSUPP | libc::EINVAL => file
-            .set_len(len)
-            .map_err(|e| LogError::io("extend", path, e)),
-        errno => Err(LogError::io(
-            "preallocate",
-            path,
-            std::io::Error::from_raw_os_error(errno),
-        )),
+fn preallocate(file: &dyn DiskFile, len: u64, path: &Path) -> Result<(), LogError> {
+    if libc::off_t::try_from(len).is_err() {
+        return Err(LogError::SegmentTooLarge(len));
     }
+    file.allocate(len)
+        .map_err(|e| LogError::io("preallocate", path, e))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+fn sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    disk.sync_dir(dir)
         .map_err(|e| LogError::io("fsync directory", dir, e))
 }
 
 /// Removes `*.seg.tmp` files that hold no frame (an interrupted segment
 /// creation); a temp file with data in it is refused: it is not ours to delete.
-fn remove_empty_temps(dir: &Path) -> Result<u32, LogError> {
+fn remove_empty_temps(disk: &dyn Disk, dir: &Path) -> Result<u32, LogError> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dir).map_err(|e| LogError::io("read directory", dir, e))? {
         let entry = entry.map_err(|e| LogError::io("read directory", dir, e))?;
@@ -174,8 +170,12 @@ fn remove_empty_temps(dir: &Path) -> Result<u32, LogError> {
         if body.iter().any(|b| *b != 0) {
             return Err(LogError::StrayTemp(path));
         }
-        std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+        disk.remove_file(&path)
+            .map_err(|e| LogError::io("remove", &path, e))?;
         removed += 1;
+    }
+    if removed > 0 {
+        sync_dir(disk, dir)?;
     }
     Ok(removed)
 }
@@ -190,6 +190,7 @@ impl SegmentLog {
         proof: Proof,
         index_dir: &Path,
         lock: Option<Arc<WriterLock>>,
+        disk: Arc<dyn Disk>,
     ) -> Result<(SegmentLog, Recovery), LogError> {
         if segment_bytes < MIN_SEGMENT_BYTES {
             return Err(LogError::SegmentTooSmall {
@@ -200,13 +201,13 @@ impl SegmentLog {
         let tail = analyze(dir, proof)?;
         // Only a log recovery accepts: leftovers of an interrupted creation go.
         let mut recovery = Recovery {
-            removed_temp_files: remove_empty_temps(dir)?,
+            removed_temp_files: remove_empty_temps(disk.as_ref(), dir)?,
             ..Recovery::default()
         };
         recovery.head_file_missing =
             proof.head_file.is_none() && proof.live.is_none() && tail.head.is_some();
         if let Some(t) = &tail.torn {
-            cut(t)?;
+            cut(disk.as_ref(), t)?;
             tracing::warn!(
                 seq = t.seq,
                 offset = t.offset,
@@ -217,8 +218,8 @@ impl SegmentLog {
         }
         recovery.torn_tail = tail.torn.clone();
         recovery.reextended = tail.short_segment;
-        let active = open_active(&tail)?;
-        let evidence = HeadWriter::open(dir, proof.head_file)?;
+        let active = open_active(disk.as_ref(), &tail)?;
+        let evidence = HeadWriter::open(dir, proof.head_file)?.with_disk(Arc::clone(&disk));
         let reader = Arc::new(LogFiles::new(dir, index_dir));
         Ok((
             SegmentLog {
@@ -230,6 +231,8 @@ impl SegmentLog {
                 evidence: Arc::new(Mutex::new(evidence)),
                 reader,
                 lock,
+                disk,
+                failed: None,
             },
             recovery,
         ))
@@ -249,13 +252,11 @@ impl SegmentLog {
         let path = self.dir.join(segment_name(first_seq));
         let tmp = self.dir.join(format!("{}.tmp", segment_name(first_seq)));
         let made = (|| {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
+            let file = self
+                .disk
+                .create_new(&tmp)
                 .map_err(|e| LogError::io("create", &tmp, e))?;
-            preallocate(&file, capacity, &tmp)?;
+            preallocate(file.as_ref(), capacity, &tmp)?;
             file.write_all_at(&segment_header(first_seq, capacity), 0)
                 .map_err(|e| LogError::io("write", &tmp, e))?;
             file.sync_all()
@@ -266,12 +267,14 @@ impl SegmentLog {
             Ok(f) => f,
             Err(e) => {
                 // A failed creation (a full disk) leaves nothing behind.
-                let _ = std::fs::remove_file(&tmp);
+                let _ = self.disk.remove_file(&tmp);
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp, &path).map_err(|e| LogError::io("rename", &tmp, e))?;
-        sync_dir(&self.dir)?;
+        self.disk
+            .rename(&tmp, &path)
+            .map_err(|e| LogError::io("rename", &tmp, e))?;
+        sync_dir(self.disk.as_ref(), &self.dir)?;
         Ok(Active {
             file,
             path,
@@ -328,7 +331,7 @@ impl SegmentLog {
         if start + len > active.capacity {
             // An empty segment and a unit larger than the segment size.
             active.capacity = start + len;
-            preallocate(&active.file, active.capacity, &active.path)?;
+            preallocate(active.file.as_ref(), active.capacity, &active.path)?;
         }
         active
             .file
@@ -357,10 +360,9 @@ impl SegmentLog {
 
 /// Zeroes a torn final write (the file keeps its preallocated length, so a
 /// crash during this repair cannot look like a cut file).
-fn cut(t: &TornTail) -> Result<(), LogError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(&t.segment)
+fn cut(disk: &dyn Disk, t: &TornTail) -> Result<(), LogError> {
+    let file = disk
+        .open(&t.segment, false)
         .map_err(|e| LogError::io("open", &t.segment, e))?;
     let zeros = vec![0u8; usize::try_from(t.bytes).unwrap_or(0)];
     file.write_all_at(&zeros, t.offset)
@@ -370,22 +372,19 @@ fn cut(t: &TornTail) -> Result<(), LogError> {
 }
 
 /// The last segment, opened for writing at the end of its valid data.
-fn open_active(tail: &Tail) -> Result<Option<Active>, LogError> {
+fn open_active(disk: &dyn Disk, tail: &Tail) -> Result<Option<Active>, LogError> {
     let Some(last) = &tail.last else {
         return Ok(None);
     };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&last.path)
+    let file = disk
+        .open(&last.path, false)
         .map_err(|e| LogError::io("open", &last.path, e))?;
     let len = file
-        .metadata()
-        .map_err(|e| LogError::io("stat", &last.path, e))?
-        .len();
+        .size_bytes()
+        .map_err(|e| LogError::io("stat", &last.path, e))?;
     if len < last.capacity {
         // Only after a clean close with nothing missing (recovery checked).
-        preallocate(&file, last.capacity, &last.path)?;
+        preallocate(file.as_ref(), last.capacity, &last.path)?;
     }
     Ok(Some(Active {
         file,
@@ -403,6 +402,54 @@ impl LogEngine for SegmentLog {
     }
 
     fn append(&mut self, batch: &[EncodedRecord], at: &mut Vec<Location>) -> Result<(), LogError> {
+        if let Some(why) = &self.failed {
+            return Err(LogError::WriteFailed(why.clone()));
+        }
+        let appended = self.append_units(batch, at);
+        if let Err(e) = &appended {
+            // Never retried on this file: see `failed`.
+            self.failed = Some(e.to_string());
+        }
+        appended
+    }
+
+    fn reader(&self) -> Arc<dyn LogReader> {
+        Arc::clone(&self.reader) as Arc<dyn LogReader>
+    }
+
+    fn begin(&mut self) -> Result<(), LogError> {
+        let (seq, hash) = self.head.map_or((0, [0; 32]), |h| (h.seq, h.hash));
+        let mut evidence = self
+            .evidence
+            .lock()
+            .map_err(|_| LogError::Poisoned("head file"))?;
+        evidence.record(State::Open, seq, hash)?;
+        evidence.publish_live(seq, hash)
+    }
+
+    fn record_evidence(&mut self, closed: bool) -> Result<(), LogError> {
+        let (seq, hash) = self.head.map_or((0, [0; 32]), |h| (h.seq, h.hash));
+        // After a failed write the tail may hold bytes past the head: a
+        // "closed" claim (nothing written after it) would be false.
+        let state = if closed && self.failed.is_none() {
+            State::Closed
+        } else {
+            State::Open
+        };
+        self.evidence
+            .lock()
+            .map_err(|_| LogError::Poisoned("head file"))?
+            .record(state, seq, hash)
+    }
+}
+
+impl SegmentLog {
+    /// The batch in write units, then the live head (see `append`).
+    fn append_units(
+        &mut self,
+        batch: &[EncodedRecord],
+        at: &mut Vec<Location>,
+    ) -> Result<(), LogError> {
         check_continues(self.head, batch)?;
         let Some(first) = batch.first().map(|r| r.seq) else {
             return Ok(());
@@ -436,29 +483,6 @@ impl LogEngine for SegmentLog {
             evidence.publish_live(h.seq, h.hash)?;
         }
         Ok(())
-    }
-
-    fn reader(&self) -> Arc<dyn LogReader> {
-        Arc::clone(&self.reader) as Arc<dyn LogReader>
-    }
-
-    fn begin(&mut self) -> Result<(), LogError> {
-        let (seq, hash) = self.head.map_or((0, [0; 32]), |h| (h.seq, h.hash));
-        let mut evidence = self
-            .evidence
-            .lock()
-            .map_err(|_| LogError::Poisoned("head file"))?;
-        evidence.record(State::Open, seq, hash)?;
-        evidence.publish_live(seq, hash)
-    }
-
-    fn record_evidence(&mut self, closed: bool) -> Result<(), LogError> {
-        let (seq, hash) = self.head.map_or((0, [0; 32]), |h| (h.seq, h.hash));
-        let state = if closed { State::Closed } else { State::Open };
-        self.evidence
-            .lock()
-            .map_err(|_| LogError::Poisoned("head file"))?
-            .record(state, seq, hash)
     }
 }
 

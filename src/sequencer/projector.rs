@@ -70,6 +70,9 @@ pub struct Files {
     pub files: Arc<LogFiles>,
     pub active: SharedIndex,
     pub evidence: Arc<Mutex<HeadWriter>>,
+    /// How often the applied head is recorded as fsynced evidence
+    /// ([`EVIDENCE_EVERY`] unless a test steers it).
+    pub evidence_every: Duration,
 }
 
 pub(crate) struct Projector {
@@ -153,7 +156,7 @@ impl Projector {
             // No follower is fine; a slow one lags and is told where to resume.
             let _ = feed.send(Arc::new(batch));
         }
-        if self.last_evidence.elapsed() >= EVIDENCE_EVERY {
+        if self.evidence_due() {
             self.evidence(last)?;
         }
         Ok(())
@@ -219,6 +222,14 @@ impl Projector {
         Ok(())
     }
 
+    fn evidence_due(&self) -> bool {
+        let every = self
+            .files
+            .as_ref()
+            .map_or(EVIDENCE_EVERY, |f| f.evidence_every);
+        self.last_evidence.elapsed() >= every
+    }
+
     fn evidence(&mut self, (seq, hash): (u64, crate::record::Hash)) -> Result<(), ProjectorError> {
         self.last_evidence = evidence_clock();
         let Some(f) = &self.files else {
@@ -243,7 +254,7 @@ impl Projector {
             .as_ref()
             .and_then(|f| f.active.read().ok().map(|i| (i.last_seq(), i.last_hash)));
         if let Some(last) = last.filter(|l| l.0 > 0) {
-            if self.last_evidence.elapsed() >= EVIDENCE_EVERY {
+            if self.evidence_due() {
                 self.evidence(last)?;
             }
         }

@@ -294,6 +294,7 @@ pub fn cmd(json: serde_json::Value) -> Command {
 pub mod browser;
 pub mod patroni;
 pub mod server;
+pub mod traced;
 
 /// Appends `command`; a refusal of the command itself (invalid, refused by
 /// admission, a time or key conflict, too large) is fine, but the ledger
