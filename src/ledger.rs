@@ -92,6 +92,11 @@ pub struct Options {
     /// evidence in `log/head` (besides at open and at a clean close). A
     /// simulation sets it past its run, so its trace depends on its seed alone.
     pub evidence_every: std::time::Duration,
+    /// The key the writer signs checkpoints with (`crate::checkpoint`);
+    /// `None`: no checkpoints.
+    pub signing_key: Option<Arc<crate::checkpoint::SigningKey>>,
+    /// Records between signed checkpoints.
+    pub checkpoint_every: u64,
 }
 
 impl Default for Options {
@@ -114,6 +119,8 @@ impl Default for Options {
             snapshot_every: crate::sequencer::SNAPSHOT_EVERY,
             disk: OsDisk::shared(),
             evidence_every: crate::sequencer::projector::EVIDENCE_EVERY,
+            signing_key: None,
+            checkpoint_every: crate::checkpoint::CHECKPOINT_EVERY,
         }
     }
 }
@@ -635,6 +642,20 @@ impl Shared {
         );
         writer.snapshot_every = opts.snapshot_every.max(1);
         writer.snapshot_seq = snapshot_seq;
+        if let Some(key) = &opts.signing_key {
+            let last_record = match head {
+                Some(h) if last_is_checkpoint(engine.reader().as_ref(), h.seq)? => h.seq,
+                _ => 0,
+            };
+            writer.signing = Some(crate::sequencer::Signing {
+                key: Arc::clone(key),
+                every: opts.checkpoint_every.clamp(
+                    crate::checkpoint::CHECKPOINT_EVERY_MIN,
+                    crate::checkpoint::CHECKPOINT_EVERY_MAX,
+                ),
+                last_record,
+            });
+        }
         let syncer = Syncer::new(
             engine,
             (Arc::clone(&self.durable), Arc::clone(&self.applied)),
@@ -645,6 +666,17 @@ impl Shared {
         let writer = spawn("parley-writer", Box::new(move || writer.run(rx)))?;
         Ok([writer, syncer])
     }
+}
+
+/// True when the record at `seq` is a checkpoint (a writer that opens on
+/// it has nothing unsigned).
+fn last_is_checkpoint(reader: &dyn LogReader, seq: u64) -> Result<bool, LogError> {
+    let mut found = false;
+    reader.scan(seq, seq, &mut |r| {
+        found = matches!(r.record.body, crate::record::Body::Checkpoint { .. });
+        Ok(())
+    })?;
+    Ok(found)
 }
 
 impl LedgerRead for Ledger {

@@ -19,6 +19,7 @@ pub mod alternatives;
 pub mod answer;
 pub mod audit;
 pub mod bounds;
+pub mod checkpoint;
 pub mod cli;
 mod client;
 pub mod command;

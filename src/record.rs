@@ -17,7 +17,9 @@ use crate::entity::EntityRef;
 use crate::value::Value;
 use crate::vocab::{AgentProfile, Decision, Intention, Lifecycle, Observed, RunOutcome, Synced};
 
+mod checkpoint;
 mod role;
+pub use checkpoint::{head_from_hex, Checkpoint, HexBytes, PublicKey, Signature};
 pub use role::Role;
 
 /// Version of the record schema (envelope + body). Stored in every envelope.
@@ -307,6 +309,11 @@ pub enum Body {
         #[schemars(with = "crate::bounds::schema::Seq")]
         intention: u64,
     },
+    /// Written by parley: the writer's ed25519 signature over the log's
+    /// head (`crate::checkpoint`), every N records and at a clean close.
+    Checkpoint {
+        checkpoint: Box<Checkpoint>,
+    },
 }
 
 /// Generates `Body::KINDS` and `Body::kind` from one list, so the two agree.
@@ -358,6 +365,7 @@ kinds! {
     Outcome => "outcome",
     Synced => "synced",
     IntentionWithdrawn => "intention_withdrawn",
+    Checkpoint => "checkpoint",
 }
 
 impl Body {
@@ -375,7 +383,7 @@ impl Body {
 
     /// True for kinds only parley itself writes.
     pub fn is_system(&self) -> bool {
-        matches!(self, Body::Genesis { .. }) || self.is_follow_up()
+        matches!(self, Body::Genesis { .. } | Body::Checkpoint { .. }) || self.is_follow_up()
     }
 
     /// True for the kinds that change who may act or what the rules are:
@@ -404,6 +412,7 @@ impl Body {
             | Body::Clock
             | Body::WorkflowDefined { .. }
             | Body::ResolverAdopted { .. }
+            | Body::Checkpoint { .. }
             | Body::CredentialRevoked { .. } => Vec::new(),
             Body::HumanResolution { intention, .. } | Body::IntentionWithdrawn { intention } => {
                 vec![EntityRef::Intention(*intention)]
@@ -466,6 +475,7 @@ impl Body {
             | Body::RunFinished { .. }
             | Body::ResolverAdopted { .. }
             | Body::IntentionWithdrawn { .. }
+            | Body::Checkpoint { .. }
             | Body::CredentialRevoked { .. } => Vec::new(),
             Body::WorkflowStarted {
                 run,

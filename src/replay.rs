@@ -119,6 +119,11 @@ impl Replayer {
             let allowed = match body {
                 Body::Genesis { .. } => seq == 1,
                 Body::Clock => true,
+                // It signs the record just before it (the signature is
+                // checked against a trusted key by `verify --key`).
+                Body::Checkpoint { checkpoint } => {
+                    checkpoint.seq + 1 == seq && checkpoint.head_hash.0 == r.prev_hash
+                }
                 Body::RulesInstalled { .. } | Body::WorkflowDefined { .. } => {
                     self.creating && seq > 1
                 }
@@ -126,7 +131,7 @@ impl Replayer {
             };
             if !allowed {
                 return fail(Problem::NotParley(
-                    "parley writes only genesis, the creation records, clocks and follow-ups",
+                    "parley writes only genesis, the creation records, clocks, checkpoints of the record before them and follow-ups",
                 ));
             }
         } else {

@@ -68,6 +68,15 @@ fn corpus() -> Vec<Body> {
         }),
     });
     out.push(Body::IntentionWithdrawn { intention: 42 });
+    out.push(Body::Checkpoint {
+        checkpoint: Box::new(parley::record::Checkpoint {
+            ledger_id: "ldg-prop".into(),
+            seq: 41,
+            head_hash: parley::record::Digest([7; 32]),
+            public_key: parley::record::HexBytes([9; 32]),
+            signature: parley::record::HexBytes([3; 64]),
+        }),
+    });
     out.push(Body::Synced {
         synced: Box::new(parley::vocab::Synced {
             platform: parley::vocab::Platform::Shopify,
@@ -127,6 +136,7 @@ fn kind_index(b: &Body) -> usize {
         Body::Outcome { .. } => 30,
         Body::Synced { .. } => 31,
         Body::IntentionWithdrawn { .. } => 32,
+        Body::Checkpoint { .. } => 33,
     }
 }
 

@@ -4,6 +4,7 @@
 //! running writer.
 
 mod catalog;
+mod checkpoint;
 mod escalations;
 mod inspect;
 mod place;
@@ -16,6 +17,8 @@ mod state;
 mod suggest;
 mod webhooks;
 mod write;
+
+pub use write::Create;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,25 +34,6 @@ use place::Place;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
-}
-
-/// Options for a ledger a command may create.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct Create {
-    /// The ledger id written into a new ledger's genesis record (default: a
-    /// fresh one); the same commands and id give the same head hash anywhere.
-    #[arg(long)]
-    pub ledger_id: Option<String>,
-    /// The first admin of a new ledger (default: `admin`).
-    #[arg(long)]
-    pub admin: Option<String>,
-    /// Preallocated size of each segment file, in MiB (default 64).
-    #[arg(long)]
-    pub segment_mib: Option<u64>,
-    /// Create the ledger without the default rule set and workflow
-    /// definitions (the commands install their own).
-    #[arg(long)]
-    pub bare: bool,
 }
 
 #[derive(clap::Subcommand)]
@@ -161,7 +145,18 @@ enum Cmd {
         /// Also check the derived state (index files, and the derived store when no writer runs) against the log.
         #[arg(long)]
         derived: bool,
+        /// Check the checkpoints signed by this public key (hex, or a file
+        /// holding it: `signing.pub`).
+        #[arg(long)]
+        key: Option<String>,
+        /// Prove the log still extends the signed head in FILE (`parley
+        /// checkpoint export`, kept elsewhere).
+        #[arg(long, requires = "key")]
+        checkpoint: Option<PathBuf>,
     },
+    /// Signed checkpoints: make a key pair, export the newest signed head.
+    #[command(subcommand)]
+    Checkpoint(checkpoint::CheckpointCmd),
     /// Write the log as JSON Lines (one record per line, with hashes).
     Export {
         #[command(flatten)]
@@ -456,7 +451,19 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             place,
             json,
             derived,
-        } => inspect::verify(&place.at()?, json, derived),
+            key,
+            checkpoint,
+        } => match inspect::verify(&place.at()?, json, derived)? {
+            code if key.is_none() || code != ExitCode::SUCCESS => Ok(code),
+            _ => {
+                let key = key.as_deref().unwrap_or_default();
+                checkpoint::verify(&place.at()?, key, checkpoint.as_deref(), json)
+            }
+        },
+        Cmd::Checkpoint(checkpoint::CheckpointCmd::Keygen { out }) => checkpoint::keygen(&out),
+        Cmd::Checkpoint(checkpoint::CheckpointCmd::Export { place, out }) => {
+            checkpoint::export(&place.at()?, out.as_deref())
+        }
         Cmd::Export { place, out } => inspect::export(&place.at()?.view()?, out.as_deref()),
         Cmd::ImportCatalog(args) => catalog::run(&args),
         Cmd::Import { place, file, json } => write::import(&place.at()?, &file, json),

@@ -1,14 +1,13 @@
 //! The commands that write: `run`, `import`, `rebuild`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
 use super::place::At;
-use super::Create;
 use crate::answer::{CommandAnswer, ErrorAnswer};
 use crate::command::{Command, CommandError, COMMAND_BYTES_MAX};
 use crate::export::{import as import_export, ImportError};
@@ -17,6 +16,32 @@ use crate::log::postgres::{PgLog, PgOptions};
 use crate::log::segment::DEFAULT_SEGMENT_BYTES;
 use crate::record::{to_hex, Timeline};
 use crate::sequencer::AppendError;
+
+/// Options for the ledger a command writes (and may create).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Create {
+    /// Sign checkpoints with the ed25519 key in FILE (`parley checkpoint
+    /// keygen`): at open, every --checkpoint-every records and at close.
+    #[arg(long, env = "PARLEY_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// Records between signed checkpoints (with --signing-key).
+    #[arg(long, requires = "signing_key")]
+    pub checkpoint_every: Option<u64>,
+    /// The ledger id written into a new ledger's genesis record (default: a
+    /// fresh one); the same commands and id give the same head hash anywhere.
+    #[arg(long)]
+    pub ledger_id: Option<String>,
+    /// The first admin of a new ledger (default: `admin`).
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Preallocated size of each segment file, in MiB (default 64).
+    #[arg(long)]
+    pub segment_mib: Option<u64>,
+    /// Create the ledger without the default rule set and workflow
+    /// definitions (the commands install their own).
+    #[arg(long)]
+    pub bare: bool,
+}
 
 /// Commands waiting for their acknowledgement in `parley run`.
 const RUN_IN_FLIGHT: usize = 4096;
@@ -46,6 +71,20 @@ pub(super) fn options(create: &Create) -> Result<Options> {
     }
     if let Some(a) = &create.admin {
         opts.first_admin.clone_from(a);
+    }
+    if let Some(path) = &create.signing_key {
+        let key = crate::checkpoint::SigningKey::load(path)?;
+        opts.signing_key = Some(std::sync::Arc::new(key));
+    }
+    if let Some(n) = create.checkpoint_every {
+        let (min, max) = (
+            crate::checkpoint::CHECKPOINT_EVERY_MIN,
+            crate::checkpoint::CHECKPOINT_EVERY_MAX,
+        );
+        if !(min..=max).contains(&n) {
+            bail!("--checkpoint-every {n}: between {min} and {max} records");
+        }
+        opts.checkpoint_every = n;
     }
     Ok(opts)
 }

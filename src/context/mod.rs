@@ -134,7 +134,7 @@ impl Context {
             intention,
         };
         match body {
-            Body::Broadcast { .. } | Body::Clock => {}
+            Body::Broadcast { .. } | Body::Clock | Body::Checkpoint { .. } => {}
             Body::Intend { intention } => {
                 let limit = self
                     .authority

@@ -22,7 +22,7 @@ pub use writer::SNAPSHOT_EVERY;
 use std::sync::{Condvar, Mutex};
 
 pub(crate) use syncer::{Batch, Syncer, SYNC_QUEUE_BATCHES};
-pub(crate) use writer::Writer;
+pub(crate) use writer::{Signing, Writer};
 
 use crate::command::{Command, CommandError};
 use crate::record::{Body, Hash, RecordError};

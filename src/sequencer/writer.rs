@@ -21,7 +21,10 @@ use crate::resolver::{Refusal, Resolvers};
 const CLOCK_WAIT_MS_MAX: u64 = 1_000;
 /// Most timer clock records written before one command (each settles every
 /// timer due at its time; a bound, not an expectation).
+mod signing;
 mod timers;
+
+pub(crate) use signing::Signing;
 
 /// A record parley writes itself (a follow-up, a clock record), next after
 /// `tail`, at `at_ms` or the tail's time if later.
@@ -94,6 +97,8 @@ pub(crate) struct Writer {
     pub snapshot_seq: u64,
     /// Records between snapshots (`Options::snapshot_every`).
     pub snapshot_every: u64,
+    /// Signed checkpoints, when the ledger was given a key.
+    pub signing: Option<Signing>,
 }
 
 /// Records between context snapshots in the derived store: a writer that
@@ -136,6 +141,7 @@ impl Writer {
             failed: None,
             snapshot_seq: 0,
             snapshot_every: SNAPSHOT_EVERY,
+            signing: None,
         }
     }
 
@@ -164,6 +170,7 @@ impl Writer {
     /// The writer stops: the syncer answers what it holds, then the last
     /// snapshot is written.
     fn finish(&mut self) {
+        self.sign_unsigned_head();
         self.to_syncer = None;
         self.snapshot();
     }
@@ -171,6 +178,7 @@ impl Writer {
     /// Runs until every sender is gone.
     pub(crate) fn run(mut self, rx: Receiver<Submission>) {
         self.settle_owed();
+        self.sign_unsigned_head();
         let mut pending = Vec::with_capacity(self.max_batch);
         loop {
             let deadline = if self.auto_clock && self.failed.is_none() {
@@ -518,6 +526,11 @@ impl Writer {
                 None => self.admit(s, &mut tail, now, &mut batch),
             };
             batch.replies.push(reply);
+        }
+        if self.failed.is_none() {
+            if let Err(e) = self.checkpoint_if_due(&mut tail, &mut batch) {
+                self.fail(e.to_string());
+            }
         }
         if let Some(reason) = self.failed.clone() {
             tracing::error!(%reason, "the writer stops accepting commands");
