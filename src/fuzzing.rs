@@ -142,6 +142,45 @@ pub fn guard_expression(data: &[u8]) {
     }
 }
 
+/// HTTP command bodies (`POST /v1/commands` and `/v1/commands/batch`, as
+/// the agent `pricing`): never panics; what is accepted is a valid command
+/// written as the caller (a batch of 1 to `BATCH_MAX`), and what is refused
+/// is a 400 or 403 problem naming why. The first byte picks the route.
+pub fn http_body(data: &[u8]) {
+    use crate::server::auth::Caller;
+    use crate::server::writes::{command_as, parse_batch};
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return;
+    };
+    let caller = Caller {
+        grant: 7,
+        identity: "pricing".into(),
+        role: crate::record::Role::Agent,
+    };
+    let parsed = if pick % 2 == 0 {
+        command_as(&caller, text).map(|c| vec![c])
+    } else {
+        parse_batch(&caller, text)
+    };
+    match parsed {
+        Ok(commands) => {
+            assert!(!commands.is_empty());
+            for c in &commands {
+                let c = c.command();
+                assert_eq!(c.envelope.producer, "pricing", "written as the caller");
+                assert_eq!(c.validate(), Ok(()), "an accepted command is valid");
+            }
+        }
+        Err(p) => {
+            assert!(p.status == 400 || p.status == 403, "status {}", p.status);
+            assert!(!p.detail.is_empty(), "a refusal says why");
+        }
+    }
+}
+
 /// Store platforms' payloads: mapping a delivery of any topic, and reading
 /// a CSV export of either format, never panics; what maps is within the
 /// bounds a command is held to, and round-trips as a command through JSON.
@@ -294,6 +333,29 @@ mod tests {
         }
         assert!(frames > 100, "the golden ledger's frames: {frames}");
         assert_eq!(decoded, frames, "every golden frame's record decoded");
+    }
+
+    #[test]
+    fn http_body_seed_corpus_runs_clean() {
+        let lines: Vec<String> = include_str!("../tests/golden/commands.jsonl")
+            .lines()
+            .map(|l| l.replacen(r#""producer":"#, r#""producer":"pricing","was":"#, 1))
+            .chain([r#"{"producer":"pricing","kind":"fact","entity":"sku:S1","attribute":"a","value":1}"#.to_owned()])
+            .collect();
+        let mut accepted = 0;
+        for line in &lines {
+            http_body(&[&[0u8][..], line.as_bytes()].concat());
+            http_body(&[&[0u8][..], &line.as_bytes()[..line.len() / 2]].concat());
+            accepted += u32::from(crate::server::writes::command_as(
+                &crate::server::auth::Caller { grant: 7, identity: "pricing".into(), role: crate::record::Role::Agent },
+                line,
+            ).is_ok());
+        }
+        assert!(accepted >= 1, "some seeds are accepted");
+        let batch = format!("[{}]", lines.join(","));
+        for body in [batch.as_str(), "[]", "[1]", "{}", "[{\"producer\":\"marketing\",\"kind\":\"clock\"}]"] {
+            http_body(&[&[1u8][..], body.as_bytes()].concat());
+        }
     }
 
     #[test]

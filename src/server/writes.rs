@@ -101,7 +101,7 @@ pub(super) fn quota(app: &App, caller: &Caller, n: usize) -> Result<(), Problem>
 
 /// Parses one command (one parse, one validation) and checks it is written
 /// as the caller.
-fn command_as(caller: &Caller, text: &str) -> Result<Checked, Problem> {
+pub(crate) fn command_as(caller: &Caller, text: &str) -> Result<Checked, Problem> {
     let checked = Command::parse_checked(text)?;
     let command = checked.command();
     if command.envelope.producer != caller.identity {
@@ -204,31 +204,8 @@ pub async fn post_batch(
 ) -> Result<Json<Vec<BatchItem>>, Problem> {
     let caller = app.caller(&headers)?;
     let text = body_text(body)?;
-    // The array is only split here; each command is parsed once, strictly
-    // (repeated keys refused, as on the single route), from its own text.
-    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(&text)
-        .map_err(|e| Problem::bad_request(ProblemCode::BadBody, e.to_string()))?;
-    if items.is_empty() || items.len() > BATCH_MAX {
-        return Err(Problem::bad_request(
-            ProblemCode::BadBatch,
-            format!(
-                "a batch holds 1 to {BATCH_MAX} commands; got {}",
-                items.len()
-            ),
-        ));
-    }
-    // Every command must parse and be the caller's before any is appended.
-    let mut commands = Vec::with_capacity(items.len());
-    for (n, v) in items.iter().enumerate() {
-        let c = command_as(&caller, v.get()).map_err(|mut p| {
-            p.detail = format!(
-                "command {n} of the batch (nothing was appended): {}",
-                p.detail
-            );
-            p
-        })?;
-        commands.push(c);
-    }
+    let commands = parse_batch(&caller, &text)?;
+    let count = commands.len();
     quota(&app, &caller, commands.len())?;
     let start = super::started();
     let tickets: Vec<Result<Ticket, AppendError>> = commands
@@ -251,6 +228,37 @@ pub async fn post_batch(
             },
         });
     }
-    debug_assert_eq!(out.len(), items.len());
+    debug_assert_eq!(out.len(), count);
     Ok(Json(out))
+}
+
+/// A batch body's commands: 1 to `BATCH_MAX`, every one parsed and the
+/// caller's before any is appended (else the first problem, naming it).
+pub(crate) fn parse_batch(caller: &Caller, text: &str) -> Result<Vec<Checked>, Problem> {
+    // The array is only split here; each command is parsed once, strictly
+    // (repeated keys refused, as on the single route), from its own text.
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
+        .map_err(|e| Problem::bad_request(ProblemCode::BadBody, e.to_string()))?;
+    if items.is_empty() || items.len() > BATCH_MAX {
+        return Err(Problem::bad_request(
+            ProblemCode::BadBatch,
+            format!(
+                "a batch holds 1 to {BATCH_MAX} commands; got {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut commands = Vec::with_capacity(items.len());
+    for (n, v) in items.iter().enumerate() {
+        let c = command_as(caller, v.get()).map_err(|mut p| {
+            p.detail = format!(
+                "command {n} of the batch (nothing was appended): {}",
+                p.detail
+            );
+            p
+        })?;
+        commands.push(c);
+    }
+    debug_assert!((1..=BATCH_MAX).contains(&commands.len()));
+    Ok(commands)
 }
