@@ -166,7 +166,13 @@ async fn call(
     Ok((parts.headers, bytes))
 }
 
-fn request(addr: &str, method: Method, path: &str, token: &str, body: Bytes) -> Request<Full<Bytes>> {
+fn request(
+    addr: &str,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Bytes,
+) -> Request<Full<Bytes>> {
     Request::builder()
         .method(method)
         .uri(path)
@@ -201,7 +207,13 @@ async fn intentions(load: Arc<Load>, per_s: u64, start: tokio::time::Instant) {
                 let (body, pricing) = intent(k);
                 let token = &load.tokens[usize::from(!pricing)];
                 let result = match &mut send {
-                    Ok(s) => call(s, request(&load.addr, Method::POST, "/v1/commands", token, body)).await,
+                    Ok(s) => {
+                        call(
+                            s,
+                            request(&load.addr, Method::POST, "/v1/commands", token, body),
+                        )
+                        .await
+                    }
                     Err(e) => Err(e.clone()),
                 };
                 load.tally.requests.fetch_add(1, Ordering::Relaxed);
@@ -229,7 +241,13 @@ async fn follow(load: Arc<Load>) {
         Ok(s) => s,
         Err(e) => return load.tally.error(e),
     };
-    let req = request(&load.addr, Method::GET, "/v1/stream", &load.tokens[2], Bytes::new());
+    let req = request(
+        &load.addr,
+        Method::GET,
+        "/v1/stream",
+        &load.tokens[2],
+        Bytes::new(),
+    );
     let resp = match send.send_request(req).await {
         Ok(r) if r.status().is_success() => r,
         Ok(r) => return load.tally.error(format!("stream: {}", r.status())),
@@ -241,13 +259,21 @@ async fn follow(load: Arc<Load>) {
             Err(_) => continue,
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    let events = data.windows(6).filter(|w| w == b"\nid: " || *w == b"\nid:\x20").count();
+                    let events = data
+                        .windows(6)
+                        .filter(|w| w == b"\nid: " || *w == b"\nid:\x20")
+                        .count();
                     let events = events.max(usize::from(data.starts_with(b"id:")));
-                    load.tally.stream_events.fetch_add(events as u64, Ordering::Relaxed);
+                    load.tally
+                        .stream_events
+                        .fetch_add(events as u64, Ordering::Relaxed);
                 }
             }
             Ok(other) => {
-                return load.tally.error(format!("the stream ended early: {:?}", other.map(|r| r.map(|_| ()))));
+                return load.tally.error(format!(
+                    "the stream ended early: {:?}",
+                    other.map(|r| r.map(|_| ()))
+                ));
             }
         }
     }
@@ -255,7 +281,13 @@ async fn follow(load: Arc<Load>) {
 
 /// The console's reads, round-robin, at `READS_PER_S`.
 async fn console(load: Arc<Load>) {
-    let paths = ["/v1/state", "/v1/escalations", "/v1/records?limit=50", "/metrics", "/v1/entities/sku:S7"];
+    let paths = [
+        "/v1/state",
+        "/v1/escalations",
+        "/v1/records?limit=50",
+        "/metrics",
+        "/v1/entities/sku:S7",
+    ];
     let mut send = connect(&load.addr).await;
     let mut tick = tokio::time::interval(Duration::from_millis(1_000 / READS_PER_S));
     let mut i = 0;
@@ -284,7 +316,12 @@ async fn mcp(load: Arc<Load>) {
     };
     let token = &load.tokens[0];
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"soak","version":"1"}}}"#;
-    let session = match call(&mut send, request(&load.addr, Method::POST, "/mcp", token, Bytes::from(init))).await {
+    let session = match call(
+        &mut send,
+        request(&load.addr, Method::POST, "/mcp", token, Bytes::from(init)),
+    )
+    .await
+    {
         Ok((h, _)) => h
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
@@ -298,7 +335,10 @@ async fn mcp(load: Arc<Load>) {
         let mut r = request(&load.addr, Method::POST, "/mcp", token, Bytes::from(body));
         let h = r.headers_mut();
         h.insert("mcp-session-id", session.parse().expect("header"));
-        h.insert("mcp-protocol-version", "2025-06-18".parse().expect("header"));
+        h.insert(
+            "mcp-protocol-version",
+            "2025-06-18".parse().expect("header"),
+        );
         r
     };
     let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned();
@@ -316,8 +356,12 @@ async fn mcp(load: Arc<Load>) {
         );
         load.tally.requests.fetch_add(1, Ordering::Relaxed);
         match call(&mut send, with_session(body)).await {
-            Ok((_, b)) if b.windows(8).any(|w| w == b"\"result\"") && !b.windows(15).any(|w| w == b"\"isError\":true") => {}
-            Ok((_, b)) => load.tally.error(format!("mcp tools/call: {}", String::from_utf8_lossy(&b))),
+            Ok((_, b))
+                if b.windows(8).any(|w| w == b"\"result\"")
+                    && !b.windows(15).any(|w| w == b"\"isError\":true") => {}
+            Ok((_, b)) => load
+                .tally
+                .error(format!("mcp tools/call: {}", String::from_utf8_lossy(&b))),
             Err(e) => return load.tally.error(format!("mcp tools/call: {e}")),
         }
     }
@@ -367,19 +411,36 @@ fn main() {
     let d = dir.to_str().expect("utf-8 path");
     parley(&["run", "--data", d, "--admin", "ops", "-"], &setup_lines());
     let token = |name: &str, role: &str| {
-        parley(&["token", "create", "--data", d, "--name", name, "--role", role], "")
-            .trim()
-            .lines()
-            .last()
-            .expect("a token")
-            .to_owned()
+        parley(
+            &[
+                "token", "create", "--data", d, "--name", name, "--role", role,
+            ],
+            "",
+        )
+        .trim()
+        .lines()
+        .last()
+        .expect("a token")
+        .to_owned()
     };
-    let tokens = [token("pricing", "agent"), token("marketing", "agent"), token("ops", "admin")];
+    let tokens = [
+        token("pricing", "agent"),
+        token("marketing", "agent"),
+        token("ops", "admin"),
+    ];
     let port = 18_000 + (std::process::id() % 20_000) as u16;
     let addr = format!("127.0.0.1:{port}");
     let server = Server(
         Process::new(parley_bin())
-            .args(["serve", "--data", d, "--listen", &addr, "--writes-per-s", "10000000"])
+            .args([
+                "serve",
+                "--data",
+                d,
+                "--listen",
+                &addr,
+                "--writes-per-s",
+                "10000000",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -387,7 +448,10 @@ fn main() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "parley serve did not listen on {addr}");
+        assert!(
+            Instant::now() < deadline,
+            "parley serve did not listen on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let pid = server.0.id();
@@ -415,7 +479,15 @@ fn main() {
     );
     println!(
         "{:>6} {:>10} {:>9} {:>7} {:>12} {:>10} {:>9} {:>5} {:>12}",
-        "minute", "requests", "intents/s", "errors", "intent p99", "stream ev", "RSS MiB", "fds", "disk MiB/min"
+        "minute",
+        "requests",
+        "intents/s",
+        "errors",
+        "intent p99",
+        "stream ev",
+        "RSS MiB",
+        "fds",
+        "disk MiB/min"
     );
     let (mut last_disk, mut rows) = (dir_bytes(&dir), Vec::new());
     let (mut last_req, mut last_err, mut last_ev) = (0, 0, 0);

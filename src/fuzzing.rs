@@ -346,14 +346,27 @@ mod tests {
         for line in &lines {
             http_body(&[&[0u8][..], line.as_bytes()].concat());
             http_body(&[&[0u8][..], &line.as_bytes()[..line.len() / 2]].concat());
-            accepted += u32::from(crate::server::writes::command_as(
-                &crate::server::auth::Caller { grant: 7, identity: "pricing".into(), role: crate::record::Role::Agent },
-                line,
-            ).is_ok());
+            accepted += u32::from(
+                crate::server::writes::command_as(
+                    &crate::server::auth::Caller {
+                        grant: 7,
+                        identity: "pricing".into(),
+                        role: crate::record::Role::Agent,
+                    },
+                    line,
+                )
+                .is_ok(),
+            );
         }
         assert!(accepted >= 1, "some seeds are accepted");
         let batch = format!("[{}]", lines.join(","));
-        for body in [batch.as_str(), "[]", "[1]", "{}", "[{\"producer\":\"marketing\",\"kind\":\"clock\"}]"] {
+        for body in [
+            batch.as_str(),
+            "[]",
+            "[1]",
+            "{}",
+            "[{\"producer\":\"marketing\",\"kind\":\"clock\"}]",
+        ] {
             http_body(&[&[1u8][..], body.as_bytes()].concat());
         }
     }

@@ -404,3 +404,46 @@ fn the_server_ignores_sigpipe() {
     let sigpipe = 1u64 << (libc::SIGPIPE - 1);
     assert_ne!(ignored & sigpipe, 0, "SigIgn {ignored:#x} lacks SIGPIPE");
 }
+
+/// An address that keeps failing authentication gets 429 for every request
+/// (a valid token too) for the rest of its minute; both are counted in
+/// /metrics. (Its window is a minute: the loop sends failures until the
+/// limit is passed, so a window ending in between changes nothing.)
+#[test]
+fn repeated_bad_tokens_are_throttled_and_counted() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = ledger(base.path());
+    let pricing = token(&dir, "pricing", "agent");
+    let server = Server::start_with(&dir, &["--bad-tokens-per-min", "3"]);
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let (status, _, _) = server.request("GET", "/v1/whoami", Some("pk_wrong"), "");
+        statuses.push(status);
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(
+        statuses.len() >= 4 && statuses[..3].iter().all(|s| *s == 401),
+        "{statuses:?}"
+    );
+    let (status, ctype, body) = server.request("GET", "/v1/whoami", Some(&pricing), "");
+    assert_eq!(
+        (status, ctype.as_str()),
+        (429, "application/problem+json"),
+        "{body}"
+    );
+    assert!(body.contains("failed authentication"), "{body}");
+    // /metrics (with a token) still answers an address that is held.
+    let (_, _, metrics) = server.request("GET", "/metrics", Some(&pricing), "");
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(value("parley_auth_failures_total") >= 3, "{metrics}");
+    assert!(value("parley_auth_throttled_total") >= 2, "{metrics}");
+    assert_eq!(server.stop().0, Some(0));
+}

@@ -96,6 +96,10 @@ enum Cmd {
         /// Writes each identity may make per second before getting 429.
         #[arg(long, default_value = "1000")]
         writes_per_s: std::num::NonZeroU32,
+        /// Failed authentications an address may make per minute before all
+        /// its requests get 429 for the rest of the minute (0: no limit).
+        #[arg(long, default_value_t = crate::server::throttle::BAD_TOKENS_PER_MIN)]
+        bad_tokens_per_min: u32,
         /// Let MCP clients without a token initialize and list tools and
         /// resources at /mcp (for conformance suites); tool calls and
         /// resource reads still need a token.
@@ -415,6 +419,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             place,
             listen,
             writes_per_s,
+            bad_tokens_per_min,
             mcp_anonymous_handshake,
             mcp_allowed_hosts,
             advertise,
@@ -430,6 +435,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 lease_ms,
                 write_at_most,
                 writes_per_s,
+                bad_tokens_per_min,
                 mcp: crate::mcp::http::McpOptions {
                     anonymous_handshake: mcp_anonymous_handshake,
                     allowed_hosts: mcp_allowed_hosts,

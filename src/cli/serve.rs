@@ -184,6 +184,8 @@ pub(super) struct ServeOptions {
     pub write_at_most: Option<std::num::NonZeroUsize>,
     /// Writes per identity per second before 429.
     pub writes_per_s: std::num::NonZeroU32,
+    /// Failed authentications per address per minute before 429 (0: off).
+    pub bad_tokens_per_min: u32,
     pub mcp: crate::mcp::http::McpOptions,
     /// How store platforms' webhooks are received (`None`: they are not).
     pub webhooks: Option<crate::server::webhooks::Webhooks>,
@@ -203,10 +205,16 @@ pub(super) async fn run_server(
     let stop_mcp = tokio_util::sync::CancellationToken::new();
     let (mut root, mut named) = (None, crate::server::ledgers::Ledgers::new());
     let (mut closers, mut sessions, mut held) = (Vec::new(), Vec::new(), Vec::new());
+    // One throttle for the whole listener: an address's failures count
+    // across every ledger it tries.
+    let bad_tokens = Arc::new(crate::server::throttle::BadTokens::new(
+        opts.bad_tokens_per_min,
+    ));
     for (name, ledger) in ledgers {
         let ledger = Arc::new(ledger);
         let (mut app, closing_tx) = App::new(ledger.clone(), opts.writes_per_s);
         app.webhooks = opts.webhooks.clone().map(Arc::new);
+        app.bad_tokens = Arc::clone(&bad_tokens);
         app.count_batches();
         let api = crate::server::router(app.clone());
         let (mcp, open) =
@@ -229,6 +237,8 @@ pub(super) async fn run_server(
     // The line scripts and tests wait for.
     println!("parley serve: listening on http://{local}");
     let watched = held.clone();
+    // The peer's address lets repeated bad tokens be throttled (`server::throttle`).
+    let all = all.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, all)
         .with_graceful_shutdown(async move {
             tokio::select! {

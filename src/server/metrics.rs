@@ -25,6 +25,10 @@ pub struct Metrics {
     /// Webhook deliveries by platform, topic and result.
     pub webhooks: Family<Labels, Counter>,
     pub appended: Counter,
+    /// Requests that failed authentication (401).
+    pub auth_failures: Counter,
+    /// Requests refused (429) because their address failed too often.
+    pub auth_throttled: Counter,
     pub batch_records: Histogram,
     pub subscribers: Gauge,
     queue_depth: Gauge,
@@ -43,6 +47,8 @@ impl Default for Metrics {
             rejected: Family::default(),
             webhooks: Family::default(),
             appended: Counter::default(),
+            auth_failures: Counter::default(),
+            auth_throttled: Counter::default(),
             // 1 to 4096 records.
             batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             subscribers: Gauge::default(),
@@ -80,6 +86,16 @@ impl Default for Metrics {
             "appended_records",
             "Records committed while serving (commands and what they caused)",
             m.appended.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests that failed authentication (401: a missing, malformed, unknown or revoked token, or a bad webhook signature)",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused with 429 because their address failed authentication too often this minute",
+            m.auth_throttled.clone(),
         );
         registry.register(
             "commit_batch_records",

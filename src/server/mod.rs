@@ -25,6 +25,7 @@ pub mod scorecard;
 pub mod stream;
 #[cfg(test)]
 mod tests;
+pub mod throttle;
 pub mod tokens;
 pub mod webhooks;
 pub mod whatif;
@@ -69,6 +70,8 @@ pub struct App {
     pub log_reads: Arc<tokio::sync::Semaphore>,
     /// How store platforms' webhooks are received (`None`: they are not).
     pub webhooks: Option<Arc<webhooks::Webhooks>>,
+    /// Addresses that keep failing authentication (`throttle`).
+    pub bad_tokens: Arc<throttle::BadTokens>,
 }
 
 /// Log reads running at once (the machine has few cores; the writer needs one).
@@ -202,6 +205,10 @@ pub fn router(app: App) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            throttle::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             trace_request,
         ))
         .with_state(app)
@@ -277,6 +284,7 @@ impl App {
             closing,
             log_reads: Arc::new(tokio::sync::Semaphore::new(LOG_READS)),
             webhooks: None,
+            bad_tokens: Arc::new(throttle::BadTokens::new(throttle::BAD_TOKENS_PER_MIN)),
         };
         (app, closer)
     }
