@@ -55,6 +55,21 @@ fn signed_ledger(dir: &Path) -> std::path::PathBuf {
     keys
 }
 
+/// `parley run --data DATA --signing-key KEY -` with `stdin`.
+fn signed_run(data: &Path, key: &Path, stdin: &str) -> common::Ran {
+    parley(
+        &[
+            "run",
+            "--data",
+            data.to_str().unwrap(),
+            "--signing-key",
+            key.to_str().unwrap(),
+            "-",
+        ],
+        stdin,
+    )
+}
+
 fn records(data: &Path) -> Vec<parley::record::StoredRecord> {
     let (view, _) = parley::reader::LogView::open(data).unwrap();
     let mut out = Vec::new();
@@ -90,24 +105,55 @@ fn rewrite(records: Vec<parley::record::Record>, to: &Path) {
     log.record_evidence(true).unwrap();
 }
 
-fn verify_json(data: &Path, keys: &Path, file: &Path) -> (Option<i32>, serde_json::Value) {
+/// `parley checkpoint export` of `data` into `file`.
+fn export(data: &Path, file: &Path) -> std::path::PathBuf {
     let r = parley(
         &[
-            "verify",
+            "checkpoint",
+            "export",
             "--data",
             data.to_str().unwrap(),
-            "--key",
-            keys.join("signing.pub").to_str().unwrap(),
-            "--checkpoint",
+            "--out",
             file.to_str().unwrap(),
-            "--json",
         ],
         "",
     );
-    let last = r.stdout.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    file.to_path_buf()
+}
+
+/// `parley verify --key K --checkpoint F [extra]`: (exit code, stdout, stderr).
+fn verify_with(
+    data: &Path,
+    keys: &Path,
+    file: &Path,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let pubkey = keys.join("signing.pub");
+    let mut args = vec![
+        "verify",
+        "--data",
+        data.to_str().unwrap(),
+        "--key",
+        pubkey.to_str().unwrap(),
+        "--checkpoint",
+        file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let r = parley(&args, "");
+    (r.code, r.stdout, r.stderr)
+}
+
+fn verify_words(data: &Path, keys: &Path, file: &Path) -> (Option<i32>, String, String) {
+    verify_with(data, keys, file, &[])
+}
+
+fn verify_json(data: &Path, keys: &Path, file: &Path) -> (Option<i32>, serde_json::Value) {
+    let (code, out, err) = verify_with(data, keys, file, &["--json"]);
+    let last = out.lines().last().unwrap_or_default().to_owned();
     (
-        r.code,
-        serde_json::from_str(&last).unwrap_or_else(|_| panic!("{}{}", r.stdout, r.stderr)),
+        code,
+        serde_json::from_str(&last).unwrap_or_else(|_| panic!("{out}{err}")),
     )
 }
 
@@ -139,17 +185,7 @@ fn the_writer_signs_at_open_every_n_records_and_at_close() {
     );
     // Reopening a signed head and closing adds nothing.
     let key = keys.join("signing.key");
-    let r = parley(
-        &[
-            "run",
-            "--data",
-            data.to_str().unwrap(),
-            "--signing-key",
-            key.to_str().unwrap(),
-            "-",
-        ],
-        "",
-    );
+    let r = signed_run(&data, &key, "");
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(records(&data).len(), all.len());
     // Replay accepts them: they change no decision.
@@ -162,19 +198,7 @@ fn an_exported_checkpoint_proves_the_log_extends_it() {
     let dir = tempfile::tempdir().unwrap();
     let keys = signed_ledger(dir.path());
     let data = dir.path().join("L");
-    let file = dir.path().join("cp.json");
-    let r = parley(
-        &[
-            "checkpoint",
-            "export",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            file.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let file = export(&data, &dir.path().join("cp.json"));
     let (code, v) = verify_json(&data, &keys, &file);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["ok"], true);
@@ -183,17 +207,7 @@ fn an_exported_checkpoint_proves_the_log_extends_it() {
     let key = keys.join("signing.key");
     let more =
         r#"{"producer":"ops","at_ms":1764147700000,"kind":"human_registered","human":"lee"}"#;
-    let r = parley(
-        &[
-            "run",
-            "--data",
-            data.to_str().unwrap(),
-            "--signing-key",
-            key.to_str().unwrap(),
-            "-",
-        ],
-        &format!("{more}\n"),
-    );
+    let r = signed_run(&data, &key, &format!("{more}\n"));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let (code, v) = verify_json(&data, &keys, &file);
     assert_eq!(code, Some(0), "{v}");
@@ -204,19 +218,7 @@ fn a_chain_rehashed_from_seq_2_passes_verify_but_not_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let keys = signed_ledger(dir.path());
     let data = dir.path().join("L");
-    let file = dir.path().join("cp.json");
-    let r = parley(
-        &[
-            "checkpoint",
-            "export",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            file.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let file = export(&data, &dir.path().join("cp.json"));
     // The insider changes the rule set (seq 2) and re-hashes everything after.
     let mut all: Vec<_> = records(&data).into_iter().map(|r| r.record).collect();
     match &mut all[1].body {
@@ -242,23 +244,8 @@ fn a_chain_rehashed_from_seq_2_passes_verify_but_not_the_checkpoint() {
     assert!(from <= 2 && 2 <= by, "the departure range holds seq 2: {v}");
     assert!(v["reason"].as_str().unwrap().contains("rewritten"), "{v}");
     // In words, too.
-    let r = parley(
-        &[
-            "verify",
-            "--data",
-            forged.to_str().unwrap(),
-            "--key",
-            keys.join("signing.pub").to_str().unwrap(),
-            "--checkpoint",
-            file.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert!(
-        r.stdout.contains("NOT SIGNED") && r.stdout.contains("seq"),
-        "{}",
-        r.stdout
-    );
+    let (_, out, _) = verify_words(&forged, &keys, &file);
+    assert!(out.contains("NOT SIGNED") && out.contains("seq"), "{out}");
 }
 
 #[test]
@@ -266,19 +253,7 @@ fn a_truncated_chain_fails_naming_where_it_ends() {
     let dir = tempfile::tempdir().unwrap();
     let keys = signed_ledger(dir.path());
     let data = dir.path().join("L");
-    let file = dir.path().join("cp.json");
-    let r = parley(
-        &[
-            "checkpoint",
-            "export",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            file.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let file = export(&data, &dir.path().join("cp.json"));
     let all: Vec<_> = records(&data).into_iter().map(|r| r.record).collect();
     let keep = all.len() - 4;
     let cut = dir.path().join("cut");
@@ -294,19 +269,7 @@ fn a_wrong_key_a_forged_file_and_a_readable_key_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let keys = signed_ledger(dir.path());
     let data = dir.path().join("L");
-    let file = dir.path().join("cp.json");
-    let r = parley(
-        &[
-            "checkpoint",
-            "export",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            file.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let file = export(&data, &dir.path().join("cp.json"));
     // Another key.
     let other = dir.path().join("other");
     parley(
@@ -323,39 +286,14 @@ fn a_wrong_key_a_forged_file_and_a_readable_key_are_refused() {
     cp["head_hash"] = serde_json::json!(format!("{flipped}{}", &head[1..]));
     let forged = dir.path().join("forged.json");
     std::fs::write(&forged, cp.to_string()).unwrap();
-    let r = parley(
-        &[
-            "verify",
-            "--data",
-            data.to_str().unwrap(),
-            "--key",
-            keys.join("signing.pub").to_str().unwrap(),
-            "--checkpoint",
-            forged.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert_ne!(r.code, Some(0));
-    assert!(
-        r.stderr.contains("signature does not verify"),
-        "{}",
-        r.stderr
-    );
+    let (code, _, err) = verify_words(&data, &keys, &forged);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("signature does not verify"), "{err}");
     // A key file others can read is refused before anything is written.
     let key = keys.join("signing.key");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let r = parley(
-        &[
-            "run",
-            "--data",
-            data.to_str().unwrap(),
-            "--signing-key",
-            key.to_str().unwrap(),
-            "-",
-        ],
-        "",
-    );
+    let r = signed_run(&data, &key, "");
     assert_ne!(r.code, Some(0));
     assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
     // Keygen never overwrites.
