@@ -33,7 +33,7 @@ const META_SNAPSHOT: &[u8] = b"m\0snapshot";
 /// What a snapshot's bytes mean: bump when `Context`'s encoding or what
 /// folding a record computes changes, so older snapshots are ignored (the
 /// log is folded instead). The build's version is checked as well.
-pub const SNAPSHOT_FORMAT: u32 = 6;
+pub const SNAPSHOT_FORMAT: u32 = 7;
 const CATCH_UP_CHUNK: usize = 4096;
 /// Records held in the pending layer before it is written to sled.
 pub const FLUSH_RECORDS: usize = 16_384;

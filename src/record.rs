@@ -290,6 +290,15 @@ pub enum Body {
         #[schemars(with = "crate::bounds::schema::Seq")]
         grant: u64,
     },
+    /// The credential granted at seq `grant` authenticates no one from
+    /// `expires_at_ms` on (the server's clock decides; the latest such
+    /// record for a grant holds).
+    CredentialExpires {
+        #[schemars(with = "crate::bounds::schema::Seq")]
+        grant: u64,
+        #[schemars(with = "crate::bounds::schema::TimeMs")]
+        expires_at_ms: u64,
+    },
     /// What the store observed after acting: sales, refunds, complaints,
     /// stock-outs, campaign results (`crate::outcomes` attributes them to
     /// the decisions in force).
@@ -366,6 +375,7 @@ kinds! {
     Synced => "synced",
     IntentionWithdrawn => "intention_withdrawn",
     Checkpoint => "checkpoint",
+    CredentialExpires => "credential_expires",
 }
 
 impl Body {
@@ -399,6 +409,7 @@ impl Body {
                 | Body::ResolverAdopted { .. }
                 | Body::CredentialGranted { .. }
                 | Body::CredentialRevoked { .. }
+                | Body::CredentialExpires { .. }
         )
     }
 
@@ -413,6 +424,7 @@ impl Body {
             | Body::WorkflowDefined { .. }
             | Body::ResolverAdopted { .. }
             | Body::Checkpoint { .. }
+            | Body::CredentialExpires { .. }
             | Body::CredentialRevoked { .. } => Vec::new(),
             Body::HumanResolution { intention, .. } | Body::IntentionWithdrawn { intention } => {
                 vec![EntityRef::Intention(*intention)]
@@ -476,6 +488,7 @@ impl Body {
             | Body::ResolverAdopted { .. }
             | Body::IntentionWithdrawn { .. }
             | Body::Checkpoint { .. }
+            | Body::CredentialExpires { .. }
             | Body::CredentialRevoked { .. } => Vec::new(),
             Body::WorkflowStarted {
                 run,

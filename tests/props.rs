@@ -68,6 +68,10 @@ fn corpus() -> Vec<Body> {
         }),
     });
     out.push(Body::IntentionWithdrawn { intention: 42 });
+    out.push(Body::CredentialExpires {
+        grant: 5,
+        expires_at_ms: 1_764_150_000_000,
+    });
     out.push(Body::Checkpoint {
         checkpoint: Box::new(parley::record::Checkpoint {
             ledger_id: "ldg-prop".into(),
@@ -137,6 +141,7 @@ fn kind_index(b: &Body) -> usize {
         Body::Synced { .. } => 31,
         Body::IntentionWithdrawn { .. } => 32,
         Body::Checkpoint { .. } => 33,
+        Body::CredentialExpires { .. } => 34,
     }
 }
 

@@ -447,3 +447,78 @@ fn repeated_bad_tokens_are_throttled_and_counted() {
     assert!(value("parley_auth_throttled_total") >= 2, "{metrics}");
     assert_eq!(server.stop().0, Some(0));
 }
+
+/// A token made with `--expires` works until then; an admin's
+/// `credential_expires` with a time already past ends it at once (401,
+/// saying so); no one but an admin sets an expiry, and only on a
+/// credential in force.
+#[test]
+fn tokens_expire() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = ledger(base.path());
+    let admin = token(&dir, "admin", "admin");
+    let d = dir.to_str().unwrap();
+    let r = common::parley(
+        &[
+            "token",
+            "create",
+            "--data",
+            d,
+            "--name",
+            "pricing",
+            "--role",
+            "agent",
+            "--expires",
+            "90d",
+        ],
+        "",
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("it expires at"), "{}", r.stderr);
+    let pricing = r.stdout.trim().to_owned();
+    let bad = common::parley(
+        &[
+            "token",
+            "create",
+            "--data",
+            d,
+            "--name",
+            "x",
+            "--role",
+            "agent",
+            "--expires",
+            "3651d",
+        ],
+        "",
+    );
+    assert_ne!(bad.code, Some(0));
+    assert!(bad.stderr.contains("3650d"), "{}", bad.stderr);
+    let server = Server::start(&dir);
+    let (status, _, body) = server.request("GET", "/v1/whoami", Some(&pricing), "");
+    assert_eq!(status, 200, "{body}");
+    let grant = serde_json::from_str::<serde_json::Value>(&body).unwrap()["grant"]
+        .as_u64()
+        .unwrap();
+    let expire = |producer: &str, grant: u64| {
+        format!(
+            r#"{{"producer":"{producer}","kind":"credential_expires","grant":{grant},"expires_at_ms":1000}}"#
+        )
+    };
+    // Not by the agent itself, nor on a grant that does not exist.
+    assert_eq!(
+        server.post(Some(&pricing), &expire("pricing", grant)).0,
+        403
+    );
+    let (status, _, answer) = server.post(Some(&admin), &expire("admin", 999_999));
+    assert_eq!(status, 422, "{answer}");
+    let (status, _, answer) = server.post(Some(&admin), &expire("admin", grant));
+    assert_eq!(status, 200, "{answer}");
+    // A read that waits for the applied head (read-your-writes): from then
+    // on every request sees the expiry.
+    assert_eq!(server.request("GET", "/v1/state", Some(&admin), "").0, 200);
+    let (status, _, body) = server.request("GET", "/v1/whoami", Some(&pricing), "");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("expired at 1970-01-01T00:00:01"), "{body}");
+    assert_eq!(server.request("GET", "/v1/whoami", Some(&admin), "").0, 200);
+    assert_eq!(server.stop().0, Some(0));
+}

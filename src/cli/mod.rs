@@ -451,8 +451,9 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                     name,
                     role,
                     admin,
+                    expires,
                 },
-        } => serve::token_create(&place.at()?, &name, role, admin.as_deref()),
+        } => serve::token_create(&place.at()?, (&name, role), admin.as_deref(), expires),
         Cmd::Verify {
             place,
             json,

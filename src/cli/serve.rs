@@ -124,9 +124,9 @@ fn genesis(ledger: &Ledger) -> Result<(String, Timeline)> {
 /// `POST /v1/tokens`).
 pub(super) fn token_create(
     at: &At,
-    name: &str,
-    role: impl Into<Role>,
+    (name, role): (&str, impl Into<Role>),
     admin: Option<&str>,
+    expires_in_ms: Option<u64>,
 ) -> Result<ExitCode> {
     let hint = match at {
         At::Dir(_) => "stop `parley serve` to create tokens".to_owned(),
@@ -159,7 +159,29 @@ pub(super) fn token_create(
             token_hash: crate::server::auth::token_hash(&token),
         },
     };
+    let producer = cmd.envelope.producer.clone();
     let ack = ledger.append(cmd).context("grant the credential")?;
+    if let Some(ms) = expires_in_ms {
+        use crate::sequencer::Clock as _;
+        let from = at_ms.unwrap_or_else(|| crate::sequencer::SystemClock.now_ms());
+        let expires_at_ms = from.saturating_add(ms);
+        let cmd = Command {
+            envelope: CommandEnvelope {
+                producer,
+                at_ms,
+                ..CommandEnvelope::default()
+            },
+            body: Body::CredentialExpires {
+                grant: ack.seq,
+                expires_at_ms,
+            },
+        };
+        ledger.append(cmd).context("set the credential's expiry")?;
+        eprintln!(
+            "it expires at {}",
+            crate::time::format_rfc3339(expires_at_ms)
+        );
+    }
     ledger.close()?;
     eprintln!(
         "granted at seq {}; the token is shown once, keep it secret:",
@@ -332,6 +354,10 @@ pub(super) enum TokenCmd {
         /// The admin granting it (default: the ledger's first admin).
         #[arg(long = "as")]
         admin: Option<String>,
+        /// It authenticates no one after this long: a number and s, m, h or
+        /// d (e.g. 90d; at most 3650d). Default: until revoked.
+        #[arg(long, value_parser = parse_expires)]
+        expires: Option<u64>,
     },
 }
 
@@ -356,5 +382,26 @@ impl From<TokenRole> for crate::record::Role {
             TokenRole::Reader => crate::record::Role::Reader,
             TokenRole::Integration => crate::record::Role::Integration,
         }
+    }
+}
+
+/// `--expires`: a number and a unit (s, m, h, d), as milliseconds.
+fn parse_expires(text: &str) -> Result<u64, String> {
+    const MAX_MS: u64 = 3650 * 86_400_000;
+    let split = text.len().saturating_sub(1);
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{text}`: a number and s, m, h or d (e.g. 90d)"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{text}`: the unit is s, m, h or d (e.g. 90d)")),
+    };
+    match n.checked_mul(unit_ms) {
+        Some(ms) if (1..=MAX_MS).contains(&ms) => Ok(ms),
+        _ => Err(format!("`{text}`: between 1s and 3650d")),
     }
 }

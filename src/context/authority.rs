@@ -33,6 +33,8 @@ pub struct Credential {
     #[serde(skip)]
     pub token_hash: Digest,
     pub revoked: Option<u64>,
+    /// From this time on it authenticates no one (`credential_expires`).
+    pub expires_at_ms: Option<u64>,
 }
 
 /// The role an identity holds, if any.
@@ -139,6 +141,7 @@ impl Authority {
                         role: *role,
                         token_hash: *token_hash,
                         revoked: None,
+                        expires_at_ms: None,
                     },
                 );
             }
@@ -146,6 +149,14 @@ impl Authority {
                 if let Some(c) = self.credentials.get_mut(grant) {
                     c.revoked = Some(seq);
                     self.tokens.remove(&c.token_hash);
+                }
+            }
+            Body::CredentialExpires {
+                grant,
+                expires_at_ms,
+            } => {
+                if let Some(c) = self.credentials.get_mut(grant) {
+                    c.expires_at_ms = Some(*expires_at_ms);
                 }
             }
             _ => {}

@@ -79,7 +79,7 @@ pub(crate) async fn close_sessions(sessions: &LocalSessionManager) {
 /// handshakes are allowed) and bounds the body.
 async fn gate(State((app, anonymous)): State<(App, bool)>, req: Request, next: Next) -> Response {
     if req.headers().contains_key(header::AUTHORIZATION) || !anonymous {
-        if let Err(p) = app.caller(req.headers()) {
+        if let Err(p) = app.caller(req.headers()).await {
             let mut res = p.into_response();
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

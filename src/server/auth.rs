@@ -32,8 +32,9 @@ pub fn new_token() -> std::io::Result<String> {
     Ok(format!("pk_{}", crate::record::to_hex(&bytes)))
 }
 
-/// The caller a request's `Authorization: Bearer …` names, in `ctx`.
-pub fn caller(headers: &HeaderMap, ctx: &Context) -> Result<Caller, Problem> {
+/// The caller a request's `Authorization: Bearer …` names, in `ctx`, at
+/// `now_ms` by the server's clock (an expired credential names no one).
+pub fn caller(headers: &HeaderMap, ctx: &Context, now_ms: u64) -> Result<Caller, Problem> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| Problem::unauthorized("send `Authorization: Bearer <token>`"))?;
@@ -57,6 +58,12 @@ pub fn caller(headers: &HeaderMap, ctx: &Context) -> Result<Caller, Problem> {
         .get(&grant)
         .filter(|c| c.revoked.is_none())
         .ok_or_else(|| Problem::unauthorized("unknown or revoked token"))?;
+    if let Some(at) = c.expires_at_ms.filter(|at| now_ms >= *at) {
+        return Err(Problem::unauthorized(&format!(
+            "this token expired at {} (an admin grants a new one)",
+            crate::time::format_rfc3339(at)
+        )));
+    }
     debug_assert_eq!(c.grant, grant);
     Ok(Caller {
         grant,
@@ -70,7 +77,7 @@ pub async fn whoami(
     axum::extract::State(app): axum::extract::State<super::App>,
     headers: HeaderMap,
 ) -> Result<axum::Json<WhoAmI>, Problem> {
-    let c = app.caller(&headers)?;
+    let c = app.caller(&headers).await?;
     Ok(axum::Json(WhoAmI {
         identity: c.identity,
         role: c.role,

@@ -68,7 +68,7 @@ pub async fn cluster(
     State(app): State<App>,
     headers: HeaderMap,
 ) -> Result<axum::Json<ClusterView>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let (context_seq, context_hash) = app.with_context(|c| (c.seq, c.state_hash()))?;
     let head = app.ledger.head();
     let m = app.ledger.membership();

@@ -45,7 +45,7 @@ pub async fn intention(
     Path(seq): Path<u64>,
     Query(q): Query<IntentionQuery>,
 ) -> Result<Json<IntentionAnswer>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let wait_ms = q.wait_ms.unwrap_or(0);
     if wait_ms > WAIT_MS_MAX {
         return Err(Problem::bad_request(
@@ -131,7 +131,7 @@ pub async fn decision(
     headers: HeaderMap,
     Path(seq): Path<u64>,
 ) -> Result<Json<Explanation>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let head = app.ledger.head_seq();
     if seq == 0 || seq > head {
         return Err(Problem::not_found(format!(

@@ -85,8 +85,20 @@ pub(crate) const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_
 impl App {
     /// The caller a request's token names, checked against the published
     /// context (the credentials as of the durable head).
-    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, Problem> {
-        self.with_context(|ctx| auth::caller(headers, ctx))?
+    ///
+    /// A token that names no one while the published context is behind the
+    /// durable head is judged once more when it has caught up: a token
+    /// granted a moment ago (its grant acknowledged) authenticates at once.
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Problem> {
+        use crate::sequencer::Clock as _;
+        let now_ms = crate::sequencer::SystemClock.now_ms();
+        match self.with_context(|ctx| auth::caller(headers, ctx, now_ms))? {
+            Err(_) if self.ledger.applied_seq() < self.ledger.head_seq() => {
+                self.current(|ctx| auth::caller(headers, ctx, now_ms))
+                    .await?
+            }
+            judged => judged,
+        }
     }
 
     /// Runs `f` on the published context once it holds every record that
@@ -247,7 +259,7 @@ async fn openapi_json() -> axum::Json<serde_json::Value> {
 
 /// `/metrics` (any valid token).
 async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Result<String, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let open = app.with_context(|ctx| {
         ctx.intentions
             .iter()

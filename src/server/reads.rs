@@ -114,7 +114,7 @@ pub async fn state(
     headers: HeaderMap,
     Query(q): Query<AtQuery>,
 ) -> Result<Json<StateView>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let Some(at) = q.seq(&app).await? else {
         return app.current(view::state).await.map(Json);
     };
@@ -130,7 +130,7 @@ pub async fn entity(
     Path(text): Path<String>,
     Query(q): Query<AtQuery>,
 ) -> Result<Json<EntityView>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let e = EntityRef::parse(&text)
         .map_err(|m| Problem::bad_request(ProblemCode::BadEntity, m.to_string()))?;
     let found = match q.seq(&app).await? {
@@ -200,7 +200,7 @@ pub async fn records(
     headers: HeaderMap,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Json<RecordsPage>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=PAGE_MAX).contains(&limit) {
         return Err(Problem::bad_request(
@@ -305,7 +305,7 @@ pub async fn audit(
     Path(text): Path<String>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditReport>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let e = EntityRef::parse(&text)
         .map_err(|m| Problem::bad_request(ProblemCode::BadEntity, m.to_string()))?;
     app.blocking(move |ledger| {
@@ -330,7 +330,7 @@ pub async fn escalations(
     headers: HeaderMap,
     Query(q): Query<EscalationsQuery>,
 ) -> Result<Json<Vec<EscalationView>>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let ctx = app.current(Clone::clone).await?;
     app.blocking(move |ledger| Ok(crate::escalations::escalation_views(ledger, &ctx, q.open)?))
         .await
@@ -344,7 +344,7 @@ pub async fn escalation(
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Result<Json<Vec<EscalationView>>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let ctx = app.current(Clone::clone).await?;
     let views = app
         .blocking(move |ledger| Ok(crate::escalations::escalations_of(ledger, &ctx, id)?))
@@ -369,7 +369,7 @@ pub async fn workflows(
     State(app): State<App>,
     headers: HeaderMap,
 ) -> Result<Json<WorkflowsView>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     app.current(|ctx| WorkflowsView {
         workflows: ctx
             .workflows
@@ -398,7 +398,7 @@ pub struct RulesView {
 
 /// `GET /v1/rules`.
 pub async fn rules(State(app): State<App>, headers: HeaderMap) -> Result<Json<RulesView>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     app.current(|ctx| {
         let a = &ctx.authority;
         a.rules.as_ref().map(|r| RulesView {

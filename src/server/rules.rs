@@ -121,7 +121,7 @@ pub async fn check(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<DraftCheck>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let draft: Draft = json_body(body)?;
     let in_force = app
         .current(|ctx| ctx.authority.rules.as_ref().map(|r| r.rules.clone()))
@@ -155,7 +155,7 @@ pub async fn install(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<CommandAnswer>, Problem> {
-    let caller = app.caller(&headers)?;
+    let caller = app.caller(&headers).await?;
     quota(&app, &caller, 1)?;
     let req: Install = json_body(body)?;
     let refused = |e: DraftError| {
@@ -191,7 +191,7 @@ pub async fn history(
     State(app): State<App>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<Installation>>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let seqs: Vec<u64> = app
         .current(|ctx| ctx.authority.rules_installed.iter().copied().collect())
         .await?;

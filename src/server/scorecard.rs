@@ -71,7 +71,7 @@ pub async fn get_scorecard(
     headers: HeaderMap,
     Query(q): Query<ScorecardQuery>,
 ) -> Result<Json<Report>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let (from, to) = range(&q)?;
     let card = app.current(move |ctx| scorecard(ctx, from, to)).await?;
     Ok(Json(Report {
@@ -86,7 +86,7 @@ pub async fn post_scorecard(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<Report>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let req: ScorecardRequest = json_body(body)?;
     if req.rules.len() > ALTERNATIVES_MAX {
         let m = format!(
@@ -132,7 +132,7 @@ pub async fn suggestions(
     State(app): State<App>,
     headers: HeaderMap,
 ) -> Result<Json<SuggestReport>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     app.current(|_| ()).await?;
     app.blocking(move |ledger| {
         let ctx = super::published_copy(ledger)?;

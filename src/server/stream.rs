@@ -273,7 +273,7 @@ pub async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    let caller = app.caller(&headers)?;
+    let caller = app.caller(&headers).await?;
     let rx = app
         .ledger
         .subscribe()

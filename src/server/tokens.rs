@@ -43,7 +43,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<TokenAnswer>), Problem> {
-    let caller = app.caller(&headers)?;
+    let caller = app.caller(&headers).await?;
     if caller.role != Role::Admin {
         return Err(Problem::forbidden(
             ProblemCode::AdminsOnly,

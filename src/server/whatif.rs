@@ -107,7 +107,7 @@ pub async fn whatif(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<WhatIfReport>, Problem> {
-    app.caller(&headers)?;
+    app.caller(&headers).await?;
     let req: WhatIfRequest = json_body(body)?;
     let resolvers = Resolvers::released();
     let days = req.days;

@@ -152,7 +152,7 @@ pub async fn post_command(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<CommandAnswer>, Problem> {
-    let caller = app.caller(&headers)?;
+    let caller = app.caller(&headers).await?;
     quota(&app, &caller, 1)?;
     let command = command_as(&caller, &body_text(body)?)?;
     append_one(&app, &caller, command).await.map(Json)
@@ -202,7 +202,7 @@ pub async fn post_batch(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<Vec<BatchItem>>, Problem> {
-    let caller = app.caller(&headers)?;
+    let caller = app.caller(&headers).await?;
     let text = body_text(body)?;
     let commands = parse_batch(&caller, &text)?;
     let count = commands.len();

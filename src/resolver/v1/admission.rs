@@ -66,7 +66,10 @@ pub(super) fn admit(ctx: &Context, producer: &str, body: &Body) -> Result<(), Re
             role,
             token_hash,
         } => grant(ctx, identity, *role, token_hash),
-        Body::CredentialRevoked { grant } => revoke(ctx, *grant),
+        // An expiry is set only on a credential still in force.
+        Body::CredentialRevoked { grant } | Body::CredentialExpires { grant, .. } => {
+            revoke(ctx, *grant)
+        }
         Body::RulesInstalled { text } => RuleSet::parse(text)
             .map(|_| ())
             .map_err(|e| Refusal::RulesInvalid(e.to_string())),

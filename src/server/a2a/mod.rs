@@ -57,7 +57,7 @@ async fn endpoint(
     };
     // The token first: a request without one learns nothing, not even
     // whether its body is a JSON-RPC request.
-    let caller = match app.caller(&headers) {
+    let caller = match app.caller(&headers).await {
         Ok(c) => c,
         Err(p) => return p.into_response(),
     };
