@@ -25,8 +25,14 @@ use hyper_util::rt::TokioIo;
 
 /// Connections the intentions are spread over.
 const INTENT_CONNS: u64 = 64;
-/// SSE followers.
-const STREAMS: usize = 4;
+/// SSE followers: the console's (every record) and three agents' (a
+/// filter each: decisions, one sku, one producer).
+const STREAMS: [&str; 4] = [
+    "/v1/stream",
+    "/v1/stream?kind=decision",
+    "/v1/stream?entity=sku:S7",
+    "/v1/stream?producer=marketing",
+];
 /// Console reads and MCP calls per second.
 const READS_PER_S: u64 = 20;
 const MCP_PER_S: u64 = 5;
@@ -235,19 +241,13 @@ async fn intentions(load: Arc<Load>, per_s: u64, start: tokio::time::Instant) {
     }
 }
 
-/// An SSE follower from the head on; counts events until stopped.
-async fn follow(load: Arc<Load>) {
+/// An SSE follower of `path` from the head on; counts events until stopped.
+async fn follow(load: Arc<Load>, path: &'static str) {
     let mut send = match connect(&load.addr).await {
         Ok(s) => s,
         Err(e) => return load.tally.error(e),
     };
-    let req = request(
-        &load.addr,
-        Method::GET,
-        "/v1/stream",
-        &load.tokens[2],
-        Bytes::new(),
-    );
+    let req = request(&load.addr, Method::GET, path, &load.tokens[2], Bytes::new());
     let resp = match send.send_request(req).await {
         Ok(r) if r.status().is_success() => r,
         Ok(r) => return load.tally.error(format!("stream: {}", r.status())),
@@ -469,13 +469,14 @@ fn main() {
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
     let mut handles = Vec::new();
     handles.push(rt.spawn(intentions(load.clone(), rate, start)));
-    for _ in 0..STREAMS {
-        handles.push(rt.spawn(follow(load.clone())));
+    for path in STREAMS {
+        handles.push(rt.spawn(follow(load.clone(), path)));
     }
     handles.push(rt.spawn(console(load.clone())));
     handles.push(rt.spawn(mcp(load.clone())));
     println!(
-        "soak: {minutes} min, intentions offered at {rate}/s over {INTENT_CONNS} connections, {STREAMS} SSE streams, {READS_PER_S} console reads/s, {MCP_PER_S} MCP calls/s"
+        "soak: {minutes} min, intentions offered at {rate}/s over {INTENT_CONNS} connections, {} SSE streams (every record, decisions, one sku, one producer), {READS_PER_S} console reads/s, {MCP_PER_S} MCP calls/s",
+        STREAMS.len()
     );
     println!(
         "{:>6} {:>10} {:>9} {:>7} {:>12} {:>10} {:>9} {:>5} {:>12}",

@@ -226,7 +226,7 @@ impl Exported {
         };
         let e: Exported = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         if e.format != EXPORT_FORMAT {
-            return Err(bad(format!("format is {:?}", e.format)));
+            return Err(bad(format!("its format is `{}`", e.format)));
         }
         if e.record_seq != e.checkpoint.seq + 1 {
             return Err(bad(
