@@ -145,7 +145,8 @@ pub fn guard_expression(data: &[u8]) {
 /// HTTP command bodies (`POST /v1/commands` and `/v1/commands/batch`, as
 /// the agent `pricing`): never panics; what is accepted is a valid command
 /// written as the caller (a batch of 1 to `BATCH_MAX`), and what is refused
-/// is a 400 or 403 problem naming why. The first byte picks the route.
+/// is a 400 (malformed), 403 (another identity's) or 422 (an invalid
+/// command) problem naming why. The first byte picks the route.
 pub fn http_body(data: &[u8]) {
     use crate::server::auth::Caller;
     use crate::server::writes::{command_as, parse_batch};
@@ -175,7 +176,7 @@ pub fn http_body(data: &[u8]) {
             }
         }
         Err(p) => {
-            assert!(p.status == 400 || p.status == 403, "status {}", p.status);
+            assert!(matches!(p.status, 400 | 403 | 422), "status {}", p.status);
             assert!(!p.detail.is_empty(), "a refusal says why");
         }
     }
@@ -359,6 +360,10 @@ mod tests {
             );
         }
         assert!(accepted >= 1, "some seeds are accepted");
+        // Found by the fuzzer (the target had expected only 400 or 403): an
+        // invalid command (a promotion ending before it starts) is a 422.
+        let ends_first = r#"{"producer":"pricing","kind":"intend","intention":{"action":{"type":"launch_promotion","target":{"category":"speakers"},"discount_bp":2500,"starts_at_ms":1764154799999,"ends_at_ms":17640000},"reasoning":"r","impact":{"revenue_minor":1,"margin_minor":-1},"objective":"sales-growth"}}"#;
+        http_body(&[&[0u8][..], ends_first.as_bytes()].concat());
         let batch = format!("[{}]", lines.join(","));
         for body in [
             batch.as_str(),
