@@ -115,9 +115,24 @@ fn setup_lines() -> String {
     lines.join("\n") + "\n"
 }
 
+/// One intention in twenty is a promotion: a store launches far fewer
+/// promotions than it changes prices, and each one stays in the context until
+/// it ends. Promotions run for `PROMOTION_MS` from the moment they are sent,
+/// so the live ones level off (at 5,000/s: 250 a second, ~15,000 live); an
+/// earlier version launched 1,250 a second ending in the year 2100, which
+/// grew the store without bound, and that is what it measured.
+const PROMOTION_EVERY: u64 = 20;
+const PROMOTION_MS: u64 = 60_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn intent(i: u64) -> (Bytes, bool) {
     let s = (i * 7919) % SKUS;
-    let pricing = i % 4 != 0;
+    let pricing = i % PROMOTION_EVERY != 0;
     let body = if pricing {
         format!(
             r#"{{"producer":"pricing","kind":"intend","intention":{{"action":{{"type":"set_price","sku":"S{s}","price_minor":{}}},"reasoning":"soak","impact":{{"revenue_minor":{},"margin_minor":1}},"objective":"margin-protection"}}}}"#,
@@ -125,9 +140,11 @@ fn intent(i: u64) -> (Bytes, bool) {
             (i % 900) * 100
         )
     } else {
+        let start = now_ms();
         format!(
-            r#"{{"producer":"marketing","kind":"intend","intention":{{"action":{{"type":"launch_promotion","target":{{"skus":["S{s}"]}},"discount_bp":{},"starts_at_ms":4102444800000,"ends_at_ms":4102531200000}},"reasoning":"soak","impact":{{"revenue_minor":1000,"margin_minor":-100}},"objective":"sales-growth"}}}}"#,
-            500 + i % 1000
+            r#"{{"producer":"marketing","kind":"intend","intention":{{"action":{{"type":"launch_promotion","target":{{"skus":["S{s}"]}},"discount_bp":{},"starts_at_ms":{start},"ends_at_ms":{}}},"reasoning":"soak","impact":{{"revenue_minor":1000,"margin_minor":-100}},"objective":"sales-growth"}}}}"#,
+            500 + i % 1000,
+            start + PROMOTION_MS
         )
     };
     (Bytes::from(body), pricing)

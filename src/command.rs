@@ -151,12 +151,7 @@ pub fn producer_kinds() -> Vec<&'static str> {
     Body::KINDS
         .iter()
         .copied()
-        .filter(|k| {
-            !matches!(
-                *k,
-                "genesis" | "decision" | "step_ready" | "step_timed_out" | "run_finished"
-            )
-        })
+        .filter(|k| !Body::is_system_kind(k))
         .collect()
 }
 

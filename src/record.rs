@@ -325,9 +325,12 @@ pub enum Body {
     },
 }
 
-/// Generates `Body::KINDS` and `Body::kind` from one list, so the two agree.
+/// Generates `Body::KINDS`, `Body::kind` and `Body::is_system_kind` from
+/// one list, so they agree. `[system]` marks a kind only parley writes.
 macro_rules! kinds {
-    ($($variant:ident => $name:literal),+ $(,)?) => {
+    (@system system) => { true };
+    (@system) => { false };
+    ($($variant:ident => $name:literal $([$flag:ident])?),+ $(,)?) => {
         impl Body {
             /// Every record kind's name, as used in JSON (`kind`).
             pub const KINDS: &'static [&'static str] = &[$($name),+];
@@ -336,12 +339,18 @@ macro_rules! kinds {
             pub fn kind(&self) -> &'static str {
                 match self { $(Body::$variant { .. } => $name),+ }
             }
+
+            /// True for the kinds only parley itself writes (no producer
+            /// may send them); false for an unknown name.
+            pub fn is_system_kind(kind: &str) -> bool {
+                match kind { $($name => kinds!(@system $($flag)?),)+ _ => false }
+            }
         }
     };
 }
 
 kinds! {
-    Genesis => "genesis",
+    Genesis => "genesis" [system],
     Fact => "fact",
     Broadcast => "broadcast",
     Catalog => "catalog",
@@ -356,7 +365,7 @@ kinds! {
     AgentRegistered => "agent_registered",
     HumanRegistered => "human_registered",
     Intend => "intend",
-    Decision => "decision",
+    Decision => "decision" [system],
     RulesInstalled => "rules_installed",
     HumanResolution => "human_resolution",
     Clock => "clock",
@@ -364,9 +373,9 @@ kinds! {
     WorkflowStarted => "workflow_started",
     StepCompleted => "step_completed",
     StepFailed => "step_failed",
-    StepReady => "step_ready",
-    StepTimedOut => "step_timed_out",
-    RunFinished => "run_finished",
+    StepReady => "step_ready" [system],
+    StepTimedOut => "step_timed_out" [system],
+    RunFinished => "run_finished" [system],
     AdminRegistered => "admin_registered",
     ResolverAdopted => "resolver_adopted",
     CredentialGranted => "credential_granted",
@@ -374,7 +383,7 @@ kinds! {
     Outcome => "outcome",
     Synced => "synced",
     IntentionWithdrawn => "intention_withdrawn",
-    Checkpoint => "checkpoint",
+    Checkpoint => "checkpoint" [system],
     CredentialExpires => "credential_expires",
 }
 
@@ -393,7 +402,7 @@ impl Body {
 
     /// True for kinds only parley itself writes.
     pub fn is_system(&self) -> bool {
-        matches!(self, Body::Genesis { .. } | Body::Checkpoint { .. }) || self.is_follow_up()
+        Body::is_system_kind(self.kind())
     }
 
     /// True for the kinds that change who may act or what the rules are:

@@ -35,6 +35,40 @@ fn the_command_schema_describes_every_kind() {
     }
 }
 
+/// The command schema offers exactly the kinds a producer may send: none that
+/// parley writes itself (schemathesis sent a schema-valid `checkpoint` when
+/// the schema still listed it, and the server refused it).
+#[test]
+fn the_command_schema_offers_no_kind_parley_writes_itself() {
+    let (_, text) = parley::schema::all()
+        .into_iter()
+        .find(|(n, _)| *n == "command.schema.json")
+        .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut offered: Vec<String> = schema["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            v.pointer("/properties/kind/const")?
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    offered.sort();
+    let mut producer: Vec<String> = parley::record::Body::KINDS
+        .iter()
+        .filter(|k| !parley::record::Body::is_system_kind(k))
+        .map(|k| (*k).to_owned())
+        .collect();
+    producer.sort();
+    assert_eq!(offered, producer);
+    for system in ["genesis", "decision", "checkpoint", "run_finished"] {
+        assert!(parley::record::Body::is_system_kind(system), "{system}");
+        assert!(!offered.iter().any(|k| k == system), "{system} offered");
+    }
+}
+
 /// `parley state --json` (and an entity view) on a demo ledger validate
 /// against their committed schemas.
 #[test]
