@@ -385,15 +385,31 @@ async fn mcp(load: Arc<Load>) {
 }
 
 /// The server's resident memory (KiB) and open file descriptors.
-fn process_stats(pid: u32) -> (u64, u64) {
+/// The server's resident memory (KiB), the anonymous part of it (heap and
+/// stacks, KiB: the rest is file pages and shared memory), its threads and
+/// its open file descriptors.
+struct ProcessStats {
+    rss_kib: u64,
+    anon_kib: u64,
+    threads: u64,
+    fds: u64,
+}
+
+fn process_stats(pid: u32) -> ProcessStats {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
-    (rss, fds)
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    ProcessStats {
+        rss_kib: field("VmRSS:"),
+        anon_kib: field("RssAnon:"),
+        threads: field("Threads:"),
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64),
+    }
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -496,7 +512,7 @@ fn main() {
         STREAMS.len()
     );
     println!(
-        "{:>6} {:>10} {:>9} {:>7} {:>12} {:>10} {:>9} {:>5} {:>12}",
+        "{:>6} {:>10} {:>9} {:>7} {:>12} {:>10} {:>9} {:>9} {:>7} {:>5} {:>12}",
         "minute",
         "requests",
         "intents/s",
@@ -504,6 +520,8 @@ fn main() {
         "intent p99",
         "stream ev",
         "RSS MiB",
+        "anon MiB",
+        "threads",
         "fds",
         "disk MiB/min"
     );
@@ -523,16 +541,22 @@ fn main() {
             t.errors.load(Ordering::Relaxed),
             t.stream_events.load(Ordering::Relaxed),
         );
-        let (rss_kib, fds) = process_stats(pid);
+        let ProcessStats {
+            rss_kib,
+            anon_kib,
+            threads,
+            fds,
+        } = process_stats(pid);
         let disk = dir_bytes(&dir);
         println!(
-            "{minute:>6} {:>10} {:>9} {:>7} {:>9.1} ms {:>10} {:>9.1} {fds:>5} {:>12.1}",
+            "{minute:>6} {:>10} {:>9} {:>7} {:>9.1} ms {:>10} {:>9.1} {:>9.1} {threads:>7} {fds:>5} {:>12.1}",
             req - last_req,
             intents / 60,
             err - last_err,
             p99(&mut lat) as f64 / 1000.0,
             ev - last_ev,
             rss_kib as f64 / 1024.0,
+            anon_kib as f64 / 1024.0,
             disk.saturating_sub(last_disk) as f64 / (1 << 20) as f64
         );
         rows.push((rss_kib, fds));

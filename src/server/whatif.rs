@@ -26,7 +26,12 @@ use crate::whatif::{Alternative, WhatIf, WhatIfReport};
         {"required": ["rules"], "properties": {"rules": {"type": "string"}}},
         {"required": ["resolver"], "properties": {"resolver": {"type": "integer"}}}
     ],
-    "not" = {"required": ["days", "from"]}
+    // `days` and `from` both given (null is not given: serde reads it as
+    // absent, and schemathesis sent `{"days": null, "from": null}`).
+    "not" = {
+        "required": ["days", "from"],
+        "properties": {"days": {"type": "integer"}, "from": {"type": "integer"}}
+    }
 ))]
 pub struct WhatIfRequest {
     /// Another rule set, as TOML text (`schemas/rules.schema.json`).
