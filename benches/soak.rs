@@ -463,8 +463,20 @@ fn main() {
     ];
     let port = 18_000 + (std::process::id() % 20_000) as u16;
     let addr = format!("127.0.0.1:{port}");
+    // `PARLEY_SOAK_WRAP="heaptrack -o FILE"` runs the server under a
+    // profiler (the table's memory columns are then the wrapper's).
+    let wrap = std::env::var("PARLEY_SOAK_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut server = match wrap.next() {
+        Some(program) => {
+            let mut p = Process::new(program);
+            p.args(wrap).arg(parley_bin());
+            p
+        }
+        None => Process::new(parley_bin()),
+    };
     let server = Server(
-        Process::new(parley_bin())
+        server
             .args([
                 "serve",
                 "--data",
