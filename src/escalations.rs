@@ -153,7 +153,6 @@ struct Collect {
     found: Vec<Found>,
     /// Intention seq → its latest escalation in `found`.
     latest: BTreeMap<u64, usize>,
-    agents: BTreeMap<u64, String>,
     resolutions: BTreeMap<u64, ResolutionView>,
 }
 
@@ -161,9 +160,6 @@ impl Collect {
     fn visit(&mut self, r: StoredRecord) {
         let (seq, at) = (r.record.envelope.seq, r.record.envelope.recorded_at_ms);
         match r.record.body {
-            Body::Intend { .. } => {
-                self.agents.insert(seq, r.record.envelope.producer);
-            }
             Body::HumanResolution {
                 option, rationale, ..
             } => {
@@ -185,11 +181,11 @@ impl Collect {
                 }
                 if matches!(decision.outcome, Outcome::Escalated { .. }) {
                     self.latest.insert(i, self.found.len());
-                    let agent = self.agents.get(&i).cloned().unwrap_or_default();
                     self.found.push(Found {
                         seq,
                         at_ms: at,
-                        agent,
+                        // Named after the scan (`name_agents`).
+                        agent: String::new(),
                         decision: *decision,
                         closed: None,
                     });
@@ -197,6 +193,28 @@ impl Collect {
             }
             _ => {}
         }
+    }
+
+    /// Names each escalation's agent: the producer of its intention's
+    /// record, read by seq once the records are visited. (Remembering every
+    /// intention's producer during a scan held memory in proportion to the
+    /// whole log for each request: the soak's console reads grew the server
+    /// by hundreds of MiB.)
+    fn name_agents(&mut self, ledger: &dyn LedgerRead) -> Result<(), LogError> {
+        // Ascending and unique, as `read` asks: the keys of a BTreeMap.
+        let seqs: Vec<u64> = self.latest.keys().copied().collect();
+        let agents: BTreeMap<u64, String> = ledger
+            .read(&seqs)?
+            .into_iter()
+            .filter(|r| matches!(r.record.body, Body::Intend { .. }))
+            .map(|r| (r.record.envelope.seq, r.record.envelope.producer))
+            .collect();
+        for f in &mut self.found {
+            if let Some(agent) = agents.get(&f.decision.intention) {
+                f.agent.clone_from(agent);
+            }
+        }
+        Ok(())
     }
 
     fn views(self, ctx: &Context) -> Vec<EscalationView> {
@@ -222,6 +240,7 @@ pub(crate) fn escalation_views(
         c.visit(r);
         Ok(())
     })?;
+    c.name_agents(ledger)?;
     Ok(c.views(ctx))
 }
 
@@ -238,6 +257,7 @@ pub(crate) fn escalations_of(
     for r in ledger.read(&seqs)? {
         c.visit(r);
     }
+    c.name_agents(ledger)?;
     Ok(c.views(ctx))
 }
 

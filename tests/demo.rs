@@ -126,6 +126,20 @@ fn the_full_demo_from_the_command_line() {
     assert_eq!(list.len() as u64, with["escalations"].as_u64().unwrap());
     for x in list {
         assert_eq!(x["status"], "resolved", "{x}");
+        // The agent is its intention's producer (read by seq after the scan).
+        assert!(
+            [
+                "pricing",
+                "marketing",
+                "inventory",
+                "customer-service",
+                "fraud",
+                "merchandising",
+                "orders"
+            ]
+            .contains(&x["agent"].as_str().unwrap_or_default()),
+            "{x}"
+        );
         assert!(!x["closed_by"]["resolution"]["rationale"]
             .as_str()
             .unwrap()
