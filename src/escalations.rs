@@ -195,26 +195,23 @@ impl Collect {
         }
     }
 
-    /// Names each escalation's agent: the producer of its intention's
-    /// record, read by seq once the records are visited. (Remembering every
-    /// intention's producer during a scan held memory in proportion to the
-    /// whole log for each request: the soak's console reads grew the server
-    /// by hundreds of MiB.)
-    fn name_agents(&mut self, ledger: &dyn LedgerRead) -> Result<(), LogError> {
-        // Ascending and unique, as `read` asks: the keys of a BTreeMap.
-        let seqs: Vec<u64> = self.latest.keys().copied().collect();
-        let agents: BTreeMap<u64, String> = ledger
-            .read(&seqs)?
-            .into_iter()
-            .filter(|r| matches!(r.record.body, Body::Intend { .. }))
-            .map(|r| (r.record.envelope.seq, r.record.envelope.producer))
-            .collect();
+    /// Names each escalation's agent from `agents` (intention seq → its
+    /// producer, `producers`), once the records are visited. (Remembering
+    /// every intention's producer during a scan held memory in proportion to
+    /// the whole log for each request: the soak's console reads grew the
+    /// server by hundreds of MiB.)
+    fn name_agents(&mut self, agents: &BTreeMap<u64, String>) {
         for f in &mut self.found {
             if let Some(agent) = agents.get(&f.decision.intention) {
                 f.agent.clone_from(agent);
             }
         }
-        Ok(())
+    }
+
+    /// The intentions that escalated, ascending and unique (as `read` asks:
+    /// the keys of a BTreeMap).
+    fn escalated(&self) -> Vec<u64> {
+        self.latest.keys().copied().collect()
     }
 
     fn views(self, ctx: &Context) -> Vec<EscalationView> {
@@ -240,8 +237,17 @@ pub(crate) fn escalation_views(
         c.visit(r);
         Ok(())
     })?;
-    c.name_agents(ledger)?;
+    c.name_agents(&producers(&ledger.read(&c.escalated())?));
     Ok(c.views(ctx))
+}
+
+/// Intention seq → producer, for the `intend` records among `records`.
+fn producers(records: &[StoredRecord]) -> BTreeMap<u64, String> {
+    records
+        .iter()
+        .filter(|r| matches!(r.record.body, Body::Intend { .. }))
+        .map(|r| (r.record.envelope.seq, r.record.envelope.producer.clone()))
+        .collect()
 }
 
 /// The escalations of one intention (an intention re-decided after a
@@ -253,11 +259,14 @@ pub(crate) fn escalations_of(
     intention: u64,
 ) -> Result<Vec<EscalationView>, LogError> {
     let seqs = ledger.entity_seqs(&EntityRef::Intention(intention))?;
+    let records = ledger.read(&seqs)?;
+    // The intention's own record is among them: no second read.
+    let agents = producers(&records);
     let mut c = Collect::default();
-    for r in ledger.read(&seqs)? {
+    for r in records {
         c.visit(r);
     }
-    c.name_agents(ledger)?;
+    c.name_agents(&agents);
     Ok(c.views(ctx))
 }
 

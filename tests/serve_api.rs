@@ -376,6 +376,14 @@ fn real_answers_match_the_openapi_document() {
         assert_eq!(status, 200, "{path}: {body}");
         check(&doc, "get", doc_path, "200", &body);
     }
+    // Both escalation reads name the agent that announced the intention.
+    for path in [
+        "/v1/escalations".to_owned(),
+        format!("/v1/escalations/{id}"),
+    ] {
+        let (_, body) = get(&path, &pricing);
+        assert_eq!(body[0]["agent"], "pricing", "{path}: {body}");
+    }
     let (status, body) = get("/v1/escalations/1", &pricing);
     assert_eq!(status, 404);
     check(&doc, "get", "/v1/escalations/{id}", "default", &body);
