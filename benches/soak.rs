@@ -412,6 +412,34 @@ fn process_stats(pid: u32) -> ProcessStats {
     }
 }
 
+/// The server's heap in use and heap free but held, in bytes, from its
+/// `/metrics` (glibc's allocator statistics; 0 when not reported).
+fn heap_bytes(addr: &str, token: &str) -> (u64, u64) {
+    use std::io::{Read as _, Write as _};
+    let read = || -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    let text = read().unwrap_or_default();
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        gauge("parley_heap_in_use_bytes"),
+        gauge("parley_heap_free_bytes"),
+    )
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -524,7 +552,7 @@ fn main() {
         STREAMS.len()
     );
     println!(
-        "{:>6} {:>10} {:>9} {:>7} {:>12} {:>10} {:>9} {:>9} {:>7} {:>5} {:>12}",
+        "{:>6} {:>10} {:>9} {:>7} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5} {:>12}",
         "minute",
         "requests",
         "intents/s",
@@ -533,6 +561,8 @@ fn main() {
         "stream ev",
         "RSS MiB",
         "anon MiB",
+        "heap MiB",
+        "free MiB",
         "threads",
         "fds",
         "disk MiB/min"
@@ -559,9 +589,10 @@ fn main() {
             threads,
             fds,
         } = process_stats(pid);
+        let (heap, free) = heap_bytes(&load.addr, &load.tokens[2]);
         let disk = dir_bytes(&dir);
         println!(
-            "{minute:>6} {:>10} {:>9} {:>7} {:>9.1} ms {:>10} {:>9.1} {:>9.1} {threads:>7} {fds:>5} {:>12.1}",
+            "{minute:>6} {:>10} {:>9} {:>7} {:>9.1} ms {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {threads:>7} {fds:>5} {:>12.1}",
             req - last_req,
             intents / 60,
             err - last_err,
@@ -569,6 +600,8 @@ fn main() {
             ev - last_ev,
             rss_kib as f64 / 1024.0,
             anon_kib as f64 / 1024.0,
+            heap as f64 / f64::from(1 << 20),
+            free as f64 / f64::from(1 << 20),
             disk.saturating_sub(last_disk) as f64 / (1 << 20) as f64
         );
         rows.push((rss_kib, fds));

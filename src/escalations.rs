@@ -97,21 +97,71 @@ struct Found {
     closed: Option<(u64, Decision)>,
 }
 
+/// An intention waiting on an escalation, as the context holds it now.
+#[derive(Clone, Debug)]
+struct WaitingOn {
+    intention: u64,
+    /// The decision that escalated it.
+    decision: u64,
+    agent: String,
+    expires_at_ms: Option<u64>,
+}
+
+/// What escalation reads need of the context: the intentions waiting on an
+/// escalation (taken in one pass, so a read need not copy the context).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Waiting {
+    /// By intention seq.
+    by_intention: BTreeMap<u64, WaitingOn>,
+}
+
+impl Waiting {
+    /// The intentions of `ctx` that wait on an escalation.
+    pub(crate) fn of(ctx: &Context) -> Waiting {
+        let by_intention: BTreeMap<u64, WaitingOn> = ctx
+            .intentions
+            .open()
+            .filter_map(|s| {
+                let expires_at_ms = match s.status {
+                    Status::Escalated { expires_at_ms } => expires_at_ms,
+                    _ => None,
+                };
+                let w = WaitingOn {
+                    intention: s.seq,
+                    decision: s.escalation.as_ref()?.decision,
+                    agent: s.agent.clone(),
+                    expires_at_ms,
+                };
+                Some((s.seq, w))
+            })
+            .collect();
+        debug_assert!(by_intention.values().all(|w| w.decision > w.intention));
+        Waiting { by_intention }
+    }
+
+    /// How many intentions wait on a person.
+    pub(crate) fn len(&self) -> usize {
+        self.by_intention.len()
+    }
+
+    fn expiry(&self, intention: u64) -> Option<u64> {
+        self.by_intention.get(&intention)?.expires_at_ms
+    }
+}
+
 fn view(
     f: Found,
-    ctx: &Context,
+    waiting: &Waiting,
     resolutions: &BTreeMap<u64, ResolutionView>,
 ) -> Option<EscalationView> {
     let Outcome::Escalated { escalation } = &f.decision.outcome else {
         return None;
     };
-    let open_expiry = ctx
-        .intentions
-        .get(f.decision.intention)
-        .and_then(|s| match s.status {
-            Status::Escalated { expires_at_ms } if f.closed.is_none() => expires_at_ms,
-            _ => None,
-        });
+    let open_expiry = if f.closed.is_none() {
+        waiting.expiry(f.decision.intention)
+    } else {
+        None
+    };
     let closed_by = f.closed.map(|(seq, d)| ClosedBy {
         decision: seq,
         rule: d.rule,
@@ -214,11 +264,11 @@ impl Collect {
         self.latest.keys().copied().collect()
     }
 
-    fn views(self, ctx: &Context) -> Vec<EscalationView> {
+    fn views(self, waiting: &Waiting) -> Vec<EscalationView> {
         let resolutions = self.resolutions;
         self.found
             .into_iter()
-            .filter_map(|f| view(f, ctx, &resolutions))
+            .filter_map(|f| view(f, waiting, &resolutions))
             .collect()
     }
 }
@@ -226,11 +276,11 @@ impl Collect {
 /// Every escalation in the log (or only the open ones), oldest first.
 pub(crate) fn escalation_views(
     ledger: &dyn LedgerRead,
-    ctx: &Context,
+    waiting: &Waiting,
     only_open: bool,
 ) -> Result<Vec<EscalationView>, LogError> {
     if only_open {
-        return open_views(ledger, ctx);
+        return open_views(ledger, waiting);
     }
     let mut c = Collect::default();
     ledger.scan(1, ledger.head_seq(), &mut |r: StoredRecord| {
@@ -238,7 +288,68 @@ pub(crate) fn escalation_views(
         Ok(())
     })?;
     c.name_agents(&producers(&ledger.read(&c.escalated())?));
-    Ok(c.views(ctx))
+    Ok(c.views(waiting))
+}
+
+/// Most records one page of escalations scans (`escalations_page`).
+pub(crate) const PAGE_SCAN_MAX: u64 = 100_000;
+/// Most escalations on one page.
+pub(crate) const PAGE_ESCALATIONS_MAX: usize = 1_000;
+
+/// One page of the escalations in the log: those whose escalating decision
+/// lies in `from..next` (or `from..=head` when `next` is `None`), oldest
+/// first, each with what closed it, wherever in the log that is.
+#[derive(Clone, Debug)]
+pub(crate) struct EscalationsPage {
+    pub(crate) views: Vec<EscalationView>,
+    /// Where the next page starts, if the log goes on past this one.
+    pub(crate) next: Option<u64>,
+}
+
+/// The escalations whose escalating decision is at `from` or later: at most
+/// `limit` of them, found within [`PAGE_SCAN_MAX`] records, so one request
+/// costs the same however long the log is. What closed each is read from
+/// the records that name its intention (the entity index), not the scan.
+pub(crate) fn escalations_page(
+    ledger: &dyn LedgerRead,
+    waiting: &Waiting,
+    from: u64,
+    limit: usize,
+) -> Result<EscalationsPage, LogError> {
+    assert!((1..=PAGE_ESCALATIONS_MAX).contains(&limit));
+    let head = ledger.head_seq();
+    let from = from.max(1);
+    let end = head.min(from.saturating_add(PAGE_SCAN_MAX - 1));
+    // Escalating decision seq → its intention, in the window.
+    let mut found: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut next = end.saturating_add(1);
+    ledger.scan_until(from, end, &mut |r: StoredRecord| {
+        if let Body::Decision { decision } = &r.record.body {
+            if matches!(decision.outcome, Outcome::Escalated { .. }) {
+                found.insert(r.record.envelope.seq, decision.intention);
+                if found.len() == limit {
+                    next = r.record.envelope.seq + 1;
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    let mut intentions: Vec<u64> = found.values().copied().collect();
+    intentions.sort_unstable();
+    intentions.dedup();
+    let mut views = Vec::with_capacity(found.len());
+    for intention in intentions {
+        let of = escalations_of(ledger, waiting, intention)?;
+        views.extend(of.into_iter().filter(|v| found.contains_key(&v.decision)));
+    }
+    views.sort_by_key(|v| v.decision);
+    debug_assert_eq!(views.len(), found.len(), "every escalation found is viewed");
+    debug_assert!(views.iter().all(|v| (from..next).contains(&v.decision)));
+    Ok(EscalationsPage {
+        views,
+        next: (next <= head).then_some(next),
+    })
 }
 
 /// Intention seq → producer, for the `intend` records among `records`.
@@ -255,7 +366,7 @@ fn producers(records: &[StoredRecord]) -> BTreeMap<u64, String> {
 /// escalated. Reads only the records that name the intention.
 pub(crate) fn escalations_of(
     ledger: &dyn LedgerRead,
-    ctx: &Context,
+    waiting: &Waiting,
     intention: u64,
 ) -> Result<Vec<EscalationView>, LogError> {
     let seqs = ledger.entity_seqs(&EntityRef::Intention(intention))?;
@@ -267,33 +378,29 @@ pub(crate) fn escalations_of(
         c.visit(r);
     }
     c.name_agents(&agents);
-    Ok(c.views(ctx))
+    Ok(c.views(waiting))
 }
 
 /// The open escalations, from the context and the escalating decisions.
-fn open_views(ledger: &dyn LedgerRead, ctx: &Context) -> Result<Vec<EscalationView>, LogError> {
-    let mut open: Vec<(u64, String)> = ctx
-        .intentions
-        .open()
-        .filter_map(|s| Some((s.escalation.as_ref()?.decision, s.agent.clone())))
-        .collect();
-    open.sort();
-    let seqs: Vec<u64> = open.iter().map(|(d, _)| *d).collect();
+fn open_views(ledger: &dyn LedgerRead, waiting: &Waiting) -> Result<Vec<EscalationView>, LogError> {
+    let mut open: Vec<&WaitingOn> = waiting.by_intention.values().collect();
+    open.sort_by_key(|w| w.decision);
+    let seqs: Vec<u64> = open.iter().map(|w| w.decision).collect();
     let records = ledger.read(&seqs)?;
     let none = BTreeMap::new();
     Ok(records
         .into_iter()
         .zip(open)
-        .filter_map(|(r, (_, agent))| match r.record.body {
+        .filter_map(|(r, w)| match r.record.body {
             Body::Decision { decision } => view(
                 Found {
                     seq: r.record.envelope.seq,
                     at_ms: r.record.envelope.recorded_at_ms,
-                    agent,
+                    agent: w.agent.clone(),
                     decision: *decision,
                     closed: None,
                 },
-                ctx,
+                waiting,
                 &none,
             ),
             _ => None,

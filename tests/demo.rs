@@ -174,3 +174,61 @@ fn the_full_demo_from_the_command_line() {
     assert_eq!(err.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&err.stderr).contains("no scenario `nope`"));
 }
+
+/// `GET /v1/escalations` a page at a time (one escalation per page,
+/// following each answer's `Link: <…>; rel="next"`) lists exactly what
+/// `parley escalations` lists, each with what closed it (the closing
+/// decision lies outside the page that found the escalation).
+#[test]
+fn the_escalation_pages_over_http_add_up_to_the_whole_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let d = data.to_str().unwrap();
+    let out = std::process::Command::new(common::parley_bin())
+        .args(["demo", "--data", d])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = std::process::Command::new(common::parley_bin())
+        .args(["escalations", "--data", d, "--json"])
+        .output()
+        .unwrap();
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let whole = cli["escalations"].as_array().unwrap().clone();
+    assert!(whole.len() >= 4, "{cli}");
+    let token = common::server::token(&data, "auditor", "reader");
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let server = common::server::Server::start(&data);
+    let (mut paged, mut pages) = (Vec::new(), 0);
+    let mut path = Some("/v1/escalations?limit=1".to_owned());
+    while let Some(p) = path.take() {
+        let (status, head, body) = server.raw("GET", &p, &auth, "");
+        assert_eq!(status, 200, "{p}: {body}");
+        let page: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        assert!(page.len() <= 1, "{p}: {body}");
+        paged.extend(page);
+        path = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            if !name.eq_ignore_ascii_case("link") {
+                return None;
+            }
+            let target = value.trim().strip_prefix('<')?.split_once('>')?;
+            assert!(target.1.contains("rel=\"next\""), "{l}");
+            Some(target.0.to_owned())
+        });
+        pages += 1;
+        assert!(pages <= whole.len() + 1, "the pages never end: {p}");
+    }
+    assert_eq!(paged, whole);
+    assert!(paged.iter().all(|e| e["status"] == "resolved"));
+    // Bounds are named, never clamped.
+    for bad in [
+        "/v1/escalations?limit=0",
+        "/v1/escalations?limit=1001",
+        "/v1/escalations?from=0",
+    ] {
+        let (status, _, body) = server.raw("GET", bad, &auth, "");
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    server.stop();
+}

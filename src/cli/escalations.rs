@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use super::place::At;
 
 use crate::answer::CommandAnswer;
-use crate::escalations::{escalation_views, EscalationView};
+use crate::escalations::{escalation_views, EscalationView, Waiting};
 use crate::reader::LedgerRead;
 use crate::reader::LogView;
 use crate::record::Body;
@@ -18,7 +18,7 @@ use crate::render;
 /// `parley escalations`: every escalation (or only the open ones), oldest first.
 pub(super) fn list(ledger: &LogView, only_open: bool, json: bool) -> Result<ExitCode> {
     let ctx = ledger.context_at(ledger.head_seq())?;
-    let views = escalation_views(ledger, &ctx, only_open)?;
+    let views = escalation_views(ledger, &Waiting::of(&ctx), only_open)?;
     if json {
         println!("{}", serde_json::json!({"escalations": views}));
         return Ok(ExitCode::SUCCESS);

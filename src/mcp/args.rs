@@ -134,6 +134,10 @@ pub(crate) struct WhatIf {
 pub(crate) struct Escalations {
     /// Only those still waiting for a person (default true).
     pub open: Option<bool>,
+    /// With open=false: the first seq to look at (default 1). A page holds
+    /// at most 100 escalations; pass the last one's `decision` + 1 for more.
+    #[schemars(range(min = 1, max = u64::MAX))]
+    pub from: Option<u64>,
 }
 
 /// A person's decision on an escalation.

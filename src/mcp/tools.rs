@@ -172,7 +172,7 @@ pub(crate) fn catalog() -> Vec<Spec> {
             description: "Replay the log's decisions under another rule set (TOML text) or resolver version, in memory, and report every decision that would differ plus a summary both ways. Writes nothing. Sends progress notifications while it runs.",
             input: input::<WhatIf>(), output: output::<crate::whatif::WhatIfReport>() },
         Spec { name: McpTool::ListEscalations, title: "List escalations", read_only: true,
-            description: "Escalations waiting for a person (or all with open=false): the summary, each agent's side, and the numbered options resolve_escalation takes.",
+            description: "Escalations waiting for a person (or, with open=false, those in the log a page at a time from `from`): the summary, each agent's side, and the numbered options resolve_escalation takes.",
             input: input::<Escalations>(), output: wrapped::<Vec<EscalationView>>("escalations") },
         Spec { name: McpTool::ResolveEscalation, title: "Resolve an escalation (humans only)", read_only: false,
             description: "As a person (a human's token only), settle an open escalation: choose one of its numbered options and say why. Returns the decisions that follow.",
@@ -432,10 +432,12 @@ fn plan_whatif(raw: &Value) -> Result<Plan, Refused> {
 
 fn plan_list_escalations(raw: &Value) -> Result<Plan, Refused> {
     let a: Escalations = args(raw)?;
-    Ok(get(
-        format!("/v1/escalations?open={}", a.open.unwrap_or(true)),
-        Some("escalations"),
-    ))
+    let open = a.open.unwrap_or(true);
+    let path = match a.from {
+        Some(from) if !open => format!("/v1/escalations?open=false&from={from}"),
+        _ => format!("/v1/escalations?open={open}"),
+    };
+    Ok(get(path, Some("escalations")))
 }
 
 fn plan_workflow_status(raw: &Value) -> Result<Plan, Refused> {

@@ -2,7 +2,9 @@
 //! commands by result, decisions by rule and outcome, command latency,
 //! rejected requests by reason, records appended and per batch, stream
 //! subscribers, and, read when scraped, the write queue's depth, the
-//! durable head and the open escalations.
+//! durable head, the open escalations and the allocator's heap (in use, and
+//! free but still held: resident memory that grows while the heap in use
+//! stays level is fragmentation, not a leak).
 
 use std::sync::atomic::AtomicU64;
 
@@ -34,6 +36,24 @@ pub struct Metrics {
     queue_depth: Gauge,
     head_seq: Gauge<u64, AtomicU64>,
     open_escalations: Gauge,
+    heap_in_use_bytes: Gauge<u64, AtomicU64>,
+    heap_free_bytes: Gauge<u64, AtomicU64>,
+}
+
+/// The allocator's heap, bytes in use and bytes free but held by the
+/// process (glibc's `mallinfo2`; `None` elsewhere).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap_bytes() -> Option<(u64, u64)> {
+    // SAFETY: mallinfo2 takes no arguments, returns a plain struct by value
+    // and only reads the allocator's own statistics under its locks.
+    let m = unsafe { libc::mallinfo2() };
+    let in_use = (m.uordblks as u64).saturating_add(m.hblkhd as u64);
+    Some((in_use, m.fordblks as u64))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_bytes() -> Option<(u64, u64)> {
+    None
 }
 
 impl Default for Metrics {
@@ -55,6 +75,8 @@ impl Default for Metrics {
             queue_depth: Gauge::default(),
             head_seq: Gauge::default(),
             open_escalations: Gauge::default(),
+            heap_in_use_bytes: Gauge::default(),
+            heap_free_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -107,22 +129,42 @@ impl Default for Metrics {
             "Open /v1/stream connections",
             m.subscribers.clone(),
         );
-        registry.register(
-            "write_queue_depth",
-            "Commands waiting for the writer",
-            m.queue_depth.clone(),
-        );
-        registry.register("head_seq", "The durable head's seq", m.head_seq.clone());
-        registry.register(
-            "open_escalations",
-            "Escalations waiting for a person",
-            m.open_escalations.clone(),
-        );
+        m.register_scraped(&mut registry);
         Metrics { registry, ..m }
     }
 }
 
 impl Metrics {
+    /// The gauges set when `/metrics` is scraped. The heap's are registered
+    /// only where the allocator reports them (glibc), so a scrape never
+    /// shows a zero that was not measured.
+    fn register_scraped(&self, registry: &mut Registry) {
+        registry.register(
+            "write_queue_depth",
+            "Commands waiting for the writer",
+            self.queue_depth.clone(),
+        );
+        registry.register("head_seq", "The durable head's seq", self.head_seq.clone());
+        registry.register(
+            "open_escalations",
+            "Escalations waiting for a person",
+            self.open_escalations.clone(),
+        );
+        if heap_bytes().is_none() {
+            return;
+        }
+        registry.register(
+            "heap_in_use_bytes",
+            "The allocator's heap in use, in bytes (glibc mallinfo2)",
+            self.heap_in_use_bytes.clone(),
+        );
+        registry.register(
+            "heap_free_bytes",
+            "Heap freed but still held by the process, in bytes (glibc mallinfo2)",
+            self.heap_free_bytes.clone(),
+        );
+    }
+
     /// Counts a command's result.
     pub fn command(&self, result: &str) {
         self.commands
@@ -169,6 +211,10 @@ impl Metrics {
         self.head_seq.set(head_seq);
         self.open_escalations
             .set(i64::try_from(open_escalations).unwrap_or(i64::MAX));
+        if let Some((in_use, free)) = heap_bytes() {
+            self.heap_in_use_bytes.set(in_use);
+            self.heap_free_bytes.set(free);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -230,7 +230,7 @@ fn paths(s: &mut Schemas) -> Value {
         "/v1/records": {"get": op("Records from a seq, filtered, one page at a time", "getRecords", Schemas::query::<RecordsQuery>(), json_ok(s.res::<RecordsPage>()))},
         "/v1/stream": {"get": op("Server-Sent Events: records from a seq, then live (event id = seq)", "stream", Schemas::query::<StreamQuery>(),
             ("200", "text/event-stream", json!({"type": "string"})))},
-        "/v1/escalations": {"get": op("Escalations, oldest first", "getEscalations", Schemas::query::<EscalationsQuery>(), json_ok(s.res::<Vec<EscalationView>>()))},
+        "/v1/escalations": {"get": op("Escalations, oldest first: the open ones, or a page of those in the log (a `Link: <…>; rel=\"next\"` header names the next page)", "getEscalations", Schemas::query::<EscalationsQuery>(), json_ok(s.res::<Vec<EscalationView>>()))},
         "/v1/escalations/{id}": {"get": op("The escalations of one intention, oldest first", "getEscalation",
             vec![path_param("id", true, "The escalated intention's seq")], json_ok(s.res::<Vec<EscalationView>>()))},
         "/v1/workflows": {"get": op("Workflow definitions and runs", "getWorkflows", vec![], json_ok(s.res::<WorkflowsView>()))},

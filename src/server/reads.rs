@@ -319,22 +319,74 @@ pub async fn audit(
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationsQuery {
-    /// Only the open ones (default false: every escalation in the log).
+    /// Only the open ones (default false: the escalations in the log, a page
+    /// at a time).
     #[serde(default)]
     pub open: bool,
+    /// The first seq to look at for escalating decisions (default 1); a
+    /// page's `Link: <…>; rel="next"` names the next one. Not with `open`.
+    #[schemars(range(min = 1, max = u64::MAX))]
+    pub from: Option<u64>,
+    /// Escalations per page, 1 to 1000 (default 100). Ignored with `open`.
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<u32>,
 }
 
-/// `GET /v1/escalations`: oldest first.
+/// `GET /v1/escalations`: oldest first. The open ones all at once (they are
+/// the context's); otherwise a page: at most `limit` escalations, looked for
+/// in at most 100,000 records from `from`, and, when the log goes on, a
+/// `Link` header (RFC 8288) naming the next page.
 pub async fn escalations(
     State(app): State<App>,
     headers: HeaderMap,
     Query(q): Query<EscalationsQuery>,
-) -> Result<Json<Vec<EscalationView>>, Problem> {
+) -> Result<(HeaderMap, Json<Vec<EscalationView>>), Problem> {
     app.caller(&headers).await?;
-    let ctx = app.current(Clone::clone).await?;
-    app.blocking(move |ledger| Ok(crate::escalations::escalation_views(ledger, &ctx, q.open)?))
-        .await
-        .map(Json)
+    let limit = q.limit.unwrap_or(100);
+    let max = crate::escalations::PAGE_ESCALATIONS_MAX;
+    if !(1..=max).contains(&(limit as usize)) {
+        return Err(Problem::bad_request(
+            ProblemCode::BadLimit,
+            format!("`limit` is 1 to {max}; got {limit}"),
+        ));
+    }
+    if q.from == Some(0) {
+        return Err(Problem::bad_request(
+            ProblemCode::BadSeq,
+            "`from` is a seq, and seqs start at 1".into(),
+        ));
+    }
+    // Only what the views need of the context, not a copy of all of it.
+    let waiting = app.current(crate::escalations::Waiting::of).await?;
+    if q.open {
+        let views = app
+            .blocking(move |ledger| {
+                Ok(crate::escalations::escalation_views(
+                    ledger, &waiting, true,
+                )?)
+            })
+            .await?;
+        return Ok((HeaderMap::new(), Json(views)));
+    }
+    let from = q.from.unwrap_or(1);
+    let page = app
+        .blocking(move |ledger| {
+            Ok(crate::escalations::escalations_page(
+                ledger,
+                &waiting,
+                from,
+                limit as usize,
+            )?)
+        })
+        .await?;
+    let mut out = HeaderMap::new();
+    if let Some(next) = page.next {
+        let link = format!("</v1/escalations?from={next}&limit={limit}>; rel=\"next\"");
+        if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
+            out.insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok((out, Json(page.views)))
 }
 
 /// `GET /v1/escalations/{id}`: the escalations of intention `id`, oldest
@@ -345,9 +397,9 @@ pub async fn escalation(
     Path(id): Path<u64>,
 ) -> Result<Json<Vec<EscalationView>>, Problem> {
     app.caller(&headers).await?;
-    let ctx = app.current(Clone::clone).await?;
+    let waiting = app.current(crate::escalations::Waiting::of).await?;
     let views = app
-        .blocking(move |ledger| Ok(crate::escalations::escalations_of(ledger, &ctx, id)?))
+        .blocking(move |ledger| Ok(crate::escalations::escalations_of(ledger, &waiting, id)?))
         .await?;
     if views.is_empty() {
         return Err(Problem::not_found(format!(

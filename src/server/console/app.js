@@ -105,7 +105,27 @@ async function api(path, opts = {}) {
     if (res.status === 401 && !opts.token) signOut("Your token was refused (unknown or revoked). Sign in again.");
     throw new ApiError(res.status, data, `${res.status} ${res.statusText}`);
   }
+  if (opts.link) opts.link.next = nextLink(res.headers.get("Link"));
   return data;
+}
+
+// The `rel="next"` target of a Link header (RFC 8288), or null.
+function nextLink(header) {
+  const m = /<([^>]+)>\s*;\s*rel="next"/.exec(header || "");
+  return m ? m[1] : null;
+}
+
+// The escalations in the log, page after page (at most `pages` pages);
+// `more` is the next page's path when the log goes on past them.
+async function allEscalations(pages = 50) {
+  const all = [];
+  let path = "/v1/escalations?limit=1000";
+  for (let i = 0; path && i < pages; i++) {
+    const link = {};
+    all.push(...await api(path, { link }));
+    path = link.next;
+  }
+  return { all, more: path };
 }
 
 // ------------------------------------------------------------ sign in/out --
@@ -510,7 +530,7 @@ function decideForm(e) {
 }
 
 async function viewHistory(main) {
-  const all = await api("/v1/escalations");
+  const { all, more } = await allEscalations();
   const closed = all.filter((e) => e.status !== "open").reverse();
   const rows = closed.map((e) => {
     const c = e.closed_by;
@@ -525,6 +545,7 @@ async function viewHistory(main) {
       h("td", { class: "small" }, c ? fmtTime(r ? r.at_ms : e.at_ms) : ""));
   });
   main.replaceChildren(h("h2", {}, "Settled escalations"),
+    more ? h("p", { class: "small muted", id: "history-partial" }, `The log goes on past these: the API's ${more} lists the next page.`) : "",
     rows.length
       ? h("table", { id: "history" }, h("thead", {}, h("tr", {}, ["Escalation", "Outcome", "Who", "Choice", "Why", "When"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows))
       : h("p", { class: "card muted" }, "Nothing settled yet."));
