@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::context::{Context, Status};
+use crate::context::{Context, IntentionState, Status};
 use crate::entity::EntityRef;
 use crate::log::LogError;
 use crate::reader::LedgerRead;
@@ -100,7 +100,6 @@ struct Found {
 /// An intention waiting on an escalation, as the context holds it now.
 #[derive(Clone, Debug)]
 struct WaitingOn {
-    intention: u64,
     /// The decision that escalated it.
     decision: u64,
     agent: String,
@@ -116,32 +115,37 @@ pub(crate) struct Waiting {
 }
 
 impl Waiting {
+    /// The open intentions of `ctx` with an escalation, and its decision.
+    fn escalated(ctx: &Context) -> impl Iterator<Item = (&IntentionState, u64)> {
+        ctx.intentions
+            .open()
+            .filter_map(|s| Some((s, s.escalation.as_ref()?.decision)))
+    }
+
     /// The intentions of `ctx` that wait on an escalation.
     pub(crate) fn of(ctx: &Context) -> Waiting {
-        let by_intention: BTreeMap<u64, WaitingOn> = ctx
-            .intentions
-            .open()
-            .filter_map(|s| {
+        let by_intention: BTreeMap<u64, WaitingOn> = Waiting::escalated(ctx)
+            .map(|(s, decision)| {
                 let expires_at_ms = match s.status {
                     Status::Escalated { expires_at_ms } => expires_at_ms,
                     _ => None,
                 };
+                let agent = s.agent.clone();
                 let w = WaitingOn {
-                    intention: s.seq,
-                    decision: s.escalation.as_ref()?.decision,
-                    agent: s.agent.clone(),
+                    decision,
+                    agent,
                     expires_at_ms,
                 };
-                Some((s.seq, w))
+                (s.seq, w)
             })
             .collect();
-        debug_assert!(by_intention.values().all(|w| w.decision > w.intention));
+        debug_assert!(by_intention.iter().all(|(i, w)| w.decision > *i));
         Waiting { by_intention }
     }
 
-    /// How many intentions wait on a person.
-    pub(crate) fn len(&self) -> usize {
-        self.by_intention.len()
+    /// How many intentions of `ctx` wait on a person (nothing copied).
+    pub(crate) fn count(ctx: &Context) -> usize {
+        Waiting::escalated(ctx).count()
     }
 
     fn expiry(&self, intention: u64) -> Option<u64> {

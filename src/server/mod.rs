@@ -260,7 +260,7 @@ async fn openapi_json() -> axum::Json<serde_json::Value> {
 /// `/metrics` (any valid token).
 async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Result<String, Problem> {
     app.caller(&headers).await?;
-    let open = app.with_context(|ctx| crate::escalations::Waiting::of(ctx).len())?;
+    let open = app.with_context(crate::escalations::Waiting::count)?;
     let depth = app.ledger.queue_depth();
     Ok(app.metrics.render(depth, app.ledger.head_seq(), open))
 }
