@@ -277,7 +277,9 @@ impl Ledger {
         };
         let evidence = engine.evidence();
         let files = engine.files();
-        let (active, rebuilt_indexes) = crate::reader::build_indexes(&files, engine.head(), true)?;
+        let walked = engine.take_walked();
+        let (active, rebuilt_indexes) =
+            crate::reader::build_indexes(&files, engine.head(), true, walked)?;
         report.indexes_rebuilt = rebuilt_indexes;
         let active = Arc::new(RwLock::new(active));
         files.share_active(Arc::clone(&active));

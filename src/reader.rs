@@ -208,32 +208,38 @@ impl LedgerRead for LogView {
 
 /// Brings the segment index files up to `head`: writes every sealed
 /// segment's missing or damaged index file (when `write` is set) and returns
-/// the last segment's index, built in memory, with the count written.
+/// the last segment's index, built in memory (from its `.partial` file and
+/// the records after it, when that file is sound), with the count written.
+/// `walked`: the last segment's first seq and frame offsets, when the
+/// caller's recovery walk just checked every frame of it.
 pub fn build_indexes(
     files: &LogFiles,
     head: Option<Head>,
     write: bool,
+    walked: Option<(u64, Vec<u64>)>,
 ) -> Result<(SegmentIndex, u32), LogError> {
     let Some(head) = head else {
         return Ok((SegmentIndex::new(1), 0));
     };
     let segments = list_segments(files.log_dir())?;
+    let sealed = segments.len().saturating_sub(1);
+    let sound = sound_indexes(files, &segments);
     let mut rebuilt = 0;
     for (i, (first, path)) in segments.iter().enumerate() {
         let last = segments.get(i + 1).map_or(head.seq, |s| s.0 - 1);
-        let is_last = i + 1 == segments.len();
-        let path_of = files
-            .index_dir()
-            .join(crate::log::index::file_name(*first, false));
-        let sound = crate::log::index::IndexFile::open(&path_of)
-            .is_ok_and(|f| f.first_seq == *first && f.last_seq() == last && f.check_all().is_ok());
-        if !is_last && sound {
+        if i == sealed {
+            let offsets = match walked {
+                Some((f, offsets)) if f == *first && offsets.len() as u64 == last + 1 - f => {
+                    offsets
+                }
+                _ => walk_offsets(path, *first)?,
+            };
+            return Ok((active_index(files, *first, &offsets, last)?, rebuilt));
+        }
+        if sound.get(i).copied().unwrap_or(false) {
             continue;
         }
         let index = segment_index(files, *first, path, last)?;
-        if is_last {
-            return Ok((index, rebuilt));
-        }
         if write {
             index.write(files.index_dir(), false).map_err(|e| {
                 LogError::io(
@@ -251,6 +257,90 @@ pub fn build_indexes(
     Ok((SegmentIndex::new(head.seq + 1), rebuilt))
 }
 
+/// Most threads that check index files at once.
+const INDEX_CHECK_THREADS_MAX: usize = 8;
+
+/// Whether each sealed segment's index file (all of `segments` but the
+/// last) is whole and covers exactly it (every byte checked), on several
+/// threads.
+fn sound_indexes(files: &LogFiles, segments: &[(u64, PathBuf)]) -> Vec<bool> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sealed = &segments[..segments.len().saturating_sub(1)];
+    let sound_at = |i: usize| {
+        let (first, last) = (segments[i].0, segments[i + 1].0 - 1);
+        let path = files
+            .index_dir()
+            .join(crate::log::index::file_name(first, false));
+        crate::log::index::IndexFile::open(&path)
+            .is_ok_and(|f| f.first_seq == first && f.last_seq() == last && f.check_all().is_ok())
+    };
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, INDEX_CHECK_THREADS_MAX);
+    let found = std::sync::Mutex::new(vec![false; sealed.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= sealed.len() {
+                    break;
+                }
+                let ok = sound_at(i);
+                if let Ok(mut f) = found.lock() {
+                    f[i] = ok;
+                }
+            });
+        }
+    });
+    // A poisoned lock (a panicked check) leaves every file to be rebuilt.
+    found
+        .into_inner()
+        .unwrap_or_else(|_| vec![false; sealed.len()])
+}
+
+/// The active segment's index up to `last`: its `.partial` file when that
+/// is sound and its last record is the log's (then only the records after
+/// it are decoded), else built from the whole segment.
+fn active_index(
+    files: &LogFiles,
+    first: u64,
+    offsets: &[u64],
+    last: u64,
+) -> Result<SegmentIndex, LogError> {
+    let partial = files
+        .index_dir()
+        .join(crate::log::index::file_name(first, true));
+    let loaded = crate::log::index::IndexFile::open(&partial)
+        .ok()
+        .filter(|f| f.partial && f.first_seq == first && f.last_seq() <= last)
+        .and_then(|f| SegmentIndex::load(&f).ok())
+        .filter(|idx| {
+            // Its offsets are the segment's, and its last hash the log's.
+            offsets.get(..idx.offsets.len()) == Some(&idx.offsets[..])
+                && files
+                    .read(&[idx.last_seq()], last)
+                    .is_ok_and(|r| r.first().is_some_and(|r| r.hash == idx.last_hash))
+        });
+    let Some(mut index) = loaded else {
+        return segment_index_with(files, first, offsets, last);
+    };
+    let from = index.last_seq() + 1;
+    if from <= last {
+        files.scan(from, last, &mut |r| {
+            let i = usize::try_from(r.record.envelope.seq - first).unwrap_or(usize::MAX);
+            let offset = offsets.get(i).copied().ok_or_else(|| LogError::Corrupt {
+                seq: r.record.envelope.seq,
+                reason: "frame offsets and records disagree".into(),
+            })?;
+            index.push_record(&r, offset);
+            Ok(())
+        })?;
+    }
+    debug_assert_eq!(index.last_seq(), last);
+    Ok(index)
+}
+
 /// One segment's index, by walking and scanning it up to `last`.
 pub(crate) fn segment_index(
     files: &LogFiles,
@@ -258,7 +348,16 @@ pub(crate) fn segment_index(
     path: &Path,
     last: u64,
 ) -> Result<SegmentIndex, LogError> {
-    let offsets = walk_offsets(path, first)?;
+    segment_index_with(files, first, &walk_offsets(path, first)?, last)
+}
+
+/// One segment's index up to `last`, its frames at `offsets`.
+fn segment_index_with(
+    files: &LogFiles,
+    first: u64,
+    offsets: &[u64],
+    last: u64,
+) -> Result<SegmentIndex, LogError> {
     let mut index = SegmentIndex::new(first);
     files.scan(first, last, &mut |r| {
         let i = usize::try_from(r.record.envelope.seq - first).unwrap_or(usize::MAX);

@@ -11,10 +11,13 @@
 //! deciding rule differs (a new version's number alone is no difference).
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use serde::Serialize;
 
 use crate::context::{Context, InstalledRules};
+use crate::log::LogError;
+use crate::reader::LedgerRead;
 use crate::record::{Body, Digest, StoredRecord};
 use crate::resolver::Resolvers;
 use crate::resolver::FOLLOW_UPS_MAX;
@@ -208,15 +211,7 @@ impl WhatIf {
 
         match &r.record.body {
             Body::Decision { decision } => {
-                if decision.outcome.kind() == OutcomeKind::Escalated {
-                    self.escalations.0 += 1;
-                    count_day(
-                        &mut self.escalation_days.0,
-                        r.record.envelope.recorded_at_ms,
-                    );
-                }
-                self.recorded_final
-                    .insert(decision.intention, verdict(decision));
+                self.recorded_decision(decision, r.record.envelope.recorded_at_ms);
                 return;
             }
             Body::RulesInstalled { .. } if self.alt.is_some() => return,
@@ -273,6 +268,42 @@ impl WhatIf {
                 break;
             }
         }
+    }
+
+    /// Feeds the records right after `to` that the last command in range
+    /// brought (producer `parley`, caused by a record at or before `to`, up
+    /// to the first record that is not): the decisions recorded for its
+    /// intentions, appended with it. Without them an intention at `to`
+    /// would have no recorded decision, and a what-if with the recorded
+    /// rules would report it changed. Reads at most `FOLLOW_UPS_MAX` records.
+    pub fn read_follow_ups(&mut self, reader: &dyn LedgerRead) -> Result<(), LogError> {
+        let head = reader.head_seq();
+        if self.to >= head || self.whatif.is_none() {
+            return Ok(());
+        }
+        let most = u64::try_from(FOLLOW_UPS_MAX).unwrap_or(u64::MAX);
+        let (to, end) = (self.to, head.min(self.to.saturating_add(most)));
+        reader.scan_until(to + 1, end, &mut |r| {
+            let env = &r.record.envelope;
+            let follows = env.producer == crate::command::SYSTEM_PRODUCER
+                && env.causation.is_some_and(|c| c <= to);
+            if !follows {
+                return ControlFlow::Break(());
+            }
+            if let Body::Decision { decision } = &r.record.body {
+                self.recorded_decision(decision, env.recorded_at_ms);
+            }
+            ControlFlow::Continue(())
+        })
+    }
+
+    fn recorded_decision(&mut self, decision: &crate::vocab::Decision, at_ms: u64) {
+        if decision.outcome.kind() == OutcomeKind::Escalated {
+            self.escalations.0 += 1;
+            count_day(&mut self.escalation_days.0, at_ms);
+        }
+        self.recorded_final
+            .insert(decision.intention, verdict(decision));
     }
 
     /// The report, once every record up to `to` was fed.

@@ -332,6 +332,57 @@ fn whatif_with_the_same_rules_changes_nothing_and_a_higher_threshold_approves_es
 }
 
 #[test]
+fn a_whatif_that_ends_at_an_intention_compares_it_with_its_recorded_decision() {
+    use parley::reader::{LedgerRead, LogView};
+    use parley::record::Body;
+    use parley::whatif::{Alternative, WhatIf};
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo(dir.path());
+    let text = std::fs::read_to_string(std::path::Path::new(&data).join("rules.toml")).unwrap();
+    let (view, _) = LogView::open(std::path::Path::new(&data)).unwrap();
+    let mut intentions = Vec::new();
+    view.scan(1, view.head_seq(), &mut |r| {
+        if matches!(r.record.body, Body::Intend { .. }) {
+            intentions.push(r.record.envelope.seq);
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(intentions.len() > 10, "{intentions:?}");
+    for to in intentions {
+        let rules = parley::rules::RuleSet::parse(&text).unwrap();
+        let alt = Alternative {
+            rules: Some((text.clone(), rules)),
+            resolver: None,
+        };
+        let mut run = WhatIf::new(alt, 1, to, parley::resolver::Resolvers::released());
+        view.scan(1, to, &mut |r| {
+            run.feed(&r);
+            Ok(())
+        })
+        .unwrap();
+        run.read_follow_ups(&view).unwrap();
+        let report = run.finish();
+        assert!(report.changed.is_empty(), "to {to}: {:?}", report.changed);
+        // The CLI reads the same follow-ups.
+        let (code, v, err) = parley(&[
+            "whatif",
+            "--data",
+            &data,
+            "--rules",
+            &std::path::Path::new(&data)
+                .join("rules.toml")
+                .to_string_lossy(),
+            "--to",
+            &to.to_string(),
+            "--json",
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(v["changed"], serde_json::json!([]), "--to {to}");
+    }
+}
+
+#[test]
 fn inspection_errors_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let data = demo(dir.path());

@@ -86,13 +86,20 @@ pub fn restart_child(dir: &Path) {
 
 pub struct Restart {
     pub seconds: Rounds,
+    /// One blake3 pass over every byte of `log/`, every core, each round.
+    pub hash_s: Rounds,
+    pub log_mib: f64,
     pub rss_mib: f64,
     pub from_snapshot: bool,
 }
 
 pub fn restart_figure(dir: &Path, rounds: usize) -> Restart {
     let (mut secs, mut rss, mut snap) = (Vec::new(), 0.0, false);
+    let (mut hashes, mut log_bytes) = (Vec::new(), 0);
     for _ in 0..rounds {
+        let (s, bytes) = hash_log(&dir.join("log"));
+        hashes.push(s);
+        log_bytes = bytes;
         let out = Process::new(std::env::current_exe().expect("own path"))
             .args(["restart-child", dir.to_str().expect("utf-8 path")])
             .output()
@@ -110,7 +117,48 @@ pub fn restart_figure(dir: &Path, rounds: usize) -> Restart {
     }
     Restart {
         seconds: Rounds::new(secs),
+        hash_s: Rounds::new(hashes),
+        log_mib: log_bytes as f64 / (1024.0 * 1024.0),
         rss_mib: rss,
         from_snapshot: snap,
     }
+}
+
+/// The baseline of a restart: one blake3 pass over every byte of the files
+/// in `log_dir` (the bytes a restart vouches for), with blake3's SIMD
+/// hashing on every core, files shared out among the threads as `b3sum`
+/// over many files would; (seconds, bytes).
+fn hash_log(log_dir: &Path) -> (f64, u64) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let mut files: Vec<_> = std::fs::read_dir(log_dir)
+        .expect("read log/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let (next, bytes) = (AtomicUsize::new(0), AtomicU64::new(0));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut buf = vec![0u8; 1 << 20];
+                while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let mut f = std::fs::File::open(path).expect("open a log file");
+                    let mut h = blake3::Hasher::new();
+                    loop {
+                        let n = f.read(&mut buf).expect("read a log file");
+                        if n == 0 {
+                            break;
+                        }
+                        h.update(&buf[..n]);
+                        bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    std::hint::black_box(h.finalize());
+                }
+            });
+        }
+    });
+    (start.elapsed().as_secs_f64(), bytes.into_inner())
 }

@@ -157,3 +157,118 @@ pub fn measure(ledger: Ledger, per_s: u64, warmup: Duration, measure: Duration) 
         achieved_per_s: n as f64 / span,
     }
 }
+
+/// How the probe's file is made and written.
+#[derive(Clone, Copy, Debug)]
+enum Prep {
+    /// posix_fallocate: unwritten extents (what segments use today).
+    Fallocate,
+    /// Written with zeros and fsynced before use: overwrites need no
+    /// extent conversion at fdatasync.
+    Zeroed,
+    /// Zeroed, and written with O_DIRECT (aligned 4 KiB buffers).
+    ZeroedDirect,
+}
+
+fn probe_file(path: &Path, bytes: u64, prep: Prep) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match prep {
+        Prep::Fallocate => return crate::append::preallocated(path, bytes),
+        Prep::Zeroed | Prep::ZeroedDirect => {
+            let _ = std::fs::remove_file(path);
+            let f = std::fs::File::create(path).expect("probe file");
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                std::io::Write::write_all(&mut &f, &zeros[..n]).expect("zero fill");
+                left -= n as u64;
+            }
+            f.sync_all().expect("sync");
+            f
+        }
+    };
+    drop(file);
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true);
+    if matches!(prep, Prep::ZeroedDirect) {
+        o.custom_flags(libc::O_DIRECT);
+    }
+    o.open(path).expect("reopen probe file")
+}
+
+/// 4 KiB pwrite + fdatasync every `interval` for `total`; latencies in µs.
+fn probe_latency(dir: &Path, prep: Prep, interval: Duration, total: Duration) -> Vec<u64> {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("probe-latency.bin");
+    let n = (total.as_secs_f64() / interval.as_secs_f64()) as u64;
+    let file = probe_file(&path, n * 4096 + 4096, prep);
+    // An aligned 4 KiB block for O_DIRECT.
+    let backing = vec![0x5au8; 8192];
+    let skip = backing.as_ptr().align_offset(4096);
+    let buf = &backing[skip..skip + 4096];
+    let start = Instant::now();
+    let mut lat = Vec::with_capacity(n as usize);
+    for k in 0..n {
+        let due = start + interval * k as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        file.write_all_at(buf, k * 4096).expect("pwrite");
+        file.sync_data().expect("fdatasync");
+        lat.push(due.elapsed().as_micros() as u64);
+    }
+    let _ = std::fs::remove_file(&path);
+    lat
+}
+
+/// Back-to-back 64 KiB pwrite + fdatasync (a batch of 256 frames of 256 B):
+/// batches per second.
+fn probe_throughput(dir: &Path, prep: Prep, batches: u64) -> f64 {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("probe-batches.bin");
+    let file = probe_file(&path, batches * 65536 + 4096, prep);
+    let backing = vec![0x5au8; 65536 + 4096];
+    let skip = backing.as_ptr().align_offset(4096);
+    let buf = &backing[skip..skip + 65536];
+    let start = Instant::now();
+    for k in 0..batches {
+        file.write_all_at(buf, k * 65536).expect("pwrite");
+        file.sync_data().expect("fdatasync");
+    }
+    let rate = batches as f64 / start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    rate
+}
+
+/// `figures disk-probe DIR`: the disk's fdatasync tail and batch rate for
+/// each way of preparing a file, rounds interleaved (issue: what moves the
+/// decision p99). Prints one line per round and way, then the medians.
+pub fn disk_probe(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("probe dir");
+    let preps = [Prep::Fallocate, Prep::Zeroed, Prep::ZeroedDirect];
+    let mut results: Vec<(Vec<u64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); preps.len()];
+    for round in 0..3 {
+        for (i, prep) in preps.iter().enumerate() {
+            let mut lat =
+                probe_latency(dir, *prep, Duration::from_millis(1), Duration::from_secs(4));
+            let (p50, p99, p999) = (
+                percentile(&mut lat, 0.5),
+                percentile(&mut lat, 0.99),
+                percentile(&mut lat, 0.999),
+            );
+            let rate = probe_throughput(dir, *prep, 2000);
+            println!("round {round} {prep:?}: 4 KiB every 1 ms p50 {p50} µs p99 {p99} µs p99.9 {p999} µs; 64 KiB batches back to back {rate:.0}/s");
+            results[i].0.push(p99);
+            results[i].1.push(rate);
+        }
+    }
+    for (prep, (p99s, rates)) in preps.iter().zip(&mut results) {
+        p99s.sort_unstable();
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "median {prep:?}: p99 {} µs, {:.0} batches/s",
+            p99s[1], rates[1]
+        );
+    }
+}

@@ -69,12 +69,14 @@ fn child_mode() -> bool {
     match argv.get(1).map(String::as_str) {
         Some("restart-child") => durable::restart_child(Path::new(&argv[2])),
         Some("gen-child") => {
-            let (records, skus) = (
+            let (records, skus, orders) = (
                 argv[3].parse().expect("records"),
                 argv[4].parse().expect("skus"),
+                argv[5] == "orders",
             );
-            let marks: Vec<u64> = argv[5..].iter().map(|m| m.parse().expect("mark")).collect();
-            store::generate(Path::new(&argv[2]), records, skus, &marks, &mut |head| {
+            let marks: Vec<u64> = argv[6..].iter().map(|m| m.parse().expect("mark")).collect();
+            let sizes = (records, skus, orders);
+            store::generate(Path::new(&argv[2]), sizes, &marks, &mut |head| {
                 println!("{head} {}", stats::proc_status_kib("VmRSS"));
                 if std::env::var_os("PARLEY_BENCH_RSS_DETAIL").is_some() {
                     eprintln!(
@@ -86,6 +88,7 @@ fn child_mode() -> bool {
             });
         }
         Some("guard") => guard::run(&argv[2..]),
+        Some("disk-probe") => latency::disk_probe(Path::new(&argv[2])),
         Some("context-size") => {
             let (ledger, _) =
                 parley::Ledger::open(Path::new(&argv[2]), store::options()).expect("open");
@@ -104,15 +107,22 @@ fn child_mode() -> bool {
     true
 }
 
-/// Writes the large ledger in a child process; (seconds, [(head, rss_mib)]).
-fn generate(dir: &Path, records: u64, skus: u64, marks: &[u64]) -> (f64, Vec<(u64, f64)>) {
+/// Writes the large ledger in a child process (with `orders`, the store
+/// whose order book grows: `store::command_with_orders`); (seconds,
+/// [(head, rss_mib)]).
+fn generate(
+    dir: &Path,
+    (records, skus, orders): (u64, u64, bool),
+    marks: &[u64],
+) -> (f64, Vec<(u64, f64)>) {
     let _ = std::fs::remove_dir_all(dir);
     let start = Instant::now();
     let mut cmd = std::process::Command::new(std::env::current_exe().expect("own path"));
     cmd.arg("gen-child")
         .arg(dir)
         .arg(records.to_string())
-        .arg(skus.to_string());
+        .arg(skus.to_string())
+        .arg(if orders { "orders" } else { "catalog" });
     cmd.args(marks.iter().map(u64::to_string));
     let out = cmd.output().expect("generator");
     assert!(
@@ -157,7 +167,7 @@ fn main() {
     let mut rep = Report::new(rounds, large, replay_n, skus);
     let big = root.join("large");
     if ["4", "5", "6", "7"].iter().any(|f| want(f)) {
-        let (s, points) = generate(&big, large, skus, &[replay_n, large]);
+        let (s, points) = generate(&big, (large, skus, false), &[replay_n, large]);
         eprintln!(
             "figures: wrote {} records in {s:.0} s",
             points.last().map_or(0, |p| p.0)
@@ -178,6 +188,15 @@ fn main() {
         if std::env::var_os("PARLEY_BENCH_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&big);
         }
+    }
+    if want("7") {
+        // The store whose order book grows with the log: the writer's
+        // resident memory at 1 M and at the full size.
+        let dir = root.join("orders");
+        let (s, points) = generate(&dir, (large, skus, true), &[replay_n, large]);
+        eprintln!("figures: wrote the store with orders in {s:.0} s");
+        rep.orders(&points);
+        let _ = std::fs::remove_dir_all(&dir);
     }
     if want("1") {
         rep.append(&append::figure(

@@ -26,6 +26,8 @@ pub struct Replay {
 
 pub struct WhatIfFigure {
     pub seconds: Rounds,
+    /// A replay of the same records in each round (seconds).
+    pub replay_seconds: Rounds,
     pub changed: usize,
     pub intentions: u64,
     /// Changed decisions of a what-if with the recorded rules (must be 0).
@@ -128,6 +130,7 @@ fn whatif_once(dir: &Path, to: u64, text: String) -> (f64, usize, u64) {
         Ok(())
     })
     .expect("scan");
+    run.read_follow_ups(&view).expect("read the follow-ups");
     let report = run.finish();
     (
         start.elapsed().as_secs_f64(),
@@ -139,9 +142,12 @@ fn whatif_once(dir: &Path, to: u64, text: String) -> (f64, usize, u64) {
 pub fn whatif(dir: &Path, to: u64, rounds: usize) -> WhatIfFigure {
     let alt = alternative_rules();
     assert_ne!(alt, DEFAULT_RULES, "the alternative differs");
-    let mut secs = Vec::new();
+    let (mut secs, mut replays) = (Vec::new(), Vec::new());
     let (mut changed, mut intentions) = (0, 0);
     for _ in 0..rounds {
+        let (rate, _, divergent) = replay_once(dir, to);
+        assert_eq!(divergent, 0, "the replay beside the what-if diverged");
+        replays.push(to as f64 / rate);
         let (s, c, i) = whatif_once(dir, to, alt.clone());
         secs.push(s);
         (changed, intentions) = (c, i);
@@ -149,6 +155,7 @@ pub fn whatif(dir: &Path, to: u64, rounds: usize) -> WhatIfFigure {
     let (_, same_rules_changed, _) = whatif_once(dir, to, DEFAULT_RULES.to_owned());
     WhatIfFigure {
         seconds: Rounds::new(secs),
+        replay_seconds: Rounds::new(replays),
         changed,
         intentions,
         same_rules_changed,

@@ -191,6 +191,27 @@ impl Report {
         );
     }
 
+    pub fn orders(&mut self, points: &[(u64, f64)]) {
+        self.extra.insert("orders_rss_points".into(), json!(points));
+        let (first, last) = (
+            points.first().copied().unwrap_or_default(),
+            points.last().copied().unwrap_or_default(),
+        );
+        let ratio = last.1 / first.1.max(1.0);
+        self.single(
+            7,
+            "rss_orders_ratio",
+            format!(
+                "writer's resident memory after {} records over after {}, one new order (and a new customer every second order) per ten commands",
+                last.0, first.0
+            ),
+            ratio,
+            format!("{} MiB at {} records; {} MiB at {}", fmt(first.1), first.0, fmt(last.1), last.0),
+            "≤ 1.5×",
+            Some(ratio <= 1.5),
+        );
+    }
+
     pub fn append(&mut self, figs: &[(usize, Rounds, Rounds)]) {
         for (batch, raw, led) in figs {
             let key = if *batch == 256 {
@@ -232,8 +253,8 @@ impl Report {
             what("p50"),
             l.p50_us as f64,
             base(raw.0),
-            "",
-            None,
+            "≤ 500 µs",
+            Some(l.p50_us <= 500),
         );
         self.single(
             2,
@@ -241,8 +262,18 @@ impl Report {
             what("p99"),
             l.p99_us as f64,
             base(raw.1),
-            "≤ 2000 µs",
-            Some(l.p99_us <= 2000),
+            "",
+            None,
+        );
+        let ratio = l.p99_us as f64 / raw.1.max(1) as f64;
+        self.single(
+            2,
+            "decision_p99_ratio_vs_disk",
+            "decision p99 over the disk's own pwrite + fdatasync p99, same run".into(),
+            ratio,
+            base(raw.1),
+            "≤ 2×",
+            Some(ratio <= 2.0),
         );
         self.single(
             2,
@@ -263,11 +294,21 @@ impl Report {
             "HTTP intentions/s, 32 keep-alive connections, load from another process".into(),
             &h.intents_per_s.clone(),
             format!("/healthz {} req/s", fmt(h.healthz_per_s.median())),
-            "≥ 20000",
-            Some(v >= 20_000.0),
+            "",
+            None,
         );
         self.extra
             .insert("http_healthz_per_s".into(), json!(h.healthz_per_s.median()));
+        let ratio = ratios(&h.intents_per_s, &h.healthz_per_s);
+        self.row(
+            3,
+            "http_ratio_vs_healthz",
+            "HTTP intentions/s over /healthz requests/s, same connections, same rounds".into(),
+            &ratio,
+            format!("/healthz {} req/s", fmt(h.healthz_per_s.median())),
+            "≥ 0.3×",
+            Some(ratio.median() >= 0.3),
+        );
         let hooks = h.webhooks_per_s.median();
         self.row(
             3,
@@ -345,6 +386,16 @@ impl Report {
             "< 2 s",
             Some(v < 2.0 && w.same_rules_changed == 0),
         );
+        let r = ratios(&w.seconds, &w.replay_seconds);
+        self.row(
+            5,
+            "whatif_ratio_vs_replay",
+            "what-if time over a replay's of the same records (open included both ways)".into(),
+            &r,
+            format!("replay {} s", fmt(w.replay_seconds.median())),
+            "≤ 1.3×",
+            Some(r.median() <= 1.3),
+        );
         self.extra.insert(
             "whatif_same_rules_changed".into(),
             json!(w.same_rules_changed),
@@ -385,6 +436,20 @@ impl Report {
             String::new(),
             "≤ 1 s",
             Some(r.seconds.median() <= 1.0),
+        );
+        let ratio = ratios(&r.seconds, &r.hash_s);
+        self.row(
+            7,
+            "restart_ratio_vs_hash",
+            "restart time over one blake3 pass over every byte of log/".into(),
+            &ratio,
+            format!(
+                "blake3 of log/ ({} MiB, every core) {} s",
+                fmt(r.log_mib),
+                fmt(r.hash_s.median())
+            ),
+            "≤ 1.5×",
+            Some(ratio.median() <= 1.5),
         );
     }
 

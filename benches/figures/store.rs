@@ -35,6 +35,7 @@ pub fn setup(skus: u64) -> Vec<String> {
         ("customer-service", 30),
         ("inventory", 20),
         ("competitor-tracking", 10),
+        ("orders", 25),
     ] {
         lines.push(format!(
             r#"{{"producer":"ops","at_ms":{T0_MS},"kind":"agent_registered","profile":{{"agent":"{agent}","domain":"{agent}","priority":{priority}}}}}"#
@@ -90,6 +91,22 @@ pub fn command(i: u64, skus: u64) -> String {
     }
 }
 
+/// The store whose order book and customer list grow with the log: the
+/// same day as [`command`], but one command in ten (the last stock movement)
+/// places a new order, by a new customer every second order.
+pub fn command_with_orders(i: u64, skus: u64) -> String {
+    if i % 10 != 9 {
+        return command(i, skus);
+    }
+    let at = T0_MS + 1000 + i * 100;
+    format!(
+        r#"{{"producer":"orders","at_ms":{at},"kind":"order_placed","order":"O{}","customer":"C{}","total_minor":{}}}"#,
+        i / 10,
+        i / 20,
+        1000 + i % 9000
+    )
+}
+
 /// Submits commands keeping at most `window` unacknowledged.
 pub struct Pipeline<'a> {
     ledger: &'a Ledger,
@@ -126,11 +143,11 @@ impl<'a> Pipeline<'a> {
 /// every earlier command was acknowledged. Returns the command count.
 pub fn generate(
     dir: &Path,
-    records: u64,
-    skus: u64,
+    (records, skus, orders): (u64, u64, bool),
     marks: &[u64],
     checkpoint: &mut dyn FnMut(u64),
 ) -> u64 {
+    let next: fn(u64, u64) -> String = if orders { command_with_orders } else { command };
     let (ledger, _) = Ledger::open(dir, options()).expect("open the bench ledger");
     let mut pipe = Pipeline::new(&ledger, 4096);
     for line in setup(skus) {
@@ -156,7 +173,7 @@ pub fn generate(
         }
         // A burst of 1024 commands between head checks.
         for _ in 0..1024 {
-            pipe.submit(Command::parse(&command(i, skus)).expect("bench command"));
+            pipe.submit(Command::parse(&next(i, skus)).expect("bench command"));
             i += 1;
         }
     }

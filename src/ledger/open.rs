@@ -99,33 +99,6 @@ pub(super) fn genesis_hash(
     Ok(hash)
 }
 
-/// Records below which `check_log` does not split its work.
-const CHECK_SPLIT_MIN: u64 = 256;
-
-/// Reads records `1..=to` and checks every hash, link and frame (without
-/// decoding them: random damage cannot pass the hash check), on two threads
-/// for a long log: `1..mid` and `mid..=to`. A scan checks every frame from
-/// the start of the segment it starts in, so the two ranges together check
-/// every record and every link; when both find damage, the lower seq is
-/// reported (the first scan's).
-fn check_log(reader: &dyn LogReader, to: u64) -> Result<(), LogError> {
-    if to < CHECK_SPLIT_MIN {
-        return reader.check(1, to);
-    }
-    let mid = to / 2;
-    debug_assert!(1 < mid && mid < to);
-    let (low, high) = std::thread::scope(|s| {
-        let high = s.spawn(|| reader.check(mid, to));
-        let low = reader.check(1, mid - 1);
-        // A panicked scan is a bug; report it as damage-free failure to read.
-        let high = high.join().unwrap_or(Err(LogError::ThreadPanicked(
-            "the log check's second thread",
-        )));
-        (low, high)
-    });
-    low.and(high)
-}
-
 /// The context at `head`: a snapshot from the derived store when its seq is
 /// in the log with the same record hash (then the records before it are only
 /// checked, and the ones after it folded), else a fold of the whole log.
@@ -150,7 +123,7 @@ pub(super) fn open_context(
                 // Every record before the snapshot is still read and its hash
                 // and link checked (a writer never opens a damaged log); only
                 // folding it is skipped.
-                check_log(reader, seq)?;
+                reader.check_opening(seq)?;
                 reader.scan(seq + 1, head, &mut |r| {
                     let s = r.record.envelope.seq;
                     ctx.apply(&r).map_err(|e| LogError::Corrupt {

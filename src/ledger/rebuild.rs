@@ -50,7 +50,7 @@ pub fn rebuild(dir: &Path) -> Result<RebuildReport, LedgerError> {
     let (derived, _) = Derived::open(&dir.join("derived"))?;
     let genesis = genesis_hash(&files, tail.head)?.unwrap_or(ZERO_HASH);
     derived.catch_up(&files, tail.head, genesis)?;
-    let (active, written) = crate::reader::build_indexes(&files, tail.head, true)?;
+    let (active, written) = crate::reader::build_indexes(&files, tail.head, true, None)?;
     if !active.offsets.is_empty() {
         active
             .write(&index_dir, true)

@@ -84,6 +84,24 @@ impl SegmentIndex {
         }
     }
 
+    /// The whole index a file holds, every entry checked (a `.partial`
+    /// file taken up again by a writer's open).
+    pub fn load(file: &IndexFile) -> Result<SegmentIndex, IndexError> {
+        file.check_all()?;
+        let mut entities = BTreeMap::new();
+        // Bounded by the file's entry count, which `open` checked fits it.
+        for i in 0..file.entities {
+            let (name, seqs) = file.entry(i)?;
+            entities.insert(name, seqs);
+        }
+        Ok(SegmentIndex {
+            first_seq: file.first_seq,
+            offsets: file.offsets()?,
+            last_hash: file.last_hash,
+            entities,
+        })
+    }
+
     /// The last seq the index covers (`first_seq - 1` when empty).
     pub fn last_seq(&self) -> u64 {
         (self.first_seq + self.offsets.len() as u64).saturating_sub(1)

@@ -236,6 +236,17 @@ impl LogReader for LogFiles {
         super::scan::check_dir(&self.log_dir, from, to)
     }
 
+    fn check_opening(&self, to: u64) -> Result<(), LogError> {
+        let how = super::open_check::check_through(&self.log_dir, &self.index_dir, to, true)?;
+        tracing::info!(
+            by_seal = how.by_seal,
+            by_frames = how.by_frames,
+            sealed_now = how.sealed_now,
+            "checked the log through seq {to}"
+        );
+        Ok(())
+    }
+
     fn read(&self, seqs: &[u64], head: u64) -> Result<Vec<StoredRecord>, LogError> {
         if let Some(beyond) = seqs.iter().find(|s| **s > head || **s == 0) {
             return Err(LogError::BeyondHead { seq: *beyond, head });

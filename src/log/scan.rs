@@ -350,6 +350,38 @@ pub fn check_dir(dir: &Path, from: u64, to: u64) -> Result<(), LogError> {
     walk_dir(dir, from, to, &mut |_| Ok(()))
 }
 
+/// What checking one segment's frames found.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentCheck {
+    /// The hash its first frame links to (`None`: it holds no frame).
+    pub first_prev: Option<Hash>,
+    /// The hash of the last record checked.
+    pub last_hash: Option<Hash>,
+    /// The seq after the last record checked.
+    pub next_seq: u64,
+}
+
+/// Checks every frame of the one segment at `path` (hash, link, framing),
+/// through seq `to` (to the end of the unit holding it), or to its end and
+/// the zeros after its data when `to` lies beyond it. Its first frame's link
+/// is returned, not checked: the caller joins segments.
+pub fn check_segment(path: &Path, first_seq: u64, to: u64) -> Result<SegmentCheck, LogError> {
+    let mut cursor = Cursor {
+        next_seq: first_seq,
+        prev_hash: None,
+    };
+    let mut first_prev = None;
+    scan_segment(path, first_seq, to, &mut cursor, &mut |f: Frame<'_>| {
+        first_prev.get_or_insert(f.prev_hash);
+        Ok(())
+    })?;
+    Ok(SegmentCheck {
+        first_prev,
+        last_hash: cursor.prev_hash,
+        next_seq: cursor.next_seq,
+    })
+}
+
 /// Walks the segments from the one that holds `start` through seq `to`,
 /// checking every frame and handing it to `sink`.
 fn walk_dir(dir: &Path, start: u64, to: u64, sink: &mut FrameSink<'_>) -> Result<(), LogError> {

@@ -25,8 +25,10 @@ use super::recovery::{analyze, Proof, Tail, TornTail};
 use super::scan::{
     list_segments, segment_header, segment_name, SEGMENT_HEADER_BYTES, SEGMENT_VERSION,
 };
+use super::seal::Sealer;
 use super::unit::{append_trailer, encode_header, UNIT_HEADER_BYTES};
 use super::{check_continues, EncodedRecord, Head, Location, LogEngine, LogError, LogReader};
+use crate::record::ZERO_HASH;
 
 /// Default preallocated size of a segment.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
@@ -120,6 +122,9 @@ struct Active {
     /// Its format version: only a current one is appended to (a segment of
     /// an older build is sealed as it is, and the next unit starts a new one).
     version: u32,
+    /// The digest of every byte written to it, from its first (`None` for a
+    /// segment this writer did not create: the next open checks its frames).
+    sealer: Option<Sealer>,
 }
 
 /// The durable engine.
@@ -139,6 +144,9 @@ pub struct SegmentLog {
     /// may have dropped the data, so nothing more is written or synced on
     /// this log (no retry can prove it durable); reopening recovers.
     failed: Option<String>,
+    /// The last segment's first seq and frame offsets as recovery's walk
+    /// found them at open (every frame checked), until taken.
+    walked: Option<(u64, Vec<u64>)>,
 }
 
 /// Makes a file `len` bytes long with its blocks allocated.
@@ -219,6 +227,7 @@ impl SegmentLog {
         recovery.torn_tail = tail.torn.clone();
         recovery.reextended = tail.short_segment;
         let active = open_active(disk.as_ref(), &tail)?;
+        let walked = tail.last.as_ref().map(|l| (l.first_seq, l.offsets.clone()));
         let evidence = HeadWriter::open(dir, proof.head_file)?.with_disk(Arc::clone(&disk));
         let reader = Arc::new(LogFiles::new(dir, index_dir));
         Ok((
@@ -233,9 +242,33 @@ impl SegmentLog {
                 lock,
                 disk,
                 failed: None,
+                walked,
             },
             recovery,
         ))
+    }
+
+    /// Writes the seal of a segment this writer filled from its first byte
+    /// (derived: a failure only costs the next open its frame check).
+    fn seal(&self, sealed: Active) {
+        let (Some(sealer), Some(head)) = (sealed.sealer, self.head) else {
+            return;
+        };
+        debug_assert!(
+            head.seq >= sealed.first_seq,
+            "a sealed segment holds a record"
+        );
+        let seal = sealer.finish(sealed.first_seq, sealed.capacity, (head.seq, head.hash));
+        let Some(seal) = seal else { return };
+        if let Err(e) = seal.write(self.reader.index_dir()) {
+            tracing::warn!(segment = %sealed.path.display(), error = %e, "could not write the segment's seal");
+        }
+    }
+
+    /// The last segment's first seq and the offsets of its frames up to the
+    /// head, as the open's walk found them (once; `None` after).
+    pub fn take_walked(&mut self) -> Option<(u64, Vec<u64>)> {
+        self.walked.take()
     }
 
     /// The shared handle on `log/head` (the projector records evidence with it).
@@ -275,6 +308,7 @@ impl SegmentLog {
             .rename(&tmp, &path)
             .map_err(|e| LogError::io("rename", &tmp, e))?;
         sync_dir(self.disk.as_ref(), &self.dir)?;
+        let prev_hash = self.head.map_or(ZERO_HASH, |h| h.hash);
         Ok(Active {
             file,
             path,
@@ -282,6 +316,7 @@ impl SegmentLog {
             write_offset: SEGMENT_HEADER_BYTES as u64,
             capacity,
             version: SEGMENT_VERSION,
+            sealer: Some(Sealer::new(&segment_header(first_seq, capacity), prev_hash)),
         })
     }
 
@@ -309,7 +344,10 @@ impl SegmentLog {
         });
         if !fits {
             let capacity = self.segment_bytes.max(SEGMENT_HEADER_BYTES as u64 + most);
-            self.active = Some(self.create_segment(unit[0].seq, capacity)?);
+            let next = self.create_segment(unit[0].seq, capacity)?;
+            if let Some(sealed) = self.active.replace(next) {
+                self.seal(sealed);
+            }
         }
         let active = self.active.as_mut().ok_or(LogError::NoActiveSegment)?;
         let start = active.write_offset;
@@ -341,6 +379,11 @@ impl SegmentLog {
             .file
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &active.path, e))?;
+        if let Some(sealer) = &mut active.sealer {
+            if !sealer.wrote(start, &self.buf) {
+                active.sealer = None;
+            }
+        }
         let mut offset = start + UNIT_HEADER_BYTES as u64;
         for r in unit {
             at.push((active.first_seq, offset));
@@ -393,6 +436,7 @@ fn open_active(disk: &dyn Disk, tail: &Tail) -> Result<Option<Active>, LogError>
         write_offset: last.end,
         capacity: last.capacity.max(len),
         version: last.version,
+        sealer: None,
     }))
 }
 

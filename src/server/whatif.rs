@@ -139,6 +139,7 @@ pub async fn whatif(
             run.feed(&r);
             Ok(())
         })?;
+        run.read_follow_ups(ledger)?;
         Ok(run.finish())
     })
     .await
