@@ -442,13 +442,13 @@ impl Derived {
         }
         let mut from = 1;
         if let Some((seq, hash)) = self.applied()? {
-            let mut log_hash = None;
-            if seq <= head_seq {
-                reader.scan(seq, seq, &mut |r| {
-                    log_hash = Some(r.hash);
-                    Ok(())
-                })?;
-            }
+            // One record, read where the index says it is (a scan would
+            // check every frame before it in its segment).
+            let log_hash = if seq <= head_seq {
+                reader.read(&[seq], head_seq)?.first().map(|r| r.hash)
+            } else {
+                None
+            };
             if log_hash == Some(hash) {
                 from = seq + 1;
             } else {

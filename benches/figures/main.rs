@@ -100,6 +100,14 @@ fn child_mode() -> bool {
                 ctx.to_snapshot().len(), i.iter().count(), i.open().count(),
                 st.skus().count(), st.orders().count(), st.contacts().count(), st.facts().count(), st.promotions().count(), ctx.precedents.by_resolution.len()
             );
+            let o = &ctx.outcomes;
+            let sum =
+                |f: fn(&parley::outcomes::SkuTerms) -> usize| o.skus.values().map(f).sum::<usize>();
+            println!(
+                "outcomes: skus {} prices {} promotions {} pieces {} windows {}; acted {} by_agent {} days {}",
+                o.skus.len(), sum(|t| t.prices.len()), sum(|t| t.promotions.len()), sum(|t| t.pieces.len()),
+                sum(|t| t.acted.len()), o.acted.len(), o.by_agent.values().map(|v| v.len()).sum::<usize>(), o.days.len()
+            );
             ledger.close().expect("close");
         }
         _ => return false,
