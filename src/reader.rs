@@ -322,10 +322,30 @@ fn active_index(
                     .read(&[idx.last_seq()], last)
                     .is_ok_and(|r| r.first().is_some_and(|r| r.hash == idx.last_hash))
         });
-    let Some(mut index) = loaded else {
-        return segment_index_with(files, first, offsets, last);
-    };
-    let from = index.last_seq() + 1;
+    let index = loaded.unwrap_or_else(|| SegmentIndex::new(first));
+    extend_index(files, index, offsets, last)
+}
+
+/// One segment's index, by walking and scanning it up to `last`.
+pub(crate) fn segment_index(
+    files: &LogFiles,
+    first: u64,
+    path: &Path,
+    last: u64,
+) -> Result<SegmentIndex, LogError> {
+    let offsets = walk_offsets(path, first)?;
+    extend_index(files, SegmentIndex::new(first), &offsets, last)
+}
+
+/// `index` (of the segment whose frames are at `offsets`) extended with the
+/// records after it up to `last`, each decoded.
+fn extend_index(
+    files: &LogFiles,
+    mut index: SegmentIndex,
+    offsets: &[u64],
+    last: u64,
+) -> Result<SegmentIndex, LogError> {
+    let (first, from) = (index.first_seq, index.last_seq() + 1);
     if from <= last {
         files.scan(from, last, &mut |r| {
             let i = usize::try_from(r.record.envelope.seq - first).unwrap_or(usize::MAX);
@@ -338,35 +358,5 @@ fn active_index(
         })?;
     }
     debug_assert_eq!(index.last_seq(), last);
-    Ok(index)
-}
-
-/// One segment's index, by walking and scanning it up to `last`.
-pub(crate) fn segment_index(
-    files: &LogFiles,
-    first: u64,
-    path: &Path,
-    last: u64,
-) -> Result<SegmentIndex, LogError> {
-    segment_index_with(files, first, &walk_offsets(path, first)?, last)
-}
-
-/// One segment's index up to `last`, its frames at `offsets`.
-fn segment_index_with(
-    files: &LogFiles,
-    first: u64,
-    offsets: &[u64],
-    last: u64,
-) -> Result<SegmentIndex, LogError> {
-    let mut index = SegmentIndex::new(first);
-    files.scan(first, last, &mut |r| {
-        let i = usize::try_from(r.record.envelope.seq - first).unwrap_or(usize::MAX);
-        let offset = offsets.get(i).copied().ok_or_else(|| LogError::Corrupt {
-            seq: r.record.envelope.seq,
-            reason: "frame offsets and records disagree".into(),
-        })?;
-        index.push_record(&r, offset);
-        Ok(())
-    })?;
     Ok(index)
 }

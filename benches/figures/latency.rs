@@ -16,23 +16,7 @@ use crate::store::{options, setup, Pipeline, T0_MS};
 /// The disk's own latency: one 4 KiB pwrite + fdatasync to a preallocated
 /// file every `interval`, for `secs`; (p50, p99, p999) in µs.
 pub fn raw_fdatasync(dir: &Path, interval: Duration, total: Duration) -> (u64, u64, u64) {
-    use std::os::unix::fs::FileExt;
-    let path = dir.join("raw-latency.bin");
-    let n = (total.as_secs_f64() / interval.as_secs_f64()) as u64;
-    let file = crate::append::preallocated(&path, n * 4096 + 4096);
-    let buf = vec![0x5au8; 4096];
-    let start = Instant::now();
-    let mut lat = Vec::with_capacity(n as usize);
-    for k in 0..n {
-        let due = start + interval * k as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        file.write_all_at(&buf, k * 4096).expect("pwrite");
-        file.sync_data().expect("fdatasync");
-        lat.push(due.elapsed().as_micros() as u64);
-    }
-    let _ = std::fs::remove_file(&path);
+    let mut lat = probe_latency(dir, Prep::Fallocate, interval, total);
     (
         percentile(&mut lat, 0.5),
         percentile(&mut lat, 0.99),
