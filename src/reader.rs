@@ -206,6 +206,23 @@ impl LedgerRead for LogView {
     }
 }
 
+/// Feeds a what-if the records right after its range that the last command
+/// in range brought (`WhatIf::follow_up`), reading at most
+/// `FOLLOW_UPS_MAX` records past its end.
+pub fn feed_follow_ups(
+    reader: &dyn LedgerRead,
+    run: &mut crate::whatif::WhatIf,
+) -> Result<(), LogError> {
+    let (to, head) = (run.to(), reader.head_seq());
+    if to >= head {
+        return Ok(());
+    }
+    let most = u64::try_from(crate::resolver::FOLLOW_UPS_MAX).unwrap_or(u64::MAX);
+    reader.scan_until(to + 1, head.min(to.saturating_add(most)), &mut |r| {
+        run.follow_up(&r)
+    })
+}
+
 /// Brings the segment index files up to `head`: writes every sealed
 /// segment's missing or damaged index file (when `write` is set) and returns
 /// the last segment's index, built in memory (from its `.partial` file and

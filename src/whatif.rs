@@ -16,8 +16,6 @@ use std::ops::ControlFlow;
 use serde::Serialize;
 
 use crate::context::{Context, InstalledRules};
-use crate::log::LogError;
-use crate::reader::LedgerRead;
 use crate::record::{Body, Digest, StoredRecord};
 use crate::resolver::Resolvers;
 use crate::resolver::FOLLOW_UPS_MAX;
@@ -270,31 +268,29 @@ impl WhatIf {
         }
     }
 
-    /// Feeds the records right after `to` that the last command in range
-    /// brought (producer `parley`, caused by a record at or before `to`, up
-    /// to the first record that is not): the decisions recorded for its
-    /// intentions, appended with it. Without them an intention at `to`
-    /// would have no recorded decision, and a what-if with the recorded
-    /// rules would report it changed. Reads at most `FOLLOW_UPS_MAX` records.
-    pub fn read_follow_ups(&mut self, reader: &dyn LedgerRead) -> Result<(), LogError> {
-        let head = reader.head_seq();
-        if self.to >= head || self.whatif.is_none() {
-            return Ok(());
+    /// The last seq of the what-if's range.
+    pub fn to(&self) -> u64 {
+        self.to
+    }
+
+    /// Feeds a record right after `to`: a follow-up (producer `parley`,
+    /// caused by a record at or before `to`) that the last command in range
+    /// brought, such as the decision recorded for an intention at `to`.
+    /// Without them an intention at `to` would have no recorded decision,
+    /// and a what-if with the recorded rules would report it changed.
+    /// `Break` at the first record that is not one (feed no more after it).
+    pub fn follow_up(&mut self, r: &StoredRecord) -> ControlFlow<()> {
+        let env = &r.record.envelope;
+        let follows = env.seq > self.to
+            && env.producer == crate::command::SYSTEM_PRODUCER
+            && env.causation.is_some_and(|c| c <= self.to);
+        if !follows || self.whatif.is_none() {
+            return ControlFlow::Break(());
         }
-        let most = u64::try_from(FOLLOW_UPS_MAX).unwrap_or(u64::MAX);
-        let (to, end) = (self.to, head.min(self.to.saturating_add(most)));
-        reader.scan_until(to + 1, end, &mut |r| {
-            let env = &r.record.envelope;
-            let follows = env.producer == crate::command::SYSTEM_PRODUCER
-                && env.causation.is_some_and(|c| c <= to);
-            if !follows {
-                return ControlFlow::Break(());
-            }
-            if let Body::Decision { decision } = &r.record.body {
-                self.recorded_decision(decision, env.recorded_at_ms);
-            }
-            ControlFlow::Continue(())
-        })
+        if let Body::Decision { decision } = &r.record.body {
+            self.recorded_decision(decision, env.recorded_at_ms);
+        }
+        ControlFlow::Continue(())
     }
 
     fn recorded_decision(&mut self, decision: &crate::vocab::Decision, at_ms: u64) {

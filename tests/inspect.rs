@@ -361,7 +361,7 @@ fn a_whatif_that_ends_at_an_intention_compares_it_with_its_recorded_decision() {
             Ok(())
         })
         .unwrap();
-        run.read_follow_ups(&view).unwrap();
+        parley::reader::feed_follow_ups(&view, &mut run).unwrap();
         let report = run.finish();
         assert!(report.changed.is_empty(), "to {to}: {:?}", report.changed);
         // The CLI reads the same follow-ups.

@@ -130,7 +130,7 @@ fn whatif_once(dir: &Path, to: u64, text: String) -> (f64, usize, u64) {
         Ok(())
     })
     .expect("scan");
-    run.read_follow_ups(&view).expect("read the follow-ups");
+    parley::reader::feed_follow_ups(&view, &mut run).expect("read the follow-ups");
     let report = run.finish();
     (
         start.elapsed().as_secs_f64(),

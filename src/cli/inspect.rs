@@ -338,7 +338,7 @@ pub(super) fn whatif(
         run.feed(&r);
         Ok(())
     })?;
-    run.read_follow_ups(ledger)?;
+    crate::reader::feed_follow_ups(ledger, &mut run)?;
     bar.finish_and_clear();
     let report = run.finish();
     if json {

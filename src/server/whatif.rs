@@ -139,7 +139,7 @@ pub async fn whatif(
             run.feed(&r);
             Ok(())
         })?;
-        run.read_follow_ups(ledger)?;
+        crate::reader::feed_follow_ups(ledger, &mut run)?;
         Ok(run.finish())
     })
     .await
