@@ -73,7 +73,11 @@ pub fn check_through(
                 if i >= jobs {
                     break;
                 }
-                let sealed_end = segments.get(i + 1).map(|n| n.0 - 1).filter(|e| *e <= to);
+                // Names are distinct and sorted: the next first seq is at least 1.
+                let sealed_end = segments
+                    .get(i + 1)
+                    .map(|n| n.0.saturating_sub(1))
+                    .filter(|e| *e <= to);
                 let (first, path) = &segments[i];
                 let part = check_one(path, *first, to, sealed_end, seal_dir, write_seals);
                 if let Ok(mut p) = parts.lock() {
