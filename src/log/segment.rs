@@ -206,7 +206,7 @@ impl SegmentLog {
                 min: MIN_SEGMENT_BYTES,
             });
         }
-        let tail = analyze(dir, proof)?;
+        let mut tail = analyze(dir, proof)?;
         // Only a log recovery accepts: leftovers of an interrupted creation go.
         let mut recovery = Recovery {
             removed_temp_files: remove_empty_temps(disk.as_ref(), dir)?,
@@ -227,7 +227,7 @@ impl SegmentLog {
         recovery.torn_tail = tail.torn.clone();
         recovery.reextended = tail.short_segment;
         let active = open_active(disk.as_ref(), &tail)?;
-        let walked = tail.last.as_ref().map(|l| (l.first_seq, l.offsets.clone()));
+        let walked = tail.last.take().map(|l| (l.first_seq, l.offsets));
         let evidence = HeadWriter::open(dir, proof.head_file)?.with_disk(Arc::clone(&disk));
         let reader = Arc::new(LogFiles::new(dir, index_dir));
         Ok((
