@@ -22,6 +22,7 @@ const CLOCK_WAIT_MS_MAX: u64 = 1_000;
 /// Most timer clock records written before one command (each settles every
 /// timer due at its time; a bound, not an expectation).
 mod signing;
+mod snapshots;
 mod timers;
 
 pub(crate) use signing::Signing;
@@ -99,6 +100,8 @@ pub(crate) struct Writer {
     pub snapshot_every: u64,
     /// Signed checkpoints, when the ledger was given a key.
     pub signing: Option<Signing>,
+    /// Where snapshots are stored off the write path.
+    snapshots: snapshots::Snapshots,
 }
 
 /// Records between context snapshots in the derived store: a writer that
@@ -142,25 +145,37 @@ impl Writer {
             snapshot_seq: 0,
             snapshot_every: SNAPSHOT_EVERY,
             signing: None,
+            snapshots: snapshots::Snapshots::default(),
         }
     }
 
-    /// Writes the context as a snapshot (on close, and every
-    /// `SNAPSHOT_EVERY` records). Only a writer that has not failed does:
-    /// its context is exactly the fold of the durable log.
+    /// Takes the context as a snapshot every `snapshot_every` records: the
+    /// snapshot thread stores it once it is durable. Only a writer that has
+    /// not failed does: its context is exactly the fold of the log to its tail.
     fn snapshot(&mut self) {
         let (seq, hash, _) = self.tail;
         if self.failed.is_some() || seq == 0 || seq == self.snapshot_seq {
             return;
         }
-        // Only a durable context is a snapshot: wait for the syncer (one
-        // batch's fdatasync at most, every `snapshot_every` records).
+        debug_assert_eq!(self.ctx.seq, seq, "the context is at the tail");
+        let bytes = self.ctx.to_snapshot();
+        let (derived, durable) = (Arc::clone(&self.derived), Arc::clone(&self.durable));
+        match self
+            .snapshots
+            .hand_over((seq, hash), bytes, &derived, &durable)
+        {
+            Ok(()) => self.snapshot_seq = seq,
+            Err(bytes) => self.store_snapshot(seq, hash, &bytes),
+        }
+    }
+
+    /// Stores a snapshot on this thread, once the syncer made `seq` durable
+    /// (at a close, or when no snapshot thread could be started).
+    fn store_snapshot(&mut self, seq: u64, hash: crate::record::Hash, bytes: &[u8]) {
         if self.durable.wait_for(seq).is_err() {
             return;
         }
-        debug_assert_eq!(self.ctx.seq, seq, "the context is at the tail");
-        let bytes = self.ctx.to_snapshot();
-        match self.derived.put_snapshot(seq, hash, &bytes) {
+        match self.derived.put_snapshot(seq, hash, bytes) {
             Ok(()) => self.snapshot_seq = seq,
             // Derived state: a missed snapshot costs a longer fold at open.
             Err(e) => tracing::warn!(error = %e, seq, "context snapshot not written"),
@@ -168,11 +183,17 @@ impl Writer {
     }
 
     /// The writer stops: the syncer answers what it holds, then the last
-    /// snapshot is written.
+    /// snapshot is written (after the one in flight, if any).
     fn finish(&mut self) {
         self.sign_unsigned_head();
         self.to_syncer = None;
-        self.snapshot();
+        self.snapshots.finish();
+        let (seq, hash, _) = self.tail;
+        if self.failed.is_none() && seq != 0 && seq != self.snapshot_seq {
+            debug_assert_eq!(self.ctx.seq, seq, "the context is at the tail");
+            let bytes = self.ctx.to_snapshot();
+            self.store_snapshot(seq, hash, &bytes);
+        }
     }
 
     /// Runs until every sender is gone.
