@@ -60,26 +60,51 @@ impl SegmentIndex {
     }
 
     /// The next record of the segment, as the writer's projector and a
-    /// rebuild take it: its offset, hash and the entities it names.
+    /// rebuild take it: its offset, hash and the entities it names. Each
+    /// name is written into one buffer; only an entity new to the segment
+    /// costs an allocation.
     pub fn push_record(&mut self, r: &crate::record::StoredRecord, offset: u64) {
-        let names: Vec<String> = r
-            .record
-            .index_entities()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        self.push(r.record.envelope.seq, offset, r.hash, &names);
+        use std::fmt::Write as _;
+        let seq = r.record.envelope.seq;
+        self.push_offset(seq, offset, r.hash);
+        let mut name = String::with_capacity(64);
+        for e in r.record.index_entities() {
+            name.clear();
+            // Writing into a String cannot fail.
+            let _ = write!(name, "{e}");
+            self.note(&name, seq);
+        }
     }
 
     /// The next record of the segment: its offset, hash and entities.
     pub fn push(&mut self, seq: u64, offset: u64, hash: Hash, entities: &[String]) {
+        self.push_offset(seq, offset, hash);
+        for e in entities {
+            self.note(e, seq);
+        }
+    }
+
+    fn push_offset(&mut self, seq: u64, offset: u64, hash: Hash) {
         debug_assert_eq!(seq, self.first_seq + self.offsets.len() as u64);
+        debug_assert!(
+            self.offsets.last().is_none_or(|o| *o < offset),
+            "offsets ascend"
+        );
         self.offsets.push(offset);
         self.last_hash = hash;
-        for e in entities {
-            let seqs = self.entities.entry(e.clone()).or_default();
-            if seqs.last() != Some(&seq) {
-                seqs.push(seq);
+    }
+
+    /// `seq` names `entity` (once, however often the record names it).
+    fn note(&mut self, entity: &str, seq: u64) {
+        match self.entities.get_mut(entity) {
+            Some(seqs) => {
+                if seqs.last() != Some(&seq) {
+                    debug_assert!(seqs.last().is_none_or(|l| *l < seq), "seqs ascend");
+                    seqs.push(seq);
+                }
+            }
+            None => {
+                self.entities.insert(entity.to_owned(), vec![seq]);
             }
         }
     }
