@@ -349,7 +349,9 @@ impl Ledger {
         engine.begin()?;
         let serving = Serving::new(opts, &ctx);
         let (tx, rx) = bounded::<Submission>(opts.queue_capacity.max(1));
-        // The projector queue holds whole batches: this bounds memory held for it.
+        // The projector queue holds whole batches; with the records the
+        // syncer holds while it is full (`HELD_RECORDS_MAX`), this bounds
+        // the memory held for the projector.
         let (ptx, prx) = bounded::<Committed>(PROJECTOR_BATCHES);
         let projector = shared.spawn_projector(files, &serving, prx)?;
         let [writer, syncer] =
