@@ -118,7 +118,7 @@ impl Syncer {
             }
             debug_assert_eq!(op.index(), to_projector);
             if op.send(&self.to_projector, held).is_err() {
-                self.applied.fail("the projector stopped".into());
+                self.projector_gone();
             }
         }
         rx.recv().ok()
@@ -147,14 +147,20 @@ impl Syncer {
             }
             Err(TrySendError::Full(next)) => self.send_waiting(next),
             Err(TrySendError::Disconnected(_)) => {
-                self.applied.fail("the projector stopped".into());
+                self.projector_gone();
             }
         }
     }
 
+    /// The projector is gone: the writer refuses new commands (the log
+    /// keeps every acknowledged record).
+    fn projector_gone(&self) {
+        self.applied.fail("the projector stopped".into());
+    }
+
     fn send_waiting(&mut self, committed: Committed) {
         if self.to_projector.send(committed).is_err() {
-            self.applied.fail("the projector stopped".into());
+            self.projector_gone();
         }
     }
 

@@ -128,6 +128,7 @@ impl Writer {
             (h.seq, h.hash, h.recorded_at_ms)
         });
         assert_eq!(ctx.seq, tail.0, "the writer's context is at the log's head");
+        let snapshots = snapshots::Snapshots::new(Arc::clone(&derived), Arc::clone(&progress.0));
         Writer {
             clock,
             resolvers,
@@ -145,7 +146,7 @@ impl Writer {
             snapshot_seq: 0,
             snapshot_every: SNAPSHOT_EVERY,
             signing: None,
-            snapshots: snapshots::Snapshots::default(),
+            snapshots,
         }
     }
 
@@ -159,11 +160,7 @@ impl Writer {
         }
         debug_assert_eq!(self.ctx.seq, seq, "the context is at the tail");
         let bytes = self.ctx.to_snapshot();
-        let (derived, durable) = (Arc::clone(&self.derived), Arc::clone(&self.durable));
-        match self
-            .snapshots
-            .hand_over((seq, hash), bytes, &derived, &durable)
-        {
+        match self.snapshots.hand_over((seq, hash), bytes) {
             Ok(()) => self.snapshot_seq = seq,
             Err(bytes) => self.store_snapshot(seq, hash, &bytes),
         }

@@ -35,28 +35,37 @@ struct Thread {
 }
 
 /// The snapshot thread, started at the first snapshot the writer takes.
-#[derive(Default)]
 pub(crate) struct Snapshots {
+    derived: Arc<Derived>,
+    durable: Arc<Progress>,
     thread: Option<Thread>,
     /// A snapshot was handed over and its `done` not yet received.
     in_flight: bool,
 }
 
 impl Snapshots {
+    /// Snapshots stored into `derived` once `durable` reaches their seq.
+    pub(crate) fn new(derived: Arc<Derived>, durable: Arc<Progress>) -> Snapshots {
+        Snapshots {
+            derived,
+            durable,
+            thread: None,
+            in_flight: false,
+        }
+    }
+
     /// Hands over the context `bytes` folded to (`seq`, `hash`), after the
-    /// one in flight is done: stored once `durable` reaches `seq`, dropped if
+    /// one in flight is done: stored once it is durable, dropped if
     /// the log fails first. `Err(bytes)` when no thread could take it (none
     /// could be started, or it stopped): the caller stores it itself.
     pub(crate) fn hand_over(
         &mut self,
         (seq, hash): (u64, Hash),
         bytes: Vec<u8>,
-        derived: &Arc<Derived>,
-        durable: &Arc<Progress>,
     ) -> Result<(), Vec<u8>> {
         assert!(seq > 0, "a snapshot of an empty log is never taken");
         if self.thread.is_none() {
-            match start(Arc::clone(derived), Arc::clone(durable)) {
+            match start(Arc::clone(&self.derived), Arc::clone(&self.durable)) {
                 Ok(t) => self.thread = Some(t),
                 Err(e) => {
                     tracing::warn!(error = %e, "no snapshot thread: the writer stores snapshots itself");
