@@ -3,11 +3,14 @@
 //!
 //! A [`LogView`] takes no lock and creates, changes or removes nothing under
 //! the data directory. Next to a running writer it reads up to the durable
-//! head the writer publishes in `log/head` when it opens; alone, it analyzes
-//! the tail as recovery would (`crate::log::recovery`), refuses corruption,
-//! and reads up to the last valid record (reporting a torn final write the
-//! next writer will cut off). Entity lookups use the segment index files and
-//! scan whatever they do not cover.
+//! head the writer publishes in `log/head` when it opens. Alone, after a
+//! clean close it takes the head from the close's evidence once the last
+//! record and the write unit it ends check out (`recovery::closed_head`);
+//! otherwise it analyzes the tail as recovery would (`crate::log::recovery`),
+//! refuses corruption, and reads up to the last valid record (reporting a
+//! torn final write the next writer will cut off). Every record is checked
+//! when it is read. Entity lookups use the segment index files and scan
+//! whatever they do not cover.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +19,7 @@ use crate::entity::EntityRef;
 use crate::log::head;
 use crate::log::index::SegmentIndex;
 use crate::log::read::{walk_offsets, LogFiles};
-use crate::log::recovery::{analyze, Proof, TornTail};
+use crate::log::recovery::{analyze, closed_head, Proof, TornTail};
 use crate::log::scan::list_segments;
 use crate::log::segment::writer_running;
 use crate::log::{Head, LogError, LogReader, Until};
@@ -81,6 +84,20 @@ pub struct ViewReport {
     pub writer_running: bool,
     /// A torn final write past the head (never acknowledged).
     pub torn_tail: Option<TornTail>,
+    /// How the end of the log was found when no writer was running.
+    pub end: EndCheck,
+}
+
+/// How a view alone found the end of the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EndCheck {
+    /// A writer was running: its published head.
+    #[default]
+    LiveHead,
+    /// A clean close's evidence, its last record and write unit checked.
+    ClosedEvidence,
+    /// Recovery's analysis: every frame of the last segment walked.
+    Walked,
 }
 
 /// A read-only view of a ledger's log, up to a fixed durable head.
@@ -113,9 +130,21 @@ impl LogView {
                 .ok_or_else(|| ViewError::NoLiveHead(log_dir.clone()))?;
             Some(live_head(&files, seq, hash)?)
         } else {
-            let tail = analyze(&log_dir, Proof::gather(&log_dir, &dir.join("derived"))?)?;
-            report.torn_tail = tail.torn;
-            tail.head
+            let proof = Proof::gather(&log_dir, &dir.join("derived"))?;
+            match closed_head(&log_dir, &proof, &|first, seq| {
+                files.index_offset(first, seq)
+            })? {
+                Some(head) => {
+                    report.end = EndCheck::ClosedEvidence;
+                    Some(head)
+                }
+                None => {
+                    let tail = analyze(&log_dir, proof)?;
+                    report.end = EndCheck::Walked;
+                    report.torn_tail = tail.torn;
+                    tail.head
+                }
+            }
         };
         Ok((
             LogView {

@@ -192,6 +192,18 @@ impl LogFiles {
         Some(f)
     }
 
+    /// Where record `seq` stands in the segment starting at `first`, as its
+    /// index file (sealed, else `.partial`) says; unchecked, and `None`
+    /// when no file of it covers `seq`.
+    pub fn index_offset(&self, first: u64, seq: u64) -> Option<u64> {
+        [false, true].into_iter().find_map(|partial| {
+            IndexFile::open(&self.index_dir.join(file_name(first, partial)))
+                .ok()
+                .filter(|f| f.first_seq == first && f.partial == partial)
+                .and_then(|f| f.offset(seq))
+        })
+    }
+
     fn cover(&self, first: u64, path: &Path) -> Cover {
         let memory = self
             .active

@@ -28,10 +28,12 @@
 //! This module only reads. Cutting a torn write off is the writer's job
 //! (`segment::SegmentLog::open`), and `parley repair`'s.
 
+mod closed;
 pub(crate) mod legacy;
 mod proof;
 pub mod units;
 
+pub use closed::closed_head;
 pub use proof::{genesis_hash, Proof};
 
 use crate::log::fault::Fault;
