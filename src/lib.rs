@@ -15,6 +15,7 @@
 // Every `pub` item is reachable from outside: the rest is `pub(crate)`.
 #![deny(unreachable_pub)]
 
+pub mod allocator;
 pub mod alternatives;
 pub mod answer;
 pub mod audit;

@@ -152,6 +152,8 @@ fn generate(
 }
 
 fn main() {
+    // As the `parley` binary does at start (src/allocator.rs).
+    assert!(parley::allocator::keep_large_blocks_mapped(), "mallopt");
     if std::env::args().any(|a| a == "--list") || child_mode() {
         return;
     }

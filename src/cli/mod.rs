@@ -337,6 +337,9 @@ enum Cmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    if !crate::allocator::keep_large_blocks_mapped() {
+        eprintln!("parley: note: the allocator refused its mmap threshold; memory freed may stay resident");
+    }
     let level = match std::env::var("PARLEY_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,
         Ok("debug") => tracing::Level::DEBUG,

@@ -29,29 +29,37 @@ impl Derived {
     /// record has hash `hash`. Derived state like the rest: a snapshot that is
     /// missing, stale or damaged only costs a longer fold at open.
     pub fn put_snapshot(&self, seq: u64, hash: Hash, bytes: &[u8]) -> Result<(), DerivedError> {
-        let mut v = Vec::with_capacity(bytes.len() + 128);
-        v.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
+        let mut head = Vec::with_capacity(128);
+        head.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
         let version = env!("CARGO_PKG_VERSION").as_bytes();
-        v.push(u8::try_from(version.len()).unwrap_or(u8::MAX));
-        v.extend_from_slice(version);
-        v.extend_from_slice(&seq.to_be_bytes());
-        v.extend_from_slice(&hash);
-        v.extend_from_slice(blake3::hash(bytes).as_bytes());
-        v.extend_from_slice(bytes);
+        head.push(u8::try_from(version.len()).unwrap_or(u8::MAX));
+        head.extend_from_slice(version);
+        head.extend_from_slice(&seq.to_be_bytes());
+        head.extend_from_slice(&hash);
+        head.extend_from_slice(blake3::hash(bytes).as_bytes());
         let Some(file) = &self.snapshot_file else {
+            head.extend_from_slice(bytes);
             *self
                 .snapshot_mem
                 .lock()
-                .map_err(|_| self.err("snapshot lock poisoned"))? = Some(v);
+                .map_err(|_| self.err("snapshot lock poisoned"))? = Some(head);
             return Ok(());
         };
         // Written aside, then renamed over the old one: a reader sees one
         // whole snapshot or the other. No fsync: after a crash, a damaged or
-        // missing file fails its check and the log is folded instead.
+        // missing file fails its check and the log is folded instead. The
+        // context's bytes are written as they are, never copied (a snapshot
+        // is tens of MB).
         let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, &v)
-            .and_then(|()| std::fs::rename(&tmp, file))
-            .map_err(|e| self.err(format!("write {}: {e}", file.display())))
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&head)?;
+            f.write_all(bytes)?;
+            drop(f);
+            std::fs::rename(&tmp, file)
+        };
+        write().map_err(|e| self.err(format!("write {}: {e}", file.display())))
     }
 
     /// The stored snapshot, if one was written by this build's format and
