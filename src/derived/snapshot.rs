@@ -9,7 +9,7 @@ use crate::record::Hash;
 
 /// A stored snapshot's parts, or `None` when it is from another format or
 /// build, cut short, or its bytes do not match their checksum.
-fn parse_snapshot(v: &[u8]) -> Option<(u64, Hash, Vec<u8>)> {
+fn parse_snapshot(mut v: Vec<u8>) -> Option<(u64, Hash, Vec<u8>)> {
     let format = u32::from_be_bytes(v.get(0..4)?.try_into().ok()?);
     let len = usize::from(*v.get(4)?);
     let version = v.get(5..5 + len)?;
@@ -21,7 +21,14 @@ fn parse_snapshot(v: &[u8]) -> Option<(u64, Hash, Vec<u8>)> {
     let hash: Hash = rest.get(8..40)?.try_into().ok()?;
     let sum = rest.get(40..72)?;
     let bytes = rest.get(72..)?;
-    (blake3::hash(bytes).as_bytes() == sum).then(|| (seq, hash, bytes.to_vec()))
+    if blake3::hash(bytes).as_bytes() != sum {
+        return None;
+    }
+    // The context's bytes stay where they were read (tens of MB): only the
+    // header in front of them is removed.
+    let start = 5 + len + 72;
+    v.drain(..start);
+    Some((seq, hash, v))
 }
 
 impl Derived {
@@ -70,10 +77,10 @@ impl Derived {
                 .snapshot_mem
                 .lock()
                 .map_err(|_| self.err("snapshot lock poisoned"))?;
-            return Ok(mem.as_deref().and_then(parse_snapshot));
+            return Ok(mem.clone().and_then(parse_snapshot));
         };
         match std::fs::read(file) {
-            Ok(v) => Ok(parse_snapshot(&v)),
+            Ok(v) => Ok(parse_snapshot(v)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err(format!("read {}: {e}", file.display()))),
         }

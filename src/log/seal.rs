@@ -32,8 +32,10 @@ const BODY_BYTES: usize = 136;
 /// Bytes of a seal file.
 pub const SEAL_BYTES: usize = BODY_BYTES + 16;
 /// Bytes read at a time when digesting a file: large enough for blake3's
-/// widest SIMD path, small enough to stay in cache.
-const READ_BYTES: usize = 1 << 20;
+/// widest SIMD path, small enough to stay in cache, and below the
+/// allocator's mmap threshold (src/allocator.rs), so that the buffer of
+/// every segment's check is reused heap, not pages mapped and zeroed anew.
+const READ_BYTES: usize = 512 * 1024;
 
 /// What a seal says about its segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
