@@ -121,7 +121,18 @@ fn snapshots_are_written_every_n_records_and_match_a_fold() {
     drop(d);
     let (view, _) = parley::reader::LogView::open(dir.path()).unwrap();
     let ctx = parley::context::Context::from_snapshot(&bytes).unwrap();
-    assert_eq!(ctx.state_hash(), view.context_at(seq).unwrap().state_hash());
+    let folded = view.context_at(seq).unwrap();
+    assert_eq!(ctx.state_hash(), folded.state_hash());
+    // The writer encodes in one pass into a buffer sized from its last
+    // snapshot: the very bytes of the two-pass encoding, whatever the size.
+    assert_eq!(
+        bytes,
+        folded.to_snapshot(),
+        "the stored bytes are the fold's"
+    );
+    for capacity in [0, bytes.len() / 2, bytes.len() * 2] {
+        assert_eq!(folded.to_snapshot_within(capacity), bytes, "{capacity}");
+    }
 }
 
 /// Replaces the stored snapshot (the writer is closed).

@@ -405,6 +405,19 @@ impl Context {
         bincode::encode_to_vec(self, snapshot_config()).expect("a context always encodes")
     }
 
+    /// The same bytes as [`Context::to_snapshot`], written into a buffer of
+    /// `capacity` bytes (it grows if they do not fit): one pass over the
+    /// context, where `to_snapshot` makes two (it sizes the bytes first).
+    /// A writer passes a little more than its last snapshot's length.
+    pub fn to_snapshot_within(&self, capacity: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(capacity);
+        // Proven invariant: as `to_snapshot`; writing into a Vec never fails.
+        #[allow(clippy::expect_used)]
+        bincode::encode_into_std_write(self, &mut out, snapshot_config())
+            .expect("a context always encodes");
+        out
+    }
+
     /// The context a snapshot holds; every byte must be used and every
     /// invariant hold (a snapshot that breaks one is refused, not repaired:
     /// the log folds again).

@@ -96,6 +96,9 @@ pub(crate) struct Writer {
     /// The seq of the snapshot the derived store holds (0: none): a close
     /// writes one unless it is already at the head.
     pub snapshot_seq: u64,
+    /// The last snapshot's length in bytes: the next one is encoded into a
+    /// buffer a little larger, in one pass over the context.
+    snapshot_bytes_last: usize,
     /// Records between snapshots (`Options::snapshot_every`).
     pub snapshot_every: u64,
     /// Signed checkpoints, when the ledger was given a key.
@@ -144,6 +147,7 @@ impl Writer {
             recent: RecentKeys::default(),
             failed: None,
             snapshot_seq: 0,
+            snapshot_bytes_last: 0,
             snapshot_every: SNAPSHOT_EVERY,
             signing: None,
             snapshots,
@@ -159,11 +163,27 @@ impl Writer {
             return;
         }
         debug_assert_eq!(self.ctx.seq, seq, "the context is at the tail");
-        let bytes = self.ctx.to_snapshot();
+        let bytes = self.encode_snapshot();
         match self.snapshots.hand_over((seq, hash), bytes) {
             Ok(()) => self.snapshot_seq = seq,
             Err(bytes) => self.store_snapshot(seq, hash, &bytes),
         }
+    }
+
+    /// The context's snapshot bytes: in one pass into a buffer an eighth
+    /// larger than the last snapshot (a context grows between snapshots);
+    /// the first, sized exactly by a second pass (a buffer grown from
+    /// nothing costs more than that pass).
+    fn encode_snapshot(&mut self) -> Vec<u8> {
+        let last = self.snapshot_bytes_last;
+        let bytes = if last == 0 {
+            self.ctx.to_snapshot()
+        } else {
+            self.ctx.to_snapshot_within(last.saturating_add(last / 8))
+        };
+        debug_assert!(!bytes.is_empty(), "a context encodes to some bytes");
+        self.snapshot_bytes_last = bytes.len();
+        bytes
     }
 
     /// Stores a snapshot on this thread, once the syncer made `seq` durable
@@ -188,7 +208,7 @@ impl Writer {
         let (seq, hash, _) = self.tail;
         if self.failed.is_none() && seq != 0 && seq != self.snapshot_seq {
             debug_assert_eq!(self.ctx.seq, seq, "the context is at the tail");
-            let bytes = self.ctx.to_snapshot();
+            let bytes = self.encode_snapshot();
             self.store_snapshot(seq, hash, &bytes);
         }
     }
