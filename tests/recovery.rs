@@ -20,31 +20,16 @@ use std::process::{Command as Process, Stdio};
 use common::{copy_dir, frame_map, parley_bin, snapshot_files, unclean};
 use parley::ledger::{Ledger, LedgerError, Options};
 use parley::log::LogError;
-use parley::record::Timeline;
 
 fn opts() -> Options {
-    Options {
-        segment_bytes: 16 << 10,
-        ledger_id: Some("ldg-flip".into()),
-        genesis_at_ms: Some(1_764_147_600_000),
-        timeline: Timeline::Scripted,
-        first_admin: "ops".into(),
-        ..Options::default()
-    }
+    common::small_segments("ldg-flip")
 }
 
 /// A ledger of several segments and many batches: the demo store, then
 /// pipelined facts and intentions (so batches hold many records).
 fn build(dir: &Path) -> u64 {
     let (ledger, _) = Ledger::open(dir, opts()).unwrap();
-    let store = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/scenarios/_store.jsonl"
-    ))
-    .unwrap();
-    for l in store.lines() {
-        ledger.append(parley::Command::parse(l).unwrap()).unwrap();
-    }
+    common::append_store(&ledger);
     let mut at = 1_764_147_700_000u64;
     for round in 0..12 {
         let tickets: Vec<_> = (0..40)

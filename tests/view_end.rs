@@ -15,17 +15,9 @@ use parley::ledger::{Ledger, Options};
 use parley::log::recovery::{analyze, Proof};
 use parley::log::{Head, LogError};
 use parley::reader::{EndCheck, LedgerRead, LogView, ViewError};
-use parley::record::Timeline;
 
 fn opts() -> Options {
-    Options {
-        segment_bytes: 16 << 10,
-        ledger_id: Some("ldg-view-end".into()),
-        genesis_at_ms: Some(1_764_147_600_000),
-        timeline: Timeline::Scripted,
-        first_admin: "ops".into(),
-        ..Options::default()
-    }
+    common::small_segments("ldg-view-end")
 }
 
 /// The demo store, stock movements, and last a price intention: its
@@ -33,14 +25,7 @@ fn opts() -> Options {
 /// records or more. Returns the head the writer closed at.
 fn build(dir: &Path) -> Head {
     let (ledger, _) = Ledger::open(dir, opts()).unwrap();
-    let store = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/scenarios/_store.jsonl"
-    ))
-    .unwrap();
-    for l in store.lines() {
-        ledger.append(parley::Command::parse(l).unwrap()).unwrap();
-    }
+    common::append_store(&ledger);
     let mut at = 1_764_147_700_000u64;
     for i in 0..200 {
         at += 1_000;

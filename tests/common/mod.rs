@@ -322,3 +322,28 @@ pub fn append_or_refused(ledger: &parley::Ledger, command: Command) -> Option<u6
     }
 }
 pub mod pg;
+
+/// Options for a small on-disk ledger of many 16 KiB segments, on scripted
+/// time (the recovery, seal and view tests).
+pub fn small_segments(ledger_id: &str) -> parley::ledger::Options {
+    parley::ledger::Options {
+        segment_bytes: 16 << 10,
+        ledger_id: Some(ledger_id.into()),
+        genesis_at_ms: Some(1_764_147_600_000),
+        timeline: parley::record::Timeline::Scripted,
+        first_admin: "ops".into(),
+        ..parley::ledger::Options::default()
+    }
+}
+
+/// Appends the demo store (`tests/scenarios/_store.jsonl`), one command at a time.
+pub fn append_store(ledger: &parley::Ledger) {
+    let store = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scenarios/_store.jsonl"
+    ))
+    .unwrap();
+    for l in store.lines() {
+        ledger.append(Command::parse(l).unwrap()).unwrap();
+    }
+}
