@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use parley::ledger::{Ledger, LedgerError, Options};
-use parley::log::open_check::{check_through, OpenCheck};
+use parley::log::open_check::{check_through, OpenCheck, Walked};
+use parley::log::recovery::{analyze, Proof};
 use parley::log::seal::Seal;
 use parley::log::segment::segments;
 use parley::log::LogError;
@@ -58,7 +59,7 @@ fn seal_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn check(dir: &Path, head: u64, write: bool) -> Result<OpenCheck, LogError> {
-    check_through(&dir.join("log"), &dir.join("index"), head, write)
+    check_through(&dir.join("log"), &dir.join("index"), head, write, None)
 }
 
 fn reopen(dir: &Path) -> Result<(), LedgerError> {
@@ -88,10 +89,68 @@ fn the_writer_seals_every_segment_it_filled_and_open_checks_them_by_seal() {
         OpenCheck {
             by_seal: seals.len() as u32,
             by_frames: 1,
+            by_walk: 0,
             sealed_now: 0
         }
     );
     reopen(tmp.path()).unwrap();
+}
+
+/// What recovery's walk of the last segment found, as a writer's open
+/// hands it to the check.
+fn walked(dir: &Path) -> Walked {
+    let log = dir.join("log");
+    let proof = Proof::gather(&log, &dir.join("derived")).unwrap();
+    let tail = analyze(&log, proof).unwrap();
+    let (last, head) = (tail.last.unwrap(), tail.head.unwrap());
+    Walked {
+        first_seq: last.first_seq,
+        first_prev: last.first_prev.unwrap(),
+        last: (head.seq, head.hash),
+    }
+}
+
+#[test]
+fn the_segment_recovery_walked_is_not_read_again_and_nothing_else_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = build(tmp.path());
+    let (log, index) = (tmp.path().join("log"), tmp.path().join("index"));
+    let w = walked(tmp.path());
+    let segs = segments(&log).unwrap();
+    assert_eq!(w.first_seq, segs.last().unwrap().0);
+    let how = check_through(&log, &index, head, false, Some(w)).unwrap();
+    let sealed = segs.len() as u32 - 1;
+    assert_eq!(
+        how,
+        OpenCheck {
+            by_seal: sealed,
+            by_frames: 0,
+            by_walk: 1,
+            sealed_now: 0
+        }
+    );
+    // A walk that does not end where the check does is not used.
+    let how = check_through(&log, &index, head - 1, false, Some(w)).unwrap();
+    assert_eq!((how.by_walk, how.by_frames), (0, 1));
+    // The walk's first link must still join the segment before it.
+    let mut unlinked = w;
+    unlinked.first_prev[0] ^= 1;
+    let err = check_through(&log, &index, head, false, Some(unlinked)).unwrap_err();
+    assert_eq!(err.corrupt_seq(), Some(w.first_seq), "{err}");
+    // Damage in a sealed segment is refused at the same seq, walk or not.
+    let path = &segs[1].1;
+    let mut bytes = std::fs::read(path).unwrap();
+    let data_end = bytes.iter().rposition(|b| *b != 0).unwrap();
+    bytes[64 + (data_end - 64) / 2] ^= 0x01;
+    std::fs::write(path, &bytes).unwrap();
+    let with = check_through(&log, &index, head, false, Some(w)).unwrap_err();
+    let without = check_through(&log, &index, head, false, None).unwrap_err();
+    assert!(with.corrupt_seq().is_some(), "{with}");
+    assert_eq!(
+        with.corrupt_seq(),
+        without.corrupt_seq(),
+        "{with} / {without}"
+    );
 }
 
 #[test]

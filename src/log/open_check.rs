@@ -3,6 +3,10 @@
 //! where the seal matches, every other segment frame by frame; segments on
 //! several threads, joined in order.
 //!
+//! The last segment, when recovery's walk at the same open just checked
+//! every frame of it through `to` (hash, link, framing: what the frame
+//! check does), is taken from that walk instead of being read again.
+//!
 //! Architecture invariant: this check refuses exactly what the frame-by-frame
 //! check refuses, at the same seq. A seal only stands for bytes that were a
 //! valid chain when it was made; a segment whose seal is missing, damaged or
@@ -28,6 +32,9 @@ pub struct OpenCheck {
     pub by_seal: u32,
     /// Segments checked frame by frame.
     pub by_frames: u32,
+    /// The last segment, checked frame by frame by recovery's walk at this
+    /// open (`Walked`).
+    pub by_walk: u32,
     /// Seals written for sealed segments checked frame by frame.
     pub sealed_now: u32,
 }
@@ -39,17 +46,31 @@ struct Part {
     last_hash: Option<Hash>,
     next_seq: u64,
     by_seal: bool,
+    by_walk: bool,
     sealed_now: bool,
+}
+
+/// A segment recovery's walk checked frame by frame at this open (every
+/// hash, link and frame): its first seq, its first frame's link and its last
+/// record (seq, hash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Walked {
+    pub first_seq: u64,
+    pub first_prev: Hash,
+    pub last: (u64, Hash),
 }
 
 /// Checks records `1..=to` of the log in `log_dir` (with the seals in
 /// `seal_dir`); with `write_seals`, writes the seal of each sealed segment
-/// it had to check frame by frame. Damage is reported at the lowest seq.
+/// it had to check frame by frame. `walked`: the segment recovery's walk
+/// just checked, used when it ends exactly at `to`. Damage is reported at
+/// the lowest seq.
 pub fn check_through(
     log_dir: &Path,
     seal_dir: &Path,
     to: u64,
     write_seals: bool,
+    walked: Option<Walked>,
 ) -> Result<OpenCheck, LogError> {
     if to == 0 {
         return Ok(OpenCheck::default());
@@ -79,7 +100,17 @@ pub fn check_through(
                     .map(|n| n.0.saturating_sub(1))
                     .filter(|e| *e <= to);
                 let (first, path) = &segments[i];
-                let part = check_one(path, *first, to, sealed_end, seal_dir, write_seals);
+                let part = match walked.filter(|w| w.first_seq == *first && w.last.0 == to) {
+                    Some(w) => Ok(Part {
+                        first_prev: Some(w.first_prev),
+                        last_hash: Some(w.last.1),
+                        next_seq: to + 1,
+                        by_seal: false,
+                        by_walk: true,
+                        sealed_now: false,
+                    }),
+                    None => check_one(path, *first, to, sealed_end, seal_dir, write_seals),
+                };
                 if let Ok(mut p) = parts.lock() {
                     p[i] = Some(part);
                 }
@@ -125,7 +156,8 @@ fn join(
             }
         }
         report.by_seal += u32::from(part.by_seal);
-        report.by_frames += u32::from(!part.by_seal);
+        report.by_walk += u32::from(part.by_walk);
+        report.by_frames += u32::from(!part.by_seal && !part.by_walk);
         report.sealed_now += u32::from(part.sealed_now);
         expected = part.next_seq;
         last_hash = part.last_hash.or(last_hash);
@@ -152,6 +184,7 @@ fn check_one(
                 last_hash: Some(seal.last_hash),
                 next_seq: seal.last_seq + 1,
                 by_seal: true,
+                by_walk: false,
                 sealed_now: false,
             });
         }
@@ -163,6 +196,7 @@ fn check_one(
         last_hash: c.last_hash,
         next_seq: c.next_seq,
         by_seal: false,
+        by_walk: false,
         sealed_now: false,
     };
     if let (true, Some(end), Some(prev_hash), Some(last_hash)) =

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::frame::{parse_header, split_checked, HEADER_BYTES};
 use super::index::{file_name, IndexFile, SegmentIndex};
+use super::open_check::Walked;
 use super::scan::{check_segment_header, list_segments, read_full, scan_dir, SEGMENT_HEADER_BYTES};
 use super::unit::{Next, UnitWalk};
 use super::{LogError, LogReader, Visit};
@@ -123,6 +124,9 @@ pub struct LogFiles {
     active: RwLock<Option<SharedIndex>>,
     /// Index files opened and checked against their segment, by first seq.
     opened: Mutex<BTreeMap<u64, Arc<IndexFile>>>,
+    /// The segment a writer's recovery walk checked at open, for its
+    /// `check_opening` (taken once).
+    walked: Mutex<Option<Walked>>,
 }
 
 /// How one segment's entries are found.
@@ -142,6 +146,7 @@ impl LogFiles {
             index_dir: index_dir.to_path_buf(),
             active: RwLock::new(None),
             opened: Mutex::new(BTreeMap::new()),
+            walked: Mutex::new(None),
         }
     }
 
@@ -151,6 +156,14 @@ impl LogFiles {
 
     pub fn index_dir(&self) -> &Path {
         &self.index_dir
+    }
+
+    /// The segment the writer's recovery walk just checked frame by frame:
+    /// the open's check takes it instead of reading it again.
+    pub fn note_walked(&self, walked: Walked) {
+        if let Ok(mut w) = self.walked.lock() {
+            *w = Some(walked);
+        }
     }
 
     /// The writer's projector shares the active segment's index.
@@ -249,10 +262,13 @@ impl LogReader for LogFiles {
     }
 
     fn check_opening(&self, to: u64) -> Result<(), LogError> {
-        let how = super::open_check::check_through(&self.log_dir, &self.index_dir, to, true)?;
+        let walked = self.walked.lock().ok().and_then(|mut w| w.take());
+        let how =
+            super::open_check::check_through(&self.log_dir, &self.index_dir, to, true, walked)?;
         tracing::info!(
             by_seal = how.by_seal,
             by_frames = how.by_frames,
+            by_walk = how.by_walk,
             sealed_now = how.sealed_now,
             "checked the log through seq {to}"
         );

@@ -19,6 +19,7 @@ use super::disk::{Disk, DiskFile};
 
 use super::frame::write_frame;
 use super::head::{HeadWriter, State};
+use super::open_check::Walked;
 use super::read::LogFiles;
 pub use super::recovery::WRITE_UNIT_BYTES;
 use super::recovery::{analyze, Proof, Tail, TornTail};
@@ -227,9 +228,21 @@ impl SegmentLog {
         recovery.torn_tail = tail.torn.clone();
         recovery.reextended = tail.short_segment;
         let active = open_active(disk.as_ref(), &tail)?;
+        let reader = Arc::new(LogFiles::new(dir, index_dir));
+        // The walk checked every frame of the last segment through the head.
+        let chain = tail.last.as_ref().and_then(|l| {
+            let head = tail.head.filter(|h| h.seq >= l.first_seq)?;
+            Some(Walked {
+                first_seq: l.first_seq,
+                first_prev: l.first_prev?,
+                last: (head.seq, head.hash),
+            })
+        });
+        if let Some(w) = chain {
+            reader.note_walked(w);
+        }
         let walked = tail.last.take().map(|l| (l.first_seq, l.offsets));
         let evidence = HeadWriter::open(dir, proof.head_file)?.with_disk(Arc::clone(&disk));
-        let reader = Arc::new(LogFiles::new(dir, index_dir));
         Ok((
             SegmentLog {
                 dir: dir.to_path_buf(),

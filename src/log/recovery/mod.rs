@@ -86,6 +86,8 @@ pub struct LastSegment {
     pub last_unit: Option<u64>,
     /// The offset of each valid frame.
     pub offsets: Vec<u64>,
+    /// The link (prev hash) of its first valid frame.
+    pub first_prev: Option<Hash>,
 }
 
 /// What the end of the log is.
@@ -112,6 +114,8 @@ struct Walk {
     last_unit: Option<u64>,
     /// The last record before `end`: (seq, hash, offset).
     last: Option<(u64, Hash, u64)>,
+    /// The link (prev hash) of the first frame, when one is valid.
+    first_prev: Option<Hash>,
     /// The hashes of the seqs the evidence names, where reached.
     found: Vec<(u64, Hash)>,
     damage: Option<units::Damage>,
@@ -128,6 +132,7 @@ fn walk(path: &Path, seg: &Opened, first_seq: u64, wanted: &[u64]) -> Result<Wal
     let mut units = UnitWalk::new(seg.version, start, first_seq);
     let (mut offset, mut seq) = (start, first_seq);
     let mut frames: Vec<(u64, Hash)> = Vec::new();
+    let mut first_prev = None;
     let mut found = Vec::new();
     let mut buf = Vec::new();
     let mut damage = None;
@@ -176,13 +181,14 @@ fn walk(path: &Path, seg: &Opened, first_seq: u64, wanted: &[u64]) -> Result<Wal
         let got = read_full(&mut reader, &mut buf[frame::HEADER_BYTES..], path)?;
         let prev = frames.last().map(|f| f.1);
         let body = &buf[frame::HEADER_BYTES..];
-        let hash = match frame::check_body(&header, body, got, prev, seq) {
-            Ok((_, hash)) => hash,
+        let (link, hash) = match frame::check_body(&header, body, got, prev, seq) {
+            Ok(checked) => checked,
             Err(reason) => {
                 damage = Some(fail(reason, Some(len as u64)));
                 break;
             }
         };
+        first_prev.get_or_insert(link);
         if wanted.contains(&seq) {
             found.push((seq, hash));
         }
@@ -196,7 +202,7 @@ fn walk(path: &Path, seg: &Opened, first_seq: u64, wanted: &[u64]) -> Result<Wal
     } else {
         (offset, frames.len() as u64)
     };
-    let mut w = Walk::keep(end, count, first_seq, frames, found, damage);
+    let mut w = Walk::keep(end, count, first_seq, (frames, first_prev), found, damage);
     w.last_unit = units.complete_start;
     Ok(w)
 }
@@ -207,7 +213,7 @@ impl Walk {
         end: u64,
         count: u64,
         first_seq: u64,
-        mut frames: Vec<(u64, Hash)>,
+        (mut frames, first_prev): (Vec<(u64, Hash)>, Option<Hash>),
         mut found: Vec<(u64, Hash)>,
         damage: Option<units::Damage>,
     ) -> Walk {
@@ -223,6 +229,7 @@ impl Walk {
             end,
             last_unit: None,
             offsets: frames.into_iter().map(|f| f.0).collect(),
+            first_prev: first_prev.filter(|_| last.is_some()),
             last,
             found,
             damage,
@@ -387,6 +394,7 @@ pub fn examine(dir: &Path, proof: &Proof) -> Result<Examined, LogError> {
                 end: w.end,
                 last_unit: w.last_unit,
                 offsets: w.offsets,
+                first_prev: w.first_prev,
             }),
             torn: None,
             short_segment: false,
