@@ -325,7 +325,7 @@ mod tests {
         let mut decoded = 0u32;
         for (first_seq, path) in crate::log::scan::list_segments(&dir).unwrap() {
             let bytes = std::fs::read(&path).unwrap();
-            for offset in crate::log::read::walk_offsets(&path, first_seq).unwrap() {
+            for offset in crate::log::read::walk_offsets(&path, first_seq, u64::MAX).unwrap() {
                 let at = usize::try_from(offset).unwrap();
                 frames += 1;
                 decoded += decode_checked(&bytes[at..]);

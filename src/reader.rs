@@ -278,7 +278,7 @@ pub fn build_indexes(
                 Some((f, offsets)) if f == *first && offsets.len() as u64 == last + 1 - f => {
                     offsets
                 }
-                _ => walk_offsets(path, *first)?,
+                _ => walk_offsets(path, *first, last)?,
             };
             return Ok((active_index(files, *first, &offsets, last)?, rebuilt));
         }
@@ -379,7 +379,7 @@ pub(crate) fn segment_index(
     path: &Path,
     last: u64,
 ) -> Result<SegmentIndex, LogError> {
-    let offsets = walk_offsets(path, first)?;
+    let offsets = walk_offsets(path, first, last)?;
     extend_index(files, SegmentIndex::new(first), &offsets, last)
 }
 

@@ -234,7 +234,7 @@ fn regions(log: &Path) -> Vec<Region> {
     let mut out = Vec::new();
     for (first, path) in parley::log::segment::segments(log).unwrap() {
         let bytes = std::fs::read(&path).unwrap();
-        let frames = parley::log::read::walk_frames(&path, first).unwrap();
+        let frames = parley::log::read::walk_frames(&path, first, u64::MAX).unwrap();
         let mut prev_end = None;
         let region = |start, end, seq, record, what| Region {
             path: path.clone(),

@@ -201,3 +201,30 @@ fn damage_before_the_final_unit_is_refused_when_a_read_reaches_it() {
         out.stdout
     );
 }
+
+#[test]
+fn a_read_by_seq_walks_no_further_than_the_records_it_wants() {
+    // A running writer's next write unit, caught mid-`pwrite`: its header is
+    // in the page cache, its frames not yet. A reader beside that writer
+    // reads up to the head it published, before that unit.
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("ledger");
+    let head = build(&dir);
+    let log = dir.join("log");
+    let tail = analyze(&log, Proof::gather(&log, &dir.join("derived")).unwrap()).unwrap();
+    let last = tail.last.unwrap();
+    let room = last.capacity - last.end;
+    assert!(room > 200, "room after the last unit: {room}");
+    let body = u32::try_from((room - 100).min(4096)).unwrap();
+    let mut bytes = std::fs::read(&last.path).unwrap();
+    let at = usize::try_from(last.end).unwrap();
+    bytes[at..at + 20].copy_from_slice(&parley::log::unit::encode_header(body, head.seq + 1));
+    std::fs::write(&last.path, &bytes).unwrap();
+    // No index file: the read finds its records by walking the segment.
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    let files = parley::log::read::LogFiles::new(&log, &dir.join("index"));
+    use parley::log::LogReader;
+    let got = files.read(&[head.seq - 1, head.seq], head.seq).unwrap();
+    let seqs: Vec<u64> = got.iter().map(|r| r.record.envelope.seq).collect();
+    assert_eq!(seqs, vec![head.seq - 1, head.seq]);
+}

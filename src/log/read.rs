@@ -25,17 +25,20 @@ use crate::record::{Record, StoredRecord};
 /// The active segment's index, shared by a writer's projector and readers.
 pub type SharedIndex = Arc<RwLock<SegmentIndex>>;
 
-/// Every frame offset of a segment, by walking its frame headers (and, in
-/// a version-2 segment, its unit headers and trailers).
-pub fn walk_offsets(path: &Path, first_seq: u64) -> Result<Vec<u64>, LogError> {
-    Ok(walk_frames(path, first_seq)?
+/// Every frame offset of a segment up to seq `last` (`u64::MAX`: all), by
+/// walking its frame headers (and, in a version-2 segment, its unit headers
+/// and trailers). It stops after `last`: a running writer may be writing
+/// the next unit right now, and a reader beside it must not read it.
+pub fn walk_offsets(path: &Path, first_seq: u64, last: u64) -> Result<Vec<u64>, LogError> {
+    Ok(walk_frames(path, first_seq, last)?
         .into_iter()
         .map(|f| f.0)
         .collect())
 }
 
-/// Every frame of a segment as (offset, length), walked as [`walk_offsets`] does.
-pub fn walk_frames(path: &Path, first_seq: u64) -> Result<Vec<(u64, u64)>, LogError> {
+/// Every frame of a segment up to seq `last` as (offset, length), walked as
+/// [`walk_offsets`] does.
+pub fn walk_frames(path: &Path, first_seq: u64, last: u64) -> Result<Vec<(u64, u64)>, LogError> {
     let file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut header = [0u8; SEGMENT_HEADER_BYTES];
@@ -50,8 +53,11 @@ pub fn walk_frames(path: &Path, first_seq: u64) -> Result<Vec<(u64, u64)>, LogEr
     let mut at = SEGMENT_HEADER_BYTES as u64;
     let mut frame_head = [0u8; HEADER_BYTES];
     loop {
-        let n = read_full(&mut reader, &mut frame_head, path)?;
         let seq = first_seq + out.len() as u64;
+        if seq > last {
+            return Ok(out);
+        }
+        let n = read_full(&mut reader, &mut frame_head, path)?;
         let skip = match units.head(&frame_head[..n], at, seq) {
             Ok(Next::Frame(h)) => {
                 out.push((at, (HEADER_BYTES + h.payload_len + 64) as u64));
@@ -312,7 +318,9 @@ impl LogReader for LogFiles {
                 }
                 // Missing or stale: walk the segment once.
                 if walked.is_none() {
-                    walked = Some(walk_offsets(path, *first)?);
+                    // Only as far as the last record wanted here.
+                    let wanted = here.last().copied().unwrap_or(head);
+                    walked = Some(walk_offsets(path, *first, wanted)?);
                 }
                 let offset = walked
                     .as_ref()

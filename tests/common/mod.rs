@@ -38,7 +38,7 @@ pub fn fact(
 pub fn frame_map(log_dir: &Path) -> Vec<(u64, PathBuf, usize, usize)> {
     let mut out = Vec::new();
     for (first_seq, path) in list_segments(log_dir).unwrap() {
-        let frames = parley::log::read::walk_frames(&path, first_seq).unwrap();
+        let frames = parley::log::read::walk_frames(&path, first_seq, u64::MAX).unwrap();
         for (seq, (at, len)) in (first_seq..).zip(frames) {
             out.push((seq, path.clone(), at as usize, len as usize));
         }
