@@ -36,9 +36,6 @@ const ENTRY_BYTES: u64 = 48;
 const NAME_BYTES_MAX: usize = 16 + 4 * crate::bounds::ID_CHARS_MAX;
 
 /// The index file name of the sealed segment starting at `first_seq`.
-/// Bytes `check_all` reads at a time.
-const CHECK_READ_BYTES: usize = 256 * 1024;
-
 pub fn file_name(first_seq: u64, partial: bool) -> String {
     let ext = if partial { "partial" } else { "idx" };
     format!("{first_seq:020}.{ext}")
@@ -308,22 +305,11 @@ impl IndexFile {
         self.file
             .read_exact_at(&mut h, 0)
             .map_err(|e| Self::bad(&self.path, e.to_string()))?;
-        // Streamed through one buffer below the allocator's mmap threshold
-        // (src/allocator.rs): an index file is MBs, read at every open.
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHECK_READ_BYTES];
-        let mut at = HEADER_BYTES;
-        loop {
-            let n = match self.file.read_at(&mut buf, at) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Self::bad(&self.path, e.to_string())),
-            };
-            hasher.update(&buf[..n]);
-            at += n as u64;
-        }
-        if hasher.finalize().as_bytes()[..16] != h[104..120] {
+        // Streamed through one small buffer (an index file is MBs, read at
+        // every open), from the same file the header came from.
+        let (_, digest) = super::seal::digest_from(&self.file, HEADER_BYTES)
+            .map_err(|e| Self::bad(&self.path, e.to_string()))?;
+        if digest[..16] != h[104..120] {
             return Err(Self::bad(&self.path, "body check does not match"));
         }
         Ok(())

@@ -21,7 +21,6 @@
 //! ```
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::record::Hash;
@@ -139,12 +138,19 @@ impl Seal {
 
 /// blake3 of a whole file and its length, read `READ_BYTES` at a time.
 pub fn digest_file(path: &Path) -> std::io::Result<(u64, Hash)> {
-    let mut file = File::open(path)?;
+    digest_from(&File::open(path)?, 0)
+}
+
+/// blake3 of `file`'s bytes from offset `from` to its end, and how many
+/// there were, read `READ_BYTES` at a time with `pread` (the file's
+/// position is unchanged).
+pub fn digest_from(file: &File, from: u64) -> std::io::Result<(u64, Hash)> {
+    use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; READ_BYTES];
     let mut len = 0u64;
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match file.read_at(&mut buf, from + len) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
