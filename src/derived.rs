@@ -26,6 +26,7 @@ use crate::record::{Body, Digest, Hash, StoredRecord};
 
 mod entities;
 mod snapshot;
+pub use snapshot::read_snapshot_file;
 
 const META_APPLIED: &[u8] = b"m\0applied";
 const META_LEDGER: &[u8] = b"m\0ledger";
@@ -156,7 +157,7 @@ pub struct Derived {
 /// sled 0.34 keeps memory for every version of a large value written (with
 /// a 2.5 MB snapshot every 131,072 records a writer grew from 93 MiB at 1 M
 /// records to 162 MiB at 3 M; with the file, 69 MiB to 71 MiB).
-const SNAPSHOT_FILE: &str = "context.snapshot";
+pub const SNAPSHOT_FILE: &str = "context.snapshot";
 
 /// 20 ms waits for a locked store to be let go (2 s in all).
 const LOCK_WAITS: u32 = 100;

@@ -10,7 +10,10 @@
 //! refuses corruption, and reads up to the last valid record (reporting a
 //! torn final write the next writer will cut off). Every record is checked
 //! when it is read. Entity lookups use the segment index files and scan
-//! whatever they do not cover.
+//! whatever they do not cover. The context at a seq starts from the
+//! writer's context snapshot (`DIR/derived/context.snapshot`, read as a
+//! file) when one of this log is at or before it, after the records it
+//! stands for are checked; else it is folded from the first record.
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +69,33 @@ pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
     Ok(ctx)
 }
 
+/// The context of the snapshot in `dir` when it can stand for records
+/// `1..=its seq` of this log, its seq at most `to`; those records are checked
+/// first (by their segments' seals where they match, else frame by frame,
+/// writing no seal), so a damaged one is refused at its seq.
+fn snapshot_context(files: &LogFiles, dir: &Path, to: u64) -> Result<Option<Context>, LogError> {
+    let Some((seq, hash, bytes)) = crate::derived::read_snapshot_file(dir) else {
+        return Ok(None);
+    };
+    if seq == 0 || seq > to {
+        return Ok(None);
+    }
+    let at = files.read(&[seq], to)?;
+    if at.first().is_none_or(|r| r.hash != hash) {
+        tracing::info!(seq, "the context snapshot is not of this log; folding it");
+        return Ok(None);
+    }
+    crate::log::open_check::check_through(files.log_dir(), files.index_dir(), seq, false, None)?;
+    match Context::from_snapshot(&bytes) {
+        Ok(ctx) if ctx.seq == seq => Ok(Some(ctx)),
+        Ok(_) => Ok(None),
+        Err(e) => {
+            tracing::warn!(seq, error = %e, "the context snapshot does not decode; folding the log");
+            Ok(None)
+        }
+    }
+}
+
 /// Why a view could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
@@ -104,6 +134,9 @@ pub enum EndCheck {
 pub struct LogView {
     source: Source,
     head: Option<Head>,
+    /// Where a writer leaves its context snapshot (`DIR/derived`), read
+    /// as a plain file (`None`: another engine's log).
+    snapshot_dir: Option<PathBuf>,
 }
 
 /// What a view reads: a data directory's segment files, or another
@@ -150,6 +183,7 @@ impl LogView {
             LogView {
                 source: Source::Files(files),
                 head,
+                snapshot_dir: Some(dir.join("derived")),
             },
             report,
         ))
@@ -160,6 +194,7 @@ impl LogView {
         LogView {
             source: Source::Engine(reader),
             head,
+            snapshot_dir: None,
         }
     }
 
@@ -184,7 +219,37 @@ impl LogView {
 
     /// The shared context as of `seq` (clamped to the head).
     pub fn context_at(&self, seq: u64) -> Result<Context, LogError> {
-        fold(self.reader(), seq.min(self.head_seq()))
+        self.context_from_snapshot(seq).map(|(ctx, _)| ctx)
+    }
+
+    /// The shared context as of `seq` (clamped to the head), and the seq of
+    /// the writer's context snapshot it started from (`None`: folded from
+    /// the first record). A snapshot is used when it is at or before `seq`,
+    /// whole, of this build, and of this log (its record has its hash); the
+    /// records after it are folded. Architecture invariant: either way every
+    /// record through `seq` is checked (hash, link, frame), so damage is
+    /// refused at its seq whether a snapshot stands for it or not, and the
+    /// context is the same as a fold from zero (the snapshot is one).
+    pub fn context_from_snapshot(&self, seq: u64) -> Result<(Context, Option<u64>), LogError> {
+        let to = seq.min(self.head_seq());
+        let snapshot = match (&self.source, &self.snapshot_dir) {
+            (Source::Files(files), Some(dir)) => snapshot_context(files, dir, to)?,
+            _ => None,
+        };
+        let Some(mut ctx) = snapshot else {
+            return Ok((fold(self.reader(), to)?, None));
+        };
+        let from = ctx.seq;
+        debug_assert!(from >= 1 && from <= to, "the snapshot is within the view");
+        self.reader().scan(from + 1, to, &mut |r| {
+            let s = r.record.envelope.seq;
+            ctx.apply(&r).map_err(|e| LogError::Corrupt {
+                seq: s,
+                reason: e.to_string(),
+            })
+        })?;
+        debug_assert_eq!(ctx.seq, to, "folded to the seq asked for");
+        Ok((ctx, Some(from)))
     }
 }
 

@@ -31,6 +31,18 @@ fn parse_snapshot(mut v: Vec<u8>) -> Option<(u64, Hash, Vec<u8>)> {
     Some((seq, hash, v))
 }
 
+/// The context snapshot a writer left in its store directory `dir`
+/// (`DIR/derived`), read as a plain file: nothing is opened, locked or
+/// written, so a read-only view may call it beside a running writer (the
+/// writer replaces the file by a rename: this reads one whole snapshot or
+/// the other). `None` when the file is missing or unreadable, from another
+/// format or build, or fails its check.
+pub fn read_snapshot_file(dir: &std::path::Path) -> Option<(u64, Hash, Vec<u8>)> {
+    std::fs::read(dir.join(super::SNAPSHOT_FILE))
+        .ok()
+        .and_then(parse_snapshot)
+}
+
 impl Derived {
     /// Stores a context snapshot: the context folded up to `seq`, whose
     /// record has hash `hash`. Derived state like the rest: a snapshot that is
