@@ -217,7 +217,8 @@ fn push_bounded<T>(q: &mut VecDeque<T>, item: T, max: usize) {
 impl Outcomes {
     fn day(&mut self, at_ms: u64) -> &mut Day {
         let n = at_ms / DAY_MS;
-        if !self.days.contains_key(&n) && self.days.len() >= DAYS_MAX {
+        // The bound first: a full map is rare, and the look-up costs more.
+        if self.days.len() >= DAYS_MAX && !self.days.contains_key(&n) {
             self.days.pop_first();
         }
         self.days.entry(n).or_default()
@@ -407,8 +408,20 @@ impl Outcomes {
             pieces.is_empty() || attribute::adds_up(o, &pieces),
             "pieces add up to the record"
         );
+        // The sku's terms are looked up once for all its pieces: each piece
+        // goes to the acted-on decisions whose windows it meets, then joins
+        // the sku's pieces. The sums below touch other parts only, so doing
+        // them after changes nothing.
+        for p in &pieces {
+            for w in terms.acted.iter().filter(|w| w.meets(p.from_ms, p.to_ms)) {
+                if let Some(a) = self.acted.get_mut(&w.intention) {
+                    a.take(p);
+                }
+            }
+            push_bounded(&mut terms.pieces, p.clone(), PIECES_PER_SKU_MAX);
+        }
         self.totals.sales_records += 1;
-        for p in pieces {
+        for p in &pieces {
             let t = &mut self.totals;
             t.units = t.units.saturating_add(p.units);
             t.revenue_minor = t.revenue_minor.saturating_add(p.revenue_minor);
@@ -417,13 +430,6 @@ impl Outcomes {
             day.units = day.units.saturating_add(p.units);
             day.revenue_minor = day.revenue_minor.saturating_add(p.revenue_minor);
             day.margin_minor = day.margin_minor.saturating_add(p.margin_minor);
-            let terms = self.skus.entry(sku.clone()).or_default();
-            for w in terms.acted.iter().filter(|w| w.meets(p.from_ms, p.to_ms)) {
-                if let Some(a) = self.acted.get_mut(&w.intention) {
-                    a.take(&p);
-                }
-            }
-            push_bounded(&mut terms.pieces, p, PIECES_PER_SKU_MAX);
         }
     }
 
