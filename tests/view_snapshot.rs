@@ -173,3 +173,41 @@ fn damage_a_snapshot_stands_for_is_refused_at_its_seq() {
         assert!(all_files(&work) == before, "flip at {seq}: a view wrote");
     }
 }
+
+#[test]
+fn beside_a_running_writer_a_view_reads_the_snapshot_it_finds_up_to_its_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (ledger, _) = Ledger::open(dir, opts("ldg-view-live")).unwrap();
+    common::append_store(&ledger);
+    let mut used = 0;
+    for round in 0..6u64 {
+        for i in 0..50 {
+            let n = round * 50 + i;
+            let at = 1_764_147_700_000u64 + 1_000 * n;
+            let text = format!(
+                r#"{{"producer":"inventory","at_ms":{at},"kind":"stock_changed","sku":"SKU-{}","stock":{n}}}"#,
+                1 + n % 3
+            );
+            ledger
+                .append(parley::Command::parse(&text).unwrap())
+                .unwrap();
+        }
+        // The snapshot thread may or may not have stored the newest
+        // snapshot yet: whichever file is there, the context is a fold's.
+        let (view, report) = LogView::open(dir).unwrap();
+        assert!(report.writer_running);
+        let head = view.head_seq();
+        let (ctx, from) = view.context_from_snapshot(head).unwrap();
+        assert!(from.is_none_or(|s| s <= head), "round {round}: {from:?}");
+        assert_eq!(ctx.seq, head);
+        assert_eq!(ctx.state_hash(), folded(&view, head), "round {round}");
+        used += u32::from(from.is_some());
+    }
+    ledger.close().unwrap();
+    // After the close, the snapshot at the head is there and used.
+    let (view, _) = LogView::open(dir).unwrap();
+    let head = view.head_seq();
+    assert_eq!(view.context_from_snapshot(head).unwrap().1, Some(head));
+    println!("{used} of 6 views beside the writer started from a snapshot");
+}
