@@ -29,13 +29,7 @@ fn build(dir: &Path) -> Head {
     let mut at = 1_764_147_700_000u64;
     for i in 0..200 {
         at += 1_000;
-        let text = format!(
-            r#"{{"producer":"inventory","at_ms":{at},"kind":"stock_changed","sku":"SKU-{}","stock":{i}}}"#,
-            1 + i % 3
-        );
-        ledger
-            .append(parley::Command::parse(&text).unwrap())
-            .unwrap();
+        ledger.append(common::stock_change(at, i)).unwrap();
     }
     let text = format!(
         r#"{{"producer":"pricing","at_ms":{},"kind":"intend","intention":{{"action":{{"type":"set_price","sku":"SKU-2","price_minor":5100}},"reasoning":"last","impact":{{"revenue_minor":100,"margin_minor":100}},"objective":"sales-growth"}}}}"#,

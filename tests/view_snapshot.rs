@@ -32,13 +32,7 @@ fn append(dir: &Path, id: &str, from: u64, n: u64) -> u64 {
     }
     for i in from..from + n {
         let at = 1_764_147_700_000u64 + 1_000 * i;
-        let text = format!(
-            r#"{{"producer":"inventory","at_ms":{at},"kind":"stock_changed","sku":"SKU-{}","stock":{i}}}"#,
-            1 + i % 3
-        );
-        ledger
-            .append(parley::Command::parse(&text).unwrap())
-            .unwrap();
+        ledger.append(common::stock_change(at, i)).unwrap();
     }
     let head = ledger.head().unwrap().seq;
     ledger.close().unwrap();
@@ -185,13 +179,7 @@ fn beside_a_running_writer_a_view_reads_the_snapshot_it_finds_up_to_its_head() {
         for i in 0..50 {
             let n = round * 50 + i;
             let at = 1_764_147_700_000u64 + 1_000 * n;
-            let text = format!(
-                r#"{{"producer":"inventory","at_ms":{at},"kind":"stock_changed","sku":"SKU-{}","stock":{n}}}"#,
-                1 + n % 3
-            );
-            ledger
-                .append(parley::Command::parse(&text).unwrap())
-                .unwrap();
+            ledger.append(common::stock_change(at, n)).unwrap();
         }
         // The snapshot thread may or may not have stored the newest
         // snapshot yet: whichever file is there, the context is a fold's.

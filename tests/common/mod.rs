@@ -336,6 +336,16 @@ pub fn small_segments(ledger_id: &str) -> parley::ledger::Options {
     }
 }
 
+/// A stock movement of the demo store at `at_ms`: stock `n` of
+/// `SKU-{1 + n % 3}` (the recovery and view tests' filler).
+pub fn stock_change(at_ms: u64, n: u64) -> Command {
+    let text = format!(
+        r#"{{"producer":"inventory","at_ms":{at_ms},"kind":"stock_changed","sku":"SKU-{}","stock":{n}}}"#,
+        1 + n % 3
+    );
+    Command::parse(&text).unwrap()
+}
+
 /// Appends the demo store (`tests/scenarios/_store.jsonl`), one command at a time.
 pub fn append_store(ledger: &parley::Ledger) {
     let store = std::fs::read_to_string(concat!(
