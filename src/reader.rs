@@ -55,17 +55,23 @@ pub trait LedgerRead {
 
 /// The context folded over seqs `1..=to`.
 pub fn fold(reader: &dyn LogReader, to: u64) -> Result<Context, LogError> {
-    let mut ctx = Context::default();
-    if to == 0 {
-        return Ok(ctx);
+    fold_onto(reader, Context::default(), to)
+}
+
+/// `ctx` (folded up to its seq) with seqs `ctx.seq + 1..=to` folded in; a
+/// record the fold cannot take is refused at its seq.
+pub fn fold_onto(reader: &dyn LogReader, mut ctx: Context, to: u64) -> Result<Context, LogError> {
+    let from = ctx.seq + 1;
+    if from <= to {
+        reader.scan(from, to, &mut |r| {
+            let seq = r.record.envelope.seq;
+            ctx.apply(&r).map_err(|e| LogError::Corrupt {
+                seq,
+                reason: e.to_string(),
+            })
+        })?;
     }
-    reader.scan(1, to, &mut |r| {
-        let seq = r.record.envelope.seq;
-        ctx.apply(&r).map_err(|e| LogError::Corrupt {
-            seq,
-            reason: e.to_string(),
-        })
-    })?;
+    debug_assert!(ctx.seq == to || from > to, "folded to the seq asked for");
     Ok(ctx)
 }
 
@@ -236,18 +242,12 @@ impl LogView {
             (Source::Files(files), Some(dir)) => snapshot_context(files, dir, to)?,
             _ => None,
         };
-        let Some(mut ctx) = snapshot else {
+        let Some(ctx) = snapshot else {
             return Ok((fold(self.reader(), to)?, None));
         };
         let from = ctx.seq;
         debug_assert!(from >= 1 && from <= to, "the snapshot is within the view");
-        self.reader().scan(from + 1, to, &mut |r| {
-            let s = r.record.envelope.seq;
-            ctx.apply(&r).map_err(|e| LogError::Corrupt {
-                seq: s,
-                reason: e.to_string(),
-            })
-        })?;
+        let ctx = fold_onto(self.reader(), ctx, to)?;
         debug_assert_eq!(ctx.seq, to, "folded to the seq asked for");
         Ok((ctx, Some(from)))
     }

@@ -8,7 +8,7 @@ use crate::command::SYSTEM_PRODUCER;
 use crate::context::Context;
 use crate::derived::Derived;
 use crate::log::{encode_record, Head, LogError, LogReader};
-use crate::reader::fold;
+use crate::reader::{fold, fold_onto};
 use crate::record::{Body, Envelope, Hash, Record, FORMAT_VERSION, ZERO_HASH};
 use crate::resolver::Refusal;
 
@@ -119,18 +119,12 @@ pub(super) fn open_context(
         let at = reader.read(&[seq], head)?;
         let same_log = at.first().is_some_and(|r| r.hash == hash);
         match Context::from_snapshot(&bytes) {
-            Ok(mut ctx) if same_log && ctx.seq == seq => {
+            Ok(ctx) if same_log && ctx.seq == seq => {
                 // Every record before the snapshot is still read and its hash
                 // and link checked (a writer never opens a damaged log); only
                 // folding it is skipped.
                 reader.check_opening(seq)?;
-                reader.scan(seq + 1, head, &mut |r| {
-                    let s = r.record.envelope.seq;
-                    ctx.apply(&r).map_err(|e| LogError::Corrupt {
-                        seq: s,
-                        reason: e.to_string(),
-                    })
-                })?;
+                let ctx = fold_onto(reader, ctx, head)?;
                 debug_assert_eq!(ctx.seq, head);
                 return Ok((ctx, Some(seq)));
             }
